@@ -1,0 +1,290 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"google.golang.org/protobuf/types/known/emptypb"
+
+	lbaasv1 "github.com/openlbaas/lbaas/gen/lbaas/v1"
+	"github.com/openlbaas/lbaas/store"
+)
+
+// Nodes implements NodeService.
+type Nodes struct {
+	lbaasv1.UnimplementedNodeServiceServer
+	store  *store.Store
+	auth   Authorizer
+	limits Limits
+	log    *slog.Logger
+}
+
+// NewNodes returns the NodeService.
+func NewNodes(st *store.Store, auth Authorizer, cfg Config) *Nodes {
+	return &Nodes{store: st, auth: auth, limits: cfg.Limits, log: cfg.Logger}
+}
+
+func (s *Nodes) fail(ctx context.Context, err error) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return NotFound("Load balancer not found")
+	}
+	return storeError(ctx, s.log, err)
+}
+
+// ListNodes lists a load balancer's nodes.
+func (s *Nodes) ListNodes(ctx context.Context, req *lbaasv1.ListNodesRequest) (*lbaasv1.ListNodesResponse, error) {
+	if err := s.auth.Authorize(ctx, req.GetAccount()); err != nil {
+		return nil, err
+	}
+	lb, err := s.store.GetLoadBalancer(ctx, req.GetAccount(), req.GetLoadBalancerId())
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	return &lbaasv1.ListNodesResponse{Nodes: apiNodes(lb.Nodes)}, nil
+}
+
+// GetNode shows one node.
+func (s *Nodes) GetNode(ctx context.Context, req *lbaasv1.GetNodeRequest) (*lbaasv1.NodeResponse, error) {
+	if err := s.auth.Authorize(ctx, req.GetAccount()); err != nil {
+		return nil, err
+	}
+	lb, err := s.store.GetLoadBalancer(ctx, req.GetAccount(), req.GetLoadBalancerId())
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	n := findNode(lb, req.GetNodeId())
+	if n == nil {
+		return nil, NotFound("Node not found")
+	}
+	return &lbaasv1.NodeResponse{Node: apiNode(*n)}, nil
+}
+
+func findNode(lb *store.LoadBalancer, id uint32) *store.Node {
+	for i := range lb.Nodes {
+		if lb.Nodes[i].ID == id {
+			return &lb.Nodes[i]
+		}
+	}
+	return nil
+}
+
+// AddNodes adds nodes to a load balancer.
+func (s *Nodes) AddNodes(ctx context.Context, req *lbaasv1.AddNodesRequest) (*lbaasv1.ListNodesResponse, error) {
+	if err := s.auth.Authorize(ctx, req.GetAccount()); err != nil {
+		return nil, err
+	}
+	var v validation
+	if len(req.GetNodes()) == 0 {
+		return nil, BadRequest("nodes: give at least one node")
+	}
+	var added []store.Node
+	for i, in := range req.GetNodes() {
+		if len(in.GetMetadata()) > int(s.limits.NodeMeta) {
+			return nil, OverLimit(fmt.Sprintf("NODE_META_LIMIT: a node may have at most %d metadata items (nodes[%d])", s.limits.NodeMeta, i))
+		}
+		added = append(added, nodeFromRequest(&v, fmt.Sprintf("nodes[%d]", i), in, s.limits))
+	}
+	if err := v.err(); err != nil {
+		return nil, err
+	}
+	_, err := s.store.Update(ctx, func(tx *store.Tx) error {
+		lb, err := mutable(tx, req.GetAccount(), req.GetLoadBalancerId())
+		if err != nil {
+			return err
+		}
+		if total := len(lb.Nodes) + len(added); total > int(s.limits.Nodes) {
+			return OverLimit(fmt.Sprintf("NODE_LIMIT: a load balancer may have at most %d nodes (it would have %d)", s.limits.Nodes, total))
+		}
+		var dup validation
+		duplicateNodes(&dup, "nodes", lb.Nodes, added)
+		if err := dup.err(); err != nil {
+			return err
+		}
+		lb.Status = store.StatusPendingUpdate
+		return tx.AddNodes(lb, added)
+	})
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	return &lbaasv1.ListNodesResponse{Nodes: apiNodes(added)}, nil
+}
+
+// nodeUpdate validates the attributes of a node update.
+func nodeUpdate(v *validation, field string, in *lbaasv1.NodeUpdate) {
+	if in.Condition == nil && in.Weight == nil && in.Type == nil {
+		v.add(field, "give at least one of condition, weight, type")
+	}
+	if in.Condition != nil && !oneOf(in.GetCondition(), "ENABLED", "DISABLED", "DRAINING") {
+		v.add(field+".condition", "must be ENABLED, DISABLED or DRAINING (got %q)", in.GetCondition())
+	}
+	if in.Type != nil && !oneOf(in.GetType(), "PRIMARY", "SECONDARY") {
+		v.add(field+".type", "must be PRIMARY or SECONDARY (got %q)", in.GetType())
+	}
+	if in.Weight != nil {
+		validWeight(v, field+".weight", in.GetWeight())
+	}
+}
+
+func applyNodeUpdate(n *store.Node, in *lbaasv1.NodeUpdate) {
+	if in.Condition != nil {
+		n.Condition = in.GetCondition()
+	}
+	if in.Weight != nil {
+		n.Weight = in.GetWeight()
+	}
+	if in.Type != nil {
+		n.Type = in.GetType()
+	}
+}
+
+// UpdateNode changes a node's condition, weight or type.
+func (s *Nodes) UpdateNode(ctx context.Context, req *lbaasv1.UpdateNodeRequest) (*emptypb.Empty, error) {
+	if err := s.auth.Authorize(ctx, req.GetAccount()); err != nil {
+		return nil, err
+	}
+	var v validation
+	in := req.GetNode()
+	if in == nil {
+		return nil, BadRequest("node: is required")
+	}
+	if in.Id != nil {
+		v.add("node.id", "is not an updatable attribute")
+	}
+	nodeUpdate(&v, "node", in)
+	if err := v.err(); err != nil {
+		return nil, err
+	}
+	_, err := s.store.Update(ctx, func(tx *store.Tx) error {
+		lb, err := mutable(tx, req.GetAccount(), req.GetLoadBalancerId())
+		if err != nil {
+			return err
+		}
+		n := findNode(lb, req.GetNodeId())
+		if n == nil {
+			return NotFound("Node not found")
+		}
+		applyNodeUpdate(n, in)
+		if err := tx.SaveNode(n); err != nil {
+			return err
+		}
+		lb.Status = store.StatusPendingUpdate
+		return tx.SaveLoadBalancer(lb)
+	})
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	return &emptypb.Empty{}, nil
+}
+
+// BulkUpdateNodes changes several nodes at once, all or none.
+func (s *Nodes) BulkUpdateNodes(ctx context.Context, req *lbaasv1.BulkUpdateNodesRequest) (*lbaasv1.ListNodesResponse, error) {
+	if err := s.auth.Authorize(ctx, req.GetAccount()); err != nil {
+		return nil, err
+	}
+	var v validation
+	if len(req.GetNodes()) == 0 {
+		v.add("nodes", "give at least one node")
+	}
+	seen := map[uint32]bool{}
+	for i, in := range req.GetNodes() {
+		field := fmt.Sprintf("nodes[%d]", i)
+		if in.Id == nil {
+			v.add(field+".id", "is required")
+		} else if seen[in.GetId()] {
+			v.add(field+".id", "node %d appears more than once", in.GetId())
+		}
+		seen[in.GetId()] = true
+		nodeUpdate(&v, field, in)
+	}
+	if err := v.err(); err != nil {
+		return nil, err
+	}
+	var updated []store.Node
+	_, err := s.store.Update(ctx, func(tx *store.Tx) error {
+		lb, err := mutable(tx, req.GetAccount(), req.GetLoadBalancerId())
+		if err != nil {
+			return err
+		}
+		var missing []uint32
+		for _, in := range req.GetNodes() {
+			n := findNode(lb, in.GetId())
+			if n == nil {
+				missing = append(missing, in.GetId())
+				continue
+			}
+			applyNodeUpdate(n, in)
+			if err := tx.SaveNode(n); err != nil {
+				return err
+			}
+			updated = append(updated, *n)
+		}
+		if len(missing) > 0 {
+			return BadRequest(fmt.Sprintf("Node ids %s are not a part of your loadbalancer", joinIDs(missing)))
+		}
+		lb.Status = store.StatusPendingUpdate
+		return tx.SaveLoadBalancer(lb)
+	})
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	return &lbaasv1.ListNodesResponse{Nodes: apiNodes(updated)}, nil
+}
+
+// DeleteNode removes one node.
+func (s *Nodes) DeleteNode(ctx context.Context, req *lbaasv1.DeleteNodeRequest) (*emptypb.Empty, error) {
+	if err := s.auth.Authorize(ctx, req.GetAccount()); err != nil {
+		return nil, err
+	}
+	err := s.deleteNodes(ctx, req.GetAccount(), req.GetLoadBalancerId(), []uint32{req.GetNodeId()}, true)
+	if err != nil {
+		return nil, err
+	}
+	return &emptypb.Empty{}, nil
+}
+
+// BulkDeleteNodes removes up to BATCH_DELETE_LIMIT nodes, all or none.
+func (s *Nodes) BulkDeleteNodes(ctx context.Context, req *lbaasv1.BulkDeleteNodesRequest) (*emptypb.Empty, error) {
+	if err := s.auth.Authorize(ctx, req.GetAccount()); err != nil {
+		return nil, err
+	}
+	ids, err := batchIDs(req.GetId(), s.limits.BatchDelete)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.deleteNodes(ctx, req.GetAccount(), req.GetLoadBalancerId(), ids, false); err != nil {
+		return nil, err
+	}
+	return &emptypb.Empty{}, nil
+}
+
+func (s *Nodes) deleteNodes(ctx context.Context, account string, lbID uint32, ids []uint32, single bool) error {
+	_, err := s.store.Update(ctx, func(tx *store.Tx) error {
+		lb, err := mutable(tx, account, lbID)
+		if err != nil {
+			return err
+		}
+		var missing []uint32
+		for _, id := range ids {
+			if findNode(lb, id) == nil {
+				missing = append(missing, id)
+			}
+		}
+		switch {
+		case len(missing) > 0 && single:
+			return NotFound("Node not found")
+		case len(missing) > 0:
+			return BadRequest(fmt.Sprintf("Node ids %s are not a part of your loadbalancer", joinIDs(missing)))
+		}
+		if err := tx.DeleteNodes(lb, ids); err != nil {
+			return err
+		}
+		lb.Status = store.StatusPendingUpdate
+		return tx.SaveLoadBalancer(lb)
+	})
+	if err != nil {
+		return s.fail(ctx, err)
+	}
+	return nil
+}

@@ -1,0 +1,178 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"google.golang.org/protobuf/types/known/emptypb"
+
+	lbaasv1 "github.com/openlbaas/lbaas/gen/lbaas/v1"
+	"github.com/openlbaas/lbaas/store"
+)
+
+// VirtualIPs implements VirtualIpService.
+type VirtualIPs struct {
+	lbaasv1.UnimplementedVirtualIpServiceServer
+	store  *store.Store
+	auth   Authorizer
+	limits Limits
+	log    *slog.Logger
+}
+
+// NewVirtualIPs returns the VirtualIpService.
+func NewVirtualIPs(st *store.Store, auth Authorizer, cfg Config) *VirtualIPs {
+	return &VirtualIPs{store: st, auth: auth, limits: cfg.Limits, log: cfg.Logger}
+}
+
+func (s *VirtualIPs) fail(ctx context.Context, err error) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return NotFound("Load balancer not found")
+	}
+	return storeError(ctx, s.log, err)
+}
+
+// ListVirtualIps lists a load balancer's virtual IPs.
+func (s *VirtualIPs) ListVirtualIps(ctx context.Context, req *lbaasv1.ListVirtualIpsRequest) (*lbaasv1.ListVirtualIpsResponse, error) {
+	if err := s.auth.Authorize(ctx, req.GetAccount()); err != nil {
+		return nil, err
+	}
+	lb, err := s.store.GetLoadBalancer(ctx, req.GetAccount(), req.GetLoadBalancerId())
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	return &lbaasv1.ListVirtualIpsResponse{VirtualIps: apiVirtualIPs(lb.VirtualIPs)}, nil
+}
+
+// AddVirtualIp adds an IPv6 virtual IP: a new one by type, or one of the
+// account's existing IPv6 virtual IPs by id.
+func (s *VirtualIPs) AddVirtualIp(ctx context.Context, req *lbaasv1.AddVirtualIpRequest) (*lbaasv1.VirtualIp, error) {
+	if err := s.auth.Authorize(ctx, req.GetAccount()); err != nil {
+		return nil, err
+	}
+	in := req.GetVirtualIp()
+	if in == nil {
+		return nil, BadRequest("virtualIp: is required")
+	}
+	var v validation
+	want := virtualIPRequest(&v, "virtualIp", in)
+	if in.Id == nil && want.version != "IPV6" {
+		v.add("virtualIp.ipVersion", "must be set to IPV6")
+	}
+	if err := v.err(); err != nil {
+		return nil, err
+	}
+	var added store.VirtualIP
+	_, err := s.store.Update(ctx, func(tx *store.Tx) error {
+		lb, err := mutable(tx, req.GetAccount(), req.GetLoadBalancerId())
+		if err != nil {
+			return err
+		}
+		vip, err := s.obtain(tx, lb, want)
+		if err != nil {
+			return err
+		}
+		if err := checkIPv6Limit(append(lb.VirtualIPs, *vip), s.limits); err != nil {
+			return err
+		}
+		lb.Status = store.StatusPendingUpdate
+		added = *vip
+		return tx.AttachVirtualIP(lb, vip)
+	})
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	return apiVirtualIP(added), nil
+}
+
+func (s *VirtualIPs) obtain(tx *store.Tx, lb *store.LoadBalancer, want vipWant) (*store.VirtualIP, error) {
+	if want.typ != "" {
+		vip, err := tx.AllocateVirtualIP(lb.Account, want.typ, "IPV6")
+		switch {
+		case errors.Is(err, store.ErrOutOfVirtualIPs):
+			return nil, OutOfVirtualIPs()
+		case errors.Is(err, store.ErrNoPool):
+			return nil, BadRequest(fmt.Sprintf("virtualIp: no %s IPV6 virtual IPs are offered in this region", want.typ))
+		}
+		return vip, err
+	}
+	vip, err := tx.VirtualIP(lb.Account, want.id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, BadRequest(fmt.Sprintf("virtualIp.id: virtual IP %d does not exist", want.id))
+	}
+	if err != nil {
+		return nil, err
+	}
+	if vip.IPVersion != "IPV6" {
+		return nil, BadRequest(fmt.Sprintf("virtualIp.id: virtual IP %d is not an IPV6 address", want.id))
+	}
+	for _, have := range lb.VirtualIPs {
+		if have.ID == vip.ID {
+			return nil, BadRequest(fmt.Sprintf("virtualIp.id: virtual IP %d is already on this load balancer", want.id))
+		}
+	}
+	return vip, checkPortFree(tx, "virtualIp.id", vip, lb)
+}
+
+// DeleteVirtualIp removes one virtual IP; the last one stays.
+func (s *VirtualIPs) DeleteVirtualIp(ctx context.Context, req *lbaasv1.DeleteVirtualIpRequest) (*emptypb.Empty, error) {
+	if err := s.auth.Authorize(ctx, req.GetAccount()); err != nil {
+		return nil, err
+	}
+	if err := s.remove(ctx, req.GetAccount(), req.GetLoadBalancerId(), []uint32{req.GetVirtualIpId()}, true); err != nil {
+		return nil, err
+	}
+	return &emptypb.Empty{}, nil
+}
+
+// BulkDeleteVirtualIps removes up to BATCH_DELETE_LIMIT virtual IPs, all or none.
+func (s *VirtualIPs) BulkDeleteVirtualIps(ctx context.Context, req *lbaasv1.BulkDeleteVirtualIpsRequest) (*emptypb.Empty, error) {
+	if err := s.auth.Authorize(ctx, req.GetAccount()); err != nil {
+		return nil, err
+	}
+	ids, err := batchIDs(req.GetId(), s.limits.BatchDelete)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.remove(ctx, req.GetAccount(), req.GetLoadBalancerId(), ids, false); err != nil {
+		return nil, err
+	}
+	return &emptypb.Empty{}, nil
+}
+
+func (s *VirtualIPs) remove(ctx context.Context, account string, lbID uint32, ids []uint32, single bool) error {
+	_, err := s.store.Update(ctx, func(tx *store.Tx) error {
+		lb, err := mutable(tx, account, lbID)
+		if err != nil {
+			return err
+		}
+		have := map[uint32]bool{}
+		for _, v := range lb.VirtualIPs {
+			have[v.ID] = true
+		}
+		var missing []uint32
+		for _, id := range ids {
+			if !have[id] {
+				missing = append(missing, id)
+			}
+		}
+		switch {
+		case len(missing) > 0 && single:
+			return NotFound("Virtual IP not found")
+		case len(missing) > 0:
+			return BadRequest(fmt.Sprintf("id: virtual IPs %s are not a part of your loadbalancer", joinIDs(missing)))
+		case len(ids) >= len(lb.VirtualIPs):
+			return BadRequest("virtualIps: a load balancer must keep at least one virtual IP; the last one cannot be removed")
+		}
+		if err := tx.DetachVirtualIPs(lb, ids); err != nil {
+			return err
+		}
+		lb.Status = store.StatusPendingUpdate
+		return tx.SaveLoadBalancer(lb)
+	})
+	if err != nil {
+		return s.fail(ctx, err)
+	}
+	return nil
+}

@@ -1,0 +1,228 @@
+// Command lbaasd is the load-balancer-as-a-service control plane: the
+// Rackspace Cloud Load Balancers v1.0 REST API, the same services over
+// gRPC, and (soon) xDS for the Envoy fleet, in one process.
+//
+// Every flag can also be given as an environment variable: LBAASD_ and the
+// flag name in capitals with - as _ (--database-url: LBAASD_DATABASE_URL).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/peterbourgon/ff/v3"
+	"github.com/peterbourgon/ff/v3/ffcli"
+
+	"github.com/openlbaas/lbaas/api"
+	"github.com/openlbaas/lbaas/auth"
+	"github.com/openlbaas/lbaas/internal/server"
+	"github.com/openlbaas/lbaas/store"
+)
+
+const envPrefix = "LBAASD"
+
+// defaultPools let everything run on one machine: IPv4 VIPs on loopback
+// addresses a local Envoy can bind, IPv6 VIPs from a unique local prefix.
+const defaultPools = "PUBLIC=127.1.0.0/16,SERVICENET=127.2.0.0/16,PUBLIC=fd00:1ba5::/64"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := root().ParseAndRun(ctx, os.Args[1:]); err != nil && !errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintln(os.Stderr, "lbaasd:", err)
+		os.Exit(1)
+	}
+}
+
+// common are the flags every subcommand that touches the database shares.
+type common struct {
+	databaseURL string
+	logLevel    string
+	logFormat   string
+}
+
+func (c *common) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.databaseURL, "database-url", "lbaasd.db",
+		"database: a SQLite file path (embedded default) or postgres://user:pass@host:5432/db")
+	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
+}
+
+func (c *common) logger() (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.logLevel)); err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch c.logFormat {
+	case "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format must be text or json")
+}
+
+func root() *ffcli.Command {
+	serve := serveCommand()
+	return &ffcli.Command{
+		Name:        "lbaasd",
+		ShortUsage:  "lbaasd [serve|user|migrate] [flags]",
+		ShortHelp:   "Load-balancer-as-a-service control plane (Rackspace CLB v1.0 API, gRPC, xDS).",
+		FlagSet:     serve.FlagSet,
+		Options:     serve.Options,
+		Subcommands: []*ffcli.Command{serve, userCommand(), migrateCommand()},
+		Exec:        serve.Exec,
+	}
+}
+
+func serveCommand() *ffcli.Command {
+	fs := flag.NewFlagSet("lbaasd serve", flag.ContinueOnError)
+	var c common
+	c.register(fs)
+	cfg := server.Config{Limits: api.DefaultLimits}
+	fs.StringVar(&cfg.HTTPAddr, "http-addr", "127.0.0.1:8080", "REST API, identity, /healthz, /readyz and /metrics listen address")
+	fs.StringVar(&cfg.GRPCAddr, "grpc-addr", "127.0.0.1:9090", "gRPC API listen address")
+	fs.StringVar(&cfg.XDSAddr, "xds-addr", "127.0.0.1:18000", "xDS (ADS) listen address for the Envoy fleet (reserved: the xDS server is not built yet)")
+	fs.StringVar(&cfg.PublicURL, "public-url", "", "base URL clients reach the API at, used in the identity service catalog (default: from each request's Host)")
+	fs.StringVar(&cfg.Region, "region", "LOCAL", "region name shown in the service catalog")
+	fs.StringVar(&cfg.Fleet, "fleet", "default", "proxy fleet (Envoy node cluster) new load balancers are placed on")
+	pools := fs.String("vip-pools", defaultPools, "virtual IP pools: comma-separated TYPE=CIDR, TYPE being PUBLIC or SERVICENET")
+	fs.DurationVar(&cfg.TokenTTL, "token-ttl", 24*time.Hour, "lifetime of issued tokens")
+	fs.BoolVar(&cfg.DemoUser, "demo-user", true, "create user 'demo' (tenant 'demo') and log its API key when the database has no users")
+	fs.StringVar(&cfg.Source.IPv4Public, "source-ipv4-public", "127.0.0.1", "source address of traffic to public nodes (sourceAddresses.ipv4Public)")
+	fs.StringVar(&cfg.Source.IPv4Servicenet, "source-ipv4-servicenet", "127.0.0.1", "source address of traffic to ServiceNet nodes")
+	fs.StringVar(&cfg.Source.IPv6Public, "source-ipv6-public", "::1/128", "source IPv6 network of traffic to public nodes")
+	limitFlags(fs, &cfg.Limits)
+	return &ffcli.Command{
+		Name:       "serve",
+		ShortUsage: "lbaasd serve [flags]",
+		ShortHelp:  "Serve the REST and gRPC APIs (the default command).",
+		FlagSet:    fs,
+		Options:    []ff.Option{ff.WithEnvVarPrefix(envPrefix)},
+		Exec: func(ctx context.Context, _ []string) error {
+			log, err := c.logger()
+			if err != nil {
+				return err
+			}
+			if cfg.Pools, err = store.ParsePools(*pools); err != nil {
+				return fmt.Errorf("--vip-pools: %w", err)
+			}
+			cfg.DatabaseURL, cfg.Logger = c.databaseURL, log
+			return serve(ctx, cfg)
+		},
+	}
+}
+
+func limitFlags(fs *flag.FlagSet, l *api.Limits) {
+	for _, f := range []struct {
+		name string
+		v    *uint32
+	}{
+		{"limit-loadbalancers", &l.LoadBalancers}, {"limit-nodes", &l.Nodes}, {"limit-ipv6", &l.IPv6},
+		{"limit-batch-delete", &l.BatchDelete}, {"limit-access-list", &l.AccessList},
+		{"limit-node-meta", &l.NodeMeta}, {"limit-certificate-mappings", &l.CertificateMappings},
+		{"limit-loadbalancer-meta", &l.LoadBalancerMeta},
+	} {
+		name := strings.ToUpper(strings.ReplaceAll(strings.TrimPrefix(f.name, "limit-"), "-", "_"))
+		fs.Func(f.name, fmt.Sprintf("absolute limit %s (default %d)", name, *f.v), func(s string) error {
+			var n uint32
+			if _, err := fmt.Sscan(s, &n); err != nil || n == 0 {
+				return fmt.Errorf("want a positive number")
+			}
+			*f.v = n
+			return nil
+		})
+	}
+}
+
+func serve(ctx context.Context, cfg server.Config) error {
+	start := time.Now()
+	srv, err := server.Start(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	cfg.Logger.Info("lbaasd serving", "http", srv.HTTPAddr.String(), "grpc", srv.GRPCAddr.String(),
+		"database", srv.Store.Dialect(), "startup", time.Since(start).Round(time.Millisecond))
+	<-ctx.Done()
+	cfg.Logger.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	return srv.Shutdown(shutdownCtx)
+}
+
+func userCommand() *ffcli.Command {
+	fs := flag.NewFlagSet("lbaasd user create", flag.ContinueOnError)
+	var c common
+	c.register(fs)
+	username := fs.String("username", "", "user name (required)")
+	tenant := fs.String("tenant", "", "tenant (account) id the user manages (required)")
+	password := fs.String("password", "", "optional password, for passwordCredentials logins")
+	create := &ffcli.Command{
+		Name:       "create",
+		ShortUsage: "lbaasd user create --username NAME --tenant ACCOUNT [--password PW]",
+		ShortHelp:  "Create an API user and print its API key (shown once; stored hashed).",
+		FlagSet:    fs,
+		Options:    []ff.Option{ff.WithEnvVarPrefix(envPrefix)},
+		Exec: func(ctx context.Context, _ []string) error {
+			if *username == "" || *tenant == "" {
+				return errors.New("--username and --tenant are required")
+			}
+			log, err := c.logger()
+			if err != nil {
+				return err
+			}
+			st, err := store.Open(ctx, store.Options{URL: c.databaseURL, Logger: log})
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			key, err := auth.New(st, 0, log).CreateUser(ctx, *username, *tenant, *password)
+			if err != nil {
+				return err
+			}
+			fmt.Println(key)
+			return nil
+		},
+	}
+	return &ffcli.Command{
+		Name:        "user",
+		ShortUsage:  "lbaasd user create [flags]",
+		ShortHelp:   "Manage API users.",
+		Subcommands: []*ffcli.Command{create},
+		Exec:        func(context.Context, []string) error { return flag.ErrHelp },
+	}
+}
+
+func migrateCommand() *ffcli.Command {
+	fs := flag.NewFlagSet("lbaasd migrate", flag.ContinueOnError)
+	var c common
+	c.register(fs)
+	return &ffcli.Command{
+		Name:       "migrate",
+		ShortUsage: "lbaasd migrate [--database-url URL]",
+		ShortHelp:  "Apply pending database migrations and exit (serve also does this at start).",
+		FlagSet:    fs,
+		Options:    []ff.Option{ff.WithEnvVarPrefix(envPrefix)},
+		Exec: func(ctx context.Context, _ []string) error {
+			log, err := c.logger()
+			if err != nil {
+				return err
+			}
+			st, err := store.Open(ctx, store.Options{URL: c.databaseURL, Logger: log})
+			if err != nil {
+				return err
+			}
+			log.Info("database is up to date", "database", st.Dialect())
+			return st.Close()
+		},
+	}
+}

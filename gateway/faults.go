@@ -1,0 +1,97 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	lbaasv1 "github.com/openlbaas/lbaas/gen/lbaas/v1"
+)
+
+// faultBody is the Rackspace JSON fault.
+type faultBody struct {
+	Code             uint32            `json:"code"`
+	Message          string            `json:"message"`
+	Details          string            `json:"details,omitempty"`
+	ValidationErrors *validationErrors `json:"validationErrors,omitempty"`
+}
+
+type validationErrors struct {
+	Messages []string `json:"messages"`
+}
+
+// pathParams are the path parameters as the REST API names them.
+var pathParams = strings.NewReplacer(
+	"load_balancer_id", "loadBalancerId", "node_id", "nodeId", "virtual_ip_id", "virtualIpId",
+	"changes_since", "changes-since",
+)
+
+// faultOf finds the Rackspace fault a service attached to its status, or
+// derives one from the status code (errors raised by the gateway itself:
+// undecodable bodies, malformed path or query parameters).
+func faultOf(st *status.Status) *lbaasv1.Fault {
+	for _, d := range st.Details() {
+		if f, ok := d.(*lbaasv1.Fault); ok {
+			return f
+		}
+	}
+	msg := pathParams.Replace(st.Message())
+	switch st.Code() {
+	case codes.InvalidArgument:
+		return &lbaasv1.Fault{Code: 400, Message: "Validation Failure", Details: "The object is not valid",
+			ValidationErrors: &lbaasv1.ValidationErrors{Messages: []string{msg}}}
+	case codes.NotFound:
+		return &lbaasv1.Fault{Code: 404, Message: msg}
+	case codes.Unauthenticated:
+		return &lbaasv1.Fault{Code: 401, Message: msg}
+	case codes.ResourceExhausted:
+		return &lbaasv1.Fault{Code: 413, Message: msg}
+	case codes.FailedPrecondition:
+		return &lbaasv1.Fault{Code: 422, Message: msg}
+	case codes.Unavailable, codes.DeadlineExceeded, codes.Canceled:
+		return &lbaasv1.Fault{Code: 503, Message: "The Load balancing service is currently not available"}
+	case codes.Unimplemented:
+		return &lbaasv1.Fault{Code: 501, Message: "Not implemented"}
+	}
+	return &lbaasv1.Fault{Code: 500, Message: "An unknown exception has occurred. Please contact support."}
+}
+
+func errorHandler(log *slog.Logger) runtime.ErrorHandlerFunc {
+	return func(ctx context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
+		f := faultOf(status.Convert(err))
+		if f.Code >= 500 && f.Code != 503 {
+			log.ErrorContext(ctx, "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		}
+		writeFault(w, f)
+	}
+}
+
+func routingErrorHandler(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, _ *http.Request, code int) {
+	switch code {
+	case http.StatusMethodNotAllowed:
+		writeFault(w, &lbaasv1.Fault{Code: 405, Message: "Method not allowed"})
+	default:
+		writeFault(w, &lbaasv1.Fault{Code: 404, Message: "Resource not found"})
+	}
+}
+
+// writeFault writes a fault; 401 has no body, as the reference says.
+func writeFault(w http.ResponseWriter, f *lbaasv1.Fault) {
+	if f.Code == http.StatusUnauthorized {
+		w.WriteHeader(http.StatusUnauthorized)
+		return
+	}
+	body := faultBody{Code: f.Code, Message: f.Message, Details: f.Details}
+	if ve := f.GetValidationErrors(); ve != nil {
+		body.ValidationErrors = &validationErrors{Messages: ve.Messages}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(int(f.Code))
+	_ = json.NewEncoder(w).Encode(body)
+}

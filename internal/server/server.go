@@ -1,0 +1,229 @@
+// Package server wires the control plane together: store, services,
+// REST gateway, gRPC, health and metrics endpoints. cmd/lbaasd runs it;
+// tests start it in-process on loopback ports.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+
+	"github.com/openlbaas/lbaas/api"
+	"github.com/openlbaas/lbaas/auth"
+	"github.com/openlbaas/lbaas/gateway"
+	lbaasv1 "github.com/openlbaas/lbaas/gen/lbaas/v1"
+	"github.com/openlbaas/lbaas/store"
+)
+
+// Config is the service configuration (flags and environment variables).
+type Config struct {
+	HTTPAddr    string
+	GRPCAddr    string
+	XDSAddr     string
+	DatabaseURL string
+	PublicURL   string
+	Region      string
+	Fleet       string
+	Pools       []store.Pool
+	Limits      api.Limits
+	TokenTTL    time.Duration
+	Source      SourceAddresses
+	// DemoUser creates a demo user when the database has no users.
+	DemoUser bool
+	Logger   *slog.Logger
+}
+
+// SourceAddresses are the addresses traffic to nodes comes from.
+type SourceAddresses struct {
+	IPv4Public, IPv4Servicenet, IPv6Public string
+}
+
+// Server is a running control plane.
+type Server struct {
+	HTTPAddr net.Addr
+	GRPCAddr net.Addr
+	Store    *store.Store
+	Auth     *auth.Service
+
+	httpServer *http.Server
+	grpcServer *grpc.Server
+	health     *health.Server
+	cancel     context.CancelFunc
+	wg         sync.WaitGroup
+	log        *slog.Logger
+}
+
+// Start opens the store, binds the listeners and serves in the background.
+func Start(ctx context.Context, cfg Config) (*Server, error) {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	st, err := store.Open(ctx, store.Options{URL: cfg.DatabaseURL, Pools: cfg.Pools, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{Store: st, Auth: auth.New(st, cfg.TokenTTL, log), log: log}
+	if err := s.listen(cfg); err != nil {
+		_ = st.Close()
+		return nil, err
+	}
+	if cfg.DemoUser {
+		if err := s.createDemoUser(ctx, cfg); err != nil {
+			s.log.Warn("demo user not created", "err", err)
+		}
+	}
+	return s, nil
+}
+
+func (s *Server) listen(cfg Config) error {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	apiCfg := api.Config{
+		Limits: cfg.Limits, Fleet: cfg.Fleet, Logger: s.log,
+		SourceAddresses: sourceAddresses(cfg.Source),
+	}
+	svc := gateway.Services{
+		LoadBalancers: api.NewLoadBalancers(s.Store, s.Auth, apiCfg),
+		Catalog:       api.NewCatalog(s.Auth, cfg.Limits, s.log),
+		Nodes:         api.NewNodes(s.Store, s.Auth, apiCfg),
+		VirtualIPs:    api.NewVirtualIPs(s.Store, s.Auth, apiCfg),
+	}
+	rest, err := gateway.New(svc, s.log, reg)
+	if err != nil {
+		return err
+	}
+	identity := &gateway.Identity{Auth: s.Auth, PublicURL: cfg.PublicURL, Region: cfg.Region, Log: s.log}
+
+	mux := http.NewServeMux()
+	mux.Handle("/v1.0/", rest)
+	mux.Handle("/v2.0/tokens", identity)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("GET /readyz", s.ready)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+
+	s.grpcServer = grpc.NewServer()
+	lbaasv1.RegisterLoadBalancerServiceServer(s.grpcServer, svc.LoadBalancers)
+	lbaasv1.RegisterCatalogServiceServer(s.grpcServer, svc.Catalog)
+	lbaasv1.RegisterNodeServiceServer(s.grpcServer, svc.Nodes)
+	lbaasv1.RegisterVirtualIpServiceServer(s.grpcServer, svc.VirtualIPs)
+	s.health = health.NewServer()
+	healthpb.RegisterHealthServer(s.grpcServer, s.health)
+	reflection.Register(s.grpcServer)
+
+	httpLn, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen on --http-addr: %w", err)
+	}
+	grpcLn, err := net.Listen("tcp", cfg.GRPCAddr)
+	if err != nil {
+		_ = httpLn.Close()
+		return fmt.Errorf("listen on --grpc-addr: %w", err)
+	}
+	s.HTTPAddr, s.GRPCAddr = httpLn.Addr(), grpcLn.Addr()
+	s.httpServer = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	s.wg.Add(3)
+	go func() {
+		defer s.wg.Done()
+		if err := s.httpServer.Serve(httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("http server", "err", err)
+		}
+	}()
+	go func() {
+		defer s.wg.Done()
+		if err := s.grpcServer.Serve(grpcLn); err != nil {
+			s.log.Error("grpc server", "err", err)
+		}
+	}()
+	go func() {
+		defer s.wg.Done()
+		api.ActivateCommitted(ctx, s.Store, s.log)
+	}()
+	return nil
+}
+
+func sourceAddresses(src SourceAddresses) *lbaasv1.SourceAddresses {
+	out := &lbaasv1.SourceAddresses{}
+	if src.IPv4Public != "" {
+		out.Ipv4Public = &src.IPv4Public
+	}
+	if src.IPv4Servicenet != "" {
+		out.Ipv4Servicenet = &src.IPv4Servicenet
+	}
+	if src.IPv6Public != "" {
+		out.Ipv6Public = &src.IPv6Public
+	}
+	return out
+}
+
+func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.Store.Ping(ctx); err != nil {
+		http.Error(w, "database unavailable", http.StatusServiceUnavailable)
+		return
+	}
+	fmt.Fprintln(w, "ok")
+}
+
+const demoUser, demoTenant = "demo", "demo"
+
+func (s *Server) createDemoUser(ctx context.Context, cfg Config) error {
+	n, err := s.Store.CountUsers(ctx)
+	if err != nil || n > 0 {
+		return err
+	}
+	key, err := s.Auth.CreateUser(ctx, demoUser, demoTenant, "")
+	if err != nil {
+		return err
+	}
+	base := cfg.PublicURL
+	if base == "" {
+		base = "http://" + s.HTTPAddr.String()
+	}
+	s.log.Info("created a demo user", "username", demoUser, "tenant", demoTenant)
+	fmt.Fprintf(os.Stderr, "\nDemo user %q (tenant %q) created. Its API key is shown only now:\n\n"+
+		"  export API_KEY=%s\n"+
+		"  curl -s %s/v2.0/tokens -H 'Content-Type: application/json' \\\n"+
+		"    -d '{\"auth\":{\"RAX-KSKEY:apiKeyCredentials\":{\"username\":\"%s\",\"apiKey\":\"'$API_KEY'\"}}}'\n\n",
+		demoUser, demoTenant, key, base, demoUser)
+	return nil
+}
+
+// Shutdown stops serving: in-flight requests finish (bounded by ctx), then
+// the database is closed.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.health.Shutdown()
+	err := s.httpServer.Shutdown(ctx)
+	stopped := make(chan struct{})
+	go func() {
+		s.grpcServer.GracefulStop()
+		close(stopped)
+	}()
+	select {
+	case <-stopped:
+	case <-ctx.Done():
+		s.grpcServer.Stop()
+	}
+	s.cancel()
+	s.wg.Wait()
+	return errors.Join(err, s.Store.Close())
+}

@@ -1,0 +1,168 @@
+package store
+
+import "time"
+
+// Load balancer statuses (the Rackspace spellings).
+const (
+	StatusBuild         = "BUILD"
+	StatusActive        = "ACTIVE"
+	StatusPendingUpdate = "PENDING_UPDATE"
+	StatusPendingDelete = "PENDING_DELETE"
+	StatusDeleted       = "DELETED"
+	StatusError         = "ERROR"
+	StatusSuspended     = "SUSPENDED"
+)
+
+// LoadBalancer is one customer load balancer. Rows are never removed: a
+// deleted load balancer stays, in status DELETED, for usage and billing.
+type LoadBalancer struct {
+	ID                uint32 `gorm:"primaryKey;autoIncrement"`
+	Account           string `gorm:"size:64;not null;index:idx_lb_account_status"`
+	Name              string `gorm:"size:512;not null"`
+	Protocol          string `gorm:"size:32;not null"`
+	Port              uint32 `gorm:"not null"`
+	Algorithm         string `gorm:"size:64;not null"`
+	Status            string `gorm:"size:32;not null;index:idx_lb_account_status"`
+	StatusDescription string `gorm:"size:4096;not null;default:''"`
+	Timeout           uint32 `gorm:"not null"`
+	HalfClosed        bool   `gorm:"not null"`
+	HTTPSRedirect     bool   `gorm:"column:https_redirect;not null"`
+	ConnectionLogging bool   `gorm:"not null"`
+	ContentCaching    bool   `gorm:"not null"`
+	// Fleet is the group of proxies serving this load balancer (the API's "cluster").
+	Fleet string `gorm:"size:128;not null"`
+	// Revision is the store revision of the last change to this load balancer.
+	Revision           int64               `gorm:"not null;index"`
+	HealthMonitor      *HealthMonitor      `gorm:"serializer:json;type:text"`
+	SessionPersistence *SessionPersistence `gorm:"serializer:json;type:text"`
+	ConnectionThrottle *ConnectionThrottle `gorm:"serializer:json;type:text"`
+	CreatedAt          time.Time           `gorm:"not null"`
+	UpdatedAt          time.Time           `gorm:"not null;index"`
+	DeletedAt          *time.Time
+
+	Nodes      []Node
+	VirtualIPs []VirtualIP `gorm:"many2many:load_balancer_virtual_ips"`
+	AccessList []NetworkItem
+	Metadata   []LoadBalancerMeta
+}
+
+// Node is a back-end server of a load balancer.
+type Node struct {
+	ID             uint32 `gorm:"primaryKey;autoIncrement"`
+	LoadBalancerID uint32 `gorm:"not null;index"`
+	Address        string `gorm:"size:256;not null;index"`
+	Port           uint32 `gorm:"not null"`
+	Condition      string `gorm:"size:16;not null"`
+	Type           string `gorm:"size:16;not null"`
+	Weight         uint32 `gorm:"not null"`
+	Status         string `gorm:"size:16;not null"`
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+	Metadata       []NodeMeta
+}
+
+// VirtualIP is an address allocated from a pool to an account. Several of
+// the account's load balancers may share it, each on its own port.
+type VirtualIP struct {
+	ID        uint32 `gorm:"primaryKey;autoIncrement"`
+	Account   string `gorm:"size:64;not null;index"`
+	Address   string `gorm:"size:64;not null;uniqueIndex"`
+	Type      string `gorm:"size:16;not null"`
+	IPVersion string `gorm:"column:ip_version;size:8;not null"`
+	CreatedAt time.Time
+}
+
+// NetworkItem is an access list entry.
+type NetworkItem struct {
+	ID             uint32 `gorm:"primaryKey;autoIncrement"`
+	LoadBalancerID uint32 `gorm:"not null;index"`
+	Address        string `gorm:"size:64;not null"`
+	Type           string `gorm:"size:8;not null"`
+}
+
+// LoadBalancerMeta is a metadata item of a load balancer.
+type LoadBalancerMeta struct {
+	ID             uint32 `gorm:"primaryKey;autoIncrement"`
+	LoadBalancerID uint32 `gorm:"not null;index"`
+	Key            string `gorm:"size:1024;not null"`
+	Value          string `gorm:"size:1024;not null"`
+}
+
+// NodeMeta is a metadata item of a node.
+type NodeMeta struct {
+	ID     uint32 `gorm:"primaryKey;autoIncrement"`
+	NodeID uint32 `gorm:"not null;index"`
+	Key    string `gorm:"size:1024;not null"`
+	Value  string `gorm:"size:1024;not null"`
+}
+
+// HealthMonitor is the active health check configuration.
+type HealthMonitor struct {
+	Type                       string `json:"type"`
+	Delay                      uint32 `json:"delay"`
+	Timeout                    uint32 `json:"timeout"`
+	AttemptsBeforeDeactivation uint32 `json:"attemptsBeforeDeactivation"`
+	Path                       string `json:"path,omitempty"`
+	StatusRegex                string `json:"statusRegex,omitempty"`
+	BodyRegex                  string `json:"bodyRegex,omitempty"`
+	HostHeader                 string `json:"hostHeader,omitempty"`
+}
+
+// SessionPersistence is the session persistence configuration.
+type SessionPersistence struct {
+	PersistenceType string `json:"persistenceType"`
+}
+
+// ConnectionThrottle is the connection throttling configuration.
+type ConnectionThrottle struct {
+	MaxConnections    uint32 `json:"maxConnections"`
+	MinConnections    uint32 `json:"minConnections"`
+	MaxConnectionRate uint32 `json:"maxConnectionRate"`
+	RateInterval      uint32 `json:"rateInterval"`
+}
+
+// User is an API user of one tenant (account). Secrets are stored hashed.
+type User struct {
+	ID           uint32 `gorm:"primaryKey;autoIncrement"`
+	Username     string `gorm:"size:128;not null;uniqueIndex"`
+	Tenant       string `gorm:"size:64;not null;index"`
+	APIKeyHash   string `gorm:"column:api_key_hash;size:128;not null"`
+	PasswordHash string `gorm:"size:128;not null;default:''"`
+	CreatedAt    time.Time
+}
+
+// Token is an issued authentication token, stored by its SHA-256 hash.
+type Token struct {
+	Hash      string    `gorm:"primaryKey;size:64"`
+	UserID    uint32    `gorm:"not null;index"`
+	Tenant    string    `gorm:"size:64;not null"`
+	ExpiresAt time.Time `gorm:"not null;index"`
+	CreatedAt time.Time
+}
+
+// Change records that a revision touched a load balancer; the xDS side
+// reads it to rebuild only what changed.
+type Change struct {
+	Revision       int64  `gorm:"primaryKey;autoIncrement:false"`
+	LoadBalancerID uint32 `gorm:"primaryKey;autoIncrement:false"`
+	Fleet          string `gorm:"size:128;not null"`
+}
+
+// revisionRow is the single row holding the global revision counter.
+type revisionRow struct {
+	ID    int   `gorm:"primaryKey;autoIncrement:false"`
+	Value int64 `gorm:"not null"`
+}
+
+func (revisionRow) TableName() string { return "revisions" }
+
+// vipPool keeps each address pool's allocation cursor.
+type vipPool struct {
+	Name   string `gorm:"primaryKey;size:64"`
+	Cursor int64  `gorm:"not null"`
+}
+
+func (vipPool) TableName() string { return "vip_pools" }
+
+func (LoadBalancerMeta) TableName() string { return "load_balancer_meta" }
+func (NodeMeta) TableName() string         { return "node_meta" }
