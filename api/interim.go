@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"log/slog"
+	"time"
 
 	"github.com/openlbaas/lbaas/store"
 )
@@ -32,12 +33,18 @@ func ActivateCommitted(ctx context.Context, st *store.Store, log *slog.Logger) {
 			}
 		}
 	}
+	// The ticker retries after a database error and picks up changes
+	// committed by other replicas.
+	tick := time.NewTicker(5 * time.Second)
+	defer tick.Stop()
 	apply() // load balancers left waiting by a previous run
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-revs:
+			apply()
+		case <-tick.C:
 			apply()
 		}
 	}

@@ -134,4 +134,3 @@ func (h *Identity) baseURL(r *http.Request) string {
 	}
 	return scheme + "://" + r.Host
 }
-

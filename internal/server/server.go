@@ -44,6 +44,9 @@ type Config struct {
 	Source      SourceAddresses
 	// DemoUser creates a demo user when the database has no users.
 	DemoUser bool
+	// ManualActivation leaves load balancers pending until something calls
+	// store.MarkApplied (tests use it to hold a load balancer in BUILD).
+	ManualActivation bool
 	Logger   *slog.Logger
 }
 
@@ -140,7 +143,7 @@ func (s *Server) listen(cfg Config) error {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
-	s.wg.Add(3)
+	s.wg.Add(2)
 	go func() {
 		defer s.wg.Done()
 		if err := s.httpServer.Serve(httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -153,10 +156,13 @@ func (s *Server) listen(cfg Config) error {
 			s.log.Error("grpc server", "err", err)
 		}
 	}()
-	go func() {
-		defer s.wg.Done()
-		api.ActivateCommitted(ctx, s.Store, s.log)
-	}()
+	if !cfg.ManualActivation {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			api.ActivateCommitted(ctx, s.Store, s.log)
+		}()
+	}
 	return nil
 }
 
