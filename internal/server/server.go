@@ -47,7 +47,7 @@ type Config struct {
 	// ManualActivation leaves load balancers pending until something calls
 	// store.MarkApplied (tests use it to hold a load balancer in BUILD).
 	ManualActivation bool
-	Logger   *slog.Logger
+	Logger           *slog.Logger
 }
 
 // SourceAddresses are the addresses traffic to nodes comes from.

@@ -1,0 +1,179 @@
+package gateway_test
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestNodes(t *testing.T) {
+	e := newEnv(t, withManualActivation())
+	id := e.createLB(simpleLB)
+	e.activate()
+	lb := "/loadbalancers/" + itoa(id)
+
+	// Add several at once, as the reference's example does (domain names too).
+	out := e.mustCall(202, "POST", lb+"/nodes", `{"nodes": [
+		{"address": "10.2.2.3", "port": 80, "condition": "ENABLED", "type": "PRIMARY"},
+		{"address": "10.2.2.4", "port": 81, "condition": "ENABLED", "type": "SECONDARY"},
+		{"address": "www.myrackspace.com", "port": 88, "condition": "ENABLED", "weight": 10, "type": "SECONDARY"}]}`)
+	added := out["nodes"].([]any)
+	if len(added) != 3 {
+		t.Fatalf("added %v", added)
+	}
+	third := added[2].(map[string]any)
+	if third["address"] != "www.myrackspace.com" || third["weight"] != 10.0 || third["status"] != "ONLINE" || third["id"] == nil {
+		t.Errorf("added node %v", third)
+	}
+	if st := e.mustCall(200, "GET", lb, "")["loadBalancer"].(map[string]any)["status"]; st != "PENDING_UPDATE" {
+		t.Errorf("adding nodes puts the load balancer in PENDING_UPDATE, got %v", st)
+	}
+	e.activate()
+
+	nodes := e.mustCall(200, "GET", lb+"/nodes", "")["nodes"].([]any)
+	if len(nodes) != 4 {
+		t.Fatalf("list %v", nodes)
+	}
+	nodeID := itoa(int(third["id"].(float64)))
+	got := e.mustCall(200, "GET", lb+"/nodes/"+nodeID, "")["node"].(map[string]any)
+	if got["port"] != 88.0 || got["type"] != "SECONDARY" {
+		t.Errorf("show node %v", got)
+	}
+
+	// Update: condition and weight; address and port are immutable.
+	e.mustCall(202, "PUT", lb+"/nodes/"+nodeID, `{"node":{"condition":"DRAINING","weight":59}}`)
+	e.activate()
+	got = e.mustCall(200, "GET", lb+"/nodes/"+nodeID, "")["node"].(map[string]any)
+	if got["condition"] != "DRAINING" || got["weight"] != 59.0 {
+		t.Errorf("after update %v", got)
+	}
+	before := e.revision()
+	for _, c := range []struct{ body, field string }{
+		{`{"node":{"address":"10.9.9.9"}}`, "address"},
+		{`{"node":{"port":99}}`, "port"},
+		{`{"node":{}}`, "node"},
+		{`{"node":{"weight":0}}`, "node.weight"},
+		{`{"node":{"condition":"PAUSED"}}`, "node.condition"},
+		{`{"node":{"type":"TERTIARY"}}`, "node.type"},
+	} {
+		out := e.mustCall(400, "PUT", lb+"/nodes/"+nodeID, c.body)
+		if !strings.Contains(strings.Join(validationMessages(out), ""), c.field) {
+			t.Errorf("PUT %s: %v does not name %s", c.body, out, c.field)
+		}
+	}
+	e.mustCall(404, "PUT", lb+"/nodes/99999", `{"node":{"condition":"ENABLED"}}`)
+	e.mustCall(404, "GET", lb+"/nodes/99999", "")
+	if e.revision() != before {
+		t.Error("refused node updates changed the store")
+	}
+
+	// Bulk update answers the updated nodes.
+	first := itoa(int(nodes[0].(map[string]any)["id"].(float64)))
+	out = e.mustCall(202, "PUT", lb+"/nodes", `{"nodes":[{"id":`+first+`,"condition":"DISABLED","weight":1},{"id":`+nodeID+`,"condition":"ENABLED"}]}`)
+	if updated := out["nodes"].([]any); len(updated) != 2 || updated[0].(map[string]any)["condition"] != "DISABLED" {
+		t.Errorf("bulk update %v", out)
+	}
+	e.activate()
+
+	// Bulk delete is all or nothing, and names the ids that are not there.
+	before = e.revision()
+	out = e.mustCall(400, "DELETE", lb+"/nodes?id="+first+"&id=100", "")
+	if msgs := validationMessages(out); len(msgs) != 1 || msgs[0] != "Node ids 100 are not a part of your loadbalancer" {
+		t.Errorf("bulk delete fault %v", out)
+	}
+	if e.revision() != before {
+		t.Error("a refused bulk delete changed the store")
+	}
+	e.mustCall(202, "DELETE", lb+"/nodes?id="+first+"&id="+nodeID, "")
+	e.activate()
+	if nodes := e.mustCall(200, "GET", lb+"/nodes", "")["nodes"].([]any); len(nodes) != 2 {
+		t.Errorf("after bulk delete %v", nodes)
+	}
+	remaining := e.mustCall(200, "GET", lb+"/nodes", "")["nodes"].([]any)
+	e.mustCall(202, "DELETE", lb+"/nodes/"+itoa(int(remaining[0].(map[string]any)["id"].(float64))), "")
+	e.activate()
+	e.mustCall(404, "DELETE", lb+"/nodes/99999", "")
+
+	// Duplicates of an existing node are refused.
+	dup := remaining[1].(map[string]any)
+	out = e.mustCall(400, "POST", lb+"/nodes", `{"nodes":[{"address":"`+dup["address"].(string)+`","port":`+itoa(int(dup["port"].(float64)))+`,"condition":"ENABLED"}]}`)
+	if !strings.Contains(strings.Join(validationMessages(out), ""), "duplicate") {
+		t.Errorf("duplicate node: %v", out)
+	}
+	// A deleted load balancer's nodes are gone with it.
+	e.mustCall(404, "GET", "/loadbalancers/99999/nodes", "")
+}
+
+func TestVirtualIPs(t *testing.T) {
+	e := newEnv(t, withManualActivation())
+	id := e.createLB(simpleLB)
+	e.activate()
+	lb := "/loadbalancers/" + itoa(id)
+
+	vips := e.mustCall(200, "GET", lb+"/virtualips", "")["virtualIps"].([]any)
+	if len(vips) != 1 {
+		t.Fatalf("virtual IPs %v", vips)
+	}
+	v4 := itoa(int(vips[0].(map[string]any)["id"].(float64)))
+
+	// Only IPv6 can be added.
+	out := e.mustCall(400, "POST", lb+"/virtualips", `{"type":"PUBLIC","ipVersion":"IPV4"}`)
+	if !strings.Contains(strings.Join(validationMessages(out), ""), "ipVersion") {
+		t.Errorf("fault %v", out)
+	}
+	added := e.mustCall(202, "POST", lb+"/virtualips", `{"type":"PUBLIC","ipVersion":"IPV6"}`)
+	if added["ipVersion"] != "IPV6" || added["type"] != "PUBLIC" || !strings.HasPrefix(added["address"].(string), "fd00:1ba5:") {
+		t.Errorf("added %v", added)
+	}
+	e.activate()
+	v6 := itoa(int(added["id"].(float64)))
+
+	// The last virtual IP can never be removed.
+	e.mustCall(400, "DELETE", lb+"/virtualips?id="+v4+"&id="+v6, "")
+	code, body := e.raw("DELETE", "/v1.0/1234"+lb+"/virtualips/"+v4, e.token, "")
+	if code != 200 || len(body) != 0 {
+		t.Fatalf("delete virtual IP: %d %s", code, body)
+	}
+	e.activate()
+	out = e.mustCall(400, "DELETE", lb+"/virtualips/"+v6, "")
+	if !strings.Contains(strings.Join(validationMessages(out), ""), "at least one virtual IP") {
+		t.Errorf("deleting the last virtual IP: %v", out)
+	}
+	e.mustCall(404, "DELETE", lb+"/virtualips/99999", "")
+}
+
+func TestSharedVirtualIP(t *testing.T) {
+	e := newEnv(t)
+	first := e.mustCall(202, "POST", "/loadbalancers", `{"loadBalancer":{"name":"http","port":80,"protocol":"HTTP",
+		"virtualIps":[{"type":"PUBLIC","ipVersion":"IPV4"}]}}`)["loadBalancer"].(map[string]any)
+	vip := first["virtualIps"].([]any)[0].(map[string]any)
+	vipID := itoa(int(vip["id"].(float64)))
+
+	out := e.mustCall(400, "POST", "/loadbalancers", `{"loadBalancer":{"name":"clash","port":80,"protocol":"HTTP","virtualIps":[{"id":`+vipID+`}]}}`)
+	if !strings.Contains(strings.Join(validationMessages(out), ""), "port 80") {
+		t.Errorf("same port on a shared VIP: %v", out)
+	}
+	second := e.mustCall(202, "POST", "/loadbalancers", `{"loadBalancer":{"name":"https","port":443,"protocol":"HTTPS","virtualIps":[{"id":`+vipID+`}]}}`)["loadBalancer"].(map[string]any)
+	shared := second["virtualIps"].([]any)[0].(map[string]any)
+	if shared["id"] != vip["id"] || shared["address"] != vip["address"] {
+		t.Errorf("shared VIP %v, want %v", shared, vip)
+	}
+	// TCP and UDP protocols are designed to share a port.
+	tcp := e.mustCall(202, "POST", "/loadbalancers", `{"loadBalancer":{"name":"tcp","port":53,"protocol":"TCP","virtualIps":[{"id":`+vipID+`}]}}`)
+	e.mustCall(202, "POST", "/loadbalancers", `{"loadBalancer":{"name":"udp","port":53,"protocol":"UDP","virtualIps":[{"id":`+vipID+`}]}}`)
+	e.mustCall(400, "POST", "/loadbalancers", `{"loadBalancer":{"name":"tcp2","port":53,"protocol":"TCP_CLIENT_FIRST","virtualIps":[{"id":`+vipID+`}]}}`)
+
+	// Moving onto a port another load balancer of the VIP uses is refused.
+	tcpID := int(tcp["loadBalancer"].(map[string]any)["id"].(float64))
+	e.waitStatus(tcpID, "ACTIVE")
+	out = e.mustCall(400, "PUT", "/loadbalancers/"+itoa(tcpID), `{"loadBalancer":{"port":443,"protocol":"HTTPS"}}`)
+	if !strings.Contains(strings.Join(validationMessages(out), ""), "port 443") {
+		t.Errorf("update onto a used port: %v", out)
+	}
+
+	// Another account cannot use the VIP.
+	other := e.login("mallory", "5678")
+	code, body := e.raw("POST", "/v1.0/5678/loadbalancers", other, `{"loadBalancer":{"name":"steal","port":8080,"protocol":"HTTP","virtualIps":[{"id":`+vipID+`}]}}`)
+	if code != 400 {
+		t.Errorf("another account's VIP: %d %s", code, body)
+	}
+}

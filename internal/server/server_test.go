@@ -1,0 +1,119 @@
+package server_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
+	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/openlbaas/lbaas/api"
+	"github.com/openlbaas/lbaas/auth"
+	lbaasv1 "github.com/openlbaas/lbaas/gen/lbaas/v1"
+	"github.com/openlbaas/lbaas/internal/server"
+	"github.com/openlbaas/lbaas/store"
+)
+
+// The same services answer over gRPC, with the token in the metadata and
+// the Rackspace fault attached to every error status.
+func TestGRPC(t *testing.T) {
+	ctx := context.Background()
+	pools, _ := store.ParsePools("PUBLIC=127.1.0.0/24")
+	srv, err := server.Start(ctx, server.Config{
+		HTTPAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0", DatabaseURL: filepath.Join(t.TempDir(), "db"),
+		Fleet: "default", Pools: pools, Limits: api.DefaultLimits, TokenTTL: time.Hour,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
+	key, err := srv.Auth.CreateUser(ctx, "grpc", "42", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := srv.Auth.IssueToken(ctx, auth.Credentials{Username: "grpc", APIKey: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := grpc.NewClient(srv.GRPCAddr.String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	lbs := lbaasv1.NewLoadBalancerServiceClient(conn)
+
+	_, err = lbs.ListLoadBalancers(ctx, &lbaasv1.ListLoadBalancersRequest{Account: "42"})
+	if status.Code(err) != codes.Unauthenticated {
+		t.Errorf("without a token: %v", err)
+	}
+
+	authed := metadata.AppendToOutgoingContext(ctx, auth.TokenHeader, tok.ID)
+	created, err := lbs.CreateLoadBalancer(authed, &lbaasv1.CreateLoadBalancerRequest{Account: "42",
+		LoadBalancer: &lbaasv1.LoadBalancerRequest{
+			Name: proto.String("grpc-lb"), Protocol: proto.String("HTTP"),
+			VirtualIps: []*lbaasv1.VirtualIpRequest{{Type: proto.String("PUBLIC"), IpVersion: proto.String("IPV4")}},
+			Nodes:      []*lbaasv1.NodeRequest{{Address: proto.String("10.0.0.1"), Port: proto.Uint32(80), Condition: proto.String("ENABLED")}},
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lb := created.GetLoadBalancer(); lb.GetStatus() != "BUILD" || lb.GetPort() != 80 || len(lb.GetNodes()) != 1 {
+		t.Errorf("created %v", lb)
+	}
+
+	_, err = lbs.GetLoadBalancer(authed, &lbaasv1.GetLoadBalancerRequest{Account: "42", LoadBalancerId: 999})
+	st := status.Convert(err)
+	if st.Code() != codes.NotFound || len(st.Details()) != 1 {
+		t.Fatalf("missing load balancer: %v", err)
+	}
+	if f, ok := st.Details()[0].(*lbaasv1.Fault); !ok || f.GetCode() != 404 || f.GetKind() != "itemNotFound" {
+		t.Errorf("fault detail %v", st.Details()[0])
+	}
+
+	_, err = lbs.CreateLoadBalancer(authed, &lbaasv1.CreateLoadBalancerRequest{Account: "42",
+		LoadBalancer: &lbaasv1.LoadBalancerRequest{Name: proto.String("bad"), Protocol: proto.String("GOPHER")}})
+	st = status.Convert(err)
+	if st.Code() != codes.InvalidArgument {
+		t.Fatalf("bad request: %v", err)
+	}
+	if f := st.Details()[0].(*lbaasv1.Fault); len(f.GetValidationErrors().GetMessages()) != 2 {
+		t.Errorf("validation errors name protocol and virtualIps: %v", f.GetValidationErrors().GetMessages())
+	}
+
+	health, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
+	if err != nil || health.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		t.Errorf("health: %v %v", health, err)
+	}
+
+	stream, err := reflectionpb.NewServerReflectionClient(conn).ServerReflectionInfo(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Send(&reflectionpb.ServerReflectionRequest{MessageRequest: &reflectionpb.ServerReflectionRequest_ListServices{}}); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := stream.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := map[string]bool{}
+	for _, s := range resp.GetListServicesResponse().GetService() {
+		found[s.GetName()] = true
+	}
+	for _, name := range []string{"lbaas.v1.LoadBalancerService", "lbaas.v1.NodeService", "lbaas.v1.VirtualIpService", "lbaas.v1.CatalogService", "grpc.health.v1.Health"} {
+		if !found[name] {
+			t.Errorf("reflection does not list %s (has %v)", name, found)
+		}
+	}
+}
