@@ -42,7 +42,8 @@ type ListFilter struct {
 	// Marker is the id the page starts with; 0 means from the start.
 	Marker uint32
 	Offset int
-	Limit  int
+	// Limit is the page size; 0 means no limit.
+	Limit int
 }
 
 // ListedLoadBalancer is a load balancer as lists show it.
@@ -73,8 +74,11 @@ func (s *Store) ListLoadBalancers(ctx context.Context, f ListFilter) ([]ListedLo
 	if f.Marker > 0 {
 		q = q.Where("id >= ?", f.Marker)
 	}
+	if f.Limit > 0 {
+		q = q.Limit(f.Limit) // gorm renders Limit(0) as LIMIT 0
+	}
 	var lbs []LoadBalancer
-	err := q.Preload("VirtualIPs", orderByID).Order("id").Offset(f.Offset).Limit(f.Limit).Find(&lbs).Error
+	err := q.Preload("VirtualIPs", orderByID).Order("id").Offset(f.Offset).Find(&lbs).Error
 	if err != nil {
 		return nil, err
 	}
@@ -117,6 +121,14 @@ func (s *Store) nodeCounts(db *gorm.DB, lbs []LoadBalancer) (map[uint32]uint32, 
 func (s *Store) MarkApplied(ctx context.Context, fleet string, upTo int64) ([]uint32, error) {
 	var changed []uint32
 	err := s.db.WithContext(ctx).Transaction(func(db *gorm.DB) error {
+		if s.dialect == "postgres" {
+			// Take the writers' lock (see Update): otherwise an Update
+			// committing between the SELECT and the UPDATEs below has its
+			// newer revision marked as applied.
+			if err := db.Exec("SELECT 1 FROM revisions WHERE id = 1 FOR UPDATE").Error; err != nil {
+				return err
+			}
+		}
 		var waiting []LoadBalancer
 		err := db.Select("id", "status").
 			Where("fleet = ? AND revision <= ? AND status IN ?", fleet, upTo,

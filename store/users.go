@@ -39,6 +39,8 @@ func (s *Store) CountUsers(ctx context.Context) (int64, error) {
 
 // SaveToken stores an issued token and drops expired ones.
 func (s *Store) SaveToken(ctx context.Context, t *Token) error {
+	// SQLite compares times as text, which only orders them in one zone.
+	t.ExpiresAt = t.ExpiresAt.UTC()
 	db := s.db.WithContext(ctx)
 	if err := db.Where("expires_at < ?", time.Now().UTC()).Delete(&Token{}).Error; err != nil {
 		return err

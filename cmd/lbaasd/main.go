@@ -14,7 +14,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
@@ -106,8 +105,11 @@ func serveCommand() *ffcli.Command {
 		Name:       "serve",
 		ShortUsage: "lbaasd serve [flags]",
 		ShortHelp:  "Serve the REST and gRPC APIs (the default command).",
-		FlagSet:    fs,
-		Options:    []ff.Option{ff.WithEnvVarPrefix(envPrefix)},
+		LongHelp: "Serve the REST and gRPC APIs (the default command).\n\n" +
+			"Every flag can also be set in the environment as LBAASD_ and the flag name in capitals,\n" +
+			"with - as _: --database-url is LBAASD_DATABASE_URL. Flags win over the environment.",
+		FlagSet: fs,
+		Options: []ff.Option{ff.WithEnvVarPrefix(envPrefix)},
 		Exec: func(ctx context.Context, _ []string) error {
 			log, err := c.logger()
 			if err != nil {
@@ -124,16 +126,19 @@ func serveCommand() *ffcli.Command {
 
 func limitFlags(fs *flag.FlagSet, l *api.Limits) {
 	for _, f := range []struct {
-		name string
-		v    *uint32
+		flag, name string
+		v          *uint32
 	}{
-		{"limit-loadbalancers", &l.LoadBalancers}, {"limit-nodes", &l.Nodes}, {"limit-ipv6", &l.IPv6},
-		{"limit-batch-delete", &l.BatchDelete}, {"limit-access-list", &l.AccessList},
-		{"limit-node-meta", &l.NodeMeta}, {"limit-certificate-mappings", &l.CertificateMappings},
-		{"limit-loadbalancer-meta", &l.LoadBalancerMeta},
+		{"limit-loadbalancers", "LOADBALANCER_LIMIT", &l.LoadBalancers},
+		{"limit-nodes", "NODE_LIMIT", &l.Nodes},
+		{"limit-ipv6", "IPV6_LIMIT", &l.IPv6},
+		{"limit-batch-delete", "BATCH_DELETE_LIMIT", &l.BatchDelete},
+		{"limit-access-list", "ACCESS_LIST_LIMIT", &l.AccessList},
+		{"limit-node-meta", "NODE_META_LIMIT", &l.NodeMeta},
+		{"limit-certificate-mappings", "CERTIFICATE_MAPPING_LIMIT", &l.CertificateMappings},
+		{"limit-loadbalancer-meta", "LOADBALANCER_META_LIMIT", &l.LoadBalancerMeta},
 	} {
-		name := strings.ToUpper(strings.ReplaceAll(strings.TrimPrefix(f.name, "limit-"), "-", "_"))
-		fs.Func(f.name, fmt.Sprintf("absolute limit %s (default %d)", name, *f.v), func(s string) error {
+		fs.Func(f.flag, fmt.Sprintf("absolute limit %s of every account (default %d)", f.name, *f.v), func(s string) error {
 			var n uint32
 			if _, err := fmt.Sscan(s, &n); err != nil || n == 0 {
 				return fmt.Errorf("want a positive number")

@@ -1,0 +1,208 @@
+// Package e2e drives the real lbaasd binary the way its users do.
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/openlbaas/lbaas/internal/pgtest"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	pgtest.Cleanup()
+	os.Exit(code)
+}
+
+// repoRoot is the module root (this file lives in e2e/).
+func repoRoot(t *testing.T) string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Dir(filepath.Dir(file))
+}
+
+// buildBinary builds cmd/lbaasd into dir/bin/lbaasd.
+func buildBinary(t *testing.T, dir string) string {
+	t.Helper()
+	bin := filepath.Join(dir, "bin", "lbaasd")
+	cmd := exec.Command("go", "build", "-o", bin, "./cmd/lbaasd")
+	cmd.Dir = repoRoot(t)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// daemon is a running lbaasd process.
+type daemon struct {
+	cmd     *exec.Cmd
+	httpURL string
+	exited  chan error
+	stderr  *strings.Builder
+}
+
+var servingLine = regexp.MustCompile(`msg="lbaasd serving" http=(\S+) grpc=(\S+) database=(\S+) startup=(\S+)`)
+
+// startDaemon runs `lbaasd serve` in dir on free loopback ports and waits
+// for its "serving" log line.
+func startDaemon(t *testing.T, bin, dir string, env []string) *daemon {
+	t.Helper()
+	cmd := exec.Command(bin, "serve", "--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), env...)
+	pipe, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	d := &daemon{cmd: cmd, exited: make(chan error, 1), stderr: &strings.Builder{}}
+	found := make(chan []string, 1)
+	go func() {
+		sc := bufio.NewScanner(pipe)
+		for sc.Scan() {
+			line := sc.Text()
+			d.stderr.WriteString(line + "\n")
+			if m := servingLine.FindStringSubmatch(line); m != nil {
+				found <- m
+			}
+		}
+		d.exited <- cmd.Wait()
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+	})
+	select {
+	case m := <-found:
+		d.httpURL = "http://" + m[1]
+		t.Logf("lbaasd serving on %s (%s), started in %s", m[1], m[3], m[4])
+	case err := <-d.exited:
+		t.Fatalf("lbaasd exited before serving: %v\n%s", err, d.stderr)
+	case <-time.After(30 * time.Second):
+		t.Fatalf("lbaasd did not start\n%s", d.stderr)
+	}
+	return d
+}
+
+// stop sends SIGTERM and expects a clean exit.
+func (d *daemon) stop(t *testing.T) {
+	t.Helper()
+	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-d.exited:
+		if err != nil {
+			t.Errorf("lbaasd did not exit cleanly on SIGTERM: %v\n%s", err, d.stderr)
+		}
+		if !strings.Contains(d.stderr.String(), "shutting down") {
+			t.Errorf("no graceful shutdown logged:\n%s", d.stderr)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("lbaasd ignored SIGTERM\n%s", d.stderr)
+	}
+}
+
+// walkthrough extracts the README's curl walk-through.
+func walkthrough(t *testing.T) string {
+	t.Helper()
+	readme, err := os.ReadFile(filepath.Join(repoRoot(t), "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	re := regexp.MustCompile("(?s)<!-- walkthrough:start -->\\s*```sh\\n(.*?)```\\s*<!-- walkthrough:end -->")
+	m := re.FindSubmatch(readme)
+	if m == nil {
+		t.Fatal("README.md has no walkthrough block")
+	}
+	return string(m[1])
+}
+
+// The README's walk-through, run as written by bash against the real
+// binary: on the embedded SQLite default, and with the database URL
+// pointing at Postgres.
+func TestREADMEWalkthrough(t *testing.T) {
+	for _, tool := range []string{"bash", "curl", "jq"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("SKIPPING the README walk-through: %s is not installed (.ci/run installs it)", tool)
+		}
+	}
+	dir := t.TempDir()
+	bin := buildBinary(t, dir)
+	script := walkthrough(t)
+
+	t.Run("sqlite", func(t *testing.T) {
+		runWalkthrough(t, bin, dir, script, nil)
+	})
+	t.Run("postgres", func(t *testing.T) {
+		dsn := pgtest.NewDatabase(t)
+		runWalkthrough(t, bin, t.TempDir(), script, []string{"LBAASD_DATABASE_URL=" + dsn})
+	})
+}
+
+func runWalkthrough(t *testing.T, bin, dir, script string, env []string) {
+	if err := os.MkdirAll(filepath.Join(dir, "bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "bin", "lbaasd")); err != nil {
+		if err := os.Symlink(bin, filepath.Join(dir, "bin", "lbaasd")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d := startDaemon(t, bin, dir, env)
+	// The walk-through names the default address; point it at this daemon.
+	script = strings.ReplaceAll(script, "http://127.0.0.1:8080", d.httpURL)
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "bash", "-euo", "pipefail", "-c", script)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("walk-through failed: %v\n%s\n--- lbaasd:\n%s", err, out, d.stderr)
+	}
+	// The last JSON document printed is the load balancer read back.
+	docs := splitJSON(t, out)
+	last := docs[len(docs)-1]
+	lb, ok := last["loadBalancer"].(map[string]any)
+	if !ok {
+		t.Fatalf("walk-through ended with %v", last)
+	}
+	nodes, _ := lb["nodes"].([]any)
+	if lb["name"] != "a-new-loadbalancer" || len(nodes) != 2 {
+		t.Errorf("read back %v", lb)
+	}
+	if lb["status"] != "ACTIVE" && lb["status"] != "BUILD" {
+		t.Errorf("status %v", lb["status"])
+	}
+	d.stop(t)
+}
+
+// splitJSON decodes the stream of JSON documents a script printed.
+func splitJSON(t *testing.T, out []byte) []map[string]any {
+	dec := json.NewDecoder(strings.NewReader(string(out)))
+	var docs []map[string]any
+	for dec.More() {
+		var doc map[string]any
+		if err := dec.Decode(&doc); err != nil {
+			t.Fatalf("walk-through printed non-JSON output: %v\n%s", err, out)
+		}
+		docs = append(docs, doc)
+	}
+	if len(docs) == 0 {
+		t.Fatalf("walk-through printed nothing:\n%s", out)
+	}
+	return docs
+}
+
