@@ -4,7 +4,9 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net/http"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -115,5 +117,39 @@ func TestGRPC(t *testing.T) {
 		if !found[name] {
 			t.Errorf("reflection does not list %s (has %v)", name, found)
 		}
+	}
+}
+
+// /metrics exposes the API's request counters in the Prometheus format.
+func TestMetrics(t *testing.T) {
+	srv, err := server.Start(context.Background(), server.Config{
+		HTTPAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0", DatabaseURL: filepath.Join(t.TempDir(), "db"),
+		Fleet: "default", Limits: api.DefaultLimits, TokenTTL: time.Hour,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
+	base := "http://" + srv.HTTPAddr.String()
+	for _, path := range []string{"/v1.0/1/loadbalancers", "/healthz", "/readyz"} {
+		res, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if want := map[string]int{"/v1.0/1/loadbalancers": 401, "/healthz": 200, "/readyz": 200}[path]; res.StatusCode != want {
+			t.Errorf("GET %s: %d, want %d", path, res.StatusCode, want)
+		}
+	}
+	res, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(res.Body)
+	want := `lbaas_api_requests_total{code="401",method="GET",route="/v1.0/{account=*}/loadbalancers"} 1`
+	if !strings.Contains(string(body), want) {
+		t.Errorf("/metrics lacks %q:\n%s", want, body)
 	}
 }
