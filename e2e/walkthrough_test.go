@@ -205,4 +205,3 @@ func splitJSON(t *testing.T, out []byte) []map[string]any {
 	}
 	return docs
 }
-
