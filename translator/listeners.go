@@ -1,0 +1,213 @@
+package translator
+
+import (
+	matcherv3 "github.com/cncf/xds/go/xds/type/matcher/v3"
+	xdscorev3 "github.com/cncf/xds/go/xds/core/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	tcpproxyv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
+	udpproxyv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/udp/udp_proxy/v3"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+)
+
+// Well-known extension names.
+const (
+	hcmFilter      = "envoy.filters.network.http_connection_manager"
+	tcpProxyFilter = "envoy.filters.network.tcp_proxy"
+	udpProxyFilter = "envoy.filters.udp_listener.udp_proxy"
+	routerFilter   = "envoy.filters.http.router"
+)
+
+func mustAny(m proto.Message) *anypb.Any {
+	a, err := anypb.New(m)
+	if err != nil {
+		panic(err) // only for messages that always marshal
+	}
+	return a
+}
+
+// envoyListeners builds the listener on the load balancer's virtual IPs
+// (one listener, the first VIP as its address and the others as
+// additional addresses), and for HTTP its route configuration (served
+// over RDS, so a route change does not drain the listener).
+func envoyListeners(lb *LoadBalancer) ([]*listenerv3.Listener, []*routev3.RouteConfiguration, error) {
+	if len(lb.VIPs) == 0 {
+		return nil, nil, nil
+	}
+	name := ResourceName(lb.ID)
+	var l *listenerv3.Listener
+	var routes []*routev3.RouteConfiguration
+	switch Family(lb.Protocol) {
+	case FamilyHTTP:
+		hcm := httpConnectionManager(name)
+		hcm.RouteSpecifier = rdsFor(name)
+		l = tcpListener(name, lb.VIPs, lb.Port, filterChain(hcmFilter, hcm))
+		routes = []*routev3.RouteConfiguration{routeConfig(name, lb)}
+	case FamilyUDP:
+		l = udpListener(name, lb)
+	default:
+		l = tcpListener(name, lb.VIPs, lb.Port, tcpProxyChain(name, lb))
+	}
+	listeners := []*listenerv3.Listener{l}
+	if lb.HTTPSRedirect && lb.Protocol == "HTTPS" {
+		listeners = append(listeners, redirectListener(lb))
+	}
+	return listeners, routes, nil
+}
+
+func tcpListener(name string, vips []VIP, port uint32, chain *listenerv3.FilterChain) *listenerv3.Listener {
+	l := &listenerv3.Listener{
+		Name:    name,
+		Address: socketAddress(vips[0].Address, port, corev3.SocketAddress_TCP),
+		// A VIP may not be on the host yet (it moves between proxies).
+		Freebind:     wrapperspb.Bool(true),
+		FilterChains: []*listenerv3.FilterChain{chain},
+	}
+	for _, v := range vips[1:] {
+		l.AdditionalAddresses = append(l.AdditionalAddresses, &listenerv3.AdditionalAddress{
+			Address: socketAddress(v.Address, port, corev3.SocketAddress_TCP),
+		})
+	}
+	return l
+}
+
+func rdsFor(name string) *hcmv3.HttpConnectionManager_Rds {
+	return &hcmv3.HttpConnectionManager_Rds{Rds: &hcmv3.Rds{ConfigSource: ads(), RouteConfigName: name}}
+}
+
+// httpConnectionManager terminates HTTP: the client address goes in
+// X-Forwarded-For, the scheme in X-Forwarded-Proto and the port in
+// X-Forwarded-Port, as the reference promises for HTTP load balancers.
+func httpConnectionManager(name string) *hcmv3.HttpConnectionManager {
+	return &hcmv3.HttpConnectionManager{
+		StatPrefix:           name,
+		CodecType:            hcmv3.HttpConnectionManager_AUTO,
+		UseRemoteAddress:     wrapperspb.Bool(true),
+		AppendXForwardedPort: true,
+		HttpFilters:          []*hcmv3.HttpFilter{router()},
+	}
+}
+
+func router() *hcmv3.HttpFilter {
+	return &hcmv3.HttpFilter{
+		Name:       routerFilter,
+		ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(&routerv3.Router{})},
+	}
+}
+
+// filterChain is a chain of one network filter.
+func filterChain(filter string, config proto.Message) *listenerv3.FilterChain {
+	return &listenerv3.FilterChain{Filters: []*listenerv3.Filter{{
+		Name:       filter,
+		ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(config)},
+	}}}
+}
+
+// routeConfig sends every request to the load balancer's cluster with the
+// load balancer's timeout.
+func routeConfig(name string, lb *LoadBalancer) *routev3.RouteConfiguration {
+	r := &routev3.Route{
+		Match: &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}},
+		Action: &routev3.Route_Route{Route: &routev3.RouteAction{
+			ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: name},
+			Timeout:          timeout(lb),
+		}},
+	}
+	return &routev3.RouteConfiguration{
+		Name: name,
+		VirtualHosts: []*routev3.VirtualHost{{
+			Name:    name,
+			Domains: []string{"*"},
+			Routes:  []*routev3.Route{r},
+		}},
+	}
+}
+
+// redirectListener answers plain HTTP on port 80 of an HTTPS load
+// balancer's virtual IPs with a 301 to the same URL over HTTPS.
+func redirectListener(lb *LoadBalancer) *listenerv3.Listener {
+	name := RedirectListenerName(lb.ID)
+	rc := &routev3.RouteConfiguration{
+		Name: name,
+		VirtualHosts: []*routev3.VirtualHost{{
+			Name:    name,
+			Domains: []string{"*"},
+			Routes: []*routev3.Route{{
+				Match: &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}},
+				Action: &routev3.Route_Redirect{Redirect: &routev3.RedirectAction{
+					SchemeRewriteSpecifier: &routev3.RedirectAction_HttpsRedirect{HttpsRedirect: true},
+					PortRedirect:           443,
+					ResponseCode:           routev3.RedirectAction_MOVED_PERMANENTLY,
+				}},
+			}},
+		}},
+	}
+	hcm := httpConnectionManager(name)
+	hcm.RouteSpecifier = &hcmv3.HttpConnectionManager_RouteConfig{RouteConfig: rc}
+	return tcpListener(name, lb.VIPs, 80, filterChain(hcmFilter, hcm))
+}
+
+// tcpProxyChain proxies the TCP family (and HTTPS passthrough); the load
+// balancer's timeout closes idle connections.
+func tcpProxyChain(name string, lb *LoadBalancer) *listenerv3.FilterChain {
+	tp := &tcpproxyv3.TcpProxy{
+		StatPrefix:       name,
+		ClusterSpecifier: &tcpproxyv3.TcpProxy_Cluster{Cluster: name},
+		IdleTimeout:      timeout(lb),
+	}
+	return filterChain(tcpProxyFilter, tp)
+}
+
+// udpListener proxies datagrams to the cluster; a session idles out after
+// the load balancer's timeout. UDP listeners have one address each, so
+// extra VIPs become additional addresses as for TCP.
+func udpListener(name string, lb *LoadBalancer) *listenerv3.Listener {
+	route := &udpproxyv3.Route{Cluster: name}
+	up := &udpproxyv3.UdpProxyConfig{
+		StatPrefix: name,
+		RouteSpecifier: &udpproxyv3.UdpProxyConfig_Matcher{Matcher: &matcherv3.Matcher{
+			OnNoMatch: &matcherv3.Matcher_OnMatch{OnMatch: &matcherv3.Matcher_OnMatch_Action{
+				Action: &xdscorev3.TypedExtensionConfig{Name: "route", TypedConfig: mustAny(route)},
+			}},
+		}},
+		IdleTimeout: timeout(lb),
+	}
+	l := &listenerv3.Listener{
+		Name:              name,
+		Address:           socketAddress(lb.VIPs[0].Address, lb.Port, corev3.SocketAddress_UDP),
+		Freebind:          wrapperspb.Bool(true),
+		UdpListenerConfig: &listenerv3.UdpListenerConfig{},
+		ListenerFilters: []*listenerv3.ListenerFilter{{
+			Name:       udpProxyFilter,
+			ConfigType: &listenerv3.ListenerFilter_TypedConfig{TypedConfig: mustAny(up)},
+		}},
+	}
+	for _, v := range lb.VIPs[1:] {
+		l.AdditionalAddresses = append(l.AdditionalAddresses, &listenerv3.AdditionalAddress{
+			Address: socketAddress(v.Address, lb.Port, corev3.SocketAddress_UDP),
+		})
+	}
+	return l
+}
+
+// apiListener is the proxyless gRPC form of an HTTP load balancer: a
+// client dialing xds:///lb_<id> gets this listener, its route and the
+// load balancer's cluster.
+func apiListener(lb *LoadBalancer) (*listenerv3.Listener, *routev3.RouteConfiguration, error) {
+	name := ResourceName(lb.ID)
+	hcm := &hcmv3.HttpConnectionManager{
+		StatPrefix:     name,
+		RouteSpecifier: rdsFor(name),
+		HttpFilters:    []*hcmv3.HttpFilter{router()},
+	}
+	l := &listenerv3.Listener{
+		Name:        name,
+		ApiListener: &listenerv3.ApiListener{ApiListener: mustAny(hcm)},
+	}
+	return l, routeConfig(name, lb), nil
+}

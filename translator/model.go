@@ -1,0 +1,63 @@
+package translator
+
+import "fmt"
+
+// LoadBalancer is the translator's input: one load balancer as the data
+// plane needs to know it. It is a plain value, independent of storage.
+type LoadBalancer struct {
+	ID        uint32
+	Name      string
+	Protocol  string // Rackspace protocol name: HTTP, HTTPS, TCP, UDP, ...
+	Port      uint32
+	Algorithm string // RANDOM, ROUND_ROBIN, WEIGHTED_ROUND_ROBIN, LEAST_CONNECTIONS, WEIGHTED_LEAST_CONNECTIONS
+	// TimeoutSeconds bounds requests (HTTP) or idle connections (TCP, UDP).
+	TimeoutSeconds uint32
+	HalfClosed     bool
+	HTTPSRedirect  bool
+	VIPs           []VIP
+	Nodes          []Node
+}
+
+// VIP is an address the load balancer listens on.
+type VIP struct {
+	Address string
+}
+
+// Node is a back-end server.
+type Node struct {
+	ID        uint32
+	Address   string // an IP address or a domain name
+	Port      uint32
+	Condition string // ENABLED, DISABLED, DRAINING
+	Type      string // PRIMARY, SECONDARY
+	Weight    uint32
+	// Online is the node's health as measured; an offline node gets no traffic.
+	Online bool
+}
+
+// ResourceName is the stable name of every resource of a load balancer:
+// its listener, route configuration, cluster and endpoints are all
+// "lb_<id>". Proxyless gRPC clients dial xds:///lb_<id>.
+func ResourceName(id uint32) string { return fmt.Sprintf("lb_%d", id) }
+
+// RedirectListenerName names the extra port-80 listener of an HTTPS load
+// balancer with httpsRedirect.
+func RedirectListenerName(id uint32) string { return fmt.Sprintf("lb_%d_redirect", id) }
+
+// Protocol families, which decide the listener's shape.
+const (
+	FamilyHTTP = "http" // HTTP connection manager
+	FamilyTCP  = "tcp"  // TCP proxy (includes HTTPS passthrough)
+	FamilyUDP  = "udp"  // UDP proxy
+)
+
+// Family returns the protocol family of a Rackspace protocol.
+func Family(protocol string) string {
+	switch protocol {
+	case "HTTP":
+		return FamilyHTTP
+	case "UDP", "UDP_STREAM", "DNS_UDP":
+		return FamilyUDP
+	}
+	return FamilyTCP
+}

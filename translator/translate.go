@@ -1,0 +1,259 @@
+package translator
+
+import (
+	"fmt"
+	"net/netip"
+	"time"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+)
+
+// Resources are what one kind of data plane gets for one load balancer.
+type Resources struct {
+	Listeners []*listenerv3.Listener
+	Routes    []*routev3.RouteConfiguration
+	Clusters  []*clusterv3.Cluster
+	Endpoints []*endpointv3.ClusterLoadAssignment
+}
+
+// Output is a load balancer translated for both kinds of data plane.
+type Output struct {
+	// Envoy gets listeners on the virtual IPs.
+	Envoy Resources
+	// GRPC (proxyless gRPC clients) gets an API listener per HTTP load
+	// balancer, and clusters restricted to what grpc-go supports.
+	GRPC Resources
+}
+
+// Passive monitoring defaults of the reference: connect timeout, and the
+// outlier detection that ejects a node after 3 consecutive failures for at
+// least 60 seconds.
+const (
+	connectTimeout          = 4 * time.Second
+	consecutiveFailures     = 3
+	ejectionTime            = 60 * time.Second
+	outlierInterval         = 10 * time.Second
+	defaultTimeoutSeconds   = 30
+	secondaryPriority       = 1
+	localityRegion          = "lbaas"
+	overprovisioningPercent = 1_000_000 // any healthy primary takes all traffic; secondaries only when none is
+)
+
+// Translate turns one load balancer into Envoy resources. It is pure and
+// deterministic; an error means the input is not a valid load balancer.
+func Translate(lb *LoadBalancer) (*Output, error) {
+	if err := check(lb); err != nil {
+		return nil, err
+	}
+	out := &Output{}
+	cluster, grpcCluster, endpoints := clusters(lb)
+	out.Envoy.Clusters = []*clusterv3.Cluster{cluster}
+	out.GRPC.Clusters = []*clusterv3.Cluster{grpcCluster}
+	if endpoints != nil {
+		out.Envoy.Endpoints = []*endpointv3.ClusterLoadAssignment{endpoints}
+		out.GRPC.Endpoints = out.Envoy.Endpoints
+	}
+	listeners, routes, err := envoyListeners(lb)
+	if err != nil {
+		return nil, err
+	}
+	out.Envoy.Listeners, out.Envoy.Routes = listeners, routes
+	if Family(lb.Protocol) == FamilyHTTP {
+		l, r, err := apiListener(lb)
+		if err != nil {
+			return nil, err
+		}
+		out.GRPC.Listeners = []*listenerv3.Listener{l}
+		out.GRPC.Routes = []*routev3.RouteConfiguration{r}
+	}
+	return out, nil
+}
+
+func check(lb *LoadBalancer) error {
+	if lb.ID == 0 {
+		return fmt.Errorf("load balancer has no id")
+	}
+	if lb.Port == 0 || lb.Port > 65535 {
+		return fmt.Errorf("load balancer %d: port %d out of range", lb.ID, lb.Port)
+	}
+	for _, v := range lb.VIPs {
+		if _, err := netip.ParseAddr(v.Address); err != nil {
+			return fmt.Errorf("load balancer %d: virtual IP %q: %w", lb.ID, v.Address, err)
+		}
+	}
+	for _, n := range lb.Nodes {
+		if n.Port == 0 || n.Port > 65535 || n.Address == "" {
+			return fmt.Errorf("load balancer %d: node %d has no usable address", lb.ID, n.ID)
+		}
+	}
+	return nil
+}
+
+func timeout(lb *LoadBalancer) *durationpb.Duration {
+	s := lb.TimeoutSeconds
+	if s == 0 {
+		s = defaultTimeoutSeconds
+	}
+	return durationpb.New(time.Duration(s) * time.Second)
+}
+
+// weighted tells whether node weights count: the reference stores and
+// ignores them for the other algorithms.
+func weighted(algorithm string) bool {
+	return algorithm == "WEIGHTED_ROUND_ROBIN" || algorithm == "WEIGHTED_LEAST_CONNECTIONS"
+}
+
+// clusters builds the load balancer's cluster for Envoy and for gRPC, and
+// its endpoints. Nodes named by IP address are served over EDS; a node
+// named by a domain name needs DNS resolution, so such a load balancer gets
+// a STRICT_DNS cluster carrying its endpoints inline (and no EDS resource).
+func clusters(lb *LoadBalancer) (envoy, grpc *clusterv3.Cluster, eds *endpointv3.ClusterLoadAssignment) {
+	name := ResourceName(lb.ID)
+	cla := loadAssignment(lb)
+	envoy = &clusterv3.Cluster{
+		Name:             name,
+		ConnectTimeout:   durationpb.New(connectTimeout),
+		LbPolicy:         envoyPolicy(lb.Algorithm),
+		OutlierDetection: outlierDetection(),
+		CommonLbConfig: &clusterv3.Cluster_CommonLbConfig{
+			// No panic routing: an offline node never gets traffic.
+			HealthyPanicThreshold: &typev3.Percent{Value: 0},
+		},
+	}
+	if hasDomainNames(lb.Nodes) {
+		envoy.ClusterDiscoveryType = &clusterv3.Cluster_Type{Type: clusterv3.Cluster_STRICT_DNS}
+		envoy.DnsLookupFamily = clusterv3.Cluster_V4_PREFERRED
+		envoy.LoadAssignment = cla
+	} else {
+		envoy.ClusterDiscoveryType = &clusterv3.Cluster_Type{Type: clusterv3.Cluster_EDS}
+		envoy.EdsClusterConfig = &clusterv3.Cluster_EdsClusterConfig{EdsConfig: ads(), ServiceName: name}
+		eds = cla
+	}
+	grpc = proto.Clone(envoy).(*clusterv3.Cluster)
+	grpc.LbPolicy = grpcPolicy(lb.Algorithm)
+	return envoy, grpc, eds
+}
+
+func hasDomainNames(nodes []Node) bool {
+	for _, n := range nodes {
+		if _, err := netip.ParseAddr(n.Address); err != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// envoyPolicy maps the Rackspace algorithms onto Envoy's; weights are
+// carried on the endpoints.
+func envoyPolicy(algorithm string) clusterv3.Cluster_LbPolicy {
+	switch algorithm {
+	case "ROUND_ROBIN", "WEIGHTED_ROUND_ROBIN":
+		return clusterv3.Cluster_ROUND_ROBIN
+	case "LEAST_CONNECTIONS", "WEIGHTED_LEAST_CONNECTIONS":
+		return clusterv3.Cluster_LEAST_REQUEST
+	}
+	return clusterv3.Cluster_RANDOM
+}
+
+// grpcPolicy is envoyPolicy within what grpc-go supports: it has no
+// RANDOM, and round robin is the closest it offers.
+func grpcPolicy(algorithm string) clusterv3.Cluster_LbPolicy {
+	if p := envoyPolicy(algorithm); p != clusterv3.Cluster_RANDOM {
+		return p
+	}
+	return clusterv3.Cluster_ROUND_ROBIN
+}
+
+func outlierDetection() *clusterv3.OutlierDetection {
+	return &clusterv3.OutlierDetection{
+		Consecutive_5Xx:                    wrapperspb.UInt32(consecutiveFailures),
+		ConsecutiveGatewayFailure:          wrapperspb.UInt32(consecutiveFailures),
+		EnforcingConsecutiveGatewayFailure: wrapperspb.UInt32(100),
+		Interval:                           durationpb.New(outlierInterval),
+		BaseEjectionTime:                   durationpb.New(ejectionTime),
+		MaxEjectionPercent:                 wrapperspb.UInt32(100),
+		EnforcingSuccessRate:               wrapperspb.UInt32(0),
+	}
+}
+
+// loadAssignment places ENABLED and DRAINING nodes (DISABLED ones get no
+// traffic at all) at priority 0 (PRIMARY) or 1 (SECONDARY, used only when
+// no primary is healthy). Without primaries, secondaries serve at priority
+// 0, since priorities must start there.
+func loadAssignment(lb *LoadBalancer) *endpointv3.ClusterLoadAssignment {
+	var primary, secondary []*endpointv3.LbEndpoint
+	for _, n := range lb.Nodes {
+		if n.Condition == "DISABLED" {
+			continue
+		}
+		ep := lbEndpoint(n, weighted(lb.Algorithm))
+		if n.Type == "SECONDARY" {
+			secondary = append(secondary, ep)
+		} else {
+			primary = append(primary, ep)
+		}
+	}
+	cla := &endpointv3.ClusterLoadAssignment{
+		ClusterName: ResourceName(lb.ID),
+		Policy: &endpointv3.ClusterLoadAssignment_Policy{
+			OverprovisioningFactor: wrapperspb.UInt32(overprovisioningPercent),
+		},
+	}
+	priority := uint32(0)
+	for _, eps := range [][]*endpointv3.LbEndpoint{primary, secondary} {
+		if len(eps) == 0 {
+			continue
+		}
+		cla.Endpoints = append(cla.Endpoints, &endpointv3.LocalityLbEndpoints{
+			Locality:            &corev3.Locality{Region: localityRegion},
+			LbEndpoints:         eps,
+			LoadBalancingWeight: wrapperspb.UInt32(1),
+			Priority:            priority,
+		})
+		priority++
+	}
+	return cla
+}
+
+func lbEndpoint(n Node, weighted bool) *endpointv3.LbEndpoint {
+	ep := &endpointv3.LbEndpoint{
+		HostIdentifier: &endpointv3.LbEndpoint_Endpoint{Endpoint: &endpointv3.Endpoint{
+			Address: socketAddress(n.Address, n.Port, corev3.SocketAddress_TCP),
+		}},
+		HealthStatus: corev3.HealthStatus_UNKNOWN,
+	}
+	switch {
+	case n.Condition == "DRAINING":
+		ep.HealthStatus = corev3.HealthStatus_DRAINING
+	case !n.Online:
+		ep.HealthStatus = corev3.HealthStatus_UNHEALTHY
+	}
+	if weighted && n.Weight > 0 {
+		ep.LoadBalancingWeight = wrapperspb.UInt32(n.Weight)
+	}
+	return ep
+}
+
+func socketAddress(address string, port uint32, protocol corev3.SocketAddress_Protocol) *corev3.Address {
+	return &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{
+		Protocol:      protocol,
+		Address:       address,
+		PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: port},
+	}}}
+}
+
+// ads is the config source of every dynamic resource: the ADS stream.
+func ads() *corev3.ConfigSource {
+	return &corev3.ConfigSource{
+		ResourceApiVersion:    corev3.ApiVersion_V3,
+		ConfigSourceSpecifier: &corev3.ConfigSource_Ads{Ads: &corev3.AggregatedConfigSource{}},
+	}
+}

@@ -1,0 +1,176 @@
+package translator
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+
+func node(id uint32, addr string, typ, condition string, weight uint32) Node {
+	return Node{ID: id, Address: addr, Port: 8080, Condition: condition, Type: typ, Weight: weight, Online: true}
+}
+
+// goldenCases cover every protocol family and algorithm.
+var goldenCases = map[string]*LoadBalancer{
+	"http_random": {ID: 1, Name: "web", Protocol: "HTTP", Port: 80, Algorithm: "RANDOM", TimeoutSeconds: 30,
+		VIPs: []VIP{{"127.1.0.1"}, {"fd00:1ba5::1"}},
+		Nodes: []Node{
+			node(1, "10.0.0.1", "PRIMARY", "ENABLED", 1),
+			node(2, "10.0.0.2", "PRIMARY", "DRAINING", 1),
+			node(3, "10.0.0.3", "PRIMARY", "DISABLED", 1),
+			node(4, "10.0.0.4", "SECONDARY", "ENABLED", 1),
+		}},
+	"http_weighted_round_robin": {ID: 2, Protocol: "HTTP", Port: 8080, Algorithm: "WEIGHTED_ROUND_ROBIN", TimeoutSeconds: 120,
+		VIPs:  []VIP{{"127.1.0.2"}},
+		Nodes: []Node{node(1, "10.0.0.1", "PRIMARY", "ENABLED", 3), node(2, "10.0.0.2", "PRIMARY", "ENABLED", 7)}},
+	"http_least_connections": {ID: 3, Protocol: "HTTP", Port: 80, Algorithm: "LEAST_CONNECTIONS", TimeoutSeconds: 30,
+		VIPs:  []VIP{{"127.1.0.3"}},
+		Nodes: []Node{node(1, "10.0.0.1", "PRIMARY", "ENABLED", 5)}},
+	"https_passthrough_redirect": {ID: 4, Protocol: "HTTPS", Port: 443, Algorithm: "ROUND_ROBIN", TimeoutSeconds: 30, HTTPSRedirect: true,
+		VIPs:  []VIP{{"127.1.0.4"}},
+		Nodes: []Node{node(1, "10.0.0.1", "PRIMARY", "ENABLED", 1)}},
+	"tcp_weighted_least_connections_half_closed": {ID: 5, Protocol: "TCP", Port: 5432, Algorithm: "WEIGHTED_LEAST_CONNECTIONS", TimeoutSeconds: 60, HalfClosed: true,
+		VIPs:  []VIP{{"127.1.0.5"}},
+		Nodes: []Node{node(1, "10.0.0.1", "PRIMARY", "ENABLED", 10), node(2, "10.0.0.2", "SECONDARY", "ENABLED", 20)}},
+	"udp_round_robin": {ID: 6, Protocol: "UDP", Port: 5353, Algorithm: "ROUND_ROBIN", TimeoutSeconds: 30,
+		VIPs:  []VIP{{"127.1.0.6"}, {"fd00:1ba5::6"}},
+		Nodes: []Node{node(1, "10.0.0.1", "PRIMARY", "ENABLED", 1)}},
+	"dns_udp_secondaries_only": {ID: 7, Protocol: "DNS_UDP", Port: 53, Algorithm: "RANDOM", TimeoutSeconds: 30,
+		VIPs:  []VIP{{"127.2.0.7"}},
+		Nodes: []Node{node(1, "10.0.0.1", "SECONDARY", "ENABLED", 1)}},
+	"http_domain_name_nodes": {ID: 8, Protocol: "HTTP", Port: 80, Algorithm: "ROUND_ROBIN", TimeoutSeconds: 30,
+		VIPs:  []VIP{{"127.1.0.8"}},
+		Nodes: []Node{node(1, "www.example.com", "PRIMARY", "ENABLED", 1), node(2, "10.0.0.2", "PRIMARY", "ENABLED", 1)}},
+	"mysql_offline_node_no_nodes_enabled": {ID: 9, Protocol: "MYSQL", Port: 3306, Algorithm: "RANDOM", TimeoutSeconds: 30,
+		VIPs: []VIP{{"127.1.0.9"}},
+		Nodes: []Node{
+			{ID: 1, Address: "10.0.0.1", Port: 3306, Condition: "ENABLED", Type: "PRIMARY", Weight: 1, Online: false},
+			node(2, "10.0.0.2", "PRIMARY", "DISABLED", 1),
+		}},
+}
+
+func TestGolden(t *testing.T) {
+	for name, lb := range goldenCases {
+		t.Run(name, func(t *testing.T) {
+			out, err := Translate(lb)
+			if err != nil {
+				t.Fatal(err)
+			}
+			validate(t, out)
+			got := render(t, out)
+			path := filepath.Join("testdata", name+".json")
+			if *update {
+				if err := os.WriteFile(path, got, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("%v (run go test ./translator -update to create it)", err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Errorf("%s differs from the translation; review with go test ./translator -update && git diff", path)
+			}
+		})
+	}
+}
+
+// The same input gives byte-identical output.
+func TestDeterministic(t *testing.T) {
+	for name, lb := range goldenCases {
+		a, _ := Translate(lb)
+		b, _ := Translate(lb)
+		if !bytes.Equal(marshalAll(t, a), marshalAll(t, b)) {
+			t.Errorf("%s: two translations differ", name)
+		}
+	}
+}
+
+// validate checks every resource with go-control-plane's generated validation.
+func validate(t testing.TB, out *Output) {
+	t.Helper()
+	for _, m := range all(out) {
+		if v, ok := m.(interface{ ValidateAll() error }); ok {
+			if err := v.ValidateAll(); err != nil {
+				t.Fatalf("%T does not validate: %v", m, err)
+			}
+		}
+	}
+}
+
+func all(out *Output) []proto.Message {
+	var msgs []proto.Message
+	for _, r := range []Resources{out.Envoy, out.GRPC} {
+		for _, m := range r.Listeners {
+			msgs = append(msgs, m)
+		}
+		for _, m := range r.Routes {
+			msgs = append(msgs, m)
+		}
+		for _, m := range r.Clusters {
+			msgs = append(msgs, m)
+		}
+		for _, m := range r.Endpoints {
+			msgs = append(msgs, m)
+		}
+	}
+	return msgs
+}
+
+func marshalAll(t testing.TB, out *Output) []byte {
+	var buf bytes.Buffer
+	for _, m := range all(out) {
+		b, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		buf.Write(b)
+	}
+	return buf.Bytes()
+}
+
+// render is the golden form: indented JSON of every resource by kind and type.
+func render(t *testing.T, out *Output) []byte {
+	t.Helper()
+	section := func(r Resources) map[string][]json.RawMessage {
+		s := map[string][]json.RawMessage{}
+		add := func(key string, m proto.Message) {
+			b, err := protojson.Marshal(m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s[key] = append(s[key], b)
+		}
+		for _, m := range r.Listeners {
+			add("listeners", m)
+		}
+		for _, m := range r.Routes {
+			add("routes", m)
+		}
+		for _, m := range r.Clusters {
+			add("clusters", m)
+		}
+		for _, m := range r.Endpoints {
+			add("endpoints", m)
+		}
+		return s
+	}
+	raw, err := json.Marshal(map[string]any{"envoy": section(out.Envoy), "grpc": section(out.GRPC)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := json.Indent(&buf, raw, "", "  "); err != nil {
+		t.Fatal(err)
+	}
+	buf.WriteByte('\n')
+	return buf.Bytes()
+}
