@@ -46,17 +46,18 @@ func buildBinary(t *testing.T, dir string) string {
 type daemon struct {
 	cmd     *exec.Cmd
 	httpURL string
+	xdsAddr string
 	exited  chan error
 	stderr  *strings.Builder
 }
 
-var servingLine = regexp.MustCompile(`msg="lbaasd serving" http=(\S+) grpc=(\S+) database=(\S+) startup=(\S+)`)
+var servingLine = regexp.MustCompile(`msg="lbaasd serving" http=(\S+) grpc=(\S+) xds=(\S+) database=(\S+) startup=(\S+)`)
 
 // startDaemon runs `lbaasd serve` in dir on free loopback ports and waits
 // for its "serving" log line.
 func startDaemon(t *testing.T, bin, dir string, env []string) *daemon {
 	t.Helper()
-	cmd := exec.Command(bin, "serve", "--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0")
+	cmd := exec.Command(bin, "serve", "--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0", "--xds-addr", "127.0.0.1:0")
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), env...)
 	pipe, err := cmd.StderrPipe()
@@ -85,7 +86,8 @@ func startDaemon(t *testing.T, bin, dir string, env []string) *daemon {
 	select {
 	case m := <-found:
 		d.httpURL = "http://" + m[1]
-		t.Logf("lbaasd serving on %s (%s), started in %s", m[1], m[3], m[4])
+		d.xdsAddr = m[3]
+		t.Logf("lbaasd serving on %s (%s), started in %s", m[1], m[4], m[5])
 	case err := <-d.exited:
 		t.Fatalf("lbaasd exited before serving: %v\n%s", err, d.stderr)
 	case <-time.After(30 * time.Second):

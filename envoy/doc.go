@@ -1,4 +1,28 @@
-// Package envoy produces the bootstrap configuration of a fleet Envoy (and
-// of proxyless gRPC clients) pointing at this control plane's xDS port. It
-// is built in the xDS milestone.
+// Package envoy produces the bootstrap configuration that points a data
+// plane at this control plane's xDS port:
+//
+//   - [Bootstrap] renders the JSON bootstrap of a fleet Envoy. It is built
+//     as a typed envoy.config.bootstrap.v3.Bootstrap, checked with
+//     ValidateAll and marshalled with protojson.
+//   - [GRPCBootstrap] renders the JSON bootstrap a proxyless grpc-go client
+//     reads from GRPC_XDS_BOOTSTRAP (a file name) or
+//     GRPC_XDS_BOOTSTRAP_CONFIG (the contents).
+//
+// Conventions shared with the xDS server:
+//
+//   - The fleet a proxy belongs to is the xDS node's cluster field
+//     ([Options.Fleet]); the node id is free-form ([Options.NodeID],
+//     [DefaultNodeID] gives a hostname-based one).
+//   - Everything is served over ADS (state of the world) on one xDS
+//     address, host:port. An IP address gives a STATIC "xds_cluster", a
+//     host name a STRICT_DNS one.
+//   - The connection to the control plane is plaintext gRPC unless
+//     [Options.CAFile] is set: CAFile alone is server-authenticated TLS,
+//     CAFile plus CertFile and KeyFile is mutual TLS. The control plane's
+//     certificate must carry the host of XDSAddress as a SAN (DNS or IP),
+//     which both Envoy and grpc-go check.
+//   - The Envoy admin interface listens on loopback only (127.0.0.1:9901 by
+//     default).
+//
+// Both functions are pure: the same options give byte-identical output.
 package envoy

@@ -54,7 +54,7 @@ func mustPools(spec string) []store.Pool {
 func newEnv(t *testing.T, opts ...envOption) *env {
 	t.Helper()
 	cfg := server.Config{
-		HTTPAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0",
+		HTTPAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0", XDSAddr: "127.0.0.1:0",
 		DatabaseURL: filepath.Join(t.TempDir(), "lbaas.db"),
 		Region:      "TEST", Fleet: "default",
 		Pools:    mustPools("PUBLIC=127.1.0.0/24,SERVICENET=127.2.0.0/24,PUBLIC=fd00:1ba5::/64"),

@@ -121,13 +121,11 @@ func (s *Store) nodeCounts(db *gorm.DB, lbs []LoadBalancer) (map[uint32]uint32, 
 func (s *Store) MarkApplied(ctx context.Context, fleet string, upTo int64) ([]uint32, error) {
 	var changed []uint32
 	err := s.db.WithContext(ctx).Transaction(func(db *gorm.DB) error {
-		if s.dialect == "postgres" {
-			// Take the writers' lock (see Update): otherwise an Update
-			// committing between the SELECT and the UPDATEs below has its
-			// newer revision marked as applied.
-			if err := db.Exec("SELECT 1 FROM revisions WHERE id = 1 FOR UPDATE").Error; err != nil {
-				return err
-			}
+		// Take the writers' lock (see Update): otherwise an Update
+		// committing between the SELECT and the UPDATEs below has its
+		// newer revision marked as applied.
+		if err := s.lockWriters(db); err != nil {
+			return err
 		}
 		var waiting []LoadBalancer
 		err := db.Select("id", "status").

@@ -90,7 +90,7 @@ func serveCommand() *ffcli.Command {
 	cfg := server.Config{Limits: api.DefaultLimits}
 	fs.StringVar(&cfg.HTTPAddr, "http-addr", "127.0.0.1:8080", "REST API, identity, /healthz, /readyz and /metrics listen address")
 	fs.StringVar(&cfg.GRPCAddr, "grpc-addr", "127.0.0.1:9090", "gRPC API listen address")
-	fs.StringVar(&cfg.XDSAddr, "xds-addr", "127.0.0.1:18000", "xDS (ADS) listen address for the Envoy fleet (reserved: the xDS server is not built yet)")
+	fs.StringVar(&cfg.XDSAddr, "xds-addr", "127.0.0.1:18000", "xDS (ADS, state of the world and delta) listen address for Envoy proxies and proxyless gRPC clients")
 	fs.StringVar(&cfg.PublicURL, "public-url", "", "base URL clients reach the API at, used in the identity service catalog (default: from each request's Host)")
 	fs.StringVar(&cfg.Region, "region", "LOCAL", "region name shown in the service catalog")
 	fs.StringVar(&cfg.Fleet, "fleet", "default", "proxy fleet (Envoy node cluster) new load balancers are placed on")
@@ -156,7 +156,7 @@ func serve(ctx context.Context, cfg server.Config) error {
 		return err
 	}
 	cfg.Logger.Info("lbaasd serving", "http", srv.HTTPAddr.String(), "grpc", srv.GRPCAddr.String(),
-		"database", srv.Store.Dialect(), "startup", time.Since(start).Round(time.Millisecond))
+		"xds", srv.XDSAddr.String(), "database", srv.Store.Dialect(), "startup", time.Since(start).Round(time.Millisecond))
 	<-ctx.Done()
 	cfg.Logger.Info("shutting down")
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)

@@ -20,13 +20,16 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
 
 	"github.com/openlbaas/lbaas/api"
 	"github.com/openlbaas/lbaas/auth"
 	"github.com/openlbaas/lbaas/gateway"
 	lbaasv1 "github.com/openlbaas/lbaas/gen/lbaas/v1"
+	"github.com/openlbaas/lbaas/internal/controlplane"
 	"github.com/openlbaas/lbaas/store"
+	"github.com/openlbaas/lbaas/xds"
 )
 
 // Config is the service configuration (flags and environment variables).
@@ -44,8 +47,9 @@ type Config struct {
 	Source      SourceAddresses
 	// DemoUser creates a demo user when the database has no users.
 	DemoUser bool
-	// ManualActivation leaves load balancers pending until something calls
-	// store.MarkApplied (tests use it to hold a load balancer in BUILD).
+	// ManualActivation runs no xDS server: load balancers stay pending
+	// until something calls store.MarkApplied (tests use it to hold a load
+	// balancer in BUILD).
 	ManualActivation bool
 	Logger           *slog.Logger
 }
@@ -59,11 +63,13 @@ type SourceAddresses struct {
 type Server struct {
 	HTTPAddr net.Addr
 	GRPCAddr net.Addr
+	XDSAddr  net.Addr
 	Store    *store.Store
 	Auth     *auth.Service
 
 	httpServer *http.Server
 	grpcServer *grpc.Server
+	xdsServer  *grpc.Server
 	health     *health.Server
 	cancel     context.CancelFunc
 	wg         sync.WaitGroup
@@ -143,6 +149,14 @@ func (s *Server) listen(cfg Config) error {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
+	if !cfg.ManualActivation {
+		if err := s.serveXDS(ctx, cfg); err != nil {
+			cancel()
+			_ = httpLn.Close()
+			_ = grpcLn.Close()
+			return err
+		}
+	}
 	s.wg.Add(2)
 	go func() {
 		defer s.wg.Done()
@@ -156,13 +170,37 @@ func (s *Server) listen(cfg Config) error {
 			s.log.Error("grpc server", "err", err)
 		}
 	}()
-	if !cfg.ManualActivation {
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			api.ActivateCommitted(ctx, s.Store, s.log)
-		}()
+	return nil
+}
+
+// serveXDS publishes the store to the data plane on the xDS address.
+func (s *Server) serveXDS(ctx context.Context, cfg Config) error {
+	pub, err := controlplane.New(ctx, s.Store, cfg.Fleet, s.log)
+	if err != nil {
+		return fmt.Errorf("load the data plane configuration: %w", err)
 	}
+	ln, err := net.Listen("tcp", cfg.XDSAddr)
+	if err != nil {
+		return fmt.Errorf("listen on --xds-addr: %w", err)
+	}
+	s.XDSAddr = ln.Addr()
+	s.xdsServer = grpc.NewServer(
+		grpc.MaxConcurrentStreams(1<<20),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+	)
+	xds.Register(ctx, s.xdsServer, pub.Cache(), pub.Tracker())
+	s.wg.Add(2)
+	go func() {
+		defer s.wg.Done()
+		pub.Run(ctx)
+	}()
+	go func() {
+		defer s.wg.Done()
+		if err := s.xdsServer.Serve(ln); err != nil {
+			s.log.Error("xds server", "err", err)
+		}
+	}()
 	return nil
 }
 
@@ -228,6 +266,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-stopped:
 	case <-ctx.Done():
 		s.grpcServer.Stop()
+	}
+	if s.xdsServer != nil {
+		// xDS streams never end by themselves: proxies reconnect elsewhere.
+		s.xdsServer.Stop()
 	}
 	s.cancel()
 	s.wg.Wait()

@@ -32,7 +32,7 @@ func TestGRPC(t *testing.T) {
 	ctx := context.Background()
 	pools, _ := store.ParsePools("PUBLIC=127.1.0.0/24")
 	srv, err := server.Start(ctx, server.Config{
-		HTTPAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0", DatabaseURL: filepath.Join(t.TempDir(), "db"),
+		HTTPAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0", XDSAddr: "127.0.0.1:0", DatabaseURL: filepath.Join(t.TempDir(), "db"),
 		Fleet: "default", Pools: pools, Limits: api.DefaultLimits, TokenTTL: time.Hour,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
@@ -123,7 +123,7 @@ func TestGRPC(t *testing.T) {
 // /metrics exposes the API's request counters in the Prometheus format.
 func TestMetrics(t *testing.T) {
 	srv, err := server.Start(context.Background(), server.Config{
-		HTTPAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0", DatabaseURL: filepath.Join(t.TempDir(), "db"),
+		HTTPAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0", XDSAddr: "127.0.0.1:0", DatabaseURL: filepath.Join(t.TempDir(), "db"),
 		Fleet: "default", Limits: api.DefaultLimits, TokenTTL: time.Hour,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
