@@ -199,9 +199,11 @@ func (t *Tracker) request(id int64, node *corev3.Node, typeURL, nonce, errorDeta
 
 var resourceID = regexp.MustCompile(`\blb_(\d+)`)
 
-// blame finds the pending changes a NACK refers to: those whose load
+// blame finds the changes a NACK refers to: the pending changes whose load
 // balancer the error message names, or else every pending change of the
-// refused type that the response carried.
+// refused type that the response carried. A load balancer the message
+// names that has no pending change (a client that started using it found
+// its configuration unacceptable) is blamed at revision 0, "as it is now".
 func (t *Tracker) blame(s *stream, r sent, message string) []*Pending {
 	rev := t.cache.RevisionOf(s.group, r.typeURL, r.version)
 	var named, carried []*Pending
@@ -230,6 +232,12 @@ func (t *Tracker) blame(s *stream, r sent, message string) []*Pending {
 	}
 	for _, p := range carried {
 		delete(t.pending, p.LoadBalancer)
+		delete(ids, p.LoadBalancer)
+	}
+	for id := range ids {
+		if _, waiting := t.pending[id]; !waiting {
+			carried = append(carried, &Pending{LoadBalancer: id, Fleet: s.group.Fleet})
+		}
 	}
 	return carried
 }
