@@ -193,14 +193,15 @@ func (o Options) adminTarget() (target, error) {
 // Bootstrap returns the JSON bootstrap of a fleet Envoy: node {id, cluster},
 // LDS and CDS over ADS (gRPC, API v3) through the static cluster
 // "xds_cluster" (HTTP/2, 1 s connect timeout, TLS when CAFile is set), and
-// the admin interface on AdminAddress. The output is indented with two
-// spaces and ends with a newline.
+// the admin interface on AdminAddress. Field names are the proto names
+// (snake_case, as in Envoy's documentation); the output is indented with
+// two spaces and ends with a newline.
 func Bootstrap(o Options) ([]byte, error) {
 	b, err := bootstrapProto(o)
 	if err != nil {
 		return nil, err
 	}
-	out, err := protojson.MarshalOptions{Multiline: true, Indent: "  "}.Marshal(b)
+	out, err := protojson.MarshalOptions{Multiline: true, Indent: "  ", UseProtoNames: true}.Marshal(b)
 	if err != nil {
 		return nil, fmt.Errorf("envoy: marshal bootstrap: %w", err)
 	}
