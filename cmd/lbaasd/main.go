@@ -22,6 +22,7 @@ import (
 
 	"github.com/openlbaas/lbaas/api"
 	"github.com/openlbaas/lbaas/auth"
+	"github.com/openlbaas/lbaas/envoy"
 	"github.com/openlbaas/lbaas/internal/server"
 	"github.com/openlbaas/lbaas/store"
 )
@@ -74,11 +75,11 @@ func root() *ffcli.Command {
 	serve := serveCommand()
 	return &ffcli.Command{
 		Name:        "lbaasd",
-		ShortUsage:  "lbaasd [serve|user|migrate] [flags]",
+		ShortUsage:  "lbaasd [serve|user|migrate|envoy-bootstrap] [flags]",
 		ShortHelp:   "Load-balancer-as-a-service control plane (Rackspace CLB v1.0 API, gRPC, xDS).",
 		FlagSet:     serve.FlagSet,
 		Options:     serve.Options,
-		Subcommands: []*ffcli.Command{serve, userCommand(), migrateCommand()},
+		Subcommands: []*ffcli.Command{serve, userCommand(), migrateCommand(), bootstrapCommand()},
 		Exec:        serve.Exec,
 	}
 }
@@ -228,6 +229,45 @@ func migrateCommand() *ffcli.Command {
 			}
 			log.Info("database is up to date", "database", st.Dialect())
 			return st.Close()
+		},
+	}
+}
+
+func bootstrapCommand() *ffcli.Command {
+	fs := flag.NewFlagSet("lbaasd envoy-bootstrap", flag.ContinueOnError)
+	var o envoy.Options
+	fs.StringVar(&o.Fleet, "fleet", "default", "fleet the proxy serves (its xDS node cluster)")
+	fs.StringVar(&o.XDSAddress, "xds-address", "127.0.0.1:18000", "host:port of the control plane's xDS port")
+	fs.StringVar(&o.NodeID, "node-id", "", "xDS node id (default: the host name)")
+	fs.StringVar(&o.AdminAddress, "admin-address", envoy.DefaultAdminAddress, "Envoy admin listen address (loopback only)")
+	fs.StringVar(&o.CAFile, "ca-file", "", "CA bundle to verify the control plane with (enables TLS)")
+	fs.StringVar(&o.CertFile, "cert-file", "", "client certificate for mutual TLS to the control plane")
+	fs.StringVar(&o.KeyFile, "key-file", "", "client private key for mutual TLS to the control plane")
+	proxyless := fs.Bool("proxyless", false, "write the bootstrap of a proxyless gRPC client (GRPC_XDS_BOOTSTRAP) instead of Envoy's")
+	return &ffcli.Command{
+		Name:       "envoy-bootstrap",
+		ShortUsage: "lbaasd envoy-bootstrap --fleet F --xds-address HOST:PORT [--proxyless] > bootstrap.json",
+		ShortHelp:  "Print the bootstrap of a fleet Envoy (or, with --proxyless, of a gRPC client) for this control plane.",
+		FlagSet:    fs,
+		Options:    []ff.Option{ff.WithEnvVarPrefix(envPrefix)},
+		Exec: func(_ context.Context, _ []string) error {
+			if o.NodeID == "" {
+				id, err := envoy.DefaultNodeID()
+				if err != nil {
+					return err
+				}
+				o.NodeID = id
+			}
+			build := envoy.Bootstrap
+			if *proxyless {
+				build = envoy.GRPCBootstrap
+			}
+			out, err := build(o)
+			if err != nil {
+				return err
+			}
+			_, err = os.Stdout.Write(out)
+			return err
 		},
 	}
 }
