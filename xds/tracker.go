@@ -33,8 +33,9 @@ type Pending struct {
 type Outcome interface {
 	// Applied: every connected client of the fleet acknowledged the change.
 	Applied(lb uint32, revision int64)
-	// Rejected: a client refused the change with this message.
-	Rejected(lb uint32, revision int64, message string)
+	// Rejected: a client of this kind refused the load balancer's
+	// configuration with this message.
+	Rejected(lb uint32, revision int64, kind Kind, message string)
 }
 
 // Tracker follows every xDS stream: what each client subscribes to, what
@@ -190,9 +191,10 @@ func (t *Tracker) request(id int64, node *corev3.Node, typeURL, nonce, errorDeta
 			rejected = t.blame(s, r, errorDetail)
 		}
 	}
+	kind := s.group.Kind
 	t.mu.Unlock()
 	for _, p := range rejected {
-		t.outcome.Rejected(p.LoadBalancer, p.Revision, errorDetail)
+		t.outcome.Rejected(p.LoadBalancer, p.Revision, kind, errorDetail)
 	}
 	t.settle()
 }

@@ -27,7 +27,7 @@ func (v *verdicts) Applied(lb uint32, _ int64) {
 	v.applied = append(v.applied, lb)
 }
 
-func (v *verdicts) Rejected(lb uint32, _ int64, msg string) {
+func (v *verdicts) Rejected(lb uint32, _ int64, _ Kind, msg string) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	v.rejected[lb] = msg

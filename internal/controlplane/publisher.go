@@ -48,6 +48,7 @@ type outcome struct {
 	lb       uint32
 	revision int64
 	rejected bool
+	kind     xds.Kind
 	message  string
 }
 
@@ -270,13 +271,15 @@ func (p *Publisher) Applied(lb uint32, revision int64) {
 }
 
 // Rejected implements xds.Outcome.
-func (p *Publisher) Rejected(lb uint32, revision int64, message string) {
-	p.outcomes <- outcome{lb: lb, revision: revision, rejected: true, message: message}
+func (p *Publisher) Rejected(lb uint32, revision int64, kind xds.Kind, message string) {
+	p.outcomes <- outcome{lb: lb, revision: revision, rejected: true, kind: kind, message: message}
 }
 
-// record writes a verdict to the store. A rejected change is withdrawn:
-// the load balancer's last accepted resources (or none) go back to the
-// cache, so that every other load balancer's updates keep flowing.
+// record writes a verdict to the store. A rejected configuration is
+// withdrawn from the kind of data plane that refused it: the load
+// balancer's last accepted resources go back (or, when what was refused is
+// what had been accepted so far, none), so that the clients acknowledge
+// again and every other load balancer's updates keep flowing.
 func (p *Publisher) record(ctx context.Context, o outcome) {
 	if !o.rejected {
 		if _, err := p.store.SetApplied(ctx, o.lb, o.revision); err != nil {
@@ -291,28 +294,50 @@ func (p *Publisher) record(ctx context.Context, o outcome) {
 		p.mu.Unlock()
 		return
 	}
-	p.log.WarnContext(ctx, "xds: a client rejected a load balancer's configuration", "id", o.lb, "revision", o.revision, "error", o.message)
-	if _, err := p.store.SetRejected(ctx, o.lb, o.revision, fmt.Sprintf("rejected by the data plane: %s", o.message)); err != nil {
+	p.log.WarnContext(ctx, "xds: a client rejected a load balancer's configuration",
+		"id", o.lb, "revision", o.revision, "kind", o.kind, "error", o.message)
+	if _, err := p.store.SetRejected(ctx, o.lb, o.revision, "rejected by the data plane: "+o.message); err != nil {
 		p.log.WarnContext(ctx, "xds: record rejected change", "id", o.lb, "err", err)
 	}
 	p.mu.Lock()
 	updates := map[xds.Group]*xds.Update{}
-	prev, good := p.current[o.lb], p.good[o.lb]
-	if good == nil {
-		good = &resources{byKind: map[xds.Kind]map[xds.Key]types.Resource{}}
-		if prev != nil {
-			good.fleet = prev.fleet
-		}
+	if prev := p.current[o.lb]; prev != nil {
+		next := withdrawn(prev, p.good[o.lb], o.kind)
+		diff(prev, next, updates)
+		p.current[o.lb] = next
 	}
-	if prev != nil {
-		diff(prev, good, updates)
-	}
-	p.current[o.lb] = good
 	rev := p.revision
 	p.mu.Unlock()
 	if err := p.cache.Apply(rev, updates); err != nil {
 		p.log.ErrorContext(ctx, "xds: withdraw rejected configuration", "id", o.lb, "err", err)
 	}
+}
+
+// withdrawn is prev with kind's resources replaced by the last accepted
+// ones, or removed when those are what was refused.
+func withdrawn(prev, good *resources, kind xds.Kind) *resources {
+	next := &resources{fleet: prev.fleet, byKind: map[xds.Kind]map[xds.Key]types.Resource{}}
+	for k, r := range prev.byKind {
+		next.byKind[k] = r
+	}
+	var fallback map[xds.Key]types.Resource
+	if good != nil && good.fleet == prev.fleet && !sameResources(good.byKind[kind], prev.byKind[kind]) {
+		fallback = good.byKind[kind]
+	}
+	next.byKind[kind] = fallback
+	return next
+}
+
+func sameResources(a, b map[xds.Key]types.Resource) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, r := range a {
+		if other, ok := b[k]; !ok || !proto.Equal(r, other) {
+			return false
+		}
+	}
+	return true
 }
 
 // Model converts a stored load balancer into the translator's input.
