@@ -39,35 +39,59 @@ func (s *Store) LiveLoadBalancers(ctx context.Context, fn func([]LoadBalancer) e
 		FindInBatches(&batch, 1000, func(*gorm.DB, int) error { return fn(batch) }).Error
 }
 
-// SetApplied records that every client of the load balancer's fleet runs
-// its change at revision: BUILD and PENDING_UPDATE become ACTIVE,
-// PENDING_DELETE becomes DELETED (and gives back its virtual IPs). It does
-// nothing when the load balancer has changed since. It reports whether the
-// status changed.
-func (s *Store) SetApplied(ctx context.Context, id uint32, revision int64) (bool, error) {
-	changed := false
+// Applied names a load balancer change the data plane applied.
+type Applied struct {
+	ID       uint32
+	Revision int64
+}
+
+// SetApplied records, in one transaction, that every client of their
+// fleets runs these changes: BUILD and PENDING_UPDATE become ACTIVE,
+// PENDING_DELETE becomes DELETED (and gives back its virtual IPs). A load
+// balancer that has changed since (another revision) is left alone. It
+// returns the ids whose status changed.
+func (s *Store) SetApplied(ctx context.Context, applied []Applied) ([]uint32, error) {
+	var changed []uint32
 	err := s.db.WithContext(ctx).Transaction(func(db *gorm.DB) error {
+		changed = changed[:0]
 		if err := s.lockWriters(db); err != nil {
 			return err
 		}
-		var lb LoadBalancer
-		err := db.Select("id", "status", "revision").Where("id = ? AND revision = ?", id, revision).First(&lb).Error
-		if errors.Is(err, gorm.ErrRecordNotFound) {
-			return nil
+		want := map[uint32]int64{}
+		ids := make([]uint32, 0, len(applied))
+		for _, a := range applied {
+			want[a.ID] = a.Revision
+			ids = append(ids, a.ID)
 		}
-		if err != nil {
+		var lbs []LoadBalancer
+		if err := db.Select("id", "status", "revision").Where("id IN ?", ids).Find(&lbs).Error; err != nil {
 			return err
 		}
-		now := s.db.NowFunc()
-		switch lb.Status {
-		case StatusBuild, StatusPendingUpdate:
-			changed = true
-			return db.Model(&LoadBalancer{}).Where("id = ?", id).
-				Updates(map[string]any{"status": StatusActive, "status_description": "", "updated_at": now}).Error
-		case StatusPendingDelete:
-			changed = true
-			return s.finishDelete(db, []uint32{id}, now)
+		var active, deleted []uint32
+		for _, lb := range lbs {
+			if lb.Revision != want[lb.ID] {
+				continue
+			}
+			switch lb.Status {
+			case StatusBuild, StatusPendingUpdate:
+				active = append(active, lb.ID)
+			case StatusPendingDelete:
+				deleted = append(deleted, lb.ID)
+			}
 		}
+		now := s.db.NowFunc()
+		if len(active) > 0 {
+			if err := db.Model(&LoadBalancer{}).Where("id IN ?", active).
+				Updates(map[string]any{"status": StatusActive, "status_description": "", "updated_at": now}).Error; err != nil {
+				return err
+			}
+		}
+		if len(deleted) > 0 {
+			if err := s.finishDelete(db, deleted, now); err != nil {
+				return err
+			}
+		}
+		changed = append(active, deleted...)
 		return nil
 	})
 	return changed, err

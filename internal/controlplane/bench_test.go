@@ -30,7 +30,7 @@ func storedFleet(n int) []*store.LoadBalancer {
 // loaded returns a publisher whose cache holds n load balancers.
 func loaded(b testing.TB, n int) (*Publisher, []*store.LoadBalancer) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	p := &Publisher{log: log, current: map[uint32]*resources{}, good: map[uint32]*resources{}, outcomes: make(chan outcome, 1)}
+	p := &Publisher{log: log, current: map[uint32]*resources{}, good: map[uint32]*resources{}, wake: make(chan struct{}, 1)}
 	p.cache = xds.NewCache("default", 1, xdsLogger{log})
 	p.tracker = xds.NewTracker(p.cache, p)
 	lbs := storedFleet(n)

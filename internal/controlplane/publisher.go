@@ -40,8 +40,11 @@ type Publisher struct {
 	revision int64
 	current  map[uint32]*resources // what the cache holds
 	good     map[uint32]*resources // what the fleet last accepted
-
-	outcomes chan outcome
+	// verdicts queue the tracker's outcomes for Run, which records them;
+	// wake tells Run there are some. (The tracker may report from Run
+	// itself, so the queue must never block.)
+	verdicts []outcome
+	wake     chan struct{}
 }
 
 type outcome struct {
@@ -63,7 +66,7 @@ func New(ctx context.Context, st *store.Store, defaultFleet string, log *slog.Lo
 	p := &Publisher{
 		store: st, log: log, poll: time.Second, revision: rev,
 		current: map[uint32]*resources{}, good: map[uint32]*resources{},
-		outcomes: make(chan outcome, 1024),
+		wake: make(chan struct{}, 1),
 	}
 	p.cache = xds.NewCache(defaultFleet, rev, xdsLogger{log})
 	p.tracker = xds.NewTracker(p.cache, p)
@@ -111,10 +114,57 @@ func (p *Publisher) Run(ctx context.Context) {
 			p.sync(ctx)
 		case <-tick.C:
 			p.sync(ctx)
-		case o := <-p.outcomes:
-			p.record(ctx, o)
+		case <-p.wake:
+		}
+		p.recordVerdicts(ctx)
+	}
+}
+
+func (p *Publisher) queue(o outcome) {
+	p.mu.Lock()
+	p.verdicts = append(p.verdicts, o)
+	p.mu.Unlock()
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+// recordVerdicts writes the queued verdicts: all applied changes in one
+// transaction, then each rejection.
+func (p *Publisher) recordVerdicts(ctx context.Context) {
+	p.mu.Lock()
+	verdicts := p.verdicts
+	p.verdicts = nil
+	p.mu.Unlock()
+	var applied []store.Applied
+	for _, o := range verdicts {
+		if o.rejected {
+			p.reject(ctx, o)
+		} else {
+			applied = append(applied, store.Applied{ID: o.lb, Revision: o.revision})
 		}
 	}
+	if len(applied) == 0 {
+		return
+	}
+	if _, err := p.store.SetApplied(ctx, applied); err != nil {
+		p.log.WarnContext(ctx, "xds: record applied changes", "count", len(applied), "err", err)
+		// The changes stay applied in the data plane; requeue their verdicts.
+		for _, a := range applied {
+			p.queue(outcome{lb: a.ID, revision: a.Revision})
+		}
+		return
+	}
+	p.mu.Lock()
+	for _, a := range applied {
+		if r, ok := p.current[a.ID]; ok {
+			p.good[a.ID] = r
+		} else {
+			delete(p.good, a.ID)
+		}
+	}
+	p.mu.Unlock()
 }
 
 // sync publishes the changes committed since the last published revision.
@@ -170,10 +220,7 @@ func (p *Publisher) stage(lb *store.LoadBalancer, updates map[xds.Group]*xds.Upd
 			// The API only stores what translates, so this is a bug; the
 			// load balancer's previous configuration stays in force.
 			p.log.Error("xds: translate", "id", lb.ID, "err", err)
-			select {
-			case p.outcomes <- outcome{lb: lb.ID, revision: lb.Revision, rejected: true, message: err.Error()}:
-			default:
-			}
+			p.verdicts = append(p.verdicts, outcome{lb: lb.ID, revision: lb.Revision, rejected: true, message: err.Error()})
 			return nil
 		}
 		next.byKind[xds.KindEnvoy] = keyed(out.Envoy)
@@ -267,33 +314,20 @@ func (u *xdsUpdate) remove(k xds.Key) {
 
 // Applied implements xds.Outcome; the verdict is recorded by Run.
 func (p *Publisher) Applied(lb uint32, revision int64) {
-	p.outcomes <- outcome{lb: lb, revision: revision}
+	p.queue(outcome{lb: lb, revision: revision})
 }
 
 // Rejected implements xds.Outcome.
 func (p *Publisher) Rejected(lb uint32, revision int64, kind xds.Kind, message string) {
-	p.outcomes <- outcome{lb: lb, revision: revision, rejected: true, kind: kind, message: message}
+	p.queue(outcome{lb: lb, revision: revision, rejected: true, kind: kind, message: message})
 }
 
-// record writes a verdict to the store. A rejected configuration is
-// withdrawn from the kind of data plane that refused it: the load
+// reject writes a rejection to the store and withdraws the refused
+// configuration from the kind of data plane that refused it: the load
 // balancer's last accepted resources go back (or, when what was refused is
 // what had been accepted so far, none), so that the clients acknowledge
 // again and every other load balancer's updates keep flowing.
-func (p *Publisher) record(ctx context.Context, o outcome) {
-	if !o.rejected {
-		if _, err := p.store.SetApplied(ctx, o.lb, o.revision); err != nil {
-			p.log.WarnContext(ctx, "xds: record applied change", "id", o.lb, "err", err)
-		}
-		p.mu.Lock()
-		if r, ok := p.current[o.lb]; ok {
-			p.good[o.lb] = r
-		} else {
-			delete(p.good, o.lb)
-		}
-		p.mu.Unlock()
-		return
-	}
+func (p *Publisher) reject(ctx context.Context, o outcome) {
 	p.log.WarnContext(ctx, "xds: a client rejected a load balancer's configuration",
 		"id", o.lb, "revision", o.revision, "kind", o.kind, "error", o.message)
 	if _, err := p.store.SetRejected(ctx, o.lb, o.revision, "rejected by the data plane: "+o.message); err != nil {
@@ -301,7 +335,7 @@ func (p *Publisher) record(ctx context.Context, o outcome) {
 	}
 	p.mu.Lock()
 	updates := map[xds.Group]*xds.Update{}
-	if prev := p.current[o.lb]; prev != nil {
+	if prev := p.current[o.lb]; prev != nil && o.kind != "" {
 		next := withdrawn(prev, p.good[o.lb], o.kind)
 		diff(prev, next, updates)
 		p.current[o.lb] = next
