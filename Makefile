@@ -8,7 +8,7 @@ BIN    := $(CURDIR)/bin
 GO     ?= go
 export PATH := $(BIN):$(PATH)
 
-.PHONY: all build run test test-short lint generate tools fuzz bench clean
+.PHONY: all build run test lint generate tools fuzz bench load clean
 
 all: build
 
@@ -51,6 +51,12 @@ lint:
 ## fuzz: a short run of every fuzz target
 fuzz:
 	$(GO) test ./gateway -run '^$$' -fuzz FuzzDecodeCreateLoadBalancer -fuzztime 30s
+	$(GO) test ./translator -run '^$$' -fuzz FuzzTranslate -fuzztime 30s
+
+## load: the load harness against a real lbaasd (10,000 LBs, 50 xDS clients; loopback only, bounded)
+load: build
+	$(GO) build -o $(BIN)/lbaas-load ./cmd/lbaas-load
+	$(BIN)/lbaas-load -lbaasd $(BIN)/lbaasd
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...

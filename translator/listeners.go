@@ -31,23 +31,21 @@ func mustAny(m proto.Message) *anypb.Any {
 	return a
 }
 
-// envoyListeners builds the listener on the load balancer's virtual IPs
-// (one listener, the first VIP as its address and the others as
-// additional addresses), and for HTTP its route configuration (served
-// over RDS, so a route change does not drain the listener).
-func envoyListeners(lb *LoadBalancer) ([]*listenerv3.Listener, []*routev3.RouteConfiguration, error) {
+// envoyListeners builds the listener on the load balancer's virtual IPs:
+// one listener, the first VIP as its address and the others as additional
+// addresses. HTTP listeners take their routes over RDS, so a route change
+// does not drain the listener.
+func envoyListeners(lb *LoadBalancer) []*listenerv3.Listener {
 	if len(lb.VIPs) == 0 {
-		return nil, nil, nil
+		return nil
 	}
 	name := ResourceName(lb.ID)
 	var l *listenerv3.Listener
-	var routes []*routev3.RouteConfiguration
 	switch Family(lb.Protocol) {
 	case FamilyHTTP:
 		hcm := httpConnectionManager(name)
 		hcm.RouteSpecifier = rdsFor(name)
 		l = tcpListener(name, lb.VIPs, lb.Port, filterChain(hcmFilter, hcm))
-		routes = []*routev3.RouteConfiguration{routeConfig(name, lb)}
 	case FamilyUDP:
 		l = udpListener(name, lb)
 	default:
@@ -57,7 +55,7 @@ func envoyListeners(lb *LoadBalancer) ([]*listenerv3.Listener, []*routev3.RouteC
 	if lb.HTTPSRedirect && lb.Protocol == "HTTPS" {
 		listeners = append(listeners, redirectListener(lb))
 	}
-	return listeners, routes, nil
+	return listeners
 }
 
 func tcpListener(name string, vips []VIP, port uint32, chain *listenerv3.FilterChain) *listenerv3.Listener {
@@ -198,16 +196,15 @@ func udpListener(name string, lb *LoadBalancer) *listenerv3.Listener {
 // apiListener is the proxyless gRPC form of an HTTP load balancer: a
 // client dialing xds:///lb_<id> gets this listener, its route and the
 // load balancer's cluster.
-func apiListener(lb *LoadBalancer) (*listenerv3.Listener, *routev3.RouteConfiguration, error) {
+func apiListener(lb *LoadBalancer) *listenerv3.Listener {
 	name := ResourceName(lb.ID)
 	hcm := &hcmv3.HttpConnectionManager{
 		StatPrefix:     name,
 		RouteSpecifier: rdsFor(name),
 		HttpFilters:    []*hcmv3.HttpFilter{router()},
 	}
-	l := &listenerv3.Listener{
+	return &listenerv3.Listener{
 		Name:        name,
 		ApiListener: &listenerv3.ApiListener{ApiListener: mustAny(hcm)},
 	}
-	return l, routeConfig(name, lb), nil
 }

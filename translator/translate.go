@@ -61,18 +61,16 @@ func Translate(lb *LoadBalancer) (*Output, error) {
 		out.Envoy.Endpoints = []*endpointv3.ClusterLoadAssignment{endpoints}
 		out.GRPC.Endpoints = out.Envoy.Endpoints
 	}
-	listeners, routes, err := envoyListeners(lb)
-	if err != nil {
-		return nil, err
-	}
-	out.Envoy.Listeners, out.Envoy.Routes = listeners, routes
+	var routes []*routev3.RouteConfiguration
 	if Family(lb.Protocol) == FamilyHTTP {
-		l, r, err := apiListener(lb)
-		if err != nil {
-			return nil, err
-		}
-		out.GRPC.Listeners = []*listenerv3.Listener{l}
-		out.GRPC.Routes = []*routev3.RouteConfiguration{r}
+		// Envoy and gRPC clients get the same route configuration.
+		routes = []*routev3.RouteConfiguration{routeConfig(ResourceName(lb.ID), lb)}
+		out.GRPC.Listeners = []*listenerv3.Listener{apiListener(lb)}
+		out.GRPC.Routes = routes
+	}
+	out.Envoy.Listeners = envoyListeners(lb)
+	if len(out.Envoy.Listeners) > 0 {
+		out.Envoy.Routes = routes
 	}
 	return out, nil
 }
@@ -137,8 +135,11 @@ func clusters(lb *LoadBalancer) (envoy, grpc *clusterv3.Cluster, eds *endpointv3
 		envoy.EdsClusterConfig = &clusterv3.Cluster_EdsClusterConfig{EdsConfig: ads(), ServiceName: name}
 		eds = cla
 	}
-	grpc = proto.Clone(envoy).(*clusterv3.Cluster)
-	grpc.LbPolicy = grpcPolicy(lb.Algorithm)
+	grpc = envoy
+	if p := grpcPolicy(lb.Algorithm); p != envoy.LbPolicy {
+		grpc = proto.Clone(envoy).(*clusterv3.Cluster)
+		grpc.LbPolicy = p
+	}
 	return envoy, grpc, eds
 }
 

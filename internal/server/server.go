@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"sync"
 	"time"
@@ -34,9 +35,11 @@ import (
 
 // Config is the service configuration (flags and environment variables).
 type Config struct {
-	HTTPAddr    string
-	GRPCAddr    string
-	XDSAddr     string
+	HTTPAddr string
+	GRPCAddr string
+	XDSAddr  string
+	// DebugAddr serves Go's pprof handlers when set (keep it on loopback).
+	DebugAddr   string
 	DatabaseURL string
 	PublicURL   string
 	Region      string
@@ -67,13 +70,14 @@ type Server struct {
 	Store    *store.Store
 	Auth     *auth.Service
 
-	httpServer *http.Server
-	grpcServer *grpc.Server
-	xdsServer  *grpc.Server
-	health     *health.Server
-	cancel     context.CancelFunc
-	wg         sync.WaitGroup
-	log        *slog.Logger
+	httpServer  *http.Server
+	debugServer *http.Server
+	grpcServer  *grpc.Server
+	xdsServer   *grpc.Server
+	health      *health.Server
+	cancel      context.CancelFunc
+	wg          sync.WaitGroup
+	log         *slog.Logger
 }
 
 // Start opens the store, binds the listeners and serves in the background.
@@ -149,6 +153,14 @@ func (s *Server) listen(cfg Config) error {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
+	if cfg.DebugAddr != "" {
+		if err := s.serveDebug(cfg.DebugAddr); err != nil {
+			cancel()
+			_ = httpLn.Close()
+			_ = grpcLn.Close()
+			return err
+		}
+	}
 	if !cfg.ManualActivation {
 		if err := s.serveXDS(ctx, cfg); err != nil {
 			cancel()
@@ -170,6 +182,21 @@ func (s *Server) listen(cfg Config) error {
 			s.log.Error("grpc server", "err", err)
 		}
 	}()
+	return nil
+}
+
+// serveDebug serves pprof for profiling a running control plane.
+func (s *Server) serveDebug(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen on --debug-addr: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	s.debugServer = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = s.debugServer.Serve(ln) }()
 	return nil
 }
 
@@ -266,6 +293,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-stopped:
 	case <-ctx.Done():
 		s.grpcServer.Stop()
+	}
+	if s.debugServer != nil {
+		_ = s.debugServer.Close()
 	}
 	if s.xdsServer != nil {
 		// xDS streams never end by themselves: proxies reconnect elsewhere.
