@@ -221,6 +221,10 @@ func (p *Publisher) stage(lb *store.LoadBalancer, updates map[xds.Group]*xds.Upd
 			// load balancer's previous configuration stays in force.
 			p.log.Error("xds: translate", "id", lb.ID, "err", err)
 			p.verdicts = append(p.verdicts, outcome{lb: lb.ID, revision: lb.Revision, rejected: true, message: err.Error()})
+			select {
+			case p.wake <- struct{}{}:
+			default:
+			}
 			return nil
 		}
 		next.byKind[xds.KindEnvoy] = keyed(out.Envoy)
