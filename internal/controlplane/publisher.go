@@ -59,7 +59,9 @@ type outcome struct {
 // state: every live load balancer is translated and published, and those
 // waiting for the data plane are tracked.
 func New(ctx context.Context, st *store.Store, defaultFleet string, log *slog.Logger) (*Publisher, error) {
-	rev, err := st.Revision(ctx)
+	// Start from a revision of our own: xDS versions carry it, so they
+	// keep increasing across restarts even when nothing else was written.
+	rev, err := st.Update(ctx, func(*store.Tx) error { return nil })
 	if err != nil {
 		return nil, err
 	}
