@@ -12,25 +12,35 @@ import (
 	"github.com/openlbaas/lbaas/store"
 )
 
-// Nodes implements NodeService.
-type Nodes struct {
-	lbaasv1.UnimplementedNodeServiceServer
+// lbChild is what the services of a load balancer's parts share.
+type lbChild struct {
 	store  *store.Store
 	auth   Authorizer
 	limits Limits
 	log    *slog.Logger
 }
 
-// NewNodes returns the NodeService.
-func NewNodes(st *store.Store, auth Authorizer, cfg Config) *Nodes {
-	return &Nodes{store: st, auth: auth, limits: cfg.Limits, log: cfg.Logger}
+func newLBChild(st *store.Store, auth Authorizer, cfg Config) lbChild {
+	return lbChild{store: st, auth: auth, limits: cfg.Limits, log: cfg.Logger}
 }
 
-func (s *Nodes) fail(ctx context.Context, err error) error {
+// fail turns a store error into the fault: a missing load balancer is 404.
+func (s *lbChild) fail(ctx context.Context, err error) error {
 	if errors.Is(err, store.ErrNotFound) {
 		return NotFound("Load balancer not found")
 	}
 	return storeError(ctx, s.log, err)
+}
+
+// Nodes implements NodeService.
+type Nodes struct {
+	lbaasv1.UnimplementedNodeServiceServer
+	lbChild
+}
+
+// NewNodes returns the NodeService.
+func NewNodes(st *store.Store, auth Authorizer, cfg Config) *Nodes {
+	return &Nodes{lbChild: newLBChild(st, auth, cfg)}
 }
 
 // ListNodes lists a load balancer's nodes.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 
 	"google.golang.org/protobuf/types/known/emptypb"
 
@@ -15,22 +14,12 @@ import (
 // VirtualIPs implements VirtualIpService.
 type VirtualIPs struct {
 	lbaasv1.UnimplementedVirtualIpServiceServer
-	store  *store.Store
-	auth   Authorizer
-	limits Limits
-	log    *slog.Logger
+	lbChild
 }
 
 // NewVirtualIPs returns the VirtualIpService.
 func NewVirtualIPs(st *store.Store, auth Authorizer, cfg Config) *VirtualIPs {
-	return &VirtualIPs{store: st, auth: auth, limits: cfg.Limits, log: cfg.Logger}
-}
-
-func (s *VirtualIPs) fail(ctx context.Context, err error) error {
-	if errors.Is(err, store.ErrNotFound) {
-		return NotFound("Load balancer not found")
-	}
-	return storeError(ctx, s.log, err)
+	return &VirtualIPs{lbChild: newLBChild(st, auth, cfg)}
 }
 
 // ListVirtualIps lists a load balancer's virtual IPs.

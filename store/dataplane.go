@@ -53,7 +53,6 @@ type Applied struct {
 func (s *Store) SetApplied(ctx context.Context, applied []Applied) ([]uint32, error) {
 	var changed []uint32
 	err := s.db.WithContext(ctx).Transaction(func(db *gorm.DB) error {
-		changed = changed[:0]
 		if err := s.lockWriters(db); err != nil {
 			return err
 		}
@@ -67,32 +66,15 @@ func (s *Store) SetApplied(ctx context.Context, applied []Applied) ([]uint32, er
 		if err := db.Select("id", "status", "revision").Where("id IN ?", ids).Find(&lbs).Error; err != nil {
 			return err
 		}
-		var active, deleted []uint32
+		var current []LoadBalancer
 		for _, lb := range lbs {
-			if lb.Revision != want[lb.ID] {
-				continue
-			}
-			switch lb.Status {
-			case StatusBuild, StatusPendingUpdate:
-				active = append(active, lb.ID)
-			case StatusPendingDelete:
-				deleted = append(deleted, lb.ID)
+			if lb.Revision == want[lb.ID] {
+				current = append(current, lb)
 			}
 		}
-		now := s.db.NowFunc()
-		if len(active) > 0 {
-			if err := db.Model(&LoadBalancer{}).Where("id IN ?", active).
-				Updates(map[string]any{"status": StatusActive, "status_description": "", "updated_at": now}).Error; err != nil {
-				return err
-			}
-		}
-		if len(deleted) > 0 {
-			if err := s.finishDelete(db, deleted, now); err != nil {
-				return err
-			}
-		}
-		changed = append(active, deleted...)
-		return nil
+		var err error
+		changed, err = s.settle(db, current)
+		return err
 	})
 	return changed, err
 }

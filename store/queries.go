@@ -135,30 +135,37 @@ func (s *Store) MarkApplied(ctx context.Context, fleet string, upTo int64) ([]ui
 		if err != nil || len(waiting) == 0 {
 			return err
 		}
-		var active, deleted []uint32
-		for _, lb := range waiting {
-			if lb.Status == StatusPendingDelete {
-				deleted = append(deleted, lb.ID)
-			} else {
-				active = append(active, lb.ID)
-			}
-		}
-		now := s.db.NowFunc()
-		if len(active) > 0 {
-			if err := db.Model(&LoadBalancer{}).Where("id IN ?", active).
-				Updates(map[string]any{"status": StatusActive, "status_description": "", "updated_at": now}).Error; err != nil {
-				return err
-			}
-		}
-		if len(deleted) > 0 {
-			if err := s.finishDelete(db, deleted, now); err != nil {
-				return err
-			}
-		}
-		changed = append(active, deleted...)
-		return nil
+		changed, err = s.settle(db, waiting)
+		return err
 	})
 	return changed, err
+}
+
+// settle moves waiting load balancers on: BUILD and PENDING_UPDATE to
+// ACTIVE, PENDING_DELETE to DELETED. It returns the ids it moved.
+func (s *Store) settle(db *gorm.DB, lbs []LoadBalancer) ([]uint32, error) {
+	var active, deleted []uint32
+	for _, lb := range lbs {
+		switch lb.Status {
+		case StatusBuild, StatusPendingUpdate:
+			active = append(active, lb.ID)
+		case StatusPendingDelete:
+			deleted = append(deleted, lb.ID)
+		}
+	}
+	now := s.db.NowFunc()
+	if len(active) > 0 {
+		if err := db.Model(&LoadBalancer{}).Where("id IN ?", active).
+			Updates(map[string]any{"status": StatusActive, "status_description": "", "updated_at": now}).Error; err != nil {
+			return nil, err
+		}
+	}
+	if len(deleted) > 0 {
+		if err := s.finishDelete(db, deleted, now); err != nil {
+			return nil, err
+		}
+	}
+	return append(active, deleted...), nil
 }
 
 func (s *Store) finishDelete(db *gorm.DB, ids []uint32, now time.Time) error {

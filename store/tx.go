@@ -120,18 +120,23 @@ func (tx *Tx) DeleteNodes(lb *LoadBalancer, ids []uint32) error {
 	if err := tx.db.Where("load_balancer_id = ? AND id IN ?", lb.ID, ids).Delete(&Node{}).Error; err != nil {
 		return err
 	}
+	lb.Nodes = without(lb.Nodes, ids, func(n Node) uint32 { return n.ID })
+	return nil
+}
+
+// without returns items less those whose id is in ids.
+func without[T any](items []T, ids []uint32, id func(T) uint32) []T {
 	gone := map[uint32]bool{}
-	for _, id := range ids {
-		gone[id] = true
+	for _, i := range ids {
+		gone[i] = true
 	}
-	kept := lb.Nodes[:0]
-	for _, n := range lb.Nodes {
-		if !gone[n.ID] {
-			kept = append(kept, n)
+	kept := items[:0]
+	for _, item := range items {
+		if !gone[id(item)] {
+			kept = append(kept, item)
 		}
 	}
-	lb.Nodes = kept
-	return nil
+	return kept
 }
 
 // VirtualIP returns one of the account's virtual IPs.
@@ -184,17 +189,7 @@ func (tx *Tx) DetachVirtualIPs(lb *LoadBalancer, ids []uint32) error {
 	if err := tx.releaseUnused(ids); err != nil {
 		return err
 	}
-	gone := map[uint32]bool{}
-	for _, id := range ids {
-		gone[id] = true
-	}
-	kept := lb.VirtualIPs[:0]
-	for _, v := range lb.VirtualIPs {
-		if !gone[v.ID] {
-			kept = append(kept, v)
-		}
-	}
-	lb.VirtualIPs = kept
+	lb.VirtualIPs = without(lb.VirtualIPs, ids, func(v VirtualIP) uint32 { return v.ID })
 	return nil
 }
 
