@@ -78,6 +78,10 @@ func (s *LoadBalancers) apiLoadBalancer(lb *store.LoadBalancer) *lbaasv1.LoadBal
 	if lb.StatusDescription != "" {
 		out.StatusDescription = proto.String(lb.StatusDescription)
 	}
+	out.NodesStatus = nodesStatus(lb.Nodes)
+	out.CheckPassive = proto.Bool(lb.CheckPassive)
+	out.ClientKeepAliveTimeout = proto.Uint32(lb.ClientKeepAliveTimeout)
+	out.BackendKeepAlive = proto.Bool(lb.BackendKeepAlive)
 	if sp := lb.SessionPersistence; sp != nil {
 		out.SessionPersistence = &lbaasv1.SessionPersistence{PersistenceType: proto.String(sp.PersistenceType)}
 	}
@@ -100,6 +104,25 @@ func (s *LoadBalancers) apiLoadBalancer(lb *store.LoadBalancer) *lbaasv1.LoadBal
 	return out
 }
 
+// nodesStatus counts nodes by measured health (Linode's nodes_status).
+func nodesStatus(nodes []store.Node) *lbaasv1.NodesStatus {
+	var up, down uint32
+	for _, n := range nodes {
+		if n.Status == NodeOffline {
+			down++
+		} else {
+			up++
+		}
+	}
+	return &lbaasv1.NodesStatus{Up: proto.Uint32(up), Down: proto.Uint32(down)}
+}
+
+// Node statuses, measured by health monitoring.
+const (
+	NodeOnline  = "ONLINE"
+	NodeOffline = "OFFLINE"
+)
+
 func apiHealthMonitor(hm *store.HealthMonitor) *lbaasv1.HealthMonitor {
 	out := &lbaasv1.HealthMonitor{
 		Type: proto.String(hm.Type), Delay: proto.Uint32(hm.Delay), Timeout: proto.Uint32(hm.Timeout),
@@ -111,6 +134,9 @@ func apiHealthMonitor(hm *store.HealthMonitor) *lbaasv1.HealthMonitor {
 		out.BodyRegex = proto.String(hm.BodyRegex)
 		if hm.HostHeader != "" {
 			out.HostHeader = proto.String(hm.HostHeader)
+		}
+		if hm.CheckBody != "" {
+			out.CheckBody = proto.String(hm.CheckBody)
 		}
 	}
 	return out

@@ -176,6 +176,12 @@ func (s *LoadBalancers) newLoadBalancer(account string, in *lbaasv1.LoadBalancer
 		HalfClosed: in.GetHalfClosed(), HTTPSRedirect: in.GetHttpsRedirect(), Fleet: s.fleet,
 		ConnectionLogging: in.GetConnectionLogging().GetEnabled(),
 		ContentCaching:    in.GetContentCaching().GetEnabled(),
+		CheckPassive:      in.GetCheckPassive(), BackendKeepAlive: in.GetBackendKeepAlive(),
+		ClientKeepAliveTimeout: defaultClientKeepAlive,
+	}
+	if in.ClientKeepAliveTimeout != nil {
+		lb.ClientKeepAliveTimeout = in.GetClientKeepAliveTimeout()
+		validKeepAlive(&v, "loadBalancer.clientKeepAliveTimeout", lb.ClientKeepAliveTimeout)
 	}
 	if in.Name == nil {
 		v.add("loadBalancer.name", "is required")
@@ -219,6 +225,16 @@ func (s *LoadBalancers) newLoadBalancer(account string, in *lbaasv1.LoadBalancer
 		return nil, nil, err
 	}
 	return lb, vips, nil
+}
+
+// defaultClientKeepAlive is Tencent CLB's default idle timeout of client
+// connections, in seconds.
+const defaultClientKeepAlive = 75
+
+func validKeepAlive(v *validation, field string, t uint32) {
+	if t < 1 || t > 3600 {
+		v.add(field, "must be from 1 to 3600 seconds (got %d)", t)
+	}
 }
 
 func validTimeout(v *validation, field string, t uint32) {
@@ -385,7 +401,8 @@ func (s *LoadBalancers) UpdateLoadBalancer(ctx context.Context, req *lbaasv1.Upd
 	}
 	in := req.GetLoadBalancer()
 	if in == nil || (in.Name == nil && in.Protocol == nil && in.Port == nil && in.Algorithm == nil &&
-		in.Timeout == nil && in.HalfClosed == nil && in.HttpsRedirect == nil) {
+		in.Timeout == nil && in.HalfClosed == nil && in.HttpsRedirect == nil && in.CheckPassive == nil &&
+		in.ClientKeepAliveTimeout == nil && in.BackendKeepAlive == nil) {
 		return nil, BadRequest("loadBalancer: give at least one of name, algorithm, protocol, port, timeout, halfClosed, httpsRedirect")
 	}
 	_, err := s.store.Update(ctx, func(tx *store.Tx) error {
@@ -448,6 +465,16 @@ func applyUpdate(lb *store.LoadBalancer, in *lbaasv1.LoadBalancerUpdate) error {
 	}
 	if in.HttpsRedirect != nil {
 		lb.HTTPSRedirect = in.GetHttpsRedirect()
+	}
+	if in.CheckPassive != nil {
+		lb.CheckPassive = in.GetCheckPassive()
+	}
+	if in.BackendKeepAlive != nil {
+		lb.BackendKeepAlive = in.GetBackendKeepAlive()
+	}
+	if in.ClientKeepAliveTimeout != nil {
+		lb.ClientKeepAliveTimeout = in.GetClientKeepAliveTimeout()
+		validKeepAlive(&v, "loadBalancer.clientKeepAliveTimeout", lb.ClientKeepAliveTimeout)
 	}
 	checkHalfClosed(&v, "loadBalancer.halfClosed", lb.HalfClosed, lb.Protocol)
 	checkHTTPSRedirect(&v, "loadBalancer.httpsRedirect", lb.HTTPSRedirect, lb.Protocol, lb.Port)

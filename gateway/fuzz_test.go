@@ -15,6 +15,7 @@ import (
 	"github.com/openlbaas/lbaas/api"
 	"github.com/openlbaas/lbaas/auth"
 	"github.com/openlbaas/lbaas/gateway"
+	"github.com/openlbaas/lbaas/internal/server"
 	"github.com/openlbaas/lbaas/store"
 )
 
@@ -79,12 +80,7 @@ func fuzzHandler(f *testing.F) (http.Handler, string) {
 	limits := api.DefaultLimits
 	limits.LoadBalancers = 1 << 30
 	cfg := api.Config{Limits: limits, Fleet: "default", Logger: log}
-	h, err := gateway.New(gateway.Services{
-		LoadBalancers: api.NewLoadBalancers(st, authn, cfg),
-		Catalog:       api.NewCatalog(authn, limits, log),
-		Nodes:         api.NewNodes(st, authn, cfg),
-		VirtualIPs:    api.NewVirtualIPs(st, authn, cfg),
-	}, log, nil)
+	h, err := gateway.New(server.Services(st, authn, cfg), log, nil)
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -25,10 +25,19 @@ const MaxBodyBytes = 1 << 20
 
 // Services are the gRPC service implementations the gateway calls in-process.
 type Services struct {
-	LoadBalancers lbaasv1.LoadBalancerServiceServer
-	Catalog       lbaasv1.CatalogServiceServer
-	Nodes         lbaasv1.NodeServiceServer
-	VirtualIPs    lbaasv1.VirtualIpServiceServer
+	LoadBalancers       lbaasv1.LoadBalancerServiceServer
+	Catalog             lbaasv1.CatalogServiceServer
+	Nodes               lbaasv1.NodeServiceServer
+	VirtualIPs          lbaasv1.VirtualIpServiceServer
+	HealthMonitors      lbaasv1.HealthMonitorServiceServer
+	AccessLists         lbaasv1.AccessListServiceServer
+	ConnectionThrottles lbaasv1.ConnectionThrottleServiceServer
+	SessionPersistence  lbaasv1.SessionPersistenceServiceServer
+	ConnectionLogging   lbaasv1.ConnectionLoggingServiceServer
+	ErrorPages          lbaasv1.ErrorPageServiceServer
+	ContentCaching      lbaasv1.ContentCachingServiceServer
+	Metadata            lbaasv1.MetadataServiceServer
+	NodeEvents          lbaasv1.NodeEventServiceServer
 }
 
 // successCodes are the reference's status codes for each operation;
@@ -45,6 +54,16 @@ var successCodes = map[string]int{
 	"/lbaas.v1.NodeService/BulkDeleteNodes":                 http.StatusAccepted,
 	"/lbaas.v1.VirtualIpService/AddVirtualIp":               http.StatusAccepted,
 	"/lbaas.v1.VirtualIpService/BulkDeleteVirtualIps":       http.StatusAccepted,
+	// Features: the reference answers 202 for these, 200 for the others
+	// (throttling, logging, error page and metadata changes).
+	"/lbaas.v1.HealthMonitorService/UpdateHealthMonitor":           http.StatusAccepted,
+	"/lbaas.v1.HealthMonitorService/DeleteHealthMonitor":           http.StatusAccepted,
+	"/lbaas.v1.AccessListService/AppendAccessList":                 http.StatusAccepted,
+	"/lbaas.v1.AccessListService/DeleteAccessList":                 http.StatusAccepted,
+	"/lbaas.v1.AccessListService/DeleteNetworkItem":                http.StatusAccepted,
+	"/lbaas.v1.SessionPersistenceService/UpdateSessionPersistence": http.StatusAccepted,
+	"/lbaas.v1.SessionPersistenceService/DeleteSessionPersistence": http.StatusAccepted,
+	"/lbaas.v1.ContentCachingService/UpdateContentCaching":         http.StatusAccepted,
 }
 
 // New returns the REST handler for the /v1.0 API.
@@ -73,8 +92,30 @@ func New(svc Services, log *slog.Logger, reg prometheus.Registerer) (http.Handle
 	if err := lbaasv1.RegisterVirtualIpServiceHandlerServer(ctx, mux, svc.VirtualIPs); err != nil {
 		return nil, err
 	}
-	if err := lbaasv1.RegisterCatalogServiceHandlerServer(ctx, mux, svc.Catalog); err != nil {
-		return nil, err
+	for _, register := range []func() error{
+		func() error { return lbaasv1.RegisterHealthMonitorServiceHandlerServer(ctx, mux, svc.HealthMonitors) },
+		func() error { return lbaasv1.RegisterAccessListServiceHandlerServer(ctx, mux, svc.AccessLists) },
+		func() error {
+			return lbaasv1.RegisterConnectionThrottleServiceHandlerServer(ctx, mux, svc.ConnectionThrottles)
+		},
+		func() error {
+			return lbaasv1.RegisterSessionPersistenceServiceHandlerServer(ctx, mux, svc.SessionPersistence)
+		},
+		func() error {
+			return lbaasv1.RegisterConnectionLoggingServiceHandlerServer(ctx, mux, svc.ConnectionLogging)
+		},
+		func() error { return lbaasv1.RegisterErrorPageServiceHandlerServer(ctx, mux, svc.ErrorPages) },
+		func() error { return lbaasv1.RegisterContentCachingServiceHandlerServer(ctx, mux, svc.ContentCaching) },
+		func() error { return lbaasv1.RegisterMetadataServiceHandlerServer(ctx, mux, svc.Metadata) },
+		// After NodeService: nodes/events must win over nodes/{nodeId}.
+		func() error { return lbaasv1.RegisterNodeEventServiceHandlerServer(ctx, mux, svc.NodeEvents) },
+		// Last: loadbalancers/protocols and the like must win over
+		// loadbalancers/{loadBalancerId}.
+		func() error { return lbaasv1.RegisterCatalogServiceHandlerServer(ctx, mux, svc.Catalog) },
+	} {
+		if err := register(); err != nil {
+			return nil, err
+		}
 	}
 	return m.instrument(compat(mux), log), nil
 }

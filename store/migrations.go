@@ -13,6 +13,38 @@ import (
 // TestMigrationsMatchModels fails when models.go and the history disagree.
 var migrations = []*gormigrate.Migration{
 	{ID: "202611210001_initial", Migrate: migrateInitial},
+	{ID: "202611210002_features", Migrate: migrateFeatures},
+}
+
+// migrateFeatures adds the columns of the load balancer features (error
+// page and the Linode, Tencent and DigitalOcean extensions) and the node
+// service events feed.
+func migrateFeatures(tx *gorm.DB) error {
+	type LoadBalancer struct {
+		ErrorPage              string `gorm:"type:text;not null;default:''"`
+		CheckPassive           bool   `gorm:"not null;default:false"`
+		ClientKeepAliveTimeout uint32 `gorm:"not null;default:75"`
+		BackendKeepAlive       bool   `gorm:"not null;default:false"`
+	}
+	for _, column := range []string{"ErrorPage", "CheckPassive", "ClientKeepAliveTimeout", "BackendKeepAlive"} {
+		if err := tx.Table("load_balancers").Migrator().AddColumn(&LoadBalancer{}, column); err != nil {
+			return err
+		}
+	}
+	type NodeEvent struct {
+		ID              uint32 `gorm:"primaryKey;autoIncrement"`
+		LoadBalancerID  uint32 `gorm:"not null;index"`
+		NodeID          uint32 `gorm:"not null"`
+		Account         string `gorm:"size:64;not null"`
+		Type            string `gorm:"size:32;not null"`
+		Category        string `gorm:"size:32;not null"`
+		Severity        string `gorm:"size:16;not null"`
+		Title           string `gorm:"size:256;not null"`
+		Description     string `gorm:"size:1024;not null"`
+		DetailedMessage string `gorm:"size:4096;not null"`
+		CreatedAt       time.Time
+	}
+	return tx.Table("node_events").Migrator().CreateTable(&NodeEvent{})
 }
 
 func migrateInitial(tx *gorm.DB) error {

@@ -29,6 +29,15 @@ type LoadBalancer struct {
 	HTTPSRedirect     bool   `gorm:"column:https_redirect;not null"`
 	ConnectionLogging bool   `gorm:"not null"`
 	ContentCaching    bool   `gorm:"not null"`
+	// ErrorPage is the custom error page; empty means the default one.
+	ErrorPage string `gorm:"type:text;not null;default:''"`
+	// CheckPassive (Linode) takes a node answering 5xx out of rotation at once.
+	CheckPassive bool `gorm:"not null;default:false"`
+	// ClientKeepAliveTimeout (Tencent CLB) is the idle timeout of client
+	// connections, in seconds.
+	ClientKeepAliveTimeout uint32 `gorm:"not null;default:75"`
+	// BackendKeepAlive (DigitalOcean) reuses connections to the nodes.
+	BackendKeepAlive bool `gorm:"not null;default:false"`
 	// Fleet is the group of proxies serving this load balancer (the API's "cluster").
 	Fleet string `gorm:"size:128;not null"`
 	// Revision is the store revision of the last change to this load balancer.
@@ -106,6 +115,8 @@ type HealthMonitor struct {
 	StatusRegex                string `json:"statusRegex,omitempty"`
 	BodyRegex                  string `json:"bodyRegex,omitempty"`
 	HostHeader                 string `json:"hostHeader,omitempty"`
+	// CheckBody (Linode check_body) must appear in the response body.
+	CheckBody string `json:"checkBody,omitempty"`
 }
 
 // SessionPersistence is the session persistence configuration.
@@ -119,6 +130,21 @@ type ConnectionThrottle struct {
 	MinConnections    uint32 `json:"minConnections"`
 	MaxConnectionRate uint32 `json:"maxConnectionRate"`
 	RateInterval      uint32 `json:"rateInterval"`
+}
+
+// NodeEvent is an entry of a load balancer's node service events feed.
+type NodeEvent struct {
+	ID              uint32 `gorm:"primaryKey;autoIncrement"`
+	LoadBalancerID  uint32 `gorm:"not null;index"`
+	NodeID          uint32 `gorm:"not null"`
+	Account         string `gorm:"size:64;not null"`
+	Type            string `gorm:"size:32;not null"`
+	Category        string `gorm:"size:32;not null"`
+	Severity        string `gorm:"size:16;not null"`
+	Title           string `gorm:"size:256;not null"`
+	Description     string `gorm:"size:1024;not null"`
+	DetailedMessage string `gorm:"size:4096;not null"`
+	CreatedAt       time.Time
 }
 
 // User is an API user of one tenant (account). Secrets are stored hashed.

@@ -137,7 +137,7 @@ func TestMigrationsMatchModels(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, open func([]Pool) *Store) {
 		s := open(nil)
 		models := []any{
-			&LoadBalancer{}, &Node{}, &VirtualIP{}, &NetworkItem{}, &LoadBalancerMeta{}, &NodeMeta{},
+			&LoadBalancer{}, &Node{}, &VirtualIP{}, &NetworkItem{}, &LoadBalancerMeta{}, &NodeMeta{}, &NodeEvent{},
 			&User{}, &Token{}, &Change{}, &revisionRow{}, &vipPool{},
 		}
 		cache := &sync.Map{}

@@ -16,6 +16,39 @@ type LoadBalancer struct {
 	HTTPSRedirect  bool
 	VIPs           []VIP
 	Nodes          []Node
+
+	// AccessList holds ALLOW and DENY networks; ALLOW wins.
+	AccessList []NetworkItem
+	// Throttle is nil when connections are not throttled.
+	Throttle *Throttle
+	// Persistence is "", HTTP_COOKIE, SOURCE_IP or SSL_ID.
+	Persistence       string
+	ConnectionLogging bool
+	ContentCaching    bool
+	// ErrorPage is served for the load balancer's own 5xx replies; empty
+	// means the default page.
+	ErrorPage string
+	// CheckPassive takes a node answering 5xx out of rotation at once.
+	CheckPassive bool
+	// ClientKeepAliveSeconds closes idle client connections (HTTP).
+	ClientKeepAliveSeconds uint32
+	// BackendKeepAlive reuses connections to the nodes; without it each
+	// request gets its own connection.
+	BackendKeepAlive bool
+}
+
+// NetworkItem is an access list entry: an address or CIDR network.
+type NetworkItem struct {
+	Address string
+	Type    string // ALLOW or DENY
+}
+
+// Throttle limits connections (reference: connectionThrottle).
+type Throttle struct {
+	MaxConnections    uint32
+	MinConnections    uint32
+	MaxConnectionRate uint32
+	RateInterval      uint32
 }
 
 // VIP is an address the load balancer listens on.

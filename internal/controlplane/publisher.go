@@ -385,6 +385,18 @@ func Model(lb *store.LoadBalancer) *translator.LoadBalancer {
 	m := &translator.LoadBalancer{
 		ID: lb.ID, Name: lb.Name, Protocol: lb.Protocol, Port: lb.Port, Algorithm: lb.Algorithm,
 		TimeoutSeconds: lb.Timeout, HalfClosed: lb.HalfClosed, HTTPSRedirect: lb.HTTPSRedirect,
+		ConnectionLogging: lb.ConnectionLogging, ContentCaching: lb.ContentCaching, ErrorPage: lb.ErrorPage,
+		CheckPassive: lb.CheckPassive, ClientKeepAliveSeconds: lb.ClientKeepAliveTimeout, BackendKeepAlive: lb.BackendKeepAlive,
+	}
+	for _, item := range lb.AccessList {
+		m.AccessList = append(m.AccessList, translator.NetworkItem{Address: item.Address, Type: item.Type})
+	}
+	if t := lb.ConnectionThrottle; t != nil {
+		m.Throttle = &translator.Throttle{MaxConnections: t.MaxConnections, MinConnections: t.MinConnections,
+			MaxConnectionRate: t.MaxConnectionRate, RateInterval: t.RateInterval}
+	}
+	if sp := lb.SessionPersistence; sp != nil {
+		m.Persistence = sp.PersistenceType
 	}
 	for _, v := range lb.VirtualIPs {
 		m.VIPs = append(m.VIPs, translator.VIP{Address: v.Address})

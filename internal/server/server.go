@@ -111,12 +111,7 @@ func (s *Server) listen(cfg Config) error {
 		Limits: cfg.Limits, Fleet: cfg.Fleet, Logger: s.log,
 		SourceAddresses: sourceAddresses(cfg.Source),
 	}
-	svc := gateway.Services{
-		LoadBalancers: api.NewLoadBalancers(s.Store, s.Auth, apiCfg),
-		Catalog:       api.NewCatalog(s.Auth, cfg.Limits, s.log),
-		Nodes:         api.NewNodes(s.Store, s.Auth, apiCfg),
-		VirtualIPs:    api.NewVirtualIPs(s.Store, s.Auth, apiCfg),
-	}
+	svc := Services(s.Store, s.Auth, apiCfg)
 	rest, err := gateway.New(svc, s.log, reg)
 	if err != nil {
 		return err
@@ -131,10 +126,7 @@ func (s *Server) listen(cfg Config) error {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 
 	s.grpcServer = grpc.NewServer()
-	lbaasv1.RegisterLoadBalancerServiceServer(s.grpcServer, svc.LoadBalancers)
-	lbaasv1.RegisterCatalogServiceServer(s.grpcServer, svc.Catalog)
-	lbaasv1.RegisterNodeServiceServer(s.grpcServer, svc.Nodes)
-	lbaasv1.RegisterVirtualIpServiceServer(s.grpcServer, svc.VirtualIPs)
+	registerGRPC(s.grpcServer, svc)
 	s.health = health.NewServer()
 	healthpb.RegisterHealthServer(s.grpcServer, s.health)
 	reflection.Register(s.grpcServer)
@@ -229,6 +221,41 @@ func (s *Server) serveXDS(ctx context.Context, cfg Config) error {
 		}
 	}()
 	return nil
+}
+
+// Services builds every API service.
+func Services(st *store.Store, authz api.Authorizer, cfg api.Config) gateway.Services {
+	return gateway.Services{
+		LoadBalancers:       api.NewLoadBalancers(st, authz, cfg),
+		Catalog:             api.NewCatalog(authz, cfg.Limits, cfg.Logger),
+		Nodes:               api.NewNodes(st, authz, cfg),
+		VirtualIPs:          api.NewVirtualIPs(st, authz, cfg),
+		HealthMonitors:      api.NewHealthMonitors(st, authz, cfg),
+		AccessLists:         api.NewAccessLists(st, authz, cfg),
+		ConnectionThrottles: api.NewConnectionThrottles(st, authz, cfg),
+		SessionPersistence:  api.NewSessionPersistences(st, authz, cfg),
+		ConnectionLogging:   api.NewConnectionLoggings(st, authz, cfg),
+		ErrorPages:          api.NewErrorPages(st, authz, cfg),
+		ContentCaching:      api.NewContentCachings(st, authz, cfg),
+		Metadata:            api.NewMetadata(st, authz, cfg),
+		NodeEvents:          api.NewNodeEvents(st, authz, cfg),
+	}
+}
+
+func registerGRPC(g *grpc.Server, svc gateway.Services) {
+	lbaasv1.RegisterLoadBalancerServiceServer(g, svc.LoadBalancers)
+	lbaasv1.RegisterCatalogServiceServer(g, svc.Catalog)
+	lbaasv1.RegisterNodeServiceServer(g, svc.Nodes)
+	lbaasv1.RegisterVirtualIpServiceServer(g, svc.VirtualIPs)
+	lbaasv1.RegisterHealthMonitorServiceServer(g, svc.HealthMonitors)
+	lbaasv1.RegisterAccessListServiceServer(g, svc.AccessLists)
+	lbaasv1.RegisterConnectionThrottleServiceServer(g, svc.ConnectionThrottles)
+	lbaasv1.RegisterSessionPersistenceServiceServer(g, svc.SessionPersistence)
+	lbaasv1.RegisterConnectionLoggingServiceServer(g, svc.ConnectionLogging)
+	lbaasv1.RegisterErrorPageServiceServer(g, svc.ErrorPages)
+	lbaasv1.RegisterContentCachingServiceServer(g, svc.ContentCaching)
+	lbaasv1.RegisterMetadataServiceServer(g, svc.Metadata)
+	lbaasv1.RegisterNodeEventServiceServer(g, svc.NodeEvents)
 }
 
 func sourceAddresses(src SourceAddresses) *lbaasv1.SourceAddresses {

@@ -595,8 +595,10 @@ type HealthMonitor struct {
 	StatusRegex                *string `protobuf:"bytes,6,opt,name=status_regex,json=statusRegex,proto3,oneof" json:"status_regex,omitempty"`
 	BodyRegex                  *string `protobuf:"bytes,7,opt,name=body_regex,json=bodyRegex,proto3,oneof" json:"body_regex,omitempty"`
 	HostHeader                 *string `protobuf:"bytes,8,opt,name=host_header,json=hostHeader,proto3,oneof" json:"host_header,omitempty"`
-	unknownFields              protoimpl.UnknownFields
-	sizeCache                  protoimpl.SizeCache
+	// Extension (Linode check_body): a substring the response body must contain.
+	CheckBody     *string `protobuf:"bytes,9,opt,name=check_body,json=checkBody,proto3,oneof" json:"check_body,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *HealthMonitor) Reset() {
@@ -681,6 +683,13 @@ func (x *HealthMonitor) GetBodyRegex() string {
 func (x *HealthMonitor) GetHostHeader() string {
 	if x != nil && x.HostHeader != nil {
 		return *x.HostHeader
+	}
+	return ""
+}
+
+func (x *HealthMonitor) GetCheckBody() string {
+	if x != nil && x.CheckBody != nil {
+		return *x.CheckBody
 	}
 	return ""
 }
@@ -988,8 +997,19 @@ type LoadBalancer struct {
 	// Extension: why the load balancer is in ERROR (for example the proxy's
 	// rejection of its configuration). Absent otherwise.
 	StatusDescription *string `protobuf:"bytes,24,opt,name=status_description,json=statusDescription,proto3,oneof" json:"status_description,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// Extension (Linode nodes_status): nodes in rotation (up) and out of it (down).
+	NodesStatus *NodesStatus `protobuf:"bytes,25,opt,name=nodes_status,json=nodesStatus,proto3" json:"nodes_status,omitempty"`
+	// Extension (Linode check_passive): a node answering 5xx is taken out of
+	// rotation at once, on top of the default passive monitoring.
+	CheckPassive *bool `protobuf:"varint,26,opt,name=check_passive,json=checkPassive,proto3,oneof" json:"check_passive,omitempty"`
+	// Extension (Tencent CLB): seconds an idle client connection is kept
+	// open (HTTP load balancers; default 75).
+	ClientKeepAliveTimeout *uint32 `protobuf:"varint,27,opt,name=client_keep_alive_timeout,json=clientKeepAliveTimeout,proto3,oneof" json:"client_keep_alive_timeout,omitempty"`
+	// Extension (DigitalOcean): reuse connections to the nodes (true) or use
+	// one per request (false, the default).
+	BackendKeepAlive *bool `protobuf:"varint,28,opt,name=backend_keep_alive,json=backendKeepAlive,proto3,oneof" json:"backend_keep_alive,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *LoadBalancer) Reset() {
@@ -1190,32 +1210,116 @@ func (x *LoadBalancer) GetStatusDescription() string {
 	return ""
 }
 
+func (x *LoadBalancer) GetNodesStatus() *NodesStatus {
+	if x != nil {
+		return x.NodesStatus
+	}
+	return nil
+}
+
+func (x *LoadBalancer) GetCheckPassive() bool {
+	if x != nil && x.CheckPassive != nil {
+		return *x.CheckPassive
+	}
+	return false
+}
+
+func (x *LoadBalancer) GetClientKeepAliveTimeout() uint32 {
+	if x != nil && x.ClientKeepAliveTimeout != nil {
+		return *x.ClientKeepAliveTimeout
+	}
+	return 0
+}
+
+func (x *LoadBalancer) GetBackendKeepAlive() bool {
+	if x != nil && x.BackendKeepAlive != nil {
+		return *x.BackendKeepAlive
+	}
+	return false
+}
+
+// NodesStatus counts a load balancer's nodes by health.
+type NodesStatus struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Up            *uint32                `protobuf:"varint,1,opt,name=up,proto3,oneof" json:"up,omitempty"`
+	Down          *uint32                `protobuf:"varint,2,opt,name=down,proto3,oneof" json:"down,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NodesStatus) Reset() {
+	*x = NodesStatus{}
+	mi := &file_lbaas_v1_resources_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NodesStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NodesStatus) ProtoMessage() {}
+
+func (x *NodesStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_lbaas_v1_resources_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NodesStatus.ProtoReflect.Descriptor instead.
+func (*NodesStatus) Descriptor() ([]byte, []int) {
+	return file_lbaas_v1_resources_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *NodesStatus) GetUp() uint32 {
+	if x != nil && x.Up != nil {
+		return *x.Up
+	}
+	return 0
+}
+
+func (x *NodesStatus) GetDown() uint32 {
+	if x != nil && x.Down != nil {
+		return *x.Down
+	}
+	return 0
+}
+
 // LoadBalancerRequest is what a create request may carry.
 type LoadBalancerRequest struct {
-	state              protoimpl.MessageState `protogen:"open.v1"`
-	Name               *string                `protobuf:"bytes,1,opt,name=name,proto3,oneof" json:"name,omitempty"`
-	Protocol           *string                `protobuf:"bytes,2,opt,name=protocol,proto3,oneof" json:"protocol,omitempty"`
-	Port               *uint32                `protobuf:"varint,3,opt,name=port,proto3,oneof" json:"port,omitempty"`
-	Algorithm          *string                `protobuf:"bytes,4,opt,name=algorithm,proto3,oneof" json:"algorithm,omitempty"`
-	Timeout            *uint32                `protobuf:"varint,5,opt,name=timeout,proto3,oneof" json:"timeout,omitempty"`
-	HalfClosed         *bool                  `protobuf:"varint,6,opt,name=half_closed,json=halfClosed,proto3,oneof" json:"half_closed,omitempty"`
-	HttpsRedirect      *bool                  `protobuf:"varint,7,opt,name=https_redirect,json=httpsRedirect,proto3,oneof" json:"https_redirect,omitempty"`
-	VirtualIps         []*VirtualIpRequest    `protobuf:"bytes,8,rep,name=virtual_ips,json=virtualIps,proto3" json:"virtual_ips,omitempty"`
-	Nodes              []*NodeRequest         `protobuf:"bytes,9,rep,name=nodes,proto3" json:"nodes,omitempty"`
-	ConnectionLogging  *Enabled               `protobuf:"bytes,10,opt,name=connection_logging,json=connectionLogging,proto3" json:"connection_logging,omitempty"`
-	ContentCaching     *Enabled               `protobuf:"bytes,11,opt,name=content_caching,json=contentCaching,proto3" json:"content_caching,omitempty"`
-	SessionPersistence *SessionPersistence    `protobuf:"bytes,12,opt,name=session_persistence,json=sessionPersistence,proto3" json:"session_persistence,omitempty"`
-	ConnectionThrottle *ConnectionThrottle    `protobuf:"bytes,13,opt,name=connection_throttle,json=connectionThrottle,proto3" json:"connection_throttle,omitempty"`
-	HealthMonitor      *HealthMonitor         `protobuf:"bytes,14,opt,name=health_monitor,json=healthMonitor,proto3" json:"health_monitor,omitempty"`
-	AccessList         []*NetworkItem         `protobuf:"bytes,15,rep,name=access_list,json=accessList,proto3" json:"access_list,omitempty"`
-	Metadata           []*Meta                `protobuf:"bytes,16,rep,name=metadata,proto3" json:"metadata,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	state                  protoimpl.MessageState `protogen:"open.v1"`
+	Name                   *string                `protobuf:"bytes,1,opt,name=name,proto3,oneof" json:"name,omitempty"`
+	Protocol               *string                `protobuf:"bytes,2,opt,name=protocol,proto3,oneof" json:"protocol,omitempty"`
+	Port                   *uint32                `protobuf:"varint,3,opt,name=port,proto3,oneof" json:"port,omitempty"`
+	Algorithm              *string                `protobuf:"bytes,4,opt,name=algorithm,proto3,oneof" json:"algorithm,omitempty"`
+	Timeout                *uint32                `protobuf:"varint,5,opt,name=timeout,proto3,oneof" json:"timeout,omitempty"`
+	HalfClosed             *bool                  `protobuf:"varint,6,opt,name=half_closed,json=halfClosed,proto3,oneof" json:"half_closed,omitempty"`
+	HttpsRedirect          *bool                  `protobuf:"varint,7,opt,name=https_redirect,json=httpsRedirect,proto3,oneof" json:"https_redirect,omitempty"`
+	VirtualIps             []*VirtualIpRequest    `protobuf:"bytes,8,rep,name=virtual_ips,json=virtualIps,proto3" json:"virtual_ips,omitempty"`
+	Nodes                  []*NodeRequest         `protobuf:"bytes,9,rep,name=nodes,proto3" json:"nodes,omitempty"`
+	ConnectionLogging      *Enabled               `protobuf:"bytes,10,opt,name=connection_logging,json=connectionLogging,proto3" json:"connection_logging,omitempty"`
+	ContentCaching         *Enabled               `protobuf:"bytes,11,opt,name=content_caching,json=contentCaching,proto3" json:"content_caching,omitempty"`
+	SessionPersistence     *SessionPersistence    `protobuf:"bytes,12,opt,name=session_persistence,json=sessionPersistence,proto3" json:"session_persistence,omitempty"`
+	ConnectionThrottle     *ConnectionThrottle    `protobuf:"bytes,13,opt,name=connection_throttle,json=connectionThrottle,proto3" json:"connection_throttle,omitempty"`
+	HealthMonitor          *HealthMonitor         `protobuf:"bytes,14,opt,name=health_monitor,json=healthMonitor,proto3" json:"health_monitor,omitempty"`
+	AccessList             []*NetworkItem         `protobuf:"bytes,15,rep,name=access_list,json=accessList,proto3" json:"access_list,omitempty"`
+	Metadata               []*Meta                `protobuf:"bytes,16,rep,name=metadata,proto3" json:"metadata,omitempty"`
+	CheckPassive           *bool                  `protobuf:"varint,17,opt,name=check_passive,json=checkPassive,proto3,oneof" json:"check_passive,omitempty"`
+	ClientKeepAliveTimeout *uint32                `protobuf:"varint,18,opt,name=client_keep_alive_timeout,json=clientKeepAliveTimeout,proto3,oneof" json:"client_keep_alive_timeout,omitempty"`
+	BackendKeepAlive       *bool                  `protobuf:"varint,19,opt,name=backend_keep_alive,json=backendKeepAlive,proto3,oneof" json:"backend_keep_alive,omitempty"`
+	unknownFields          protoimpl.UnknownFields
+	sizeCache              protoimpl.SizeCache
 }
 
 func (x *LoadBalancerRequest) Reset() {
 	*x = LoadBalancerRequest{}
-	mi := &file_lbaas_v1_resources_proto_msgTypes[15]
+	mi := &file_lbaas_v1_resources_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1227,7 +1331,7 @@ func (x *LoadBalancerRequest) String() string {
 func (*LoadBalancerRequest) ProtoMessage() {}
 
 func (x *LoadBalancerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_resources_proto_msgTypes[15]
+	mi := &file_lbaas_v1_resources_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1240,7 +1344,7 @@ func (x *LoadBalancerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoadBalancerRequest.ProtoReflect.Descriptor instead.
 func (*LoadBalancerRequest) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_resources_proto_rawDescGZIP(), []int{15}
+	return file_lbaas_v1_resources_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *LoadBalancerRequest) GetName() string {
@@ -1355,23 +1459,47 @@ func (x *LoadBalancerRequest) GetMetadata() []*Meta {
 	return nil
 }
 
+func (x *LoadBalancerRequest) GetCheckPassive() bool {
+	if x != nil && x.CheckPassive != nil {
+		return *x.CheckPassive
+	}
+	return false
+}
+
+func (x *LoadBalancerRequest) GetClientKeepAliveTimeout() uint32 {
+	if x != nil && x.ClientKeepAliveTimeout != nil {
+		return *x.ClientKeepAliveTimeout
+	}
+	return 0
+}
+
+func (x *LoadBalancerRequest) GetBackendKeepAlive() bool {
+	if x != nil && x.BackendKeepAlive != nil {
+		return *x.BackendKeepAlive
+	}
+	return false
+}
+
 // LoadBalancerUpdate is what an update request may change.
 type LoadBalancerUpdate struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          *string                `protobuf:"bytes,1,opt,name=name,proto3,oneof" json:"name,omitempty"`
-	Protocol      *string                `protobuf:"bytes,2,opt,name=protocol,proto3,oneof" json:"protocol,omitempty"`
-	Port          *uint32                `protobuf:"varint,3,opt,name=port,proto3,oneof" json:"port,omitempty"`
-	Algorithm     *string                `protobuf:"bytes,4,opt,name=algorithm,proto3,oneof" json:"algorithm,omitempty"`
-	Timeout       *uint32                `protobuf:"varint,5,opt,name=timeout,proto3,oneof" json:"timeout,omitempty"`
-	HalfClosed    *bool                  `protobuf:"varint,6,opt,name=half_closed,json=halfClosed,proto3,oneof" json:"half_closed,omitempty"`
-	HttpsRedirect *bool                  `protobuf:"varint,7,opt,name=https_redirect,json=httpsRedirect,proto3,oneof" json:"https_redirect,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state                  protoimpl.MessageState `protogen:"open.v1"`
+	Name                   *string                `protobuf:"bytes,1,opt,name=name,proto3,oneof" json:"name,omitempty"`
+	Protocol               *string                `protobuf:"bytes,2,opt,name=protocol,proto3,oneof" json:"protocol,omitempty"`
+	Port                   *uint32                `protobuf:"varint,3,opt,name=port,proto3,oneof" json:"port,omitempty"`
+	Algorithm              *string                `protobuf:"bytes,4,opt,name=algorithm,proto3,oneof" json:"algorithm,omitempty"`
+	Timeout                *uint32                `protobuf:"varint,5,opt,name=timeout,proto3,oneof" json:"timeout,omitempty"`
+	HalfClosed             *bool                  `protobuf:"varint,6,opt,name=half_closed,json=halfClosed,proto3,oneof" json:"half_closed,omitempty"`
+	HttpsRedirect          *bool                  `protobuf:"varint,7,opt,name=https_redirect,json=httpsRedirect,proto3,oneof" json:"https_redirect,omitempty"`
+	CheckPassive           *bool                  `protobuf:"varint,8,opt,name=check_passive,json=checkPassive,proto3,oneof" json:"check_passive,omitempty"`
+	ClientKeepAliveTimeout *uint32                `protobuf:"varint,9,opt,name=client_keep_alive_timeout,json=clientKeepAliveTimeout,proto3,oneof" json:"client_keep_alive_timeout,omitempty"`
+	BackendKeepAlive       *bool                  `protobuf:"varint,10,opt,name=backend_keep_alive,json=backendKeepAlive,proto3,oneof" json:"backend_keep_alive,omitempty"`
+	unknownFields          protoimpl.UnknownFields
+	sizeCache              protoimpl.SizeCache
 }
 
 func (x *LoadBalancerUpdate) Reset() {
 	*x = LoadBalancerUpdate{}
-	mi := &file_lbaas_v1_resources_proto_msgTypes[16]
+	mi := &file_lbaas_v1_resources_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1383,7 +1511,7 @@ func (x *LoadBalancerUpdate) String() string {
 func (*LoadBalancerUpdate) ProtoMessage() {}
 
 func (x *LoadBalancerUpdate) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_resources_proto_msgTypes[16]
+	mi := &file_lbaas_v1_resources_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1396,7 +1524,7 @@ func (x *LoadBalancerUpdate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoadBalancerUpdate.ProtoReflect.Descriptor instead.
 func (*LoadBalancerUpdate) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_resources_proto_rawDescGZIP(), []int{16}
+	return file_lbaas_v1_resources_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *LoadBalancerUpdate) GetName() string {
@@ -1448,6 +1576,319 @@ func (x *LoadBalancerUpdate) GetHttpsRedirect() bool {
 	return false
 }
 
+func (x *LoadBalancerUpdate) GetCheckPassive() bool {
+	if x != nil && x.CheckPassive != nil {
+		return *x.CheckPassive
+	}
+	return false
+}
+
+func (x *LoadBalancerUpdate) GetClientKeepAliveTimeout() uint32 {
+	if x != nil && x.ClientKeepAliveTimeout != nil {
+		return *x.ClientKeepAliveTimeout
+	}
+	return 0
+}
+
+func (x *LoadBalancerUpdate) GetBackendKeepAlive() bool {
+	if x != nil && x.BackendKeepAlive != nil {
+		return *x.BackendKeepAlive
+	}
+	return false
+}
+
+// ErrorPage is the page a load balancer serves for its own 5xx replies.
+type ErrorPage struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Content       *string                `protobuf:"bytes,1,opt,name=content,proto3,oneof" json:"content,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ErrorPage) Reset() {
+	*x = ErrorPage{}
+	mi := &file_lbaas_v1_resources_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ErrorPage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ErrorPage) ProtoMessage() {}
+
+func (x *ErrorPage) ProtoReflect() protoreflect.Message {
+	mi := &file_lbaas_v1_resources_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ErrorPage.ProtoReflect.Descriptor instead.
+func (*ErrorPage) Descriptor() ([]byte, []int) {
+	return file_lbaas_v1_resources_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *ErrorPage) GetContent() string {
+	if x != nil && x.Content != nil {
+		return *x.Content
+	}
+	return ""
+}
+
+// NodeServiceEvent is an entry of the node service events feed.
+type NodeServiceEvent struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	Id              *uint32                `protobuf:"varint,1,opt,name=id,proto3,oneof" json:"id,omitempty"`
+	NodeId          *uint32                `protobuf:"varint,2,opt,name=node_id,json=nodeId,proto3,oneof" json:"node_id,omitempty"`
+	LoadbalancerId  *uint32                `protobuf:"varint,3,opt,name=loadbalancer_id,json=loadbalancerId,proto3,oneof" json:"loadbalancer_id,omitempty"`
+	AccountId       *string                `protobuf:"bytes,4,opt,name=account_id,json=accountId,proto3,oneof" json:"account_id,omitempty"`
+	Type            *string                `protobuf:"bytes,5,opt,name=type,proto3,oneof" json:"type,omitempty"`
+	Category        *string                `protobuf:"bytes,6,opt,name=category,proto3,oneof" json:"category,omitempty"`
+	Severity        *string                `protobuf:"bytes,7,opt,name=severity,proto3,oneof" json:"severity,omitempty"`
+	Title           *string                `protobuf:"bytes,8,opt,name=title,proto3,oneof" json:"title,omitempty"`
+	Description     *string                `protobuf:"bytes,9,opt,name=description,proto3,oneof" json:"description,omitempty"`
+	DetailedMessage *string                `protobuf:"bytes,10,opt,name=detailed_message,json=detailedMessage,proto3,oneof" json:"detailed_message,omitempty"`
+	Author          *string                `protobuf:"bytes,11,opt,name=author,proto3,oneof" json:"author,omitempty"`
+	RelativeUri     *string                `protobuf:"bytes,12,opt,name=relative_uri,json=relativeUri,proto3,oneof" json:"relative_uri,omitempty"`
+	CallbackHost    *string                `protobuf:"bytes,13,opt,name=callback_host,json=callbackHost,proto3,oneof" json:"callback_host,omitempty"`
+	Created         *string                `protobuf:"bytes,14,opt,name=created,proto3,oneof" json:"created,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *NodeServiceEvent) Reset() {
+	*x = NodeServiceEvent{}
+	mi := &file_lbaas_v1_resources_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NodeServiceEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NodeServiceEvent) ProtoMessage() {}
+
+func (x *NodeServiceEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_lbaas_v1_resources_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NodeServiceEvent.ProtoReflect.Descriptor instead.
+func (*NodeServiceEvent) Descriptor() ([]byte, []int) {
+	return file_lbaas_v1_resources_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *NodeServiceEvent) GetId() uint32 {
+	if x != nil && x.Id != nil {
+		return *x.Id
+	}
+	return 0
+}
+
+func (x *NodeServiceEvent) GetNodeId() uint32 {
+	if x != nil && x.NodeId != nil {
+		return *x.NodeId
+	}
+	return 0
+}
+
+func (x *NodeServiceEvent) GetLoadbalancerId() uint32 {
+	if x != nil && x.LoadbalancerId != nil {
+		return *x.LoadbalancerId
+	}
+	return 0
+}
+
+func (x *NodeServiceEvent) GetAccountId() string {
+	if x != nil && x.AccountId != nil {
+		return *x.AccountId
+	}
+	return ""
+}
+
+func (x *NodeServiceEvent) GetType() string {
+	if x != nil && x.Type != nil {
+		return *x.Type
+	}
+	return ""
+}
+
+func (x *NodeServiceEvent) GetCategory() string {
+	if x != nil && x.Category != nil {
+		return *x.Category
+	}
+	return ""
+}
+
+func (x *NodeServiceEvent) GetSeverity() string {
+	if x != nil && x.Severity != nil {
+		return *x.Severity
+	}
+	return ""
+}
+
+func (x *NodeServiceEvent) GetTitle() string {
+	if x != nil && x.Title != nil {
+		return *x.Title
+	}
+	return ""
+}
+
+func (x *NodeServiceEvent) GetDescription() string {
+	if x != nil && x.Description != nil {
+		return *x.Description
+	}
+	return ""
+}
+
+func (x *NodeServiceEvent) GetDetailedMessage() string {
+	if x != nil && x.DetailedMessage != nil {
+		return *x.DetailedMessage
+	}
+	return ""
+}
+
+func (x *NodeServiceEvent) GetAuthor() string {
+	if x != nil && x.Author != nil {
+		return *x.Author
+	}
+	return ""
+}
+
+func (x *NodeServiceEvent) GetRelativeUri() string {
+	if x != nil && x.RelativeUri != nil {
+		return *x.RelativeUri
+	}
+	return ""
+}
+
+func (x *NodeServiceEvent) GetCallbackHost() string {
+	if x != nil && x.CallbackHost != nil {
+		return *x.CallbackHost
+	}
+	return ""
+}
+
+func (x *NodeServiceEvent) GetCreated() string {
+	if x != nil && x.Created != nil {
+		return *x.Created
+	}
+	return ""
+}
+
+// Link is a pagination link of a feed.
+type Link struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Href          *string                `protobuf:"bytes,1,opt,name=href,proto3,oneof" json:"href,omitempty"`
+	Rel           *string                `protobuf:"bytes,2,opt,name=rel,proto3,oneof" json:"rel,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Link) Reset() {
+	*x = Link{}
+	mi := &file_lbaas_v1_resources_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Link) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Link) ProtoMessage() {}
+
+func (x *Link) ProtoReflect() protoreflect.Message {
+	mi := &file_lbaas_v1_resources_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Link.ProtoReflect.Descriptor instead.
+func (*Link) Descriptor() ([]byte, []int) {
+	return file_lbaas_v1_resources_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *Link) GetHref() string {
+	if x != nil && x.Href != nil {
+		return *x.Href
+	}
+	return ""
+}
+
+func (x *Link) GetRel() string {
+	if x != nil && x.Rel != nil {
+		return *x.Rel
+	}
+	return ""
+}
+
+// AllowedDomain is a domain whose names nodes may use.
+type AllowedDomain struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          *string                `protobuf:"bytes,1,opt,name=name,proto3,oneof" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AllowedDomain) Reset() {
+	*x = AllowedDomain{}
+	mi := &file_lbaas_v1_resources_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AllowedDomain) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AllowedDomain) ProtoMessage() {}
+
+func (x *AllowedDomain) ProtoReflect() protoreflect.Message {
+	mi := &file_lbaas_v1_resources_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AllowedDomain.ProtoReflect.Descriptor instead.
+func (*AllowedDomain) Descriptor() ([]byte, []int) {
+	return file_lbaas_v1_resources_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *AllowedDomain) GetName() string {
+	if x != nil && x.Name != nil {
+		return *x.Name
+	}
+	return ""
+}
+
 // Fault is the Rackspace error body. Services attach it to their gRPC status
 // as a detail; the REST gateway renders it as the response body.
 type Fault struct {
@@ -1465,7 +1906,7 @@ type Fault struct {
 
 func (x *Fault) Reset() {
 	*x = Fault{}
-	mi := &file_lbaas_v1_resources_proto_msgTypes[17]
+	mi := &file_lbaas_v1_resources_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1477,7 +1918,7 @@ func (x *Fault) String() string {
 func (*Fault) ProtoMessage() {}
 
 func (x *Fault) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_resources_proto_msgTypes[17]
+	mi := &file_lbaas_v1_resources_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1490,7 +1931,7 @@ func (x *Fault) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Fault.ProtoReflect.Descriptor instead.
 func (*Fault) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_resources_proto_rawDescGZIP(), []int{17}
+	return file_lbaas_v1_resources_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Fault) GetCode() uint32 {
@@ -1538,7 +1979,7 @@ type ValidationErrors struct {
 
 func (x *ValidationErrors) Reset() {
 	*x = ValidationErrors{}
-	mi := &file_lbaas_v1_resources_proto_msgTypes[18]
+	mi := &file_lbaas_v1_resources_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1550,7 +1991,7 @@ func (x *ValidationErrors) String() string {
 func (*ValidationErrors) ProtoMessage() {}
 
 func (x *ValidationErrors) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_resources_proto_msgTypes[18]
+	mi := &file_lbaas_v1_resources_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1563,7 +2004,7 @@ func (x *ValidationErrors) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValidationErrors.ProtoReflect.Descriptor instead.
 func (*ValidationErrors) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_resources_proto_rawDescGZIP(), []int{18}
+	return file_lbaas_v1_resources_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ValidationErrors) GetMessages() []string {
@@ -1656,7 +2097,7 @@ const file_lbaas_v1_resources_proto_rawDesc = "" +
 	"\x03_idB\n" +
 	"\n" +
 	"\b_addressB\a\n" +
-	"\x05_type\"\xad\x03\n" +
+	"\x05_type\"\xe0\x03\n" +
 	"\rHealthMonitor\x12\x17\n" +
 	"\x04type\x18\x01 \x01(\tH\x00R\x04type\x88\x01\x01\x12\x19\n" +
 	"\x05delay\x18\x02 \x01(\rH\x01R\x05delay\x88\x01\x01\x12\x1d\n" +
@@ -1667,7 +2108,9 @@ const file_lbaas_v1_resources_proto_rawDesc = "" +
 	"\n" +
 	"body_regex\x18\a \x01(\tH\x06R\tbodyRegex\x88\x01\x01\x12$\n" +
 	"\vhost_header\x18\b \x01(\tH\aR\n" +
-	"hostHeader\x88\x01\x01B\a\n" +
+	"hostHeader\x88\x01\x01\x12\"\n" +
+	"\n" +
+	"check_body\x18\t \x01(\tH\bR\tcheckBody\x88\x01\x01B\a\n" +
 	"\x05_typeB\b\n" +
 	"\x06_delayB\n" +
 	"\n" +
@@ -1676,7 +2119,8 @@ const file_lbaas_v1_resources_proto_rawDesc = "" +
 	"\x05_pathB\x0f\n" +
 	"\r_status_regexB\r\n" +
 	"\v_body_regexB\x0e\n" +
-	"\f_host_header\"Y\n" +
+	"\f_host_headerB\r\n" +
+	"\v_check_body\"Y\n" +
 	"\x12SessionPersistence\x12.\n" +
 	"\x10persistence_type\x18\x01 \x01(\tH\x00R\x0fpersistenceType\x88\x01\x01B\x13\n" +
 	"\x11_persistence_type\"\xa1\x02\n" +
@@ -1706,7 +2150,7 @@ const file_lbaas_v1_resources_proto_rawDesc = "" +
 	"\f_ipv6_publicB\x12\n" +
 	"\x10_ipv4_servicenetB\x0e\n" +
 	"\f_ipv4_publicB\x12\n" +
-	"\x10_ipv6_servicenet\"\xf6\t\n" +
+	"\x10_ipv6_servicenet\"\x94\f\n" +
 	"\fLoadBalancer\x12\x13\n" +
 	"\x02id\x18\x01 \x01(\rH\x00R\x02id\x88\x01\x01\x12\x17\n" +
 	"\x04name\x18\x02 \x01(\tH\x01R\x04name\x88\x01\x01\x12\x1f\n" +
@@ -1737,7 +2181,11 @@ const file_lbaas_v1_resources_proto_rawDesc = "" +
 	"accessList\x12*\n" +
 	"\bmetadata\x18\x17 \x03(\v2\x0e.lbaas.v1.MetaR\bmetadata\x122\n" +
 	"\x12status_description\x18\x18 \x01(\tH\n" +
-	"R\x11statusDescription\x88\x01\x01B\x05\n" +
+	"R\x11statusDescription\x88\x01\x01\x128\n" +
+	"\fnodes_status\x18\x19 \x01(\v2\x15.lbaas.v1.NodesStatusR\vnodesStatus\x12(\n" +
+	"\rcheck_passive\x18\x1a \x01(\bH\vR\fcheckPassive\x88\x01\x01\x12>\n" +
+	"\x19client_keep_alive_timeout\x18\x1b \x01(\rH\fR\x16clientKeepAliveTimeout\x88\x01\x01\x121\n" +
+	"\x12backend_keep_alive\x18\x1c \x01(\bH\rR\x10backendKeepAlive\x88\x01\x01B\x05\n" +
 	"\x03_idB\a\n" +
 	"\x05_nameB\v\n" +
 	"\t_protocolB\a\n" +
@@ -1750,7 +2198,15 @@ const file_lbaas_v1_resources_proto_rawDesc = "" +
 	"\f_half_closedB\x11\n" +
 	"\x0f_https_redirectB\r\n" +
 	"\v_node_countB\x15\n" +
-	"\x13_status_description\"\x82\a\n" +
+	"\x13_status_descriptionB\x10\n" +
+	"\x0e_check_passiveB\x1c\n" +
+	"\x1a_client_keep_alive_timeoutB\x15\n" +
+	"\x13_backend_keep_alive\"K\n" +
+	"\vNodesStatus\x12\x13\n" +
+	"\x02up\x18\x01 \x01(\rH\x00R\x02up\x88\x01\x01\x12\x17\n" +
+	"\x04down\x18\x02 \x01(\rH\x01R\x04down\x88\x01\x01B\x05\n" +
+	"\x03_upB\a\n" +
+	"\x05_down\"\xe6\b\n" +
 	"\x13LoadBalancerRequest\x12\x17\n" +
 	"\x04name\x18\x01 \x01(\tH\x00R\x04name\x88\x01\x01\x12\x1f\n" +
 	"\bprotocol\x18\x02 \x01(\tH\x01R\bprotocol\x88\x01\x01\x12\x17\n" +
@@ -1771,7 +2227,10 @@ const file_lbaas_v1_resources_proto_rawDesc = "" +
 	"\x0ehealth_monitor\x18\x0e \x01(\v2\x17.lbaas.v1.HealthMonitorR\rhealthMonitor\x126\n" +
 	"\vaccess_list\x18\x0f \x03(\v2\x15.lbaas.v1.NetworkItemR\n" +
 	"accessList\x12*\n" +
-	"\bmetadata\x18\x10 \x03(\v2\x0e.lbaas.v1.MetaR\bmetadataB\a\n" +
+	"\bmetadata\x18\x10 \x03(\v2\x0e.lbaas.v1.MetaR\bmetadata\x12(\n" +
+	"\rcheck_passive\x18\x11 \x01(\bH\aR\fcheckPassive\x88\x01\x01\x12>\n" +
+	"\x19client_keep_alive_timeout\x18\x12 \x01(\rH\bR\x16clientKeepAliveTimeout\x88\x01\x01\x121\n" +
+	"\x12backend_keep_alive\x18\x13 \x01(\bH\tR\x10backendKeepAlive\x88\x01\x01B\a\n" +
 	"\x05_nameB\v\n" +
 	"\t_protocolB\a\n" +
 	"\x05_portB\f\n" +
@@ -1780,7 +2239,10 @@ const file_lbaas_v1_resources_proto_rawDesc = "" +
 	"\n" +
 	"\b_timeoutB\x0e\n" +
 	"\f_half_closedB\x11\n" +
-	"\x0f_https_redirect\"\xd7\x02\n" +
+	"\x0f_https_redirectB\x10\n" +
+	"\x0e_check_passiveB\x1c\n" +
+	"\x1a_client_keep_alive_timeoutB\x15\n" +
+	"\x13_backend_keep_alive\"\xbb\x04\n" +
 	"\x12LoadBalancerUpdate\x12\x17\n" +
 	"\x04name\x18\x01 \x01(\tH\x00R\x04name\x88\x01\x01\x12\x1f\n" +
 	"\bprotocol\x18\x02 \x01(\tH\x01R\bprotocol\x88\x01\x01\x12\x17\n" +
@@ -1789,7 +2251,11 @@ const file_lbaas_v1_resources_proto_rawDesc = "" +
 	"\atimeout\x18\x05 \x01(\rH\x04R\atimeout\x88\x01\x01\x12$\n" +
 	"\vhalf_closed\x18\x06 \x01(\bH\x05R\n" +
 	"halfClosed\x88\x01\x01\x12*\n" +
-	"\x0ehttps_redirect\x18\a \x01(\bH\x06R\rhttpsRedirect\x88\x01\x01B\a\n" +
+	"\x0ehttps_redirect\x18\a \x01(\bH\x06R\rhttpsRedirect\x88\x01\x01\x12(\n" +
+	"\rcheck_passive\x18\b \x01(\bH\aR\fcheckPassive\x88\x01\x01\x12>\n" +
+	"\x19client_keep_alive_timeout\x18\t \x01(\rH\bR\x16clientKeepAliveTimeout\x88\x01\x01\x121\n" +
+	"\x12backend_keep_alive\x18\n" +
+	" \x01(\bH\tR\x10backendKeepAlive\x88\x01\x01B\a\n" +
 	"\x05_nameB\v\n" +
 	"\t_protocolB\a\n" +
 	"\x05_portB\f\n" +
@@ -1798,7 +2264,56 @@ const file_lbaas_v1_resources_proto_rawDesc = "" +
 	"\n" +
 	"\b_timeoutB\x0e\n" +
 	"\f_half_closedB\x11\n" +
-	"\x0f_https_redirect\"\xac\x01\n" +
+	"\x0f_https_redirectB\x10\n" +
+	"\x0e_check_passiveB\x1c\n" +
+	"\x1a_client_keep_alive_timeoutB\x15\n" +
+	"\x13_backend_keep_alive\"6\n" +
+	"\tErrorPage\x12\x1d\n" +
+	"\acontent\x18\x01 \x01(\tH\x00R\acontent\x88\x01\x01B\n" +
+	"\n" +
+	"\b_content\"\xb4\x05\n" +
+	"\x10NodeServiceEvent\x12\x13\n" +
+	"\x02id\x18\x01 \x01(\rH\x00R\x02id\x88\x01\x01\x12\x1c\n" +
+	"\anode_id\x18\x02 \x01(\rH\x01R\x06nodeId\x88\x01\x01\x12,\n" +
+	"\x0floadbalancer_id\x18\x03 \x01(\rH\x02R\x0eloadbalancerId\x88\x01\x01\x12\"\n" +
+	"\n" +
+	"account_id\x18\x04 \x01(\tH\x03R\taccountId\x88\x01\x01\x12\x17\n" +
+	"\x04type\x18\x05 \x01(\tH\x04R\x04type\x88\x01\x01\x12\x1f\n" +
+	"\bcategory\x18\x06 \x01(\tH\x05R\bcategory\x88\x01\x01\x12\x1f\n" +
+	"\bseverity\x18\a \x01(\tH\x06R\bseverity\x88\x01\x01\x12\x19\n" +
+	"\x05title\x18\b \x01(\tH\aR\x05title\x88\x01\x01\x12%\n" +
+	"\vdescription\x18\t \x01(\tH\bR\vdescription\x88\x01\x01\x12.\n" +
+	"\x10detailed_message\x18\n" +
+	" \x01(\tH\tR\x0fdetailedMessage\x88\x01\x01\x12\x1b\n" +
+	"\x06author\x18\v \x01(\tH\n" +
+	"R\x06author\x88\x01\x01\x12&\n" +
+	"\frelative_uri\x18\f \x01(\tH\vR\vrelativeUri\x88\x01\x01\x12(\n" +
+	"\rcallback_host\x18\r \x01(\tH\fR\fcallbackHost\x88\x01\x01\x12\x1d\n" +
+	"\acreated\x18\x0e \x01(\tH\rR\acreated\x88\x01\x01B\x05\n" +
+	"\x03_idB\n" +
+	"\n" +
+	"\b_node_idB\x12\n" +
+	"\x10_loadbalancer_idB\r\n" +
+	"\v_account_idB\a\n" +
+	"\x05_typeB\v\n" +
+	"\t_categoryB\v\n" +
+	"\t_severityB\b\n" +
+	"\x06_titleB\x0e\n" +
+	"\f_descriptionB\x13\n" +
+	"\x11_detailed_messageB\t\n" +
+	"\a_authorB\x0f\n" +
+	"\r_relative_uriB\x10\n" +
+	"\x0e_callback_hostB\n" +
+	"\n" +
+	"\b_created\"G\n" +
+	"\x04Link\x12\x17\n" +
+	"\x04href\x18\x01 \x01(\tH\x00R\x04href\x88\x01\x01\x12\x15\n" +
+	"\x03rel\x18\x02 \x01(\tH\x01R\x03rel\x88\x01\x01B\a\n" +
+	"\x05_hrefB\x06\n" +
+	"\x04_rel\"1\n" +
+	"\rAllowedDomain\x12\x17\n" +
+	"\x04name\x18\x01 \x01(\tH\x00R\x04name\x88\x01\x01B\a\n" +
+	"\x05_name\"\xac\x01\n" +
 	"\x05Fault\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\rR\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x18\n" +
@@ -1820,7 +2335,7 @@ func file_lbaas_v1_resources_proto_rawDescGZIP() []byte {
 	return file_lbaas_v1_resources_proto_rawDescData
 }
 
-var file_lbaas_v1_resources_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_lbaas_v1_resources_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_lbaas_v1_resources_proto_goTypes = []any{
 	(*Time)(nil),                // 0: lbaas.v1.Time
 	(*VirtualIp)(nil),           // 1: lbaas.v1.VirtualIp
@@ -1837,10 +2352,15 @@ var file_lbaas_v1_resources_proto_goTypes = []any{
 	(*Cluster)(nil),             // 12: lbaas.v1.Cluster
 	(*SourceAddresses)(nil),     // 13: lbaas.v1.SourceAddresses
 	(*LoadBalancer)(nil),        // 14: lbaas.v1.LoadBalancer
-	(*LoadBalancerRequest)(nil), // 15: lbaas.v1.LoadBalancerRequest
-	(*LoadBalancerUpdate)(nil),  // 16: lbaas.v1.LoadBalancerUpdate
-	(*Fault)(nil),               // 17: lbaas.v1.Fault
-	(*ValidationErrors)(nil),    // 18: lbaas.v1.ValidationErrors
+	(*NodesStatus)(nil),         // 15: lbaas.v1.NodesStatus
+	(*LoadBalancerRequest)(nil), // 16: lbaas.v1.LoadBalancerRequest
+	(*LoadBalancerUpdate)(nil),  // 17: lbaas.v1.LoadBalancerUpdate
+	(*ErrorPage)(nil),           // 18: lbaas.v1.ErrorPage
+	(*NodeServiceEvent)(nil),    // 19: lbaas.v1.NodeServiceEvent
+	(*Link)(nil),                // 20: lbaas.v1.Link
+	(*AllowedDomain)(nil),       // 21: lbaas.v1.AllowedDomain
+	(*Fault)(nil),               // 22: lbaas.v1.Fault
+	(*ValidationErrors)(nil),    // 23: lbaas.v1.ValidationErrors
 }
 var file_lbaas_v1_resources_proto_depIdxs = []int32{
 	3,  // 0: lbaas.v1.Node.metadata:type_name -> lbaas.v1.Meta
@@ -1858,21 +2378,22 @@ var file_lbaas_v1_resources_proto_depIdxs = []int32{
 	8,  // 12: lbaas.v1.LoadBalancer.health_monitor:type_name -> lbaas.v1.HealthMonitor
 	7,  // 13: lbaas.v1.LoadBalancer.access_list:type_name -> lbaas.v1.NetworkItem
 	3,  // 14: lbaas.v1.LoadBalancer.metadata:type_name -> lbaas.v1.Meta
-	2,  // 15: lbaas.v1.LoadBalancerRequest.virtual_ips:type_name -> lbaas.v1.VirtualIpRequest
-	5,  // 16: lbaas.v1.LoadBalancerRequest.nodes:type_name -> lbaas.v1.NodeRequest
-	11, // 17: lbaas.v1.LoadBalancerRequest.connection_logging:type_name -> lbaas.v1.Enabled
-	11, // 18: lbaas.v1.LoadBalancerRequest.content_caching:type_name -> lbaas.v1.Enabled
-	9,  // 19: lbaas.v1.LoadBalancerRequest.session_persistence:type_name -> lbaas.v1.SessionPersistence
-	10, // 20: lbaas.v1.LoadBalancerRequest.connection_throttle:type_name -> lbaas.v1.ConnectionThrottle
-	8,  // 21: lbaas.v1.LoadBalancerRequest.health_monitor:type_name -> lbaas.v1.HealthMonitor
-	7,  // 22: lbaas.v1.LoadBalancerRequest.access_list:type_name -> lbaas.v1.NetworkItem
-	3,  // 23: lbaas.v1.LoadBalancerRequest.metadata:type_name -> lbaas.v1.Meta
-	18, // 24: lbaas.v1.Fault.validation_errors:type_name -> lbaas.v1.ValidationErrors
-	25, // [25:25] is the sub-list for method output_type
-	25, // [25:25] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	15, // 15: lbaas.v1.LoadBalancer.nodes_status:type_name -> lbaas.v1.NodesStatus
+	2,  // 16: lbaas.v1.LoadBalancerRequest.virtual_ips:type_name -> lbaas.v1.VirtualIpRequest
+	5,  // 17: lbaas.v1.LoadBalancerRequest.nodes:type_name -> lbaas.v1.NodeRequest
+	11, // 18: lbaas.v1.LoadBalancerRequest.connection_logging:type_name -> lbaas.v1.Enabled
+	11, // 19: lbaas.v1.LoadBalancerRequest.content_caching:type_name -> lbaas.v1.Enabled
+	9,  // 20: lbaas.v1.LoadBalancerRequest.session_persistence:type_name -> lbaas.v1.SessionPersistence
+	10, // 21: lbaas.v1.LoadBalancerRequest.connection_throttle:type_name -> lbaas.v1.ConnectionThrottle
+	8,  // 22: lbaas.v1.LoadBalancerRequest.health_monitor:type_name -> lbaas.v1.HealthMonitor
+	7,  // 23: lbaas.v1.LoadBalancerRequest.access_list:type_name -> lbaas.v1.NetworkItem
+	3,  // 24: lbaas.v1.LoadBalancerRequest.metadata:type_name -> lbaas.v1.Meta
+	23, // 25: lbaas.v1.Fault.validation_errors:type_name -> lbaas.v1.ValidationErrors
+	26, // [26:26] is the sub-list for method output_type
+	26, // [26:26] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_lbaas_v1_resources_proto_init() }
@@ -1896,13 +2417,18 @@ func file_lbaas_v1_resources_proto_init() {
 	file_lbaas_v1_resources_proto_msgTypes[14].OneofWrappers = []any{}
 	file_lbaas_v1_resources_proto_msgTypes[15].OneofWrappers = []any{}
 	file_lbaas_v1_resources_proto_msgTypes[16].OneofWrappers = []any{}
+	file_lbaas_v1_resources_proto_msgTypes[17].OneofWrappers = []any{}
+	file_lbaas_v1_resources_proto_msgTypes[18].OneofWrappers = []any{}
+	file_lbaas_v1_resources_proto_msgTypes[19].OneofWrappers = []any{}
+	file_lbaas_v1_resources_proto_msgTypes[20].OneofWrappers = []any{}
+	file_lbaas_v1_resources_proto_msgTypes[21].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_lbaas_v1_resources_proto_rawDesc), len(file_lbaas_v1_resources_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   19,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

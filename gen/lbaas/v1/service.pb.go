@@ -758,6 +758,139 @@ func (x *ListAlgorithmsResponse) GetAlgorithms() []*Algorithm {
 	return nil
 }
 
+type ListAllowedDomainsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Account       string                 `protobuf:"bytes,1,opt,name=account,proto3" json:"account,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAllowedDomainsRequest) Reset() {
+	*x = ListAllowedDomainsRequest{}
+	mi := &file_lbaas_v1_service_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAllowedDomainsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAllowedDomainsRequest) ProtoMessage() {}
+
+func (x *ListAllowedDomainsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_lbaas_v1_service_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAllowedDomainsRequest.ProtoReflect.Descriptor instead.
+func (*ListAllowedDomainsRequest) Descriptor() ([]byte, []int) {
+	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *ListAllowedDomainsRequest) GetAccount() string {
+	if x != nil {
+		return x.Account
+	}
+	return ""
+}
+
+// AllowedDomainEntry is the reference's wrapper: {"allowedDomain": {"name": ...}}.
+type AllowedDomainEntry struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	AllowedDomain *AllowedDomain         `protobuf:"bytes,1,opt,name=allowed_domain,json=allowedDomain,proto3" json:"allowed_domain,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AllowedDomainEntry) Reset() {
+	*x = AllowedDomainEntry{}
+	mi := &file_lbaas_v1_service_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AllowedDomainEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AllowedDomainEntry) ProtoMessage() {}
+
+func (x *AllowedDomainEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_lbaas_v1_service_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AllowedDomainEntry.ProtoReflect.Descriptor instead.
+func (*AllowedDomainEntry) Descriptor() ([]byte, []int) {
+	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *AllowedDomainEntry) GetAllowedDomain() *AllowedDomain {
+	if x != nil {
+		return x.AllowedDomain
+	}
+	return nil
+}
+
+type ListAllowedDomainsResponse struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	AllowedDomains []*AllowedDomainEntry  `protobuf:"bytes,1,rep,name=allowed_domains,json=allowedDomains,proto3" json:"allowed_domains,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ListAllowedDomainsResponse) Reset() {
+	*x = ListAllowedDomainsResponse{}
+	mi := &file_lbaas_v1_service_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAllowedDomainsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAllowedDomainsResponse) ProtoMessage() {}
+
+func (x *ListAllowedDomainsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_lbaas_v1_service_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAllowedDomainsResponse.ProtoReflect.Descriptor instead.
+func (*ListAllowedDomainsResponse) Descriptor() ([]byte, []int) {
+	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *ListAllowedDomainsResponse) GetAllowedDomains() []*AllowedDomainEntry {
+	if x != nil {
+		return x.AllowedDomains
+	}
+	return nil
+}
+
 type GetAbsoluteLimitsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Account       string                 `protobuf:"bytes,1,opt,name=account,proto3" json:"account,omitempty"`
@@ -767,7 +900,7 @@ type GetAbsoluteLimitsRequest struct {
 
 func (x *GetAbsoluteLimitsRequest) Reset() {
 	*x = GetAbsoluteLimitsRequest{}
-	mi := &file_lbaas_v1_service_proto_msgTypes[14]
+	mi := &file_lbaas_v1_service_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -779,7 +912,7 @@ func (x *GetAbsoluteLimitsRequest) String() string {
 func (*GetAbsoluteLimitsRequest) ProtoMessage() {}
 
 func (x *GetAbsoluteLimitsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_service_proto_msgTypes[14]
+	mi := &file_lbaas_v1_service_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -792,7 +925,7 @@ func (x *GetAbsoluteLimitsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAbsoluteLimitsRequest.ProtoReflect.Descriptor instead.
 func (*GetAbsoluteLimitsRequest) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{14}
+	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *GetAbsoluteLimitsRequest) GetAccount() string {
@@ -812,7 +945,7 @@ type AbsoluteLimit struct {
 
 func (x *AbsoluteLimit) Reset() {
 	*x = AbsoluteLimit{}
-	mi := &file_lbaas_v1_service_proto_msgTypes[15]
+	mi := &file_lbaas_v1_service_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -824,7 +957,7 @@ func (x *AbsoluteLimit) String() string {
 func (*AbsoluteLimit) ProtoMessage() {}
 
 func (x *AbsoluteLimit) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_service_proto_msgTypes[15]
+	mi := &file_lbaas_v1_service_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -837,7 +970,7 @@ func (x *AbsoluteLimit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AbsoluteLimit.ProtoReflect.Descriptor instead.
 func (*AbsoluteLimit) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{15}
+	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *AbsoluteLimit) GetName() string {
@@ -863,7 +996,7 @@ type GetAbsoluteLimitsResponse struct {
 
 func (x *GetAbsoluteLimitsResponse) Reset() {
 	*x = GetAbsoluteLimitsResponse{}
-	mi := &file_lbaas_v1_service_proto_msgTypes[16]
+	mi := &file_lbaas_v1_service_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -875,7 +1008,7 @@ func (x *GetAbsoluteLimitsResponse) String() string {
 func (*GetAbsoluteLimitsResponse) ProtoMessage() {}
 
 func (x *GetAbsoluteLimitsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_service_proto_msgTypes[16]
+	mi := &file_lbaas_v1_service_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -888,7 +1021,7 @@ func (x *GetAbsoluteLimitsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAbsoluteLimitsResponse.ProtoReflect.Descriptor instead.
 func (*GetAbsoluteLimitsResponse) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{16}
+	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *GetAbsoluteLimitsResponse) GetAbsolute() []*AbsoluteLimit {
@@ -908,7 +1041,7 @@ type ListNodesRequest struct {
 
 func (x *ListNodesRequest) Reset() {
 	*x = ListNodesRequest{}
-	mi := &file_lbaas_v1_service_proto_msgTypes[17]
+	mi := &file_lbaas_v1_service_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -920,7 +1053,7 @@ func (x *ListNodesRequest) String() string {
 func (*ListNodesRequest) ProtoMessage() {}
 
 func (x *ListNodesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_service_proto_msgTypes[17]
+	mi := &file_lbaas_v1_service_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -933,7 +1066,7 @@ func (x *ListNodesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNodesRequest.ProtoReflect.Descriptor instead.
 func (*ListNodesRequest) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{17}
+	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ListNodesRequest) GetAccount() string {
@@ -959,7 +1092,7 @@ type ListNodesResponse struct {
 
 func (x *ListNodesResponse) Reset() {
 	*x = ListNodesResponse{}
-	mi := &file_lbaas_v1_service_proto_msgTypes[18]
+	mi := &file_lbaas_v1_service_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -971,7 +1104,7 @@ func (x *ListNodesResponse) String() string {
 func (*ListNodesResponse) ProtoMessage() {}
 
 func (x *ListNodesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_service_proto_msgTypes[18]
+	mi := &file_lbaas_v1_service_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -984,7 +1117,7 @@ func (x *ListNodesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNodesResponse.ProtoReflect.Descriptor instead.
 func (*ListNodesResponse) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{18}
+	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ListNodesResponse) GetNodes() []*Node {
@@ -1005,7 +1138,7 @@ type AddNodesRequest struct {
 
 func (x *AddNodesRequest) Reset() {
 	*x = AddNodesRequest{}
-	mi := &file_lbaas_v1_service_proto_msgTypes[19]
+	mi := &file_lbaas_v1_service_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1017,7 +1150,7 @@ func (x *AddNodesRequest) String() string {
 func (*AddNodesRequest) ProtoMessage() {}
 
 func (x *AddNodesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_service_proto_msgTypes[19]
+	mi := &file_lbaas_v1_service_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1030,7 +1163,7 @@ func (x *AddNodesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddNodesRequest.ProtoReflect.Descriptor instead.
 func (*AddNodesRequest) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{19}
+	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *AddNodesRequest) GetAccount() string {
@@ -1065,7 +1198,7 @@ type GetNodeRequest struct {
 
 func (x *GetNodeRequest) Reset() {
 	*x = GetNodeRequest{}
-	mi := &file_lbaas_v1_service_proto_msgTypes[20]
+	mi := &file_lbaas_v1_service_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1077,7 +1210,7 @@ func (x *GetNodeRequest) String() string {
 func (*GetNodeRequest) ProtoMessage() {}
 
 func (x *GetNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_service_proto_msgTypes[20]
+	mi := &file_lbaas_v1_service_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1090,7 +1223,7 @@ func (x *GetNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetNodeRequest.ProtoReflect.Descriptor instead.
 func (*GetNodeRequest) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{20}
+	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *GetNodeRequest) GetAccount() string {
@@ -1123,7 +1256,7 @@ type NodeResponse struct {
 
 func (x *NodeResponse) Reset() {
 	*x = NodeResponse{}
-	mi := &file_lbaas_v1_service_proto_msgTypes[21]
+	mi := &file_lbaas_v1_service_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1135,7 +1268,7 @@ func (x *NodeResponse) String() string {
 func (*NodeResponse) ProtoMessage() {}
 
 func (x *NodeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_service_proto_msgTypes[21]
+	mi := &file_lbaas_v1_service_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1148,7 +1281,7 @@ func (x *NodeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeResponse.ProtoReflect.Descriptor instead.
 func (*NodeResponse) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{21}
+	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *NodeResponse) GetNode() *Node {
@@ -1170,7 +1303,7 @@ type UpdateNodeRequest struct {
 
 func (x *UpdateNodeRequest) Reset() {
 	*x = UpdateNodeRequest{}
-	mi := &file_lbaas_v1_service_proto_msgTypes[22]
+	mi := &file_lbaas_v1_service_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1182,7 +1315,7 @@ func (x *UpdateNodeRequest) String() string {
 func (*UpdateNodeRequest) ProtoMessage() {}
 
 func (x *UpdateNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_service_proto_msgTypes[22]
+	mi := &file_lbaas_v1_service_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1195,7 +1328,7 @@ func (x *UpdateNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateNodeRequest.ProtoReflect.Descriptor instead.
 func (*UpdateNodeRequest) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{22}
+	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *UpdateNodeRequest) GetAccount() string {
@@ -1237,7 +1370,7 @@ type BulkUpdateNodesRequest struct {
 
 func (x *BulkUpdateNodesRequest) Reset() {
 	*x = BulkUpdateNodesRequest{}
-	mi := &file_lbaas_v1_service_proto_msgTypes[23]
+	mi := &file_lbaas_v1_service_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1249,7 +1382,7 @@ func (x *BulkUpdateNodesRequest) String() string {
 func (*BulkUpdateNodesRequest) ProtoMessage() {}
 
 func (x *BulkUpdateNodesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_service_proto_msgTypes[23]
+	mi := &file_lbaas_v1_service_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1262,7 +1395,7 @@ func (x *BulkUpdateNodesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BulkUpdateNodesRequest.ProtoReflect.Descriptor instead.
 func (*BulkUpdateNodesRequest) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{23}
+	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *BulkUpdateNodesRequest) GetAccount() string {
@@ -1297,7 +1430,7 @@ type DeleteNodeRequest struct {
 
 func (x *DeleteNodeRequest) Reset() {
 	*x = DeleteNodeRequest{}
-	mi := &file_lbaas_v1_service_proto_msgTypes[24]
+	mi := &file_lbaas_v1_service_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1309,7 +1442,7 @@ func (x *DeleteNodeRequest) String() string {
 func (*DeleteNodeRequest) ProtoMessage() {}
 
 func (x *DeleteNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_service_proto_msgTypes[24]
+	mi := &file_lbaas_v1_service_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1322,7 +1455,7 @@ func (x *DeleteNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteNodeRequest.ProtoReflect.Descriptor instead.
 func (*DeleteNodeRequest) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{24}
+	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *DeleteNodeRequest) GetAccount() string {
@@ -1357,7 +1490,7 @@ type BulkDeleteNodesRequest struct {
 
 func (x *BulkDeleteNodesRequest) Reset() {
 	*x = BulkDeleteNodesRequest{}
-	mi := &file_lbaas_v1_service_proto_msgTypes[25]
+	mi := &file_lbaas_v1_service_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1369,7 +1502,7 @@ func (x *BulkDeleteNodesRequest) String() string {
 func (*BulkDeleteNodesRequest) ProtoMessage() {}
 
 func (x *BulkDeleteNodesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_service_proto_msgTypes[25]
+	mi := &file_lbaas_v1_service_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1382,7 +1515,7 @@ func (x *BulkDeleteNodesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BulkDeleteNodesRequest.ProtoReflect.Descriptor instead.
 func (*BulkDeleteNodesRequest) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{25}
+	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *BulkDeleteNodesRequest) GetAccount() string {
@@ -1416,7 +1549,7 @@ type ListVirtualIpsRequest struct {
 
 func (x *ListVirtualIpsRequest) Reset() {
 	*x = ListVirtualIpsRequest{}
-	mi := &file_lbaas_v1_service_proto_msgTypes[26]
+	mi := &file_lbaas_v1_service_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1428,7 +1561,7 @@ func (x *ListVirtualIpsRequest) String() string {
 func (*ListVirtualIpsRequest) ProtoMessage() {}
 
 func (x *ListVirtualIpsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_service_proto_msgTypes[26]
+	mi := &file_lbaas_v1_service_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1441,7 +1574,7 @@ func (x *ListVirtualIpsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListVirtualIpsRequest.ProtoReflect.Descriptor instead.
 func (*ListVirtualIpsRequest) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{26}
+	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ListVirtualIpsRequest) GetAccount() string {
@@ -1467,7 +1600,7 @@ type ListVirtualIpsResponse struct {
 
 func (x *ListVirtualIpsResponse) Reset() {
 	*x = ListVirtualIpsResponse{}
-	mi := &file_lbaas_v1_service_proto_msgTypes[27]
+	mi := &file_lbaas_v1_service_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1479,7 +1612,7 @@ func (x *ListVirtualIpsResponse) String() string {
 func (*ListVirtualIpsResponse) ProtoMessage() {}
 
 func (x *ListVirtualIpsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_service_proto_msgTypes[27]
+	mi := &file_lbaas_v1_service_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1492,7 +1625,7 @@ func (x *ListVirtualIpsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListVirtualIpsResponse.ProtoReflect.Descriptor instead.
 func (*ListVirtualIpsResponse) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{27}
+	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ListVirtualIpsResponse) GetVirtualIps() []*VirtualIp {
@@ -1513,7 +1646,7 @@ type AddVirtualIpRequest struct {
 
 func (x *AddVirtualIpRequest) Reset() {
 	*x = AddVirtualIpRequest{}
-	mi := &file_lbaas_v1_service_proto_msgTypes[28]
+	mi := &file_lbaas_v1_service_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1525,7 +1658,7 @@ func (x *AddVirtualIpRequest) String() string {
 func (*AddVirtualIpRequest) ProtoMessage() {}
 
 func (x *AddVirtualIpRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_service_proto_msgTypes[28]
+	mi := &file_lbaas_v1_service_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1538,7 +1671,7 @@ func (x *AddVirtualIpRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddVirtualIpRequest.ProtoReflect.Descriptor instead.
 func (*AddVirtualIpRequest) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{28}
+	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *AddVirtualIpRequest) GetAccount() string {
@@ -1573,7 +1706,7 @@ type DeleteVirtualIpRequest struct {
 
 func (x *DeleteVirtualIpRequest) Reset() {
 	*x = DeleteVirtualIpRequest{}
-	mi := &file_lbaas_v1_service_proto_msgTypes[29]
+	mi := &file_lbaas_v1_service_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1585,7 +1718,7 @@ func (x *DeleteVirtualIpRequest) String() string {
 func (*DeleteVirtualIpRequest) ProtoMessage() {}
 
 func (x *DeleteVirtualIpRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_service_proto_msgTypes[29]
+	mi := &file_lbaas_v1_service_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1598,7 +1731,7 @@ func (x *DeleteVirtualIpRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteVirtualIpRequest.ProtoReflect.Descriptor instead.
 func (*DeleteVirtualIpRequest) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{29}
+	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *DeleteVirtualIpRequest) GetAccount() string {
@@ -1633,7 +1766,7 @@ type BulkDeleteVirtualIpsRequest struct {
 
 func (x *BulkDeleteVirtualIpsRequest) Reset() {
 	*x = BulkDeleteVirtualIpsRequest{}
-	mi := &file_lbaas_v1_service_proto_msgTypes[30]
+	mi := &file_lbaas_v1_service_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1645,7 +1778,7 @@ func (x *BulkDeleteVirtualIpsRequest) String() string {
 func (*BulkDeleteVirtualIpsRequest) ProtoMessage() {}
 
 func (x *BulkDeleteVirtualIpsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_service_proto_msgTypes[30]
+	mi := &file_lbaas_v1_service_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1658,7 +1791,7 @@ func (x *BulkDeleteVirtualIpsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BulkDeleteVirtualIpsRequest.ProtoReflect.Descriptor instead.
 func (*BulkDeleteVirtualIpsRequest) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{30}
+	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *BulkDeleteVirtualIpsRequest) GetAccount() string {
@@ -1738,7 +1871,13 @@ const file_lbaas_v1_service_proto_rawDesc = "" +
 	"\x16ListAlgorithmsResponse\x123\n" +
 	"\n" +
 	"algorithms\x18\x01 \x03(\v2\x13.lbaas.v1.AlgorithmR\n" +
-	"algorithms\"4\n" +
+	"algorithms\"5\n" +
+	"\x19ListAllowedDomainsRequest\x12\x18\n" +
+	"\aaccount\x18\x01 \x01(\tR\aaccount\"T\n" +
+	"\x12AllowedDomainEntry\x12>\n" +
+	"\x0eallowed_domain\x18\x01 \x01(\v2\x17.lbaas.v1.AllowedDomainR\rallowedDomain\"c\n" +
+	"\x1aListAllowedDomainsResponse\x12E\n" +
+	"\x0fallowed_domains\x18\x01 \x03(\v2\x1c.lbaas.v1.AllowedDomainEntryR\x0eallowedDomains\"4\n" +
 	"\x18GetAbsoluteLimitsRequest\x12\x18\n" +
 	"\aaccount\x18\x01 \x01(\tR\aaccount\"9\n" +
 	"\rAbsoluteLimit\x12\x12\n" +
@@ -1803,11 +1942,12 @@ const file_lbaas_v1_service_proto_rawDesc = "" +
 	"\x0fGetLoadBalancer\x12 .lbaas.v1.GetLoadBalancerRequest\x1a\x1e.lbaas.v1.LoadBalancerResponse\x12Q\n" +
 	"\x12UpdateLoadBalancer\x12#.lbaas.v1.UpdateLoadBalancerRequest\x1a\x16.google.protobuf.Empty\x12Q\n" +
 	"\x12DeleteLoadBalancer\x12#.lbaas.v1.DeleteLoadBalancerRequest\x1a\x16.google.protobuf.Empty\x12[\n" +
-	"\x17BulkDeleteLoadBalancers\x12(.lbaas.v1.BulkDeleteLoadBalancersRequest\x1a\x16.google.protobuf.Empty2\x95\x02\n" +
+	"\x17BulkDeleteLoadBalancers\x12(.lbaas.v1.BulkDeleteLoadBalancersRequest\x1a\x16.google.protobuf.Empty2\xf6\x02\n" +
 	"\x0eCatalogService\x12P\n" +
 	"\rListProtocols\x12\x1e.lbaas.v1.ListProtocolsRequest\x1a\x1f.lbaas.v1.ListProtocolsResponse\x12S\n" +
 	"\x0eListAlgorithms\x12\x1f.lbaas.v1.ListAlgorithmsRequest\x1a .lbaas.v1.ListAlgorithmsResponse\x12\\\n" +
-	"\x11GetAbsoluteLimits\x12\".lbaas.v1.GetAbsoluteLimitsRequest\x1a#.lbaas.v1.GetAbsoluteLimitsResponse2\xf9\x03\n" +
+	"\x11GetAbsoluteLimits\x12\".lbaas.v1.GetAbsoluteLimitsRequest\x1a#.lbaas.v1.GetAbsoluteLimitsResponse\x12_\n" +
+	"\x12ListAllowedDomains\x12#.lbaas.v1.ListAllowedDomainsRequest\x1a$.lbaas.v1.ListAllowedDomainsResponse2\xf9\x03\n" +
 	"\vNodeService\x12D\n" +
 	"\tListNodes\x12\x1a.lbaas.v1.ListNodesRequest\x1a\x1b.lbaas.v1.ListNodesResponse\x12B\n" +
 	"\bAddNodes\x12\x19.lbaas.v1.AddNodesRequest\x1a\x1b.lbaas.v1.ListNodesResponse\x12;\n" +
@@ -1836,7 +1976,7 @@ func file_lbaas_v1_service_proto_rawDescGZIP() []byte {
 	return file_lbaas_v1_service_proto_rawDescData
 }
 
-var file_lbaas_v1_service_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
+var file_lbaas_v1_service_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
 var file_lbaas_v1_service_proto_goTypes = []any{
 	(*ListLoadBalancersRequest)(nil),       // 0: lbaas.v1.ListLoadBalancersRequest
 	(*ListLoadBalancersResponse)(nil),      // 1: lbaas.v1.ListLoadBalancersResponse
@@ -1852,93 +1992,101 @@ var file_lbaas_v1_service_proto_goTypes = []any{
 	(*ListAlgorithmsRequest)(nil),          // 11: lbaas.v1.ListAlgorithmsRequest
 	(*Algorithm)(nil),                      // 12: lbaas.v1.Algorithm
 	(*ListAlgorithmsResponse)(nil),         // 13: lbaas.v1.ListAlgorithmsResponse
-	(*GetAbsoluteLimitsRequest)(nil),       // 14: lbaas.v1.GetAbsoluteLimitsRequest
-	(*AbsoluteLimit)(nil),                  // 15: lbaas.v1.AbsoluteLimit
-	(*GetAbsoluteLimitsResponse)(nil),      // 16: lbaas.v1.GetAbsoluteLimitsResponse
-	(*ListNodesRequest)(nil),               // 17: lbaas.v1.ListNodesRequest
-	(*ListNodesResponse)(nil),              // 18: lbaas.v1.ListNodesResponse
-	(*AddNodesRequest)(nil),                // 19: lbaas.v1.AddNodesRequest
-	(*GetNodeRequest)(nil),                 // 20: lbaas.v1.GetNodeRequest
-	(*NodeResponse)(nil),                   // 21: lbaas.v1.NodeResponse
-	(*UpdateNodeRequest)(nil),              // 22: lbaas.v1.UpdateNodeRequest
-	(*BulkUpdateNodesRequest)(nil),         // 23: lbaas.v1.BulkUpdateNodesRequest
-	(*DeleteNodeRequest)(nil),              // 24: lbaas.v1.DeleteNodeRequest
-	(*BulkDeleteNodesRequest)(nil),         // 25: lbaas.v1.BulkDeleteNodesRequest
-	(*ListVirtualIpsRequest)(nil),          // 26: lbaas.v1.ListVirtualIpsRequest
-	(*ListVirtualIpsResponse)(nil),         // 27: lbaas.v1.ListVirtualIpsResponse
-	(*AddVirtualIpRequest)(nil),            // 28: lbaas.v1.AddVirtualIpRequest
-	(*DeleteVirtualIpRequest)(nil),         // 29: lbaas.v1.DeleteVirtualIpRequest
-	(*BulkDeleteVirtualIpsRequest)(nil),    // 30: lbaas.v1.BulkDeleteVirtualIpsRequest
-	(*LoadBalancer)(nil),                   // 31: lbaas.v1.LoadBalancer
-	(*LoadBalancerRequest)(nil),            // 32: lbaas.v1.LoadBalancerRequest
-	(*LoadBalancerUpdate)(nil),             // 33: lbaas.v1.LoadBalancerUpdate
-	(*Node)(nil),                           // 34: lbaas.v1.Node
-	(*NodeRequest)(nil),                    // 35: lbaas.v1.NodeRequest
-	(*NodeUpdate)(nil),                     // 36: lbaas.v1.NodeUpdate
-	(*VirtualIp)(nil),                      // 37: lbaas.v1.VirtualIp
-	(*VirtualIpRequest)(nil),               // 38: lbaas.v1.VirtualIpRequest
-	(*emptypb.Empty)(nil),                  // 39: google.protobuf.Empty
+	(*ListAllowedDomainsRequest)(nil),      // 14: lbaas.v1.ListAllowedDomainsRequest
+	(*AllowedDomainEntry)(nil),             // 15: lbaas.v1.AllowedDomainEntry
+	(*ListAllowedDomainsResponse)(nil),     // 16: lbaas.v1.ListAllowedDomainsResponse
+	(*GetAbsoluteLimitsRequest)(nil),       // 17: lbaas.v1.GetAbsoluteLimitsRequest
+	(*AbsoluteLimit)(nil),                  // 18: lbaas.v1.AbsoluteLimit
+	(*GetAbsoluteLimitsResponse)(nil),      // 19: lbaas.v1.GetAbsoluteLimitsResponse
+	(*ListNodesRequest)(nil),               // 20: lbaas.v1.ListNodesRequest
+	(*ListNodesResponse)(nil),              // 21: lbaas.v1.ListNodesResponse
+	(*AddNodesRequest)(nil),                // 22: lbaas.v1.AddNodesRequest
+	(*GetNodeRequest)(nil),                 // 23: lbaas.v1.GetNodeRequest
+	(*NodeResponse)(nil),                   // 24: lbaas.v1.NodeResponse
+	(*UpdateNodeRequest)(nil),              // 25: lbaas.v1.UpdateNodeRequest
+	(*BulkUpdateNodesRequest)(nil),         // 26: lbaas.v1.BulkUpdateNodesRequest
+	(*DeleteNodeRequest)(nil),              // 27: lbaas.v1.DeleteNodeRequest
+	(*BulkDeleteNodesRequest)(nil),         // 28: lbaas.v1.BulkDeleteNodesRequest
+	(*ListVirtualIpsRequest)(nil),          // 29: lbaas.v1.ListVirtualIpsRequest
+	(*ListVirtualIpsResponse)(nil),         // 30: lbaas.v1.ListVirtualIpsResponse
+	(*AddVirtualIpRequest)(nil),            // 31: lbaas.v1.AddVirtualIpRequest
+	(*DeleteVirtualIpRequest)(nil),         // 32: lbaas.v1.DeleteVirtualIpRequest
+	(*BulkDeleteVirtualIpsRequest)(nil),    // 33: lbaas.v1.BulkDeleteVirtualIpsRequest
+	(*LoadBalancer)(nil),                   // 34: lbaas.v1.LoadBalancer
+	(*LoadBalancerRequest)(nil),            // 35: lbaas.v1.LoadBalancerRequest
+	(*LoadBalancerUpdate)(nil),             // 36: lbaas.v1.LoadBalancerUpdate
+	(*AllowedDomain)(nil),                  // 37: lbaas.v1.AllowedDomain
+	(*Node)(nil),                           // 38: lbaas.v1.Node
+	(*NodeRequest)(nil),                    // 39: lbaas.v1.NodeRequest
+	(*NodeUpdate)(nil),                     // 40: lbaas.v1.NodeUpdate
+	(*VirtualIp)(nil),                      // 41: lbaas.v1.VirtualIp
+	(*VirtualIpRequest)(nil),               // 42: lbaas.v1.VirtualIpRequest
+	(*emptypb.Empty)(nil),                  // 43: google.protobuf.Empty
 }
 var file_lbaas_v1_service_proto_depIdxs = []int32{
-	31, // 0: lbaas.v1.ListLoadBalancersResponse.load_balancers:type_name -> lbaas.v1.LoadBalancer
-	32, // 1: lbaas.v1.CreateLoadBalancerRequest.load_balancer:type_name -> lbaas.v1.LoadBalancerRequest
-	31, // 2: lbaas.v1.LoadBalancerResponse.load_balancer:type_name -> lbaas.v1.LoadBalancer
-	33, // 3: lbaas.v1.UpdateLoadBalancerRequest.load_balancer:type_name -> lbaas.v1.LoadBalancerUpdate
+	34, // 0: lbaas.v1.ListLoadBalancersResponse.load_balancers:type_name -> lbaas.v1.LoadBalancer
+	35, // 1: lbaas.v1.CreateLoadBalancerRequest.load_balancer:type_name -> lbaas.v1.LoadBalancerRequest
+	34, // 2: lbaas.v1.LoadBalancerResponse.load_balancer:type_name -> lbaas.v1.LoadBalancer
+	36, // 3: lbaas.v1.UpdateLoadBalancerRequest.load_balancer:type_name -> lbaas.v1.LoadBalancerUpdate
 	9,  // 4: lbaas.v1.ListProtocolsResponse.protocols:type_name -> lbaas.v1.Protocol
 	12, // 5: lbaas.v1.ListAlgorithmsResponse.algorithms:type_name -> lbaas.v1.Algorithm
-	15, // 6: lbaas.v1.GetAbsoluteLimitsResponse.absolute:type_name -> lbaas.v1.AbsoluteLimit
-	34, // 7: lbaas.v1.ListNodesResponse.nodes:type_name -> lbaas.v1.Node
-	35, // 8: lbaas.v1.AddNodesRequest.nodes:type_name -> lbaas.v1.NodeRequest
-	34, // 9: lbaas.v1.NodeResponse.node:type_name -> lbaas.v1.Node
-	36, // 10: lbaas.v1.UpdateNodeRequest.node:type_name -> lbaas.v1.NodeUpdate
-	36, // 11: lbaas.v1.BulkUpdateNodesRequest.nodes:type_name -> lbaas.v1.NodeUpdate
-	37, // 12: lbaas.v1.ListVirtualIpsResponse.virtual_ips:type_name -> lbaas.v1.VirtualIp
-	38, // 13: lbaas.v1.AddVirtualIpRequest.virtual_ip:type_name -> lbaas.v1.VirtualIpRequest
-	0,  // 14: lbaas.v1.LoadBalancerService.ListLoadBalancers:input_type -> lbaas.v1.ListLoadBalancersRequest
-	2,  // 15: lbaas.v1.LoadBalancerService.CreateLoadBalancer:input_type -> lbaas.v1.CreateLoadBalancerRequest
-	4,  // 16: lbaas.v1.LoadBalancerService.GetLoadBalancer:input_type -> lbaas.v1.GetLoadBalancerRequest
-	5,  // 17: lbaas.v1.LoadBalancerService.UpdateLoadBalancer:input_type -> lbaas.v1.UpdateLoadBalancerRequest
-	6,  // 18: lbaas.v1.LoadBalancerService.DeleteLoadBalancer:input_type -> lbaas.v1.DeleteLoadBalancerRequest
-	7,  // 19: lbaas.v1.LoadBalancerService.BulkDeleteLoadBalancers:input_type -> lbaas.v1.BulkDeleteLoadBalancersRequest
-	8,  // 20: lbaas.v1.CatalogService.ListProtocols:input_type -> lbaas.v1.ListProtocolsRequest
-	11, // 21: lbaas.v1.CatalogService.ListAlgorithms:input_type -> lbaas.v1.ListAlgorithmsRequest
-	14, // 22: lbaas.v1.CatalogService.GetAbsoluteLimits:input_type -> lbaas.v1.GetAbsoluteLimitsRequest
-	17, // 23: lbaas.v1.NodeService.ListNodes:input_type -> lbaas.v1.ListNodesRequest
-	19, // 24: lbaas.v1.NodeService.AddNodes:input_type -> lbaas.v1.AddNodesRequest
-	20, // 25: lbaas.v1.NodeService.GetNode:input_type -> lbaas.v1.GetNodeRequest
-	22, // 26: lbaas.v1.NodeService.UpdateNode:input_type -> lbaas.v1.UpdateNodeRequest
-	23, // 27: lbaas.v1.NodeService.BulkUpdateNodes:input_type -> lbaas.v1.BulkUpdateNodesRequest
-	24, // 28: lbaas.v1.NodeService.DeleteNode:input_type -> lbaas.v1.DeleteNodeRequest
-	25, // 29: lbaas.v1.NodeService.BulkDeleteNodes:input_type -> lbaas.v1.BulkDeleteNodesRequest
-	26, // 30: lbaas.v1.VirtualIpService.ListVirtualIps:input_type -> lbaas.v1.ListVirtualIpsRequest
-	28, // 31: lbaas.v1.VirtualIpService.AddVirtualIp:input_type -> lbaas.v1.AddVirtualIpRequest
-	29, // 32: lbaas.v1.VirtualIpService.DeleteVirtualIp:input_type -> lbaas.v1.DeleteVirtualIpRequest
-	30, // 33: lbaas.v1.VirtualIpService.BulkDeleteVirtualIps:input_type -> lbaas.v1.BulkDeleteVirtualIpsRequest
-	1,  // 34: lbaas.v1.LoadBalancerService.ListLoadBalancers:output_type -> lbaas.v1.ListLoadBalancersResponse
-	3,  // 35: lbaas.v1.LoadBalancerService.CreateLoadBalancer:output_type -> lbaas.v1.LoadBalancerResponse
-	3,  // 36: lbaas.v1.LoadBalancerService.GetLoadBalancer:output_type -> lbaas.v1.LoadBalancerResponse
-	39, // 37: lbaas.v1.LoadBalancerService.UpdateLoadBalancer:output_type -> google.protobuf.Empty
-	39, // 38: lbaas.v1.LoadBalancerService.DeleteLoadBalancer:output_type -> google.protobuf.Empty
-	39, // 39: lbaas.v1.LoadBalancerService.BulkDeleteLoadBalancers:output_type -> google.protobuf.Empty
-	10, // 40: lbaas.v1.CatalogService.ListProtocols:output_type -> lbaas.v1.ListProtocolsResponse
-	13, // 41: lbaas.v1.CatalogService.ListAlgorithms:output_type -> lbaas.v1.ListAlgorithmsResponse
-	16, // 42: lbaas.v1.CatalogService.GetAbsoluteLimits:output_type -> lbaas.v1.GetAbsoluteLimitsResponse
-	18, // 43: lbaas.v1.NodeService.ListNodes:output_type -> lbaas.v1.ListNodesResponse
-	18, // 44: lbaas.v1.NodeService.AddNodes:output_type -> lbaas.v1.ListNodesResponse
-	21, // 45: lbaas.v1.NodeService.GetNode:output_type -> lbaas.v1.NodeResponse
-	39, // 46: lbaas.v1.NodeService.UpdateNode:output_type -> google.protobuf.Empty
-	18, // 47: lbaas.v1.NodeService.BulkUpdateNodes:output_type -> lbaas.v1.ListNodesResponse
-	39, // 48: lbaas.v1.NodeService.DeleteNode:output_type -> google.protobuf.Empty
-	39, // 49: lbaas.v1.NodeService.BulkDeleteNodes:output_type -> google.protobuf.Empty
-	27, // 50: lbaas.v1.VirtualIpService.ListVirtualIps:output_type -> lbaas.v1.ListVirtualIpsResponse
-	37, // 51: lbaas.v1.VirtualIpService.AddVirtualIp:output_type -> lbaas.v1.VirtualIp
-	39, // 52: lbaas.v1.VirtualIpService.DeleteVirtualIp:output_type -> google.protobuf.Empty
-	39, // 53: lbaas.v1.VirtualIpService.BulkDeleteVirtualIps:output_type -> google.protobuf.Empty
-	34, // [34:54] is the sub-list for method output_type
-	14, // [14:34] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	37, // 6: lbaas.v1.AllowedDomainEntry.allowed_domain:type_name -> lbaas.v1.AllowedDomain
+	15, // 7: lbaas.v1.ListAllowedDomainsResponse.allowed_domains:type_name -> lbaas.v1.AllowedDomainEntry
+	18, // 8: lbaas.v1.GetAbsoluteLimitsResponse.absolute:type_name -> lbaas.v1.AbsoluteLimit
+	38, // 9: lbaas.v1.ListNodesResponse.nodes:type_name -> lbaas.v1.Node
+	39, // 10: lbaas.v1.AddNodesRequest.nodes:type_name -> lbaas.v1.NodeRequest
+	38, // 11: lbaas.v1.NodeResponse.node:type_name -> lbaas.v1.Node
+	40, // 12: lbaas.v1.UpdateNodeRequest.node:type_name -> lbaas.v1.NodeUpdate
+	40, // 13: lbaas.v1.BulkUpdateNodesRequest.nodes:type_name -> lbaas.v1.NodeUpdate
+	41, // 14: lbaas.v1.ListVirtualIpsResponse.virtual_ips:type_name -> lbaas.v1.VirtualIp
+	42, // 15: lbaas.v1.AddVirtualIpRequest.virtual_ip:type_name -> lbaas.v1.VirtualIpRequest
+	0,  // 16: lbaas.v1.LoadBalancerService.ListLoadBalancers:input_type -> lbaas.v1.ListLoadBalancersRequest
+	2,  // 17: lbaas.v1.LoadBalancerService.CreateLoadBalancer:input_type -> lbaas.v1.CreateLoadBalancerRequest
+	4,  // 18: lbaas.v1.LoadBalancerService.GetLoadBalancer:input_type -> lbaas.v1.GetLoadBalancerRequest
+	5,  // 19: lbaas.v1.LoadBalancerService.UpdateLoadBalancer:input_type -> lbaas.v1.UpdateLoadBalancerRequest
+	6,  // 20: lbaas.v1.LoadBalancerService.DeleteLoadBalancer:input_type -> lbaas.v1.DeleteLoadBalancerRequest
+	7,  // 21: lbaas.v1.LoadBalancerService.BulkDeleteLoadBalancers:input_type -> lbaas.v1.BulkDeleteLoadBalancersRequest
+	8,  // 22: lbaas.v1.CatalogService.ListProtocols:input_type -> lbaas.v1.ListProtocolsRequest
+	11, // 23: lbaas.v1.CatalogService.ListAlgorithms:input_type -> lbaas.v1.ListAlgorithmsRequest
+	17, // 24: lbaas.v1.CatalogService.GetAbsoluteLimits:input_type -> lbaas.v1.GetAbsoluteLimitsRequest
+	14, // 25: lbaas.v1.CatalogService.ListAllowedDomains:input_type -> lbaas.v1.ListAllowedDomainsRequest
+	20, // 26: lbaas.v1.NodeService.ListNodes:input_type -> lbaas.v1.ListNodesRequest
+	22, // 27: lbaas.v1.NodeService.AddNodes:input_type -> lbaas.v1.AddNodesRequest
+	23, // 28: lbaas.v1.NodeService.GetNode:input_type -> lbaas.v1.GetNodeRequest
+	25, // 29: lbaas.v1.NodeService.UpdateNode:input_type -> lbaas.v1.UpdateNodeRequest
+	26, // 30: lbaas.v1.NodeService.BulkUpdateNodes:input_type -> lbaas.v1.BulkUpdateNodesRequest
+	27, // 31: lbaas.v1.NodeService.DeleteNode:input_type -> lbaas.v1.DeleteNodeRequest
+	28, // 32: lbaas.v1.NodeService.BulkDeleteNodes:input_type -> lbaas.v1.BulkDeleteNodesRequest
+	29, // 33: lbaas.v1.VirtualIpService.ListVirtualIps:input_type -> lbaas.v1.ListVirtualIpsRequest
+	31, // 34: lbaas.v1.VirtualIpService.AddVirtualIp:input_type -> lbaas.v1.AddVirtualIpRequest
+	32, // 35: lbaas.v1.VirtualIpService.DeleteVirtualIp:input_type -> lbaas.v1.DeleteVirtualIpRequest
+	33, // 36: lbaas.v1.VirtualIpService.BulkDeleteVirtualIps:input_type -> lbaas.v1.BulkDeleteVirtualIpsRequest
+	1,  // 37: lbaas.v1.LoadBalancerService.ListLoadBalancers:output_type -> lbaas.v1.ListLoadBalancersResponse
+	3,  // 38: lbaas.v1.LoadBalancerService.CreateLoadBalancer:output_type -> lbaas.v1.LoadBalancerResponse
+	3,  // 39: lbaas.v1.LoadBalancerService.GetLoadBalancer:output_type -> lbaas.v1.LoadBalancerResponse
+	43, // 40: lbaas.v1.LoadBalancerService.UpdateLoadBalancer:output_type -> google.protobuf.Empty
+	43, // 41: lbaas.v1.LoadBalancerService.DeleteLoadBalancer:output_type -> google.protobuf.Empty
+	43, // 42: lbaas.v1.LoadBalancerService.BulkDeleteLoadBalancers:output_type -> google.protobuf.Empty
+	10, // 43: lbaas.v1.CatalogService.ListProtocols:output_type -> lbaas.v1.ListProtocolsResponse
+	13, // 44: lbaas.v1.CatalogService.ListAlgorithms:output_type -> lbaas.v1.ListAlgorithmsResponse
+	19, // 45: lbaas.v1.CatalogService.GetAbsoluteLimits:output_type -> lbaas.v1.GetAbsoluteLimitsResponse
+	16, // 46: lbaas.v1.CatalogService.ListAllowedDomains:output_type -> lbaas.v1.ListAllowedDomainsResponse
+	21, // 47: lbaas.v1.NodeService.ListNodes:output_type -> lbaas.v1.ListNodesResponse
+	21, // 48: lbaas.v1.NodeService.AddNodes:output_type -> lbaas.v1.ListNodesResponse
+	24, // 49: lbaas.v1.NodeService.GetNode:output_type -> lbaas.v1.NodeResponse
+	43, // 50: lbaas.v1.NodeService.UpdateNode:output_type -> google.protobuf.Empty
+	21, // 51: lbaas.v1.NodeService.BulkUpdateNodes:output_type -> lbaas.v1.ListNodesResponse
+	43, // 52: lbaas.v1.NodeService.DeleteNode:output_type -> google.protobuf.Empty
+	43, // 53: lbaas.v1.NodeService.BulkDeleteNodes:output_type -> google.protobuf.Empty
+	30, // 54: lbaas.v1.VirtualIpService.ListVirtualIps:output_type -> lbaas.v1.ListVirtualIpsResponse
+	41, // 55: lbaas.v1.VirtualIpService.AddVirtualIp:output_type -> lbaas.v1.VirtualIp
+	43, // 56: lbaas.v1.VirtualIpService.DeleteVirtualIp:output_type -> google.protobuf.Empty
+	43, // 57: lbaas.v1.VirtualIpService.BulkDeleteVirtualIps:output_type -> google.protobuf.Empty
+	37, // [37:58] is the sub-list for method output_type
+	16, // [16:37] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_lbaas_v1_service_proto_init() }
@@ -1955,7 +2103,7 @@ func file_lbaas_v1_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_lbaas_v1_service_proto_rawDesc), len(file_lbaas_v1_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   31,
+			NumMessages:   34,
 			NumExtensions: 0,
 			NumServices:   4,
 		},

@@ -316,9 +316,10 @@ var LoadBalancerService_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	CatalogService_ListProtocols_FullMethodName     = "/lbaas.v1.CatalogService/ListProtocols"
-	CatalogService_ListAlgorithms_FullMethodName    = "/lbaas.v1.CatalogService/ListAlgorithms"
-	CatalogService_GetAbsoluteLimits_FullMethodName = "/lbaas.v1.CatalogService/GetAbsoluteLimits"
+	CatalogService_ListProtocols_FullMethodName      = "/lbaas.v1.CatalogService/ListProtocols"
+	CatalogService_ListAlgorithms_FullMethodName     = "/lbaas.v1.CatalogService/ListAlgorithms"
+	CatalogService_GetAbsoluteLimits_FullMethodName  = "/lbaas.v1.CatalogService/GetAbsoluteLimits"
+	CatalogService_ListAllowedDomains_FullMethodName = "/lbaas.v1.CatalogService/ListAllowedDomains"
 )
 
 // CatalogServiceClient is the client API for CatalogService service.
@@ -330,6 +331,7 @@ type CatalogServiceClient interface {
 	ListProtocols(ctx context.Context, in *ListProtocolsRequest, opts ...grpc.CallOption) (*ListProtocolsResponse, error)
 	ListAlgorithms(ctx context.Context, in *ListAlgorithmsRequest, opts ...grpc.CallOption) (*ListAlgorithmsResponse, error)
 	GetAbsoluteLimits(ctx context.Context, in *GetAbsoluteLimitsRequest, opts ...grpc.CallOption) (*GetAbsoluteLimitsResponse, error)
+	ListAllowedDomains(ctx context.Context, in *ListAllowedDomainsRequest, opts ...grpc.CallOption) (*ListAllowedDomainsResponse, error)
 }
 
 type catalogServiceClient struct {
@@ -370,6 +372,16 @@ func (c *catalogServiceClient) GetAbsoluteLimits(ctx context.Context, in *GetAbs
 	return out, nil
 }
 
+func (c *catalogServiceClient) ListAllowedDomains(ctx context.Context, in *ListAllowedDomainsRequest, opts ...grpc.CallOption) (*ListAllowedDomainsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListAllowedDomainsResponse)
+	err := c.cc.Invoke(ctx, CatalogService_ListAllowedDomains_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // CatalogServiceServer is the server API for CatalogService service.
 // All implementations must embed UnimplementedCatalogServiceServer
 // for forward compatibility.
@@ -379,6 +391,7 @@ type CatalogServiceServer interface {
 	ListProtocols(context.Context, *ListProtocolsRequest) (*ListProtocolsResponse, error)
 	ListAlgorithms(context.Context, *ListAlgorithmsRequest) (*ListAlgorithmsResponse, error)
 	GetAbsoluteLimits(context.Context, *GetAbsoluteLimitsRequest) (*GetAbsoluteLimitsResponse, error)
+	ListAllowedDomains(context.Context, *ListAllowedDomainsRequest) (*ListAllowedDomainsResponse, error)
 	mustEmbedUnimplementedCatalogServiceServer()
 }
 
@@ -397,6 +410,9 @@ func (UnimplementedCatalogServiceServer) ListAlgorithms(context.Context, *ListAl
 }
 func (UnimplementedCatalogServiceServer) GetAbsoluteLimits(context.Context, *GetAbsoluteLimitsRequest) (*GetAbsoluteLimitsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetAbsoluteLimits not implemented")
+}
+func (UnimplementedCatalogServiceServer) ListAllowedDomains(context.Context, *ListAllowedDomainsRequest) (*ListAllowedDomainsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListAllowedDomains not implemented")
 }
 func (UnimplementedCatalogServiceServer) mustEmbedUnimplementedCatalogServiceServer() {}
 func (UnimplementedCatalogServiceServer) testEmbeddedByValue()                        {}
@@ -473,6 +489,24 @@ func _CatalogService_GetAbsoluteLimits_Handler(srv interface{}, ctx context.Cont
 	return interceptor(ctx, in, info, handler)
 }
 
+func _CatalogService_ListAllowedDomains_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListAllowedDomainsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CatalogServiceServer).ListAllowedDomains(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CatalogService_ListAllowedDomains_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CatalogServiceServer).ListAllowedDomains(ctx, req.(*ListAllowedDomainsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // CatalogService_ServiceDesc is the grpc.ServiceDesc for CatalogService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -491,6 +525,10 @@ var CatalogService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetAbsoluteLimits",
 			Handler:    _CatalogService_GetAbsoluteLimits_Handler,
+		},
+		{
+			MethodName: "ListAllowedDomains",
+			Handler:    _CatalogService_ListAllowedDomains_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
