@@ -45,11 +45,15 @@ func envoyListeners(lb *LoadBalancer) []*listenerv3.Listener {
 	case FamilyHTTP:
 		hcm := httpConnectionManager(name)
 		hcm.RouteSpecifier = rdsFor(name)
-		l = tcpListener(name, lb.VIPs, lb.Port, filterChain(hcmFilter, hcm))
+		hcm.HttpFilters = httpFilters(lb)
+		hcm.AccessLog = accessLogs(lb, true)
+		hcm.LocalReplyConfig = localReply(lb)
+		hcm.CommonHttpProtocolOptions = clientIdleTimeout(lb)
+		l = tcpListener(name, lb.VIPs, lb.Port, withNetworkFilters(lb, filterChain(hcmFilter, hcm)))
 	case FamilyUDP:
 		l = udpListener(name, lb)
 	default:
-		l = tcpListener(name, lb.VIPs, lb.Port, tcpProxyChain(name, lb))
+		l = tcpListener(name, lb.VIPs, lb.Port, withNetworkFilters(lb, tcpProxyChain(name, lb)))
 	}
 	listeners := []*listenerv3.Listener{l}
 	if lb.HTTPSRedirect && lb.Protocol == "HTTPS" {
@@ -98,6 +102,12 @@ func router() *hcmv3.HttpFilter {
 	}
 }
 
+// withNetworkFilters puts the access list and throttling in front of a chain.
+func withNetworkFilters(lb *LoadBalancer, chain *listenerv3.FilterChain) *listenerv3.FilterChain {
+	chain.Filters = append(networkFilters(lb), chain.Filters...)
+	return chain
+}
+
 // filterChain is a chain of one network filter.
 func filterChain(filter string, config proto.Message) *listenerv3.FilterChain {
 	return &listenerv3.FilterChain{Filters: []*listenerv3.Filter{{
@@ -114,6 +124,7 @@ func routeConfig(name string, lb *LoadBalancer) *routev3.RouteConfiguration {
 		Action: &routev3.Route_Route{Route: &routev3.RouteAction{
 			ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: name},
 			Timeout:          timeout(lb),
+			HashPolicy:       routeHashPolicy(lb),
 		}},
 	}
 	return &routev3.RouteConfiguration{
@@ -157,6 +168,8 @@ func tcpProxyChain(name string, lb *LoadBalancer) *listenerv3.FilterChain {
 		StatPrefix:       name,
 		ClusterSpecifier: &tcpproxyv3.TcpProxy_Cluster{Cluster: name},
 		IdleTimeout:      timeout(lb),
+		AccessLog:        accessLogs(lb, false),
+		HashPolicy:       tcpHashPolicy(lb),
 	}
 	return filterChain(tcpProxyFilter, tp)
 }
@@ -174,6 +187,7 @@ func udpListener(name string, lb *LoadBalancer) *listenerv3.Listener {
 			}},
 		}},
 		IdleTimeout: timeout(lb),
+		AccessLog:   accessLogs(lb, false),
 	}
 	l := &listenerv3.Listener{
 		Name:              name,

@@ -35,6 +35,9 @@ type LoadBalancer struct {
 	// BackendKeepAlive reuses connections to the nodes; without it each
 	// request gets its own connection.
 	BackendKeepAlive bool
+	// AccessLogPath is where connection logs go ("{lb}" is replaced by the
+	// resource name); empty means DefaultAccessLogPath.
+	AccessLogPath string
 }
 
 // NetworkItem is an access list entry: an address or CIDR network.

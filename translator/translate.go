@@ -135,6 +135,7 @@ func clusters(lb *LoadBalancer) (envoy, grpc *clusterv3.Cluster, eds *endpointv3
 		envoy.EdsClusterConfig = &clusterv3.Cluster_EdsClusterConfig{EdsConfig: ads(), ServiceName: name}
 		eds = cla
 	}
+	clusterFeatures(lb, envoy)
 	grpc = envoy
 	if p := grpcPolicy(lb.Algorithm); p != envoy.LbPolicy {
 		grpc = proto.Clone(envoy).(*clusterv3.Cluster)

@@ -25,6 +25,7 @@ import (
 	"github.com/openlbaas/lbaas/envoy"
 	"github.com/openlbaas/lbaas/internal/server"
 	"github.com/openlbaas/lbaas/store"
+	"github.com/openlbaas/lbaas/translator"
 )
 
 const envPrefix = "LBAASD"
@@ -92,6 +93,8 @@ func serveCommand() *ffcli.Command {
 	fs.StringVar(&cfg.HTTPAddr, "http-addr", "127.0.0.1:8080", "REST API, identity, /healthz, /readyz and /metrics listen address")
 	fs.StringVar(&cfg.GRPCAddr, "grpc-addr", "127.0.0.1:9090", "gRPC API listen address")
 	fs.StringVar(&cfg.XDSAddr, "xds-addr", "127.0.0.1:18000", "xDS (ADS, state of the world and delta) listen address for Envoy proxies and proxyless gRPC clients")
+	fs.StringVar(&cfg.AccessLogPath, "access-log-path", translator.DefaultAccessLogPath,
+		"where Envoy writes connection logs of load balancers with connectionLogging on; {lb} becomes lb_<id> (e.g. /var/log/lbaas/{lb}.log)")
 	fs.StringVar(&cfg.DebugAddr, "debug-addr", "", "serve Go pprof on this address (e.g. 127.0.0.1:6060); off when empty")
 	fs.StringVar(&cfg.PublicURL, "public-url", "", "base URL clients reach the API at, used in the identity service catalog (default: from each request's Host)")
 	fs.StringVar(&cfg.Region, "region", "LOCAL", "region name shown in the service catalog")

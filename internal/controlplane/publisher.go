@@ -34,7 +34,8 @@ type Publisher struct {
 	log     *slog.Logger
 	// poll is how often the store is read for changes committed elsewhere
 	// (other replicas); local commits are seen at once.
-	poll time.Duration
+	poll          time.Duration
+	accessLogPath string
 
 	mu       sync.Mutex
 	revision int64
@@ -55,10 +56,19 @@ type outcome struct {
 	message  string
 }
 
+// Options configure the publisher.
+type Options struct {
+	// DefaultFleet serves xDS clients whose node names no cluster.
+	DefaultFleet string
+	// AccessLogPath is where Envoy writes connection logs ("{lb}" becomes
+	// the load balancer's resource name).
+	AccessLogPath string
+}
+
 // New builds the cache, tracker and publisher from the store's current
 // state: every live load balancer is translated and published, and those
 // waiting for the data plane are tracked.
-func New(ctx context.Context, st *store.Store, defaultFleet string, log *slog.Logger) (*Publisher, error) {
+func New(ctx context.Context, st *store.Store, opts Options, log *slog.Logger) (*Publisher, error) {
 	// Start from a revision of our own: xDS versions carry it, so they
 	// keep increasing across restarts even when nothing else was written.
 	rev, err := st.Update(ctx, func(*store.Tx) error { return nil })
@@ -66,11 +76,11 @@ func New(ctx context.Context, st *store.Store, defaultFleet string, log *slog.Lo
 		return nil, err
 	}
 	p := &Publisher{
-		store: st, log: log, poll: time.Second, revision: rev,
+		store: st, log: log, poll: time.Second, revision: rev, accessLogPath: opts.AccessLogPath,
 		current: map[uint32]*resources{}, good: map[uint32]*resources{},
 		wake: make(chan struct{}, 1),
 	}
-	p.cache = xds.NewCache(defaultFleet, rev, xdsLogger{log})
+	p.cache = xds.NewCache(opts.DefaultFleet, rev, xdsLogger{log})
 	p.tracker = xds.NewTracker(p.cache, p)
 	updates := map[xds.Group]*xds.Update{}
 	var pending []*xds.Pending
@@ -217,7 +227,9 @@ func (p *Publisher) stage(lb *store.LoadBalancer, updates map[xds.Group]*xds.Upd
 	next := &resources{fleet: lb.Fleet, byKind: map[xds.Kind]map[xds.Key]types.Resource{}}
 	live := lb.Status != store.StatusPendingDelete && lb.Status != store.StatusDeleted
 	if live {
-		out, err := translator.Translate(Model(lb))
+		m := Model(lb)
+		m.AccessLogPath = p.accessLogPath
+		out, err := translator.Translate(m)
 		if err != nil {
 			// The API only stores what translates, so this is a bug; the
 			// load balancer's previous configuration stays in force.

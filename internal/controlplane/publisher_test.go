@@ -84,7 +84,7 @@ func TestStartPublishesTheStoreAndSettlesWaitingChanges(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	p, err := New(ctx, st, "default", slog.New(slog.NewTextHandler(io.Discard, nil)))
+	p, err := New(ctx, st, Options{DefaultFleet: "default"}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +114,7 @@ func TestUntranslatableLoadBalancerIsError(t *testing.T) {
 	id := insert(t, st, store.StatusBuild, 0)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	p, err := New(ctx, st, "default", slog.New(slog.NewTextHandler(io.Discard, nil)))
+	p, err := New(ctx, st, Options{DefaultFleet: "default"}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -38,6 +38,9 @@ type Config struct {
 	HTTPAddr string
 	GRPCAddr string
 	XDSAddr  string
+	// AccessLogPath is where Envoy writes connection logs ("{lb}" is
+	// replaced by the load balancer's resource name).
+	AccessLogPath string
 	// DebugAddr serves Go's pprof handlers when set (keep it on loopback).
 	DebugAddr   string
 	DatabaseURL string
@@ -194,7 +197,7 @@ func (s *Server) serveDebug(addr string) error {
 
 // serveXDS publishes the store to the data plane on the xDS address.
 func (s *Server) serveXDS(ctx context.Context, cfg Config) error {
-	pub, err := controlplane.New(ctx, s.Store, cfg.Fleet, s.log)
+	pub, err := controlplane.New(ctx, s.Store, controlplane.Options{DefaultFleet: cfg.Fleet, AccessLogPath: cfg.AccessLogPath}, s.log)
 	if err != nil {
 		return fmt.Errorf("load the data plane configuration: %w", err)
 	}

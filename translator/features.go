@@ -1,0 +1,284 @@
+package translator
+
+import (
+	"net/netip"
+	"strings"
+	"time"
+
+	accesslogv3 "github.com/envoyproxy/go-control-plane/envoy/config/accesslog/v3"
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	rbacconfigv3 "github.com/envoyproxy/go-control-plane/envoy/config/rbac/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	fileaccesslogv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/file/v3"
+	cachev3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/cache/v3"
+	connlimitv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/connection_limit/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	netratelimitv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/local_ratelimit/v3"
+	rbacv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/rbac/v3"
+	simplecachev3 "github.com/envoyproxy/go-control-plane/envoy/extensions/http/cache/simple_http_cache/v3"
+	upstreamhttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+)
+
+// The traffic features of a load balancer, as Envoy constructs.
+
+const (
+	rbacFilter        = "envoy.filters.network.rbac"
+	connLimitFilter   = "envoy.filters.network.connection_limit"
+	netRateFilter     = "envoy.filters.network.local_ratelimit"
+	cacheFilter       = "envoy.filters.http.cache"
+	fileAccessLog     = "envoy.access_loggers.file"
+	httpProtocolOpts  = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+	persistenceCookie = "LBAAS_SESSION"
+)
+
+// DefaultErrorPage is served for the load balancer's own 5xx replies when
+// no custom error page is set.
+const DefaultErrorPage = `<!DOCTYPE html>
+<html><head><title>Service Unavailable</title></head>
+<body><h1>Service Unavailable</h1><p>The service is temporarily unavailable. Please try again later.</p></body></html>
+`
+
+// DefaultAccessLogPath is where connection logs go unless the operator
+// says otherwise: Envoy's standard output, one line per request or
+// connection, each starting with the load balancer's resource name.
+const DefaultAccessLogPath = "/dev/stdout"
+
+// networkFilters come before the proxy filter of every TCP listener chain:
+// the access list, then connection throttling.
+func networkFilters(lb *LoadBalancer) []*listenerv3.Filter {
+	var out []*listenerv3.Filter
+	if rbac := accessListRBAC(lb); rbac != nil {
+		out = append(out, &listenerv3.Filter{Name: rbacFilter, ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(rbac)}})
+	}
+	return append(out, throttleFilters(lb)...)
+}
+
+// accessListRBAC denies a connection whose source is in a DENY network
+// and in no ALLOW network: ALLOW items win, and "0.0.0.0/0 DENY" turns the
+// ALLOW items into an allow-list. Without DENY items nothing is denied.
+func accessListRBAC(lb *LoadBalancer) *rbacv3.RBAC {
+	var allow, deny []*rbacconfigv3.Principal
+	for _, item := range lb.AccessList {
+		p, err := cidrPrincipal(item.Address)
+		if err != nil {
+			continue // the API stores canonical networks only
+		}
+		if item.Type == "ALLOW" {
+			allow = append(allow, p)
+		} else {
+			deny = append(deny, p)
+		}
+	}
+	if len(deny) == 0 {
+		return nil
+	}
+	denied := orPrincipals(deny)
+	if len(allow) > 0 {
+		denied = &rbacconfigv3.Principal{Identifier: &rbacconfigv3.Principal_AndIds{AndIds: &rbacconfigv3.Principal_Set{
+			Ids: []*rbacconfigv3.Principal{denied, {Identifier: &rbacconfigv3.Principal_NotId{NotId: orPrincipals(allow)}}},
+		}}}
+	}
+	return &rbacv3.RBAC{
+		StatPrefix: ResourceName(lb.ID) + "_access_list",
+		Rules: &rbacconfigv3.RBAC{
+			Action: rbacconfigv3.RBAC_DENY,
+			Policies: map[string]*rbacconfigv3.Policy{"access-list": {
+				Permissions: []*rbacconfigv3.Permission{{Rule: &rbacconfigv3.Permission_Any{Any: true}}},
+				Principals:  []*rbacconfigv3.Principal{denied},
+			}},
+		},
+	}
+}
+
+func orPrincipals(ps []*rbacconfigv3.Principal) *rbacconfigv3.Principal {
+	if len(ps) == 1 {
+		return ps[0]
+	}
+	return &rbacconfigv3.Principal{Identifier: &rbacconfigv3.Principal_OrIds{OrIds: &rbacconfigv3.Principal_Set{Ids: ps}}}
+}
+
+func cidrPrincipal(network string) (*rbacconfigv3.Principal, error) {
+	prefix, err := netip.ParsePrefix(network)
+	if err != nil {
+		addr, aerr := netip.ParseAddr(network)
+		if aerr != nil {
+			return nil, err
+		}
+		prefix = netip.PrefixFrom(addr, addr.BitLen())
+	}
+	return &rbacconfigv3.Principal{Identifier: &rbacconfigv3.Principal_DirectRemoteIp{DirectRemoteIp: &corev3.CidrRange{
+		AddressPrefix: prefix.Masked().Addr().String(),
+		PrefixLen:     wrapperspb.UInt32(uint32(prefix.Bits())),
+	}}}, nil
+}
+
+// throttleFilters enforce connection throttling per proxy: at most
+// maxConnections concurrent connections on the listener, and at most
+// maxConnectionRate new connections per rateInterval seconds (a token
+// bucket). Envoy cannot count per client address for TCP connections;
+// see the README for the exact semantics.
+func throttleFilters(lb *LoadBalancer) []*listenerv3.Filter {
+	t := lb.Throttle
+	if t == nil {
+		return nil
+	}
+	var out []*listenerv3.Filter
+	name := ResourceName(lb.ID)
+	if t.MaxConnections > 0 {
+		out = append(out, &listenerv3.Filter{Name: connLimitFilter, ConfigType: &listenerv3.Filter_TypedConfig{
+			TypedConfig: mustAny(&connlimitv3.ConnectionLimit{
+				StatPrefix:     name + "_connection_limit",
+				MaxConnections: wrapperspb.UInt64(uint64(t.MaxConnections)),
+			}),
+		}})
+	}
+	if t.MaxConnectionRate > 0 && t.RateInterval > 0 {
+		out = append(out, &listenerv3.Filter{Name: netRateFilter, ConfigType: &listenerv3.Filter_TypedConfig{
+			TypedConfig: mustAny(&netratelimitv3.LocalRateLimit{
+				StatPrefix: name + "_connection_rate",
+				TokenBucket: &typev3.TokenBucket{
+					MaxTokens:     t.MaxConnectionRate,
+					TokensPerFill: wrapperspb.UInt32(t.MaxConnectionRate),
+					FillInterval:  durationpb.New(time.Duration(t.RateInterval) * time.Second),
+				},
+			}),
+		}})
+	}
+	return out
+}
+
+// accessLogs write one line per request (HTTP, Apache combined format) or
+// per connection (other protocols) when connection logging is on.
+func accessLogs(lb *LoadBalancer, http bool) []*accesslogv3.AccessLog {
+	if !lb.ConnectionLogging {
+		return nil
+	}
+	path := lb.AccessLogPath
+	if path == "" {
+		path = DefaultAccessLogPath
+	}
+	name := ResourceName(lb.ID)
+	path = strings.ReplaceAll(path, "{lb}", name)
+	format := name + ` %DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT% - - [%START_TIME(%d/%b/%Y:%H:%M:%S %z)%] "%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %PROTOCOL%" %RESPONSE_CODE% %BYTES_SENT% "%REQ(REFERER)%" "%REQ(USER-AGENT)%" %UPSTREAM_HOST% %DURATION%ms` + "\n"
+	if !http {
+		format = name + ` %DOWNSTREAM_REMOTE_ADDRESS% [%START_TIME(%d/%b/%Y:%H:%M:%S %z)%] %UPSTREAM_HOST% received=%BYTES_RECEIVED% sent=%BYTES_SENT% duration=%DURATION%ms flags=%RESPONSE_FLAGS%` + "\n"
+	}
+	return []*accesslogv3.AccessLog{{
+		Name: fileAccessLog,
+		ConfigType: &accesslogv3.AccessLog_TypedConfig{TypedConfig: mustAny(&fileaccesslogv3.FileAccessLog{
+			Path: path,
+			AccessLogFormat: &fileaccesslogv3.FileAccessLog_LogFormat{LogFormat: &corev3.SubstitutionFormatString{
+				Format: &corev3.SubstitutionFormatString_TextFormatSource{TextFormatSource: &corev3.DataSource{
+					Specifier: &corev3.DataSource_InlineString{InlineString: format},
+				}},
+			}},
+		})},
+	}}
+}
+
+// localReply serves the error page for the load balancer's own 5xx
+// replies (no healthy node, upstream timeouts, ...). The page is the body,
+// not a format string, so a '%' in it stays a '%'.
+func localReply(lb *LoadBalancer) *hcmv3.LocalReplyConfig {
+	page := lb.ErrorPage
+	if page == "" {
+		page = DefaultErrorPage
+	}
+	return &hcmv3.LocalReplyConfig{Mappers: []*hcmv3.ResponseMapper{{
+		Filter: &accesslogv3.AccessLogFilter{FilterSpecifier: &accesslogv3.AccessLogFilter_StatusCodeFilter{
+			StatusCodeFilter: &accesslogv3.StatusCodeFilter{Comparison: &accesslogv3.ComparisonFilter{
+				Op:    accesslogv3.ComparisonFilter_GE,
+				Value: &corev3.RuntimeUInt32{DefaultValue: 500, RuntimeKey: "lbaas.error_page.min_status"},
+			}},
+		}},
+		Body: &corev3.DataSource{Specifier: &corev3.DataSource_InlineString{InlineString: page}},
+		BodyFormatOverride: &corev3.SubstitutionFormatString{
+			Format: &corev3.SubstitutionFormatString_TextFormatSource{TextFormatSource: &corev3.DataSource{
+				Specifier: &corev3.DataSource_InlineString{InlineString: "%LOCAL_REPLY_BODY%"},
+			}},
+			ContentType: "text/html; charset=UTF-8",
+		},
+	}}}
+}
+
+// httpFilters is the HTTP filter chain: the cache when content caching is
+// on, then the router.
+func httpFilters(lb *LoadBalancer) []*hcmv3.HttpFilter {
+	var out []*hcmv3.HttpFilter
+	if lb.ContentCaching {
+		out = append(out, &hcmv3.HttpFilter{Name: cacheFilter, ConfigType: &hcmv3.HttpFilter_TypedConfig{
+			TypedConfig: mustAny(&cachev3.CacheConfig{TypedConfig: mustAny(&simplecachev3.SimpleHttpCacheConfig{})}),
+		}})
+	}
+	return append(out, router())
+}
+
+// clientIdleTimeout closes idle client connections (Tencent CLB's
+// keep-alive timeout).
+func clientIdleTimeout(lb *LoadBalancer) *corev3.HttpProtocolOptions {
+	s := lb.ClientKeepAliveSeconds
+	if s == 0 {
+		return nil
+	}
+	return &corev3.HttpProtocolOptions{IdleTimeout: durationpb.New(time.Duration(s) * time.Second)}
+}
+
+// persistent tells whether the load balancer pins clients to nodes, which
+// needs a consistent-hash cluster.
+func persistent(lb *LoadBalancer) bool { return lb.Persistence != "" }
+
+// routeHashPolicy picks the node from the session cookie (HTTP_COOKIE:
+// Envoy sets it on the first reply) or the client address (SOURCE_IP).
+func routeHashPolicy(lb *LoadBalancer) []*routev3.RouteAction_HashPolicy {
+	switch lb.Persistence {
+	case "HTTP_COOKIE":
+		return []*routev3.RouteAction_HashPolicy{{PolicySpecifier: &routev3.RouteAction_HashPolicy_Cookie_{
+			Cookie: &routev3.RouteAction_HashPolicy_Cookie{Name: persistenceCookie, Ttl: durationpb.New(0), Path: "/"},
+		}}}
+	case "SOURCE_IP", "SSL_ID":
+		return []*routev3.RouteAction_HashPolicy{{PolicySpecifier: &routev3.RouteAction_HashPolicy_ConnectionProperties_{
+			ConnectionProperties: &routev3.RouteAction_HashPolicy_ConnectionProperties{SourceIp: true},
+		}}}
+	}
+	return nil
+}
+
+// tcpHashPolicy pins TCP connections (HTTPS passthrough) to a node by
+// client address. Envoy cannot read the TLS session id, so SSL_ID is
+// served as source-address persistence.
+func tcpHashPolicy(lb *LoadBalancer) []*typev3.HashPolicy {
+	if !persistent(lb) {
+		return nil
+	}
+	return []*typev3.HashPolicy{{PolicySpecifier: &typev3.HashPolicy_SourceIp_{SourceIp: &typev3.HashPolicy_SourceIp{}}}}
+}
+
+// clusterFeatures applies persistence, passive-check tuning and backend
+// keep-alive to an Envoy cluster.
+func clusterFeatures(lb *LoadBalancer, c *clusterv3.Cluster) {
+	if persistent(lb) {
+		c.LbPolicy = clusterv3.Cluster_RING_HASH
+	}
+	if lb.CheckPassive && Family(lb.Protocol) == FamilyHTTP {
+		// Linode's check_passive: a single 5xx takes the node out.
+		c.OutlierDetection.Consecutive_5Xx = wrapperspb.UInt32(1)
+		c.OutlierDetection.EnforcingConsecutive_5Xx = wrapperspb.UInt32(100)
+	}
+	if Family(lb.Protocol) == FamilyHTTP && !lb.BackendKeepAlive {
+		// DigitalOcean's default: one request per connection to a node.
+		c.TypedExtensionProtocolOptions = map[string]*anypb.Any{
+			httpProtocolOpts: mustAny(&upstreamhttpv3.HttpProtocolOptions{
+				CommonHttpProtocolOptions: &corev3.HttpProtocolOptions{MaxRequestsPerConnection: wrapperspb.UInt32(1)},
+				UpstreamProtocolOptions: &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig_{ExplicitHttpConfig: &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig{
+					ProtocolConfig: &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig_HttpProtocolOptions{HttpProtocolOptions: &corev3.Http1ProtocolOptions{}},
+				}},
+			}),
+		}
+	}
+}
