@@ -2,6 +2,7 @@ package translator
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/openlbaas/lbaas/api"
@@ -29,6 +30,26 @@ func FuzzTranslate(f *testing.F) {
 		if flags&4 != 0 {
 			lb.VIPs = append(lb.VIPs, VIP{"fd00:1ba5:0000:0000:0000:0000:0000:0001"})
 		}
+		// The features, as the API accepts them.
+		if flags&8 != 0 {
+			lb.AccessList = []NetworkItem{{"0.0.0.0/0", "DENY"}, {fmt.Sprintf("10.%d.0.0/16", port%256), "ALLOW"}, {"2001:db8::/32", "DENY"}}
+		}
+		if flags&16 != 0 {
+			lb.Throttle = &Throttle{MaxConnections: uint32(port) % 100001, MaxConnectionRate: uint32(timeout), RateInterval: uint32(algorithm)%3600 + 1}
+		}
+		if flags&32 != 0 {
+			lb.Persistence = []string{"HTTP_COOKIE", "SOURCE_IP", "SSL_ID"}[int(algorithm)%3]
+		}
+		lb.ConnectionLogging = flags&64 != 0
+		lb.ContentCaching = flags&128 != 0 && p.Name == "HTTP"
+		lb.CheckPassive = timeout%2 == 0
+		lb.BackendKeepAlive = timeout%3 == 0
+		lb.ClientKeepAliveSeconds = uint32(timeout)%3600 + 1
+		if len(nodes) > 0 {
+			// The API accepts UTF-8 only (seed 25a7af7bc26cb594 found the
+			// translator panicking on anything else; it now refuses it).
+			lb.ErrorPage = "<html>" + strings.ToValidUTF8(string(nodes), "?") + " 100%</html>"
+		}
 		conditions := []string{"ENABLED", "DISABLED", "DRAINING"}
 		for i := 0; i+2 < len(nodes) && len(lb.Nodes) < 25; i += 3 {
 			b := nodes[i : i+3]
@@ -48,4 +69,12 @@ func FuzzTranslate(f *testing.F) {
 		}
 		validate(t, out)
 	})
+}
+
+// Input the API would never store is refused, never a panic.
+func TestTranslateRefusesNonUTF8(t *testing.T) {
+	lb := &LoadBalancer{ID: 1, Protocol: "HTTP", Port: 80, VIPs: []VIP{{"127.1.0.1"}}, ErrorPage: "\xff"}
+	if _, err := Translate(lb); err == nil {
+		t.Fatal("an error page that is not UTF-8 was translated")
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"time"
+	"unicode/utf8"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -91,6 +92,10 @@ func check(lb *LoadBalancer) error {
 		if n.Port == 0 || n.Port > 65535 || n.Address == "" {
 			return fmt.Errorf("load balancer %d: node %d has no usable address", lb.ID, n.ID)
 		}
+	}
+	// Protobuf strings must be UTF-8 (the API only accepts UTF-8 JSON).
+	if !utf8.ValidString(lb.ErrorPage) || !utf8.ValidString(lb.AccessLogPath) {
+		return fmt.Errorf("load balancer %d: error page or log path is not UTF-8", lb.ID)
 	}
 	return nil
 }
