@@ -282,3 +282,17 @@ func clusterFeatures(lb *LoadBalancer, c *clusterv3.Cluster) {
 		}
 	}
 }
+
+// grpcRouteConfig is the route a proxyless gRPC client gets when sessions
+// persist: it hashes on the client's channel (grpc-go's
+// "io.grpc.channel_id" filter state), so every call of a channel goes to
+// the same node of the ring.
+func grpcRouteConfig(lb *LoadBalancer) *routev3.RouteConfiguration {
+	rc := routeConfig(ResourceName(lb.ID), lb)
+	rc.VirtualHosts[0].Routes[0].GetRoute().HashPolicy = []*routev3.RouteAction_HashPolicy{{
+		PolicySpecifier: &routev3.RouteAction_HashPolicy_FilterState_{
+			FilterState: &routev3.RouteAction_HashPolicy_FilterState{Key: "io.grpc.channel_id"},
+		},
+	}}
+	return rc
+}

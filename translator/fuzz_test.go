@@ -1,4 +1,4 @@
-package translator
+package translator_test
 
 import (
 	"fmt"
@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/openlbaas/lbaas/api"
+	. "github.com/openlbaas/lbaas/translator"
 )
 
 // FuzzTranslate: every load balancer the API can accept translates without
@@ -67,7 +68,9 @@ func FuzzTranslate(f *testing.F) {
 		if err != nil {
 			t.Fatalf("translate %+v: %v", lb, err)
 		}
-		validate(t, out)
+		if err := out.Validate(); err != nil {
+			t.Fatalf("translate %+v: %v", lb, err)
+		}
 	})
 }
 

@@ -64,10 +64,14 @@ func Translate(lb *LoadBalancer) (*Output, error) {
 	}
 	var routes []*routev3.RouteConfiguration
 	if Family(lb.Protocol) == FamilyHTTP {
-		// Envoy and gRPC clients get the same route configuration.
 		routes = []*routev3.RouteConfiguration{routeConfig(ResourceName(lb.ID), lb)}
 		out.GRPC.Listeners = []*listenerv3.Listener{apiListener(lb)}
+		// gRPC clients get the same route, unless sessions persist: a gRPC
+		// client's session is its channel.
 		out.GRPC.Routes = routes
+		if persistent(lb) {
+			out.GRPC.Routes = []*routev3.RouteConfiguration{grpcRouteConfig(lb)}
+		}
 	}
 	out.Envoy.Listeners = envoyListeners(lb)
 	if len(out.Envoy.Listeners) > 0 {
@@ -142,7 +146,7 @@ func clusters(lb *LoadBalancer) (envoy, grpc *clusterv3.Cluster, eds *endpointv3
 	}
 	clusterFeatures(lb, envoy)
 	grpc = envoy
-	if p := grpcPolicy(lb.Algorithm); p != envoy.LbPolicy {
+	if p := grpcPolicy(lb); p != envoy.LbPolicy {
 		grpc = proto.Clone(envoy).(*clusterv3.Cluster)
 		grpc.LbPolicy = p
 	}
@@ -172,8 +176,11 @@ func envoyPolicy(algorithm string) clusterv3.Cluster_LbPolicy {
 
 // grpcPolicy is envoyPolicy within what grpc-go supports: it has no
 // RANDOM, and round robin is the closest it offers.
-func grpcPolicy(algorithm string) clusterv3.Cluster_LbPolicy {
-	if p := envoyPolicy(algorithm); p != clusterv3.Cluster_RANDOM {
+func grpcPolicy(lb *LoadBalancer) clusterv3.Cluster_LbPolicy {
+	if persistent(lb) && Family(lb.Protocol) == FamilyHTTP {
+		return clusterv3.Cluster_RING_HASH
+	}
+	if p := envoyPolicy(lb.Algorithm); p != clusterv3.Cluster_RANDOM {
 		return p
 	}
 	return clusterv3.Cluster_ROUND_ROBIN
@@ -263,4 +270,36 @@ func ads() *corev3.ConfigSource {
 		ResourceApiVersion:    corev3.ApiVersion_V3,
 		ConfigSourceSpecifier: &corev3.ConfigSource_Ads{Ads: &corev3.AggregatedConfigSource{}},
 	}
+}
+
+// Validate runs go-control-plane's generated validation over every
+// resource: what fails it would be refused by the data plane.
+func (o *Output) Validate() error {
+	for _, r := range []Resources{o.Envoy, o.GRPC} {
+		for _, m := range r.messages() {
+			if v, ok := m.(interface{ ValidateAll() error }); ok {
+				if err := v.ValidateAll(); err != nil {
+					return fmt.Errorf("%T: %w", m, err)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func (r Resources) messages() []proto.Message {
+	var out []proto.Message
+	for _, m := range r.Listeners {
+		out = append(out, m)
+	}
+	for _, m := range r.Routes {
+		out = append(out, m)
+	}
+	for _, m := range r.Clusters {
+		out = append(out, m)
+	}
+	for _, m := range r.Endpoints {
+		out = append(out, m)
+	}
+	return out
 }

@@ -113,32 +113,13 @@ func TestDeterministic(t *testing.T) {
 // validate checks every resource with go-control-plane's generated validation.
 func validate(t testing.TB, out *Output) {
 	t.Helper()
-	for _, m := range all(out) {
-		if v, ok := m.(interface{ ValidateAll() error }); ok {
-			if err := v.ValidateAll(); err != nil {
-				t.Fatalf("%T does not validate: %v", m, err)
-			}
-		}
+	if err := out.Validate(); err != nil {
+		t.Fatalf("does not validate: %v", err)
 	}
 }
 
 func all(out *Output) []proto.Message {
-	var msgs []proto.Message
-	for _, r := range []Resources{out.Envoy, out.GRPC} {
-		for _, m := range r.Listeners {
-			msgs = append(msgs, m)
-		}
-		for _, m := range r.Routes {
-			msgs = append(msgs, m)
-		}
-		for _, m := range r.Clusters {
-			msgs = append(msgs, m)
-		}
-		for _, m := range r.Endpoints {
-			msgs = append(msgs, m)
-		}
-	}
-	return msgs
+	return append(out.Envoy.messages(), out.GRPC.messages()...)
 }
 
 func marshalAll(t testing.TB, out *Output) []byte {

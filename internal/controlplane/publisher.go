@@ -230,6 +230,10 @@ func (p *Publisher) stage(lb *store.LoadBalancer, updates map[xds.Group]*xds.Upd
 		m := Model(lb)
 		m.AccessLogPath = p.accessLogPath
 		out, err := translator.Translate(m)
+		if err == nil {
+			// What fails validation would be refused by every proxy.
+			err = out.Validate()
+		}
 		if err != nil {
 			// The API only stores what translates, so this is a bug; the
 			// load balancer's previous configuration stays in force.
