@@ -396,3 +396,26 @@ func (b *syncBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// With session persistence a proxyless client's calls stick to one node:
+// the channel is the session (ring hash on grpc-go's channel id).
+func TestProxylessSessionPersistence(t *testing.T) {
+	dir := t.TempDir()
+	bin := buildBinary(t, dir)
+	d := startDaemon(t, bin, dir, nil)
+	a := newAPI(t, bin, dir, d)
+	client := newProxyless(t, bin, d, "sticky-client")
+	var nodes []string
+	for _, name := range []string{"n1", "n2", "n3", "n4"} {
+		nodes = append(nodes, nodeJSON("127.0.0.1", startBackend(t, name).port, ""))
+	}
+	lb := a.create(`{"loadBalancer":{"name":"sticky","protocol":"HTTP","port":80,"algorithm":"ROUND_ROBIN",
+		"virtualIps":[{"type":"PUBLIC","ipVersion":"IPV4"}],"nodes":[` + strings.Join(nodes, ",") + `]}}`)
+	a.waitStatus(lb.ID, "ACTIVE")
+	c := client.dial(lb.ID)
+	eventually(t, c, "round robin spreads calls", func(h map[string]int) bool { return len(h) == 4 })
+
+	a.do("PUT", a.lbPath(lb.ID, "/sessionpersistence"), `{"sessionPersistence":{"persistenceType":"HTTP_COOKIE"}}`, 202, nil)
+	a.waitStatus(lb.ID, "ACTIVE")
+	eventually(t, c, "every call of the channel goes to one node", func(h map[string]int) bool { return len(h) == 1 })
+}
