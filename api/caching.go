@@ -1,6 +1,11 @@
 package api
 
 import (
+	"context"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/emptypb"
+
 	lbaasv1 "github.com/openlbaas/lbaas/gen/lbaas/v1"
 	"github.com/openlbaas/lbaas/store"
 )
@@ -14,4 +19,44 @@ type ContentCachings struct {
 // NewContentCachings returns the ContentCachingService.
 func NewContentCachings(st *store.Store, auth Authorizer, cfg Config) *ContentCachings {
 	return &ContentCachings{lbChild: newLBChild(st, auth, cfg)}
+}
+
+// GetContentCaching shows whether content caching is on.
+func (s *ContentCachings) GetContentCaching(ctx context.Context, req *lbaasv1.LoadBalancerRef) (*lbaasv1.ContentCachingResponse, error) {
+	if err := s.auth.Authorize(ctx, req.GetAccount()); err != nil {
+		return nil, err
+	}
+	lb, err := s.store.GetLoadBalancer(ctx, req.GetAccount(), req.GetLoadBalancerId())
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	return &lbaasv1.ContentCachingResponse{ContentCaching: &lbaasv1.Enabled{Enabled: proto.Bool(lb.ContentCaching)}}, nil
+}
+
+// UpdateContentCaching turns content caching on (HTTP load balancers only)
+// or off.
+func (s *ContentCachings) UpdateContentCaching(ctx context.Context, req *lbaasv1.UpdateContentCachingRequest) (*emptypb.Empty, error) {
+	if err := s.auth.Authorize(ctx, req.GetAccount()); err != nil {
+		return nil, err
+	}
+	in := req.GetContentCaching()
+	switch {
+	case in == nil:
+		return nil, BadRequest("contentCaching: is required")
+	case in.Enabled == nil:
+		return nil, BadRequest("contentCaching.enabled: is required (true or false)")
+	}
+	err := s.commitFeatureChange(ctx, req.GetAccount(), req.GetLoadBalancerId(), func(_ *store.Tx, lb *store.LoadBalancer) error {
+		var v validation
+		checkContentCaching(&v, "contentCaching.enabled", in.GetEnabled(), lb.Protocol)
+		if err := v.err(); err != nil {
+			return err
+		}
+		lb.ContentCaching = in.GetEnabled()
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &emptypb.Empty{}, nil
 }

@@ -1,6 +1,12 @@
 package api
 
 import (
+	"context"
+	"fmt"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/emptypb"
+
 	lbaasv1 "github.com/openlbaas/lbaas/gen/lbaas/v1"
 	"github.com/openlbaas/lbaas/store"
 )
@@ -14,4 +20,43 @@ type ConnectionLoggings struct {
 // NewConnectionLoggings returns the ConnectionLoggingService.
 func NewConnectionLoggings(st *store.Store, auth Authorizer, cfg Config) *ConnectionLoggings {
 	return &ConnectionLoggings{lbChild: newLBChild(st, auth, cfg)}
+}
+
+// GetConnectionLogging shows whether connection logging is on.
+func (s *ConnectionLoggings) GetConnectionLogging(ctx context.Context, req *lbaasv1.LoadBalancerRef) (*lbaasv1.ConnectionLoggingResponse, error) {
+	if err := s.auth.Authorize(ctx, req.GetAccount()); err != nil {
+		return nil, err
+	}
+	lb, err := s.store.GetLoadBalancer(ctx, req.GetAccount(), req.GetLoadBalancerId())
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	return &lbaasv1.ConnectionLoggingResponse{ConnectionLogging: &lbaasv1.Enabled{Enabled: proto.Bool(lb.ConnectionLogging)}}, nil
+}
+
+// UpdateConnectionLogging turns connection logging on or off. It cannot be
+// turned on for the UDP protocols (UDP, UDP_STREAM, DNS_UDP), as the
+// reference notes.
+func (s *ConnectionLoggings) UpdateConnectionLogging(ctx context.Context, req *lbaasv1.UpdateConnectionLoggingRequest) (*emptypb.Empty, error) {
+	if err := s.auth.Authorize(ctx, req.GetAccount()); err != nil {
+		return nil, err
+	}
+	in := req.GetConnectionLogging()
+	switch {
+	case in == nil:
+		return nil, BadRequest("connectionLogging: is required")
+	case in.Enabled == nil:
+		return nil, BadRequest("connectionLogging.enabled: is required (true or false)")
+	}
+	err := s.commitFeatureChange(ctx, req.GetAccount(), req.GetLoadBalancerId(), func(_ *store.Tx, lb *store.LoadBalancer) error {
+		if in.GetEnabled() && IsUDP(lb.Protocol) {
+			return BadRequest(fmt.Sprintf("connectionLogging.enabled: connection logging is not available for protocol %s", lb.Protocol))
+		}
+		lb.ConnectionLogging = in.GetEnabled()
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &emptypb.Empty{}, nil
 }
