@@ -21,6 +21,10 @@ type Config struct {
 	Fleet           string
 	SourceAddresses *lbaasv1.SourceAddresses
 	Logger          *slog.Logger
+	// AllowedDomains are the domains whose names nodes may use as their
+	// address (a name must equal one or end with "." and one); empty
+	// allows any domain name. GET /loadbalancers/alloweddomains lists them.
+	AllowedDomains []string
 }
 
 // LoadBalancers implements LoadBalancerService.
@@ -31,6 +35,7 @@ type LoadBalancers struct {
 	limits          Limits
 	fleet           string
 	sourceAddresses *lbaasv1.SourceAddresses
+	allowedDomains  []string
 	log             *slog.Logger
 }
 
@@ -38,7 +43,7 @@ type LoadBalancers struct {
 func NewLoadBalancers(st *store.Store, auth Authorizer, cfg Config) *LoadBalancers {
 	return &LoadBalancers{
 		store: st, auth: auth, limits: cfg.Limits, fleet: cfg.Fleet,
-		sourceAddresses: cfg.SourceAddresses, log: cfg.Logger,
+		sourceAddresses: cfg.SourceAddresses, allowedDomains: normalDomains(cfg.AllowedDomains), log: cfg.Logger,
 	}
 }
 
@@ -216,6 +221,9 @@ func (s *LoadBalancers) newLoadBalancer(account string, in *lbaasv1.LoadBalancer
 	checkHalfClosed(&v, "loadBalancer.halfClosed", lb.HalfClosed, lb.Protocol)
 	checkHTTPSRedirect(&v, "loadBalancer.httpsRedirect", lb.HTTPSRedirect, lb.Protocol, lb.Port)
 	checkContentCaching(&v, "loadBalancer.contentCaching", lb.ContentCaching, lb.Protocol)
+	if lb.ConnectionLogging && IsUDP(lb.Protocol) {
+		v.add("loadBalancer.connectionLogging", "is not available for protocol %s", lb.Protocol)
+	}
 
 	vips := s.requestedVirtualIPs(&v, in.GetVirtualIps())
 	if err := s.attachChildren(&v, lb, in); err != nil {
@@ -278,7 +286,7 @@ func (s *LoadBalancers) attachChildren(v *validation, lb *store.LoadBalancer, in
 		if len(n.GetMetadata()) > int(s.limits.NodeMeta) {
 			return OverLimit(fmt.Sprintf("NODE_META_LIMIT: a node may have at most %d metadata items (loadBalancer.nodes[%d])", s.limits.NodeMeta, i))
 		}
-		lb.Nodes = append(lb.Nodes, nodeFromRequest(v, fmt.Sprintf("loadBalancer.nodes[%d]", i), n, s.limits))
+		lb.Nodes = append(lb.Nodes, nodeFromRequest(v, fmt.Sprintf("loadBalancer.nodes[%d]", i), n, s.allowedDomains))
 	}
 	duplicateNodes(v, "loadBalancer.nodes", nil, lb.Nodes)
 	seen := map[string]bool{}
@@ -440,10 +448,17 @@ func applyUpdate(lb *store.LoadBalancer, in *lbaasv1.LoadBalancerUpdate) error {
 			v.add("loadBalancer.protocol", "%q is not a supported protocol", in.GetProtocol())
 		}
 		lb.Protocol = p.Name
-		// Changing the protocol disables session persistence (reference).
+		// Changing the protocol disables session persistence, and leaving
+		// HTTP restores the default error page (reference).
 		lb.SessionPersistence = nil
+		if lb.Protocol != "HTTP" {
+			lb.ErrorPage = ""
+		}
 		if lb.HealthMonitor != nil && IsUDP(lb.Protocol) {
 			v.add("loadBalancer.protocol", "remove the health monitor before switching to %s", lb.Protocol)
+		}
+		if lb.ConnectionLogging && IsUDP(lb.Protocol) {
+			v.add("loadBalancer.protocol", "disable connection logging before switching to %s", lb.Protocol)
 		}
 	}
 	if in.Port != nil {

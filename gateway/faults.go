@@ -29,7 +29,7 @@ type validationErrors struct {
 // pathParams are the path parameters as the REST API names them.
 var pathParams = strings.NewReplacer(
 	"load_balancer_id", "loadBalancerId", "node_id", "nodeId", "virtual_ip_id", "virtualIpId",
-	"changes_since", "changes-since",
+	"changes_since", "changes-since", "network_item_id", "networkItemId", "meta_id", "metaId",
 )
 
 // faultOf finds the Rackspace fault a service attached to its status, or
