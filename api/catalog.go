@@ -2,7 +2,9 @@ package api
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"strings"
 
 	"google.golang.org/protobuf/proto"
 
@@ -95,14 +97,15 @@ var DefaultLimits = Limits{
 // Catalog serves the account-wide read-only lists.
 type Catalog struct {
 	lbaasv1.UnimplementedCatalogServiceServer
-	auth   Authorizer
-	limits Limits
-	log    *slog.Logger
+	auth           Authorizer
+	limits         Limits
+	allowedDomains []string
+	log            *slog.Logger
 }
 
 // NewCatalog returns the CatalogService.
-func NewCatalog(auth Authorizer, limits Limits, log *slog.Logger) *Catalog {
-	return &Catalog{auth: auth, limits: limits, log: log}
+func NewCatalog(auth Authorizer, cfg Config) *Catalog {
+	return &Catalog{auth: auth, limits: cfg.Limits, allowedDomains: normalDomains(cfg.AllowedDomains), log: cfg.Logger}
 }
 
 // ListProtocols lists the supported protocols and their default ports.
@@ -145,6 +148,72 @@ func (c *Catalog) GetAbsoluteLimits(ctx context.Context, req *lbaasv1.GetAbsolut
 		{Name: "CERTIFICATE_MAPPING_LIMIT", Value: l.CertificateMappings},
 		{Name: "LOADBALANCER_META_LIMIT", Value: l.LoadBalancerMeta},
 	}}, nil
+}
+
+// ListAllowedDomains lists the domains whose names nodes may use as their
+// address (an empty list: any domain name).
+func (c *Catalog) ListAllowedDomains(ctx context.Context, req *lbaasv1.ListAllowedDomainsRequest) (*lbaasv1.ListAllowedDomainsResponse, error) {
+	if err := c.auth.Authorize(ctx, req.GetAccount()); err != nil {
+		return nil, err
+	}
+	out := &lbaasv1.ListAllowedDomainsResponse{}
+	for _, d := range c.allowedDomains {
+		out.AllowedDomains = append(out.AllowedDomains, &lbaasv1.AllowedDomainEntry{
+			AllowedDomain: &lbaasv1.AllowedDomain{Name: proto.String(d)},
+		})
+	}
+	return out, nil
+}
+
+// ParseAllowedDomains parses a comma-separated list of allowed domains
+// (the --allowed-domains flag): each one a domain name such as
+// rackspace.com or org. Spaces and empty entries are ignored; an empty
+// list allows every domain name.
+func ParseAllowedDomains(list string) ([]string, error) {
+	var out []string
+	for _, d := range strings.Split(list, ",") {
+		d = strings.TrimSpace(d)
+		if d == "" {
+			continue
+		}
+		name := strings.Trim(strings.ToLower(d), ".")
+		if name == "" || len(name) > 253 || !hostnameRE.MatchString(name) || isAllDigitsAndDots(name) {
+			return nil, fmt.Errorf("%q is not a domain name", d)
+		}
+		out = append(out, name)
+	}
+	return normalDomains(out), nil
+}
+
+// normalDomains lowercases domains, drops their leading and trailing dots,
+// empty entries and repeats.
+func normalDomains(domains []string) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, d := range domains {
+		d = strings.Trim(strings.ToLower(strings.TrimSpace(d)), ".")
+		if d != "" && !seen[d] {
+			out = append(out, d)
+			seen[d] = true
+		}
+	}
+	return out
+}
+
+// domainAllowed tells whether a domain name (lowercase) is one of the
+// allowed domains or a name under one; with no allowed domains, every name is.
+func domainAllowed(name string, allowed []string) bool {
+	if len(allowed) == 0 {
+		return true
+	}
+	name = strings.TrimSuffix(name, ".")
+	for _, d := range allowed {
+		d = strings.Trim(strings.ToLower(d), ".")
+		if d != "" && (name == d || strings.HasSuffix(name, "."+d)) {
+			return true
+		}
+	}
+	return false
 }
 
 // Authorizer checks that the caller's token belongs to the account.

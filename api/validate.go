@@ -73,10 +73,17 @@ func isAllDigitsAndDots(s string) bool {
 	return strings.Trim(s, "0123456789.") == ""
 }
 
-// nodeFromRequest validates a node to add and returns it as stored.
-func nodeFromRequest(v *validation, field string, in *lbaasv1.NodeRequest, limits Limits) store.Node {
+// nodeFromRequest validates a node to add and returns it as stored. When
+// allowedDomains is not empty, a domain name address must be in one of them.
+func nodeFromRequest(v *validation, field string, in *lbaasv1.NodeRequest, allowedDomains []string) store.Node {
+	bad := len(*v)
+	address := validNodeAddress(v, field+".address", in.GetAddress())
+	if _, err := netip.ParseAddr(in.GetAddress()); err != nil && len(*v) == bad && !domainAllowed(address, allowedDomains) {
+		v.add(field+".address", "%q is not in an allowed domain (%s; see GET /loadbalancers/alloweddomains)",
+			in.GetAddress(), strings.Join(allowedDomains, ", "))
+	}
 	n := store.Node{
-		Address:   validNodeAddress(v, field+".address", in.GetAddress()),
+		Address:   address,
 		Port:      in.GetPort(),
 		Condition: in.GetCondition(),
 		Type:      "PRIMARY",
@@ -192,18 +199,24 @@ func parseNetwork(s string) (string, error) {
 	return a.String(), nil
 }
 
+// maxCheckBody bounds checkBody (the prober looks for it in the first 64 KiB).
+const maxCheckBody = 1024
+
 // healthMonitor validates a health monitor for a protocol.
 func healthMonitor(v *validation, field, protocol string, in *lbaasv1.HealthMonitor) *store.HealthMonitor {
 	hm := &store.HealthMonitor{
 		Type: in.GetType(), Delay: in.GetDelay(), Timeout: in.GetTimeout(),
 		AttemptsBeforeDeactivation: in.GetAttemptsBeforeDeactivation(),
 		Path:                       in.GetPath(), StatusRegex: in.GetStatusRegex(),
-		BodyRegex: in.GetBodyRegex(), HostHeader: in.GetHostHeader(),
+		BodyRegex: in.GetBodyRegex(), HostHeader: in.GetHostHeader(), CheckBody: in.GetCheckBody(),
 	}
 	if IsUDP(protocol) {
 		v.add(field, "health monitoring is not available for protocol %s", protocol)
 	}
-	if !oneOf(hm.Type, "CONNECT", "HTTP", "HTTPS") {
+	switch {
+	case in.Type == nil:
+		v.add(field+".type", "is required (CONNECT, HTTP or HTTPS)")
+	case !oneOf(hm.Type, "CONNECT", "HTTP", "HTTPS"):
 		v.add(field+".type", "must be CONNECT, HTTP or HTTPS (got %q)", hm.Type)
 	}
 	rangeCheck := func(name string, set bool, val, lo, hi uint32) {
@@ -217,29 +230,45 @@ func healthMonitor(v *validation, field, protocol string, in *lbaasv1.HealthMoni
 	rangeCheck("timeout", in.Timeout != nil, hm.Timeout, 1, 300)
 	rangeCheck("attemptsBeforeDeactivation", in.AttemptsBeforeDeactivation != nil, hm.AttemptsBeforeDeactivation, 1, 10)
 	if hm.Type != "HTTP" && hm.Type != "HTTPS" {
-		for name, set := range map[string]bool{"path": in.Path != nil, "statusRegex": in.StatusRegex != nil,
-			"bodyRegex": in.BodyRegex != nil, "hostHeader": in.HostHeader != nil} {
-			if set {
-				v.add(field+"."+name, "applies to HTTP and HTTPS monitors only")
+		for _, f := range []struct {
+			name string
+			set  bool
+		}{{"path", in.Path != nil}, {"statusRegex", in.StatusRegex != nil}, {"bodyRegex", in.BodyRegex != nil},
+			{"hostHeader", in.HostHeader != nil}, {"checkBody", in.CheckBody != nil}} {
+			if f.set {
+				v.add(field+"."+f.name, "applies to HTTP and HTTPS monitors only")
 			}
 		}
 		return hm
 	}
-	if !strings.HasPrefix(hm.Path, "/") || strings.ContainsAny(hm.Path, " \r\n") || len(hm.Path) > 2048 {
+	switch {
+	case in.Path == nil:
+		v.add(field+".path", "is required for %s monitors", hm.Type)
+	case !strings.HasPrefix(hm.Path, "/") || strings.ContainsAny(hm.Path, " \r\n\t") || len(hm.Path) > 2048:
 		v.add(field+".path", "must be an HTTP path starting with / (got %q)", hm.Path)
 	}
 	if in.StatusRegex == nil {
-		v.add(field+".statusRegex", "is required")
+		v.add(field+".statusRegex", "is required for %s monitors", hm.Type)
 	}
-	for name, re := range map[string]string{"statusRegex": hm.StatusRegex, "bodyRegex": hm.BodyRegex} {
-		if len(re) > 1024 {
-			v.add(field+"."+name, "must be at most 1024 characters long")
-		} else if _, err := regexp.Compile(re); err != nil {
-			v.add(field+"."+name, "is not a valid regular expression: %v", err)
+	for _, f := range []struct{ name, re string }{{"statusRegex", hm.StatusRegex}, {"bodyRegex", hm.BodyRegex}} {
+		if len(f.re) > 1024 {
+			v.add(field+"."+f.name, "must be at most 1024 characters long")
+		} else if _, err := regexp.Compile(f.re); err != nil {
+			v.add(field+"."+f.name, "is not a valid regular expression: %v", err)
 		}
 	}
 	if hm.HostHeader != "" && (len(hm.HostHeader) > 253 || !hostnameRE.MatchString(strings.Split(hm.HostHeader, ":")[0])) {
 		v.add(field+".hostHeader", "%q is not a valid host name", hm.HostHeader)
+	}
+	if in.CheckBody != nil {
+		switch n := utf8.RuneCountInString(hm.CheckBody); {
+		case !utf8.ValidString(hm.CheckBody):
+			v.add(field+".checkBody", "must be valid UTF-8")
+		case n == 0:
+			v.add(field+".checkBody", "must not be empty (leave it out to check no body text)")
+		case n > maxCheckBody:
+			v.add(field+".checkBody", "must be at most %d characters long (got %d)", maxCheckBody, n)
+		}
 	}
 	return hm
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/openlbaas/lbaas/auth"
 	"github.com/openlbaas/lbaas/gateway"
 	lbaasv1 "github.com/openlbaas/lbaas/gen/lbaas/v1"
+	lbhealth "github.com/openlbaas/lbaas/health"
 	"github.com/openlbaas/lbaas/internal/controlplane"
 	"github.com/openlbaas/lbaas/store"
 	"github.com/openlbaas/lbaas/xds"
@@ -49,15 +50,24 @@ type Config struct {
 	Fleet       string
 	Pools       []store.Pool
 	Limits      api.Limits
-	TokenTTL    time.Duration
-	Source      SourceAddresses
+	// AllowedDomains restrict the domain names nodes may use as their
+	// address (see api.Config); empty allows any.
+	AllowedDomains []string
+	TokenTTL       time.Duration
+	Source         SourceAddresses
 	// DemoUser creates a demo user when the database has no users.
 	DemoUser bool
 	// ManualActivation runs no xDS server: load balancers stay pending
 	// until something calls store.MarkApplied (tests use it to hold a load
 	// balancer in BUILD).
 	ManualActivation bool
-	Logger           *slog.Logger
+	// DisableHealthChecks runs no health monitor prober in this process:
+	// node statuses then stay as stored. By default the prober runs (on
+	// PostgreSQL, in the one replica holding its advisory lock).
+	DisableHealthChecks bool
+	// HealthCheckConcurrency bounds the probes in flight (default 256).
+	HealthCheckConcurrency int
+	Logger                 *slog.Logger
 }
 
 // SourceAddresses are the addresses traffic to nodes comes from.
@@ -112,7 +122,7 @@ func (s *Server) listen(cfg Config) error {
 
 	apiCfg := api.Config{
 		Limits: cfg.Limits, Fleet: cfg.Fleet, Logger: s.log,
-		SourceAddresses: sourceAddresses(cfg.Source),
+		SourceAddresses: sourceAddresses(cfg.Source), AllowedDomains: cfg.AllowedDomains,
 	}
 	svc := Services(s.Store, s.Auth, apiCfg)
 	rest, err := gateway.New(svc, s.log, reg)
@@ -163,6 +173,14 @@ func (s *Server) listen(cfg Config) error {
 			_ = grpcLn.Close()
 			return err
 		}
+	}
+	if !cfg.DisableHealthChecks {
+		prober := lbhealth.New(s.Store, lbhealth.Options{Logger: s.log, Concurrency: cfg.HealthCheckConcurrency})
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			prober.Run(ctx)
+		}()
 	}
 	s.wg.Add(2)
 	go func() {
@@ -230,7 +248,7 @@ func (s *Server) serveXDS(ctx context.Context, cfg Config) error {
 func Services(st *store.Store, authz api.Authorizer, cfg api.Config) gateway.Services {
 	return gateway.Services{
 		LoadBalancers:       api.NewLoadBalancers(st, authz, cfg),
-		Catalog:             api.NewCatalog(authz, cfg.Limits, cfg.Logger),
+		Catalog:             api.NewCatalog(authz, cfg),
 		Nodes:               api.NewNodes(st, authz, cfg),
 		VirtualIPs:          api.NewVirtualIPs(st, authz, cfg),
 		HealthMonitors:      api.NewHealthMonitors(st, authz, cfg),
