@@ -1,0 +1,202 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"gorm.io/gorm"
+)
+
+// What the health monitor prober reads and writes.
+
+// The node service event of a measured status change.
+const (
+	NodeEventType     = "UPDATE_NODE"
+	NodeEventCategory = "UPDATE"
+	NodeEventSeverity = "INFO"
+	NodeEventTitle    = "Node Status Updated"
+)
+
+// maxEventDetail bounds NodeEvent.DetailedMessage (its column's size).
+const maxEventDetail = 4000
+
+// SetNodeStatus writes a node's measured status and records the node
+// service event of the change. It marks lb changed (its revision, so that
+// the data plane republishes the node's health) without changing lb's
+// status or its updated time: health is not a customer's change.
+func (tx *Tx) SetNodeStatus(lb *LoadBalancer, n *Node, status, detail string) error {
+	if len(detail) > maxEventDetail {
+		detail = detail[:maxEventDetail]
+	}
+	if err := tx.db.Model(&Node{}).Where("id = ?", n.ID).Updates(map[string]any{"status": status}).Error; err != nil {
+		return err
+	}
+	n.Status = status
+	ev := NodeEvent{
+		LoadBalancerID: lb.ID, NodeID: n.ID, Account: lb.Account,
+		Type: NodeEventType, Category: NodeEventCategory, Severity: NodeEventSeverity, Title: NodeEventTitle,
+		Description:     fmt.Sprintf("Node '%d' status changed to '%s' for load balancer '%d'", n.ID, status, lb.ID),
+		DetailedMessage: detail,
+	}
+	if err := tx.db.Create(&ev).Error; err != nil {
+		return err
+	}
+	tx.touch(lb)
+	return tx.db.Model(&LoadBalancer{}).Where("id = ?", lb.ID).UpdateColumn("revision", tx.rev).Error
+}
+
+// errUnchanged rolls back an Update that turned out to change nothing.
+var errUnchanged = errors.New("store: unchanged")
+
+// SetNodeStatus records a measured node status in one Update (see
+// Tx.SetNodeStatus). It reports false, and commits nothing, when the node
+// already has that status or is gone, or its load balancer is being
+// deleted or no longer has a health monitor (a probe that raced with the
+// monitor's removal).
+func (s *Store) SetNodeStatus(ctx context.Context, lbID, nodeID uint32, status, detail string) (bool, error) {
+	_, err := s.Update(ctx, func(tx *Tx) error {
+		var lb LoadBalancer
+		err := tx.db.Preload("Nodes", "id = ?", nodeID).
+			Where("id = ? AND status NOT IN ?", lbID, []string{StatusDeleted, StatusPendingDelete}).
+			First(&lb).Error
+		if errors.Is(err, gorm.ErrRecordNotFound) || (err == nil && len(lb.Nodes) == 0) {
+			return errUnchanged
+		}
+		if err != nil {
+			return err
+		}
+		n := &lb.Nodes[0]
+		if n.Status == status || lb.HealthMonitor == nil {
+			return errUnchanged
+		}
+		return tx.SetNodeStatus(&lb, n, status, detail)
+	})
+	if errors.Is(err, errUnchanged) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// MonitoredLoadBalancers lists the load balancers with a health monitor
+// whose configuration is published (every one not being deleted), in id
+// order, with their nodes (without metadata).
+func (s *Store) MonitoredLoadBalancers(ctx context.Context) ([]LoadBalancer, error) {
+	var lbs []LoadBalancer
+	err := s.db.WithContext(ctx).Preload("Nodes", orderByID).
+		Select("id", "account", "fleet", "status", "protocol", "health_monitor").
+		Where("health_monitor IS NOT NULL AND health_monitor <> '' AND health_monitor <> 'null'").
+		Where("status NOT IN ?", []string{StatusDeleted, StatusPendingDelete}).
+		Order("id").Find(&lbs).Error
+	if err != nil {
+		return nil, err
+	}
+	out := lbs[:0]
+	for _, lb := range lbs {
+		if lb.HealthMonitor != nil {
+			out = append(out, lb)
+		}
+	}
+	return out, nil
+}
+
+// EventPage selects a page of a load balancer's node service events.
+type EventPage struct {
+	LoadBalancerID uint32
+	// Marker is the id the page starts with; 0 means from the start.
+	Marker uint32
+	Offset int
+	// Limit is the page size; 0 means no limit.
+	Limit int
+}
+
+// ListNodeEvents returns a page of a load balancer's node service events,
+// oldest first (the reference's order).
+func (s *Store) ListNodeEvents(ctx context.Context, p EventPage) ([]NodeEvent, error) {
+	q := s.db.WithContext(ctx).Where("load_balancer_id = ?", p.LoadBalancerID)
+	if p.Marker > 0 {
+		q = q.Where("id >= ?", p.Marker)
+	}
+	if p.Offset > 0 {
+		q = q.Offset(p.Offset)
+	}
+	if p.Limit > 0 {
+		q = q.Limit(p.Limit)
+	}
+	var out []NodeEvent
+	err := q.Order("id").Find(&out).Error
+	return out, err
+}
+
+// PruneNodeEvents deletes the node service events created before t (the
+// reference keeps them 90 days) and returns how many went.
+func (s *Store) PruneNodeEvents(ctx context.Context, before time.Time) (int64, error) {
+	res := s.db.WithContext(ctx).Where("created_at < ?", before.UTC()).Delete(&NodeEvent{})
+	return res.RowsAffected, res.Error
+}
+
+// AdvisoryLock is a PostgreSQL session advisory lock, held on a connection
+// of its own for as long as the lock is. On SQLite (one process owns the
+// database) it holds nothing and is always granted.
+type AdvisoryLock struct {
+	conn *sql.Conn
+	key  int64
+}
+
+// TryAdvisoryLock takes the advisory lock key without waiting; it reports
+// whether it got it. Release the lock when done.
+func (s *Store) TryAdvisoryLock(ctx context.Context, key int64) (*AdvisoryLock, bool, error) {
+	if s.dialect != "postgres" {
+		return &AdvisoryLock{key: key}, true, nil
+	}
+	sqlDB, err := s.db.DB()
+	if err != nil {
+		return nil, false, err
+	}
+	conn, err := sqlDB.Conn(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	var got bool
+	if err := conn.QueryRowContext(ctx, "SELECT pg_try_advisory_lock($1)", key).Scan(&got); err != nil {
+		_ = conn.Close()
+		return nil, false, err
+	}
+	if !got {
+		_ = conn.Close()
+		return nil, false, nil
+	}
+	return &AdvisoryLock{conn: conn, key: key}, true, nil
+}
+
+// Check tells whether the lock is still held: PostgreSQL releases a
+// session lock when its connection ends, so a dead connection means
+// another replica may hold it now.
+func (l *AdvisoryLock) Check(ctx context.Context) error {
+	if l.conn == nil {
+		return nil
+	}
+	var held bool
+	err := l.conn.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory'
+		AND pid = pg_backend_pid() AND granted AND ((classid::bigint << 32) | objid::bigint) = $1)`, l.key).Scan(&held)
+	if err != nil {
+		return err
+	}
+	if !held {
+		return errors.New("store: advisory lock lost")
+	}
+	return nil
+}
+
+// Release gives the lock back and returns its connection to the pool.
+func (l *AdvisoryLock) Release() error {
+	if l.conn == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err := l.conn.ExecContext(ctx, "SELECT pg_advisory_unlock($1)", l.key)
+	return errors.Join(err, l.conn.Close())
+}
