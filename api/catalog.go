@@ -100,12 +100,14 @@ type Catalog struct {
 	auth           Authorizer
 	limits         Limits
 	allowedDomains []string
+	sources        *lbaasv1.SourceAddresses
 	log            *slog.Logger
 }
 
 // NewCatalog returns the CatalogService.
 func NewCatalog(auth Authorizer, cfg Config) *Catalog {
-	return &Catalog{auth: auth, limits: cfg.Limits, allowedDomains: normalDomains(cfg.AllowedDomains), log: cfg.Logger}
+	return &Catalog{auth: auth, limits: cfg.Limits, allowedDomains: normalDomains(cfg.AllowedDomains),
+		sources: cfg.SourceAddresses, log: cfg.Logger}
 }
 
 // ListProtocols lists the supported protocols and their default ports.

@@ -466,3 +466,18 @@ func TestUnknownPathsAndMethods(t *testing.T) {
 		t.Errorf("fault names loadBalancerId: %v", out)
 	}
 }
+
+func TestSourceAddresses(t *testing.T) {
+	e := newEnv(t)
+	id := e.createLB(simpleLB)
+	code, body := e.raw("GET", "/v1.0/1234/regionalsourceaddresses", e.token, "")
+	if code != 200 || !strings.Contains(string(body), `"RegionalSourceAddresses"`) || !strings.Contains(string(body), `"ipv4Publicnets":["127.0.0.1"]`) {
+		t.Errorf("regional source addresses: %d %s", code, body)
+	}
+	out := e.mustCall(200, "GET", "/loadbalancers/"+itoa(id)+"/clustersourceaddresses", "")
+	lists := out["clusterSourceAddresses"].(map[string]any)
+	if v4 := lists["ipv4Publicnets"].([]any); len(v4) != 1 || v4[0] != "127.0.0.1" {
+		t.Errorf("cluster source addresses %v", out)
+	}
+	e.mustCall(404, "GET", "/loadbalancers/99999/clustersourceaddresses", "")
+}

@@ -758,6 +758,260 @@ func (x *ListAlgorithmsResponse) GetAlgorithms() []*Algorithm {
 	return nil
 }
 
+// SourceAddressLists are the addresses traffic from the load balancers comes from.
+type SourceAddressLists struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	Ipv4Publicnets  []string               `protobuf:"bytes,1,rep,name=ipv4_publicnets,json=ipv4Publicnets,proto3" json:"ipv4_publicnets,omitempty"`
+	Ipv4Servicenets []string               `protobuf:"bytes,2,rep,name=ipv4_servicenets,json=ipv4Servicenets,proto3" json:"ipv4_servicenets,omitempty"`
+	Ipv6Publicnets  []string               `protobuf:"bytes,3,rep,name=ipv6_publicnets,json=ipv6Publicnets,proto3" json:"ipv6_publicnets,omitempty"`
+	Ipv6Servicenets []string               `protobuf:"bytes,4,rep,name=ipv6_servicenets,json=ipv6Servicenets,proto3" json:"ipv6_servicenets,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *SourceAddressLists) Reset() {
+	*x = SourceAddressLists{}
+	mi := &file_lbaas_v1_service_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SourceAddressLists) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SourceAddressLists) ProtoMessage() {}
+
+func (x *SourceAddressLists) ProtoReflect() protoreflect.Message {
+	mi := &file_lbaas_v1_service_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SourceAddressLists.ProtoReflect.Descriptor instead.
+func (*SourceAddressLists) Descriptor() ([]byte, []int) {
+	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *SourceAddressLists) GetIpv4Publicnets() []string {
+	if x != nil {
+		return x.Ipv4Publicnets
+	}
+	return nil
+}
+
+func (x *SourceAddressLists) GetIpv4Servicenets() []string {
+	if x != nil {
+		return x.Ipv4Servicenets
+	}
+	return nil
+}
+
+func (x *SourceAddressLists) GetIpv6Publicnets() []string {
+	if x != nil {
+		return x.Ipv6Publicnets
+	}
+	return nil
+}
+
+func (x *SourceAddressLists) GetIpv6Servicenets() []string {
+	if x != nil {
+		return x.Ipv6Servicenets
+	}
+	return nil
+}
+
+type GetRegionalSourceAddressesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Account       string                 `protobuf:"bytes,1,opt,name=account,proto3" json:"account,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetRegionalSourceAddressesRequest) Reset() {
+	*x = GetRegionalSourceAddressesRequest{}
+	mi := &file_lbaas_v1_service_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetRegionalSourceAddressesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetRegionalSourceAddressesRequest) ProtoMessage() {}
+
+func (x *GetRegionalSourceAddressesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_lbaas_v1_service_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetRegionalSourceAddressesRequest.ProtoReflect.Descriptor instead.
+func (*GetRegionalSourceAddressesRequest) Descriptor() ([]byte, []int) {
+	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *GetRegionalSourceAddressesRequest) GetAccount() string {
+	if x != nil {
+		return x.Account
+	}
+	return ""
+}
+
+type GetRegionalSourceAddressesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The reference capitalises this one.
+	RegionalSourceAddresses *SourceAddressLists `protobuf:"bytes,1,opt,name=regional_source_addresses,json=RegionalSourceAddresses,proto3" json:"regional_source_addresses,omitempty"`
+	unknownFields           protoimpl.UnknownFields
+	sizeCache               protoimpl.SizeCache
+}
+
+func (x *GetRegionalSourceAddressesResponse) Reset() {
+	*x = GetRegionalSourceAddressesResponse{}
+	mi := &file_lbaas_v1_service_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetRegionalSourceAddressesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetRegionalSourceAddressesResponse) ProtoMessage() {}
+
+func (x *GetRegionalSourceAddressesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_lbaas_v1_service_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetRegionalSourceAddressesResponse.ProtoReflect.Descriptor instead.
+func (*GetRegionalSourceAddressesResponse) Descriptor() ([]byte, []int) {
+	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *GetRegionalSourceAddressesResponse) GetRegionalSourceAddresses() *SourceAddressLists {
+	if x != nil {
+		return x.RegionalSourceAddresses
+	}
+	return nil
+}
+
+type GetClusterSourceAddressesRequest struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Account        string                 `protobuf:"bytes,1,opt,name=account,proto3" json:"account,omitempty"`
+	LoadBalancerId uint32                 `protobuf:"varint,2,opt,name=load_balancer_id,json=loadBalancerId,proto3" json:"load_balancer_id,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *GetClusterSourceAddressesRequest) Reset() {
+	*x = GetClusterSourceAddressesRequest{}
+	mi := &file_lbaas_v1_service_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetClusterSourceAddressesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetClusterSourceAddressesRequest) ProtoMessage() {}
+
+func (x *GetClusterSourceAddressesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_lbaas_v1_service_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetClusterSourceAddressesRequest.ProtoReflect.Descriptor instead.
+func (*GetClusterSourceAddressesRequest) Descriptor() ([]byte, []int) {
+	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *GetClusterSourceAddressesRequest) GetAccount() string {
+	if x != nil {
+		return x.Account
+	}
+	return ""
+}
+
+func (x *GetClusterSourceAddressesRequest) GetLoadBalancerId() uint32 {
+	if x != nil {
+		return x.LoadBalancerId
+	}
+	return 0
+}
+
+type GetClusterSourceAddressesResponse struct {
+	state                  protoimpl.MessageState `protogen:"open.v1"`
+	ClusterSourceAddresses *SourceAddressLists    `protobuf:"bytes,1,opt,name=cluster_source_addresses,json=clusterSourceAddresses,proto3" json:"cluster_source_addresses,omitempty"`
+	unknownFields          protoimpl.UnknownFields
+	sizeCache              protoimpl.SizeCache
+}
+
+func (x *GetClusterSourceAddressesResponse) Reset() {
+	*x = GetClusterSourceAddressesResponse{}
+	mi := &file_lbaas_v1_service_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetClusterSourceAddressesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetClusterSourceAddressesResponse) ProtoMessage() {}
+
+func (x *GetClusterSourceAddressesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_lbaas_v1_service_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetClusterSourceAddressesResponse.ProtoReflect.Descriptor instead.
+func (*GetClusterSourceAddressesResponse) Descriptor() ([]byte, []int) {
+	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *GetClusterSourceAddressesResponse) GetClusterSourceAddresses() *SourceAddressLists {
+	if x != nil {
+		return x.ClusterSourceAddresses
+	}
+	return nil
+}
+
 type ListAllowedDomainsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Account       string                 `protobuf:"bytes,1,opt,name=account,proto3" json:"account,omitempty"`
@@ -767,7 +1021,7 @@ type ListAllowedDomainsRequest struct {
 
 func (x *ListAllowedDomainsRequest) Reset() {
 	*x = ListAllowedDomainsRequest{}
-	mi := &file_lbaas_v1_service_proto_msgTypes[14]
+	mi := &file_lbaas_v1_service_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -779,7 +1033,7 @@ func (x *ListAllowedDomainsRequest) String() string {
 func (*ListAllowedDomainsRequest) ProtoMessage() {}
 
 func (x *ListAllowedDomainsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_service_proto_msgTypes[14]
+	mi := &file_lbaas_v1_service_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -792,7 +1046,7 @@ func (x *ListAllowedDomainsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAllowedDomainsRequest.ProtoReflect.Descriptor instead.
 func (*ListAllowedDomainsRequest) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{14}
+	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ListAllowedDomainsRequest) GetAccount() string {
@@ -812,7 +1066,7 @@ type AllowedDomainEntry struct {
 
 func (x *AllowedDomainEntry) Reset() {
 	*x = AllowedDomainEntry{}
-	mi := &file_lbaas_v1_service_proto_msgTypes[15]
+	mi := &file_lbaas_v1_service_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -824,7 +1078,7 @@ func (x *AllowedDomainEntry) String() string {
 func (*AllowedDomainEntry) ProtoMessage() {}
 
 func (x *AllowedDomainEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_service_proto_msgTypes[15]
+	mi := &file_lbaas_v1_service_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -837,7 +1091,7 @@ func (x *AllowedDomainEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AllowedDomainEntry.ProtoReflect.Descriptor instead.
 func (*AllowedDomainEntry) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{15}
+	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *AllowedDomainEntry) GetAllowedDomain() *AllowedDomain {
@@ -856,7 +1110,7 @@ type ListAllowedDomainsResponse struct {
 
 func (x *ListAllowedDomainsResponse) Reset() {
 	*x = ListAllowedDomainsResponse{}
-	mi := &file_lbaas_v1_service_proto_msgTypes[16]
+	mi := &file_lbaas_v1_service_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -868,7 +1122,7 @@ func (x *ListAllowedDomainsResponse) String() string {
 func (*ListAllowedDomainsResponse) ProtoMessage() {}
 
 func (x *ListAllowedDomainsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_service_proto_msgTypes[16]
+	mi := &file_lbaas_v1_service_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -881,7 +1135,7 @@ func (x *ListAllowedDomainsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAllowedDomainsResponse.ProtoReflect.Descriptor instead.
 func (*ListAllowedDomainsResponse) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{16}
+	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ListAllowedDomainsResponse) GetAllowedDomains() []*AllowedDomainEntry {
@@ -900,7 +1154,7 @@ type GetAbsoluteLimitsRequest struct {
 
 func (x *GetAbsoluteLimitsRequest) Reset() {
 	*x = GetAbsoluteLimitsRequest{}
-	mi := &file_lbaas_v1_service_proto_msgTypes[17]
+	mi := &file_lbaas_v1_service_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -912,7 +1166,7 @@ func (x *GetAbsoluteLimitsRequest) String() string {
 func (*GetAbsoluteLimitsRequest) ProtoMessage() {}
 
 func (x *GetAbsoluteLimitsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_service_proto_msgTypes[17]
+	mi := &file_lbaas_v1_service_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -925,7 +1179,7 @@ func (x *GetAbsoluteLimitsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAbsoluteLimitsRequest.ProtoReflect.Descriptor instead.
 func (*GetAbsoluteLimitsRequest) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{17}
+	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *GetAbsoluteLimitsRequest) GetAccount() string {
@@ -945,7 +1199,7 @@ type AbsoluteLimit struct {
 
 func (x *AbsoluteLimit) Reset() {
 	*x = AbsoluteLimit{}
-	mi := &file_lbaas_v1_service_proto_msgTypes[18]
+	mi := &file_lbaas_v1_service_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -957,7 +1211,7 @@ func (x *AbsoluteLimit) String() string {
 func (*AbsoluteLimit) ProtoMessage() {}
 
 func (x *AbsoluteLimit) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_service_proto_msgTypes[18]
+	mi := &file_lbaas_v1_service_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -970,7 +1224,7 @@ func (x *AbsoluteLimit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AbsoluteLimit.ProtoReflect.Descriptor instead.
 func (*AbsoluteLimit) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{18}
+	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *AbsoluteLimit) GetName() string {
@@ -996,7 +1250,7 @@ type GetAbsoluteLimitsResponse struct {
 
 func (x *GetAbsoluteLimitsResponse) Reset() {
 	*x = GetAbsoluteLimitsResponse{}
-	mi := &file_lbaas_v1_service_proto_msgTypes[19]
+	mi := &file_lbaas_v1_service_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1008,7 +1262,7 @@ func (x *GetAbsoluteLimitsResponse) String() string {
 func (*GetAbsoluteLimitsResponse) ProtoMessage() {}
 
 func (x *GetAbsoluteLimitsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_service_proto_msgTypes[19]
+	mi := &file_lbaas_v1_service_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1021,7 +1275,7 @@ func (x *GetAbsoluteLimitsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAbsoluteLimitsResponse.ProtoReflect.Descriptor instead.
 func (*GetAbsoluteLimitsResponse) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{19}
+	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *GetAbsoluteLimitsResponse) GetAbsolute() []*AbsoluteLimit {
@@ -1041,7 +1295,7 @@ type ListNodesRequest struct {
 
 func (x *ListNodesRequest) Reset() {
 	*x = ListNodesRequest{}
-	mi := &file_lbaas_v1_service_proto_msgTypes[20]
+	mi := &file_lbaas_v1_service_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1053,7 +1307,7 @@ func (x *ListNodesRequest) String() string {
 func (*ListNodesRequest) ProtoMessage() {}
 
 func (x *ListNodesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_service_proto_msgTypes[20]
+	mi := &file_lbaas_v1_service_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1066,7 +1320,7 @@ func (x *ListNodesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNodesRequest.ProtoReflect.Descriptor instead.
 func (*ListNodesRequest) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{20}
+	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ListNodesRequest) GetAccount() string {
@@ -1092,7 +1346,7 @@ type ListNodesResponse struct {
 
 func (x *ListNodesResponse) Reset() {
 	*x = ListNodesResponse{}
-	mi := &file_lbaas_v1_service_proto_msgTypes[21]
+	mi := &file_lbaas_v1_service_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1104,7 +1358,7 @@ func (x *ListNodesResponse) String() string {
 func (*ListNodesResponse) ProtoMessage() {}
 
 func (x *ListNodesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_service_proto_msgTypes[21]
+	mi := &file_lbaas_v1_service_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1117,7 +1371,7 @@ func (x *ListNodesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNodesResponse.ProtoReflect.Descriptor instead.
 func (*ListNodesResponse) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{21}
+	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ListNodesResponse) GetNodes() []*Node {
@@ -1138,7 +1392,7 @@ type AddNodesRequest struct {
 
 func (x *AddNodesRequest) Reset() {
 	*x = AddNodesRequest{}
-	mi := &file_lbaas_v1_service_proto_msgTypes[22]
+	mi := &file_lbaas_v1_service_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1150,7 +1404,7 @@ func (x *AddNodesRequest) String() string {
 func (*AddNodesRequest) ProtoMessage() {}
 
 func (x *AddNodesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_service_proto_msgTypes[22]
+	mi := &file_lbaas_v1_service_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1163,7 +1417,7 @@ func (x *AddNodesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddNodesRequest.ProtoReflect.Descriptor instead.
 func (*AddNodesRequest) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{22}
+	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *AddNodesRequest) GetAccount() string {
@@ -1198,7 +1452,7 @@ type GetNodeRequest struct {
 
 func (x *GetNodeRequest) Reset() {
 	*x = GetNodeRequest{}
-	mi := &file_lbaas_v1_service_proto_msgTypes[23]
+	mi := &file_lbaas_v1_service_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1210,7 +1464,7 @@ func (x *GetNodeRequest) String() string {
 func (*GetNodeRequest) ProtoMessage() {}
 
 func (x *GetNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_service_proto_msgTypes[23]
+	mi := &file_lbaas_v1_service_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1223,7 +1477,7 @@ func (x *GetNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetNodeRequest.ProtoReflect.Descriptor instead.
 func (*GetNodeRequest) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{23}
+	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *GetNodeRequest) GetAccount() string {
@@ -1256,7 +1510,7 @@ type NodeResponse struct {
 
 func (x *NodeResponse) Reset() {
 	*x = NodeResponse{}
-	mi := &file_lbaas_v1_service_proto_msgTypes[24]
+	mi := &file_lbaas_v1_service_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1268,7 +1522,7 @@ func (x *NodeResponse) String() string {
 func (*NodeResponse) ProtoMessage() {}
 
 func (x *NodeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_service_proto_msgTypes[24]
+	mi := &file_lbaas_v1_service_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1281,7 +1535,7 @@ func (x *NodeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeResponse.ProtoReflect.Descriptor instead.
 func (*NodeResponse) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{24}
+	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *NodeResponse) GetNode() *Node {
@@ -1303,7 +1557,7 @@ type UpdateNodeRequest struct {
 
 func (x *UpdateNodeRequest) Reset() {
 	*x = UpdateNodeRequest{}
-	mi := &file_lbaas_v1_service_proto_msgTypes[25]
+	mi := &file_lbaas_v1_service_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1315,7 +1569,7 @@ func (x *UpdateNodeRequest) String() string {
 func (*UpdateNodeRequest) ProtoMessage() {}
 
 func (x *UpdateNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_service_proto_msgTypes[25]
+	mi := &file_lbaas_v1_service_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1328,7 +1582,7 @@ func (x *UpdateNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateNodeRequest.ProtoReflect.Descriptor instead.
 func (*UpdateNodeRequest) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{25}
+	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *UpdateNodeRequest) GetAccount() string {
@@ -1370,7 +1624,7 @@ type BulkUpdateNodesRequest struct {
 
 func (x *BulkUpdateNodesRequest) Reset() {
 	*x = BulkUpdateNodesRequest{}
-	mi := &file_lbaas_v1_service_proto_msgTypes[26]
+	mi := &file_lbaas_v1_service_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1382,7 +1636,7 @@ func (x *BulkUpdateNodesRequest) String() string {
 func (*BulkUpdateNodesRequest) ProtoMessage() {}
 
 func (x *BulkUpdateNodesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_service_proto_msgTypes[26]
+	mi := &file_lbaas_v1_service_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1395,7 +1649,7 @@ func (x *BulkUpdateNodesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BulkUpdateNodesRequest.ProtoReflect.Descriptor instead.
 func (*BulkUpdateNodesRequest) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{26}
+	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *BulkUpdateNodesRequest) GetAccount() string {
@@ -1430,7 +1684,7 @@ type DeleteNodeRequest struct {
 
 func (x *DeleteNodeRequest) Reset() {
 	*x = DeleteNodeRequest{}
-	mi := &file_lbaas_v1_service_proto_msgTypes[27]
+	mi := &file_lbaas_v1_service_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1442,7 +1696,7 @@ func (x *DeleteNodeRequest) String() string {
 func (*DeleteNodeRequest) ProtoMessage() {}
 
 func (x *DeleteNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_service_proto_msgTypes[27]
+	mi := &file_lbaas_v1_service_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1455,7 +1709,7 @@ func (x *DeleteNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteNodeRequest.ProtoReflect.Descriptor instead.
 func (*DeleteNodeRequest) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{27}
+	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *DeleteNodeRequest) GetAccount() string {
@@ -1490,7 +1744,7 @@ type BulkDeleteNodesRequest struct {
 
 func (x *BulkDeleteNodesRequest) Reset() {
 	*x = BulkDeleteNodesRequest{}
-	mi := &file_lbaas_v1_service_proto_msgTypes[28]
+	mi := &file_lbaas_v1_service_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1502,7 +1756,7 @@ func (x *BulkDeleteNodesRequest) String() string {
 func (*BulkDeleteNodesRequest) ProtoMessage() {}
 
 func (x *BulkDeleteNodesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_service_proto_msgTypes[28]
+	mi := &file_lbaas_v1_service_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1515,7 +1769,7 @@ func (x *BulkDeleteNodesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BulkDeleteNodesRequest.ProtoReflect.Descriptor instead.
 func (*BulkDeleteNodesRequest) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{28}
+	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *BulkDeleteNodesRequest) GetAccount() string {
@@ -1549,7 +1803,7 @@ type ListVirtualIpsRequest struct {
 
 func (x *ListVirtualIpsRequest) Reset() {
 	*x = ListVirtualIpsRequest{}
-	mi := &file_lbaas_v1_service_proto_msgTypes[29]
+	mi := &file_lbaas_v1_service_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1561,7 +1815,7 @@ func (x *ListVirtualIpsRequest) String() string {
 func (*ListVirtualIpsRequest) ProtoMessage() {}
 
 func (x *ListVirtualIpsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_service_proto_msgTypes[29]
+	mi := &file_lbaas_v1_service_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1574,7 +1828,7 @@ func (x *ListVirtualIpsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListVirtualIpsRequest.ProtoReflect.Descriptor instead.
 func (*ListVirtualIpsRequest) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{29}
+	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ListVirtualIpsRequest) GetAccount() string {
@@ -1600,7 +1854,7 @@ type ListVirtualIpsResponse struct {
 
 func (x *ListVirtualIpsResponse) Reset() {
 	*x = ListVirtualIpsResponse{}
-	mi := &file_lbaas_v1_service_proto_msgTypes[30]
+	mi := &file_lbaas_v1_service_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1612,7 +1866,7 @@ func (x *ListVirtualIpsResponse) String() string {
 func (*ListVirtualIpsResponse) ProtoMessage() {}
 
 func (x *ListVirtualIpsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_service_proto_msgTypes[30]
+	mi := &file_lbaas_v1_service_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1625,7 +1879,7 @@ func (x *ListVirtualIpsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListVirtualIpsResponse.ProtoReflect.Descriptor instead.
 func (*ListVirtualIpsResponse) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{30}
+	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ListVirtualIpsResponse) GetVirtualIps() []*VirtualIp {
@@ -1646,7 +1900,7 @@ type AddVirtualIpRequest struct {
 
 func (x *AddVirtualIpRequest) Reset() {
 	*x = AddVirtualIpRequest{}
-	mi := &file_lbaas_v1_service_proto_msgTypes[31]
+	mi := &file_lbaas_v1_service_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1658,7 +1912,7 @@ func (x *AddVirtualIpRequest) String() string {
 func (*AddVirtualIpRequest) ProtoMessage() {}
 
 func (x *AddVirtualIpRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_service_proto_msgTypes[31]
+	mi := &file_lbaas_v1_service_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1671,7 +1925,7 @@ func (x *AddVirtualIpRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddVirtualIpRequest.ProtoReflect.Descriptor instead.
 func (*AddVirtualIpRequest) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{31}
+	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *AddVirtualIpRequest) GetAccount() string {
@@ -1706,7 +1960,7 @@ type DeleteVirtualIpRequest struct {
 
 func (x *DeleteVirtualIpRequest) Reset() {
 	*x = DeleteVirtualIpRequest{}
-	mi := &file_lbaas_v1_service_proto_msgTypes[32]
+	mi := &file_lbaas_v1_service_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1718,7 +1972,7 @@ func (x *DeleteVirtualIpRequest) String() string {
 func (*DeleteVirtualIpRequest) ProtoMessage() {}
 
 func (x *DeleteVirtualIpRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_service_proto_msgTypes[32]
+	mi := &file_lbaas_v1_service_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1731,7 +1985,7 @@ func (x *DeleteVirtualIpRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteVirtualIpRequest.ProtoReflect.Descriptor instead.
 func (*DeleteVirtualIpRequest) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{32}
+	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *DeleteVirtualIpRequest) GetAccount() string {
@@ -1766,7 +2020,7 @@ type BulkDeleteVirtualIpsRequest struct {
 
 func (x *BulkDeleteVirtualIpsRequest) Reset() {
 	*x = BulkDeleteVirtualIpsRequest{}
-	mi := &file_lbaas_v1_service_proto_msgTypes[33]
+	mi := &file_lbaas_v1_service_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1778,7 +2032,7 @@ func (x *BulkDeleteVirtualIpsRequest) String() string {
 func (*BulkDeleteVirtualIpsRequest) ProtoMessage() {}
 
 func (x *BulkDeleteVirtualIpsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_service_proto_msgTypes[33]
+	mi := &file_lbaas_v1_service_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1791,7 +2045,7 @@ func (x *BulkDeleteVirtualIpsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BulkDeleteVirtualIpsRequest.ProtoReflect.Descriptor instead.
 func (*BulkDeleteVirtualIpsRequest) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{33}
+	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *BulkDeleteVirtualIpsRequest) GetAccount() string {
@@ -1871,7 +2125,21 @@ const file_lbaas_v1_service_proto_rawDesc = "" +
 	"\x16ListAlgorithmsResponse\x123\n" +
 	"\n" +
 	"algorithms\x18\x01 \x03(\v2\x13.lbaas.v1.AlgorithmR\n" +
-	"algorithms\"5\n" +
+	"algorithms\"\xbc\x01\n" +
+	"\x12SourceAddressLists\x12'\n" +
+	"\x0fipv4_publicnets\x18\x01 \x03(\tR\x0eipv4Publicnets\x12)\n" +
+	"\x10ipv4_servicenets\x18\x02 \x03(\tR\x0fipv4Servicenets\x12'\n" +
+	"\x0fipv6_publicnets\x18\x03 \x03(\tR\x0eipv6Publicnets\x12)\n" +
+	"\x10ipv6_servicenets\x18\x04 \x03(\tR\x0fipv6Servicenets\"=\n" +
+	"!GetRegionalSourceAddressesRequest\x12\x18\n" +
+	"\aaccount\x18\x01 \x01(\tR\aaccount\"~\n" +
+	"\"GetRegionalSourceAddressesResponse\x12X\n" +
+	"\x19regional_source_addresses\x18\x01 \x01(\v2\x1c.lbaas.v1.SourceAddressListsR\x17RegionalSourceAddresses\"f\n" +
+	" GetClusterSourceAddressesRequest\x12\x18\n" +
+	"\aaccount\x18\x01 \x01(\tR\aaccount\x12(\n" +
+	"\x10load_balancer_id\x18\x02 \x01(\rR\x0eloadBalancerId\"{\n" +
+	"!GetClusterSourceAddressesResponse\x12V\n" +
+	"\x18cluster_source_addresses\x18\x01 \x01(\v2\x1c.lbaas.v1.SourceAddressListsR\x16clusterSourceAddresses\"5\n" +
 	"\x19ListAllowedDomainsRequest\x12\x18\n" +
 	"\aaccount\x18\x01 \x01(\tR\aaccount\"T\n" +
 	"\x12AllowedDomainEntry\x12>\n" +
@@ -1935,19 +2203,21 @@ const file_lbaas_v1_service_proto_rawDesc = "" +
 	"\x1bBulkDeleteVirtualIpsRequest\x12\x18\n" +
 	"\aaccount\x18\x01 \x01(\tR\aaccount\x12(\n" +
 	"\x10load_balancer_id\x18\x02 \x01(\rR\x0eloadBalancerId\x12\x0e\n" +
-	"\x02id\x18\x03 \x03(\rR\x02id2\xa6\x04\n" +
+	"\x02id\x18\x03 \x03(\rR\x02id2\x9c\x05\n" +
 	"\x13LoadBalancerService\x12\\\n" +
 	"\x11ListLoadBalancers\x12\".lbaas.v1.ListLoadBalancersRequest\x1a#.lbaas.v1.ListLoadBalancersResponse\x12Y\n" +
 	"\x12CreateLoadBalancer\x12#.lbaas.v1.CreateLoadBalancerRequest\x1a\x1e.lbaas.v1.LoadBalancerResponse\x12S\n" +
 	"\x0fGetLoadBalancer\x12 .lbaas.v1.GetLoadBalancerRequest\x1a\x1e.lbaas.v1.LoadBalancerResponse\x12Q\n" +
 	"\x12UpdateLoadBalancer\x12#.lbaas.v1.UpdateLoadBalancerRequest\x1a\x16.google.protobuf.Empty\x12Q\n" +
 	"\x12DeleteLoadBalancer\x12#.lbaas.v1.DeleteLoadBalancerRequest\x1a\x16.google.protobuf.Empty\x12[\n" +
-	"\x17BulkDeleteLoadBalancers\x12(.lbaas.v1.BulkDeleteLoadBalancersRequest\x1a\x16.google.protobuf.Empty2\xf6\x02\n" +
+	"\x17BulkDeleteLoadBalancers\x12(.lbaas.v1.BulkDeleteLoadBalancersRequest\x1a\x16.google.protobuf.Empty\x12t\n" +
+	"\x19GetClusterSourceAddresses\x12*.lbaas.v1.GetClusterSourceAddressesRequest\x1a+.lbaas.v1.GetClusterSourceAddressesResponse2\xef\x03\n" +
 	"\x0eCatalogService\x12P\n" +
 	"\rListProtocols\x12\x1e.lbaas.v1.ListProtocolsRequest\x1a\x1f.lbaas.v1.ListProtocolsResponse\x12S\n" +
 	"\x0eListAlgorithms\x12\x1f.lbaas.v1.ListAlgorithmsRequest\x1a .lbaas.v1.ListAlgorithmsResponse\x12\\\n" +
 	"\x11GetAbsoluteLimits\x12\".lbaas.v1.GetAbsoluteLimitsRequest\x1a#.lbaas.v1.GetAbsoluteLimitsResponse\x12_\n" +
-	"\x12ListAllowedDomains\x12#.lbaas.v1.ListAllowedDomainsRequest\x1a$.lbaas.v1.ListAllowedDomainsResponse2\xf9\x03\n" +
+	"\x12ListAllowedDomains\x12#.lbaas.v1.ListAllowedDomainsRequest\x1a$.lbaas.v1.ListAllowedDomainsResponse\x12w\n" +
+	"\x1aGetRegionalSourceAddresses\x12+.lbaas.v1.GetRegionalSourceAddressesRequest\x1a,.lbaas.v1.GetRegionalSourceAddressesResponse2\xf9\x03\n" +
 	"\vNodeService\x12D\n" +
 	"\tListNodes\x12\x1a.lbaas.v1.ListNodesRequest\x1a\x1b.lbaas.v1.ListNodesResponse\x12B\n" +
 	"\bAddNodes\x12\x19.lbaas.v1.AddNodesRequest\x1a\x1b.lbaas.v1.ListNodesResponse\x12;\n" +
@@ -1976,117 +2246,128 @@ func file_lbaas_v1_service_proto_rawDescGZIP() []byte {
 	return file_lbaas_v1_service_proto_rawDescData
 }
 
-var file_lbaas_v1_service_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
+var file_lbaas_v1_service_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
 var file_lbaas_v1_service_proto_goTypes = []any{
-	(*ListLoadBalancersRequest)(nil),       // 0: lbaas.v1.ListLoadBalancersRequest
-	(*ListLoadBalancersResponse)(nil),      // 1: lbaas.v1.ListLoadBalancersResponse
-	(*CreateLoadBalancerRequest)(nil),      // 2: lbaas.v1.CreateLoadBalancerRequest
-	(*LoadBalancerResponse)(nil),           // 3: lbaas.v1.LoadBalancerResponse
-	(*GetLoadBalancerRequest)(nil),         // 4: lbaas.v1.GetLoadBalancerRequest
-	(*UpdateLoadBalancerRequest)(nil),      // 5: lbaas.v1.UpdateLoadBalancerRequest
-	(*DeleteLoadBalancerRequest)(nil),      // 6: lbaas.v1.DeleteLoadBalancerRequest
-	(*BulkDeleteLoadBalancersRequest)(nil), // 7: lbaas.v1.BulkDeleteLoadBalancersRequest
-	(*ListProtocolsRequest)(nil),           // 8: lbaas.v1.ListProtocolsRequest
-	(*Protocol)(nil),                       // 9: lbaas.v1.Protocol
-	(*ListProtocolsResponse)(nil),          // 10: lbaas.v1.ListProtocolsResponse
-	(*ListAlgorithmsRequest)(nil),          // 11: lbaas.v1.ListAlgorithmsRequest
-	(*Algorithm)(nil),                      // 12: lbaas.v1.Algorithm
-	(*ListAlgorithmsResponse)(nil),         // 13: lbaas.v1.ListAlgorithmsResponse
-	(*ListAllowedDomainsRequest)(nil),      // 14: lbaas.v1.ListAllowedDomainsRequest
-	(*AllowedDomainEntry)(nil),             // 15: lbaas.v1.AllowedDomainEntry
-	(*ListAllowedDomainsResponse)(nil),     // 16: lbaas.v1.ListAllowedDomainsResponse
-	(*GetAbsoluteLimitsRequest)(nil),       // 17: lbaas.v1.GetAbsoluteLimitsRequest
-	(*AbsoluteLimit)(nil),                  // 18: lbaas.v1.AbsoluteLimit
-	(*GetAbsoluteLimitsResponse)(nil),      // 19: lbaas.v1.GetAbsoluteLimitsResponse
-	(*ListNodesRequest)(nil),               // 20: lbaas.v1.ListNodesRequest
-	(*ListNodesResponse)(nil),              // 21: lbaas.v1.ListNodesResponse
-	(*AddNodesRequest)(nil),                // 22: lbaas.v1.AddNodesRequest
-	(*GetNodeRequest)(nil),                 // 23: lbaas.v1.GetNodeRequest
-	(*NodeResponse)(nil),                   // 24: lbaas.v1.NodeResponse
-	(*UpdateNodeRequest)(nil),              // 25: lbaas.v1.UpdateNodeRequest
-	(*BulkUpdateNodesRequest)(nil),         // 26: lbaas.v1.BulkUpdateNodesRequest
-	(*DeleteNodeRequest)(nil),              // 27: lbaas.v1.DeleteNodeRequest
-	(*BulkDeleteNodesRequest)(nil),         // 28: lbaas.v1.BulkDeleteNodesRequest
-	(*ListVirtualIpsRequest)(nil),          // 29: lbaas.v1.ListVirtualIpsRequest
-	(*ListVirtualIpsResponse)(nil),         // 30: lbaas.v1.ListVirtualIpsResponse
-	(*AddVirtualIpRequest)(nil),            // 31: lbaas.v1.AddVirtualIpRequest
-	(*DeleteVirtualIpRequest)(nil),         // 32: lbaas.v1.DeleteVirtualIpRequest
-	(*BulkDeleteVirtualIpsRequest)(nil),    // 33: lbaas.v1.BulkDeleteVirtualIpsRequest
-	(*LoadBalancer)(nil),                   // 34: lbaas.v1.LoadBalancer
-	(*LoadBalancerRequest)(nil),            // 35: lbaas.v1.LoadBalancerRequest
-	(*LoadBalancerUpdate)(nil),             // 36: lbaas.v1.LoadBalancerUpdate
-	(*AllowedDomain)(nil),                  // 37: lbaas.v1.AllowedDomain
-	(*Node)(nil),                           // 38: lbaas.v1.Node
-	(*NodeRequest)(nil),                    // 39: lbaas.v1.NodeRequest
-	(*NodeUpdate)(nil),                     // 40: lbaas.v1.NodeUpdate
-	(*VirtualIp)(nil),                      // 41: lbaas.v1.VirtualIp
-	(*VirtualIpRequest)(nil),               // 42: lbaas.v1.VirtualIpRequest
-	(*emptypb.Empty)(nil),                  // 43: google.protobuf.Empty
+	(*ListLoadBalancersRequest)(nil),           // 0: lbaas.v1.ListLoadBalancersRequest
+	(*ListLoadBalancersResponse)(nil),          // 1: lbaas.v1.ListLoadBalancersResponse
+	(*CreateLoadBalancerRequest)(nil),          // 2: lbaas.v1.CreateLoadBalancerRequest
+	(*LoadBalancerResponse)(nil),               // 3: lbaas.v1.LoadBalancerResponse
+	(*GetLoadBalancerRequest)(nil),             // 4: lbaas.v1.GetLoadBalancerRequest
+	(*UpdateLoadBalancerRequest)(nil),          // 5: lbaas.v1.UpdateLoadBalancerRequest
+	(*DeleteLoadBalancerRequest)(nil),          // 6: lbaas.v1.DeleteLoadBalancerRequest
+	(*BulkDeleteLoadBalancersRequest)(nil),     // 7: lbaas.v1.BulkDeleteLoadBalancersRequest
+	(*ListProtocolsRequest)(nil),               // 8: lbaas.v1.ListProtocolsRequest
+	(*Protocol)(nil),                           // 9: lbaas.v1.Protocol
+	(*ListProtocolsResponse)(nil),              // 10: lbaas.v1.ListProtocolsResponse
+	(*ListAlgorithmsRequest)(nil),              // 11: lbaas.v1.ListAlgorithmsRequest
+	(*Algorithm)(nil),                          // 12: lbaas.v1.Algorithm
+	(*ListAlgorithmsResponse)(nil),             // 13: lbaas.v1.ListAlgorithmsResponse
+	(*SourceAddressLists)(nil),                 // 14: lbaas.v1.SourceAddressLists
+	(*GetRegionalSourceAddressesRequest)(nil),  // 15: lbaas.v1.GetRegionalSourceAddressesRequest
+	(*GetRegionalSourceAddressesResponse)(nil), // 16: lbaas.v1.GetRegionalSourceAddressesResponse
+	(*GetClusterSourceAddressesRequest)(nil),   // 17: lbaas.v1.GetClusterSourceAddressesRequest
+	(*GetClusterSourceAddressesResponse)(nil),  // 18: lbaas.v1.GetClusterSourceAddressesResponse
+	(*ListAllowedDomainsRequest)(nil),          // 19: lbaas.v1.ListAllowedDomainsRequest
+	(*AllowedDomainEntry)(nil),                 // 20: lbaas.v1.AllowedDomainEntry
+	(*ListAllowedDomainsResponse)(nil),         // 21: lbaas.v1.ListAllowedDomainsResponse
+	(*GetAbsoluteLimitsRequest)(nil),           // 22: lbaas.v1.GetAbsoluteLimitsRequest
+	(*AbsoluteLimit)(nil),                      // 23: lbaas.v1.AbsoluteLimit
+	(*GetAbsoluteLimitsResponse)(nil),          // 24: lbaas.v1.GetAbsoluteLimitsResponse
+	(*ListNodesRequest)(nil),                   // 25: lbaas.v1.ListNodesRequest
+	(*ListNodesResponse)(nil),                  // 26: lbaas.v1.ListNodesResponse
+	(*AddNodesRequest)(nil),                    // 27: lbaas.v1.AddNodesRequest
+	(*GetNodeRequest)(nil),                     // 28: lbaas.v1.GetNodeRequest
+	(*NodeResponse)(nil),                       // 29: lbaas.v1.NodeResponse
+	(*UpdateNodeRequest)(nil),                  // 30: lbaas.v1.UpdateNodeRequest
+	(*BulkUpdateNodesRequest)(nil),             // 31: lbaas.v1.BulkUpdateNodesRequest
+	(*DeleteNodeRequest)(nil),                  // 32: lbaas.v1.DeleteNodeRequest
+	(*BulkDeleteNodesRequest)(nil),             // 33: lbaas.v1.BulkDeleteNodesRequest
+	(*ListVirtualIpsRequest)(nil),              // 34: lbaas.v1.ListVirtualIpsRequest
+	(*ListVirtualIpsResponse)(nil),             // 35: lbaas.v1.ListVirtualIpsResponse
+	(*AddVirtualIpRequest)(nil),                // 36: lbaas.v1.AddVirtualIpRequest
+	(*DeleteVirtualIpRequest)(nil),             // 37: lbaas.v1.DeleteVirtualIpRequest
+	(*BulkDeleteVirtualIpsRequest)(nil),        // 38: lbaas.v1.BulkDeleteVirtualIpsRequest
+	(*LoadBalancer)(nil),                       // 39: lbaas.v1.LoadBalancer
+	(*LoadBalancerRequest)(nil),                // 40: lbaas.v1.LoadBalancerRequest
+	(*LoadBalancerUpdate)(nil),                 // 41: lbaas.v1.LoadBalancerUpdate
+	(*AllowedDomain)(nil),                      // 42: lbaas.v1.AllowedDomain
+	(*Node)(nil),                               // 43: lbaas.v1.Node
+	(*NodeRequest)(nil),                        // 44: lbaas.v1.NodeRequest
+	(*NodeUpdate)(nil),                         // 45: lbaas.v1.NodeUpdate
+	(*VirtualIp)(nil),                          // 46: lbaas.v1.VirtualIp
+	(*VirtualIpRequest)(nil),                   // 47: lbaas.v1.VirtualIpRequest
+	(*emptypb.Empty)(nil),                      // 48: google.protobuf.Empty
 }
 var file_lbaas_v1_service_proto_depIdxs = []int32{
-	34, // 0: lbaas.v1.ListLoadBalancersResponse.load_balancers:type_name -> lbaas.v1.LoadBalancer
-	35, // 1: lbaas.v1.CreateLoadBalancerRequest.load_balancer:type_name -> lbaas.v1.LoadBalancerRequest
-	34, // 2: lbaas.v1.LoadBalancerResponse.load_balancer:type_name -> lbaas.v1.LoadBalancer
-	36, // 3: lbaas.v1.UpdateLoadBalancerRequest.load_balancer:type_name -> lbaas.v1.LoadBalancerUpdate
+	39, // 0: lbaas.v1.ListLoadBalancersResponse.load_balancers:type_name -> lbaas.v1.LoadBalancer
+	40, // 1: lbaas.v1.CreateLoadBalancerRequest.load_balancer:type_name -> lbaas.v1.LoadBalancerRequest
+	39, // 2: lbaas.v1.LoadBalancerResponse.load_balancer:type_name -> lbaas.v1.LoadBalancer
+	41, // 3: lbaas.v1.UpdateLoadBalancerRequest.load_balancer:type_name -> lbaas.v1.LoadBalancerUpdate
 	9,  // 4: lbaas.v1.ListProtocolsResponse.protocols:type_name -> lbaas.v1.Protocol
 	12, // 5: lbaas.v1.ListAlgorithmsResponse.algorithms:type_name -> lbaas.v1.Algorithm
-	37, // 6: lbaas.v1.AllowedDomainEntry.allowed_domain:type_name -> lbaas.v1.AllowedDomain
-	15, // 7: lbaas.v1.ListAllowedDomainsResponse.allowed_domains:type_name -> lbaas.v1.AllowedDomainEntry
-	18, // 8: lbaas.v1.GetAbsoluteLimitsResponse.absolute:type_name -> lbaas.v1.AbsoluteLimit
-	38, // 9: lbaas.v1.ListNodesResponse.nodes:type_name -> lbaas.v1.Node
-	39, // 10: lbaas.v1.AddNodesRequest.nodes:type_name -> lbaas.v1.NodeRequest
-	38, // 11: lbaas.v1.NodeResponse.node:type_name -> lbaas.v1.Node
-	40, // 12: lbaas.v1.UpdateNodeRequest.node:type_name -> lbaas.v1.NodeUpdate
-	40, // 13: lbaas.v1.BulkUpdateNodesRequest.nodes:type_name -> lbaas.v1.NodeUpdate
-	41, // 14: lbaas.v1.ListVirtualIpsResponse.virtual_ips:type_name -> lbaas.v1.VirtualIp
-	42, // 15: lbaas.v1.AddVirtualIpRequest.virtual_ip:type_name -> lbaas.v1.VirtualIpRequest
-	0,  // 16: lbaas.v1.LoadBalancerService.ListLoadBalancers:input_type -> lbaas.v1.ListLoadBalancersRequest
-	2,  // 17: lbaas.v1.LoadBalancerService.CreateLoadBalancer:input_type -> lbaas.v1.CreateLoadBalancerRequest
-	4,  // 18: lbaas.v1.LoadBalancerService.GetLoadBalancer:input_type -> lbaas.v1.GetLoadBalancerRequest
-	5,  // 19: lbaas.v1.LoadBalancerService.UpdateLoadBalancer:input_type -> lbaas.v1.UpdateLoadBalancerRequest
-	6,  // 20: lbaas.v1.LoadBalancerService.DeleteLoadBalancer:input_type -> lbaas.v1.DeleteLoadBalancerRequest
-	7,  // 21: lbaas.v1.LoadBalancerService.BulkDeleteLoadBalancers:input_type -> lbaas.v1.BulkDeleteLoadBalancersRequest
-	8,  // 22: lbaas.v1.CatalogService.ListProtocols:input_type -> lbaas.v1.ListProtocolsRequest
-	11, // 23: lbaas.v1.CatalogService.ListAlgorithms:input_type -> lbaas.v1.ListAlgorithmsRequest
-	17, // 24: lbaas.v1.CatalogService.GetAbsoluteLimits:input_type -> lbaas.v1.GetAbsoluteLimitsRequest
-	14, // 25: lbaas.v1.CatalogService.ListAllowedDomains:input_type -> lbaas.v1.ListAllowedDomainsRequest
-	20, // 26: lbaas.v1.NodeService.ListNodes:input_type -> lbaas.v1.ListNodesRequest
-	22, // 27: lbaas.v1.NodeService.AddNodes:input_type -> lbaas.v1.AddNodesRequest
-	23, // 28: lbaas.v1.NodeService.GetNode:input_type -> lbaas.v1.GetNodeRequest
-	25, // 29: lbaas.v1.NodeService.UpdateNode:input_type -> lbaas.v1.UpdateNodeRequest
-	26, // 30: lbaas.v1.NodeService.BulkUpdateNodes:input_type -> lbaas.v1.BulkUpdateNodesRequest
-	27, // 31: lbaas.v1.NodeService.DeleteNode:input_type -> lbaas.v1.DeleteNodeRequest
-	28, // 32: lbaas.v1.NodeService.BulkDeleteNodes:input_type -> lbaas.v1.BulkDeleteNodesRequest
-	29, // 33: lbaas.v1.VirtualIpService.ListVirtualIps:input_type -> lbaas.v1.ListVirtualIpsRequest
-	31, // 34: lbaas.v1.VirtualIpService.AddVirtualIp:input_type -> lbaas.v1.AddVirtualIpRequest
-	32, // 35: lbaas.v1.VirtualIpService.DeleteVirtualIp:input_type -> lbaas.v1.DeleteVirtualIpRequest
-	33, // 36: lbaas.v1.VirtualIpService.BulkDeleteVirtualIps:input_type -> lbaas.v1.BulkDeleteVirtualIpsRequest
-	1,  // 37: lbaas.v1.LoadBalancerService.ListLoadBalancers:output_type -> lbaas.v1.ListLoadBalancersResponse
-	3,  // 38: lbaas.v1.LoadBalancerService.CreateLoadBalancer:output_type -> lbaas.v1.LoadBalancerResponse
-	3,  // 39: lbaas.v1.LoadBalancerService.GetLoadBalancer:output_type -> lbaas.v1.LoadBalancerResponse
-	43, // 40: lbaas.v1.LoadBalancerService.UpdateLoadBalancer:output_type -> google.protobuf.Empty
-	43, // 41: lbaas.v1.LoadBalancerService.DeleteLoadBalancer:output_type -> google.protobuf.Empty
-	43, // 42: lbaas.v1.LoadBalancerService.BulkDeleteLoadBalancers:output_type -> google.protobuf.Empty
-	10, // 43: lbaas.v1.CatalogService.ListProtocols:output_type -> lbaas.v1.ListProtocolsResponse
-	13, // 44: lbaas.v1.CatalogService.ListAlgorithms:output_type -> lbaas.v1.ListAlgorithmsResponse
-	19, // 45: lbaas.v1.CatalogService.GetAbsoluteLimits:output_type -> lbaas.v1.GetAbsoluteLimitsResponse
-	16, // 46: lbaas.v1.CatalogService.ListAllowedDomains:output_type -> lbaas.v1.ListAllowedDomainsResponse
-	21, // 47: lbaas.v1.NodeService.ListNodes:output_type -> lbaas.v1.ListNodesResponse
-	21, // 48: lbaas.v1.NodeService.AddNodes:output_type -> lbaas.v1.ListNodesResponse
-	24, // 49: lbaas.v1.NodeService.GetNode:output_type -> lbaas.v1.NodeResponse
-	43, // 50: lbaas.v1.NodeService.UpdateNode:output_type -> google.protobuf.Empty
-	21, // 51: lbaas.v1.NodeService.BulkUpdateNodes:output_type -> lbaas.v1.ListNodesResponse
-	43, // 52: lbaas.v1.NodeService.DeleteNode:output_type -> google.protobuf.Empty
-	43, // 53: lbaas.v1.NodeService.BulkDeleteNodes:output_type -> google.protobuf.Empty
-	30, // 54: lbaas.v1.VirtualIpService.ListVirtualIps:output_type -> lbaas.v1.ListVirtualIpsResponse
-	41, // 55: lbaas.v1.VirtualIpService.AddVirtualIp:output_type -> lbaas.v1.VirtualIp
-	43, // 56: lbaas.v1.VirtualIpService.DeleteVirtualIp:output_type -> google.protobuf.Empty
-	43, // 57: lbaas.v1.VirtualIpService.BulkDeleteVirtualIps:output_type -> google.protobuf.Empty
-	37, // [37:58] is the sub-list for method output_type
-	16, // [16:37] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	14, // 6: lbaas.v1.GetRegionalSourceAddressesResponse.regional_source_addresses:type_name -> lbaas.v1.SourceAddressLists
+	14, // 7: lbaas.v1.GetClusterSourceAddressesResponse.cluster_source_addresses:type_name -> lbaas.v1.SourceAddressLists
+	42, // 8: lbaas.v1.AllowedDomainEntry.allowed_domain:type_name -> lbaas.v1.AllowedDomain
+	20, // 9: lbaas.v1.ListAllowedDomainsResponse.allowed_domains:type_name -> lbaas.v1.AllowedDomainEntry
+	23, // 10: lbaas.v1.GetAbsoluteLimitsResponse.absolute:type_name -> lbaas.v1.AbsoluteLimit
+	43, // 11: lbaas.v1.ListNodesResponse.nodes:type_name -> lbaas.v1.Node
+	44, // 12: lbaas.v1.AddNodesRequest.nodes:type_name -> lbaas.v1.NodeRequest
+	43, // 13: lbaas.v1.NodeResponse.node:type_name -> lbaas.v1.Node
+	45, // 14: lbaas.v1.UpdateNodeRequest.node:type_name -> lbaas.v1.NodeUpdate
+	45, // 15: lbaas.v1.BulkUpdateNodesRequest.nodes:type_name -> lbaas.v1.NodeUpdate
+	46, // 16: lbaas.v1.ListVirtualIpsResponse.virtual_ips:type_name -> lbaas.v1.VirtualIp
+	47, // 17: lbaas.v1.AddVirtualIpRequest.virtual_ip:type_name -> lbaas.v1.VirtualIpRequest
+	0,  // 18: lbaas.v1.LoadBalancerService.ListLoadBalancers:input_type -> lbaas.v1.ListLoadBalancersRequest
+	2,  // 19: lbaas.v1.LoadBalancerService.CreateLoadBalancer:input_type -> lbaas.v1.CreateLoadBalancerRequest
+	4,  // 20: lbaas.v1.LoadBalancerService.GetLoadBalancer:input_type -> lbaas.v1.GetLoadBalancerRequest
+	5,  // 21: lbaas.v1.LoadBalancerService.UpdateLoadBalancer:input_type -> lbaas.v1.UpdateLoadBalancerRequest
+	6,  // 22: lbaas.v1.LoadBalancerService.DeleteLoadBalancer:input_type -> lbaas.v1.DeleteLoadBalancerRequest
+	7,  // 23: lbaas.v1.LoadBalancerService.BulkDeleteLoadBalancers:input_type -> lbaas.v1.BulkDeleteLoadBalancersRequest
+	17, // 24: lbaas.v1.LoadBalancerService.GetClusterSourceAddresses:input_type -> lbaas.v1.GetClusterSourceAddressesRequest
+	8,  // 25: lbaas.v1.CatalogService.ListProtocols:input_type -> lbaas.v1.ListProtocolsRequest
+	11, // 26: lbaas.v1.CatalogService.ListAlgorithms:input_type -> lbaas.v1.ListAlgorithmsRequest
+	22, // 27: lbaas.v1.CatalogService.GetAbsoluteLimits:input_type -> lbaas.v1.GetAbsoluteLimitsRequest
+	19, // 28: lbaas.v1.CatalogService.ListAllowedDomains:input_type -> lbaas.v1.ListAllowedDomainsRequest
+	15, // 29: lbaas.v1.CatalogService.GetRegionalSourceAddresses:input_type -> lbaas.v1.GetRegionalSourceAddressesRequest
+	25, // 30: lbaas.v1.NodeService.ListNodes:input_type -> lbaas.v1.ListNodesRequest
+	27, // 31: lbaas.v1.NodeService.AddNodes:input_type -> lbaas.v1.AddNodesRequest
+	28, // 32: lbaas.v1.NodeService.GetNode:input_type -> lbaas.v1.GetNodeRequest
+	30, // 33: lbaas.v1.NodeService.UpdateNode:input_type -> lbaas.v1.UpdateNodeRequest
+	31, // 34: lbaas.v1.NodeService.BulkUpdateNodes:input_type -> lbaas.v1.BulkUpdateNodesRequest
+	32, // 35: lbaas.v1.NodeService.DeleteNode:input_type -> lbaas.v1.DeleteNodeRequest
+	33, // 36: lbaas.v1.NodeService.BulkDeleteNodes:input_type -> lbaas.v1.BulkDeleteNodesRequest
+	34, // 37: lbaas.v1.VirtualIpService.ListVirtualIps:input_type -> lbaas.v1.ListVirtualIpsRequest
+	36, // 38: lbaas.v1.VirtualIpService.AddVirtualIp:input_type -> lbaas.v1.AddVirtualIpRequest
+	37, // 39: lbaas.v1.VirtualIpService.DeleteVirtualIp:input_type -> lbaas.v1.DeleteVirtualIpRequest
+	38, // 40: lbaas.v1.VirtualIpService.BulkDeleteVirtualIps:input_type -> lbaas.v1.BulkDeleteVirtualIpsRequest
+	1,  // 41: lbaas.v1.LoadBalancerService.ListLoadBalancers:output_type -> lbaas.v1.ListLoadBalancersResponse
+	3,  // 42: lbaas.v1.LoadBalancerService.CreateLoadBalancer:output_type -> lbaas.v1.LoadBalancerResponse
+	3,  // 43: lbaas.v1.LoadBalancerService.GetLoadBalancer:output_type -> lbaas.v1.LoadBalancerResponse
+	48, // 44: lbaas.v1.LoadBalancerService.UpdateLoadBalancer:output_type -> google.protobuf.Empty
+	48, // 45: lbaas.v1.LoadBalancerService.DeleteLoadBalancer:output_type -> google.protobuf.Empty
+	48, // 46: lbaas.v1.LoadBalancerService.BulkDeleteLoadBalancers:output_type -> google.protobuf.Empty
+	18, // 47: lbaas.v1.LoadBalancerService.GetClusterSourceAddresses:output_type -> lbaas.v1.GetClusterSourceAddressesResponse
+	10, // 48: lbaas.v1.CatalogService.ListProtocols:output_type -> lbaas.v1.ListProtocolsResponse
+	13, // 49: lbaas.v1.CatalogService.ListAlgorithms:output_type -> lbaas.v1.ListAlgorithmsResponse
+	24, // 50: lbaas.v1.CatalogService.GetAbsoluteLimits:output_type -> lbaas.v1.GetAbsoluteLimitsResponse
+	21, // 51: lbaas.v1.CatalogService.ListAllowedDomains:output_type -> lbaas.v1.ListAllowedDomainsResponse
+	16, // 52: lbaas.v1.CatalogService.GetRegionalSourceAddresses:output_type -> lbaas.v1.GetRegionalSourceAddressesResponse
+	26, // 53: lbaas.v1.NodeService.ListNodes:output_type -> lbaas.v1.ListNodesResponse
+	26, // 54: lbaas.v1.NodeService.AddNodes:output_type -> lbaas.v1.ListNodesResponse
+	29, // 55: lbaas.v1.NodeService.GetNode:output_type -> lbaas.v1.NodeResponse
+	48, // 56: lbaas.v1.NodeService.UpdateNode:output_type -> google.protobuf.Empty
+	26, // 57: lbaas.v1.NodeService.BulkUpdateNodes:output_type -> lbaas.v1.ListNodesResponse
+	48, // 58: lbaas.v1.NodeService.DeleteNode:output_type -> google.protobuf.Empty
+	48, // 59: lbaas.v1.NodeService.BulkDeleteNodes:output_type -> google.protobuf.Empty
+	35, // 60: lbaas.v1.VirtualIpService.ListVirtualIps:output_type -> lbaas.v1.ListVirtualIpsResponse
+	46, // 61: lbaas.v1.VirtualIpService.AddVirtualIp:output_type -> lbaas.v1.VirtualIp
+	48, // 62: lbaas.v1.VirtualIpService.DeleteVirtualIp:output_type -> google.protobuf.Empty
+	48, // 63: lbaas.v1.VirtualIpService.BulkDeleteVirtualIps:output_type -> google.protobuf.Empty
+	41, // [41:64] is the sub-list for method output_type
+	18, // [18:41] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_lbaas_v1_service_proto_init() }
@@ -2103,7 +2384,7 @@ func file_lbaas_v1_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_lbaas_v1_service_proto_rawDesc), len(file_lbaas_v1_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   34,
+			NumMessages:   39,
 			NumExtensions: 0,
 			NumServices:   4,
 		},

@@ -20,12 +20,13 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	LoadBalancerService_ListLoadBalancers_FullMethodName       = "/lbaas.v1.LoadBalancerService/ListLoadBalancers"
-	LoadBalancerService_CreateLoadBalancer_FullMethodName      = "/lbaas.v1.LoadBalancerService/CreateLoadBalancer"
-	LoadBalancerService_GetLoadBalancer_FullMethodName         = "/lbaas.v1.LoadBalancerService/GetLoadBalancer"
-	LoadBalancerService_UpdateLoadBalancer_FullMethodName      = "/lbaas.v1.LoadBalancerService/UpdateLoadBalancer"
-	LoadBalancerService_DeleteLoadBalancer_FullMethodName      = "/lbaas.v1.LoadBalancerService/DeleteLoadBalancer"
-	LoadBalancerService_BulkDeleteLoadBalancers_FullMethodName = "/lbaas.v1.LoadBalancerService/BulkDeleteLoadBalancers"
+	LoadBalancerService_ListLoadBalancers_FullMethodName         = "/lbaas.v1.LoadBalancerService/ListLoadBalancers"
+	LoadBalancerService_CreateLoadBalancer_FullMethodName        = "/lbaas.v1.LoadBalancerService/CreateLoadBalancer"
+	LoadBalancerService_GetLoadBalancer_FullMethodName           = "/lbaas.v1.LoadBalancerService/GetLoadBalancer"
+	LoadBalancerService_UpdateLoadBalancer_FullMethodName        = "/lbaas.v1.LoadBalancerService/UpdateLoadBalancer"
+	LoadBalancerService_DeleteLoadBalancer_FullMethodName        = "/lbaas.v1.LoadBalancerService/DeleteLoadBalancer"
+	LoadBalancerService_BulkDeleteLoadBalancers_FullMethodName   = "/lbaas.v1.LoadBalancerService/BulkDeleteLoadBalancers"
+	LoadBalancerService_GetClusterSourceAddresses_FullMethodName = "/lbaas.v1.LoadBalancerService/GetClusterSourceAddresses"
 )
 
 // LoadBalancerServiceClient is the client API for LoadBalancerService service.
@@ -40,6 +41,7 @@ type LoadBalancerServiceClient interface {
 	UpdateLoadBalancer(ctx context.Context, in *UpdateLoadBalancerRequest, opts ...grpc.CallOption) (*emptypb.Empty, error)
 	DeleteLoadBalancer(ctx context.Context, in *DeleteLoadBalancerRequest, opts ...grpc.CallOption) (*emptypb.Empty, error)
 	BulkDeleteLoadBalancers(ctx context.Context, in *BulkDeleteLoadBalancersRequest, opts ...grpc.CallOption) (*emptypb.Empty, error)
+	GetClusterSourceAddresses(ctx context.Context, in *GetClusterSourceAddressesRequest, opts ...grpc.CallOption) (*GetClusterSourceAddressesResponse, error)
 }
 
 type loadBalancerServiceClient struct {
@@ -110,6 +112,16 @@ func (c *loadBalancerServiceClient) BulkDeleteLoadBalancers(ctx context.Context,
 	return out, nil
 }
 
+func (c *loadBalancerServiceClient) GetClusterSourceAddresses(ctx context.Context, in *GetClusterSourceAddressesRequest, opts ...grpc.CallOption) (*GetClusterSourceAddressesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetClusterSourceAddressesResponse)
+	err := c.cc.Invoke(ctx, LoadBalancerService_GetClusterSourceAddresses_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // LoadBalancerServiceServer is the server API for LoadBalancerService service.
 // All implementations must embed UnimplementedLoadBalancerServiceServer
 // for forward compatibility.
@@ -122,6 +134,7 @@ type LoadBalancerServiceServer interface {
 	UpdateLoadBalancer(context.Context, *UpdateLoadBalancerRequest) (*emptypb.Empty, error)
 	DeleteLoadBalancer(context.Context, *DeleteLoadBalancerRequest) (*emptypb.Empty, error)
 	BulkDeleteLoadBalancers(context.Context, *BulkDeleteLoadBalancersRequest) (*emptypb.Empty, error)
+	GetClusterSourceAddresses(context.Context, *GetClusterSourceAddressesRequest) (*GetClusterSourceAddressesResponse, error)
 	mustEmbedUnimplementedLoadBalancerServiceServer()
 }
 
@@ -149,6 +162,9 @@ func (UnimplementedLoadBalancerServiceServer) DeleteLoadBalancer(context.Context
 }
 func (UnimplementedLoadBalancerServiceServer) BulkDeleteLoadBalancers(context.Context, *BulkDeleteLoadBalancersRequest) (*emptypb.Empty, error) {
 	return nil, status.Error(codes.Unimplemented, "method BulkDeleteLoadBalancers not implemented")
+}
+func (UnimplementedLoadBalancerServiceServer) GetClusterSourceAddresses(context.Context, *GetClusterSourceAddressesRequest) (*GetClusterSourceAddressesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetClusterSourceAddresses not implemented")
 }
 func (UnimplementedLoadBalancerServiceServer) mustEmbedUnimplementedLoadBalancerServiceServer() {}
 func (UnimplementedLoadBalancerServiceServer) testEmbeddedByValue()                             {}
@@ -279,6 +295,24 @@ func _LoadBalancerService_BulkDeleteLoadBalancers_Handler(srv interface{}, ctx c
 	return interceptor(ctx, in, info, handler)
 }
 
+func _LoadBalancerService_GetClusterSourceAddresses_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetClusterSourceAddressesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LoadBalancerServiceServer).GetClusterSourceAddresses(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: LoadBalancerService_GetClusterSourceAddresses_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LoadBalancerServiceServer).GetClusterSourceAddresses(ctx, req.(*GetClusterSourceAddressesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // LoadBalancerService_ServiceDesc is the grpc.ServiceDesc for LoadBalancerService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -310,16 +344,21 @@ var LoadBalancerService_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "BulkDeleteLoadBalancers",
 			Handler:    _LoadBalancerService_BulkDeleteLoadBalancers_Handler,
 		},
+		{
+			MethodName: "GetClusterSourceAddresses",
+			Handler:    _LoadBalancerService_GetClusterSourceAddresses_Handler,
+		},
 	},
 	Streams:  []grpc.StreamDesc{},
 	Metadata: "lbaas/v1/service.proto",
 }
 
 const (
-	CatalogService_ListProtocols_FullMethodName      = "/lbaas.v1.CatalogService/ListProtocols"
-	CatalogService_ListAlgorithms_FullMethodName     = "/lbaas.v1.CatalogService/ListAlgorithms"
-	CatalogService_GetAbsoluteLimits_FullMethodName  = "/lbaas.v1.CatalogService/GetAbsoluteLimits"
-	CatalogService_ListAllowedDomains_FullMethodName = "/lbaas.v1.CatalogService/ListAllowedDomains"
+	CatalogService_ListProtocols_FullMethodName              = "/lbaas.v1.CatalogService/ListProtocols"
+	CatalogService_ListAlgorithms_FullMethodName             = "/lbaas.v1.CatalogService/ListAlgorithms"
+	CatalogService_GetAbsoluteLimits_FullMethodName          = "/lbaas.v1.CatalogService/GetAbsoluteLimits"
+	CatalogService_ListAllowedDomains_FullMethodName         = "/lbaas.v1.CatalogService/ListAllowedDomains"
+	CatalogService_GetRegionalSourceAddresses_FullMethodName = "/lbaas.v1.CatalogService/GetRegionalSourceAddresses"
 )
 
 // CatalogServiceClient is the client API for CatalogService service.
@@ -332,6 +371,7 @@ type CatalogServiceClient interface {
 	ListAlgorithms(ctx context.Context, in *ListAlgorithmsRequest, opts ...grpc.CallOption) (*ListAlgorithmsResponse, error)
 	GetAbsoluteLimits(ctx context.Context, in *GetAbsoluteLimitsRequest, opts ...grpc.CallOption) (*GetAbsoluteLimitsResponse, error)
 	ListAllowedDomains(ctx context.Context, in *ListAllowedDomainsRequest, opts ...grpc.CallOption) (*ListAllowedDomainsResponse, error)
+	GetRegionalSourceAddresses(ctx context.Context, in *GetRegionalSourceAddressesRequest, opts ...grpc.CallOption) (*GetRegionalSourceAddressesResponse, error)
 }
 
 type catalogServiceClient struct {
@@ -382,6 +422,16 @@ func (c *catalogServiceClient) ListAllowedDomains(ctx context.Context, in *ListA
 	return out, nil
 }
 
+func (c *catalogServiceClient) GetRegionalSourceAddresses(ctx context.Context, in *GetRegionalSourceAddressesRequest, opts ...grpc.CallOption) (*GetRegionalSourceAddressesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetRegionalSourceAddressesResponse)
+	err := c.cc.Invoke(ctx, CatalogService_GetRegionalSourceAddresses_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // CatalogServiceServer is the server API for CatalogService service.
 // All implementations must embed UnimplementedCatalogServiceServer
 // for forward compatibility.
@@ -392,6 +442,7 @@ type CatalogServiceServer interface {
 	ListAlgorithms(context.Context, *ListAlgorithmsRequest) (*ListAlgorithmsResponse, error)
 	GetAbsoluteLimits(context.Context, *GetAbsoluteLimitsRequest) (*GetAbsoluteLimitsResponse, error)
 	ListAllowedDomains(context.Context, *ListAllowedDomainsRequest) (*ListAllowedDomainsResponse, error)
+	GetRegionalSourceAddresses(context.Context, *GetRegionalSourceAddressesRequest) (*GetRegionalSourceAddressesResponse, error)
 	mustEmbedUnimplementedCatalogServiceServer()
 }
 
@@ -413,6 +464,9 @@ func (UnimplementedCatalogServiceServer) GetAbsoluteLimits(context.Context, *Get
 }
 func (UnimplementedCatalogServiceServer) ListAllowedDomains(context.Context, *ListAllowedDomainsRequest) (*ListAllowedDomainsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListAllowedDomains not implemented")
+}
+func (UnimplementedCatalogServiceServer) GetRegionalSourceAddresses(context.Context, *GetRegionalSourceAddressesRequest) (*GetRegionalSourceAddressesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetRegionalSourceAddresses not implemented")
 }
 func (UnimplementedCatalogServiceServer) mustEmbedUnimplementedCatalogServiceServer() {}
 func (UnimplementedCatalogServiceServer) testEmbeddedByValue()                        {}
@@ -507,6 +561,24 @@ func _CatalogService_ListAllowedDomains_Handler(srv interface{}, ctx context.Con
 	return interceptor(ctx, in, info, handler)
 }
 
+func _CatalogService_GetRegionalSourceAddresses_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetRegionalSourceAddressesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CatalogServiceServer).GetRegionalSourceAddresses(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CatalogService_GetRegionalSourceAddresses_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CatalogServiceServer).GetRegionalSourceAddresses(ctx, req.(*GetRegionalSourceAddressesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // CatalogService_ServiceDesc is the grpc.ServiceDesc for CatalogService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -529,6 +601,10 @@ var CatalogService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListAllowedDomains",
 			Handler:    _CatalogService_ListAllowedDomains_Handler,
+		},
+		{
+			MethodName: "GetRegionalSourceAddresses",
+			Handler:    _CatalogService_GetRegionalSourceAddresses_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
