@@ -19,12 +19,14 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"google.golang.org/grpc"
@@ -53,7 +55,11 @@ func main() {
 	flag.IntVar(&c.workers, "workers", 8, "concurrent REST clients while creating")
 	flag.DurationVar(&c.maxDuration, "max-duration", 10*time.Minute, "stop after this long, whatever happens")
 	flag.Parse()
-	ctx, cancel := context.WithTimeout(context.Background(), c.maxDuration)
+	// An interrupt or SIGTERM ends the run like the deadline does: the
+	// daemon is stopped and the temporary directory removed.
+	sig, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ctx, cancel := context.WithTimeout(sig, c.maxDuration)
 	defer cancel()
 	if err := run(ctx, c); err != nil {
 		fmt.Fprintln(os.Stderr, "lbaas-load:", err)
