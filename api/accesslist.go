@@ -68,12 +68,9 @@ func networkKey(address string) string {
 
 // GetAccessList shows the access list ({"accessList": []} when empty).
 func (s *AccessLists) GetAccessList(ctx context.Context, req *lbaasv1.LoadBalancerRef) (*lbaasv1.AccessListResponse, error) {
-	if err := s.auth.Authorize(ctx, req.GetAccount()); err != nil {
-		return nil, err
-	}
-	lb, err := s.store.GetLoadBalancer(ctx, req.GetAccount(), req.GetLoadBalancerId())
+	lb, err := s.read(ctx, req.GetAccount(), req.GetLoadBalancerId())
 	if err != nil {
-		return nil, s.fail(ctx, err)
+		return nil, err
 	}
 	return &lbaasv1.AccessListResponse{AccessList: apiNetworkItems(lb.AccessList)}, nil
 }

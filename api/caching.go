@@ -23,12 +23,9 @@ func NewContentCachings(st *store.Store, auth Authorizer, cfg Config) *ContentCa
 
 // GetContentCaching shows whether content caching is on.
 func (s *ContentCachings) GetContentCaching(ctx context.Context, req *lbaasv1.LoadBalancerRef) (*lbaasv1.ContentCachingResponse, error) {
-	if err := s.auth.Authorize(ctx, req.GetAccount()); err != nil {
-		return nil, err
-	}
-	lb, err := s.store.GetLoadBalancer(ctx, req.GetAccount(), req.GetLoadBalancerId())
+	lb, err := s.read(ctx, req.GetAccount(), req.GetLoadBalancerId())
 	if err != nil {
-		return nil, s.fail(ctx, err)
+		return nil, err
 	}
 	return &lbaasv1.ContentCachingResponse{ContentCaching: &lbaasv1.Enabled{Enabled: proto.Bool(lb.ContentCaching)}}, nil
 }

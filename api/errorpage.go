@@ -45,12 +45,9 @@ func errorPageOf(lb *store.LoadBalancer) string {
 
 // GetErrorPage shows the error page, the default one unless a custom one is set.
 func (s *ErrorPages) GetErrorPage(ctx context.Context, req *lbaasv1.LoadBalancerRef) (*lbaasv1.ErrorPageResponse, error) {
-	if err := s.auth.Authorize(ctx, req.GetAccount()); err != nil {
-		return nil, err
-	}
-	lb, err := s.store.GetLoadBalancer(ctx, req.GetAccount(), req.GetLoadBalancerId())
+	lb, err := s.read(ctx, req.GetAccount(), req.GetLoadBalancerId())
 	if err != nil {
-		return nil, s.fail(ctx, err)
+		return nil, err
 	}
 	return &lbaasv1.ErrorPageResponse{Errorpage: &lbaasv1.ErrorPage{Content: proto.String(errorPageOf(lb))}}, nil
 }

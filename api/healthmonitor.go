@@ -25,12 +25,9 @@ func NewHealthMonitors(st *store.Store, auth Authorizer, cfg Config) *HealthMoni
 
 // GetHealthMonitor shows the health monitor, or {} when there is none.
 func (s *HealthMonitors) GetHealthMonitor(ctx context.Context, req *lbaasv1.LoadBalancerRef) (*lbaasv1.HealthMonitorResponse, error) {
-	if err := s.auth.Authorize(ctx, req.GetAccount()); err != nil {
-		return nil, err
-	}
-	lb, err := s.store.GetLoadBalancer(ctx, req.GetAccount(), req.GetLoadBalancerId())
+	lb, err := s.read(ctx, req.GetAccount(), req.GetLoadBalancerId())
 	if err != nil {
-		return nil, s.fail(ctx, err)
+		return nil, err
 	}
 	out := &lbaasv1.HealthMonitorResponse{HealthMonitor: &lbaasv1.HealthMonitor{}}
 	if lb.HealthMonitor != nil {

@@ -24,12 +24,9 @@ func NewConnectionLoggings(st *store.Store, auth Authorizer, cfg Config) *Connec
 
 // GetConnectionLogging shows whether connection logging is on.
 func (s *ConnectionLoggings) GetConnectionLogging(ctx context.Context, req *lbaasv1.LoadBalancerRef) (*lbaasv1.ConnectionLoggingResponse, error) {
-	if err := s.auth.Authorize(ctx, req.GetAccount()); err != nil {
-		return nil, err
-	}
-	lb, err := s.store.GetLoadBalancer(ctx, req.GetAccount(), req.GetLoadBalancerId())
+	lb, err := s.read(ctx, req.GetAccount(), req.GetLoadBalancerId())
 	if err != nil {
-		return nil, s.fail(ctx, err)
+		return nil, err
 	}
 	return &lbaasv1.ConnectionLoggingResponse{ConnectionLogging: &lbaasv1.Enabled{Enabled: proto.Bool(lb.ConnectionLogging)}}, nil
 }

@@ -25,6 +25,18 @@ func newLBChild(st *store.Store, auth Authorizer, cfg Config) lbChild {
 	return lbChild{store: st, auth: auth, limits: cfg.Limits, allowedDomains: normalDomains(cfg.AllowedDomains), log: cfg.Logger}
 }
 
+// read authorizes the caller and loads a live load balancer of the account.
+func (s *lbChild) read(ctx context.Context, account string, id uint32) (*store.LoadBalancer, error) {
+	if err := s.auth.Authorize(ctx, account); err != nil {
+		return nil, err
+	}
+	lb, err := s.store.GetLoadBalancer(ctx, account, id)
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	return lb, nil
+}
+
 // fail turns a store error into the fault: a missing load balancer is 404.
 func (s *lbChild) fail(ctx context.Context, err error) error {
 	if errors.Is(err, store.ErrNotFound) {
@@ -46,24 +58,18 @@ func NewNodes(st *store.Store, auth Authorizer, cfg Config) *Nodes {
 
 // ListNodes lists a load balancer's nodes.
 func (s *Nodes) ListNodes(ctx context.Context, req *lbaasv1.ListNodesRequest) (*lbaasv1.ListNodesResponse, error) {
-	if err := s.auth.Authorize(ctx, req.GetAccount()); err != nil {
-		return nil, err
-	}
-	lb, err := s.store.GetLoadBalancer(ctx, req.GetAccount(), req.GetLoadBalancerId())
+	lb, err := s.read(ctx, req.GetAccount(), req.GetLoadBalancerId())
 	if err != nil {
-		return nil, s.fail(ctx, err)
+		return nil, err
 	}
 	return &lbaasv1.ListNodesResponse{Nodes: apiNodes(lb.Nodes)}, nil
 }
 
 // GetNode shows one node.
 func (s *Nodes) GetNode(ctx context.Context, req *lbaasv1.GetNodeRequest) (*lbaasv1.NodeResponse, error) {
-	if err := s.auth.Authorize(ctx, req.GetAccount()); err != nil {
-		return nil, err
-	}
-	lb, err := s.store.GetLoadBalancer(ctx, req.GetAccount(), req.GetLoadBalancerId())
+	lb, err := s.read(ctx, req.GetAccount(), req.GetLoadBalancerId())
 	if err != nil {
-		return nil, s.fail(ctx, err)
+		return nil, err
 	}
 	n := findNode(lb, req.GetNodeId())
 	if n == nil {

@@ -24,12 +24,9 @@ func NewSessionPersistences(st *store.Store, auth Authorizer, cfg Config) *Sessi
 
 // GetSessionPersistence shows the persistence mode ({"sessionPersistence": {}} when disabled).
 func (s *SessionPersistences) GetSessionPersistence(ctx context.Context, req *lbaasv1.LoadBalancerRef) (*lbaasv1.SessionPersistenceResponse, error) {
-	if err := s.auth.Authorize(ctx, req.GetAccount()); err != nil {
-		return nil, err
-	}
-	lb, err := s.store.GetLoadBalancer(ctx, req.GetAccount(), req.GetLoadBalancerId())
+	lb, err := s.read(ctx, req.GetAccount(), req.GetLoadBalancerId())
 	if err != nil {
-		return nil, s.fail(ctx, err)
+		return nil, err
 	}
 	out := &lbaasv1.SessionPersistence{}
 	if sp := lb.SessionPersistence; sp != nil {

@@ -24,12 +24,9 @@ func NewConnectionThrottles(st *store.Store, auth Authorizer, cfg Config) *Conne
 
 // GetConnectionThrottle shows the throttle ({"connectionThrottle": {}} when none is set).
 func (s *ConnectionThrottles) GetConnectionThrottle(ctx context.Context, req *lbaasv1.LoadBalancerRef) (*lbaasv1.ConnectionThrottleResponse, error) {
-	if err := s.auth.Authorize(ctx, req.GetAccount()); err != nil {
-		return nil, err
-	}
-	lb, err := s.store.GetLoadBalancer(ctx, req.GetAccount(), req.GetLoadBalancerId())
+	lb, err := s.read(ctx, req.GetAccount(), req.GetLoadBalancerId())
 	if err != nil {
-		return nil, s.fail(ctx, err)
+		return nil, err
 	}
 	out := &lbaasv1.ConnectionThrottle{}
 	if ct := lb.ConnectionThrottle; ct != nil {

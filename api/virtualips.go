@@ -24,12 +24,9 @@ func NewVirtualIPs(st *store.Store, auth Authorizer, cfg Config) *VirtualIPs {
 
 // ListVirtualIps lists a load balancer's virtual IPs.
 func (s *VirtualIPs) ListVirtualIps(ctx context.Context, req *lbaasv1.ListVirtualIpsRequest) (*lbaasv1.ListVirtualIpsResponse, error) {
-	if err := s.auth.Authorize(ctx, req.GetAccount()); err != nil {
-		return nil, err
-	}
-	lb, err := s.store.GetLoadBalancer(ctx, req.GetAccount(), req.GetLoadBalancerId())
+	lb, err := s.read(ctx, req.GetAccount(), req.GetLoadBalancerId())
 	if err != nil {
-		return nil, s.fail(ctx, err)
+		return nil, err
 	}
 	return &lbaasv1.ListVirtualIpsResponse{VirtualIps: apiVirtualIPs(lb.VirtualIPs)}, nil
 }
