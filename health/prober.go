@@ -42,6 +42,11 @@ type Prober struct {
 	// unit is what a monitor's delay counts in: a second (tests shorten it).
 	unit time.Duration
 
+	// started is when probing began: a node added after it is new, and its
+	// first check decides its status (the reference checks a node when it
+	// is added, before it serves).
+	started time.Time
+
 	mu      sync.Mutex
 	targets map[uint32]*target // by node id
 	wg      sync.WaitGroup
@@ -64,6 +69,7 @@ type spec struct {
 	address string
 	port    uint32
 	monitor store.HealthMonitor
+	added   time.Time
 }
 
 // New returns a prober of the store's load balancers.
@@ -87,6 +93,7 @@ func New(st *store.Store, opts Options) *Prober {
 // one holding the advisory lock LockKey probes; the others wait to take
 // over. Run returns once every probe has stopped.
 func (p *Prober) Run(ctx context.Context) {
+	p.started = time.Now()
 	defer p.stopAll()
 	tick := time.NewTicker(p.poll)
 	defer tick.Stop()
@@ -185,7 +192,7 @@ func (p *Prober) reconcile(ctx context.Context) error {
 			if n.Condition == "DISABLED" {
 				continue // gets no traffic whatever its health
 			}
-			want[n.ID] = spec{lb: lb.ID, node: n.ID, address: n.Address, port: n.Port, monitor: *lb.HealthMonitor}
+			want[n.ID] = spec{lb: lb.ID, node: n.ID, address: n.Address, port: n.Port, monitor: *lb.HealthMonitor, added: n.CreatedAt}
 			status[n.ID] = n.Status
 		}
 	}
@@ -251,6 +258,10 @@ func (p *Prober) watch(ctx context.Context, t *target, c *Checker) {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	failures := 0
+	if s.added.After(p.started) {
+		// A node added while we probe fails its first check outright.
+		failures = attempts - 1
+	}
 	for {
 		select {
 		case <-ctx.Done():

@@ -223,7 +223,9 @@ func TestProberMarksNodesOfflineAndOnline(t *testing.T) {
 func TestProberChecksAddedNodesAtOnce(t *testing.T) {
 	st := openStore(t, "")
 	b := newBackend(t)
-	hm := &store.HealthMonitor{Type: "CONNECT", Delay: 3600, Timeout: 1, AttemptsBeforeDeactivation: 1}
+	// One probe an hour and three attempts: only the check at addition can
+	// take the new node out, and it must (a new node serves only once checked).
+	hm := &store.HealthMonitor{Type: "CONNECT", Delay: 3600, Timeout: 1, AttemptsBeforeDeactivation: 3}
 	lb := createLB(t, st, hm, b.node(t))
 	p := startProber(t, st, Options{})
 	waitFor(t, "the first node probed", func() bool { return p.Targets() == 1 })
