@@ -95,6 +95,8 @@ func serveCommand() *ffcli.Command {
 	fs.StringVar(&cfg.XDSAddr, "xds-addr", "127.0.0.1:18000", "xDS (ADS, state of the world and delta) listen address for Envoy proxies and proxyless gRPC clients")
 	fs.StringVar(&cfg.AccessLogPath, "access-log-path", translator.DefaultAccessLogPath,
 		"where Envoy writes connection logs of load balancers with connectionLogging on; {lb} becomes lb_<id> (e.g. /var/log/lbaas/{lb}.log)")
+	healthChecks := fs.Bool("health-checks", true, "probe the nodes of load balancers with a health monitor (one replica probes per database)")
+	fs.IntVar(&cfg.HealthCheckConcurrency, "health-check-concurrency", 256, "probes in flight at once, at most")
 	fs.StringVar(&cfg.DebugAddr, "debug-addr", "", "serve Go pprof on this address (e.g. 127.0.0.1:6060); off when empty")
 	fs.StringVar(&cfg.PublicURL, "public-url", "", "base URL clients reach the API at, used in the identity service catalog (default: from each request's Host)")
 	fs.StringVar(&cfg.Region, "region", "LOCAL", "region name shown in the service catalog")
@@ -129,6 +131,7 @@ func serveCommand() *ffcli.Command {
 				return fmt.Errorf("--vip-pools: %w", err)
 			}
 			cfg.DatabaseURL, cfg.Logger = c.databaseURL, log
+			cfg.DisableHealthChecks = !*healthChecks
 			return serve(ctx, cfg)
 		},
 	}
