@@ -55,8 +55,10 @@ type Tracker struct {
 type stream struct {
 	group Group
 	node  string
-	// sent maps a nonce to the type and version of that response.
-	sent map[string]sent
+	// sent maps a nonce to the type and version of that response; order
+	// holds the nonces oldest first, to forget the oldest.
+	sent  map[string]sent
+	order []string
 	// acked is the last acknowledged version per type.
 	acked map[string]string
 	// names are the subscribed resource names per type; wildcard types
@@ -188,7 +190,14 @@ func (t *Tracker) request(id int64, node *corev3.Node, typeURL, nonce, errorDeta
 		if errorDetail == "" {
 			s.acked[r.typeURL] = r.version
 		} else {
-			rejected = t.blame(s, r, errorDetail)
+			var named bool
+			rejected, named = t.blame(s, r, errorDetail)
+			if named {
+				// Envoy and grpc-go apply the valid resources of a response
+				// they NACK: when the error names what it refused, the rest
+				// of that version is in force on the client.
+				s.acked[r.typeURL] = r.version
+			}
 		}
 	}
 	kind := s.group.Kind
@@ -206,9 +215,10 @@ var resourceID = regexp.MustCompile(`\blb_(\d+)`)
 // refused type that the response carried. A load balancer the message
 // names that has no pending change (a client that started using it found
 // its configuration unacceptable) is blamed at revision 0, "as it is now".
-func (t *Tracker) blame(s *stream, r sent, message string) []*Pending {
+// named reports whether the message named any load balancer.
+func (t *Tracker) blame(s *stream, r sent, message string) (blamed []*Pending, named bool) {
 	rev := t.cache.RevisionOf(s.group, r.typeURL, r.version)
-	var named, carried []*Pending
+	var namedPending, carried []*Pending
 	ids := map[uint32]bool{}
 	for _, m := range resourceID.FindAllStringSubmatch(message, -1) {
 		if id, err := strconv.ParseUint(m[1], 10, 32); err == nil {
@@ -223,14 +233,15 @@ func (t *Tracker) blame(s *stream, r sent, message string) []*Pending {
 			if k.TypeURL == r.typeURL && s.uses(k) {
 				carried = append(carried, p)
 				if ids[id] {
-					named = append(named, p)
+					namedPending = append(namedPending, p)
 				}
 				break
 			}
 		}
 	}
-	if len(named) > 0 {
-		carried = named
+	named = len(ids) > 0
+	if len(namedPending) > 0 {
+		carried = namedPending
 	}
 	for _, p := range carried {
 		delete(t.pending, p.LoadBalancer)
@@ -241,7 +252,7 @@ func (t *Tracker) blame(s *stream, r sent, message string) []*Pending {
 			carried = append(carried, &Pending{LoadBalancer: id, Fleet: s.group.Fleet})
 		}
 	}
-	return carried
+	return carried, named
 }
 
 func (t *Tracker) response(id int64, typeURL, version, nonce string) {
@@ -251,12 +262,12 @@ func (t *Tracker) response(id int64, typeURL, version, nonce string) {
 	if s == nil {
 		return
 	}
-	if len(s.sent) >= maxNonces {
-		for n := range s.sent {
-			delete(s.sent, n)
-		}
+	if len(s.order) >= maxNonces {
+		delete(s.sent, s.order[0])
+		s.order = s.order[1:]
 	}
 	s.sent[nonce] = sent{typeURL: typeURL, version: version}
+	s.order = append(s.order, nonce)
 }
 
 // Callbacks returns the go-control-plane server callbacks that feed the tracker.

@@ -243,3 +243,34 @@ func TestNACKOfASettledLoadBalancerStillReportsIt(t *testing.T) {
 		t.Fatal("a client refusing a load balancer's current configuration is not reported")
 	}
 }
+
+// A client applies the valid part of a response it NACKs: a NACK that
+// names one load balancer settles the other changes it carried.
+func TestNACKNamingOneLoadBalancerSettlesTheOthers(t *testing.T) {
+	f := newFixture(t)
+	a := f.connect(1, "envoy")
+	f.publish(8, "lb_8", KindEnvoy)
+	f.publish(9, "lb_9", KindEnvoy)
+	a.nack(a.receive(), "Error adding/updating cluster(s) lb_8: bad")
+	if !f.v.wasApplied(9) {
+		t.Fatal("lb 9, carried by the NACKed response but not named, is still pending")
+	}
+	if _, ok := f.v.rejected[8]; !ok || f.v.wasApplied(8) {
+		t.Fatal("lb 8 is not the one rejected")
+	}
+}
+
+// Acknowledgements of recent responses count however many responses the
+// stream has carried.
+func TestManyResponsesDoNotLoseAcknowledgements(t *testing.T) {
+	f := newFixture(t)
+	a := f.connect(1, "envoy")
+	for range 3 * maxNonces {
+		a.receive()
+	}
+	f.publish(10, "lb_10", KindEnvoy)
+	a.ack(a.receive())
+	if !f.v.wasApplied(10) {
+		t.Fatal("the acknowledgement of the latest response was forgotten")
+	}
+}

@@ -344,16 +344,21 @@ func (p *Publisher) Rejected(lb uint32, revision int64, kind xds.Kind, message s
 	p.queue(outcome{lb: lb, revision: revision, rejected: true, kind: kind, message: message})
 }
 
-// reject writes a rejection to the store and withdraws the refused
-// configuration from the kind of data plane that refused it: the load
-// balancer's last accepted resources go back (or, when what was refused is
-// what had been accepted so far, none), so that the clients acknowledge
-// again and every other load balancer's updates keep flowing.
+// reject writes a rejection to the store. A refused change is withdrawn
+// from the kind of data plane that refused it: the load balancer's last
+// accepted resources go back (or none, for a load balancer never
+// accepted), so its previous configuration stays in force. A refusal of a
+// configuration already in force elsewhere (revision 0) is only reported.
 func (p *Publisher) reject(ctx context.Context, o outcome) {
 	p.log.WarnContext(ctx, "xds: a client rejected a load balancer's configuration",
 		"id", o.lb, "revision", o.revision, "kind", o.kind, "error", o.message)
 	if _, err := p.store.SetRejected(ctx, o.lb, o.revision, "rejected by the data plane: "+o.message); err != nil {
 		p.log.WarnContext(ctx, "xds: record rejected change", "id", o.lb, "err", err)
+	}
+	if o.revision == 0 {
+		// A client refused a configuration the others accepted: report it,
+		// but take nothing away from the clients that run it.
+		return
 	}
 	p.mu.Lock()
 	updates := map[xds.Group]*xds.Update{}
