@@ -2,6 +2,7 @@ package translator
 
 import (
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -9,14 +10,13 @@ import (
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
-	rbacconfigv3 "github.com/envoyproxy/go-control-plane/envoy/config/rbac/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	fileaccesslogv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/file/v3"
 	cachev3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/cache/v3"
 	connlimitv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/connection_limit/v3"
+	directresponsev3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/direct_response/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	netratelimitv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/local_ratelimit/v3"
-	rbacv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/rbac/v3"
 	simplecachev3 "github.com/envoyproxy/go-control-plane/envoy/extensions/http/cache/simple_http_cache/v3"
 	upstreamhttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
@@ -28,13 +28,13 @@ import (
 // The traffic features of a load balancer, as Envoy constructs.
 
 const (
-	rbacFilter        = "envoy.filters.network.rbac"
-	connLimitFilter   = "envoy.filters.network.connection_limit"
-	netRateFilter     = "envoy.filters.network.local_ratelimit"
-	cacheFilter       = "envoy.filters.http.cache"
-	fileAccessLog     = "envoy.access_loggers.file"
-	httpProtocolOpts  = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
-	persistenceCookie = "LBAAS_SESSION"
+	directResponseFilter = "envoy.filters.network.direct_response"
+	connLimitFilter      = "envoy.filters.network.connection_limit"
+	netRateFilter        = "envoy.filters.network.local_ratelimit"
+	cacheFilter          = "envoy.filters.http.cache"
+	fileAccessLog        = "envoy.access_loggers.file"
+	httpProtocolOpts     = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+	persistenceCookie    = "LBAAS_SESSION"
 )
 
 // DefaultErrorPage is served for the load balancer's own 5xx replies when
@@ -49,73 +49,112 @@ const DefaultErrorPage = `<!DOCTYPE html>
 // connection, each starting with the load balancer's resource name.
 const DefaultAccessLogPath = "/dev/stdout"
 
-// networkFilters come before the proxy filter of every TCP listener chain:
-// the access list, then connection throttling.
+// networkFilters come before the proxy filter of every TCP listener
+// chain: connection throttling. (The access list is a filter chain of its
+// own, see accessListChain.)
 func networkFilters(lb *LoadBalancer) []*listenerv3.Filter {
-	var out []*listenerv3.Filter
-	if rbac := accessListRBAC(lb); rbac != nil {
-		out = append(out, &listenerv3.Filter{Name: rbacFilter, ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(rbac)}})
-	}
-	return append(out, throttleFilters(lb)...)
+	return throttleFilters(lb)
 }
 
-// accessListRBAC denies a connection whose source is in a DENY network
-// and in no ALLOW network: ALLOW items win, and "0.0.0.0/0 DENY" turns the
-// ALLOW items into an allow-list. Without DENY items nothing is denied.
-func accessListRBAC(lb *LoadBalancer) *rbacv3.RBAC {
-	var allow, deny []*rbacconfigv3.Principal
-	for _, item := range lb.AccessList {
-		p, err := cidrPrincipal(item.Address)
+// accessListChain closes, at once, every connection from a network the
+// access list refuses: the DENY networks less the ALLOW ones (ALLOW wins).
+// Envoy picks this chain by the connection's source address before any
+// filter runs, so a refused client never reaches a node, not even one
+// that speaks first (FTP, SMTP, MySQL). "0.0.0.0/0 DENY", the reference's
+// allow-list recipe, covers IPv6 clients too (::/0). It returns nil when
+// nothing is refused.
+func accessListChain(lb *LoadBalancer) *listenerv3.FilterChain {
+	denied := deniedNetworks(lb.AccessList)
+	if len(denied) == 0 {
+		return nil
+	}
+	match := &listenerv3.FilterChainMatch{}
+	for _, p := range denied {
+		match.DirectSourcePrefixRanges = append(match.DirectSourcePrefixRanges, &corev3.CidrRange{
+			AddressPrefix: p.Addr().String(),
+			PrefixLen:     wrapperspb.UInt32(uint32(p.Bits())),
+		})
+	}
+	return &listenerv3.FilterChain{
+		Name:             ResourceName(lb.ID) + "_access_list_deny",
+		FilterChainMatch: match,
+		Filters: []*listenerv3.Filter{{
+			Name:       directResponseFilter,
+			ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: mustAny(&directresponsev3.Config{})},
+		}},
+	}
+}
+
+// deniedNetworks is the DENY networks less the ALLOW networks, in a
+// stable order.
+func deniedNetworks(items []NetworkItem) []netip.Prefix {
+	var deny, allow []netip.Prefix
+	for _, item := range items {
+		p, err := prefixOf(item.Address)
 		if err != nil {
 			continue // the API stores canonical networks only
 		}
 		if item.Type == "ALLOW" {
 			allow = append(allow, p)
-		} else {
-			deny = append(deny, p)
+			continue
+		}
+		deny = append(deny, p)
+		if p.Bits() == 0 && p.Addr().Is4() {
+			deny = append(deny, netip.MustParsePrefix("::/0"))
 		}
 	}
-	if len(deny) == 0 {
+	var out []netip.Prefix
+	for _, d := range deny {
+		rest := []netip.Prefix{d}
+		for _, a := range allow {
+			var next []netip.Prefix
+			for _, r := range rest {
+				next = append(next, subtract(r, a)...)
+			}
+			rest = next
+		}
+		out = append(out, rest...)
+	}
+	slices.SortFunc(out, func(a, b netip.Prefix) int {
+		if c := a.Addr().Compare(b.Addr()); c != 0 {
+			return c
+		}
+		return a.Bits() - b.Bits()
+	})
+	return slices.Compact(out)
+}
+
+// subtract returns p less q, as prefixes.
+func subtract(p, q netip.Prefix) []netip.Prefix {
+	switch {
+	case p.Addr().Is4() != q.Addr().Is4() || !p.Overlaps(q):
+		return []netip.Prefix{p}
+	case q.Bits() <= p.Bits(): // q contains p
 		return nil
 	}
-	denied := orPrincipals(deny)
-	if len(allow) > 0 {
-		denied = &rbacconfigv3.Principal{Identifier: &rbacconfigv3.Principal_AndIds{AndIds: &rbacconfigv3.Principal_Set{
-			Ids: []*rbacconfigv3.Principal{denied, {Identifier: &rbacconfigv3.Principal_NotId{NotId: orPrincipals(allow)}}},
-		}}}
-	}
-	return &rbacv3.RBAC{
-		StatPrefix: ResourceName(lb.ID) + "_access_list",
-		Rules: &rbacconfigv3.RBAC{
-			Action: rbacconfigv3.RBAC_DENY,
-			Policies: map[string]*rbacconfigv3.Policy{"access-list": {
-				Permissions: []*rbacconfigv3.Permission{{Rule: &rbacconfigv3.Permission_Any{Any: true}}},
-				Principals:  []*rbacconfigv3.Principal{denied},
-			}},
-		},
-	}
+	lo, hi := halves(p)
+	return append(subtract(lo, q), subtract(hi, q)...)
 }
 
-func orPrincipals(ps []*rbacconfigv3.Principal) *rbacconfigv3.Principal {
-	if len(ps) == 1 {
-		return ps[0]
-	}
-	return &rbacconfigv3.Principal{Identifier: &rbacconfigv3.Principal_OrIds{OrIds: &rbacconfigv3.Principal_Set{Ids: ps}}}
+// halves splits a prefix into its two halves.
+func halves(p netip.Prefix) (netip.Prefix, netip.Prefix) {
+	bits := p.Bits() + 1
+	lo := netip.PrefixFrom(p.Addr(), bits).Masked()
+	b := lo.Addr().AsSlice()
+	b[(bits-1)/8] |= 0x80 >> ((bits - 1) % 8)
+	hiAddr, _ := netip.AddrFromSlice(b)
+	return lo, netip.PrefixFrom(hiAddr, bits)
 }
 
-func cidrPrincipal(network string) (*rbacconfigv3.Principal, error) {
-	prefix, err := netip.ParsePrefix(network)
+func prefixOf(network string) (netip.Prefix, error) {
+	if p, err := netip.ParsePrefix(network); err == nil {
+		return p.Masked(), nil
+	}
+	addr, err := netip.ParseAddr(network)
 	if err != nil {
-		addr, aerr := netip.ParseAddr(network)
-		if aerr != nil {
-			return nil, err
-		}
-		prefix = netip.PrefixFrom(addr, addr.BitLen())
+		return netip.Prefix{}, err
 	}
-	return &rbacconfigv3.Principal{Identifier: &rbacconfigv3.Principal_DirectRemoteIp{DirectRemoteIp: &corev3.CidrRange{
-		AddressPrefix: prefix.Masked().Addr().String(),
-		PrefixLen:     wrapperspb.UInt32(uint32(prefix.Bits())),
-	}}}, nil
+	return netip.PrefixFrom(addr, addr.BitLen()), nil
 }
 
 // throttleFilters enforce connection throttling per proxy: at most

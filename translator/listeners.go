@@ -49,11 +49,11 @@ func envoyListeners(lb *LoadBalancer) []*listenerv3.Listener {
 		hcm.AccessLog = accessLogs(lb, true)
 		hcm.LocalReplyConfig = localReply(lb)
 		hcm.CommonHttpProtocolOptions = clientIdleTimeout(lb)
-		l = tcpListener(name, lb.VIPs, lb.Port, withNetworkFilters(lb, filterChain(hcmFilter, hcm)))
+		l = tcpListener(name, lb.VIPs, lb.Port, chains(lb, filterChain(hcmFilter, hcm))...)
 	case FamilyUDP:
 		l = udpListener(name, lb)
 	default:
-		l = tcpListener(name, lb.VIPs, lb.Port, withNetworkFilters(lb, tcpProxyChain(name, lb)))
+		l = tcpListener(name, lb.VIPs, lb.Port, chains(lb, tcpProxyChain(name, lb))...)
 	}
 	listeners := []*listenerv3.Listener{l}
 	if lb.HTTPSRedirect && lb.Protocol == "HTTPS" {
@@ -62,13 +62,13 @@ func envoyListeners(lb *LoadBalancer) []*listenerv3.Listener {
 	return listeners
 }
 
-func tcpListener(name string, vips []VIP, port uint32, chain *listenerv3.FilterChain) *listenerv3.Listener {
+func tcpListener(name string, vips []VIP, port uint32, chains ...*listenerv3.FilterChain) *listenerv3.Listener {
 	l := &listenerv3.Listener{
 		Name:    name,
 		Address: socketAddress(vips[0].Address, port, corev3.SocketAddress_TCP),
 		// A VIP may not be on the host yet (it moves between proxies).
 		Freebind:     wrapperspb.Bool(true),
-		FilterChains: []*listenerv3.FilterChain{chain},
+		FilterChains: chains,
 	}
 	for _, v := range vips[1:] {
 		l.AdditionalAddresses = append(l.AdditionalAddresses, &listenerv3.AdditionalAddress{
@@ -102,10 +102,15 @@ func router() *hcmv3.HttpFilter {
 	}
 }
 
-// withNetworkFilters puts the access list and throttling in front of a chain.
-func withNetworkFilters(lb *LoadBalancer, chain *listenerv3.FilterChain) *listenerv3.FilterChain {
-	chain.Filters = append(networkFilters(lb), chain.Filters...)
-	return chain
+// chains are a TCP listener's filter chains: the access list's refusal
+// chain when there is one, then the serving chain with throttling in front
+// of its proxy filter.
+func chains(lb *LoadBalancer, serving *listenerv3.FilterChain) []*listenerv3.FilterChain {
+	serving.Filters = append(networkFilters(lb), serving.Filters...)
+	if deny := accessListChain(lb); deny != nil {
+		return []*listenerv3.FilterChain{deny, serving}
+	}
+	return []*listenerv3.FilterChain{serving}
 }
 
 // filterChain is a chain of one network filter.
