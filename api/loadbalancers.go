@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -25,6 +26,8 @@ type Config struct {
 	// address (a name must equal one or end with "." and one); empty
 	// allows any domain name. GET /loadbalancers/alloweddomains lists them.
 	AllowedDomains []string
+	// DeniedNodeNetworks are networks no node may be in.
+	DeniedNodeNetworks []netip.Prefix
 }
 
 // LoadBalancers implements LoadBalancerService.
@@ -35,7 +38,7 @@ type LoadBalancers struct {
 	limits          Limits
 	fleet           string
 	sourceAddresses *lbaasv1.SourceAddresses
-	allowedDomains  []string
+	nodePolicy      NodePolicy
 	log             *slog.Logger
 }
 
@@ -43,7 +46,7 @@ type LoadBalancers struct {
 func NewLoadBalancers(st *store.Store, auth Authorizer, cfg Config) *LoadBalancers {
 	return &LoadBalancers{
 		store: st, auth: auth, limits: cfg.Limits, fleet: cfg.Fleet,
-		sourceAddresses: cfg.SourceAddresses, allowedDomains: normalDomains(cfg.AllowedDomains), log: cfg.Logger,
+		sourceAddresses: cfg.SourceAddresses, nodePolicy: NodePolicy{AllowedDomains: normalDomains(cfg.AllowedDomains), DeniedNetworks: cfg.DeniedNodeNetworks}, log: cfg.Logger,
 	}
 }
 
@@ -286,7 +289,7 @@ func (s *LoadBalancers) attachChildren(v *validation, lb *store.LoadBalancer, in
 		if len(n.GetMetadata()) > int(s.limits.NodeMeta) {
 			return OverLimit(fmt.Sprintf("NODE_META_LIMIT: a node may have at most %d metadata items (loadBalancer.nodes[%d])", s.limits.NodeMeta, i))
 		}
-		lb.Nodes = append(lb.Nodes, nodeFromRequest(v, fmt.Sprintf("loadBalancer.nodes[%d]", i), n, s.allowedDomains))
+		lb.Nodes = append(lb.Nodes, nodeFromRequest(v, fmt.Sprintf("loadBalancer.nodes[%d]", i), n, s.nodePolicy))
 	}
 	duplicateNodes(v, "loadBalancer.nodes", nil, lb.Nodes)
 	seen := map[string]bool{}

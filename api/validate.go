@@ -69,18 +69,48 @@ func validNodeAddress(v *validation, field, address string) string {
 	return strings.ToLower(address)
 }
 
+// check applies the policy to a valid node address.
+func (p NodePolicy) check(v *validation, field, address string) {
+	ip, err := netip.ParseAddr(address)
+	if err != nil {
+		if !domainAllowed(address, p.AllowedDomains) {
+			v.add(field, "%q is not in an allowed domain (%s; see GET /loadbalancers/alloweddomains)",
+				address, strings.Join(p.AllowedDomains, ", "))
+		}
+		if address == "localhost" || strings.HasSuffix(strings.TrimSuffix(address, "."), ".localhost") {
+			ip = netip.MustParseAddr("127.0.0.1")
+		} else {
+			return
+		}
+	}
+	for _, n := range p.DeniedNetworks {
+		if n.Contains(ip.Unmap()) {
+			v.add(field, "%q is in %s, where nodes are not allowed", address, n)
+			return
+		}
+	}
+}
+
 func isAllDigitsAndDots(s string) bool {
 	return strings.Trim(s, "0123456789.") == ""
 }
 
-// nodeFromRequest validates a node to add and returns it as stored. When
-// allowedDomains is not empty, a domain name address must be in one of them.
-func nodeFromRequest(v *validation, field string, in *lbaasv1.NodeRequest, allowedDomains []string) store.Node {
+// NodePolicy says which addresses nodes may have.
+type NodePolicy struct {
+	// AllowedDomains, when not empty, are the domains node names must be in.
+	AllowedDomains []string
+	// DeniedNetworks are networks no node may be in: the control plane's
+	// and the proxies' own (loopback, link-local metadata services), which
+	// would otherwise let a customer probe or proxy to them.
+	DeniedNetworks []netip.Prefix
+}
+
+// nodeFromRequest validates a node to add and returns it as stored.
+func nodeFromRequest(v *validation, field string, in *lbaasv1.NodeRequest, policy NodePolicy) store.Node {
 	bad := len(*v)
 	address := validNodeAddress(v, field+".address", in.GetAddress())
-	if _, err := netip.ParseAddr(in.GetAddress()); err != nil && len(*v) == bad && !domainAllowed(address, allowedDomains) {
-		v.add(field+".address", "%q is not in an allowed domain (%s; see GET /loadbalancers/alloweddomains)",
-			in.GetAddress(), strings.Join(allowedDomains, ", "))
+	if len(*v) == bad {
+		policy.check(v, field+".address", address)
 	}
 	n := store.Node{
 		Address:   address,

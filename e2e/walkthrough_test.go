@@ -57,7 +57,9 @@ var servingLine = regexp.MustCompile(`msg="lbaasd serving" http=(\S+) grpc=(\S+)
 // for its "serving" log line.
 func startDaemon(t *testing.T, bin, dir string, env []string) *daemon {
 	t.Helper()
-	cmd := exec.Command(bin, "serve", "--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0", "--xds-addr", "127.0.0.1:0")
+	// The tests' nodes are on loopback, which lbaasd refuses by default.
+	cmd := exec.Command(bin, "serve", "--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0", "--xds-addr", "127.0.0.1:0",
+		"--denied-node-networks", "none")
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), env...)
 	pipe, err := cmd.StderrPipe()

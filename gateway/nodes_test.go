@@ -1,8 +1,11 @@
 package gateway_test
 
 import (
+	"net/netip"
 	"strings"
 	"testing"
+
+	"github.com/openlbaas/lbaas/internal/server"
 )
 
 func TestNodes(t *testing.T) {
@@ -176,4 +179,22 @@ func TestSharedVirtualIP(t *testing.T) {
 	if code != 400 {
 		t.Errorf("another account's VIP: %d %s", code, body)
 	}
+}
+
+// Nodes may not point into the machines' own networks (loopback,
+// link-local metadata services): the proxies and the health prober would
+// connect there for the customer.
+func TestDeniedNodeNetworks(t *testing.T) {
+	denied := []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("169.254.0.0/16"), netip.MustParsePrefix("::1/128")}
+	e := newEnv(t, func(c *server.Config) { c.DeniedNodeNetworks = denied })
+	for _, addr := range []string{"127.0.0.1", "127.9.9.9", "169.254.169.254", "::1", "::ffff:127.0.0.1", "localhost", "api.localhost"} {
+		body := `{"loadBalancer":{"name":"x","protocol":"HTTP","virtualIps":[{"type":"PUBLIC"}],"nodes":[{"address":"` + addr + `","port":80,"condition":"ENABLED"}]}}`
+		out := e.mustCall(400, "POST", "/loadbalancers", body)
+		if msgs := strings.Join(validationMessages(out), ""); !strings.Contains(msgs, "loadBalancer.nodes[0].address") {
+			t.Errorf("%s: %v", addr, out)
+		}
+	}
+	id := e.createLB(simpleLB) // 10.1.1.1 is fine
+	e.waitStatus(id, "ACTIVE")
+	e.mustCall(400, "POST", "/loadbalancers/"+itoa(id)+"/nodes", `{"nodes":[{"address":"127.0.0.1","port":9901,"condition":"ENABLED"}]}`)
 }

@@ -144,7 +144,8 @@ func startDaemon(ctx context.Context, c config, dir string) (*daemon, error) {
 	cmd := exec.CommandContext(ctx, c.lbaasd, "serve", "--database-url", filepath.Join(dir, "load.db"),
 		"--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0", "--xds-addr", "127.0.0.1:0",
 		"--demo-user=false", "--limit-loadbalancers", limit, "--limit-nodes", fmt.Sprint(max(c.nodes, 25)),
-		"--vip-pools", "PUBLIC=127.64.0.0/10", "--debug-addr", "127.0.0.1:6061")
+		"--vip-pools", "PUBLIC=127.64.0.0/10", "--debug-addr", "127.0.0.1:6061",
+		"--denied-node-networks", "none") // the backends are on loopback
 	cmd.Dir = dir
 	stderr, err := cmd.StderrPipe()
 	if err != nil {

@@ -12,8 +12,10 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -90,11 +92,18 @@ func serveCommand() *ffcli.Command {
 	var c common
 	c.register(fs)
 	cfg := server.Config{Limits: api.DefaultLimits}
+	cfg.DeniedNodeNetworks, _ = parseNetworks(defaultDeniedNodeNetworks)
 	fs.StringVar(&cfg.HTTPAddr, "http-addr", "127.0.0.1:8080", "REST API, identity, /healthz, /readyz and /metrics listen address")
 	fs.StringVar(&cfg.GRPCAddr, "grpc-addr", "127.0.0.1:9090", "gRPC API listen address")
 	fs.StringVar(&cfg.XDSAddr, "xds-addr", "127.0.0.1:18000", "xDS (ADS, state of the world and delta) listen address for Envoy proxies and proxyless gRPC clients")
 	fs.StringVar(&cfg.AccessLogPath, "access-log-path", translator.DefaultAccessLogPath,
 		"where Envoy writes connection logs of load balancers with connectionLogging on; {lb} becomes lb_<id> (e.g. /var/log/lbaas/{lb}.log)")
+	fs.Func("denied-node-networks", "networks nodes may not be in, comma-separated CIDRs, or none "+
+		"(default "+defaultDeniedNodeNetworks+": the hosts' own and link-local addresses)", func(v string) error {
+		nets, err := parseNetworks(v)
+		cfg.DeniedNodeNetworks = nets
+		return err
+	})
 	healthChecks := fs.Bool("health-checks", true, "probe the nodes of load balancers with a health monitor (one replica probes per database)")
 	fs.IntVar(&cfg.HealthCheckConcurrency, "health-check-concurrency", 256, "probes in flight at once, at most")
 	fs.StringVar(&cfg.DebugAddr, "debug-addr", "", "serve Go pprof on this address (e.g. 127.0.0.1:6060); off when empty")
@@ -135,6 +144,28 @@ func serveCommand() *ffcli.Command {
 			return serve(ctx, cfg)
 		},
 	}
+}
+
+// defaultDeniedNodeNetworks keep customers from pointing nodes (and so the
+// proxies and the health prober) at the machines' own services.
+const defaultDeniedNodeNetworks = "0.0.0.0/8,127.0.0.0/8,169.254.0.0/16,::1/128,fe80::/10"
+
+func parseNetworks(v string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	if strings.TrimSpace(v) == "none" {
+		return nil, nil
+	}
+	for _, item := range strings.Split(v, ",") {
+		if item = strings.TrimSpace(item); item == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(item)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
 }
 
 func limitFlags(fs *flag.FlagSet, l *api.Limits) {

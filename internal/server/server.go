@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/netip"
 	"os"
 	"sync"
 	"time"
@@ -53,8 +54,10 @@ type Config struct {
 	// AllowedDomains restrict the domain names nodes may use as their
 	// address (see api.Config); empty allows any.
 	AllowedDomains []string
-	TokenTTL       time.Duration
-	Source         SourceAddresses
+	// DeniedNodeNetworks are networks no node may be in.
+	DeniedNodeNetworks []netip.Prefix
+	TokenTTL           time.Duration
+	Source             SourceAddresses
 	// DemoUser creates a demo user when the database has no users.
 	DemoUser bool
 	// ManualActivation runs no xDS server: load balancers stay pending
@@ -122,7 +125,7 @@ func (s *Server) listen(cfg Config) error {
 
 	apiCfg := api.Config{
 		Limits: cfg.Limits, Fleet: cfg.Fleet, Logger: s.log,
-		SourceAddresses: sourceAddresses(cfg.Source), AllowedDomains: cfg.AllowedDomains,
+		SourceAddresses: sourceAddresses(cfg.Source), AllowedDomains: cfg.AllowedDomains, DeniedNodeNetworks: cfg.DeniedNodeNetworks,
 	}
 	svc := Services(s.Store, s.Auth, apiCfg)
 	rest, err := gateway.New(svc, s.log, reg)
