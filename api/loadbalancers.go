@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -364,20 +365,35 @@ func (s *LoadBalancers) obtainVirtualIPs(tx *store.Tx, account string, lb *store
 }
 
 // checkPortFree enforces that load balancers sharing a virtual IP use
-// distinct ports, unless their protocols are designed to share one.
+// distinct ports, unless their protocols are designed to share one. An
+// HTTPS load balancer with httpsRedirect also holds port 80 (it answers
+// plain HTTP there with the redirect).
 func checkPortFree(tx *store.Tx, field string, vip *store.VirtualIP, lb *store.LoadBalancer) error {
 	listeners, err := tx.Listeners(vip.ID)
 	if err != nil {
 		return err
 	}
+	mine := ports(lb.Port, lb.Protocol, lb.HTTPSRedirect)
 	for _, l := range listeners {
-		if l.LoadBalancerID == lb.ID || l.Port != lb.Port || sharePort(l.Protocol, lb.Protocol) {
+		if l.LoadBalancerID == lb.ID || sharePort(l.Protocol, lb.Protocol) {
 			continue
 		}
-		return BadRequest(fmt.Sprintf("%s: port %d of virtual IP %d (%s) is already used by load balancer %d",
-			field, lb.Port, vip.ID, vip.Address, l.LoadBalancerID))
+		for _, p := range ports(l.Port, l.Protocol, l.HTTPSRedirect) {
+			if slices.Contains(mine, p) {
+				return BadRequest(fmt.Sprintf("%s: port %d of virtual IP %d (%s) is already used by load balancer %d",
+					field, p, vip.ID, vip.Address, l.LoadBalancerID))
+			}
+		}
 	}
 	return nil
+}
+
+// ports are the ports a load balancer listens on.
+func ports(port uint32, protocol string, httpsRedirect bool) []uint32 {
+	if protocol == "HTTPS" && httpsRedirect && port != 80 {
+		return []uint32{port, 80}
+	}
+	return []uint32{port}
 }
 
 func checkIPv6Limit(vips []store.VirtualIP, limits Limits) error {

@@ -198,3 +198,18 @@ func TestDeniedNodeNetworks(t *testing.T) {
 	e.waitStatus(id, "ACTIVE")
 	e.mustCall(400, "POST", "/loadbalancers/"+itoa(id)+"/nodes", `{"nodes":[{"address":"127.0.0.1","port":9901,"condition":"ENABLED"}]}`)
 }
+
+// An HTTPS load balancer with httpsRedirect also listens on port 80.
+func TestHTTPSRedirectHoldsPort80(t *testing.T) {
+	e := newEnv(t)
+	https := e.mustCall(202, "POST", "/loadbalancers", `{"loadBalancer":{"name":"tls","protocol":"HTTPS","port":443,"httpsRedirect":true,
+		"virtualIps":[{"type":"PUBLIC","ipVersion":"IPV4"}]}}`)["loadBalancer"].(map[string]any)
+	vip := itoa(int(https["virtualIps"].([]any)[0].(map[string]any)["id"].(float64)))
+	out := e.mustCall(400, "POST", "/loadbalancers", `{"loadBalancer":{"name":"web","protocol":"HTTP","port":80,"virtualIps":[{"id":`+vip+`}]}}`)
+	if !strings.Contains(strings.Join(validationMessages(out), ""), "port 80") {
+		t.Errorf("%v", out)
+	}
+	web := e.createLB(`{"loadBalancer":{"name":"web","protocol":"HTTP","port":8080,"virtualIps":[{"id":` + vip + `}]}}`)
+	e.waitStatus(web, "ACTIVE")
+	e.mustCall(400, "PUT", "/loadbalancers/"+itoa(web), `{"loadBalancer":{"port":80}}`)
+}

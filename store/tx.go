@@ -154,13 +154,14 @@ type Listener struct {
 	LoadBalancerID uint32
 	Port           uint32
 	Protocol       string
+	HTTPSRedirect  bool `gorm:"column:https_redirect"`
 }
 
 // Listeners returns the live load balancers that use a virtual IP.
 func (tx *Tx) Listeners(vipID uint32) ([]Listener, error) {
 	var out []Listener
 	err := tx.db.Table("load_balancers AS lb").
-		Select("lb.id AS load_balancer_id, lb.port, lb.protocol").
+		Select("lb.id AS load_balancer_id, lb.port, lb.protocol, lb.https_redirect").
 		Joins("JOIN load_balancer_virtual_ips AS l ON l.load_balancer_id = lb.id").
 		Where("l.virtual_ip_id = ? AND lb.status <> ?", vipID, StatusDeleted).
 		Order("lb.id").Scan(&out).Error
