@@ -166,6 +166,8 @@ func TestCreateFaults(t *testing.T) {
 		{"bad access list CIDR", `{"loadBalancer":{"name":"x","protocol":"HTTP","virtualIps":[{"type":"PUBLIC"}],"accessList":[{"address":"1.2.3.4/33","type":"DENY"}]}}`, "loadBalancer.accessList[0].address"},
 		{"bad health monitor", `{"loadBalancer":{"name":"x","protocol":"HTTP","virtualIps":[{"type":"PUBLIC"}],"healthMonitor":{"type":"HTTP","delay":0,"timeout":10,"attemptsBeforeDeactivation":3,"path":"/","statusRegex":"("}}}`, "loadBalancer.healthMonitor.delay"},
 		{"cookie persistence on TCP", `{"loadBalancer":{"name":"x","protocol":"TCP","port":99,"virtualIps":[{"type":"PUBLIC"}],"sessionPersistence":{"persistenceType":"HTTP_COOKIE"}}}`, "loadBalancer.sessionPersistence.persistenceType"},
+		{"NUL in a name", `{"loadBalancer":{"name":"a\u0000b","protocol":"HTTP","virtualIps":[{"type":"PUBLIC"}]}}`, "NUL"},
+		{"NUL in a nested string", `{"loadBalancer":{"name":"x","protocol":"HTTP","virtualIps":[{"type":"PUBLIC"}],"metadata":[{"key":"k","value":"\u0000"}]}}`, "NUL"},
 		{"oversized body", `{"loadBalancer":{"name":"` + strings.Repeat("x", 2<<20) + `"}}`, "too large"},
 	}
 	before := e.revision()

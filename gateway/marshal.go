@@ -11,6 +11,8 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/emptypb"
+
+	"github.com/openlbaas/lbaas/api"
 )
 
 // marshaler speaks the Rackspace JSON dialect of the lbaas.v1 messages:
@@ -87,7 +89,10 @@ func (m *marshaler) NewDecoder(r io.Reader) runtime.Decoder {
 
 func (m *marshaler) decode(data []byte, v any) error {
 	if msg, ok := v.(proto.Message); ok {
-		return m.UnmarshalOptions.Unmarshal(data, msg)
+		if err := m.UnmarshalOptions.Unmarshal(data, msg); err != nil {
+			return err
+		}
+		return refuseNUL(msg)
 	}
 	// A body mapped to one field arrives as a pointer to a message pointer.
 	rv := reflect.ValueOf(v)
@@ -98,8 +103,17 @@ func (m *marshaler) decode(data []byte, v any) error {
 				return err
 			}
 			rv.Elem().Set(fresh)
-			return nil
+			return refuseNUL(msg)
 		}
 	}
 	return fmt.Errorf("cannot decode into %T", v)
+}
+
+// refuseNUL is api.NoNUL for the decoder, whose errors grpc-gateway turns
+// into a 400 with the error's text.
+func refuseNUL(m proto.Message) error {
+	if field := api.NULField(m); field != "" {
+		return fmt.Errorf("%s: must not contain the NUL character", field)
+	}
+	return nil
 }

@@ -93,6 +93,14 @@ func TestGRPC(t *testing.T) {
 		t.Errorf("validation errors name protocol and virtualIps: %v", f.GetValidationErrors().GetMessages())
 	}
 
+	// NUL characters are refused for gRPC callers too (PostgreSQL cannot store them).
+	_, err = lbs.CreateLoadBalancer(authed, &lbaasv1.CreateLoadBalancerRequest{Account: "42",
+		LoadBalancer: &lbaasv1.LoadBalancerRequest{Name: proto.String("a\x00b"), Protocol: proto.String("HTTP")}})
+	if st := status.Convert(err); st.Code() != codes.InvalidArgument ||
+		!strings.Contains(strings.Join(st.Details()[0].(*lbaasv1.Fault).GetValidationErrors().GetMessages(), ""), "loadBalancer.name") {
+		t.Errorf("a NUL in a name: %v", err)
+	}
+
 	health, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
 	if err != nil || health.GetStatus() != healthpb.HealthCheckResponse_SERVING {
 		t.Errorf("health: %v %v", health, err)
