@@ -2,8 +2,10 @@ package api
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 	"regexp"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -89,6 +91,26 @@ func (p NodePolicy) check(v *validation, field, address string) {
 			return
 		}
 	}
+}
+
+// validHostHeader accepts host or host:port, the host a name or an address.
+func validHostHeader(h string) bool {
+	if len(h) > 260 {
+		return false
+	}
+	host, port, err := net.SplitHostPort(h)
+	if err != nil {
+		host, port = h, ""
+	}
+	if port != "" {
+		if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
+			return false
+		}
+	}
+	if _, err := netip.ParseAddr(host); err == nil {
+		return true
+	}
+	return len(host) <= 253 && hostnameRE.MatchString(host)
 }
 
 func isAllDigitsAndDots(s string) bool {
@@ -287,8 +309,8 @@ func healthMonitor(v *validation, field, protocol string, in *lbaasv1.HealthMoni
 			v.add(field+"."+f.name, "is not a valid regular expression: %v", err)
 		}
 	}
-	if hm.HostHeader != "" && (len(hm.HostHeader) > 253 || !hostnameRE.MatchString(strings.Split(hm.HostHeader, ":")[0])) {
-		v.add(field+".hostHeader", "%q is not a valid host name", hm.HostHeader)
+	if hm.HostHeader != "" && !validHostHeader(hm.HostHeader) {
+		v.add(field+".hostHeader", "%q is not a valid host name (optionally with :port)", hm.HostHeader)
 	}
 	if in.CheckBody != nil {
 		switch n := utf8.RuneCountInString(hm.CheckBody); {
@@ -343,7 +365,7 @@ func connectionThrottle(v *validation, field string, in *lbaasv1.ConnectionThrot
 	if ct.MaxConnectionRate > 100000 {
 		v.add(field+".maxConnectionRate", "must be from 0 to 100000 (got %d)", ct.MaxConnectionRate)
 	}
-	if ct.RateInterval > 3600 {
+	if ct.RateInterval > 3600 || (in.RateInterval != nil && ct.RateInterval < 1) {
 		v.add(field+".rateInterval", "must be from 1 to 3600 (got %d)", ct.RateInterval)
 	}
 	return ct

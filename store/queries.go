@@ -165,6 +165,11 @@ func (s *Store) settle(db *gorm.DB, lbs []LoadBalancer) ([]uint32, error) {
 			return nil, err
 		}
 	}
+	// Addresses detached by the changes just applied are free now.
+	if err := db.Exec(`DELETE FROM virtual_ips WHERE NOT EXISTS
+		(SELECT 1 FROM load_balancer_virtual_ips l WHERE l.virtual_ip_id = virtual_ips.id)`).Error; err != nil {
+		return nil, err
+	}
 	return append(active, deleted...), nil
 }
 

@@ -657,7 +657,7 @@ func TestVirtualIPAllocation(t *testing.T) {
 				if err != nil {
 					return err
 				}
-				want := []Listener{{b.ID, 80, "HTTP"}, {c.ID, 8080, "HTTP"}}
+				want := []Listener{{b.ID, 80, "HTTP", false}, {c.ID, 8080, "HTTP", false}}
 				if !reflect.DeepEqual(ls, want) {
 					t.Errorf("Listeners = %+v, want %+v", ls, want)
 				}
@@ -674,10 +674,17 @@ func TestVirtualIPAllocation(t *testing.T) {
 			}
 		})
 
-		t.Run("released address is reused", func(t *testing.T) {
-			mustUpdate(t, s, func(tx *Tx) error { return tx.DetachVirtualIPs(a, []uint32{first.ID}) })
+		t.Run("released address is reused once the change is applied", func(t *testing.T) {
+			rev := mustUpdate(t, s, func(tx *Tx) error { return tx.DetachVirtualIPs(a, []uint32{first.ID}) })
+			// A proxy may still listen on it until the change is applied.
+			if n := count(t, s.db, "virtual_ips", "id = ?", first.ID); n != 1 {
+				t.Errorf("virtual IP %d was released before the change was applied", first.ID)
+			}
+			if _, err := s.MarkApplied(context.Background(), "default", rev); err != nil {
+				t.Fatal(err)
+			}
 			if n := count(t, s.db, "virtual_ips", "id = ?", first.ID); n != 0 {
-				t.Errorf("unused virtual IP %d was not released", first.ID)
+				t.Errorf("unused virtual IP %d was not released once applied", first.ID)
 			}
 			vip, err := allocate(s, "other", "PUBLIC", "IPV4")
 			if err != nil {

@@ -181,13 +181,11 @@ func (tx *Tx) linkVirtualIP(lbID, vipID uint32) error {
 	return tx.db.Exec("INSERT INTO load_balancer_virtual_ips (load_balancer_id, virtual_ip_id) VALUES (?, ?)", lbID, vipID).Error
 }
 
-// DetachVirtualIPs unlinks virtual IPs from lb and returns to the pool every
-// one no other live load balancer uses.
+// DetachVirtualIPs unlinks virtual IPs from lb. An address no load
+// balancer uses any more goes back to the pool when the change is applied
+// (see settle), not before: a proxy may still listen on it until then.
 func (tx *Tx) DetachVirtualIPs(lb *LoadBalancer, ids []uint32) error {
 	if err := tx.db.Exec("DELETE FROM load_balancer_virtual_ips WHERE load_balancer_id = ? AND virtual_ip_id IN ?", lb.ID, ids).Error; err != nil {
-		return err
-	}
-	if err := tx.releaseUnused(ids); err != nil {
 		return err
 	}
 	lb.VirtualIPs = without(lb.VirtualIPs, ids, func(v VirtualIP) uint32 { return v.ID })
