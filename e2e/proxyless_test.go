@@ -290,7 +290,8 @@ func TestProxylessGRPC(t *testing.T) {
 
 // A change becomes ACTIVE only once a connected client acknowledged it:
 // while the client process is stopped (SIGSTOP) the load balancer stays
-// PENDING_UPDATE; when it resumes, it acknowledges and the status follows.
+// BUILD (a client waiting for it) or PENDING_UPDATE (a client using it);
+// when the client resumes, it acknowledges and the status follows.
 func TestStatusWaitsForTheClientsACK(t *testing.T) {
 	if os.Getenv("E2E_CLIENT_TARGET") != "" {
 		runClientProcess()
@@ -301,42 +302,100 @@ func TestStatusWaitsForTheClientsACK(t *testing.T) {
 	d := startDaemon(t, bin, dir, nil)
 	a := newAPI(t, bin, dir, d)
 	b := startBackend(t, "a")
-	lb := a.create(`{"loadBalancer":{"name":"acked","protocol":"HTTP","port":80,"virtualIps":[{"type":"PUBLIC","ipVersion":"IPV4"}],
-		"nodes":[` + nodeJSON("127.0.0.1", b.port, "") + `]}}`)
+	lbBody := `{"loadBalancer":{"name":"acked","protocol":"HTTP","port":80,"virtualIps":[{"type":"PUBLIC","ipVersion":"IPV4"}],
+		"nodes":[` + nodeJSON("127.0.0.1", b.port, "") + `]}}`
+	lb := a.create(lbBody)
 	a.waitStatus(lb.ID, "ACTIVE")
 
-	boot, err := exec.Command(bin, "envoy-bootstrap", "--proxyless", "--xds-address", d.xdsAddr, "--node-id", "stoppable").Output()
+	t.Run("an update waits for a client using the load balancer", func(t *testing.T) {
+		client, out := stoppableClient(t, bin, d, lb.ID)
+		waitFor(t, "the client's first reply", func() bool { return strings.Contains(out.String(), "served by a") })
+		stop(t, client)
+		// The timeout is in the route the client uses. (An algorithm change
+		// from RANDOM to ROUND_ROBIN would not do: a gRPC client gets round
+		// robin for both, so it has nothing to acknowledge.)
+		a.do("PUT", a.lbPath(lb.ID, ""), `{"loadBalancer":{"timeout":45}}`, 202, nil)
+		time.Sleep(time.Second)
+		if st := a.get(lb.ID).Status; st != "PENDING_UPDATE" {
+			t.Fatalf("with the client stopped the load balancer is %s, want PENDING_UPDATE", st)
+		}
+		resume(t, client)
+		a.waitStatus(lb.ID, "ACTIVE")
+	})
+
+	t.Run("a new load balancer waits for a client waiting for it", func(t *testing.T) {
+		next := lb.ID + 1 // ids are handed out in order
+		waitFor(t, "the previous client to be gone", func() bool { return xdsClients(t, d) == 0 })
+		client, out := stoppableClient(t, bin, d, next)
+		waitFor(t, "the client to subscribe", func() bool { return xdsClients(t, d) == 1 })
+		time.Sleep(200 * time.Millisecond) // let it ask for lb_<next>
+		stop(t, client)
+		created := a.create(lbBody)
+		if created.ID != next {
+			t.Fatalf("created load balancer %d, expected %d", created.ID, next)
+		}
+		time.Sleep(time.Second)
+		if st := a.get(next).Status; st != "BUILD" {
+			t.Fatalf("with the waiting client stopped the new load balancer is %s, want BUILD", st)
+		}
+		resume(t, client)
+		a.waitStatus(next, "ACTIVE")
+		waitFor(t, "the client served through the new load balancer", func() bool { return strings.Contains(out.String(), "served by a") })
+	})
+	d.stop(t)
+}
+
+// stoppableClient runs a proxyless client of lb_<id> in a process of its own.
+func stoppableClient(t *testing.T, bin string, d *daemon, id int) (*exec.Cmd, *syncBuffer) {
+	t.Helper()
+	boot, err := exec.Command(bin, "envoy-bootstrap", "--proxyless", "--xds-address", d.xdsAddr,
+		"--node-id", fmt.Sprintf("stoppable-%d", id)).Output()
 	if err != nil {
 		t.Fatal(err)
 	}
 	self, _ := os.Executable()
 	client := exec.Command(self, "-test.run", "^TestStatusWaitsForTheClientsACK$")
-	client.Env = append(os.Environ(), "E2E_CLIENT_TARGET=xds:///lb_"+strconv.Itoa(lb.ID), "GRPC_XDS_BOOTSTRAP_CONFIG="+string(boot))
+	client.Env = append(os.Environ(), "E2E_CLIENT_TARGET=xds:///lb_"+strconv.Itoa(id), "GRPC_XDS_BOOTSTRAP_CONFIG="+string(boot))
 	client.Env = withoutEnv(client.Env, "GRPC_XDS_BOOTSTRAP")
-	var out syncBuffer
-	client.Stdout, client.Stderr = &out, &out
+	out := &syncBuffer{}
+	client.Stdout, client.Stderr = out, out
 	if err := client.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = client.Process.Kill(); _ = client.Wait() })
-	waitFor(t, "the client's first reply", func() bool { return strings.Contains(out.String(), "served by a") })
+	return client, out
+}
 
-	if err := client.Process.Signal(syscall.SIGSTOP); err != nil {
+func stop(t *testing.T, c *exec.Cmd) {
+	t.Helper()
+	if err := c.Process.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
-	// The timeout is in the route the client uses. (An algorithm change
-	// from RANDOM to ROUND_ROBIN would not do: a gRPC client gets round
-	// robin for both, so it has nothing to acknowledge.)
-	a.do("PUT", a.lbPath(lb.ID, ""), `{"loadBalancer":{"timeout":45}}`, 202, nil)
-	time.Sleep(time.Second)
-	if st := a.get(lb.ID).Status; st != "PENDING_UPDATE" {
-		t.Fatalf("with the client stopped the load balancer is %s, want PENDING_UPDATE", st)
-	}
-	if err := client.Process.Signal(syscall.SIGCONT); err != nil {
+}
+
+func resume(t *testing.T, c *exec.Cmd) {
+	t.Helper()
+	if err := c.Process.Signal(syscall.SIGCONT); err != nil {
 		t.Fatal(err)
 	}
-	a.waitStatus(lb.ID, "ACTIVE")
-	d.stop(t)
+}
+
+// xdsClients reads the daemon's count of connected proxyless clients.
+func xdsClients(t *testing.T, d *daemon) int {
+	t.Helper()
+	res, err := http.Get(d.httpURL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(res.Body)
+	for _, line := range strings.Split(string(body), "\n") {
+		if strings.HasPrefix(line, `lbaas_xds_clients{fleet="default",kind="grpc"}`) {
+			n, _ := strconv.Atoi(strings.Fields(line)[1])
+			return n
+		}
+	}
+	return 0
 }
 
 // runClientProcess is the stoppable client: it calls the target until killed.

@@ -170,7 +170,7 @@ func (s *Server) listen(cfg Config) error {
 		}
 	}
 	if !cfg.ManualActivation {
-		if err := s.serveXDS(ctx, cfg); err != nil {
+		if err := s.serveXDS(ctx, cfg, reg); err != nil {
 			cancel()
 			_ = httpLn.Close()
 			_ = grpcLn.Close()
@@ -217,7 +217,7 @@ func (s *Server) serveDebug(addr string) error {
 }
 
 // serveXDS publishes the store to the data plane on the xDS address.
-func (s *Server) serveXDS(ctx context.Context, cfg Config) error {
+func (s *Server) serveXDS(ctx context.Context, cfg Config, reg prometheus.Registerer) error {
 	pub, err := controlplane.New(ctx, s.Store, controlplane.Options{DefaultFleet: cfg.Fleet, AccessLogPath: cfg.AccessLogPath}, s.log)
 	if err != nil {
 		return fmt.Errorf("load the data plane configuration: %w", err)
@@ -233,6 +233,7 @@ func (s *Server) serveXDS(ctx context.Context, cfg Config) error {
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 	)
 	xds.Register(ctx, s.xdsServer, pub.Cache(), pub.Tracker())
+	reg.MustRegister(xdsClients{pub.Tracker()})
 	s.wg.Add(2)
 	go func() {
 		defer s.wg.Done()
@@ -355,4 +356,18 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.cancel()
 	s.wg.Wait()
 	return errors.Join(err, s.Store.Close())
+}
+
+// xdsClients exports the connected xDS clients per fleet and kind.
+type xdsClients struct{ tracker *xds.Tracker }
+
+var xdsClientsDesc = prometheus.NewDesc("lbaas_xds_clients", "Connected xDS clients by fleet and kind (envoy or grpc).",
+	[]string{"fleet", "kind"}, nil)
+
+func (c xdsClients) Describe(ch chan<- *prometheus.Desc) { ch <- xdsClientsDesc }
+
+func (c xdsClients) Collect(ch chan<- prometheus.Metric) {
+	for g, n := range c.tracker.Clients() {
+		ch <- prometheus.MustNewConstMetric(xdsClientsDesc, prometheus.GaugeValue, float64(n), g.Fleet, string(g.Kind))
+	}
 }
