@@ -13,11 +13,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/go-gormigrate/gormigrate/v2"
+	"github.com/jackc/pgx/v5"
 	"gorm.io/driver/postgres"
 	"gorm.io/driver/sqlite"
 	"gorm.io/gorm"
@@ -39,9 +41,18 @@ type Store struct {
 	pools   []Pool
 	log     *slog.Logger
 
-	mu   sync.Mutex
-	subs map[chan int64]struct{}
+	mu        sync.Mutex
+	subs      map[chan int64]struct{}
+	published int64 // the newest revision subscribers were told of
+
+	// stopListening ends the PostgreSQL LISTEN loop (nil on SQLite).
+	stopListening context.CancelFunc
+	listening     sync.WaitGroup
 }
+
+// notifyChannel carries committed revisions between replicas sharing a
+// PostgreSQL database.
+const notifyChannel = "lbaas_revisions"
 
 // Options configures Open.
 type Options struct {
@@ -85,7 +96,49 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		_ = sqlDB.Close()
 		return nil, err
 	}
+	if dialect == "postgres" {
+		listenCtx, cancel := context.WithCancel(context.Background())
+		s.stopListening = cancel
+		s.listening.Add(1)
+		go s.listen(listenCtx, opts.URL)
+	}
 	return s, nil
+}
+
+// listen relays the revisions other replicas commit (PostgreSQL NOTIFY,
+// sent by Update inside its transaction, so delivered at commit) to this
+// store's subscribers, reconnecting after errors.
+func (s *Store) listen(ctx context.Context, url string) {
+	defer s.listening.Done()
+	for ctx.Err() == nil {
+		if err := s.listenOnce(ctx, url); err != nil && ctx.Err() == nil {
+			s.log.Warn("store: listening for other replicas' commits", "err", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+		}
+	}
+}
+
+func (s *Store) listenOnce(ctx context.Context, url string) error {
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctx, "LISTEN "+notifyChannel); err != nil {
+		return err
+	}
+	for {
+		n, err := conn.WaitForNotification(ctx)
+		if err != nil {
+			return err
+		}
+		if rev, err := strconv.ParseInt(n.Payload, 10, 64); err == nil {
+			s.publish(rev)
+		}
+	}
 }
 
 func dialectorFor(url string) (gorm.Dialector, string) {
@@ -132,6 +185,11 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // Close closes the database connections.
 func (s *Store) Close() error {
+	if s.stopListening != nil {
+		s.stopListening()
+		s.listening.Wait()
+		s.stopListening = nil
+	}
 	sqlDB, err := s.db.DB()
 	if err != nil {
 		return err
@@ -158,6 +216,12 @@ func (s *Store) Update(ctx context.Context, fn func(*Tx) error) (int64, error) {
 		if err := fn(tx); err != nil {
 			return err
 		}
+		if s.dialect == "postgres" {
+			// Delivered to the other replicas when (and only if) we commit.
+			if err := db.Exec("SELECT pg_notify(?, ?)", notifyChannel, strconv.FormatInt(rev, 10)).Error; err != nil {
+				return err
+			}
+		}
 		return tx.recordChanges()
 	})
 	if err != nil {
@@ -182,9 +246,16 @@ func (s *Store) Subscribe() (<-chan int64, func()) {
 	}
 }
 
+// publish tells subscribers of a committed revision; revisions only go
+// forward (a replica's echo of our own commit, or a late notification, is
+// dropped).
 func (s *Store) publish(rev int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if rev <= s.published {
+		return
+	}
+	s.published = rev
 	for ch := range s.subs {
 		select {
 		case ch <- rev:

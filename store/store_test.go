@@ -1197,3 +1197,36 @@ func TestUsersAndTokens(t *testing.T) {
 		checkExpired("unknown")
 	})
 }
+
+// Replicas sharing a PostgreSQL database hear of each other's commits at
+// once (LISTEN/NOTIFY), not at their next poll.
+func TestReplicasHearEachOthersCommits(t *testing.T) {
+	dsn := pgtest.NewDatabase(t)
+	open := func() *Store {
+		s, err := Open(context.Background(), Options{URL: dsn})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = s.Close() })
+		return s
+	}
+	a, b := open(), open()
+	revs, stop := b.Subscribe()
+	defer stop()
+	deadline := time.After(10 * time.Second)
+	for {
+		rev := mustUpdate(t, a, func(*Tx) error { return nil })
+		select {
+		case got := <-revs:
+			// b commits nothing itself: whatever it hears is a's.
+			if got < 1 || got > rev {
+				t.Fatalf("replica b heard revision %d, a committed up to %d", got, rev)
+			}
+			return
+		case <-time.After(500 * time.Millisecond):
+			// b may not be listening yet: commit again.
+		case <-deadline:
+			t.Fatal("replica b never heard of replica a's commits")
+		}
+	}
+}
