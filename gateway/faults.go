@@ -44,6 +44,10 @@ func faultOf(st *status.Status) *lbaasv1.Fault {
 	msg := pathParams.Replace(st.Message())
 	switch st.Code() {
 	case codes.InvalidArgument:
+		if strings.Contains(msg, "type mismatch, parameter:") && strings.Contains(msg, "value out of range") {
+			// An id too large to exist names no object.
+			return &lbaasv1.Fault{Code: 404, Message: "Object not Found"}
+		}
 		return &lbaasv1.Fault{Code: 400, Message: "Validation Failure", Details: "The object is not valid",
 			ValidationErrors: &lbaasv1.ValidationErrors{Messages: []string{msg}}}
 	case codes.NotFound:

@@ -463,6 +463,7 @@ func TestUnknownPathsAndMethods(t *testing.T) {
 	if code, _ := e.call("PATCH", "/loadbalancers/1", `{}`); code != 405 && code != 404 {
 		t.Errorf("PATCH: %d", code)
 	}
+	e.mustCall(404, "GET", "/loadbalancers/99999999999", "") // beyond any id
 	out = e.mustCall(400, "GET", "/loadbalancers/abc", "")
 	if !strings.Contains(strings.Join(validationMessages(out), ""), "loadBalancerId") {
 		t.Errorf("fault names loadBalancerId: %v", out)
