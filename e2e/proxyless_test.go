@@ -309,7 +309,8 @@ func TestStatusWaitsForTheClientsACK(t *testing.T) {
 
 	t.Run("an update waits for a client using the load balancer", func(t *testing.T) {
 		client, out := stoppableClient(t, bin, d, lb.ID)
-		waitFor(t, "the client's first reply", func() bool { return strings.Contains(out.String(), "served by a") })
+		// A few replies: the client has settled (and acknowledged what it got).
+		waitFor(t, "the client's replies", func() bool { return strings.Count(out.String(), "served by a") >= 3 })
 		stop(t, client)
 		// The timeout is in the route the client uses. (An algorithm change
 		// from RANDOM to ROUND_ROBIN would not do: a gRPC client gets round
@@ -317,7 +318,8 @@ func TestStatusWaitsForTheClientsACK(t *testing.T) {
 		a.do("PUT", a.lbPath(lb.ID, ""), `{"loadBalancer":{"timeout":45}}`, 202, nil)
 		time.Sleep(time.Second)
 		if st := a.get(lb.ID).Status; st != "PENDING_UPDATE" {
-			t.Fatalf("with the client stopped the load balancer is %s, want PENDING_UPDATE", st)
+			t.Fatalf("with the client stopped the load balancer is %s, want PENDING_UPDATE (xDS clients: %d; client output:\n%s)",
+				st, xdsClients(t, d), out.String())
 		}
 		resume(t, client)
 		a.waitStatus(lb.ID, "ACTIVE")
@@ -366,11 +368,22 @@ func stoppableClient(t *testing.T, bin string, d *daemon, id int) (*exec.Cmd, *s
 	return client, out
 }
 
+// stop stops a client process and waits until the kernel reports it
+// stopped (state T), so that it can acknowledge nothing from then on.
 func stop(t *testing.T, c *exec.Cmd) {
 	t.Helper()
 	if err := c.Process.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
+	waitFor(t, "the client to be stopped", func() bool {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", c.Process.Pid))
+		if err != nil {
+			return false
+		}
+		// pid (comm) state ...: the state follows the last ')'.
+		fields := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+		return len(fields) > 0 && fields[0] == "T"
+	})
 }
 
 func resume(t *testing.T, c *exec.Cmd) {
