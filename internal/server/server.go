@@ -354,7 +354,17 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.xdsServer.Stop()
 	}
 	s.cancel()
-	s.wg.Wait()
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		// Never hang a shutdown on a stuck background task.
+		return errors.Join(err, errors.New("background tasks did not stop in time"))
+	}
 	return errors.Join(err, s.Store.Close())
 }
 
