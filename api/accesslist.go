@@ -23,31 +23,6 @@ func NewAccessLists(st *store.Store, auth Authorizer, cfg Config) *AccessLists {
 	return &AccessLists{lbChild: newLBChild(st, auth, cfg)}
 }
 
-// commitFeatureChange is how every feature service (access list, throttle,
-// persistence, logging, error page, caching) changes a load balancer: in
-// one store.Update it loads the load balancer, refuses a busy one (422
-// immutableEntity), lets change validate and apply the change, then puts
-// the load balancer in PENDING_UPDATE and saves it, so that the data plane
-// republishes it. An error from change (a fault) rolls everything back.
-func (s *lbChild) commitFeatureChange(ctx context.Context, account string, lbID uint32,
-	change func(tx *store.Tx, lb *store.LoadBalancer) error) error {
-	_, err := s.store.Update(ctx, func(tx *store.Tx) error {
-		lb, err := mutable(tx, account, lbID)
-		if err != nil {
-			return err
-		}
-		if err := change(tx, lb); err != nil {
-			return err
-		}
-		lb.Status = store.StatusPendingUpdate
-		return tx.SaveLoadBalancer(lb)
-	})
-	if err != nil {
-		return s.fail(ctx, err)
-	}
-	return nil
-}
-
 func apiNetworkItems(items []store.NetworkItem) []*lbaasv1.NetworkItem {
 	out := make([]*lbaasv1.NetworkItem, len(items))
 	for i, item := range items {
@@ -107,7 +82,7 @@ func (s *AccessLists) AppendAccessList(ctx context.Context, req *lbaasv1.AppendA
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	err := s.commitFeatureChange(ctx, req.GetAccount(), req.GetLoadBalancerId(), func(tx *store.Tx, lb *store.LoadBalancer) error {
+	err := s.commitChange(ctx, req.GetAccount(), req.GetLoadBalancerId(), func(tx *store.Tx, lb *store.LoadBalancer) error {
 		if total := len(lb.AccessList) + len(added); total > int(s.limits.AccessList) {
 			return OverLimit(fmt.Sprintf("ACCESS_LIST_LIMIT: an access list may have at most %d items (it would have %d)", s.limits.AccessList, total))
 		}
@@ -140,7 +115,7 @@ func (s *AccessLists) DeleteAccessList(ctx context.Context, req *lbaasv1.DeleteA
 		return nil, err
 	}
 	if len(req.GetId()) == 0 {
-		err := s.commitFeatureChange(ctx, req.GetAccount(), req.GetLoadBalancerId(), func(tx *store.Tx, lb *store.LoadBalancer) error {
+		err := s.commitChange(ctx, req.GetAccount(), req.GetLoadBalancerId(), func(tx *store.Tx, lb *store.LoadBalancer) error {
 			return tx.ClearAccessList(lb)
 		})
 		if err != nil {
@@ -170,7 +145,7 @@ func (s *AccessLists) DeleteNetworkItem(ctx context.Context, req *lbaasv1.Delete
 }
 
 func (s *AccessLists) deleteItems(ctx context.Context, account string, lbID uint32, ids []uint32, single bool) error {
-	return s.commitFeatureChange(ctx, account, lbID, func(tx *store.Tx, lb *store.LoadBalancer) error {
+	return s.commitChange(ctx, account, lbID, func(tx *store.Tx, lb *store.LoadBalancer) error {
 		have := map[uint32]bool{}
 		for _, item := range lb.AccessList {
 			have[item.ID] = true

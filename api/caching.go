@@ -43,7 +43,7 @@ func (s *ContentCachings) UpdateContentCaching(ctx context.Context, req *lbaasv1
 	case in.Enabled == nil:
 		return nil, BadRequest("contentCaching.enabled: is required (true or false)")
 	}
-	err := s.commitFeatureChange(ctx, req.GetAccount(), req.GetLoadBalancerId(), func(_ *store.Tx, lb *store.LoadBalancer) error {
+	err := s.commitChange(ctx, req.GetAccount(), req.GetLoadBalancerId(), func(_ *store.Tx, lb *store.LoadBalancer) error {
 		var v validation
 		checkContentCaching(&v, "contentCaching.enabled", in.GetEnabled(), lb.Protocol)
 		if err := v.err(); err != nil {

@@ -69,7 +69,7 @@ func (s *ErrorPages) UpdateErrorPage(ctx context.Context, req *lbaasv1.UpdateErr
 	case n > MaxErrorPageLength:
 		return nil, BadRequest(fmt.Sprintf("errorpage.content: must be at most %d characters long (got %d)", MaxErrorPageLength, n))
 	}
-	err := s.commitFeatureChange(ctx, req.GetAccount(), req.GetLoadBalancerId(), func(_ *store.Tx, lb *store.LoadBalancer) error {
+	err := s.commitChange(ctx, req.GetAccount(), req.GetLoadBalancerId(), func(_ *store.Tx, lb *store.LoadBalancer) error {
 		if lb.Protocol != "HTTP" {
 			return BadRequest(fmt.Sprintf("errorpage: a custom error page is only available for HTTP load balancers (this one is %s)", lb.Protocol))
 		}
@@ -87,7 +87,7 @@ func (s *ErrorPages) DeleteErrorPage(ctx context.Context, req *lbaasv1.LoadBalan
 	if err := s.auth.Authorize(ctx, req.GetAccount()); err != nil {
 		return nil, err
 	}
-	err := s.commitFeatureChange(ctx, req.GetAccount(), req.GetLoadBalancerId(), func(_ *store.Tx, lb *store.LoadBalancer) error {
+	err := s.commitChange(ctx, req.GetAccount(), req.GetLoadBalancerId(), func(_ *store.Tx, lb *store.LoadBalancer) error {
 		lb.ErrorPage = ""
 		return nil
 	})

@@ -45,22 +45,17 @@ func (s *HealthMonitors) UpdateHealthMonitor(ctx context.Context, req *lbaasv1.U
 	if in == nil {
 		return nil, BadRequest("healthMonitor: is required")
 	}
-	_, err := s.store.Update(ctx, func(tx *store.Tx) error {
-		lb, err := mutable(tx, req.GetAccount(), req.GetLoadBalancerId())
-		if err != nil {
-			return err
-		}
+	err := s.commitChange(ctx, req.GetAccount(), req.GetLoadBalancerId(), func(_ *store.Tx, lb *store.LoadBalancer) error {
 		var v validation
 		hm := healthMonitor(&v, "healthMonitor", lb.Protocol, in)
 		if err := v.err(); err != nil {
 			return err
 		}
 		lb.HealthMonitor = hm
-		lb.Status = store.StatusPendingUpdate
-		return tx.SaveLoadBalancer(lb)
+		return nil
 	})
 	if err != nil {
-		return nil, s.fail(ctx, err)
+		return nil, err
 	}
 	return &emptypb.Empty{}, nil
 }
@@ -72,11 +67,7 @@ func (s *HealthMonitors) DeleteHealthMonitor(ctx context.Context, req *lbaasv1.L
 	if err := s.auth.Authorize(ctx, req.GetAccount()); err != nil {
 		return nil, err
 	}
-	_, err := s.store.Update(ctx, func(tx *store.Tx) error {
-		lb, err := mutable(tx, req.GetAccount(), req.GetLoadBalancerId())
-		if err != nil {
-			return err
-		}
+	err := s.commitChange(ctx, req.GetAccount(), req.GetLoadBalancerId(), func(tx *store.Tx, lb *store.LoadBalancer) error {
 		if lb.HealthMonitor == nil {
 			return Unprocessable(fmt.Sprintf("Load balancer '%d' has no health monitor to delete.", lb.ID))
 		}
@@ -88,11 +79,10 @@ func (s *HealthMonitors) DeleteHealthMonitor(ctx context.Context, req *lbaasv1.L
 			}
 		}
 		lb.HealthMonitor = nil
-		lb.Status = store.StatusPendingUpdate
-		return tx.SaveLoadBalancer(lb)
+		return nil
 	})
 	if err != nil {
-		return nil, s.fail(ctx, err)
+		return nil, err
 	}
 	return &emptypb.Empty{}, nil
 }

@@ -45,7 +45,7 @@ func (s *ConnectionLoggings) UpdateConnectionLogging(ctx context.Context, req *l
 	case in.Enabled == nil:
 		return nil, BadRequest("connectionLogging.enabled: is required (true or false)")
 	}
-	err := s.commitFeatureChange(ctx, req.GetAccount(), req.GetLoadBalancerId(), func(_ *store.Tx, lb *store.LoadBalancer) error {
+	err := s.commitChange(ctx, req.GetAccount(), req.GetLoadBalancerId(), func(_ *store.Tx, lb *store.LoadBalancer) error {
 		if in.GetEnabled() && IsUDP(lb.Protocol) {
 			return BadRequest(fmt.Sprintf("connectionLogging.enabled: connection logging is not available for protocol %s", lb.Protocol))
 		}

@@ -37,6 +37,32 @@ func (s *lbChild) read(ctx context.Context, account string, id uint32) (*store.L
 	return lb, nil
 }
 
+// commitChange is how the services of a load balancer's parts (nodes,
+// virtual IPs, health monitor, access list, throttle, persistence, logging,
+// error page, caching) change it: in one store.Update it loads the load
+// balancer, refuses a busy one (422 immutableEntity), lets change validate
+// and apply the change, then puts the load balancer in PENDING_UPDATE and
+// saves it, so that the data plane republishes it. An error from change (a
+// fault) rolls everything back.
+func (s *lbChild) commitChange(ctx context.Context, account string, lbID uint32,
+	change func(tx *store.Tx, lb *store.LoadBalancer) error) error {
+	_, err := s.store.Update(ctx, func(tx *store.Tx) error {
+		lb, err := mutable(tx, account, lbID)
+		if err != nil {
+			return err
+		}
+		if err := change(tx, lb); err != nil {
+			return err
+		}
+		lb.Status = store.StatusPendingUpdate
+		return tx.SaveLoadBalancer(lb)
+	})
+	if err != nil {
+		return s.fail(ctx, err)
+	}
+	return nil
+}
+
 // fail turns a store error into the fault: a missing load balancer is 404.
 func (s *lbChild) fail(ctx context.Context, err error) error {
 	if errors.Is(err, store.ErrNotFound) {
@@ -173,24 +199,16 @@ func (s *Nodes) UpdateNode(ctx context.Context, req *lbaasv1.UpdateNodeRequest) 
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	_, err := s.store.Update(ctx, func(tx *store.Tx) error {
-		lb, err := mutable(tx, req.GetAccount(), req.GetLoadBalancerId())
-		if err != nil {
-			return err
-		}
+	err := s.commitChange(ctx, req.GetAccount(), req.GetLoadBalancerId(), func(tx *store.Tx, lb *store.LoadBalancer) error {
 		n := findNode(lb, req.GetNodeId())
 		if n == nil {
 			return NotFound("Node not found")
 		}
 		applyNodeUpdate(n, in)
-		if err := tx.SaveNode(n); err != nil {
-			return err
-		}
-		lb.Status = store.StatusPendingUpdate
-		return tx.SaveLoadBalancer(lb)
+		return tx.SaveNode(n)
 	})
 	if err != nil {
-		return nil, s.fail(ctx, err)
+		return nil, err
 	}
 	return &emptypb.Empty{}, nil
 }
@@ -219,11 +237,7 @@ func (s *Nodes) BulkUpdateNodes(ctx context.Context, req *lbaasv1.BulkUpdateNode
 		return nil, err
 	}
 	var updated []store.Node
-	_, err := s.store.Update(ctx, func(tx *store.Tx) error {
-		lb, err := mutable(tx, req.GetAccount(), req.GetLoadBalancerId())
-		if err != nil {
-			return err
-		}
+	err := s.commitChange(ctx, req.GetAccount(), req.GetLoadBalancerId(), func(tx *store.Tx, lb *store.LoadBalancer) error {
 		var missing []uint32
 		for _, in := range req.GetNodes() {
 			n := findNode(lb, in.GetId())
@@ -240,11 +254,10 @@ func (s *Nodes) BulkUpdateNodes(ctx context.Context, req *lbaasv1.BulkUpdateNode
 		if len(missing) > 0 {
 			return BadRequest(fmt.Sprintf("Node ids %s are not a part of your loadbalancer", joinIDs(missing)))
 		}
-		lb.Status = store.StatusPendingUpdate
-		return tx.SaveLoadBalancer(lb)
+		return nil
 	})
 	if err != nil {
-		return nil, s.fail(ctx, err)
+		return nil, err
 	}
 	return &lbaasv1.ListNodesResponse{Nodes: apiNodes(updated)}, nil
 }
@@ -277,11 +290,7 @@ func (s *Nodes) BulkDeleteNodes(ctx context.Context, req *lbaasv1.BulkDeleteNode
 }
 
 func (s *Nodes) deleteNodes(ctx context.Context, account string, lbID uint32, ids []uint32, single bool) error {
-	_, err := s.store.Update(ctx, func(tx *store.Tx) error {
-		lb, err := mutable(tx, account, lbID)
-		if err != nil {
-			return err
-		}
+	return s.commitChange(ctx, account, lbID, func(tx *store.Tx, lb *store.LoadBalancer) error {
 		var missing []uint32
 		for _, id := range ids {
 			if findNode(lb, id) == nil {
@@ -294,14 +303,6 @@ func (s *Nodes) deleteNodes(ctx context.Context, account string, lbID uint32, id
 		case len(missing) > 0:
 			return BadRequest(fmt.Sprintf("Node ids %s are not a part of your loadbalancer", joinIDs(missing)))
 		}
-		if err := tx.DeleteNodes(lb, ids); err != nil {
-			return err
-		}
-		lb.Status = store.StatusPendingUpdate
-		return tx.SaveLoadBalancer(lb)
+		return tx.DeleteNodes(lb, ids)
 	})
-	if err != nil {
-		return s.fail(ctx, err)
-	}
-	return nil
 }

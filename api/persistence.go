@@ -51,7 +51,7 @@ func (s *SessionPersistences) UpdateSessionPersistence(ctx context.Context, req 
 	case !oneOf(in.GetPersistenceType(), "HTTP_COOKIE", "SOURCE_IP", "SSL_ID"):
 		return nil, BadRequest(fmt.Sprintf("sessionPersistence.persistenceType: must be HTTP_COOKIE, SOURCE_IP or SSL_ID (got %q)", in.GetPersistenceType()))
 	}
-	err := s.commitFeatureChange(ctx, req.GetAccount(), req.GetLoadBalancerId(), func(_ *store.Tx, lb *store.LoadBalancer) error {
+	err := s.commitChange(ctx, req.GetAccount(), req.GetLoadBalancerId(), func(_ *store.Tx, lb *store.LoadBalancer) error {
 		var v validation
 		sp := sessionPersistence(&v, "sessionPersistence", lb.Protocol, in)
 		if err := v.err(); err != nil {
@@ -72,7 +72,7 @@ func (s *SessionPersistences) DeleteSessionPersistence(ctx context.Context, req 
 	if err := s.auth.Authorize(ctx, req.GetAccount()); err != nil {
 		return nil, err
 	}
-	err := s.commitFeatureChange(ctx, req.GetAccount(), req.GetLoadBalancerId(), func(_ *store.Tx, lb *store.LoadBalancer) error {
+	err := s.commitChange(ctx, req.GetAccount(), req.GetLoadBalancerId(), func(_ *store.Tx, lb *store.LoadBalancer) error {
 		if lb.SessionPersistence == nil {
 			return Unprocessable(fmt.Sprintf("Session persistence is not enabled on load balancer '%d'.", lb.ID))
 		}

@@ -70,7 +70,7 @@ func (s *ConnectionThrottles) UpdateConnectionThrottle(ctx context.Context, req 
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	err := s.commitFeatureChange(ctx, req.GetAccount(), req.GetLoadBalancerId(), func(_ *store.Tx, lb *store.LoadBalancer) error {
+	err := s.commitChange(ctx, req.GetAccount(), req.GetLoadBalancerId(), func(_ *store.Tx, lb *store.LoadBalancer) error {
 		if lb.ConnectionThrottle == nil {
 			var missing validation
 			for _, a := range attrs {
@@ -109,7 +109,7 @@ func (s *ConnectionThrottles) DeleteConnectionThrottle(ctx context.Context, req 
 	if err := s.auth.Authorize(ctx, req.GetAccount()); err != nil {
 		return nil, err
 	}
-	err := s.commitFeatureChange(ctx, req.GetAccount(), req.GetLoadBalancerId(), func(_ *store.Tx, lb *store.LoadBalancer) error {
+	err := s.commitChange(ctx, req.GetAccount(), req.GetLoadBalancerId(), func(_ *store.Tx, lb *store.LoadBalancer) error {
 		lb.ConnectionThrottle = nil
 		return nil
 	})

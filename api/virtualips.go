@@ -128,11 +128,7 @@ func (s *VirtualIPs) BulkDeleteVirtualIps(ctx context.Context, req *lbaasv1.Bulk
 }
 
 func (s *VirtualIPs) remove(ctx context.Context, account string, lbID uint32, ids []uint32, single bool) error {
-	_, err := s.store.Update(ctx, func(tx *store.Tx) error {
-		lb, err := mutable(tx, account, lbID)
-		if err != nil {
-			return err
-		}
+	return s.commitChange(ctx, account, lbID, func(tx *store.Tx, lb *store.LoadBalancer) error {
 		have := map[uint32]bool{}
 		for _, v := range lb.VirtualIPs {
 			have[v.ID] = true
@@ -151,14 +147,6 @@ func (s *VirtualIPs) remove(ctx context.Context, account string, lbID uint32, id
 		case len(ids) >= len(lb.VirtualIPs):
 			return BadRequest("virtualIps: a load balancer must keep at least one virtual IP; the last one cannot be removed")
 		}
-		if err := tx.DetachVirtualIPs(lb, ids); err != nil {
-			return err
-		}
-		lb.Status = store.StatusPendingUpdate
-		return tx.SaveLoadBalancer(lb)
+		return tx.DetachVirtualIPs(lb, ids)
 	})
-	if err != nil {
-		return s.fail(ctx, err)
-	}
-	return nil
 }
