@@ -1,23 +1,27 @@
 // Package xds serves load balancer configuration to the data plane over
-// xDS (ADS, state of the world and delta) with go-control-plane, and
-// tracks what every connected client has acknowledged. It knows nothing of
-// HTTP or the database: it is given Envoy resources per store revision and
-// reports which changes each fleet has applied or rejected.
+// xDS (ADS, state of the world and delta) with go-control-plane's server,
+// from a cache of its own, and tracks what every connected client has
+// acknowledged. It knows nothing of HTTP or the database: it is given
+// marshalled Envoy resources per store revision and reports which changes
+// each fleet has applied or rejected.
 package xds
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
-	"github.com/envoyproxy/go-control-plane/pkg/log"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
 )
 
 // Kind is a kind of data plane; each gets its own variant of the resources.
@@ -37,7 +41,7 @@ type Group struct {
 }
 
 // GroupOf places a client: its fleet is the xDS node's cluster, its kind
-// follows the user agent (grpc-go says "gRPC Go").
+// follows the user agent (grpc-go says "gRPC Go", grpc-js "grpc-node-js").
 func GroupOf(n *corev3.Node, defaultFleet string) Group {
 	g := Group{Fleet: n.GetCluster(), Kind: KindEnvoy}
 	if g.Fleet == "" {
@@ -54,50 +58,108 @@ func GroupOf(n *corev3.Node, defaultFleet string) Group {
 // to what a client has not received yet.
 var TypeOrder = []string{resource.ClusterType, resource.EndpointType, resource.ListenerType, resource.RouteType}
 
+// fullState tells the types whose state-of-the-world responses carry every
+// resource the client subscribes to (the xDS protocol's rule for listeners
+// and clusters); other types carry only what changed.
+func fullState(typeURL string) bool {
+	return typeURL == resource.ListenerType || typeURL == resource.ClusterType
+}
+
 // Update is the change to one group's resources at a revision.
 type Update struct {
-	// Upsert holds new or changed resources by type URL and name.
-	Upsert map[string]map[string]types.Resource
+	// Upsert holds new or changed resources, marshalled (see Marshal), by
+	// type URL and name.
+	Upsert map[string]map[string]*anypb.Any
 	// Remove holds removed resource names by type URL.
 	Remove map[string][]string
 }
 
-// Cache holds, per group and type, a go-control-plane linear cache. A
-// linear cache updates and notifies per resource, so the cost of a change
-// does not grow with the number of load balancers, and delta clients get
-// only what changed. Every version a cache hands out is mapped to the
-// store revision it reflects, which is how acknowledgements become
-// load balancer status.
+// Marshal serialises a resource once, deterministically, for every client
+// that will receive it.
+func Marshal(r types.Resource) (*anypb.Any, error) {
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(r)
+	if err != nil {
+		return nil, err
+	}
+	return &anypb.Any{TypeUrl: "type.googleapis.com/" + string(r.ProtoReflect().Descriptor().FullName()), Value: b}, nil
+}
+
+// Cache holds, per group and type, the marshalled resources, a log of
+// which changed at which sequence number, and the open watches. Each
+// client's position is one sequence number per type (what it was last
+// sent), so a change costs the clients that need it and not the number of
+// load balancers, and a client's state does not grow with the fleet. It
+// implements go-control-plane's cache.Cache for go-control-plane's server,
+// which keeps the protocol and stream handling.
 type Cache struct {
 	defaultFleet string
 	prefix       string
-	logger       log.Logger
 
 	mu       sync.Mutex
 	groups   map[Group]map[string]*typeCache
 	revision int64
+	conns    map[int64]*conn
+	// bound links a request being handled to its stream: the tracker's
+	// request callback runs just before the server asks for a watch.
+	bound map[*discoveryv3.DiscoveryRequest]int64
+	delta map[*discoveryv3.DeltaDiscoveryRequest]int64
 }
 
 type typeCache struct {
-	linear  *cache.LinearCache
-	updates uint64 // mirrors the linear cache's version counter
-	// revAt maps a version to the newest revision at which it was current.
-	revAt map[string]int64
-	order []string // versions in revAt, oldest first, to bound it
+	typeURL string
+	seq     uint64
+	entries map[string]*entry
+	// log lists changes in sequence order; an entry whose seq differs from
+	// the logged one was changed again later (the later record counts).
+	log []change
+	// full is the sorted state of the world at seq fullSeq, shared by the
+	// wildcard state-of-the-world clients it is sent to.
+	full    *state
+	watches map[*watch]struct{}
+	// revs maps sequence numbers to the newest store revision at which
+	// each was current, for status.
+	revs []seqRev
 }
 
-// maxVersions bounds revAt; an acknowledgement of an older version counts
-// as revision 0 (that client is far behind anyway).
-const maxVersions = 256
+type entry struct {
+	name    string
+	seq     uint64
+	version string
+	res     *anypb.Any            // nil when removed (a tombstone)
+	delta   *discoveryv3.Resource // the same, as a delta resource
+}
+
+type change struct {
+	seq  uint64
+	name string
+}
+
+type seqRev struct {
+	seq uint64
+	rev int64
+}
+
+// state is an ordered list of resources, shared read-only.
+type state struct {
+	seq   uint64
+	names []string
+	res   []*anypb.Any
+}
+
+// maxRevs bounds typeCache.revs; an acknowledgement of an older sequence
+// counts as revision 0 (that client is far behind anyway).
+const maxRevs = 1024
 
 // NewCache returns an empty cache whose versions start from revision.
-func NewCache(defaultFleet string, revision int64, logger log.Logger) *Cache {
+func NewCache(defaultFleet string, revision int64) *Cache {
 	return &Cache{
 		defaultFleet: defaultFleet,
 		prefix:       "r" + strconv.FormatInt(revision, 10) + ".",
-		logger:       logger,
 		groups:       map[Group]map[string]*typeCache{},
 		revision:     revision,
+		conns:        map[int64]*conn{},
+		bound:        map[*discoveryv3.DiscoveryRequest]int64{},
+		delta:        map[*discoveryv3.DeltaDiscoveryRequest]int64{},
 	}
 }
 
@@ -109,39 +171,64 @@ func (c *Cache) typeCache(g Group, typeURL string) *typeCache {
 	}
 	tc := caches[typeURL]
 	if tc == nil {
-		tc = &typeCache{
-			linear: cache.NewLinearCache(typeURL, cache.WithVersionPrefix(c.prefix), cache.WithLogger(c.logger)),
-			revAt:  map[string]int64{},
-		}
-		tc.mark(c.version(tc), c.revision)
+		tc = &typeCache{typeURL: typeURL, entries: map[string]*entry{}, watches: map[*watch]struct{}{}}
+		tc.mark(c.revision)
 		caches[typeURL] = tc
 	}
 	return tc
 }
 
-func (c *Cache) version(tc *typeCache) string {
-	return c.prefix + strconv.FormatUint(tc.updates, 10)
+func (c *Cache) version(seq uint64) string { return c.prefix + strconv.FormatUint(seq, 10) }
+
+// seqOf parses a version this cache handed out; ok is false for versions
+// of another process or none.
+func (c *Cache) seqOf(version string) (uint64, bool) {
+	rest, ok := strings.CutPrefix(version, c.prefix)
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(rest, 10, 64)
+	return n, err == nil
 }
 
-func (tc *typeCache) mark(version string, rev int64) {
-	if _, ok := tc.revAt[version]; !ok {
-		tc.order = append(tc.order, version)
-		if len(tc.order) > maxVersions {
-			delete(tc.revAt, tc.order[0])
-			tc.order = tc.order[1:]
-		}
+func (tc *typeCache) mark(rev int64) {
+	if n := len(tc.revs); n > 0 && tc.revs[n-1].seq == tc.seq {
+		tc.revs[n-1].rev = rev
+		return
 	}
-	tc.revAt[version] = rev
+	tc.revs = append(tc.revs, seqRev{seq: tc.seq, rev: rev})
+	if len(tc.revs) > maxRevs {
+		tc.revs = append(tc.revs[:0:0], tc.revs[len(tc.revs)-maxRevs/2:]...)
+	}
+}
+
+func (tc *typeCache) revisionOf(seq uint64) int64 {
+	i := sort.Search(len(tc.revs), func(i int) bool { return tc.revs[i].seq >= seq })
+	if i < len(tc.revs) && tc.revs[i].seq == seq {
+		return tc.revs[i].rev
+	}
+	return 0
 }
 
 // Apply publishes the updates of one store revision, in TypeOrder for
-// additions and the reverse for removals, and marks every cache as current
-// at that revision.
+// additions and the reverse for removals, marks every cache as current at
+// that revision, and answers the watches the change concerns.
 func (c *Cache) Apply(revision int64, updates map[Group]*Update) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var errs []error
-	for g, u := range updates {
+	groups := make([]Group, 0, len(updates))
+	for g := range updates {
+		groups = append(groups, g)
+	}
+	sort.Slice(groups, func(i, j int) bool {
+		return groups[i].Fleet < groups[j].Fleet || groups[i].Fleet == groups[j].Fleet && groups[i].Kind < groups[j].Kind
+	})
+	if revision > c.revision {
+		c.revision = revision
+	}
+	for _, g := range groups {
+		u := updates[g]
 		for _, typeURL := range TypeOrder {
 			if len(u.Upsert[typeURL]) > 0 {
 				errs = append(errs, c.update(g, typeURL, u.Upsert[typeURL], nil))
@@ -153,21 +240,111 @@ func (c *Cache) Apply(revision int64, updates map[Group]*Update) error {
 			}
 		}
 	}
-	if revision > c.revision {
-		c.revision = revision
-	}
 	for _, caches := range c.groups {
 		for _, tc := range caches {
-			tc.mark(c.version(tc), c.revision)
+			tc.mark(c.revision)
 		}
 	}
 	return errors.Join(errs...)
 }
 
-func (c *Cache) update(g Group, typeURL string, upsert map[string]types.Resource, remove []string) error {
+func (c *Cache) update(g Group, typeURL string, upsert map[string]*anypb.Any, remove []string) error {
 	tc := c.typeCache(g, typeURL)
-	tc.updates++
-	return tc.linear.UpdateResources(upsert, remove)
+	tc.seq++
+	version := c.version(tc.seq)
+	changed := make([]string, 0, len(upsert)+len(remove))
+	for name, res := range upsert {
+		if res == nil || res.GetTypeUrl() != typeURL {
+			return fmt.Errorf("xds: resource %q is not a %s", name, typeURL)
+		}
+		changed = append(changed, name)
+	}
+	for _, name := range remove {
+		if e := tc.entries[name]; e != nil && e.res != nil {
+			changed = append(changed, name)
+		}
+	}
+	sort.Strings(changed)
+	for _, name := range changed {
+		e := &entry{name: name, seq: tc.seq, version: version}
+		if res, ok := upsert[name]; ok {
+			e.res = res
+			e.delta = &discoveryv3.Resource{Name: name, Version: version, Resource: res}
+		}
+		tc.entries[name] = e
+		tc.log = append(tc.log, change{seq: tc.seq, name: name})
+	}
+	if len(changed) == 0 {
+		return nil
+	}
+	c.compact(tc)
+	for w := range tc.watches {
+		if !w.wants(changed) {
+			continue
+		}
+		if c.answer(tc, w, nil) {
+			delete(tc.watches, w)
+		}
+	}
+	return nil
+}
+
+// compact drops superseded log records once they outnumber the resources,
+// and the removals every connected client has already been sent.
+func (c *Cache) compact(tc *typeCache) {
+	if len(tc.log) < 2*len(tc.entries)+1024 {
+		return
+	}
+	oldest := tc.seq
+	for _, cn := range c.conns {
+		if ct := cn.types[tc.typeURL]; ct != nil && ct.sent < oldest {
+			oldest = ct.sent
+		}
+	}
+	log := make([]change, 0, len(tc.entries))
+	for _, l := range tc.log {
+		e := tc.entries[l.name]
+		if e == nil || e.seq != l.seq {
+			continue
+		}
+		if e.res == nil && e.seq <= oldest {
+			delete(tc.entries, l.name)
+			continue
+		}
+		log = append(log, l)
+	}
+	tc.log = log
+}
+
+// since calls fn for each resource changed after seq, once per name.
+func (tc *typeCache) since(seq uint64, fn func(*entry)) {
+	i := sort.Search(len(tc.log), func(i int) bool { return tc.log[i].seq > seq })
+	for _, l := range tc.log[i:] {
+		if e := tc.entries[l.name]; e != nil && e.seq == l.seq {
+			fn(e)
+		}
+	}
+}
+
+// world returns the sorted list of every live resource, built once per
+// sequence number and shared.
+func (tc *typeCache) world() *state {
+	if tc.full != nil && tc.full.seq == tc.seq {
+		return tc.full
+	}
+	s := &state{seq: tc.seq}
+	for name, e := range tc.entries {
+		if e.res != nil {
+			s.names = append(s.names, name)
+		}
+	}
+	sort.Strings(s.names)
+	s.res = make([]*anypb.Any, len(s.names))
+	for i, name := range s.names {
+		s.res[i] = tc.entries[name].res
+	}
+	tc.full = s
+	return s
 }
 
 // Revision is the newest revision applied.
@@ -180,51 +357,112 @@ func (c *Cache) Revision() int64 {
 // RevisionOf returns the store revision a version handed out to a group
 // reflects, or 0 when it is unknown.
 func (c *Cache) RevisionOf(g Group, typeURL, version string) int64 {
+	seq, ok := c.seqOf(version)
+	if !ok {
+		return 0
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if tc := c.groups[g][typeURL]; tc != nil {
-		return tc.revAt[version]
+		return tc.revisionOf(seq)
 	}
 	return 0
 }
 
-// Resources returns a copy of one group's resources of a type.
+// Resources returns one group's resources of a type, unmarshalled.
 func (c *Cache) Resources(g Group, typeURL string) map[string]types.Resource {
 	c.mu.Lock()
-	tc := c.typeCache(g, typeURL)
-	c.mu.Unlock()
-	return tc.linear.GetResources()
+	defer c.mu.Unlock()
+	out := map[string]types.Resource{}
+	for name, e := range c.typeCache(g, typeURL).entries {
+		if e.res == nil {
+			continue
+		}
+		if m, err := e.res.UnmarshalNew(); err == nil {
+			out[name] = m
+		}
+	}
+	return out
 }
 
-func (c *Cache) forNode(n *corev3.Node, typeURL string) (*cache.LinearCache, error) {
-	if typeURL == "" {
-		return nil, fmt.Errorf("xds: request without a type URL")
+func servedType(typeURL string) error {
+	switch typeURL {
+	case resource.ClusterType, resource.EndpointType, resource.ListenerType, resource.RouteType:
+		return nil
+	case "":
+		return errors.New("xds: request without a type URL")
+	}
+	return fmt.Errorf("xds: type %s is not served", typeURL)
+}
+
+// CreateWatch implements cache.ConfigWatcher for state-of-the-world streams.
+func (c *Cache) CreateWatch(req *cache.Request, sub cache.Subscription, ch chan cache.Response) (func(), error) {
+	if err := servedType(req.GetTypeUrl()); err != nil {
+		return nil, err
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	switch typeURL {
-	case resource.ClusterType, resource.EndpointType, resource.ListenerType, resource.RouteType:
-		return c.typeCache(GroupOf(n, c.defaultFleet), typeURL).linear, nil
+	id, ok := c.bound[req]
+	delete(c.bound, req)
+	w := &watch{
+		typeURL: req.GetTypeUrl(), sub: sub, sotw: ch,
+		conn: c.connType(id, ok, req.GetTypeUrl()),
 	}
-	return nil, fmt.Errorf("xds: type %s is not served", typeURL)
+	return c.watch(GroupOf(req.GetNode(), c.defaultFleet), w, nil)
 }
 
-// CreateWatch implements cache.ConfigWatcher.
-func (c *Cache) CreateWatch(req *cache.Request, sub cache.Subscription, ch chan cache.Response) (func(), error) {
-	lc, err := c.forNode(req.GetNode(), req.GetTypeUrl())
-	if err != nil {
-		return nil, err
-	}
-	return lc.CreateWatch(req, sub, ch)
-}
-
-// CreateDeltaWatch implements cache.ConfigWatcher.
+// CreateDeltaWatch implements cache.ConfigWatcher for delta streams.
 func (c *Cache) CreateDeltaWatch(req *cache.DeltaRequest, sub cache.Subscription, ch chan cache.DeltaResponse) (func(), error) {
-	lc, err := c.forNode(req.GetNode(), req.GetTypeUrl())
-	if err != nil {
+	if err := servedType(req.GetTypeUrl()); err != nil {
 		return nil, err
 	}
-	return lc.CreateDeltaWatch(req, sub, ch)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	id, ok := c.delta[req]
+	delete(c.delta, req)
+	w := &watch{
+		typeURL: req.GetTypeUrl(), sub: sub, deltaCh: ch,
+		conn: c.connType(id, ok, req.GetTypeUrl()),
+	}
+	if !w.conn.sentAny {
+		w.initial = req.GetInitialResourceVersions()
+	}
+	return c.watch(GroupOf(req.GetNode(), c.defaultFleet), w, req.GetResourceNamesSubscribe())
+}
+
+// watch answers at once when the client is behind, or parks the watch
+// until a change it wants.
+func (c *Cache) watch(g Group, w *watch, subscribed []string) (func(), error) {
+	tc := c.typeCache(g, w.typeURL)
+	if w.sotw != nil && w.conn.sentAny {
+		// The names a state-of-the-world request adds are those missing
+		// from the previous request's.
+		prev := w.conn.names
+		for name := range w.sub.SubscribedResources() {
+			if _, ok := prev[name]; !ok {
+				subscribed = append(subscribed, name)
+			}
+		}
+	}
+	if w.sotw != nil {
+		w.conn.names = w.sub.SubscribedResources()
+	}
+	if c.answer(tc, w, subscribed) {
+		return func() {}, nil
+	}
+	tc.watches[w] = struct{}{}
+	return func() {
+		c.mu.Lock()
+		delete(tc.watches, w)
+		c.mu.Unlock()
+	}, nil
+}
+
+// CountWatches returns the open watches of a group's type (tests).
+func (c *Cache) CountWatches(g Group, typeURL string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.typeCache(g, typeURL).watches)
 }
 
 // Fetch implements cache.ConfigFetcher: REST polling is not offered.
@@ -233,3 +471,8 @@ func (c *Cache) Fetch(context.Context, *cache.Request) (cache.Response, error) {
 }
 
 var _ cache.Cache = (*Cache)(nil)
+
+// EqualAny tells whether two marshalled resources are the same.
+func EqualAny(a, b *anypb.Any) bool {
+	return a.GetTypeUrl() == b.GetTypeUrl() && string(a.GetValue()) == string(b.GetValue())
+}

@@ -2,15 +2,21 @@ package xds
 
 import (
 	"context"
+	"log/slog"
 	"regexp"
 	"sort"
 	"strconv"
 	"sync"
+	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
+	"golang.org/x/time/rate"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
 )
 
 // Key names one resource of a kind of data plane.
@@ -34,18 +40,39 @@ type Outcome interface {
 	// Applied: every connected client of the fleet acknowledged the change.
 	Applied(lb uint32, revision int64)
 	// Rejected: a client of this kind refused the load balancer's
-	// configuration with this message.
+	// configuration with this message (revision 0: the configuration in
+	// force, which that client refused when it started using it).
 	Rejected(lb uint32, revision int64, kind Kind, message string)
 }
 
+// Limits bound what one client may cost.
+type Limits struct {
+	// AckTimeout is how long a client may leave a response unanswered
+	// (neither ACK nor NACK) before it stops counting for status and is
+	// disconnected; 0 disables it.
+	AckTimeout time.Duration
+	// MaxNames bounds the resource names of one subscription.
+	MaxNames int
+	// RequestRate and RequestBurst bound a stream's requests per second.
+	RequestRate  float64
+	RequestBurst int
+}
+
+// DefaultLimits suit a fleet of Envoys subscribing to every load balancer.
+var DefaultLimits = Limits{AckTimeout: 30 * time.Second, MaxNames: 200_000, RequestRate: 500, RequestBurst: 2000}
+
 // Tracker follows every xDS stream: what each client subscribes to, what
-// was sent (nonce, version), and what it acknowledged or refused. A
-// request carrying a response nonce acknowledges that response, unless it
-// carries error_detail, which makes it a NACK (go-control-plane leaves
-// that interpretation to us).
+// was sent (nonce, version, the ordered resource names), and what it
+// acknowledged or refused. A request carrying a response nonce
+// acknowledges that response, unless it carries error_detail, which makes
+// it a NACK (go-control-plane leaves that interpretation to us).
 type Tracker struct {
 	cache   *Cache
 	outcome Outcome
+	limits  Limits
+	log     *slog.Logger
+	metrics *Metrics
+	now     func() time.Time
 
 	mu      sync.Mutex
 	streams map[int64]*stream
@@ -53,32 +80,49 @@ type Tracker struct {
 }
 
 type stream struct {
-	group Group
-	node  string
-	// sent maps a nonce to the type and version of that response; order
-	// holds the nonces oldest first, to forget the oldest.
-	sent  map[string]sent
-	order []string
+	id       int64
+	group    Group
+	node     string
+	peer     string
+	since    time.Time
+	kill     func(error)
+	excluded bool // stopped counting for status (ack timeout)
+	limiter  *rate.Limiter
+	// unanswered responses by nonce; answering one forgets it and every
+	// older one of its type.
+	sent map[string]*sentResponse
 	// acked is the last acknowledged version per type.
 	acked map[string]string
-	// names are the subscribed resource names per type; wildcard types
-	// are in wildcard.
+	// names are the subscribed resource names per type (a reference to
+	// what the request carried, not a copy); wildcard types are in wildcard.
 	names    map[string]map[string]bool
 	wildcard map[string]bool
+	count    map[string]int // delta: names subscribed per type
+	nacks    uint64
 }
 
-type sent struct {
+type sentResponse struct {
 	typeURL, version string
+	names            []string // in response order
+	at               time.Time
+	order            uint64
 }
 
-// maxNonces bounds the responses remembered per stream; clients answer
-// the latest ones.
-const maxNonces = 64
+// maxUnanswered bounds the responses remembered per stream; a client that
+// leaves more unanswered is far behind and the ack timeout will end it.
+const maxUnanswered = 64
 
 // NewTracker returns a tracker reporting to outcome.
-func NewTracker(c *Cache, outcome Outcome) *Tracker {
-	return &Tracker{cache: c, outcome: outcome, streams: map[int64]*stream{}, pending: map[uint32]*Pending{}}
+func NewTracker(c *Cache, outcome Outcome, limits Limits, log *slog.Logger, m *Metrics) *Tracker {
+	if m == nil {
+		m = NewMetrics()
+	}
+	return &Tracker{cache: c, outcome: outcome, limits: limits, log: log, metrics: m, now: time.Now,
+		streams: map[int64]*stream{}, pending: map[uint32]*Pending{}}
 }
+
+// Metrics are the tracker's Prometheus metrics.
+func (t *Tracker) Metrics() *Metrics { return t.metrics }
 
 // Expect registers changes that were just applied to the cache, and
 // settles at once those no connected client has to acknowledge.
@@ -112,12 +156,44 @@ func (t *Tracker) Clients() map[Group]int {
 }
 
 // settle reports every pending change that all interested clients have
-// acknowledged.
+// acknowledged. The Envoys of a group use everything, so for them the
+// oldest acknowledged revision per type decides; gRPC clients are checked
+// for the names they use.
 func (t *Tracker) settle() {
 	t.mu.Lock()
+	if len(t.pending) == 0 {
+		t.mu.Unlock()
+		return
+	}
+	floor := map[Group]map[string]int64{} // oldest acknowledged revision per group and type
+	var named []*stream
+	for _, s := range t.streams {
+		if s.node == "" || s.excluded {
+			continue
+		}
+		if s.group.Kind != KindEnvoy {
+			named = append(named, s)
+			continue
+		}
+		f := floor[s.group]
+		if f == nil {
+			f = map[string]int64{}
+			for _, typeURL := range TypeOrder {
+				f[typeURL] = 1<<63 - 1
+			}
+			floor[s.group] = f
+		}
+		for _, typeURL := range TypeOrder {
+			rev := int64(-1)
+			if v, ok := s.acked[typeURL]; ok {
+				rev = t.cache.RevisionOf(s.group, typeURL, v)
+			}
+			f[typeURL] = min(f[typeURL], rev)
+		}
+	}
 	var done []*Pending
 	for id, p := range t.pending {
-		if t.appliedEverywhere(p) {
+		if t.applied(p, floor, named) {
 			done = append(done, p)
 			delete(t.pending, id)
 		}
@@ -129,9 +205,16 @@ func (t *Tracker) settle() {
 	}
 }
 
-func (t *Tracker) appliedEverywhere(p *Pending) bool {
-	for _, s := range t.streams {
-		if s.node == "" || s.group.Fleet != p.Fleet {
+func (t *Tracker) applied(p *Pending, floor map[Group]map[string]int64, named []*stream) bool {
+	if f := floor[Group{Fleet: p.Fleet, Kind: KindEnvoy}]; f != nil {
+		for _, k := range p.Changed[KindEnvoy] {
+			if f[k.TypeURL] < p.Revision {
+				return false
+			}
+		}
+	}
+	for _, s := range named {
+		if s.group.Fleet != p.Fleet {
 			continue
 		}
 		for _, k := range p.Changed[s.group.Kind] {
@@ -158,44 +241,82 @@ func (s *stream) uses(k Key) bool {
 	return s.names[k.TypeURL][k.Name]
 }
 
-func (t *Tracker) open(id int64) {
+func (t *Tracker) open(ctx context.Context, id int64) {
+	s := &stream{id: id, since: t.now(), sent: map[string]*sentResponse{}, acked: map[string]string{},
+		names: map[string]map[string]bool{}, wildcard: map[string]bool{}, count: map[string]int{}}
+	if kill, ok := ctx.Value(killKey{}).(func(error)); ok {
+		s.kill = kill
+	}
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		s.peer = p.Addr.String()
+	}
+	if t.limits.RequestRate > 0 {
+		s.limiter = rate.NewLimiter(rate.Limit(t.limits.RequestRate), max(t.limits.RequestBurst, 1))
+	}
+	t.cache.open(id)
 	t.mu.Lock()
-	t.streams[id] = &stream{sent: map[string]sent{}, acked: map[string]string{},
-		names: map[string]map[string]bool{}, wildcard: map[string]bool{}}
+	t.streams[id] = s
 	t.mu.Unlock()
 }
 
 func (t *Tracker) close(id int64) {
+	t.cache.close(id)
 	t.mu.Lock()
 	delete(t.streams, id)
 	t.mu.Unlock()
 	t.settle() // a client that left no longer holds anything up
 }
 
-// request records a client's request; it returns the rejection to report
-// when the request is a NACK.
-func (t *Tracker) request(id int64, node *corev3.Node, typeURL, nonce, errorDetail string, subscribe func(*stream)) {
+// admit applies the per-stream limits to a request.
+func (t *Tracker) admit(s *stream, names int) error {
+	if s.limiter != nil && !s.limiter.Allow() {
+		t.metrics.refused.WithLabelValues("request_rate").Inc()
+		return status.Errorf(codes.ResourceExhausted, "xds: more than %g requests per second on one stream", t.limits.RequestRate)
+	}
+	if t.limits.MaxNames > 0 && names > t.limits.MaxNames {
+		t.metrics.refused.WithLabelValues("too_many_names").Inc()
+		return status.Errorf(codes.ResourceExhausted, "xds: a request may name at most %d resources (got %d)", t.limits.MaxNames, names)
+	}
+	return nil
+}
+
+// request records a client's request and judges the response it answers.
+func (t *Tracker) request(id int64, node *corev3.Node, typeURL, nonce, errorDetail string, names int, subscribe func(*stream) int) error {
 	t.mu.Lock()
 	s := t.streams[id]
 	if s == nil {
 		t.mu.Unlock()
-		return
+		return nil
+	}
+	if err := t.admit(s, names); err != nil {
+		t.mu.Unlock()
+		return err
 	}
 	if s.node == "" && node != nil {
 		s.node, s.group = node.GetId(), GroupOf(node, t.cache.defaultFleet)
+		if s.node == "" {
+			s.node = "(no id)"
+		}
 	}
-	subscribe(s)
+	if n := subscribe(s); t.limits.MaxNames > 0 && n > t.limits.MaxNames {
+		t.mu.Unlock()
+		t.metrics.refused.WithLabelValues("too_many_names").Inc()
+		return status.Errorf(codes.ResourceExhausted, "xds: a subscription may name at most %d resources (got %d)", t.limits.MaxNames, n)
+	}
 	var rejected []*Pending
 	if r, ok := s.sent[nonce]; ok && nonce != "" {
+		s.answered(r)
 		if errorDetail == "" {
 			s.acked[r.typeURL] = r.version
 		} else {
-			var named bool
-			rejected, named = t.blame(s, r, errorDetail)
-			if named {
-				// Envoy and grpc-go apply the valid resources of a response
-				// they NACK: when the error names what it refused, the rest
-				// of that version is in force on the client.
+			s.nacks++
+			t.metrics.nacks.WithLabelValues(s.group.Fleet, shortType(r.typeURL)).Inc()
+			var exact bool
+			rejected, exact = t.blame(s, r, errorDetail)
+			if exact {
+				// Envoy and gRPC clients apply the valid resources of a
+				// response they NACK: when we know what was refused, the
+				// rest of that version is in force on the client.
 				s.acked[r.typeURL] = r.version
 			}
 		}
@@ -206,100 +327,178 @@ func (t *Tracker) request(id int64, node *corev3.Node, typeURL, nonce, errorDeta
 		t.outcome.Rejected(p.LoadBalancer, p.Revision, kind, errorDetail)
 	}
 	t.settle()
+	return nil
 }
 
-var resourceID = regexp.MustCompile(`\blb_(\d+)`)
+// answered forgets a response and the older ones of its type.
+func (s *stream) answered(r *sentResponse) {
+	for n, o := range s.sent {
+		if o.typeURL == r.typeURL && o.order <= r.order {
+			delete(s.sent, n)
+		}
+	}
+}
 
-// blame finds the changes a NACK refers to: the pending changes whose load
-// balancer the error message names, or else every pending change of the
-// refused type that the response carried. A load balancer the message
-// names that has no pending change (a client that started using it found
-// its configuration unacceptable) is blamed at revision 0, "as it is now".
-// named reports whether the message named any load balancer.
-func (t *Tracker) blame(s *stream, r sent, message string) (blamed []*Pending, named bool) {
-	rev := t.cache.RevisionOf(s.group, r.typeURL, r.version)
-	var namedPending, carried []*Pending
+var (
+	resourceID    = regexp.MustCompile(`\blb_(\d+)`)
+	resourceIndex = regexp.MustCompile(`(?i)\bindex:? *(\d+)`)
+)
+
+// lbOf returns the load balancer a resource name belongs to.
+func lbOf(name string) (uint32, bool) {
+	m := resourceID.FindStringSubmatch(name)
+	if m == nil {
+		return 0, false
+	}
+	id, err := strconv.ParseUint(m[1], 10, 32)
+	return uint32(id), err == nil
+}
+
+// blame finds the load balancers a NACK refers to, from what the response
+// carried: the resources the message names, else the resource at the
+// index it gives, else — when the response carried one load balancer's
+// resources — that one. exact reports that the refused resources are
+// known (the client applied the rest); when they are not, nothing is
+// blamed and nothing counts as acknowledged: the client's status waits.
+// A load balancer without a pending change is blamed at revision 0.
+func (t *Tracker) blame(s *stream, r *sentResponse, message string) (blamed []*Pending, exact bool) {
+	carried := map[uint32]bool{}
+	for _, name := range r.names {
+		if id, ok := lbOf(name); ok {
+			carried[id] = true
+		}
+	}
 	ids := map[uint32]bool{}
 	for _, m := range resourceID.FindAllStringSubmatch(message, -1) {
-		if id, err := strconv.ParseUint(m[1], 10, 32); err == nil {
+		if id, err := strconv.ParseUint(m[1], 10, 32); err == nil && carried[uint32(id)] {
 			ids[uint32(id)] = true
 		}
 	}
-	for id, p := range t.pending {
-		if p.Fleet != s.group.Fleet || p.Revision > rev {
-			continue
-		}
-		for _, k := range p.Changed[s.group.Kind] {
-			if k.TypeURL == r.typeURL && s.uses(k) {
-				carried = append(carried, p)
-				if ids[id] {
-					namedPending = append(namedPending, p)
+	if len(ids) == 0 {
+		for _, m := range resourceIndex.FindAllStringSubmatch(message, -1) {
+			if i, err := strconv.Atoi(m[1]); err == nil && i >= 0 && i < len(r.names) {
+				if id, ok := lbOf(r.names[i]); ok {
+					ids[id] = true
 				}
-				break
 			}
 		}
 	}
-	named = len(ids) > 0
-	if len(namedPending) > 0 {
-		carried = namedPending
-	}
-	for _, p := range carried {
-		delete(t.pending, p.LoadBalancer)
-		delete(ids, p.LoadBalancer)
+	if len(ids) == 0 {
+		// Nothing named: the suspects are the changes the response carried.
+		suspects := map[uint32]bool{}
+		rev := t.cache.RevisionOf(s.group, r.typeURL, r.version)
+		for id := range carried {
+			if p := t.pending[id]; p != nil && p.Fleet == s.group.Fleet && p.Revision <= rev && p.changes(s.group.Kind, r.typeURL) {
+				suspects[id] = true
+			}
+		}
+		if len(suspects) == 0 && len(carried) == 1 {
+			suspects = carried
+		}
+		if len(suspects) != 1 {
+			t.log.Warn("xds: a NACK could not be attributed to one load balancer; its changes wait",
+				"node", s.node, "type", shortType(r.typeURL), "suspects", len(suspects), "error", message)
+			return nil, false
+		}
+		ids = suspects
 	}
 	for id := range ids {
-		if _, waiting := t.pending[id]; !waiting {
-			carried = append(carried, &Pending{LoadBalancer: id, Fleet: s.group.Fleet})
+		if p := t.pending[id]; p != nil && p.Fleet == s.group.Fleet {
+			delete(t.pending, id)
+			blamed = append(blamed, p)
+		} else {
+			blamed = append(blamed, &Pending{LoadBalancer: id, Fleet: s.group.Fleet})
 		}
 	}
-	return carried, named
+	sort.Slice(blamed, func(i, j int) bool { return blamed[i].LoadBalancer < blamed[j].LoadBalancer })
+	return blamed, true
 }
 
-func (t *Tracker) response(id int64, typeURL, version, nonce string) {
+func (p *Pending) changes(kind Kind, typeURL string) bool {
+	for _, k := range p.Changed[kind] {
+		if k.TypeURL == typeURL {
+			return true
+		}
+	}
+	return false
+}
+
+func (t *Tracker) response(id int64, typeURL, version, nonce string, names []string) {
+	t.cache.sent(id, typeURL, version)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	s := t.streams[id]
 	if s == nil {
 		return
 	}
-	if len(s.order) >= maxNonces {
-		delete(s.sent, s.order[0])
-		s.order = s.order[1:]
+	var order uint64
+	var oldest *sentResponse
+	var oldestNonce string
+	for n, r := range s.sent {
+		order = max(order, r.order)
+		if oldest == nil || r.order < oldest.order {
+			oldest, oldestNonce = r, n
+		}
 	}
-	s.sent[nonce] = sent{typeURL: typeURL, version: version}
-	s.order = append(s.order, nonce)
+	if len(s.sent) >= maxUnanswered {
+		delete(s.sent, oldestNonce)
+	}
+	s.sent[nonce] = &sentResponse{typeURL: typeURL, version: version, names: names, at: t.now(), order: order + 1}
+}
+
+func shortType(typeURL string) string {
+	switch typeURL {
+	case resource.ClusterType:
+		return "cds"
+	case resource.EndpointType:
+		return "eds"
+	case resource.ListenerType:
+		return "lds"
+	case resource.RouteType:
+		return "rds"
+	}
+	return "other"
 }
 
 // Callbacks returns the go-control-plane server callbacks that feed the tracker.
 func (t *Tracker) Callbacks() serverv3.Callbacks {
 	return serverv3.CallbackFuncs{
-		StreamOpenFunc: func(_ context.Context, id int64, _ string) error {
-			t.open(id)
+		StreamOpenFunc: func(ctx context.Context, id int64, _ string) error {
+			t.open(ctx, id)
 			return nil
 		},
 		StreamClosedFunc: func(id int64, _ *corev3.Node) { t.close(id) },
 		StreamRequestFunc: func(id int64, req *discoveryv3.DiscoveryRequest) error {
-			t.request(id, req.GetNode(), req.GetTypeUrl(), req.GetResponseNonce(), req.GetErrorDetail().GetMessage(), func(s *stream) {
-				names := map[string]bool{}
+			err := t.request(id, req.GetNode(), req.GetTypeUrl(), req.GetResponseNonce(), req.GetErrorDetail().GetMessage(), len(req.GetResourceNames()), func(s *stream) int {
+				names := make(map[string]bool, len(req.GetResourceNames()))
 				for _, n := range req.GetResourceNames() {
 					names[n] = true
 				}
+				if s.group.Kind == KindEnvoy {
+					names = nil // an Envoy uses everything; keep no copy
+				}
 				s.names[req.GetTypeUrl()] = names
-				legacyWildcard := len(names) == 0 && (req.GetTypeUrl() == resource.ListenerType || req.GetTypeUrl() == resource.ClusterType)
+				legacyWildcard := len(req.GetResourceNames()) == 0 && (req.GetTypeUrl() == resource.ListenerType || req.GetTypeUrl() == resource.ClusterType)
 				s.wildcard[req.GetTypeUrl()] = legacyWildcard || names["*"]
+				return len(req.GetResourceNames())
 			})
-			return nil
+			if err == nil {
+				t.cache.bindRequest(id, req)
+			}
+			return err
 		},
-		StreamResponseFunc: func(_ context.Context, id int64, _ *discoveryv3.DiscoveryRequest, resp *discoveryv3.DiscoveryResponse) {
-			t.response(id, resp.GetTypeUrl(), resp.GetVersionInfo(), resp.GetNonce())
+		StreamResponseFunc: func(ctx context.Context, id int64, _ *discoveryv3.DiscoveryRequest, resp *discoveryv3.DiscoveryResponse) {
+			names, _ := ctx.Value(sentNamesKey{}).([]string)
+			t.response(id, resp.GetTypeUrl(), resp.GetVersionInfo(), resp.GetNonce(), names)
 		},
-		DeltaStreamOpenFunc: func(_ context.Context, id int64, _ string) error {
-			t.open(id)
+		DeltaStreamOpenFunc: func(ctx context.Context, id int64, _ string) error {
+			t.open(ctx, id)
 			return nil
 		},
 		DeltaStreamClosedFunc: func(id int64, _ *corev3.Node) { t.close(id) },
 		StreamDeltaRequestFunc: func(id int64, req *discoveryv3.DeltaDiscoveryRequest) error {
-			t.request(id, req.GetNode(), req.GetTypeUrl(), req.GetResponseNonce(), req.GetErrorDetail().GetMessage(), func(s *stream) {
+			n := len(req.GetResourceNamesSubscribe()) + len(req.GetInitialResourceVersions())
+			err := t.request(id, req.GetNode(), req.GetTypeUrl(), req.GetResponseNonce(), req.GetErrorDetail().GetMessage(), n, func(s *stream) int {
 				typeURL := req.GetTypeUrl()
 				names := s.names[typeURL]
 				if names == nil {
@@ -311,8 +510,9 @@ func (t *Tracker) Callbacks() serverv3.Callbacks {
 				for _, n := range req.GetResourceNamesSubscribe() {
 					if n == "*" {
 						s.wildcard[typeURL] = true
+					} else if s.group.Kind != KindEnvoy {
+						names[n] = true
 					}
-					names[n] = true
 				}
 				for _, n := range req.GetResourceNamesUnsubscribe() {
 					if n == "*" {
@@ -320,11 +520,21 @@ func (t *Tracker) Callbacks() serverv3.Callbacks {
 					}
 					delete(names, n)
 				}
+				// An Envoy's names are not kept; count them to bound them.
+				s.count[typeURL] = max(0, s.count[typeURL]+len(req.GetResourceNamesSubscribe())-len(req.GetResourceNamesUnsubscribe()))
+				return s.count[typeURL]
 			})
-			return nil
+			if err == nil {
+				t.cache.bindDelta(id, req)
+			}
+			return err
 		},
 		StreamDeltaResponseFunc: func(id int64, _ *discoveryv3.DeltaDiscoveryRequest, resp *discoveryv3.DeltaDiscoveryResponse) {
-			t.response(id, resp.GetTypeUrl(), resp.GetSystemVersionInfo(), resp.GetNonce())
+			names := make([]string, len(resp.GetResources()))
+			for i, r := range resp.GetResources() {
+				names[i] = r.GetName()
+			}
+			t.response(id, resp.GetTypeUrl(), resp.GetSystemVersionInfo(), resp.GetNonce(), names)
 		},
 	}
 }

@@ -2,17 +2,19 @@ package xds
 
 import (
 	"context"
+	"io"
+	"log/slog"
+	"strconv"
 	"sync"
 	"testing"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
-	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
-	"github.com/envoyproxy/go-control-plane/pkg/log"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
 	statusv1 "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/protobuf/types/known/anypb"
 )
 
 type verdicts struct {
@@ -56,9 +58,9 @@ type fixture struct {
 }
 
 func newFixture(t *testing.T) *fixture {
-	c := NewCache("default", 0, log.NewDefaultLogger())
+	c := NewCache("default", 0)
 	v := &verdicts{rejected: map[uint32]string{}}
-	tr := NewTracker(c, v)
+	tr := NewTracker(c, v, Limits{}, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 	return &fixture{t: t, cache: c, tracker: tr, cb: tr.Callbacks(), v: v}
 }
 
@@ -68,9 +70,11 @@ func (f *fixture) publish(lb uint32, name string, kinds ...Kind) {
 	updates := map[Group]*Update{}
 	changed := map[Kind][]Key{}
 	for _, k := range kinds {
-		updates[Group{"default", k}] = &Update{Upsert: map[string]map[string]types.Resource{
-			resource.ClusterType: {name: &clusterv3.Cluster{Name: name, ConnectTimeout: nil}},
-		}}
+		a, err := Marshal(&clusterv3.Cluster{Name: name, AltStatName: strconv.FormatInt(f.rev, 10)})
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		updates[Group{"default", k}] = &Update{Upsert: map[string]map[string]*anypb.Any{resource.ClusterType: {name: a}}}
 		changed[k] = []Key{{resource.ClusterType, name}}
 	}
 	if err := f.cache.Apply(f.rev, updates); err != nil {
@@ -109,9 +113,12 @@ func (c *client) receive() string {
 	nonce := string(rune('a' + c.nonce))
 	g := GroupOf(&corev3.Node{Cluster: "default", UserAgentName: map[Kind]string{KindEnvoy: "envoy", KindGRPC: "gRPC Go"}[c.kind]}, "default")
 	c.f.cache.mu.Lock()
-	version := c.f.cache.version(c.f.cache.typeCache(g, resource.ClusterType))
+	tc := c.f.cache.typeCache(g, resource.ClusterType)
+	version := c.f.cache.version(tc.seq)
+	names := tc.world().names
 	c.f.cache.mu.Unlock()
-	c.f.cb.OnStreamResponse(context.Background(), c.id, nil, &discoveryv3.DiscoveryResponse{
+	ctx := context.WithValue(context.Background(), sentNamesKey{}, names)
+	c.f.cb.OnStreamResponse(ctx, c.id, nil, &discoveryv3.DiscoveryResponse{
 		TypeUrl: resource.ClusterType, VersionInfo: version, Nonce: nonce,
 	})
 	return nonce
@@ -265,7 +272,7 @@ func TestNACKNamingOneLoadBalancerSettlesTheOthers(t *testing.T) {
 func TestManyResponsesDoNotLoseAcknowledgements(t *testing.T) {
 	f := newFixture(t)
 	a := f.connect(1, "envoy")
-	for range 3 * maxNonces {
+	for range 3 * maxUnanswered {
 		a.receive()
 	}
 	f.publish(10, "lb_10", KindEnvoy)

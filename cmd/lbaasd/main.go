@@ -106,7 +106,8 @@ func serveCommand() *ffcli.Command {
 	})
 	healthChecks := fs.Bool("health-checks", true, "probe the nodes of load balancers with a health monitor (one replica probes per database)")
 	fs.IntVar(&cfg.HealthCheckConcurrency, "health-check-concurrency", 256, "probes in flight at once, at most")
-	fs.StringVar(&cfg.DebugAddr, "debug-addr", "", "serve Go pprof on this address (e.g. 127.0.0.1:6060); off when empty")
+	fs.StringVar(&cfg.DebugAddr, "debug-addr", "", "serve Go pprof and /debug/xds/clients (connected xDS clients) on this address (e.g. 127.0.0.1:6060); off when empty")
+	fs.DurationVar(&cfg.AckTimeout, "ack-timeout", 30*time.Second, "an xDS client that leaves a response unanswered (no ACK or NACK) this long stops counting for status and is disconnected; 0 never")
 	fs.StringVar(&cfg.PublicURL, "public-url", "", "base URL clients reach the API at, used in the identity service catalog (default: from each request's Host)")
 	fs.StringVar(&cfg.Region, "region", "LOCAL", "region name shown in the service catalog")
 	fs.StringVar(&cfg.Fleet, "fleet", "default", "proxy fleet (Envoy node cluster) new load balancers are placed on")
@@ -141,6 +142,9 @@ func serveCommand() *ffcli.Command {
 			}
 			cfg.DatabaseURL, cfg.Logger = c.databaseURL, log
 			cfg.DisableHealthChecks = !*healthChecks
+			if cfg.AckTimeout == 0 {
+				cfg.AckTimeout = -1 // the flag's 0 is "never"; the Config's is "the default"
+			}
 			return serve(ctx, cfg)
 		},
 	}

@@ -30,9 +30,9 @@ func storedFleet(n int) []*store.LoadBalancer {
 // loaded returns a publisher whose cache holds n load balancers.
 func loaded(b testing.TB, n int) (*Publisher, []*store.LoadBalancer) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	p := &Publisher{log: log, current: map[uint32]*resources{}, good: map[uint32]*resources{}, wake: make(chan struct{}, 1)}
-	p.cache = xds.NewCache("default", 1, xdsLogger{log})
-	p.tracker = xds.NewTracker(p.cache, p)
+	p := newPublisher(nil, Options{}, log)
+	p.cache = xds.NewCache("default", 1)
+	p.tracker = xds.NewTracker(p.cache, p, xds.DefaultLimits, log, nil)
 	lbs := storedFleet(n)
 	updates := map[xds.Group]*xds.Update{}
 	for _, lb := range lbs {

@@ -6,24 +6,27 @@ package controlplane
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
-	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/openlbaas/lbaas/store"
 	"github.com/openlbaas/lbaas/translator"
 	"github.com/openlbaas/lbaas/xds"
 )
 
-// resources are one load balancer's published resources per kind.
+// resources are one load balancer's published resources per kind,
+// marshalled once: the same bytes are diffed here and sent to every client.
 type resources struct {
 	fleet  string
-	byKind map[xds.Kind]map[xds.Key]types.Resource
+	byKind map[xds.Kind]map[xds.Key]*anypb.Any
 }
 
 // Publisher keeps the xDS cache in step with the store.
@@ -36,6 +39,13 @@ type Publisher struct {
 	// (other replicas); local commits are seen at once.
 	poll          time.Duration
 	accessLogPath string
+	// load reads one changed load balancer (the store's, but for tests
+	// that make it fail).
+	load func(context.Context, uint32) (*store.LoadBalancer, error)
+	// retry spaces the attempts after a store failure (capped exponential,
+	// with jitter); retryAt is when the next may run.
+	retry   *backoff.ExponentialBackOff
+	retryAt time.Time
 
 	mu       sync.Mutex
 	revision int64
@@ -54,6 +64,7 @@ type outcome struct {
 	rejected bool
 	kind     xds.Kind
 	message  string
+	retried  bool
 }
 
 // Options configure the publisher.
@@ -63,6 +74,8 @@ type Options struct {
 	// AccessLogPath is where Envoy writes connection logs ("{lb}" becomes
 	// the load balancer's resource name).
 	AccessLogPath string
+	// Limits bound what one xDS client may cost (xds.DefaultLimits when zero).
+	Limits xds.Limits
 }
 
 // New builds the cache, tracker and publisher from the store's current
@@ -75,13 +88,14 @@ func New(ctx context.Context, st *store.Store, opts Options, log *slog.Logger) (
 	if err != nil {
 		return nil, err
 	}
-	p := &Publisher{
-		store: st, log: log, poll: time.Second, revision: rev, accessLogPath: opts.AccessLogPath,
-		current: map[uint32]*resources{}, good: map[uint32]*resources{},
-		wake: make(chan struct{}, 1),
+	p := newPublisher(st, opts, log)
+	p.revision = rev
+	p.cache = xds.NewCache(opts.DefaultFleet, rev)
+	limits := opts.Limits
+	if limits == (xds.Limits{}) {
+		limits = xds.DefaultLimits
 	}
-	p.cache = xds.NewCache(opts.DefaultFleet, rev, xdsLogger{log})
-	p.tracker = xds.NewTracker(p.cache, p)
+	p.tracker = xds.NewTracker(p.cache, p, limits, log, nil)
 	updates := map[xds.Group]*xds.Update{}
 	var pending []*xds.Pending
 	err = st.LiveLoadBalancers(ctx, func(batch []store.LoadBalancer) error {
@@ -105,6 +119,21 @@ func New(ctx context.Context, st *store.Store, opts Options, log *slog.Logger) (
 	return p, nil
 }
 
+func newPublisher(st *store.Store, opts Options, log *slog.Logger) *Publisher {
+	p := &Publisher{
+		store: st, log: log, poll: time.Second, accessLogPath: opts.AccessLogPath,
+		current: map[uint32]*resources{}, good: map[uint32]*resources{},
+		wake:  make(chan struct{}, 1),
+		retry: backoff.NewExponentialBackOff(),
+	}
+	p.retry.InitialInterval = 100 * time.Millisecond
+	p.retry.MaxInterval = 30 * time.Second
+	if st != nil {
+		p.load = st.LoadBalancerByID
+	}
+	return p
+}
+
 // Cache is the xDS cache to serve.
 func (p *Publisher) Cache() *xds.Cache { return p.cache }
 
@@ -118,17 +147,31 @@ func (p *Publisher) Run(ctx context.Context) {
 	defer stop()
 	tick := time.NewTicker(p.poll)
 	defer tick.Stop()
+	go p.tracker.Run(ctx)
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-revs:
-			p.sync(ctx)
 		case <-tick.C:
-			p.sync(ctx)
 		case <-p.wake:
 		}
-		p.recordVerdicts(ctx)
+		if wait := time.Until(p.retryAt); wait > 0 {
+			// The store failed recently: wait out the backoff (new
+			// revisions and verdicts keep until then).
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(wait):
+			}
+		}
+		ok := p.sync(ctx) && p.recordVerdicts(ctx)
+		if ok {
+			p.retry.Reset()
+			p.retryAt = time.Time{}
+		} else {
+			p.retryAt = time.Now().Add(p.retry.NextBackOff())
+		}
 	}
 }
 
@@ -143,30 +186,42 @@ func (p *Publisher) queue(o outcome) {
 }
 
 // recordVerdicts writes the queued verdicts: all applied changes in one
-// transaction, then each rejection.
-func (p *Publisher) recordVerdicts(ctx context.Context) {
+// transaction, then each rejection. It reports false when the store
+// failed; the verdicts not recorded stay queued for the next attempt.
+func (p *Publisher) recordVerdicts(ctx context.Context) bool {
 	p.mu.Lock()
 	verdicts := p.verdicts
 	p.verdicts = nil
 	p.mu.Unlock()
 	var applied []store.Applied
+	var failed []outcome
 	for _, o := range verdicts {
 		if o.rejected {
-			p.reject(ctx, o)
+			if !p.reject(ctx, o) {
+				o.retried = true
+				failed = append(failed, o)
+			}
 		} else {
 			applied = append(applied, store.Applied{ID: o.lb, Revision: o.revision})
 		}
 	}
-	if len(applied) == 0 {
-		return
-	}
-	if _, err := p.store.SetApplied(ctx, applied); err != nil {
-		p.log.WarnContext(ctx, "xds: record applied changes", "count", len(applied), "err", err)
-		// The changes stay applied in the data plane; requeue their verdicts.
-		for _, a := range applied {
-			p.queue(outcome{lb: a.ID, revision: a.Revision})
+	if len(applied) > 0 {
+		if _, err := p.store.SetApplied(ctx, applied); err != nil {
+			p.log.WarnContext(ctx, "xds: record applied changes; retrying with backoff", "count", len(applied), "err", err)
+			// The changes stay applied in the data plane; keep their verdicts.
+			for _, a := range applied {
+				failed = append(failed, outcome{lb: a.ID, revision: a.Revision})
+			}
+			applied = nil
 		}
-		return
+	}
+	if len(failed) > 0 {
+		p.mu.Lock()
+		p.verdicts = append(failed, p.verdicts...)
+		p.mu.Unlock()
+	}
+	if len(applied) == 0 {
+		return len(failed) == 0
 	}
 	p.mu.Lock()
 	for _, a := range applied {
@@ -177,54 +232,66 @@ func (p *Publisher) recordVerdicts(ctx context.Context) {
 		}
 	}
 	p.mu.Unlock()
+	return len(failed) == 0
 }
 
-// sync publishes the changes committed since the last published revision.
-func (p *Publisher) sync(ctx context.Context) {
+// sync publishes the changes committed since the last published revision,
+// all or nothing: every changed load balancer is read before anything is
+// staged, and the published revision advances only once the cache holds
+// them. It reports false when the store failed (nothing was published;
+// the next attempt starts from the same revision).
+func (p *Publisher) sync(ctx context.Context) bool {
 	p.mu.Lock()
 	since := p.revision
 	p.mu.Unlock()
 	changes, err := p.store.ChangesSince(ctx, since)
-	if err != nil || len(changes) == 0 {
-		if err != nil {
-			p.log.WarnContext(ctx, "xds: read changes", "err", err)
-		}
-		return
+	if err != nil {
+		p.log.WarnContext(ctx, "xds: read changes; retrying with backoff", "err", err)
+		return false
+	}
+	if len(changes) == 0 {
+		return true
 	}
 	latest := changes[len(changes)-1].Revision
 	ids := map[uint32]bool{}
 	for _, c := range changes {
 		ids[c.LoadBalancerID] = true
 	}
+	lbs := make([]*store.LoadBalancer, 0, len(ids))
+	for id := range ids {
+		lb, err := p.load(ctx, id)
+		if err != nil {
+			p.log.WarnContext(ctx, "xds: load changed load balancer; retrying with backoff", "id", id, "err", err)
+			return false
+		}
+		lbs = append(lbs, lb)
+	}
 	updates := map[xds.Group]*xds.Update{}
 	var pending []*xds.Pending
-	for id := range ids {
-		lb, err := p.store.LoadBalancerByID(ctx, id)
-		if err != nil {
-			p.log.WarnContext(ctx, "xds: load changed load balancer", "id", id, "err", err)
-			return // retried on the next tick, from the same revision
-		}
-		p.mu.Lock()
-		pend := p.stage(lb, updates)
-		p.mu.Unlock()
-		if pend != nil {
+	p.mu.Lock()
+	for _, lb := range lbs {
+		if pend := p.stage(lb, updates); pend != nil {
 			pending = append(pending, pend)
 		}
 	}
+	p.mu.Unlock()
 	if err := p.cache.Apply(latest, updates); err != nil {
+		// Only a resource of the wrong type fails here: a bug, not a
+		// store failure; what was valid is published.
 		p.log.ErrorContext(ctx, "xds: publish", "revision", latest, "err", err)
 	}
 	p.mu.Lock()
 	p.revision = latest
 	p.mu.Unlock()
 	p.tracker.Expect(pending)
+	return true
 }
 
 // stage translates a load balancer (or its removal) into updates, and
 // returns what the fleet must acknowledge when it waits for the data plane.
 // Callers hold p.mu (or run before the publisher is shared).
 func (p *Publisher) stage(lb *store.LoadBalancer, updates map[xds.Group]*xds.Update) *xds.Pending {
-	next := &resources{fleet: lb.Fleet, byKind: map[xds.Kind]map[xds.Key]types.Resource{}}
+	next := &resources{fleet: lb.Fleet, byKind: map[xds.Kind]map[xds.Key]*anypb.Any{}}
 	live := lb.Status != store.StatusPendingDelete && lb.Status != store.StatusDeleted
 	if live {
 		m := Model(lb)
@@ -233,6 +300,13 @@ func (p *Publisher) stage(lb *store.LoadBalancer, updates map[xds.Group]*xds.Upd
 		if err == nil {
 			// What fails validation would be refused by every proxy.
 			err = out.Validate()
+		}
+		var envoy, grpc map[xds.Key]*anypb.Any
+		if err == nil {
+			envoy, err = keyed(out.Envoy)
+		}
+		if err == nil {
+			grpc, err = keyed(out.GRPC)
 		}
 		if err != nil {
 			// The API only stores what translates, so this is a bug; the
@@ -245,8 +319,8 @@ func (p *Publisher) stage(lb *store.LoadBalancer, updates map[xds.Group]*xds.Upd
 			}
 			return nil
 		}
-		next.byKind[xds.KindEnvoy] = keyed(out.Envoy)
-		next.byKind[xds.KindGRPC] = keyed(out.GRPC)
+		next.byKind[xds.KindEnvoy] = envoy
+		next.byKind[xds.KindGRPC] = grpc
 	}
 	changed := diff(p.current[lb.ID], next, updates)
 	if live {
@@ -260,21 +334,31 @@ func (p *Publisher) stage(lb *store.LoadBalancer, updates map[xds.Group]*xds.Upd
 	return &xds.Pending{LoadBalancer: lb.ID, Fleet: lb.Fleet, Revision: lb.Revision, Changed: changed}
 }
 
-func keyed(r translator.Resources) map[xds.Key]types.Resource {
-	out := map[xds.Key]types.Resource{}
+// keyed marshals a load balancer's resources, once for every client.
+func keyed(r translator.Resources) (map[xds.Key]*anypb.Any, error) {
+	out := map[xds.Key]*anypb.Any{}
+	add := func(typeURL, name string, res types.Resource) error {
+		a, err := xds.Marshal(res)
+		if err != nil {
+			return fmt.Errorf("marshal %s: %w", name, err)
+		}
+		out[xds.Key{TypeURL: typeURL, Name: name}] = a
+		return nil
+	}
+	var errs []error
 	for _, l := range r.Listeners {
-		out[xds.Key{TypeURL: resource.ListenerType, Name: l.GetName()}] = l
+		errs = append(errs, add(resource.ListenerType, l.GetName(), l))
 	}
 	for _, rc := range r.Routes {
-		out[xds.Key{TypeURL: resource.RouteType, Name: rc.GetName()}] = rc
+		errs = append(errs, add(resource.RouteType, rc.GetName(), rc))
 	}
 	for _, c := range r.Clusters {
-		out[xds.Key{TypeURL: resource.ClusterType, Name: c.GetName()}] = c
+		errs = append(errs, add(resource.ClusterType, c.GetName(), c))
 	}
 	for _, e := range r.Endpoints {
-		out[xds.Key{TypeURL: resource.EndpointType, Name: e.GetClusterName()}] = e
+		errs = append(errs, add(resource.EndpointType, e.GetClusterName(), e))
 	}
-	return out
+	return out, errors.Join(errs...)
 }
 
 // diff adds to updates what turns prev into next, per group, and returns
@@ -283,7 +367,7 @@ func keyed(r translator.Resources) map[xds.Key]types.Resource {
 func diff(prev, next *resources, updates map[xds.Group]*xds.Update) map[xds.Kind][]xds.Key {
 	changed := map[xds.Kind][]xds.Key{}
 	for _, kind := range []xds.Kind{xds.KindEnvoy, xds.KindGRPC} {
-		var before map[xds.Key]types.Resource
+		var before map[xds.Key]*anypb.Any
 		if prev != nil {
 			before = prev.byKind[kind]
 			if prev.fleet != next.fleet {
@@ -296,7 +380,7 @@ func diff(prev, next *resources, updates map[xds.Group]*xds.Update) map[xds.Kind
 		after := next.byKind[kind]
 		u := func() *xdsUpdate { return update(updates, xds.Group{Fleet: next.fleet, Kind: kind}) }
 		for k, res := range after {
-			if old, ok := before[k]; ok && proto.Equal(old, res) {
+			if old, ok := before[k]; ok && xds.EqualAny(old, res) {
 				continue
 			}
 			u().upsert(k, res)
@@ -317,15 +401,15 @@ type xdsUpdate struct{ *xds.Update }
 func update(updates map[xds.Group]*xds.Update, g xds.Group) *xdsUpdate {
 	u := updates[g]
 	if u == nil {
-		u = &xds.Update{Upsert: map[string]map[string]types.Resource{}, Remove: map[string][]string{}}
+		u = &xds.Update{Upsert: map[string]map[string]*anypb.Any{}, Remove: map[string][]string{}}
 		updates[g] = u
 	}
 	return &xdsUpdate{u}
 }
 
-func (u *xdsUpdate) upsert(k xds.Key, r types.Resource) {
+func (u *xdsUpdate) upsert(k xds.Key, r *anypb.Any) {
 	if u.Upsert[k.TypeURL] == nil {
-		u.Upsert[k.TypeURL] = map[string]types.Resource{}
+		u.Upsert[k.TypeURL] = map[string]*anypb.Any{}
 	}
 	u.Upsert[k.TypeURL][k.Name] = r
 }
@@ -349,16 +433,20 @@ func (p *Publisher) Rejected(lb uint32, revision int64, kind xds.Kind, message s
 // accepted resources go back (or none, for a load balancer never
 // accepted), so its previous configuration stays in force. A refusal of a
 // configuration already in force elsewhere (revision 0) is only reported.
-func (p *Publisher) reject(ctx context.Context, o outcome) {
-	p.log.WarnContext(ctx, "xds: a client rejected a load balancer's configuration",
-		"id", o.lb, "revision", o.revision, "kind", o.kind, "error", o.message)
+// It reports false when the store failed (the verdict is kept).
+func (p *Publisher) reject(ctx context.Context, o outcome) bool {
+	if !o.retried {
+		p.log.WarnContext(ctx, "xds: a client rejected a load balancer's configuration",
+			"id", o.lb, "revision", o.revision, "kind", o.kind, "error", o.message)
+	}
 	if _, err := p.store.SetRejected(ctx, o.lb, o.revision, "rejected by the data plane: "+o.message); err != nil {
-		p.log.WarnContext(ctx, "xds: record rejected change", "id", o.lb, "err", err)
+		p.log.WarnContext(ctx, "xds: record rejected change; retrying with backoff", "id", o.lb, "err", err)
+		return false
 	}
 	if o.revision == 0 {
 		// A client refused a configuration the others accepted: report it,
 		// but take nothing away from the clients that run it.
-		return
+		return true
 	}
 	p.mu.Lock()
 	updates := map[xds.Group]*xds.Update{}
@@ -372,16 +460,17 @@ func (p *Publisher) reject(ctx context.Context, o outcome) {
 	if err := p.cache.Apply(rev, updates); err != nil {
 		p.log.ErrorContext(ctx, "xds: withdraw rejected configuration", "id", o.lb, "err", err)
 	}
+	return true
 }
 
 // withdrawn is prev with kind's resources replaced by the last accepted
 // ones, or removed when those are what was refused.
 func withdrawn(prev, good *resources, kind xds.Kind) *resources {
-	next := &resources{fleet: prev.fleet, byKind: map[xds.Kind]map[xds.Key]types.Resource{}}
+	next := &resources{fleet: prev.fleet, byKind: map[xds.Kind]map[xds.Key]*anypb.Any{}}
 	for k, r := range prev.byKind {
 		next.byKind[k] = r
 	}
-	var fallback map[xds.Key]types.Resource
+	var fallback map[xds.Key]*anypb.Any
 	if good != nil && good.fleet == prev.fleet && !sameResources(good.byKind[kind], prev.byKind[kind]) {
 		fallback = good.byKind[kind]
 	}
@@ -389,12 +478,12 @@ func withdrawn(prev, good *resources, kind xds.Kind) *resources {
 	return next
 }
 
-func sameResources(a, b map[xds.Key]types.Resource) bool {
+func sameResources(a, b map[xds.Key]*anypb.Any) bool {
 	if len(a) != len(b) {
 		return false
 	}
 	for k, r := range a {
-		if other, ok := b[k]; !ok || !proto.Equal(r, other) {
+		if other, ok := b[k]; !ok || !xds.EqualAny(r, other) {
 			return false
 		}
 	}
@@ -430,11 +519,3 @@ func Model(lb *store.LoadBalancer) *translator.LoadBalancer {
 	}
 	return m
 }
-
-// xdsLogger adapts slog to go-control-plane's logger, at debug level.
-type xdsLogger struct{ log *slog.Logger }
-
-func (l xdsLogger) Debugf(format string, args ...any) { l.log.Debug(fmt.Sprintf(format, args...)) }
-func (l xdsLogger) Infof(format string, args ...any)  { l.log.Debug(fmt.Sprintf(format, args...)) }
-func (l xdsLogger) Warnf(format string, args ...any)  { l.log.Warn(fmt.Sprintf(format, args...)) }
-func (l xdsLogger) Errorf(format string, args ...any) { l.log.Error(fmt.Sprintf(format, args...)) }

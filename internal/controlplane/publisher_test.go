@@ -11,7 +11,7 @@ import (
 	"time"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
-	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
+	"google.golang.org/protobuf/types/known/anypb"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 
 	"github.com/openlbaas/lbaas/store"
@@ -127,11 +127,15 @@ func TestUntranslatableLoadBalancerIsError(t *testing.T) {
 
 func TestWithdrawn(t *testing.T) {
 	k := xds.Key{TypeURL: resource.ClusterType, Name: "lb_1"}
-	res := func(name string) map[xds.Key]types.Resource {
-		return map[xds.Key]types.Resource{k: &clusterv3.Cluster{Name: "lb_1", AltStatName: name}}
+	res := func(name string) map[xds.Key]*anypb.Any {
+		a, err := xds.Marshal(&clusterv3.Cluster{Name: "lb_1", AltStatName: name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return map[xds.Key]*anypb.Any{k: a}
 	}
-	prev := &resources{fleet: "f", byKind: map[xds.Kind]map[xds.Key]types.Resource{xds.KindEnvoy: res("new"), xds.KindGRPC: res("new")}}
-	good := &resources{fleet: "f", byKind: map[xds.Kind]map[xds.Key]types.Resource{xds.KindEnvoy: res("old"), xds.KindGRPC: res("old")}}
+	prev := &resources{fleet: "f", byKind: map[xds.Kind]map[xds.Key]*anypb.Any{xds.KindEnvoy: res("new"), xds.KindGRPC: res("new")}}
+	good := &resources{fleet: "f", byKind: map[xds.Kind]map[xds.Key]*anypb.Any{xds.KindEnvoy: res("old"), xds.KindGRPC: res("old")}}
 
 	next := withdrawn(prev, good, xds.KindGRPC)
 	if !sameResources(next.byKind[xds.KindGRPC], good.byKind[xds.KindGRPC]) {

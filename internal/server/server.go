@@ -5,6 +5,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -70,6 +71,10 @@ type Config struct {
 	DisableHealthChecks bool
 	// HealthCheckConcurrency bounds the probes in flight (default 256).
 	HealthCheckConcurrency int
+	// AckTimeout is how long an xDS client may leave a response
+	// unanswered before it stops counting for status and is disconnected
+	// (0: the default, 30 s; negative: never).
+	AckTimeout time.Duration
 	Logger                 *slog.Logger
 }
 
@@ -90,6 +95,7 @@ type Server struct {
 	debugServer *http.Server
 	grpcServer  *grpc.Server
 	xdsServer   *grpc.Server
+	tracker     *xds.Tracker
 	health      *health.Server
 	cancel      context.CancelFunc
 	wg          sync.WaitGroup
@@ -161,16 +167,16 @@ func (s *Server) listen(cfg Config) error {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
-	if cfg.DebugAddr != "" {
-		if err := s.serveDebug(cfg.DebugAddr); err != nil {
+	if !cfg.ManualActivation {
+		if err := s.serveXDS(ctx, cfg, reg); err != nil {
 			cancel()
 			_ = httpLn.Close()
 			_ = grpcLn.Close()
 			return err
 		}
 	}
-	if !cfg.ManualActivation {
-		if err := s.serveXDS(ctx, cfg, reg); err != nil {
+	if cfg.DebugAddr != "" {
+		if err := s.serveDebug(cfg.DebugAddr); err != nil {
 			cancel()
 			_ = httpLn.Close()
 			_ = grpcLn.Close()
@@ -211,6 +217,7 @@ func (s *Server) serveDebug(addr string) error {
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.HandleFunc("/debug/xds/clients", s.xdsClientList)
 	s.debugServer = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = s.debugServer.Serve(ln) }()
 	return nil
@@ -218,7 +225,11 @@ func (s *Server) serveDebug(addr string) error {
 
 // serveXDS publishes the store to the data plane on the xDS address.
 func (s *Server) serveXDS(ctx context.Context, cfg Config, reg prometheus.Registerer) error {
-	pub, err := controlplane.New(ctx, s.Store, controlplane.Options{DefaultFleet: cfg.Fleet, AccessLogPath: cfg.AccessLogPath}, s.log)
+	limits := xds.DefaultLimits
+	if cfg.AckTimeout != 0 {
+		limits.AckTimeout = max(cfg.AckTimeout, 0)
+	}
+	pub, err := controlplane.New(ctx, s.Store, controlplane.Options{DefaultFleet: cfg.Fleet, AccessLogPath: cfg.AccessLogPath, Limits: limits}, s.log)
 	if err != nil {
 		return fmt.Errorf("load the data plane configuration: %w", err)
 	}
@@ -228,12 +239,14 @@ func (s *Server) serveXDS(ctx context.Context, cfg Config, reg prometheus.Regist
 	}
 	s.XDSAddr = ln.Addr()
 	s.xdsServer = grpc.NewServer(
+		grpc.ChainStreamInterceptor(pub.Tracker().StreamInterceptor()),
 		grpc.MaxConcurrentStreams(1<<20),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 	)
 	xds.Register(ctx, s.xdsServer, pub.Cache(), pub.Tracker())
-	reg.MustRegister(xdsClients{pub.Tracker()})
+	reg.MustRegister(xdsClients{pub.Tracker()}, pub.Tracker().Metrics())
+	s.tracker = pub.Tracker()
 	s.wg.Add(2)
 	go func() {
 		defer s.wg.Done()
@@ -366,6 +379,19 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		return errors.Join(err, errors.New("background tasks did not stop in time"))
 	}
 	return errors.Join(err, s.Store.Close())
+}
+
+// xdsClientList lists the connected xDS clients for operators: fleet,
+// kind, node, peer, what each acknowledged and how far behind it is.
+func (s *Server) xdsClientList(w http.ResponseWriter, _ *http.Request) {
+	if s.tracker == nil {
+		http.Error(w, "no xDS server in this process", http.StatusNotFound)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(map[string]any{"clients": s.tracker.ClientList()})
 }
 
 // xdsClients exports the connected xDS clients per fleet and kind.
