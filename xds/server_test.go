@@ -55,7 +55,6 @@ func newHarness(t testing.TB, limits Limits) *harness {
 	return &harness{t: t, cache: c, tracker: tr, v: v, addr: ln.Addr().String()}
 }
 
-
 // publish sets, at a new revision, the cluster and endpoints of load
 // balancers (the cluster's AltStatName and the endpoint's port carry tag).
 func (h *harness) publish(tag uint32, pending bool, lbs ...uint32) int64 {

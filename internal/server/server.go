@@ -75,7 +75,7 @@ type Config struct {
 	// unanswered before it stops counting for status and is disconnected
 	// (0: the default, 30 s; negative: never).
 	AckTimeout time.Duration
-	Logger                 *slog.Logger
+	Logger     *slog.Logger
 }
 
 // SourceAddresses are the addresses traffic to nodes comes from.
