@@ -2,15 +2,18 @@ package controlplane
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/protobuf/types/known/anypb"
 
@@ -153,3 +156,120 @@ func TestWithdrawn(t *testing.T) {
 }
 
 func itoa(id uint32) string { return strconv.FormatUint(uint64(id), 10) }
+
+// setPort moves a load balancer to PENDING_UPDATE with a new port, as an
+// API update would.
+func setPort(t *testing.T, st *store.Store, id, port uint32) {
+	t.Helper()
+	_, err := st.Update(context.Background(), func(tx *store.Tx) error {
+		lb, err := tx.LoadBalancer("1", id)
+		if err != nil {
+			return err
+		}
+		lb.Port, lb.Status = port, store.StatusPendingUpdate
+		return tx.SaveLoadBalancer(lb)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func listenerPort(t *testing.T, p *Publisher, id uint32) uint32 {
+	t.Helper()
+	l, ok := p.Cache().Resources(xds.Group{Fleet: "default", Kind: xds.KindEnvoy}, resource.ListenerType)["lb_"+itoa(id)].(*listenerv3.Listener)
+	if !ok {
+		t.Fatalf("lb_%d has no listener", id)
+	}
+	return l.GetAddress().GetSocketAddress().GetPortValue()
+}
+
+// Reading one of several changed load balancers fails part-way through a
+// sync: nothing of that revision is published or remembered, and the
+// next attempt publishes all of them (before, the ones read first were
+// remembered as published though the cache never got them).
+func TestPartlyFailedSyncPublishesNothing(t *testing.T) {
+	st := openStore(t)
+	a, b := insert(t, st, store.StatusActive, 80), insert(t, st, store.StatusActive, 80)
+	ctx := context.Background()
+	p, err := New(ctx, st, Options{DefaultFleet: "default"}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := p.revision
+	setPort(t, st, a, 81)
+	setPort(t, st, b, 82)
+	loads := 0
+	p.load = func(ctx context.Context, id uint32) (*store.LoadBalancer, error) {
+		if loads++; loads == 2 {
+			return nil, errors.New("connection reset")
+		}
+		return st.LoadBalancerByID(ctx, id)
+	}
+	if p.sync(ctx) {
+		t.Fatal("a sync whose read failed reports success")
+	}
+	if p.revision != before {
+		t.Fatalf("the published revision advanced from %d to %d though nothing was published", before, p.revision)
+	}
+	if pa, pb := listenerPort(t, p, a), listenerPort(t, p, b); pa != 80 || pb != 80 {
+		t.Fatalf("after the failed sync the cache has ports %d and %d, want 80 and 80", pa, pb)
+	}
+	p.load = st.LoadBalancerByID
+	if !p.sync(ctx) || !p.recordVerdicts(ctx) {
+		t.Fatal("the retry failed")
+	}
+	if pa, pb := listenerPort(t, p, a), listenerPort(t, p, b); pa != 81 || pb != 82 {
+		t.Fatalf("after the retry the cache has ports %d and %d, want 81 and 82", pa, pb)
+	}
+	waitStatus(t, st, a, store.StatusActive)
+	waitStatus(t, st, b, store.StatusActive)
+}
+
+// countingHandler counts the log records at warning level and above.
+type countingHandler struct {
+	slog.Handler
+	n *atomic.Int64
+}
+
+func (h countingHandler) Handle(ctx context.Context, r slog.Record) error {
+	if r.Level >= slog.LevelWarn {
+		h.n.Add(1)
+	}
+	return nil
+}
+
+// With the database gone, recording verdicts is retried with a capped
+// exponential backoff, not in a tight loop (before: 42,000 log lines in
+// half a second).
+func TestStoreFailureIsRetriedWithBackoff(t *testing.T) {
+	st := openStore(t)
+	id := insert(t, st, store.StatusBuild, 80)
+	var lines atomic.Int64
+	log := slog.New(countingHandler{Handler: slog.NewTextHandler(io.Discard, nil), n: &lines})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	p, err := New(ctx, st, Options{DefaultFleet: "default"}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = st.Close() // the verdict for the BUILD load balancer cannot be written
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		p.Run(ctx)
+	}()
+	p.queue(outcome{lb: id, revision: 1})
+	time.Sleep(500 * time.Millisecond)
+	cancel()
+	<-done
+	// 100 ms doubling with jitter: at most a handful of attempts in 0.5 s.
+	if n := lines.Load(); n < 1 || n > 10 {
+		t.Fatalf("%d warnings in 0.5 s with the database closed, want 1 to 10", n)
+	}
+	p.mu.Lock()
+	kept := len(p.verdicts)
+	p.mu.Unlock()
+	if kept == 0 {
+		t.Fatal("the verdicts that could not be written were dropped")
+	}
+}
