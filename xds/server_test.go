@@ -299,7 +299,8 @@ func TestNACKByIndexBlamesExactlyThatResource(t *testing.T) {
 }
 
 // A NACK that names nothing, of a response carrying two changes, blames
-// neither (the client may have accepted either); they wait.
+// neither (the client may have accepted either): both are suspects, to be
+// tried alone.
 func TestNACKNamingNothingAmongSeveralBlamesNoOne(t *testing.T) {
 	h := newHarness(t, Limits{})
 	c := h.sotw("envoy", "envoy")
@@ -315,6 +316,11 @@ func TestNACKNamingNothingAmongSeveralBlamesNoOne(t *testing.T) {
 	}
 	if _, ok := h.v.rejectedMsg(7); ok {
 		t.Fatal("lb 7 blamed without evidence")
+	}
+	h.v.mu.Lock()
+	defer h.v.mu.Unlock()
+	if fmt.Sprint(h.v.suspected) != "[[6 7]]" {
+		t.Fatalf("suspects %v, want [[6 7]]", h.v.suspected)
 	}
 }
 

@@ -30,6 +30,10 @@ type Pending struct {
 	LoadBalancer uint32
 	Fleet        string
 	Revision     int64
+	// Since, when later than Revision, is the revision a client's
+	// acknowledgement must reflect (a change published again, alone, to
+	// isolate what a client refused).
+	Since int64
 	// Changed lists, per kind, the resources the change added, altered or
 	// removed. A client must acknowledge those it uses.
 	Changed map[Kind][]Key
@@ -43,6 +47,9 @@ type Outcome interface {
 	// configuration with this message (revision 0: the configuration in
 	// force, which that client refused when it started using it).
 	Rejected(lb uint32, revision int64, kind Kind, message string)
+	// Suspected: a client of this kind refused a response carrying these
+	// changes without saying which; each must be tried alone.
+	Suspected(kind Kind, suspects []*Pending, message string)
 }
 
 // Limits bound what one client may cost.
@@ -208,7 +215,7 @@ func (t *Tracker) settle() {
 func (t *Tracker) applied(p *Pending, floor map[Group]map[string]int64, named []*stream) bool {
 	if f := floor[Group{Fleet: p.Fleet, Kind: KindEnvoy}]; f != nil {
 		for _, k := range p.Changed[KindEnvoy] {
-			if f[k.TypeURL] < p.Revision {
+			if f[k.TypeURL] < p.needs() {
 				return false
 			}
 		}
@@ -222,7 +229,7 @@ func (t *Tracker) applied(p *Pending, floor map[Group]map[string]int64, named []
 				continue
 			}
 			acked, ok := s.acked[k.TypeURL]
-			if !ok || t.cache.RevisionOf(s.group, k.TypeURL, acked) < p.Revision {
+			if !ok || t.cache.RevisionOf(s.group, k.TypeURL, acked) < p.needs() {
 				return false
 			}
 		}
@@ -303,7 +310,7 @@ func (t *Tracker) request(id int64, node *corev3.Node, typeURL, nonce, errorDeta
 		t.metrics.refused.WithLabelValues("too_many_names").Inc()
 		return status.Errorf(codes.ResourceExhausted, "xds: a subscription may name at most %d resources (got %d)", t.limits.MaxNames, n)
 	}
-	var rejected []*Pending
+	var rejected, suspects []*Pending
 	if r, ok := s.sent[nonce]; ok && nonce != "" {
 		s.answered(r)
 		if errorDetail == "" {
@@ -312,7 +319,7 @@ func (t *Tracker) request(id int64, node *corev3.Node, typeURL, nonce, errorDeta
 			s.nacks++
 			t.metrics.nacks.WithLabelValues(s.group.Fleet, shortType(r.typeURL)).Inc()
 			var exact bool
-			rejected, exact = t.blame(s, r, errorDetail)
+			rejected, exact, suspects = t.blame(s, r, errorDetail)
 			if exact {
 				// Envoy and gRPC clients apply the valid resources of a
 				// response they NACK: when we know what was refused, the
@@ -325,6 +332,9 @@ func (t *Tracker) request(id int64, node *corev3.Node, typeURL, nonce, errorDeta
 	t.mu.Unlock()
 	for _, p := range rejected {
 		t.outcome.Rejected(p.LoadBalancer, p.Revision, kind, errorDetail)
+	}
+	if len(suspects) > 0 {
+		t.outcome.Suspected(kind, suspects, errorDetail)
 	}
 	t.settle()
 	return nil
@@ -356,12 +366,13 @@ func lbOf(name string) (uint32, bool) {
 
 // blame finds the load balancers a NACK refers to, from what the response
 // carried: the resources the message names, else the resource at the
-// index it gives, else — when the response carried one load balancer's
-// resources — that one. exact reports that the refused resources are
-// known (the client applied the rest); when they are not, nothing is
-// blamed and nothing counts as acknowledged: the client's status waits.
-// A load balancer without a pending change is blamed at revision 0.
-func (t *Tracker) blame(s *stream, r *sentResponse, message string) (blamed []*Pending, exact bool) {
+// index it gives, else — when the response carried one change (or one
+// load balancer) — that one. exact reports that the refused resources are
+// known (the client applied the rest). When several changes could be the
+// culprit, none is blamed: they are returned as suspects, to be tried
+// one at a time, and nothing counts as acknowledged. A load balancer
+// without a pending change is blamed at revision 0.
+func (t *Tracker) blame(s *stream, r *sentResponse, message string) (blamed []*Pending, exact bool, suspects []*Pending) {
 	carried := map[uint32]bool{}
 	for _, name := range r.names {
 		if id, ok := lbOf(name); ok {
@@ -388,17 +399,28 @@ func (t *Tracker) blame(s *stream, r *sentResponse, message string) (blamed []*P
 		suspects := map[uint32]bool{}
 		rev := t.cache.RevisionOf(s.group, r.typeURL, r.version)
 		for id := range carried {
-			if p := t.pending[id]; p != nil && p.Fleet == s.group.Fleet && p.Revision <= rev && p.changes(s.group.Kind, r.typeURL) {
+			if p := t.pending[id]; p != nil && p.Fleet == s.group.Fleet && p.needs() <= rev && p.changes(s.group.Kind, r.typeURL) {
 				suspects[id] = true
 			}
 		}
 		if len(suspects) == 0 && len(carried) == 1 {
 			suspects = carried
 		}
-		if len(suspects) != 1 {
-			t.log.Warn("xds: a NACK could not be attributed to one load balancer; its changes wait",
+		if len(suspects) > 1 {
+			t.log.Warn("xds: a NACK names no resource; isolating the changes its response carried",
 				"node", s.node, "type", shortType(r.typeURL), "suspects", len(suspects), "error", message)
-			return nil, false
+			var list []*Pending
+			for id := range suspects {
+				list = append(list, t.pending[id])
+				delete(t.pending, id)
+			}
+			sort.Slice(list, func(i, j int) bool { return list[i].LoadBalancer < list[j].LoadBalancer })
+			return nil, false, list
+		}
+		if len(suspects) == 0 {
+			t.log.Warn("xds: a NACK names no resource and its response carried no change",
+				"node", s.node, "type", shortType(r.typeURL), "error", message)
+			return nil, false, nil
 		}
 		ids = suspects
 	}
@@ -411,8 +433,10 @@ func (t *Tracker) blame(s *stream, r *sentResponse, message string) (blamed []*P
 		}
 	}
 	sort.Slice(blamed, func(i, j int) bool { return blamed[i].LoadBalancer < blamed[j].LoadBalancer })
-	return blamed, true
+	return blamed, true, nil
 }
+
+func (p *Pending) needs() int64 { return max(p.Revision, p.Since) }
 
 func (p *Pending) changes(kind Kind, typeURL string) bool {
 	for _, k := range p.Changed[kind] {

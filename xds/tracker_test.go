@@ -18,9 +18,20 @@ import (
 )
 
 type verdicts struct {
-	mu       sync.Mutex
-	applied  []uint32
-	rejected map[uint32]string
+	mu        sync.Mutex
+	applied   []uint32
+	rejected  map[uint32]string
+	suspected [][]uint32
+}
+
+func (v *verdicts) Suspected(_ Kind, suspects []*Pending, _ string) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	var ids []uint32
+	for _, p := range suspects {
+		ids = append(ids, p.LoadBalancer)
+	}
+	v.suspected = append(v.suspected, ids)
 }
 
 func (v *verdicts) Applied(lb uint32, _ int64) {

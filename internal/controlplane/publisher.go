@@ -56,6 +56,9 @@ type Publisher struct {
 	// itself, so the queue must never block.)
 	verdicts []outcome
 	wake     chan struct{}
+	// suspected are NACKs to isolate; isolations are those under way.
+	suspected  []suspicion
+	isolations []*isolation
 }
 
 type outcome struct {
@@ -109,13 +112,13 @@ func New(ctx context.Context, st *store.Store, opts Options, log *slog.Logger) (
 	if err != nil {
 		return nil, err
 	}
+	p.tracker.Expect(pending)
 	if err := p.cache.Apply(rev, updates); err != nil {
 		return nil, err
 	}
 	for id, r := range p.current {
 		p.good[id] = r
 	}
-	p.tracker.Expect(pending)
 	return p, nil
 }
 
@@ -165,7 +168,7 @@ func (p *Publisher) Run(ctx context.Context) {
 			case <-time.After(wait):
 			}
 		}
-		ok := p.sync(ctx) && p.recordVerdicts(ctx)
+		ok := p.sync(ctx) && p.recordVerdicts(ctx) && p.isolate(ctx)
 		if ok {
 			p.retry.Reset()
 			p.retryAt = time.Time{}
@@ -200,7 +203,11 @@ func (p *Publisher) recordVerdicts(ctx context.Context) bool {
 			if !p.reject(ctx, o) {
 				o.retried = true
 				failed = append(failed, o)
+				continue
 			}
+			p.mu.Lock()
+			p.settledInIsolation(o.lb)
+			p.mu.Unlock()
 		} else {
 			applied = append(applied, store.Applied{ID: o.lb, Revision: o.revision})
 		}
@@ -230,6 +237,7 @@ func (p *Publisher) recordVerdicts(ctx context.Context) bool {
 		} else {
 			delete(p.good, a.ID)
 		}
+		p.settledInIsolation(a.ID)
 	}
 	p.mu.Unlock()
 	return len(failed) == 0
@@ -275,6 +283,9 @@ func (p *Publisher) sync(ctx context.Context) bool {
 		}
 	}
 	p.mu.Unlock()
+	// The tracker learns of the changes before any client can answer
+	// them, so that a NACK arriving at once is attributed.
+	p.tracker.Expect(pending)
 	if err := p.cache.Apply(latest, updates); err != nil {
 		// Only a resource of the wrong type fails here: a bug, not a
 		// store failure; what was valid is published.
@@ -283,7 +294,6 @@ func (p *Publisher) sync(ctx context.Context) bool {
 	p.mu.Lock()
 	p.revision = latest
 	p.mu.Unlock()
-	p.tracker.Expect(pending)
 	return true
 }
 
@@ -323,6 +333,7 @@ func (p *Publisher) stage(lb *store.LoadBalancer, updates map[xds.Group]*xds.Upd
 		next.byKind[xds.KindGRPC] = grpc
 	}
 	changed := diff(p.current[lb.ID], next, updates)
+	p.supersede(lb.ID)
 	if live {
 		p.current[lb.ID] = next
 	} else {
