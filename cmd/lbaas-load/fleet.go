@@ -152,8 +152,9 @@ type envoyFleet struct {
 	wg      sync.WaitGroup
 }
 
-// startFleet starts n clients per mode, all at once.
-func startFleet(ctx context.Context, xdsAddr, fleet string, modes []string, n int, want []string) *envoyFleet {
+// startFleet starts n clients per mode: all at once, or spread evenly
+// over connectOver.
+func startFleet(ctx context.Context, xdsAddr, fleet string, modes []string, n int, want []string, connectOver time.Duration) *envoyFleet {
 	ctx, cancel := context.WithCancel(ctx)
 	f := &envoyFleet{modes: modes, clients: map[string][]*envoyClient{}, cancel: cancel}
 	for _, m := range modes {
@@ -162,11 +163,19 @@ func startFleet(ctx context.Context, xdsAddr, fleet string, modes []string, n in
 				id: fmt.Sprintf("load-%s-%d-%d", m, os.Getpid(), i), delta: m == modeDelta, want: want}))
 		}
 	}
-	for _, m := range modes {
-		for _, c := range f.clients[m] {
-			f.wg.Add(1)
-			go func() { defer f.wg.Done(); c.run(ctx) }()
-		}
+	all := f.all()
+	for i, c := range all {
+		delay := connectOver * time.Duration(i) / time.Duration(len(all))
+		f.wg.Add(1)
+		go func() {
+			defer f.wg.Done()
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(delay):
+			}
+			c.run(ctx)
+		}()
 	}
 	return f
 }

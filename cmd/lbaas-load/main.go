@@ -46,6 +46,7 @@ type config struct {
 	changes       int
 	workers       int
 	debugAddr     string
+	connectOver   time.Duration
 	maxDuration   time.Duration
 }
 
@@ -67,6 +68,7 @@ func main() {
 	flag.IntVar(&c.nodes, "nodes", 10, fmt.Sprintf("nodes per load balancer (at most %d)", maxNodes))
 	flag.StringVar(&c.mode, "mode", modeGRPC, "xDS clients: grpc (proxyless grpc-go clients of one load balancer), envoy-delta or envoy-sotw (Envoy-like clients of the whole fleet), or envoy-delta,envoy-sotw")
 	flag.IntVar(&c.clients, "clients", 50, fmt.Sprintf("xDS clients per mode (at most %d)", maxClients))
+	flag.DurationVar(&c.connectOver, "connect-over", 0, "Envoy modes: spread the clients' connections evenly over this long (0: all at once)")
 	flag.StringVar(&c.change, "change", "both", "what each timed change does: node (a node's condition: EDS), algorithm (CDS), or both (alternating)")
 	flag.IntVar(&c.changes, "changes", 200, fmt.Sprintf("changes to time, one after the other (at most %d)", maxChanges))
 	flag.IntVar(&c.workers, "workers", 8, fmt.Sprintf("concurrent REST clients while creating (at most %d)", maxWorkers))
@@ -101,6 +103,9 @@ func (c config) check() error {
 	}
 	if _, err := parseChanges(c.change); err != nil {
 		return err
+	}
+	if c.connectOver < 0 || c.connectOver >= c.maxDuration {
+		return fmt.Errorf("-connect-over: must be from 0 to less than -max-duration (got %s)", c.connectOver)
 	}
 	if c.maxDuration <= 0 || c.maxDuration > maxWallTime {
 		return fmt.Errorf("-max-duration: must be positive and at most %s (got %s)", maxWallTime, c.maxDuration)
@@ -186,8 +191,12 @@ func runEnvoy(ctx context.Context, c config, xdsAddr string, ids []int, modes []
 		want[i] = translator.ResourceName(uint32(id))
 	}
 	peakReset := stats.resetPeak()
-	fmt.Printf("connecting %d Envoy-like clients per mode (%s) at once to fleet %q\n", c.clients, strings.Join(modes, ", "), fleet)
-	f := startFleet(ctx, xdsAddr, fleet, modes, c.clients, want)
+	how := "at once"
+	if c.connectOver > 0 {
+		how = "over " + c.connectOver.String()
+	}
+	fmt.Printf("connecting %d Envoy-like clients per mode (%s) %s to fleet %q\n", c.clients, strings.Join(modes, ", "), how, fleet)
+	f := startFleet(ctx, xdsAddr, fleet, modes, c.clients, want, c.connectOver)
 	defer f.stop()
 	res := newResults()
 	if err := f.waitSynced(ctx); err != nil {
@@ -253,6 +262,11 @@ func startDaemon(ctx context.Context, c config, dir string) (*daemon, error) {
 		cmd.Args = append(cmd.Args, "--debug-addr", c.debugAddr)
 	}
 	cmd.Dir = dir
+	// On the deadline or a signal the daemon gets an interrupt and time to
+	// shut down, not a SIGKILL; if this tool dies, so does the daemon.
+	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+	cmd.WaitDelay = 20 * time.Second
+	dieWithParent(cmd)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		return nil, err
@@ -288,7 +302,11 @@ func startDaemon(ctx context.Context, c config, dir string) (*daemon, error) {
 		return &daemon{cmd: cmd, http: "http://" + m[1], xds: m[2]}, nil
 	case <-time.After(30 * time.Second):
 		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
 		return nil, errors.New("lbaasd did not start")
+	case <-ctx.Done():
+		_ = cmd.Wait() // the context's Cancel interrupted it
+		return nil, ctx.Err()
 	}
 }
 
