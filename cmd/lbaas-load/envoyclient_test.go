@@ -137,7 +137,7 @@ func TestEnvoyClients(t *testing.T) {
 	printResults(f, res, kinds)
 
 	// The daemon's figures come from /proc (here, this process's).
-	stats, err := newDaemonStats(os.Getpid())
+	stats, err := newProcStats(os.Getpid())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -312,32 +312,32 @@ func timeChangesActive(ctx context.Context, ch *changer, kinds []string, n int) 
 	return out, nil
 }
 
-// daemonStats reads a process's memory and CPU from /proc.
-type daemonStats struct{ proc procfs.Proc }
+// procStats reads a process's memory and CPU from /proc (the daemon's, or this tool's).
+type procStats struct{ proc procfs.Proc }
 
-func newDaemonStats(pid int) (*daemonStats, error) {
+func newProcStats(pid int) (*procStats, error) {
 	p, err := procfs.NewProc(pid)
 	if err != nil {
 		return nil, err
 	}
-	return &daemonStats{proc: p}, nil
+	return &procStats{proc: p}, nil
 }
 
 // memory is VmRSS and VmHWM in bytes.
-func (d *daemonStats) memory() (rss, peak uint64, err error) {
+func (d *procStats) memory() (rss, peak uint64, err error) {
 	s, err := d.proc.NewStatus()
 	return s.VmRSS, s.VmHWM, err
 }
 
 // cpu is the user and system CPU seconds used so far.
-func (d *daemonStats) cpu() (float64, error) {
+func (d *procStats) cpu() (float64, error) {
 	s, err := d.proc.Stat()
 	return s.CPUTime(), err
 }
 
 // resetPeak restarts VmHWM from the current RSS (Linux clear_refs 5), so
 // the peak covers what follows only. It says whether that worked.
-func (d *daemonStats) resetPeak() bool {
+func (d *procStats) resetPeak() bool {
 	return os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", d.proc.PID), []byte("5"), 0) == nil
 }
 

@@ -143,7 +143,7 @@ func run(ctx context.Context, c config) error {
 		return err
 	}
 	rest := &restClient{base: d.http, token: token, client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: c.workers * 2}}}
-	stats, err := newDaemonStats(d.cmd.Process.Pid)
+	stats, err := newProcStats(d.cmd.Process.Pid)
 	if err != nil {
 		return err
 	}
@@ -185,7 +185,7 @@ func run(ctx context.Context, c config) error {
 
 // runEnvoy connects the Envoy-like clients at once, waits for their
 // initial sync and times the changes.
-func runEnvoy(ctx context.Context, c config, xdsAddr string, ids []int, modes []string, ch *changer, kinds []string, stats *daemonStats) error {
+func runEnvoy(ctx context.Context, c config, xdsAddr string, ids []int, modes []string, ch *changer, kinds []string, stats *procStats) error {
 	want := make([]string, len(ids))
 	for i, id := range ids {
 		want[i] = translator.ResourceName(uint32(id))
@@ -208,10 +208,16 @@ func runEnvoy(ctx context.Context, c config, xdsAddr string, ids []int, modes []
 	if err != nil {
 		return err
 	}
+	self, err := newProcStats(os.Getpid())
+	if err != nil {
+		return err
+	}
+	selfCPU0, _ := self.cpu()
 	changeStart := time.Now()
 	err = timeChanges(ctx, f, ch, kinds, c.changes, res)
 	elapsed := time.Since(changeStart)
 	cpu1, _ := stats.cpu()
+	selfCPU1, _ := self.cpu()
 	_, peak, _ := stats.memory()
 	printResults(f, res, kinds)
 	peakSince := "since clients connected"
@@ -220,12 +226,15 @@ func runEnvoy(ctx context.Context, c config, xdsAddr string, ids []int, modes []
 	}
 	fmt.Printf("lbaasd: RSS after initial sync %d MB; peak RSS %s %d MB; CPU over the change phase %.2f s in %s (%.0f%% of one core)\n",
 		rss>>20, peakSince, peak>>20, cpu1-cpu0, elapsed.Round(time.Millisecond), 100*(cpu1-cpu0)/elapsed.Seconds())
+	// The clients share the machine's cores with the daemon.
+	selfRSS, _, _ := self.memory()
+	fmt.Printf("lbaas-load itself (the clients): CPU over the change phase %.2f s; RSS %d MB\n", selfCPU1-selfCPU0, selfRSS>>20)
 	return err
 }
 
 // runGRPC connects proxyless grpc-go clients of the target load balancer
 // one by one and times the changes to ACTIVE.
-func runGRPC(ctx context.Context, c config, d *daemon, ch *changer, kinds []string, stats *daemonStats) error {
+func runGRPC(ctx context.Context, c config, d *daemon, ch *changer, kinds []string, stats *procStats) error {
 	fmt.Printf("lb_%d is ACTIVE; connecting %d clients\n", ch.lb, c.clients)
 	stopClients, err := connectClients(ctx, c.clients, c.lbaasd, d.xds, ch.lb)
 	if err != nil {
