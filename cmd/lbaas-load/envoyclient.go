@@ -1,11 +1,11 @@
 package main
 
 // An Envoy-like xDS client written on the raw ADS stream: it subscribes the
-// way an Envoy of the fleet does (wildcard clusters and listeners, then the
-// endpoints and routes they name), keeps what it holds (name -> hash of
-// the resource bytes), ACKs every response, and tells the load harness
-// when it is in sync and when a response carrying an expected change has
-// been ACKed.
+// way an Envoy of the fleet does (wildcard clusters, the endpoints they
+// name, then, once those have come, wildcard listeners and the routes they
+// name), keeps what it holds (name -> hash of the resource bytes), ACKs
+// every response, and tells the load harness when it is in sync and when a
+// response carrying an expected change has been ACKed.
 
 import (
 	"context"
@@ -302,6 +302,20 @@ func referenced(typeURL string, u update) (string, error) {
 	return "", nil
 }
 
+// clustersWarm says whether the clusters have come and every endpoint
+// they name too: Envoy asks for listeners only then.
+func (h *held) clustersWarm() bool {
+	if !h.got[resource.ClusterType] {
+		return false
+	}
+	for _, name := range h.refs[resource.ClusterType] {
+		if _, ok := h.res[resource.EndpointType][name]; !ok {
+			return false
+		}
+	}
+	return true
+}
+
 // complete says whether the client holds every cluster and listener of
 // the fleet, and every endpoint and route they name, all ACKed.
 func (h *held) complete(want []string) bool {
@@ -356,12 +370,12 @@ func (c *envoyClient) sotwStream(ctx context.Context, ads discoveryv3.Aggregated
 		return st.Send(&discoveryv3.DiscoveryRequest{Node: c.node(), TypeUrl: typeURL, VersionInfo: h.version[typeURL],
 			ResponseNonce: h.nonce[typeURL], ResourceNames: h.subs[typeURL]})
 	}
-	// Wildcard: no names.
-	for _, t := range []string{resource.ClusterType, resource.ListenerType} {
-		if err := request(t); err != nil {
-			return err
-		}
+	// Wildcard: no names. Like Envoy, listeners are asked for once the
+	// clusters are warm (they and their endpoints have come).
+	if err := request(resource.ClusterType); err != nil {
+		return err
 	}
+	listeners := false
 	for {
 		resp, err := st.Recv()
 		if err != nil {
@@ -397,6 +411,12 @@ func (c *envoyClient) sotwStream(ctx context.Context, ads discoveryv3.Aggregated
 				return err
 			}
 		}
+		if !listeners && h.clustersWarm() {
+			listeners = true
+			if err := request(resource.ListenerType); err != nil {
+				return err
+			}
+		}
 	}
 }
 
@@ -410,12 +430,13 @@ func (c *envoyClient) deltaStream(ctx context.Context, ads discoveryv3.Aggregate
 		return err
 	}
 	h := newHeld()
-	// Wildcard: a first request with no names.
-	for _, t := range []string{resource.ClusterType, resource.ListenerType} {
-		if err := st.Send(&discoveryv3.DeltaDiscoveryRequest{Node: c.node(), TypeUrl: t}); err != nil {
-			return err
-		}
+	// Wildcard: a first request with no names. Listeners once the
+	// clusters are warm, as in the state-of-the-world stream.
+	wildcard := func(t string) error { return st.Send(&discoveryv3.DeltaDiscoveryRequest{Node: c.node(), TypeUrl: t}) }
+	if err := wildcard(resource.ClusterType); err != nil {
+		return err
 	}
+	listeners := false
 	for {
 		resp, err := st.Recv()
 		if err != nil {
@@ -441,6 +462,12 @@ func (c *envoyClient) deltaStream(ctx context.Context, ads discoveryv3.Aggregate
 		if len(sub)+len(unsub) > 0 {
 			if err := st.Send(&discoveryv3.DeltaDiscoveryRequest{Node: c.node(), TypeUrl: dependent[t],
 				ResourceNamesSubscribe: sub, ResourceNamesUnsubscribe: unsub}); err != nil {
+				return err
+			}
+		}
+		if !listeners && h.clustersWarm() {
+			listeners = true
+			if err := wildcard(resource.ListenerType); err != nil {
 				return err
 			}
 		}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
@@ -197,6 +198,19 @@ func TestHeldSubscriptions(t *testing.T) {
 	}
 	if got := h.subs[resource.EndpointType]; len(got) != 2 || got[0] != "lb_2" || got[1] != "lb_3" {
 		t.Errorf("endpoint subscription %v, want [lb_2 lb_3]", got)
+	}
+	// Listeners wait for the endpoints of every cluster; endpoints merge.
+	cla := func(name string) update {
+		return update{name: name, res: mustAny(t, &endpointv3.ClusterLoadAssignment{ClusterName: name})}
+	}
+	if _, _, err := h.apply(resource.EndpointType, []update{cla("lb_2")}, nil, false); err != nil || h.clustersWarm() {
+		t.Errorf("warm with lb_3's endpoints missing (%v)", err)
+	}
+	if _, _, err := h.apply(resource.EndpointType, []update{cla("lb_3")}, nil, false); err != nil || !h.clustersWarm() {
+		t.Errorf("not warm with every cluster's endpoints (%v)", err)
+	}
+	if _, ok := h.res[resource.EndpointType]["lb_2"]; !ok {
+		t.Error("lb_2's endpoints dropped by a response carrying lb_3's only")
 	}
 }
 
