@@ -122,6 +122,7 @@ func (c *envoyClient) run(ctx context.Context) {
 	backoff := 50 * time.Millisecond
 	for {
 		var err error
+		opened := time.Now()
 		if c.cfg.delta {
 			err = c.deltaStream(ctx, ads)
 		} else {
@@ -134,6 +135,9 @@ func (c *envoyClient) run(ctx context.Context) {
 		c.resets.Add(1)
 		if c.syncedAt.Load() == 0 {
 			c.syncResets.Add(1)
+		}
+		if time.Since(opened) > time.Minute { // it was working: start the backoff again
+			backoff = 50 * time.Millisecond
 		}
 		select {
 		case <-ctx.Done():
