@@ -53,10 +53,18 @@ fuzz:
 	$(GO) test ./gateway -run '^$$' -fuzz FuzzDecodeCreateLoadBalancer -fuzztime 30s
 	$(GO) test ./translator -run '^$$' -fuzz FuzzTranslate -fuzztime 30s
 
-## load: the load harness against a real lbaasd (10,000 LBs, 50 xDS clients; loopback only, bounded)
+## load: the load harness against a real lbaasd (10,000 LBs; loopback only, bounded; see docs/load.md)
+##   make load MODE=envoy-delta CLIENTS=50 CHANGE=both CHANGES=200 LBS=10000 MAX_DURATION=10m
+MODE         ?= grpc
+CLIENTS      ?= 50
+CHANGE       ?= both
+CHANGES      ?= 200
+LBS          ?= 10000
+MAX_DURATION ?= 10m
 load: build
 	$(GO) build -o $(BIN)/lbaas-load ./cmd/lbaas-load
-	$(BIN)/lbaas-load -lbaasd $(BIN)/lbaasd
+	$(BIN)/lbaas-load -lbaasd $(BIN)/lbaasd -mode $(MODE) -clients $(CLIENTS) -change $(CHANGE) \
+		-changes $(CHANGES) -load-balancers $(LBS) -max-duration $(MAX_DURATION)
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...

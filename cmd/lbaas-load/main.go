@@ -22,7 +22,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -33,28 +32,53 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	testgrpc "google.golang.org/grpc/interop/grpc_testing"
 	"google.golang.org/grpc/xds"
+
+	"github.com/openlbaas/lbaas/translator"
 )
 
 type config struct {
 	lbaasd        string
 	loadBalancers int
 	nodes         int
+	mode          string
 	clients       int
-	updates       int
+	change        string
+	changes       int
 	workers       int
+	debugAddr     string
+	connectOver   time.Duration
 	maxDuration   time.Duration
 }
+
+// Bounds: the tool shares a machine, so a typo must not start a flood.
+const (
+	maxClients       = 1000
+	maxLoadBalancers = 20_000
+	maxChanges       = 1000
+	maxNodes         = 25
+	maxWorkers       = 64
+	maxWallTime      = time.Hour
+	fleet            = "default"
+)
 
 func main() {
 	var c config
 	flag.StringVar(&c.lbaasd, "lbaasd", "bin/lbaasd", "path of the lbaasd binary to measure")
-	flag.IntVar(&c.loadBalancers, "load-balancers", 10_000, "load balancers to create")
-	flag.IntVar(&c.nodes, "nodes", 10, "nodes per load balancer")
-	flag.IntVar(&c.clients, "clients", 50, "proxyless gRPC xDS clients, all using the updated load balancer")
-	flag.IntVar(&c.updates, "updates", 200, "changes to time, one after the other")
-	flag.IntVar(&c.workers, "workers", 8, "concurrent REST clients while creating")
-	flag.DurationVar(&c.maxDuration, "max-duration", 10*time.Minute, "stop after this long, whatever happens")
+	flag.IntVar(&c.loadBalancers, "load-balancers", 10_000, fmt.Sprintf("load balancers to create (at most %d)", maxLoadBalancers))
+	flag.IntVar(&c.nodes, "nodes", 10, fmt.Sprintf("nodes per load balancer (at most %d)", maxNodes))
+	flag.StringVar(&c.mode, "mode", modeGRPC, "xDS clients: grpc (proxyless grpc-go clients of one load balancer), envoy-delta or envoy-sotw (Envoy-like clients of the whole fleet), or envoy-delta,envoy-sotw")
+	flag.IntVar(&c.clients, "clients", 50, fmt.Sprintf("xDS clients per mode (at most %d)", maxClients))
+	flag.DurationVar(&c.connectOver, "connect-over", 0, "Envoy modes: spread the clients' connections evenly over this long (0: all at once)")
+	flag.StringVar(&c.change, "change", "both", "what each timed change does: node (a node's condition: EDS), algorithm (CDS), or both (alternating)")
+	flag.IntVar(&c.changes, "changes", 200, fmt.Sprintf("changes to time, one after the other (at most %d)", maxChanges))
+	flag.IntVar(&c.workers, "workers", 8, fmt.Sprintf("concurrent REST clients while creating (at most %d)", maxWorkers))
+	flag.StringVar(&c.debugAddr, "debug-addr", "127.0.0.1:6061", "lbaasd's pprof address (loopback); empty for none")
+	flag.DurationVar(&c.maxDuration, "max-duration", 10*time.Minute, fmt.Sprintf("stop after this long, whatever happens (at most %s)", maxWallTime))
 	flag.Parse()
+	if err := c.check(); err != nil {
+		fmt.Fprintln(os.Stderr, "lbaas-load:", err)
+		os.Exit(2)
+	}
 	// An interrupt or SIGTERM ends the run like the deadline does: the
 	// daemon is stopped and the temporary directory removed.
 	sig, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -67,7 +91,38 @@ func main() {
 	}
 }
 
+func (c config) check() error {
+	bounded := func(flag string, v, hi int) error {
+		if v < 1 || v > hi {
+			return fmt.Errorf("-%s: must be from 1 to %d (got %d)", flag, hi, v)
+		}
+		return nil
+	}
+	if _, err := parseModes(c.mode); err != nil {
+		return err
+	}
+	if _, err := parseChanges(c.change); err != nil {
+		return err
+	}
+	if c.connectOver < 0 || c.connectOver >= c.maxDuration {
+		return fmt.Errorf("-connect-over: must be from 0 to less than -max-duration (got %s)", c.connectOver)
+	}
+	if c.maxDuration <= 0 || c.maxDuration > maxWallTime {
+		return fmt.Errorf("-max-duration: must be positive and at most %s (got %s)", maxWallTime, c.maxDuration)
+	}
+	if c.debugAddr != "" {
+		host, _, err := net.SplitHostPort(c.debugAddr)
+		if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
+			return fmt.Errorf("-debug-addr: must be a loopback address and port (got %q)", c.debugAddr)
+		}
+	}
+	return errors.Join(bounded("load-balancers", c.loadBalancers, maxLoadBalancers), bounded("nodes", c.nodes, maxNodes),
+		bounded("clients", c.clients, maxClients), bounded("changes", c.changes, maxChanges), bounded("workers", c.workers, maxWorkers))
+}
+
 func run(ctx context.Context, c config) error {
+	modes, _ := parseModes(c.mode)
+	kinds, _ := parseChanges(c.change)
 	bin, err := filepath.Abs(c.lbaasd)
 	if err != nil {
 		return err
@@ -88,6 +143,10 @@ func run(ctx context.Context, c config) error {
 		return err
 	}
 	rest := &restClient{base: d.http, token: token, client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: c.workers * 2}}}
+	stats, err := newProcStats(d.cmd.Process.Pid)
+	if err != nil {
+		return err
+	}
 
 	var ports []int
 	for range c.nodes {
@@ -107,29 +166,91 @@ func run(ctx context.Context, c config) error {
 	createTime := time.Since(start)
 	fmt.Printf("created %d load balancers with %d nodes each in %s (%.0f creates/s over REST, %d workers)\n",
 		len(ids), c.nodes, createTime.Round(time.Millisecond), float64(len(ids))/createTime.Seconds(), c.workers)
-	rss, _ := rssOf(d.cmd.Process.Pid)
-	fmt.Printf("lbaasd RSS with %d load balancers: %d MB\n", len(ids), rss/1024)
+	rss, _, _ := stats.memory()
+	fmt.Printf("lbaasd RSS with %d load balancers: %d MB\n", len(ids), rss>>20)
 
 	target := ids[len(ids)/2]
 	if err := rest.waitActive(ctx, target); err != nil {
 		return err
 	}
-	fmt.Printf("lb_%d is ACTIVE; connecting %d clients\n", target, c.clients)
-	stopClients, err := connectClients(ctx, c.clients, c.lbaasd, d.xds, target)
+	ch, err := newChanger(ctx, rest, target)
+	if err != nil {
+		return err
+	}
+	if modes[0] == modeGRPC {
+		return runGRPC(ctx, c, d, ch, kinds, stats)
+	}
+	return runEnvoy(ctx, c, d.xds, ids, modes, ch, kinds, stats)
+}
+
+// runEnvoy connects the Envoy-like clients at once, waits for their
+// initial sync and times the changes.
+func runEnvoy(ctx context.Context, c config, xdsAddr string, ids []int, modes []string, ch *changer, kinds []string, stats *procStats) error {
+	want := make([]string, len(ids))
+	for i, id := range ids {
+		want[i] = translator.ResourceName(uint32(id))
+	}
+	peakReset := stats.resetPeak()
+	how := "at once"
+	if c.connectOver > 0 {
+		how = "over " + c.connectOver.String()
+	}
+	fmt.Printf("connecting %d Envoy-like clients per mode (%s) %s to fleet %q\n", c.clients, strings.Join(modes, ", "), how, fleet)
+	f := startFleet(ctx, xdsAddr, fleet, modes, c.clients, want, c.connectOver)
+	defer f.stop()
+	res := newResults()
+	if err := f.waitSynced(ctx); err != nil {
+		return err
+	}
+	syncTimes(f, res)
+	rss, _, _ := stats.memory()
+	cpu0, err := stats.cpu()
+	if err != nil {
+		return err
+	}
+	self, err := newProcStats(os.Getpid())
+	if err != nil {
+		return err
+	}
+	selfCPU0, _ := self.cpu()
+	changeStart := time.Now()
+	err = timeChanges(ctx, f, ch, kinds, c.changes, res)
+	elapsed := time.Since(changeStart)
+	cpu1, _ := stats.cpu()
+	selfCPU1, _ := self.cpu()
+	_, peak, _ := stats.memory()
+	printResults(f, res, kinds)
+	peakSince := "since clients connected"
+	if !peakReset {
+		peakSince = "over the daemon's life (clear_refs refused)"
+	}
+	fmt.Printf("lbaasd: RSS after initial sync %d MB; peak RSS %s %d MB; CPU over the change phase %.2f s in %s (%.0f%% of one core)\n",
+		rss>>20, peakSince, peak>>20, cpu1-cpu0, elapsed.Round(time.Millisecond), 100*(cpu1-cpu0)/elapsed.Seconds())
+	// The clients share the machine's cores with the daemon.
+	selfRSS, _, _ := self.memory()
+	fmt.Printf("lbaas-load itself (the clients): CPU over the change phase %.2f s; RSS %d MB\n", selfCPU1-selfCPU0, selfRSS>>20)
+	return err
+}
+
+// runGRPC connects proxyless grpc-go clients of the target load balancer
+// one by one and times the changes to ACTIVE.
+func runGRPC(ctx context.Context, c config, d *daemon, ch *changer, kinds []string, stats *procStats) error {
+	fmt.Printf("lb_%d is ACTIVE; connecting %d clients\n", ch.lb, c.clients)
+	stopClients, err := connectClients(ctx, c.clients, c.lbaasd, d.xds, ch.lb)
 	if err != nil {
 		return err
 	}
 	defer stopClients()
-	fmt.Printf("%d proxyless gRPC clients connected and using lb_%d\n", c.clients, target)
-
-	latencies, err := timeUpdates(ctx, rest, target, c.updates)
-	if err != nil {
-		return err
+	fmt.Printf("%d proxyless gRPC clients connected and using lb_%d\n", c.clients, ch.lb)
+	rss, _, _ := stats.memory()
+	cpu0, _ := stats.cpu()
+	latencies, err := timeChangesActive(ctx, ch, kinds, c.changes)
+	cpu1, _ := stats.cpu()
+	for _, k := range kinds {
+		printLatencies("convergence of "+kindLabel[k]+", API call start -> ACTIVE (every client ACKed)", latencies[k])
 	}
-	report(latencies)
-	rss, _ = rssOf(d.cmd.Process.Pid)
-	fmt.Printf("lbaasd RSS at the end: %d MB\n", rss/1024)
-	return nil
+	fmt.Printf("lbaasd: RSS with clients connected %d MB; CPU over the change phase %.2f s\n", rss>>20, cpu1-cpu0)
+	return err
 }
 
 type daemon struct {
@@ -144,9 +265,17 @@ func startDaemon(ctx context.Context, c config, dir string) (*daemon, error) {
 	cmd := exec.CommandContext(ctx, c.lbaasd, "serve", "--database-url", filepath.Join(dir, "load.db"),
 		"--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0", "--xds-addr", "127.0.0.1:0",
 		"--demo-user=false", "--limit-loadbalancers", limit, "--limit-nodes", fmt.Sprint(max(c.nodes, 25)),
-		"--vip-pools", "PUBLIC=127.64.0.0/10", "--debug-addr", "127.0.0.1:6061",
+		"--vip-pools", "PUBLIC=127.64.0.0/10", "--fleet", fleet, "--health-checks=false",
 		"--denied-node-networks", "none") // the backends are on loopback
+	if c.debugAddr != "" {
+		cmd.Args = append(cmd.Args, "--debug-addr", c.debugAddr)
+	}
 	cmd.Dir = dir
+	// On the deadline or a signal the daemon gets an interrupt and time to
+	// shut down, not a SIGKILL; if this tool dies, so does the daemon.
+	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+	cmd.WaitDelay = 20 * time.Second
+	dieWithParent(cmd)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		return nil, err
@@ -182,7 +311,11 @@ func startDaemon(ctx context.Context, c config, dir string) (*daemon, error) {
 		return &daemon{cmd: cmd, http: "http://" + m[1], xds: m[2]}, nil
 	case <-time.After(30 * time.Second):
 		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
 		return nil, errors.New("lbaasd did not start")
+	case <-ctx.Done():
+		_ = cmd.Wait() // the context's Cancel interrupted it
+		return nil, ctx.Err()
 	}
 }
 
@@ -204,8 +337,18 @@ func signIn(ctx context.Context, bin, dir, base string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("user create: %w", err)
 	}
-	body := fmt.Sprintf(`{"auth":{"RAX-KSKEY:apiKeyCredentials":{"username":"load","apiKey":%q}}}`, strings.TrimSpace(string(key)))
-	res, err := http.Post(base+"/v2.0/tokens", "application/json", strings.NewReader(body))
+	return requestToken(ctx, base, "load", strings.TrimSpace(string(key)))
+}
+
+// requestToken signs in with an API key.
+func requestToken(ctx context.Context, base, username, key string) (string, error) {
+	body := fmt.Sprintf(`{"auth":{"RAX-KSKEY:apiKeyCredentials":{"username":%q,"apiKey":%q}}}`, username, key)
+	req, err := http.NewRequestWithContext(ctx, "POST", base+"/v2.0/tokens", strings.NewReader(body))
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return "", err
 	}
@@ -214,6 +357,9 @@ func signIn(ctx context.Context, bin, dir, base string) (string, error) {
 		Access struct {
 			Token struct{ ID string } `json:"token"`
 		} `json:"access"`
+	}
+	if res.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("sign in: %s", res.Status)
 	}
 	if err := json.NewDecoder(res.Body).Decode(&out); err != nil {
 		return "", err
@@ -351,66 +497,6 @@ func connectClients(ctx context.Context, n int, bin, xdsAddr string, target int)
 		}
 	}
 	return stop, nil
-}
-
-// timeUpdates changes the target's first node weight n times, one after
-// the other, timing each from the 202 to ACTIVE.
-func timeUpdates(ctx context.Context, r *restClient, target, n int) ([]time.Duration, error) {
-	code, b, err := r.do(ctx, "GET", fmt.Sprintf("/loadbalancers/%d/nodes", target), "")
-	if err != nil || code != 200 {
-		return nil, fmt.Errorf("list nodes: %d %s %v", code, b, err)
-	}
-	var nodes struct{ Nodes []struct{ ID int } }
-	if err := json.Unmarshal(b, &nodes); err != nil || len(nodes.Nodes) == 0 {
-		return nil, fmt.Errorf("no nodes: %v", err)
-	}
-	node := nodes.Nodes[0].ID
-	// Weights only reach the data plane for weighted algorithms.
-	if code, b, err := r.do(ctx, "PUT", fmt.Sprintf("/loadbalancers/%d", target), `{"loadBalancer":{"algorithm":"WEIGHTED_ROUND_ROBIN"}}`); err != nil || code != 202 {
-		return nil, fmt.Errorf("update: %d %s %v", code, b, err)
-	}
-	if err := r.waitActive(ctx, target); err != nil {
-		return nil, err
-	}
-	var out []time.Duration
-	for i := range n {
-		body := fmt.Sprintf(`{"node":{"weight":%d}}`, i%99+2)
-		start := time.Now()
-		code, b, err := r.do(ctx, "PUT", fmt.Sprintf("/loadbalancers/%d/nodes/%d", target, node), body)
-		if err != nil || code != 202 {
-			return out, fmt.Errorf("update node: %d %s %v", code, b, err)
-		}
-		if err := r.waitActive(ctx, target); err != nil {
-			return out, err
-		}
-		out = append(out, time.Since(start))
-	}
-	return out, nil
-}
-
-func report(d []time.Duration) {
-	if len(d) == 0 {
-		return
-	}
-	slices.Sort(d)
-	q := func(p float64) time.Duration { return d[min(len(d)-1, int(p*float64(len(d))))] }
-	fmt.Printf("convergence, 202 -> every client ACKed (ACTIVE), %d changes: p50 %s  p90 %s  p99 %s  max %s\n",
-		len(d), q(0.5).Round(10*time.Microsecond), q(0.9).Round(10*time.Microsecond), q(0.99).Round(10*time.Microsecond), d[len(d)-1].Round(10*time.Microsecond))
-}
-
-func rssOf(pid int) (int, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, "VmRSS:") {
-			var kb int
-			_, err := fmt.Sscan(strings.TrimSpace(strings.TrimSuffix(strings.TrimPrefix(line, "VmRSS:"), "kB")), &kb)
-			return kb, err
-		}
-	}
-	return 0, errors.New("no VmRSS")
 }
 
 type backendServer struct {
