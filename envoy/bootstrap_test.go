@@ -102,6 +102,11 @@ var bootstrapCases = []struct {
 		static: true, epHost: "10.0.0.5", epPort: 18000, admin: "127.0.0.1:9901",
 	},
 	{
+		name:   "bootstrap_ip_sotw",
+		opts:   Options{NodeID: "envoy-1", Fleet: "default", XDSAddress: "10.0.0.5:18000", SotW: true},
+		static: true, epHost: "10.0.0.5", epPort: 18000, admin: "127.0.0.1:9901",
+	},
+	{
 		name:   "bootstrap_hostname",
 		opts:   Options{NodeID: "edge-7.example", Fleet: "edge", XDSAddress: "xds.lbaas.internal:18000", AdminAddress: "127.0.0.1:19901"},
 		static: false, epHost: "xds.lbaas.internal", epPort: 18000, admin: "127.0.0.1:19901",
@@ -183,7 +188,12 @@ func checkBootstrap(t *testing.T, b *bootstrapv3.Bootstrap, o Options, static bo
 	// ADS, v3, node only on the first message, through xds_cluster.
 	dr := b.GetDynamicResources()
 	ads := dr.GetAdsConfig()
-	if ads.GetApiType() != corev3.ApiConfigSource_GRPC || ads.GetTransportApiVersion() != corev3.ApiVersion_V3 ||
+	// Delta unless state of the world is asked for.
+	wantAPI := corev3.ApiConfigSource_DELTA_GRPC
+	if o.SotW {
+		wantAPI = corev3.ApiConfigSource_GRPC
+	}
+	if ads.GetApiType() != wantAPI || ads.GetTransportApiVersion() != corev3.ApiVersion_V3 ||
 		!ads.GetSetNodeOnFirstMessageOnly() {
 		t.Errorf("ads_config = %v", ads)
 	}
