@@ -84,9 +84,6 @@ func (s *Source) Close() {
 	}
 }
 
-// MutualTLS reports whether client certificates are required.
-func (s *Source) MutualTLS() bool { return s.roots != nil }
-
 func (s *Source) certificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 	km, err := s.identity.KeyMaterial(hello.Context())
 	if err != nil {
@@ -98,17 +95,28 @@ func (s *Source) certificate(hello *tls.ClientHelloInfo) (*tls.Certificate, erro
 	return &km.Certs[0], nil
 }
 
-// ServerConfig is a server TLS configuration with the current certificate
-// and, when a client CA is set, client certificates required and verified
-// against the current CAs. nextProtos are the ALPN protocols offered
-// (["h2"] for gRPC; empty lets net/http choose).
+// ServerConfig is a server TLS configuration with the current
+// certificate; no client certificate is asked for. nextProtos are the
+// ALPN protocols offered (empty lets net/http and grpc-go add theirs).
 func (s *Source) ServerConfig(nextProtos ...string) *tls.Config {
-	base := &tls.Config{
+	return &tls.Config{
 		MinVersion:     tls.VersionTLS12,
 		GetCertificate: s.certificate,
 		NextProtos:     nextProtos,
 	}
+}
+
+// MutualConfig is ServerConfig with client certificates required and
+// verified against the current client CAs; it needs a ClientCAFile.
+// The configuration is chosen per handshake (GetConfigForClient), which
+// bypasses what grpc-go adds to the outer one: give "h2" for gRPC.
+func (s *Source) MutualConfig(nextProtos ...string) *tls.Config {
+	base := s.ServerConfig(nextProtos...)
 	if s.roots == nil {
+		// Fail closed: no CA verifies nobody.
+		base.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
+			return nil, errors.New("tlsreload: mutual TLS without a client CA")
+		}
 		return base
 	}
 	base.ClientAuth = tls.RequireAndVerifyClientCert

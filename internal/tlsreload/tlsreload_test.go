@@ -171,10 +171,7 @@ func TestClientCAReload(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer src.Close()
-	if !src.MutualTLS() {
-		t.Fatal("MutualTLS() = false with a client CA")
-	}
-	addr := serve(t, src.ServerConfig())
+	addr := serve(t, src.MutualConfig())
 	oldCert, newCert := clientCert(t, oldClients), clientCert(t, newClients)
 
 	if _, err := handshake(addr, pool(ca), nil); err == nil || !strings.Contains(err.Error(), "certificate required") {

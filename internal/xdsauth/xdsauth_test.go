@@ -122,7 +122,7 @@ func startServer(t *testing.T) *xdsServer {
 		"c1": &clusterv3.Cluster{Name: "c1", ConnectTimeout: durationpb.New(time.Second)},
 	}))
 	xds := serverv3.NewServer(ctx, c, nil)
-	gs := grpc.NewServer(append(authz.ServerOptions(), grpc.Creds(credentials.NewTLS(src.ServerConfig("h2"))))...)
+	gs := grpc.NewServer(append(authz.ServerOptions(), grpc.Creds(credentials.NewTLS(src.MutualConfig("h2"))))...)
 	discoveryv3.RegisterAggregatedDiscoveryServiceServer(gs, xds)
 	clusterservice.RegisterClusterDiscoveryServiceServer(gs, xds)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
