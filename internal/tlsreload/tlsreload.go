@@ -7,6 +7,7 @@
 package tlsreload
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -71,6 +72,20 @@ func New(f Files) (*Source, error) {
 		if s.roots, err = pemfile.NewProvider(pemfile.Options{RootFile: f.ClientCAFile, RefreshDuration: interval}); err != nil {
 			id.Close()
 			return nil, err
+		}
+	}
+	// The watchers read the files in the background: make sure they have
+	// (a file replaced by a bad one since the check above would otherwise
+	// hold every handshake until its timeout).
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, p := range []certprovider.Provider{s.identity, s.roots} {
+		if p == nil {
+			continue
+		}
+		if _, err := p.KeyMaterial(ctx); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("tlsreload: reading %s, %s, %s: %w", f.CertFile, f.KeyFile, f.ClientCAFile, err)
 		}
 	}
 	return s, nil

@@ -7,7 +7,6 @@ import (
 	"sync"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -22,8 +21,15 @@ const (
 	ReasonNoIdentity = "no_identity" // no verified client certificate, or one naming no lbaas identity
 	ReasonFleet      = "fleet"       // the node claims another fleet
 	ReasonNode       = "node"        // the node id is not the certificate's
-	ReasonMessage    = "message"     // not a discovery request
+	ReasonMessage    = "message"     // a request that names no xDS node
 )
+
+// nodeRequest is a request that carries the client's xDS node:
+// DiscoveryRequest and DeltaDiscoveryRequest (and LRS's LoadStatsRequest,
+// should the xDS server serve it). Anything else is refused.
+type nodeRequest interface {
+	GetNode() *corev3.Node
+}
 
 // Authorizer checks xDS requests against the client certificate.
 type Authorizer struct {
@@ -83,9 +89,9 @@ func (a *Authorizer) Unary(ctx context.Context, req any, info *grpc.UnaryServerI
 	if err != nil {
 		return nil, err
 	}
-	r, ok := req.(*discoveryv3.DiscoveryRequest)
+	r, ok := req.(nodeRequest)
 	if !ok {
-		return nil, a.deny(ReasonMessage, id, nil, info.FullMethod, "%T is not a discovery request", req)
+		return nil, a.deny(ReasonMessage, id, nil, info.FullMethod, "%T names no xDS node", req)
 	}
 	if err := a.check(id, r.GetNode(), info.FullMethod); err != nil {
 		return nil, err
@@ -169,16 +175,11 @@ func (s *stream) RecvMsg(m any) error {
 	if err := s.ServerStream.RecvMsg(m); err != nil {
 		return err
 	}
-	var node *corev3.Node
-	switch r := m.(type) {
-	case *discoveryv3.DiscoveryRequest:
-		node = r.GetNode()
-	case *discoveryv3.DeltaDiscoveryRequest:
-		node = r.GetNode()
-	default:
-		return s.refuse(s.a.deny(ReasonMessage, s.id, s.node, s.method, "%T is not a discovery request", m))
+	r, ok := m.(nodeRequest)
+	if !ok {
+		return s.refuse(s.a.deny(ReasonMessage, s.id, s.node, s.method, "%T names no xDS node", m))
 	}
-	if node != nil {
+	if node := r.GetNode(); node != nil {
 		s.node = node
 	}
 	if err := s.a.check(s.id, s.node, s.method); err != nil {
