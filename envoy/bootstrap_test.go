@@ -458,7 +458,11 @@ func TestGRPCBootstrapEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := healthCheckThroughXDS(grpc.WithResolvers(rb)); err != nil {
+	cc, err := healthCheckChannel(grpc.WithResolvers(rb))
+	if cc != nil {
+		defer cc.Close()
+	}
+	if err != nil {
 		t.Fatalf("%v\nADS saw: %s", err, ads.report())
 	}
 	ads.check(t, nodeID, fleet)
@@ -499,7 +503,11 @@ func TestGRPCBootstrapMTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := healthCheckThroughXDS(grpc.WithResolvers(rb)); err != nil {
+	cc, err := healthCheckChannel(grpc.WithResolvers(rb))
+	if cc != nil {
+		defer cc.Close()
+	}
+	if err != nil {
 		t.Fatalf("%v\nADS saw: %s", err, ads.report())
 	}
 	ads.check(t, nodeID, fleet)
@@ -544,14 +552,29 @@ func grpcClientChild() int {
 // healthCheckThroughXDS dials xds:///lb_1 and expects the health service
 // behind it to answer SERVING.
 func healthCheckThroughXDS(opts ...grpc.DialOption) error {
+	cc, err := healthCheckChannel(opts...)
+	if cc != nil {
+		cc.Close()
+	}
+	return err
+}
+
+// healthCheckChannel is healthCheckThroughXDS returning the open channel:
+// the call can succeed before grpc-go has sent the ACK of the last
+// response, and closing the channel ends its xDS stream, so tests that
+// look for the ACKs close it only after.
+func healthCheckChannel(opts ...grpc.DialOption) (*grpc.ClientConn, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
 	opts = append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, opts...)
 	cc, err := grpc.NewClient("xds:///lb_1", opts...)
 	if err != nil {
-		return fmt.Errorf("grpc.NewClient: %w", err)
+		return nil, fmt.Errorf("grpc.NewClient: %w", err)
 	}
-	defer cc.Close()
+	return cc, healthCheck(ctx, cc)
+}
+
+func healthCheck(ctx context.Context, cc *grpc.ClientConn) error {
 	resp, err := healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{}, grpc.WaitForReady(true))
 	if err != nil {
 		return fmt.Errorf("Health.Check through xds:///lb_1: %w", err)
