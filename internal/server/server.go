@@ -310,20 +310,20 @@ func (s *Server) serveXDS(ctx context.Context, cfg Config, reg prometheus.Regist
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 	}
-	switch {
-	case s.tls != nil && cfg.XDSClientCAFile != "":
-		// Mutual TLS: every client names its fleet in its certificate and
-		// sees only that fleet.
-		opts = append(opts, grpc.Creds(credentials.NewTLS(s.tls.MutualConfig("h2"))))
-		opts = append(opts, xdsauth.New(cfg.Fleet, s.log, reg).ServerOptions()...)
-	case s.tls != nil:
-		opts = append(opts, grpc.Creds(credentials.NewTLS(s.tls.ServerConfig())))
-		fallthrough
-	default:
-		if !loopback(cfg.XDSAddr) {
-			s.log.Warn("xDS clients are not authenticated (--xds-insecure): whoever reaches the xDS port reads every fleet's configuration",
-				"xds", s.XDSAddr.String())
+	if s.tls != nil {
+		creds := s.tls.ServerConfig()
+		if cfg.XDSClientCAFile != "" {
+			// Mutual TLS: every client names its fleet in its certificate
+			// and sees only that fleet.
+			creds = s.tls.MutualConfig("h2")
+			opts = append(opts, xdsauth.New(cfg.Fleet, s.log, reg).ServerOptions()...)
 		}
+		opts = append(opts, grpc.Creds(credentials.NewTLS(creds)))
+	}
+	if cfg.XDSClientCAFile == "" && !loopback(cfg.XDSAddr) {
+		// Only with --xds-insecure (checkTLS).
+		s.log.Warn("xDS clients are not authenticated (--xds-insecure): whoever reaches the xDS port reads every fleet's configuration",
+			"xds", s.XDSAddr.String())
 	}
 	s.xdsServer = grpc.NewServer(opts...)
 	xds.Register(ctx, s.xdsServer, pub.Cache(), pub.Tracker())

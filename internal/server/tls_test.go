@@ -81,6 +81,19 @@ func TestStartRefusesUnsafeTLSSettings(t *testing.T) {
 	}
 }
 
+// --xds-insecure allows plaintext xDS beyond loopback, knowingly.
+func TestStartXDSInsecure(t *testing.T) {
+	cfg := quietConfig(t)
+	cfg.XDSAddr, cfg.XDSInsecure = "0.0.0.0:0", true
+	srv, err := server.Start(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("Start with --xds-insecure: %v", err)
+	}
+	if err := srv.Shutdown(context.Background()); err != nil {
+		t.Error(err)
+	}
+}
+
 // With --tls-cert, --tls-key and --xds-client-ca: REST and gRPC answer
 // over TLS, xDS requires a client certificate and keeps each client to
 // its fleet.
