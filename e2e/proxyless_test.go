@@ -55,6 +55,7 @@ type api struct {
 	base    string
 	account string
 	token   string
+	client  *http.Client // http.DefaultClient when nil
 }
 
 // newAPI creates a user with the binary's admin command and signs in.
@@ -89,7 +90,11 @@ func (a *api) do(method, path, body string, want int, out any) {
 	if a.token != "" {
 		req.Header.Set("X-Auth-Token", a.token)
 	}
-	res, err := http.DefaultClient.Do(req)
+	c := a.client
+	if c == nil {
+		c = http.DefaultClient
+	}
+	res, err := c.Do(req)
 	if err != nil {
 		a.t.Fatal(err)
 	}

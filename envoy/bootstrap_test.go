@@ -102,6 +102,11 @@ var bootstrapCases = []struct {
 		static: true, epHost: "10.0.0.5", epPort: 18000, admin: "127.0.0.1:9901",
 	},
 	{
+		name:   "bootstrap_ip_sotw",
+		opts:   Options{NodeID: "envoy-1", Fleet: "default", XDSAddress: "10.0.0.5:18000", SotW: true},
+		static: true, epHost: "10.0.0.5", epPort: 18000, admin: "127.0.0.1:9901",
+	},
+	{
 		name:   "bootstrap_hostname",
 		opts:   Options{NodeID: "edge-7.example", Fleet: "edge", XDSAddress: "xds.lbaas.internal:18000", AdminAddress: "127.0.0.1:19901"},
 		static: false, epHost: "xds.lbaas.internal", epPort: 18000, admin: "127.0.0.1:19901",
@@ -183,7 +188,12 @@ func checkBootstrap(t *testing.T, b *bootstrapv3.Bootstrap, o Options, static bo
 	// ADS, v3, node only on the first message, through xds_cluster.
 	dr := b.GetDynamicResources()
 	ads := dr.GetAdsConfig()
-	if ads.GetApiType() != corev3.ApiConfigSource_GRPC || ads.GetTransportApiVersion() != corev3.ApiVersion_V3 ||
+	// Delta unless state of the world is asked for.
+	wantAPI := corev3.ApiConfigSource_DELTA_GRPC
+	if o.SotW {
+		wantAPI = corev3.ApiConfigSource_GRPC
+	}
+	if ads.GetApiType() != wantAPI || ads.GetTransportApiVersion() != corev3.ApiVersion_V3 ||
 		!ads.GetSetNodeOnFirstMessageOnly() {
 		t.Errorf("ads_config = %v", ads)
 	}
@@ -448,7 +458,11 @@ func TestGRPCBootstrapEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := healthCheckThroughXDS(grpc.WithResolvers(rb)); err != nil {
+	cc, err := healthCheckChannel(grpc.WithResolvers(rb))
+	if cc != nil {
+		defer cc.Close()
+	}
+	if err != nil {
 		t.Fatalf("%v\nADS saw: %s", err, ads.report())
 	}
 	ads.check(t, nodeID, fleet)
@@ -489,7 +503,11 @@ func TestGRPCBootstrapMTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := healthCheckThroughXDS(grpc.WithResolvers(rb)); err != nil {
+	cc, err := healthCheckChannel(grpc.WithResolvers(rb))
+	if cc != nil {
+		defer cc.Close()
+	}
+	if err != nil {
 		t.Fatalf("%v\nADS saw: %s", err, ads.report())
 	}
 	ads.check(t, nodeID, fleet)
@@ -534,14 +552,29 @@ func grpcClientChild() int {
 // healthCheckThroughXDS dials xds:///lb_1 and expects the health service
 // behind it to answer SERVING.
 func healthCheckThroughXDS(opts ...grpc.DialOption) error {
+	cc, err := healthCheckChannel(opts...)
+	if cc != nil {
+		cc.Close()
+	}
+	return err
+}
+
+// healthCheckChannel is healthCheckThroughXDS returning the open channel:
+// the call can succeed before grpc-go has sent the ACK of the last
+// response, and closing the channel ends its xDS stream, so tests that
+// look for the ACKs close it only after.
+func healthCheckChannel(opts ...grpc.DialOption) (*grpc.ClientConn, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
 	opts = append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, opts...)
 	cc, err := grpc.NewClient("xds:///lb_1", opts...)
 	if err != nil {
-		return fmt.Errorf("grpc.NewClient: %w", err)
+		return nil, fmt.Errorf("grpc.NewClient: %w", err)
 	}
-	defer cc.Close()
+	return cc, healthCheck(ctx, cc)
+}
+
+func healthCheck(ctx context.Context, cc *grpc.ClientConn) error {
 	resp, err := healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{}, grpc.WaitForReady(true))
 	if err != nil {
 		return fmt.Errorf("Health.Check through xds:///lb_1: %w", err)

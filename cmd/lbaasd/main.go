@@ -15,6 +15,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -25,7 +26,9 @@ import (
 	"github.com/openlbaas/lbaas/api"
 	"github.com/openlbaas/lbaas/auth"
 	"github.com/openlbaas/lbaas/envoy"
+	"github.com/openlbaas/lbaas/internal/pki"
 	"github.com/openlbaas/lbaas/internal/server"
+	"github.com/openlbaas/lbaas/internal/tlsreload"
 	"github.com/openlbaas/lbaas/store"
 	"github.com/openlbaas/lbaas/translator"
 )
@@ -78,11 +81,11 @@ func root() *ffcli.Command {
 	serve := serveCommand()
 	return &ffcli.Command{
 		Name:        "lbaasd",
-		ShortUsage:  "lbaasd [serve|user|migrate|envoy-bootstrap] [flags]",
+		ShortUsage:  "lbaasd [serve|user|migrate|envoy-bootstrap|cert] [flags]",
 		ShortHelp:   "Load-balancer-as-a-service control plane (Rackspace CLB v1.0 API, gRPC, xDS).",
 		FlagSet:     serve.FlagSet,
 		Options:     serve.Options,
-		Subcommands: []*ffcli.Command{serve, userCommand(), migrateCommand(), bootstrapCommand()},
+		Subcommands: []*ffcli.Command{serve, userCommand(), migrateCommand(), bootstrapCommand(), certCommand()},
 		Exec:        serve.Exec,
 	}
 }
@@ -122,6 +125,13 @@ func serveCommand() *ffcli.Command {
 		cfg.AllowedDomains, err = api.ParseAllowedDomains(s)
 		return err
 	})
+	fs.StringVar(&cfg.TLSCertFile, "tls-cert", "", "PEM certificate (chain) the REST, gRPC and xDS listeners serve TLS with; re-read while running")
+	fs.StringVar(&cfg.TLSKeyFile, "tls-key", "", "PEM private key of --tls-cert (same directory)")
+	fs.StringVar(&cfg.XDSClientCAFile, "xds-client-ca", "", "PEM CA bundle xDS client certificates must be issued by: mutual TLS, "+
+		"each client authorized for the fleet its certificate names (needs --tls-cert)")
+	fs.BoolVar(&cfg.XDSInsecure, "xds-insecure", false, "allow xDS without client certificates on an --xds-addr that is not loopback "+
+		"(refused otherwise: the xDS port exposes every tenant's configuration)")
+	fs.DurationVar(&cfg.TLSReloadInterval, "tls-reload-interval", tlsreload.DefaultInterval, "how often the certificate, key and client CA files are re-read")
 	limitFlags(fs, &cfg.Limits)
 	return &ffcli.Command{
 		Name:       "serve",
@@ -204,7 +214,8 @@ func serve(ctx context.Context, cfg server.Config) error {
 		return err
 	}
 	cfg.Logger.Info("lbaasd serving", "http", srv.HTTPAddr.String(), "grpc", srv.GRPCAddr.String(),
-		"xds", srv.XDSAddr.String(), "database", srv.Store.Dialect(), "startup", time.Since(start).Round(time.Millisecond))
+		"xds", srv.XDSAddr.String(), "database", srv.Store.Dialect(), "startup", time.Since(start).Round(time.Millisecond),
+		"tls", cfg.TLSCertFile != "", "xds_mtls", cfg.XDSClientCAFile != "")
 	<-ctx.Done()
 	cfg.Logger.Info("shutting down")
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
@@ -290,6 +301,10 @@ func bootstrapCommand() *ffcli.Command {
 	fs.StringVar(&o.CAFile, "ca-file", "", "CA bundle to verify the control plane with (enables TLS)")
 	fs.StringVar(&o.CertFile, "cert-file", "", "client certificate for mutual TLS to the control plane")
 	fs.StringVar(&o.KeyFile, "key-file", "", "client private key for mutual TLS to the control plane")
+	tlsDir := fs.String("tls-dir", "", "a directory from 'lbaasd cert issue': sets --ca-file, --cert-file and --key-file to its "+
+		pki.CACert+", "+pki.Cert+" and "+pki.Key)
+	fs.BoolVar(&o.SotW, "sotw", false, "Envoy: state-of-the-world ADS instead of delta (delta sends only what changed; "+
+		"state of the world resends every cluster and listener on any change)")
 	proxyless := fs.Bool("proxyless", false, "write the bootstrap of a proxyless gRPC client (GRPC_XDS_BOOTSTRAP) instead of Envoy's")
 	return &ffcli.Command{
 		Name:       "envoy-bootstrap",
@@ -298,6 +313,16 @@ func bootstrapCommand() *ffcli.Command {
 		FlagSet:    fs,
 		Options:    []ff.Option{ff.WithEnvVarPrefix(envPrefix)},
 		Exec: func(_ context.Context, _ []string) error {
+			if *tlsDir != "" {
+				if o.CAFile != "" || o.CertFile != "" || o.KeyFile != "" {
+					return errors.New("--tls-dir replaces --ca-file, --cert-file and --key-file: give one or the other")
+				}
+				abs, err := filepath.Abs(*tlsDir)
+				if err != nil {
+					return err
+				}
+				o.CAFile, o.CertFile, o.KeyFile = filepath.Join(abs, pki.CACert), filepath.Join(abs, pki.Cert), filepath.Join(abs, pki.Key)
+			}
 			if o.NodeID == "" {
 				id, err := envoy.DefaultNodeID()
 				if err != nil {

@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
@@ -32,6 +33,8 @@ import (
 	lbaasv1 "github.com/openlbaas/lbaas/gen/lbaas/v1"
 	lbhealth "github.com/openlbaas/lbaas/health"
 	"github.com/openlbaas/lbaas/internal/controlplane"
+	"github.com/openlbaas/lbaas/internal/tlsreload"
+	"github.com/openlbaas/lbaas/internal/xdsauth"
 	"github.com/openlbaas/lbaas/store"
 	"github.com/openlbaas/lbaas/xds"
 )
@@ -75,7 +78,52 @@ type Config struct {
 	// unanswered before it stops counting for status and is disconnected
 	// (0: the default, 30 s; negative: never).
 	AckTimeout time.Duration
-	Logger     *slog.Logger
+	// TLSCertFile and TLSKeyFile, when set, make the REST, gRPC and xDS
+	// listeners serve TLS with this certificate (see docs/security.md).
+	TLSCertFile, TLSKeyFile string
+	// XDSClientCAFile requires xDS clients to present a certificate
+	// issued by these CAs (mutual TLS) and authorizes each client for the
+	// fleet its certificate names (package xdsauth).
+	XDSClientCAFile string
+	// XDSInsecure allows xDS without client certificates on an address
+	// that is not loopback. Without it such a configuration is refused.
+	XDSInsecure bool
+	// TLSReloadInterval is how often the certificate, key and client CA
+	// files are re-read (tlsreload.DefaultInterval when zero).
+	TLSReloadInterval time.Duration
+	Logger            *slog.Logger
+}
+
+// checkTLS refuses inconsistent TLS settings and unauthenticated xDS
+// beyond loopback.
+func (cfg Config) checkTLS() error {
+	if (cfg.TLSCertFile == "") != (cfg.TLSKeyFile == "") {
+		return errors.New("--tls-cert and --tls-key go together")
+	}
+	if cfg.XDSClientCAFile != "" && cfg.TLSCertFile == "" {
+		return errors.New("--xds-client-ca (mutual TLS on xDS) needs the server certificate: give --tls-cert and --tls-key")
+	}
+	if cfg.ManualActivation || cfg.XDSClientCAFile != "" || cfg.XDSInsecure || loopback(cfg.XDSAddr) {
+		return nil
+	}
+	return fmt.Errorf("refusing unauthenticated xDS on --xds-addr %s, which is not a loopback address: whoever reaches it "+
+		"reads every tenant's listeners, clusters and node addresses. Give --xds-client-ca (with --tls-cert and --tls-key) "+
+		"for mutual TLS, or --xds-insecure to allow it knowingly", cfg.XDSAddr)
+}
+
+// loopback reports whether a listen address is on loopback only: an IP
+// literal in 127.0.0.0/8 or ::1, or localhost. An empty host listens on
+// every address.
+func loopback(hostport string) bool {
+	host, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }
 
 // SourceAddresses are the addresses traffic to nodes comes from.
@@ -97,6 +145,7 @@ type Server struct {
 	xdsServer   *grpc.Server
 	tracker     *xds.Tracker
 	health      *health.Server
+	tls         *tlsreload.Source // nil without --tls-cert
 	cancel      context.CancelFunc
 	wg          sync.WaitGroup
 	log         *slog.Logger
@@ -108,13 +157,31 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	st, err := store.Open(ctx, store.Options{URL: cfg.DatabaseURL, Pools: cfg.Pools, Logger: log})
-	if err != nil {
+	if err := cfg.checkTLS(); err != nil {
 		return nil, err
 	}
-	s := &Server{Store: st, Auth: auth.New(st, cfg.TokenTTL, log), log: log}
+	var certs *tlsreload.Source
+	if cfg.TLSCertFile != "" {
+		var err error
+		certs, err = tlsreload.New(tlsreload.Files{CertFile: cfg.TLSCertFile, KeyFile: cfg.TLSKeyFile,
+			ClientCAFile: cfg.XDSClientCAFile, Interval: cfg.TLSReloadInterval})
+		if err != nil {
+			return nil, fmt.Errorf("TLS: %w", err)
+		}
+	}
+	st, err := store.Open(ctx, store.Options{URL: cfg.DatabaseURL, Pools: cfg.Pools, Logger: log})
+	if err != nil {
+		if certs != nil {
+			certs.Close()
+		}
+		return nil, err
+	}
+	s := &Server{Store: st, Auth: auth.New(st, cfg.TokenTTL, log), log: log, tls: certs}
 	if err := s.listen(cfg); err != nil {
 		_ = st.Close()
+		if certs != nil {
+			certs.Close()
+		}
 		return nil, err
 	}
 	if cfg.DemoUser {
@@ -147,7 +214,11 @@ func (s *Server) listen(cfg Config) error {
 	mux.HandleFunc("GET /readyz", s.ready)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 
-	s.grpcServer = grpc.NewServer(grpc.UnaryInterceptor(api.RefuseNUL))
+	grpcOpts := []grpc.ServerOption{grpc.UnaryInterceptor(api.RefuseNUL)}
+	if s.tls != nil {
+		grpcOpts = append(grpcOpts, grpc.Creds(credentials.NewTLS(s.tls.ServerConfig())))
+	}
+	s.grpcServer = grpc.NewServer(grpcOpts...)
 	registerGRPC(s.grpcServer, svc)
 	s.health = health.NewServer()
 	healthpb.RegisterHealthServer(s.grpcServer, s.health)
@@ -164,6 +235,9 @@ func (s *Server) listen(cfg Config) error {
 	}
 	s.HTTPAddr, s.GRPCAddr = httpLn.Addr(), grpcLn.Addr()
 	s.httpServer = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
+	if s.tls != nil {
+		s.httpServer.TLSConfig = s.tls.ServerConfig()
+	}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
@@ -194,7 +268,11 @@ func (s *Server) listen(cfg Config) error {
 	s.wg.Add(2)
 	go func() {
 		defer s.wg.Done()
-		if err := s.httpServer.Serve(httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		serve := s.httpServer.Serve
+		if s.tls != nil {
+			serve = func(ln net.Listener) error { return s.httpServer.ServeTLS(ln, "", "") }
+		}
+		if err := serve(httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("http server", "err", err)
 		}
 	}()
@@ -238,12 +316,29 @@ func (s *Server) serveXDS(ctx context.Context, cfg Config, reg prometheus.Regist
 		return fmt.Errorf("listen on --xds-addr: %w", err)
 	}
 	s.XDSAddr = ln.Addr()
-	s.xdsServer = grpc.NewServer(
+	opts := []grpc.ServerOption{
+		// The tracker can end a stream (ack timeout); then the fleet check.
 		grpc.ChainStreamInterceptor(pub.Tracker().StreamInterceptor()),
-		grpc.MaxConcurrentStreams(1<<20),
+		grpc.MaxConcurrentStreams(1 << 20),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
-	)
+	}
+	if s.tls != nil {
+		creds := s.tls.ServerConfig()
+		if cfg.XDSClientCAFile != "" {
+			// Mutual TLS: every client names its fleet in its certificate
+			// and sees only that fleet.
+			creds = s.tls.MutualConfig("h2")
+			opts = append(opts, xdsauth.New(cfg.Fleet, s.log, reg).ServerOptions()...)
+		}
+		opts = append(opts, grpc.Creds(credentials.NewTLS(creds)))
+	}
+	if cfg.XDSClientCAFile == "" && !loopback(cfg.XDSAddr) {
+		// Only with --xds-insecure (checkTLS).
+		s.log.Warn("xDS clients are not authenticated (--xds-insecure): whoever reaches the xDS port reads every fleet's configuration",
+			"xds", s.XDSAddr.String())
+	}
+	s.xdsServer = grpc.NewServer(opts...)
 	xds.Register(ctx, s.xdsServer, pub.Cache(), pub.Tracker())
 	reg.MustRegister(xdsClients{pub.Tracker()}, pub.Tracker().Metrics())
 	s.tracker = pub.Tracker()
@@ -334,6 +429,9 @@ func (s *Server) createDemoUser(ctx context.Context, cfg Config) error {
 	base := cfg.PublicURL
 	if base == "" {
 		base = "http://" + s.HTTPAddr.String()
+		if s.tls != nil {
+			base = "https://" + s.HTTPAddr.String()
+		}
 	}
 	s.log.Info("created a demo user", "username", demoUser, "tenant", demoTenant)
 	fmt.Fprintf(os.Stderr, "\nDemo user %q (tenant %q) created. Its API key is shown only now:\n\n"+
@@ -367,6 +465,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.xdsServer.Stop()
 	}
 	s.cancel()
+	if s.tls != nil {
+		s.tls.Close()
+	}
 	done := make(chan struct{})
 	go func() {
 		s.wg.Wait()
