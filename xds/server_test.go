@@ -406,3 +406,38 @@ func TestNothingStaysPendingAfterClientsLeave(t *testing.T) {
 	}, "every change to settle after every client left")
 	waitFor(t, func() bool { return len(h.tracker.Clients()) == 0 }, "no client left")
 }
+
+// The state-of-the-world and delta servers number their streams from 1
+// each: a client of each kind at once must not be mistaken for one another.
+func TestSotWAndDeltaClientsAtOnce(t *testing.T) {
+	h := newHarness(t, Limits{})
+	h.publish(1, false, 1, 2)
+	s := h.sotw("sotw", "envoy")
+	conn, err := grpc.NewClient(h.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	d, err := discoveryv3.NewAggregatedDiscoveryServiceClient(conn).DeltaAggregatedResources(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	node := &corev3.Node{Id: "delta", Cluster: "default", UserAgentName: "envoy"}
+	s.send(resource.ClusterType, "", "", nil, "")
+	if err := d.Send(&discoveryv3.DeltaDiscoveryRequest{Node: node, TypeUrl: resource.ClusterType}); err != nil {
+		t.Fatal(err)
+	}
+	first := s.next()
+	if got := len(first.GetResources()); got != 2 {
+		t.Fatalf("state-of-the-world client got %d clusters", got)
+	}
+	s.ack(first, nil)
+	r, err := d.Recv()
+	if err != nil || len(r.GetResources()) != 2 {
+		t.Fatalf("delta client got %d clusters (%v)", len(r.GetResources()), err)
+	}
+	if err := d.Send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: resource.ClusterType, ResponseNonce: r.GetNonce()}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return len(h.tracker.ClientList()) == 2 }, "two clients listed")
+}

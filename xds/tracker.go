@@ -515,12 +515,15 @@ func (t *Tracker) Callbacks() serverv3.Callbacks {
 			names, _ := ctx.Value(sentNamesKey{}).([]string)
 			t.response(id, resp.GetTypeUrl(), resp.GetVersionInfo(), resp.GetNonce(), names)
 		},
+		// The delta server numbers its streams apart from the state-of-the-
+		// world one: both start at 1. Delta streams are kept as -id.
 		DeltaStreamOpenFunc: func(ctx context.Context, id int64, _ string) error {
-			t.open(ctx, id)
+			t.open(ctx, -id)
 			return nil
 		},
-		DeltaStreamClosedFunc: func(id int64, _ *corev3.Node) { t.close(id) },
+		DeltaStreamClosedFunc: func(id int64, _ *corev3.Node) { t.close(-id) },
 		StreamDeltaRequestFunc: func(id int64, req *discoveryv3.DeltaDiscoveryRequest) error {
+			id = -id
 			n := len(req.GetResourceNamesSubscribe()) + len(req.GetInitialResourceVersions())
 			err := t.request(id, req.GetNode(), req.GetTypeUrl(), req.GetResponseNonce(), req.GetErrorDetail().GetMessage(), n, func(s *stream) int {
 				typeURL := req.GetTypeUrl()
@@ -558,7 +561,7 @@ func (t *Tracker) Callbacks() serverv3.Callbacks {
 			for i, r := range resp.GetResources() {
 				names[i] = r.GetName()
 			}
-			t.response(id, resp.GetTypeUrl(), resp.GetSystemVersionInfo(), resp.GetNonce(), names)
+			t.response(-id, resp.GetTypeUrl(), resp.GetSystemVersionInfo(), resp.GetNonce(), names)
 		},
 	}
 }

@@ -1,0 +1,163 @@
+package controlplane
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"testing"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/openlbaas/lbaas/store"
+	"github.com/openlbaas/lbaas/xds"
+)
+
+// wildcardFleet serves p over loopback to Envoy-like clients that
+// subscribe to every cluster and every endpoint (delta or state of the
+// world), acknowledge every response, and report each endpoint response
+// on the returned channel once they have acknowledged it.
+func wildcardFleet(b *testing.B, p *Publisher, lbs []*store.LoadBalancer, clients int, delta bool) <-chan struct{} {
+	ctx, cancel := context.WithCancel(context.Background())
+	srv := grpc.NewServer(grpc.ChainStreamInterceptor(p.tracker.StreamInterceptor()))
+	xds.Register(ctx, srv, p.cache, p.tracker)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	go func() { _ = srv.Serve(ln) }()
+	b.Cleanup(func() { cancel(); srv.Stop() })
+	names := make([]string, len(lbs))
+	for i, lb := range lbs {
+		names[i] = fmt.Sprintf("lb_%d", lb.ID)
+	}
+	got := make(chan struct{}, clients*4)
+	synced := make(chan struct{}, clients)
+	for i := range clients {
+		conn, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { conn.Close() })
+		node := &corev3.Node{Id: fmt.Sprint("envoy-", i), Cluster: "default", UserAgentName: "envoy"}
+		ads := discoveryv3.NewAggregatedDiscoveryServiceClient(conn)
+		if delta {
+			go deltaEnvoy(ctx, ads, node, names, got, synced)
+		} else {
+			go sotwEnvoy(ctx, ads, node, names, got, synced)
+		}
+	}
+	for range clients {
+		select {
+		case <-synced:
+		case <-time.After(2 * time.Minute):
+			b.Fatal("clients did not sync")
+		}
+	}
+	return got
+}
+
+func deltaEnvoy(ctx context.Context, ads discoveryv3.AggregatedDiscoveryServiceClient, node *corev3.Node, names []string, got, synced chan<- struct{}) {
+	st, err := ads.DeltaAggregatedResources(ctx)
+	if err != nil {
+		return
+	}
+	_ = st.Send(&discoveryv3.DeltaDiscoveryRequest{Node: node, TypeUrl: resource.ClusterType})
+	_ = st.Send(&discoveryv3.DeltaDiscoveryRequest{Node: node, TypeUrl: resource.EndpointType, ResourceNamesSubscribe: names})
+	edsSeen := false
+	for {
+		r, err := st.Recv()
+		if err != nil {
+			return
+		}
+		_ = st.Send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: r.GetTypeUrl(), ResponseNonce: r.GetNonce()})
+		if r.GetTypeUrl() == resource.EndpointType {
+			if !edsSeen {
+				edsSeen = true
+				synced <- struct{}{}
+				continue
+			}
+			got <- struct{}{}
+		}
+	}
+}
+
+func sotwEnvoy(ctx context.Context, ads discoveryv3.AggregatedDiscoveryServiceClient, node *corev3.Node, names []string, got, synced chan<- struct{}) {
+	st, err := ads.StreamAggregatedResources(ctx)
+	if err != nil {
+		return
+	}
+	_ = st.Send(&discoveryv3.DiscoveryRequest{Node: node, TypeUrl: resource.ClusterType})
+	_ = st.Send(&discoveryv3.DiscoveryRequest{Node: node, TypeUrl: resource.EndpointType, ResourceNames: names})
+	edsSeen := false
+	for {
+		r, err := st.Recv()
+		if err != nil {
+			return
+		}
+		req := &discoveryv3.DiscoveryRequest{TypeUrl: r.GetTypeUrl(), ResponseNonce: r.GetNonce(), VersionInfo: r.GetVersionInfo()}
+		if r.GetTypeUrl() == resource.EndpointType {
+			req.ResourceNames = names
+		}
+		_ = st.Send(req)
+		if r.GetTypeUrl() == resource.EndpointType {
+			if !edsSeen {
+				edsSeen = true
+				synced <- struct{}{}
+				continue
+			}
+			got <- struct{}{}
+		}
+	}
+}
+
+// benchmarkFleetChange measures one node change (endpoints only) among n
+// load balancers, from the publisher's staging to the moment all clients
+// wildcard clients have received and acknowledged it.
+func benchmarkFleetChange(b *testing.B, n, clients int, delta bool) {
+	p, lbs := loaded(b, n)
+	got := wildcardFleet(b, p, lbs, clients, delta)
+	lb := lbs[n/2]
+	rev := int64(1)
+	b.ResetTimer()
+	for b.Loop() {
+		rev++
+		lb.Nodes[0].Weight = uint32(rev%100) + 1
+		lb.Revision = rev
+		updates := map[xds.Group]*xds.Update{}
+		p.mu.Lock()
+		p.stage(lb, updates)
+		p.mu.Unlock()
+		if err := p.cache.Apply(rev, updates); err != nil {
+			b.Fatal(err)
+		}
+		for range clients {
+			<-got
+		}
+	}
+}
+
+func BenchmarkFleetChangeDelta50Among100(b *testing.B)   { benchmarkFleetChange(b, 100, 50, true) }
+func BenchmarkFleetChangeDelta50Among10000(b *testing.B) { benchmarkFleetChange(b, 10_000, 50, true) }
+func BenchmarkFleetChangeSotW50Among100(b *testing.B)    { benchmarkFleetChange(b, 100, 50, false) }
+func BenchmarkFleetChangeSotW50Among10000(b *testing.B)  { benchmarkFleetChange(b, 10_000, 50, false) }
+
+// BenchmarkFleetChangeRatio fails when one change among 10,000 load
+// balancers costs more than 1.5 times the same change among 100, with 50
+// wildcard clients (delta, then state of the world) connected.
+func BenchmarkFleetChangeRatio(b *testing.B) {
+	for _, delta := range []bool{true, false} {
+		small := testing.Benchmark(func(b *testing.B) { benchmarkFleetChange(b, 100, 50, delta) })
+		large := testing.Benchmark(func(b *testing.B) { benchmarkFleetChange(b, 10_000, 50, delta) })
+		ratio := float64(large.NsPerOp()) / float64(small.NsPerOp())
+		b.Logf("delta=%v: one change to 50 wildcard clients: %v among 100, %v among 10,000 (×%.2f)",
+			delta, time.Duration(small.NsPerOp()), time.Duration(large.NsPerOp()), ratio)
+		if ratio > 1.5 {
+			b.Errorf("delta=%v: one change among 10,000 load balancers costs ×%.2f the same among 100 (limit ×1.5)", delta, ratio)
+		}
+	}
+}
