@@ -9,6 +9,10 @@ import (
 	"time"
 )
 
+// Interval is how often the background loops repeat a warning about a
+// failure that goes on.
+const Interval = time.Minute
+
 // Limited logs a run of repeated failures without flooding the log: the
 // first failure at Warn, then at most one Warn line per interval, carrying
 // in "suppressed" how many failures were not logged at Warn since the
