@@ -70,7 +70,12 @@ type Config struct {
 	DisableHealthChecks bool
 	// HealthCheckConcurrency bounds the probes in flight (default 256).
 	HealthCheckConcurrency int
-	Logger                 *slog.Logger
+	// DBTimeout bounds the database work of each store call, whether a
+	// request's or a background job's (see store.Options.Timeout): past it
+	// a request gets 503 serviceUnavailable (gRPC UNAVAILABLE). Zero
+	// means store.DefaultTimeout.
+	DBTimeout time.Duration
+	Logger    *slog.Logger
 }
 
 // SourceAddresses are the addresses traffic to nodes comes from.
@@ -102,7 +107,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	st, err := store.Open(ctx, store.Options{URL: cfg.DatabaseURL, Pools: cfg.Pools, Logger: log})
+	st, err := store.Open(ctx, store.Options{URL: cfg.DatabaseURL, Pools: cfg.Pools, Logger: log, Timeout: cfg.DBTimeout})
 	if err != nil {
 		return nil, err
 	}
