@@ -201,8 +201,9 @@ func listenBackoff() *backoff.ExponentialBackOff {
 
 // listenCheck is how long the LISTEN connection may stay silent before it
 // is pinged: a server that froze, or a connection that died without a
-// word, is noticed within listenCheck plus the store's timeout.
-const listenCheck = 30 * time.Second
+// word, is noticed within listenCheck plus the store's timeout. (A
+// variable for tests.)
+var listenCheck = 30 * time.Second
 
 // listen relays the revisions other replicas commit (PostgreSQL NOTIFY,
 // sent by Update inside its transaction, so delivered at commit) to this

@@ -251,3 +251,79 @@ func (l *levels) count(msg string) (warn, debug int) {
 	}
 	return warn, debug
 }
+
+// A LISTEN connection to a server that hangs is noticed (pinged after
+// listenCheck of silence) and replaced once the server answers again:
+// the replica hears other replicas' commits again.
+func TestListenSurvivesAHungServer(t *testing.T) {
+	dsn := pgtest.NewDatabase(t)
+	pg, err := pgtest.Shared()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func(d time.Duration) { listenCheck = d }(listenCheck)
+	listenCheck = 200 * time.Millisecond
+	logs := &levels{}
+	a, err := Open(context.Background(), Options{URL: dsn, Logger: slog.New(logs), Timeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := Open(context.Background(), Options{URL: dsn, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	revs, stop := a.Subscribe()
+	defer stop()
+	// hears commits on b until a hears of it (a commits nothing itself).
+	hears := func(what string) {
+		t.Helper()
+		for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); {
+			rev := mustUpdate(t, b, func(*Tx) error { return nil })
+			wait := time.After(200 * time.Millisecond)
+		waiting:
+			for {
+				select {
+				case got := <-revs:
+					if got >= rev {
+						return
+					}
+				case <-wait:
+					break waiting
+				}
+			}
+		}
+		t.Fatalf("replica a never heard replica b's commits %s", what)
+	}
+	hears("before the freeze")
+
+	thaw, err := pg.Freeze()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(thaw)
+	const msg = "store: listening for other replicas' commits"
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if warn, _ := logs.count(msg); warn > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			thaw()
+			t.Fatal("the LISTEN loop did not notice the hung server")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	thaw()
+	hears("after the server resumed")
+	logs.mu.Lock()
+	defer logs.mu.Unlock()
+	var again bool
+	for _, r := range logs.recs {
+		again = again || r.Message == "store: listening for other replicas' commits again"
+	}
+	if !again {
+		t.Error("no log line says the LISTEN loop recovered")
+	}
+}
