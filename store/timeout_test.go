@@ -126,8 +126,11 @@ func TestPostgresSessionTimeouts(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	// Every pooled connection, the one that ran the migrations included.
+	// The one pooled connection is the one that ran the migrations.
 	sqlDB, _ := s.db.DB()
+	if n := sqlDB.Stats().OpenConnections; n != 1 {
+		t.Fatalf("%d connections open after Open; want the migrations' one", n)
+	}
 	for i := 0; i < 3; i++ {
 		for _, p := range []string{"statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout"} {
 			if got := show(s, p); got != "1500ms" {
