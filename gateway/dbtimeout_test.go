@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -80,6 +81,31 @@ func (e *env) timed(method, path, token, body string) (int, map[string]any, time
 	return res.StatusCode, out, took
 }
 
+// dbTimeouts reads lbaas_db_timeouts_total from /metrics.
+func (e *env) dbTimeouts() int {
+	e.t.Helper()
+	res, err := (&http.Client{Timeout: maxWait}).Get(e.base + "/metrics")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "lbaas_db_timeouts_total "); ok {
+			n, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				e.t.Fatalf("metric line %q: %v", line, err)
+			}
+			return int(n)
+		}
+	}
+	e.t.Fatalf("no lbaas_db_timeouts_total in /metrics:\n%s", b)
+	return 0
+}
+
 // wantUnavailable checks a request got the 503 fault in about the
 // database timeout: not at once (the database did not refuse, it hung),
 // and not after a hang.
@@ -133,6 +159,9 @@ func TestHungPostgres(t *testing.T) {
 		t.Fatalf("gRPC GetLoadBalancer before the freeze: %v", err)
 	}
 
+	if n := e.dbTimeouts(); n != 0 {
+		t.Fatalf("lbaas_db_timeouts_total = %d before the database hung", n)
+	}
 	thaw, err := pg.Freeze()
 	if err != nil {
 		t.Fatal(err)
@@ -180,6 +209,11 @@ func TestHungPostgres(t *testing.T) {
 	code, body, took = e.timed("GET", "/readyz", "", "")
 	if code != 503 || took > maxWait {
 		t.Errorf("/readyz with the database hung: %d after %v, want 503", code, took)
+	}
+	// Each of the 36 requests above ran out of time once (a request stops
+	// at its first failing call); background jobs may add theirs.
+	if n := e.dbTimeouts(); n < 36 {
+		t.Errorf("lbaas_db_timeouts_total = %d after 36 requests timed out", n)
 	}
 
 	thaw()

@@ -147,9 +147,9 @@ func (s *Store) PruneNodeEvents(ctx context.Context, before time.Time) (int64, e
 // of its own for as long as the lock is. On SQLite (one process owns the
 // database) it holds nothing and is always granted.
 type AdvisoryLock struct {
-	conn    *sql.Conn
-	key     int64
-	timeout time.Duration // the store's
+	conn  *sql.Conn
+	key   int64
+	store *Store
 }
 
 // TryAdvisoryLock takes the advisory lock key without waiting; it reports
@@ -158,7 +158,7 @@ func (s *Store) TryAdvisoryLock(ctx context.Context, key int64) (*AdvisoryLock, 
 	if s.dialect != "postgres" {
 		return &AdvisoryLock{key: key}, true, nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	ctx, cancel := s.deadline(ctx)
 	defer cancel()
 	sqlDB, err := s.db.DB()
 	if err != nil {
@@ -177,7 +177,7 @@ func (s *Store) TryAdvisoryLock(ctx context.Context, key int64) (*AdvisoryLock, 
 		_ = conn.Close()
 		return nil, false, nil
 	}
-	return &AdvisoryLock{conn: conn, key: key, timeout: s.timeout}, true, nil
+	return &AdvisoryLock{conn: conn, key: key, store: s}, true, nil
 }
 
 // Check tells whether the lock is still held: PostgreSQL releases a
@@ -187,7 +187,7 @@ func (l *AdvisoryLock) Check(ctx context.Context) error {
 	if l.conn == nil {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, l.timeout)
+	ctx, cancel := l.store.deadline(ctx)
 	defer cancel()
 	var held bool
 	err := l.conn.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory'
@@ -206,7 +206,7 @@ func (l *AdvisoryLock) Release() error {
 	if l.conn == nil {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), l.timeout)
+	ctx, cancel := l.store.deadline(context.Background())
 	defer cancel()
 	_, err := l.conn.ExecContext(ctx, "SELECT pg_advisory_unlock($1)", l.key)
 	return errors.Join(err, l.conn.Close())

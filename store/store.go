@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
@@ -47,6 +48,8 @@ type Store struct {
 	log     *slog.Logger
 	// timeout bounds the database work of each call (see Options.Timeout).
 	timeout time.Duration
+	// timeouts counts the calls whose timeout passed.
+	timeouts atomic.Uint64
 
 	mu        sync.Mutex
 	subs      map[chan int64]struct{}
@@ -146,9 +149,26 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 // through Update), so no request or background job waits on the database
 // for longer than that.
 func (s *Store) bounded(ctx context.Context) (*gorm.DB, context.CancelFunc) {
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	ctx, cancel := s.deadline(ctx)
 	return s.db.WithContext(ctx), cancel
 }
+
+// deadline bounds one call's database work by the store's timeout. Its
+// cancel counts the call in Timeouts when the timeout passed (and not the
+// caller's own deadline).
+func (s *Store) deadline(ctx context.Context) (context.Context, context.CancelFunc) {
+	bounded, cancel := context.WithTimeout(ctx, s.timeout)
+	return bounded, func() {
+		if errors.Is(bounded.Err(), context.DeadlineExceeded) && ctx.Err() == nil {
+			s.timeouts.Add(1)
+		}
+		cancel()
+	}
+}
+
+// Timeouts returns how many calls of the store ran out of time: the
+// database did not answer within the timeout.
+func (s *Store) Timeouts() uint64 { return s.timeouts.Load() }
 
 func isPostgres(url string) bool {
 	return strings.HasPrefix(url, "postgres://") || strings.HasPrefix(url, "postgresql://")
@@ -235,22 +255,24 @@ func (s *Store) listen(ctx context.Context, cfg *pgx.ConnConfig) {
 // committed while it was not listening, calls listening, and relays
 // notifications until the connection fails; it always returns an error.
 func (s *Store) listenOnce(ctx context.Context, cfg *pgx.ConnConfig, listening func()) error {
-	setup, cancel := context.WithTimeout(ctx, s.timeout)
-	defer cancel()
+	setup, cancel := s.deadline(ctx)
 	conn, err := pgx.ConnectConfig(setup, cfg)
 	if err != nil {
+		cancel()
 		return err
 	}
 	defer func() {
-		closing, cancel := context.WithTimeout(context.Background(), s.timeout)
+		closing, cancel := s.deadline(context.Background())
 		defer cancel()
 		_ = conn.Close(closing)
 	}()
-	if _, err := conn.Exec(setup, "LISTEN "+notifyChannel); err != nil {
-		return err
-	}
 	var rev int64
-	if err := conn.QueryRow(setup, "SELECT value FROM revisions WHERE id = 1").Scan(&rev); err != nil {
+	_, err = conn.Exec(setup, "LISTEN "+notifyChannel)
+	if err == nil {
+		err = conn.QueryRow(setup, "SELECT value FROM revisions WHERE id = 1").Scan(&rev)
+	}
+	cancel()
+	if err != nil {
 		return err
 	}
 	s.publish(rev)
@@ -268,7 +290,7 @@ func (s *Store) listenOnce(ctx context.Context, cfg *pgx.ConnConfig, listening f
 				s.publish(rev)
 			}
 		case silent:
-			ping, cancel := context.WithTimeout(ctx, s.timeout)
+			ping, cancel := s.deadline(ctx)
 			err := conn.Ping(ping)
 			cancel()
 			if err != nil {
@@ -331,7 +353,7 @@ func (s *Store) Dialect() string { return s.dialect }
 
 // Ping checks that the database answers.
 func (s *Store) Ping(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	ctx, cancel := s.deadline(ctx)
 	defer cancel()
 	sqlDB, err := s.db.DB()
 	if err != nil {

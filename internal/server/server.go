@@ -127,6 +127,10 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 func (s *Server) listen(cfg Config) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "lbaas_db_timeouts_total",
+		Help: "Database calls, of requests and background jobs, that did not finish within --db-timeout.",
+	}, func() float64 { return float64(s.Store.Timeouts()) }))
 
 	apiCfg := api.Config{
 		Limits: cfg.Limits, Fleet: cfg.Fleet, Logger: s.log,
