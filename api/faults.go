@@ -5,7 +5,6 @@ package api
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -73,13 +72,15 @@ func Unavailable() error {
 }
 
 // storeError turns an unexpected store error into the fault a client gets:
-// the database is the only thing that can fail here, so it is a 503.
+// the database is the only thing that can fail here, so it is a 503. The
+// store's own deadline passing (a database that does not answer) is such a
+// failure too; only the end of the request's own context is the caller's.
 func storeError(ctx context.Context, log *slog.Logger, err error) error {
 	if _, ok := status.FromError(err); ok {
 		return err
 	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return status.FromContextError(err).Err()
+	if ctx.Err() != nil {
+		return status.FromContextError(ctx.Err()).Err()
 	}
 	log.ErrorContext(ctx, "database error", "err", err)
 	return Unavailable()

@@ -7,6 +7,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
+
+	"github.com/openlbaas/lbaas/internal/logutil"
 	"github.com/openlbaas/lbaas/store"
 )
 
@@ -21,6 +24,10 @@ const LockKey int64 = 0x6c62_6161_7368_6d00 // "lbaashm\0"
 
 // eventRetention is how long node service events are kept (reference: 90 days).
 const eventRetention = 90 * 24 * time.Hour
+
+// retryMax caps the wait between tries of a database read that keeps
+// failing (the waits start at Options.Poll and double, with jitter).
+const retryMax = 10 * time.Second
 
 // Options configure a Prober.
 type Options struct {
@@ -50,6 +57,9 @@ type Prober struct {
 	mu      sync.Mutex
 	targets map[uint32]*target // by node id
 	wg      sync.WaitGroup
+
+	// Warnings of failures that repeat, one kind each.
+	lockWarn, readWarn, recordWarn *logutil.Limited
 }
 
 // target is one node under a health monitor, and the goroutine probing it.
@@ -86,6 +96,30 @@ func New(st *store.Store, opts Options) *Prober {
 	return &Prober{
 		store: st, log: opts.Logger, poll: opts.Poll, unit: time.Second,
 		sem: make(chan struct{}, opts.Concurrency), targets: map[uint32]*target{},
+		lockWarn:   logutil.NewLimited(opts.Logger, logutil.Interval),
+		readWarn:   logutil.NewLimited(opts.Logger, logutil.Interval),
+		recordWarn: logutil.NewLimited(opts.Logger, logutil.Interval),
+	}
+}
+
+// retry is the capped exponential backoff with jitter between tries of a
+// database read that fails.
+func (p *Prober) retry() *backoff.ExponentialBackOff {
+	return &backoff.ExponentialBackOff{
+		InitialInterval: p.poll, MaxInterval: max(retryMax, p.poll),
+		Multiplier: 2, RandomizationFactor: 0.5,
+	}
+}
+
+// sleep waits d, or less if ctx ends; it reports whether ctx is still on.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
 	}
 }
 
@@ -97,14 +131,24 @@ func (p *Prober) Run(ctx context.Context) {
 	defer p.stopAll()
 	tick := time.NewTicker(p.poll)
 	defer tick.Stop()
+	retry := p.retry()
 	waiting := false
 	for {
 		lock, ok, err := p.store.TryAdvisoryLock(ctx, LockKey)
+		if err == nil {
+			retry.Reset()
+			p.lockWarn.Recovered(ctx, "health: took the prober lock again")
+		}
 		switch {
 		case ctx.Err() != nil:
 			return
 		case err != nil:
-			p.log.WarnContext(ctx, "health: take the prober lock", "err", err)
+			wait := retry.NextBackOff()
+			p.lockWarn.Warn(ctx, "health: take the prober lock", "err", err, "retry_in", wait)
+			if !sleep(ctx, wait) {
+				return
+			}
+			continue
 		case !ok:
 			if !waiting {
 				p.log.InfoContext(ctx, "health: another replica runs the health monitors; standing by")
@@ -132,6 +176,7 @@ func (p *Prober) lead(ctx context.Context, lock *store.AdvisoryLock, tick <-chan
 	defer stop()
 	var seen int64 = -1
 	var pruned, reconciled time.Time
+	retry := p.retry()
 	// Every commit wakes the loop, the prober's own included: a floor
 	// between reloads keeps a burst of status changes from turning into
 	// as many reads of every monitored load balancer.
@@ -150,20 +195,28 @@ func (p *Prober) lead(ctx context.Context, lock *store.AdvisoryLock, tick <-chan
 			}
 			return
 		}
-		if rev, err := p.store.Revision(ctx); err != nil {
-			if ctx.Err() == nil {
-				p.log.WarnContext(ctx, "health: read the revision", "err", err)
-			}
-		} else if rev != seen {
-			if err := p.reconcile(ctx); err != nil {
-				if ctx.Err() == nil {
-					p.log.WarnContext(ctx, "health: read the health monitors", "err", err)
-				}
-			} else {
+		rev, err := p.store.Revision(ctx)
+		if err == nil && rev != seen {
+			if err = p.reconcile(ctx); err == nil {
 				seen = rev
 			}
 			reconciled = time.Now()
 		}
+		if err != nil {
+			// The database fails: try again later and later (capped),
+			// rather than at every tick and commit.
+			if ctx.Err() != nil {
+				return
+			}
+			wait := retry.NextBackOff()
+			p.readWarn.Warn(ctx, "health: read the health monitors", "err", err, "retry_in", wait)
+			if !sleep(ctx, wait) {
+				return
+			}
+			continue
+		}
+		retry.Reset()
+		p.readWarn.Recovered(ctx, "health: reading the health monitors again")
 		if time.Since(pruned) > time.Hour {
 			pruned = time.Now()
 			if _, err := p.store.PruneNodeEvents(ctx, time.Now().Add(-eventRetention)); err != nil && ctx.Err() == nil {
@@ -307,10 +360,11 @@ func (p *Prober) record(ctx context.Context, s spec, status, detail string) bool
 	changed, err := p.store.SetNodeStatus(ctx, s.lb, s.node, status, detail)
 	if err != nil {
 		if ctx.Err() == nil {
-			p.log.WarnContext(ctx, "health: record node status", "lb", s.lb, "node", s.node, "status", status, "err", err)
+			p.recordWarn.Warn(ctx, "health: record node status", "lb", s.lb, "node", s.node, "status", status, "err", err)
 		}
 		return false
 	}
+	p.recordWarn.Recovered(ctx, "health: recording node statuses again")
 	if changed {
 		p.log.InfoContext(ctx, "health: node status changed", "lb", s.lb, "node", s.node,
 			"address", s.address, "port", s.port, "status", status, "detail", detail)

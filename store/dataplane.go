@@ -16,27 +16,50 @@ func withConfig(db *gorm.DB) *gorm.DB {
 
 // ChangesSince lists the changes committed after revision since, oldest first.
 func (s *Store) ChangesSince(ctx context.Context, since int64) ([]Change, error) {
+	db, cancel := s.bounded(ctx)
+	defer cancel()
 	var out []Change
-	err := s.db.WithContext(ctx).Where("revision > ?", since).Order("revision, load_balancer_id").Find(&out).Error
+	err := db.Where("revision > ?", since).Order("revision, load_balancer_id").Find(&out).Error
 	return out, err
 }
 
 // LoadBalancerByID loads any load balancer, whatever its account or status.
 func (s *Store) LoadBalancerByID(ctx context.Context, id uint32) (*LoadBalancer, error) {
+	db, cancel := s.bounded(ctx)
+	defer cancel()
 	var lb LoadBalancer
-	err := withConfig(s.db.WithContext(ctx)).First(&lb, id).Error
+	err := withConfig(db).First(&lb, id).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return nil, ErrNotFound
 	}
 	return &lb, err
 }
 
+// liveBatch is how many load balancers LiveLoadBalancers reads at once.
+const liveBatch = 1000
+
 // LiveLoadBalancers calls fn for every load balancer not yet DELETED, in
-// id order and in batches, with what the data plane needs of it.
+// id order and in batches, with what the data plane needs of it. Each
+// batch is read within the store's timeout (fn's own time does not count).
 func (s *Store) LiveLoadBalancers(ctx context.Context, fn func([]LoadBalancer) error) error {
-	var batch []LoadBalancer
-	return withConfig(s.db.WithContext(ctx)).Where("status <> ?", StatusDeleted).Order("id").
-		FindInBatches(&batch, 1000, func(*gorm.DB, int) error { return fn(batch) }).Error
+	var after uint32
+	for {
+		var batch []LoadBalancer
+		db, cancel := s.bounded(ctx)
+		err := withConfig(db).Where("status <> ? AND id > ?", StatusDeleted, after).
+			Order("id").Limit(liveBatch).Find(&batch).Error
+		cancel()
+		if err != nil || len(batch) == 0 {
+			return err
+		}
+		if err := fn(batch); err != nil {
+			return err
+		}
+		if len(batch) < liveBatch {
+			return nil
+		}
+		after = batch[len(batch)-1].ID
+	}
 }
 
 // Applied names a load balancer change the data plane applied.
@@ -51,8 +74,10 @@ type Applied struct {
 // balancer that has changed since (another revision) is left alone. It
 // returns the ids whose status changed.
 func (s *Store) SetApplied(ctx context.Context, applied []Applied) ([]uint32, error) {
+	db, cancel := s.bounded(ctx)
+	defer cancel()
 	var changed []uint32
-	err := s.db.WithContext(ctx).Transaction(func(db *gorm.DB) error {
+	err := db.Transaction(func(db *gorm.DB) error {
 		if err := s.lockWriters(db); err != nil {
 			return err
 		}
@@ -86,7 +111,9 @@ func (s *Store) SetRejected(ctx context.Context, id uint32, revision int64, mess
 	if len(message) > 4000 {
 		message = message[:4000]
 	}
-	q := s.db.WithContext(ctx).Model(&LoadBalancer{}).
+	db, cancel := s.bounded(ctx)
+	defer cancel()
+	q := db.Model(&LoadBalancer{}).
 		Where("id = ? AND status NOT IN ?", id, []string{StatusDeleted, StatusPendingDelete})
 	if revision != 0 {
 		q = q.Where("revision = ?", revision)

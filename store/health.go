@@ -84,8 +84,10 @@ func (s *Store) SetNodeStatus(ctx context.Context, lbID, nodeID uint32, status, 
 // whose configuration is published (every one not being deleted), in id
 // order, with their nodes (without metadata).
 func (s *Store) MonitoredLoadBalancers(ctx context.Context) ([]LoadBalancer, error) {
+	db, cancel := s.bounded(ctx)
+	defer cancel()
 	var lbs []LoadBalancer
-	err := s.db.WithContext(ctx).Preload("Nodes", orderByID).
+	err := db.Preload("Nodes", orderByID).
 		Select("id", "account", "fleet", "status", "protocol", "health_monitor").
 		Where("health_monitor IS NOT NULL AND health_monitor <> '' AND health_monitor <> 'null'").
 		Where("status NOT IN ?", []string{StatusDeleted, StatusPendingDelete}).
@@ -115,7 +117,9 @@ type EventPage struct {
 // ListNodeEvents returns a page of a load balancer's node service events,
 // oldest first (the reference's order).
 func (s *Store) ListNodeEvents(ctx context.Context, p EventPage) ([]NodeEvent, error) {
-	q := s.db.WithContext(ctx).Where("load_balancer_id = ?", p.LoadBalancerID)
+	db, cancel := s.bounded(ctx)
+	defer cancel()
+	q := db.Where("load_balancer_id = ?", p.LoadBalancerID)
 	if p.Marker > 0 {
 		q = q.Where("id >= ?", p.Marker)
 	}
@@ -133,7 +137,9 @@ func (s *Store) ListNodeEvents(ctx context.Context, p EventPage) ([]NodeEvent, e
 // PruneNodeEvents deletes the node service events created before t (the
 // reference keeps them 90 days) and returns how many went.
 func (s *Store) PruneNodeEvents(ctx context.Context, before time.Time) (int64, error) {
-	res := s.db.WithContext(ctx).Where("created_at < ?", before.UTC()).Delete(&NodeEvent{})
+	db, cancel := s.bounded(ctx)
+	defer cancel()
+	res := db.Where("created_at < ?", before.UTC()).Delete(&NodeEvent{})
 	return res.RowsAffected, res.Error
 }
 
@@ -141,8 +147,9 @@ func (s *Store) PruneNodeEvents(ctx context.Context, before time.Time) (int64, e
 // of its own for as long as the lock is. On SQLite (one process owns the
 // database) it holds nothing and is always granted.
 type AdvisoryLock struct {
-	conn *sql.Conn
-	key  int64
+	conn  *sql.Conn
+	key   int64
+	store *Store
 }
 
 // TryAdvisoryLock takes the advisory lock key without waiting; it reports
@@ -151,6 +158,8 @@ func (s *Store) TryAdvisoryLock(ctx context.Context, key int64) (*AdvisoryLock, 
 	if s.dialect != "postgres" {
 		return &AdvisoryLock{key: key}, true, nil
 	}
+	ctx, cancel := s.deadline(ctx)
+	defer cancel()
 	sqlDB, err := s.db.DB()
 	if err != nil {
 		return nil, false, err
@@ -168,7 +177,7 @@ func (s *Store) TryAdvisoryLock(ctx context.Context, key int64) (*AdvisoryLock, 
 		_ = conn.Close()
 		return nil, false, nil
 	}
-	return &AdvisoryLock{conn: conn, key: key}, true, nil
+	return &AdvisoryLock{conn: conn, key: key, store: s}, true, nil
 }
 
 // Check tells whether the lock is still held: PostgreSQL releases a
@@ -178,6 +187,8 @@ func (l *AdvisoryLock) Check(ctx context.Context) error {
 	if l.conn == nil {
 		return nil
 	}
+	ctx, cancel := l.store.deadline(ctx)
+	defer cancel()
 	var held bool
 	err := l.conn.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory'
 		AND pid = pg_backend_pid() AND granted AND ((classid::bigint << 32) | objid::bigint) = $1)`, l.key).Scan(&held)
@@ -195,7 +206,7 @@ func (l *AdvisoryLock) Release() error {
 	if l.conn == nil {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := l.store.deadline(context.Background())
 	defer cancel()
 	_, err := l.conn.ExecContext(ctx, "SELECT pg_advisory_unlock($1)", l.key)
 	return errors.Join(err, l.conn.Close())

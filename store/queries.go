@@ -28,7 +28,9 @@ func orderByID(db *gorm.DB) *gorm.DB { return db.Order("id") }
 // GetLoadBalancer returns a live load balancer of the account with
 // everything it owns, or ErrNotFound.
 func (s *Store) GetLoadBalancer(ctx context.Context, account string, id uint32) (*LoadBalancer, error) {
-	return loadBalancer(s.db.WithContext(ctx), account, id)
+	db, cancel := s.bounded(ctx)
+	defer cancel()
+	return loadBalancer(db, account, id)
 }
 
 // ListFilter selects load balancers of one account.
@@ -55,7 +57,8 @@ type ListedLoadBalancer struct {
 // ListLoadBalancers returns one page of the account's load balancers in id
 // order, with their virtual IPs and node counts.
 func (s *Store) ListLoadBalancers(ctx context.Context, f ListFilter) ([]ListedLoadBalancer, error) {
-	db := s.db.WithContext(ctx)
+	db, cancel := s.bounded(ctx)
+	defer cancel()
 	q := db.Model(&LoadBalancer{}).Where("account = ?", f.Account)
 	if f.Status != "" {
 		q = q.Where("status = ?", f.Status)
@@ -119,8 +122,10 @@ func (s *Store) nodeCounts(db *gorm.DB, lbs []LoadBalancer) (map[uint32]uint32, 
 // become ACTIVE, and those being deleted become DELETED and give back
 // their virtual IPs. It returns the ids whose status changed.
 func (s *Store) MarkApplied(ctx context.Context, fleet string, upTo int64) ([]uint32, error) {
+	db, cancel := s.bounded(ctx)
+	defer cancel()
 	var changed []uint32
-	err := s.db.WithContext(ctx).Transaction(func(db *gorm.DB) error {
+	err := db.Transaction(func(db *gorm.DB) error {
 		// Take the writers' lock (see Update): otherwise an Update
 		// committing between the SELECT and the UPDATEs below has its
 		// newer revision marked as applied.
@@ -194,8 +199,10 @@ func (s *Store) finishDelete(db *gorm.DB, ids []uint32, now time.Time) error {
 
 // Fleets lists the fleets that have load balancers waiting for the data plane.
 func (s *Store) Fleets(ctx context.Context) ([]string, error) {
+	db, cancel := s.bounded(ctx)
+	defer cancel()
 	var fleets []string
-	err := s.db.WithContext(ctx).Model(&LoadBalancer{}).Distinct("fleet").
+	err := db.Model(&LoadBalancer{}).Distinct("fleet").
 		Where("status IN ?", []string{StatusBuild, StatusPendingUpdate, StatusPendingDelete}).
 		Order("fleet").Pluck("fleet", &fleets).Error
 	return fleets, err

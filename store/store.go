@@ -13,17 +13,23 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"github.com/go-gormigrate/gormigrate/v2"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
 	"gorm.io/driver/postgres"
 	"gorm.io/driver/sqlite"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
+
+	"github.com/openlbaas/lbaas/internal/logutil"
 )
 
 // Sentinel errors; anything else from the store means the database failed.
@@ -40,6 +46,10 @@ type Store struct {
 	dialect string
 	pools   []Pool
 	log     *slog.Logger
+	// timeout bounds the database work of each call (see Options.Timeout).
+	timeout time.Duration
+	// timeouts counts the calls whose timeout passed.
+	timeouts atomic.Uint64
 
 	mu        sync.Mutex
 	subs      map[chan int64]struct{}
@@ -61,7 +71,18 @@ type Options struct {
 	URL    string
 	Pools  []Pool
 	Logger *slog.Logger
+	// Timeout bounds the database work of each call of the store (a query,
+	// or a whole transaction): past it the call fails, its connection is
+	// dropped, and callers answer "service unavailable". On PostgreSQL it
+	// also sets the connections' statement_timeout, lock_timeout,
+	// idle_in_transaction_session_timeout and connect timeout; on SQLite,
+	// how long a writer waits for another process's lock (busy_timeout).
+	// Zero means DefaultTimeout. Migrations in Open are not bounded by it.
+	Timeout time.Duration
 }
+
+// DefaultTimeout is Options.Timeout when none is given.
+const DefaultTimeout = 5 * time.Second
 
 // Open connects to the database and runs pending migrations.
 func Open(ctx context.Context, opts Options) (*Store, error) {
@@ -69,7 +90,24 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	dialector, dialect := dialectorFor(opts.URL)
+	timeout := opts.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	var (
+		dialector gorm.Dialector
+		dialect   string
+		pgConfig  *pgx.ConnConfig
+	)
+	if isPostgres(opts.URL) {
+		var err error
+		if pgConfig, err = postgresConfig(opts.URL, timeout); err != nil {
+			return nil, fmt.Errorf("open postgres database: %w", err)
+		}
+		dialector, dialect = postgres.New(postgres.Config{Conn: stdlib.OpenDB(*pgConfig)}), "postgres"
+	} else {
+		dialector, dialect = sqlite.Open(sqliteDSN(opts.URL, timeout)), "sqlite"
+	}
 	db, err := gorm.Open(dialector, &gorm.Config{
 		Logger:                 logger.Discard,
 		SkipDefaultTransaction: true,
@@ -91,7 +129,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		sqlDB.SetMaxIdleConns(10)
 		sqlDB.SetConnMaxIdleTime(5 * time.Minute)
 	}
-	s := &Store{db: db, dialect: dialect, pools: opts.Pools, log: log, subs: map[chan int64]struct{}{}}
+	s := &Store{db: db, dialect: dialect, pools: opts.Pools, log: log, timeout: timeout, subs: map[chan int64]struct{}{}}
 	if err := s.migrate(ctx); err != nil {
 		_ = sqlDB.Close()
 		return nil, err
@@ -100,51 +138,174 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		listenCtx, cancel := context.WithCancel(context.Background())
 		s.stopListening = cancel
 		s.listening.Add(1)
-		go s.listen(listenCtx, opts.URL)
+		go s.listen(listenCtx, pgConfig)
 	}
 	return s, nil
 }
 
+// bounded returns the database handle for one call's work, which must end
+// within the store's timeout; call cancel when the work is done. Every
+// method of the store that touches the database goes through it (or
+// through Update), so no request or background job waits on the database
+// for longer than that.
+func (s *Store) bounded(ctx context.Context) (*gorm.DB, context.CancelFunc) {
+	ctx, cancel := s.deadline(ctx)
+	return s.db.WithContext(ctx), cancel
+}
+
+// deadline bounds one call's database work by the store's timeout. Its
+// cancel counts the call in Timeouts when the timeout passed (and not the
+// caller's own deadline).
+func (s *Store) deadline(ctx context.Context) (context.Context, context.CancelFunc) {
+	bounded, cancel := context.WithTimeout(ctx, s.timeout)
+	return bounded, func() {
+		if errors.Is(bounded.Err(), context.DeadlineExceeded) && ctx.Err() == nil {
+			s.timeouts.Add(1)
+		}
+		cancel()
+	}
+}
+
+// Timeouts returns how many calls of the store ran out of time: the
+// database did not answer within the timeout.
+func (s *Store) Timeouts() uint64 { return s.timeouts.Load() }
+
+func isPostgres(url string) bool {
+	return strings.HasPrefix(url, "postgres://") || strings.HasPrefix(url, "postgresql://")
+}
+
+// Keep-alive probes on PostgreSQL connections: a server host that vanished
+// (no reset ever comes) is noticed within idle + interval*count.
+var pgKeepAlive = net.KeepAliveConfig{Enable: true, Idle: 15 * time.Second, Interval: 5 * time.Second, Count: 3}
+
+// postgresConfig parses a postgres:// URL and bounds what a connection may
+// wait for: connecting (connect_timeout, unless the URL sets it), and on
+// the server side a statement, a lock and a transaction left idle
+// (statement_timeout, lock_timeout, idle_in_transaction_session_timeout,
+// unless the URL sets them) — so that a transaction whose client has given
+// up holds no lock past the timeout, even when the client could not tell
+// the server. TCP keep-alive finds connections to a host that is gone.
+func postgresConfig(url string, timeout time.Duration) (*pgx.ConnConfig, error) {
+	cfg, err := pgx.ParseConfig(url)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.ConnectTimeout == 0 {
+		cfg.ConnectTimeout = timeout
+	}
+	dialer := &net.Dialer{Timeout: cfg.ConnectTimeout, KeepAliveConfig: pgKeepAlive}
+	cfg.DialFunc = dialer.DialContext
+	ms := strconv.FormatInt(timeout.Milliseconds(), 10)
+	for _, param := range []string{"statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout"} {
+		if _, set := cfg.RuntimeParams[param]; !set {
+			cfg.RuntimeParams[param] = ms
+		}
+	}
+	return cfg, nil
+}
+
+// Retrying the LISTEN connection: capped exponential backoff with jitter,
+// so that an outage is neither hammered nor waited out for long after it
+// ends.
+const (
+	listenRetryFirst = 100 * time.Millisecond
+	listenRetryMax   = 10 * time.Second
+)
+
+func listenBackoff() *backoff.ExponentialBackOff {
+	return &backoff.ExponentialBackOff{
+		InitialInterval: listenRetryFirst, MaxInterval: listenRetryMax,
+		Multiplier: 2, RandomizationFactor: 0.5,
+	}
+}
+
+// listenCheck is how long the LISTEN connection may stay silent before it
+// is pinged: a server that froze, or a connection that died without a
+// word, is noticed within listenCheck plus the store's timeout. (A
+// variable for tests.)
+var listenCheck = 30 * time.Second
+
 // listen relays the revisions other replicas commit (PostgreSQL NOTIFY,
 // sent by Update inside its transaction, so delivered at commit) to this
-// store's subscribers, reconnecting after errors.
-func (s *Store) listen(ctx context.Context, url string) {
+// store's subscribers, reconnecting after errors with a capped exponential
+// backoff and a rate-limited warning.
+func (s *Store) listen(ctx context.Context, cfg *pgx.ConnConfig) {
 	defer s.listening.Done()
-	for ctx.Err() == nil {
-		if err := s.listenOnce(ctx, url); err != nil && ctx.Err() == nil {
-			s.log.Warn("store: listening for other replicas' commits", "err", err)
-			select {
-			case <-ctx.Done():
-			case <-time.After(time.Second):
-			}
+	retry := listenBackoff()
+	warn := logutil.NewLimited(s.log, logutil.Interval)
+	for {
+		err := s.listenOnce(ctx, cfg, func() {
+			retry.Reset()
+			warn.Recovered(ctx, "store: listening for other replicas' commits again")
+		})
+		if ctx.Err() != nil {
+			return
+		}
+		wait := retry.NextBackOff()
+		warn.Warn(ctx, "store: listening for other replicas' commits", "err", err, "retry_in", wait)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
 		}
 	}
 }
 
-func (s *Store) listenOnce(ctx context.Context, url string) error {
-	conn, err := pgx.Connect(ctx, url)
+// listenOnce connects, listens, tells the subscribers of the revision
+// committed while it was not listening, calls listening, and relays
+// notifications until the connection fails; it always returns an error.
+func (s *Store) listenOnce(ctx context.Context, cfg *pgx.ConnConfig, listening func()) error {
+	setup, cancel := s.deadline(ctx)
+	conn, err := pgx.ConnectConfig(setup, cfg)
+	if err != nil {
+		cancel()
+		return err
+	}
+	defer func() {
+		closing, cancel := s.deadline(context.Background())
+		defer cancel()
+		_ = conn.Close(closing)
+	}()
+	var rev int64
+	_, err = conn.Exec(setup, "LISTEN "+notifyChannel)
+	if err == nil {
+		err = conn.QueryRow(setup, "SELECT value FROM revisions WHERE id = 1").Scan(&rev)
+	}
+	cancel()
 	if err != nil {
 		return err
 	}
-	defer conn.Close(context.Background())
-	if _, err := conn.Exec(ctx, "LISTEN "+notifyChannel); err != nil {
-		return err
-	}
+	s.publish(rev)
+	listening()
 	for {
-		n, err := conn.WaitForNotification(ctx)
-		if err != nil {
+		wait, cancel := context.WithTimeout(ctx, listenCheck)
+		n, err := conn.WaitForNotification(wait)
+		silent := wait.Err() != nil
+		cancel()
+		switch {
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case err == nil:
+			if rev, err := strconv.ParseInt(n.Payload, 10, 64); err == nil {
+				s.publish(rev)
+			}
+		case silent:
+			ping, cancel := s.deadline(ctx)
+			err := conn.Ping(ping)
+			cancel()
+			if err != nil {
+				return fmt.Errorf("ping the listening connection: %w", err)
+			}
+		default:
 			return err
-		}
-		if rev, err := strconv.ParseInt(n.Payload, 10, 64); err == nil {
-			s.publish(rev)
 		}
 	}
 }
 
-func dialectorFor(url string) (gorm.Dialector, string) {
-	if strings.HasPrefix(url, "postgres://") || strings.HasPrefix(url, "postgresql://") {
-		return postgres.Open(url), "postgres"
-	}
+// sqliteDSN is the go-sqlite3 DSN of a SQLite file path (optionally
+// prefixed with sqlite://). A writer waits at most timeout for another
+// process's write lock (busy_timeout).
+func sqliteDSN(url string, timeout time.Duration) string {
 	path := strings.TrimPrefix(url, "sqlite://")
 	if path == "" {
 		path = "lbaasd.db"
@@ -153,22 +314,38 @@ func dialectorFor(url string) (gorm.Dialector, string) {
 	if strings.Contains(path, "?") {
 		sep = "&"
 	}
-	dsn := path + sep + "_journal_mode=WAL&_busy_timeout=10000&_foreign_keys=on&_txlock=immediate"
-	return sqlite.Open(dsn), "sqlite"
+	return path + sep + fmt.Sprintf("_journal_mode=WAL&_busy_timeout=%d&_foreign_keys=on&_txlock=immediate", timeout.Milliseconds())
 }
 
+// migrate applies pending migrations. A migration may rightly take longer
+// than a request (rewriting a big table), so on PostgreSQL it runs on a
+// connection of its own without the session timeouts of postgresConfig,
+// bounded by ctx only.
 func (s *Store) migrate(ctx context.Context) error {
-	m := gormigrate.New(s.db.WithContext(ctx), &gormigrate.Options{
-		TableName:                 "schema_migrations",
-		IDColumnName:              "id",
-		IDColumnSize:              255,
-		UseTransaction:            s.dialect == "postgres",
-		ValidateUnknownMigrations: true,
-	}, migrations)
-	if err := m.Migrate(); err != nil {
-		return fmt.Errorf("migrate database: %w", err)
+	run := func(db *gorm.DB) error {
+		m := gormigrate.New(db, &gormigrate.Options{
+			TableName:                 "schema_migrations",
+			IDColumnName:              "id",
+			IDColumnSize:              255,
+			UseTransaction:            s.dialect == "postgres",
+			ValidateUnknownMigrations: true,
+		}, migrations)
+		if err := m.Migrate(); err != nil {
+			return fmt.Errorf("migrate database: %w", err)
+		}
+		return nil
 	}
-	return nil
+	if s.dialect != "postgres" {
+		return run(s.db.WithContext(ctx))
+	}
+	return s.db.WithContext(ctx).Connection(func(conn *gorm.DB) error {
+		if err := conn.Exec("SET statement_timeout = 0; SET lock_timeout = 0; SET idle_in_transaction_session_timeout = 0").Error; err != nil {
+			return fmt.Errorf("migrate database: %w", err)
+		}
+		// Back to the connection's own settings before the pool reuses it.
+		defer conn.Exec("RESET ALL")
+		return run(conn)
+	})
 }
 
 // Dialect is "sqlite" or "postgres".
@@ -176,6 +353,8 @@ func (s *Store) Dialect() string { return s.dialect }
 
 // Ping checks that the database answers.
 func (s *Store) Ping(ctx context.Context) error {
+	ctx, cancel := s.deadline(ctx)
+	defer cancel()
 	sqlDB, err := s.db.DB()
 	if err != nil {
 		return err
@@ -199,16 +378,21 @@ func (s *Store) Close() error {
 
 // Revision returns the current global revision.
 func (s *Store) Revision(ctx context.Context) (int64, error) {
+	db, cancel := s.bounded(ctx)
+	defer cancel()
 	var row revisionRow
-	err := s.db.WithContext(ctx).First(&row, 1).Error
+	err := db.First(&row, 1).Error
 	return row.Value, err
 }
 
 // Update runs fn in one transaction that bumps the global revision, and
-// returns that revision. Subscribers hear of it after the commit.
+// returns that revision. Subscribers hear of it after the commit. The
+// whole transaction, fn included, must end within the store's timeout.
 func (s *Store) Update(ctx context.Context, fn func(*Tx) error) (int64, error) {
+	db, cancel := s.bounded(ctx)
+	defer cancel()
 	var rev int64
-	err := s.db.WithContext(ctx).Transaction(func(db *gorm.DB) error {
+	err := db.Transaction(func(db *gorm.DB) error {
 		if err := db.Raw("UPDATE revisions SET value = value + 1 WHERE id = 1 RETURNING value").Scan(&rev).Error; err != nil {
 			return err
 		}

@@ -13,7 +13,9 @@ var ErrUserExists = errors.New("store: user already exists")
 
 // CreateUser inserts a user.
 func (s *Store) CreateUser(ctx context.Context, u *User) error {
-	err := s.db.WithContext(ctx).Create(u).Error
+	db, cancel := s.bounded(ctx)
+	defer cancel()
+	err := db.Create(u).Error
 	if errors.Is(err, gorm.ErrDuplicatedKey) {
 		return ErrUserExists
 	}
@@ -22,8 +24,10 @@ func (s *Store) CreateUser(ctx context.Context, u *User) error {
 
 // UserByName finds a user by username.
 func (s *Store) UserByName(ctx context.Context, username string) (*User, error) {
+	db, cancel := s.bounded(ctx)
+	defer cancel()
 	var u User
-	err := s.db.WithContext(ctx).Where("username = ?", username).First(&u).Error
+	err := db.Where("username = ?", username).First(&u).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return nil, ErrNotFound
 	}
@@ -32,8 +36,10 @@ func (s *Store) UserByName(ctx context.Context, username string) (*User, error) 
 
 // CountUsers counts users.
 func (s *Store) CountUsers(ctx context.Context) (int64, error) {
+	db, cancel := s.bounded(ctx)
+	defer cancel()
 	var n int64
-	err := s.db.WithContext(ctx).Model(&User{}).Count(&n).Error
+	err := db.Model(&User{}).Count(&n).Error
 	return n, err
 }
 
@@ -41,7 +47,8 @@ func (s *Store) CountUsers(ctx context.Context) (int64, error) {
 func (s *Store) SaveToken(ctx context.Context, t *Token) error {
 	// SQLite compares times as text, which only orders them in one zone.
 	t.ExpiresAt = t.ExpiresAt.UTC()
-	db := s.db.WithContext(ctx)
+	db, cancel := s.bounded(ctx)
+	defer cancel()
 	if err := db.Where("expires_at < ?", time.Now().UTC()).Delete(&Token{}).Error; err != nil {
 		return err
 	}
@@ -50,8 +57,10 @@ func (s *Store) SaveToken(ctx context.Context, t *Token) error {
 
 // TokenByHash finds an unexpired token.
 func (s *Store) TokenByHash(ctx context.Context, hash string) (*Token, error) {
+	db, cancel := s.bounded(ctx)
+	defer cancel()
 	var t Token
-	err := s.db.WithContext(ctx).Where("hash = ? AND expires_at > ?", hash, time.Now().UTC()).First(&t).Error
+	err := db.Where("hash = ? AND expires_at > ?", hash, time.Now().UTC()).First(&t).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return nil, ErrNotFound
 	}

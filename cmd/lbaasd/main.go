@@ -51,6 +51,7 @@ func main() {
 // common are the flags every subcommand that touches the database shares.
 type common struct {
 	databaseURL string
+	dbTimeout   time.Duration
 	logLevel    string
 	logFormat   string
 }
@@ -58,11 +59,17 @@ type common struct {
 func (c *common) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.databaseURL, "database-url", "lbaasd.db",
 		"database: a SQLite file path (embedded default) or postgres://user:pass@host:5432/db")
+	fs.DurationVar(&c.dbTimeout, "db-timeout", store.DefaultTimeout,
+		"longest a request's or a background job's database work may take; past it requests get 503 serviceUnavailable")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
 }
 
+// logger checks the common flags and returns the logger they ask for.
 func (c *common) logger() (*slog.Logger, error) {
+	if c.dbTimeout <= 0 {
+		return nil, errors.New("--db-timeout must be positive")
+	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(c.logLevel)); err != nil {
 		return nil, fmt.Errorf("--log-level: %w", err)
@@ -150,7 +157,7 @@ func serveCommand() *ffcli.Command {
 			if cfg.Pools, err = store.ParsePools(*pools); err != nil {
 				return fmt.Errorf("--vip-pools: %w", err)
 			}
-			cfg.DatabaseURL, cfg.Logger = c.databaseURL, log
+			cfg.DatabaseURL, cfg.DBTimeout, cfg.Logger = c.databaseURL, c.dbTimeout, log
 			cfg.DisableHealthChecks = !*healthChecks
 			if cfg.AckTimeout == 0 {
 				cfg.AckTimeout = -1 // the flag's 0 is "never"; the Config's is "the default"
@@ -244,7 +251,7 @@ func userCommand() *ffcli.Command {
 			if err != nil {
 				return err
 			}
-			st, err := store.Open(ctx, store.Options{URL: c.databaseURL, Logger: log})
+			st, err := store.Open(ctx, store.Options{URL: c.databaseURL, Logger: log, Timeout: c.dbTimeout})
 			if err != nil {
 				return err
 			}
@@ -281,7 +288,7 @@ func migrateCommand() *ffcli.Command {
 			if err != nil {
 				return err
 			}
-			st, err := store.Open(ctx, store.Options{URL: c.databaseURL, Logger: log})
+			st, err := store.Open(ctx, store.Options{URL: c.databaseURL, Logger: log, Timeout: c.dbTimeout})
 			if err != nil {
 				return err
 			}

@@ -351,6 +351,113 @@ func (s *Server) DSN(name string) string {
 // Port returns the TCP port the server listens on (on 127.0.0.1).
 func (s *Server) Port() int { return s.port }
 
+// Freeze stops every process of the server with SIGSTOP — the postmaster
+// first, so that it forks no more, then all its descendants (backends and
+// auxiliary processes) — which is how a hung database host looks to its
+// clients: connections stay open and new ones are accepted by the kernel,
+// but nothing answers. It returns thaw, which resumes them all (SIGCONT)
+// and may be called more than once; register it with t.Cleanup so that a
+// failing test never leaves the server frozen.
+//
+// When running as root, the runuser/su wrapper is stopped too, and resumed
+// last: seeing its child stop, it would stop itself and stay stopped
+// (job-control emulation), and then never reap the server at Stop.
+func (s *Server) Freeze() (thaw func(), err error) {
+	if s.postmastr <= 0 || s.cmd == nil || s.cmd.Process == nil {
+		return nil, errors.New("pgtest: the server's processes are unknown")
+	}
+	wrapper := s.cmd.Process.Pid
+	var stopped []int // in the order they were stopped
+	var once sync.Once
+	thaw = func() {
+		once.Do(func() {
+			for i := len(stopped) - 1; i >= 0; i-- {
+				_ = syscall.Kill(stopped[i], syscall.SIGCONT)
+			}
+			// A wrapper that stopped itself after all (it saw the child stop
+			// before we stopped it) is resumed again until it runs.
+			for deadline := time.Now().Add(time.Second); wrapper != s.postmastr && processStopped(wrapper) && time.Now().Before(deadline); {
+				_ = syscall.Kill(wrapper, syscall.SIGCONT)
+				time.Sleep(10 * time.Millisecond)
+			}
+		})
+	}
+	stop := func(pid int) error {
+		err := syscall.Kill(pid, syscall.SIGSTOP)
+		if err == nil {
+			stopped = append(stopped, pid)
+		}
+		return err
+	}
+	if wrapper != s.postmastr {
+		if err := stop(wrapper); err != nil {
+			return nil, fmt.Errorf("pgtest: stopping the %s wrapper: %w", filepath.Base(s.cmd.Path), err)
+		}
+	}
+	if err := stop(s.postmastr); err != nil {
+		thaw()
+		return nil, fmt.Errorf("pgtest: stopping the postmaster: %w", err)
+	}
+	pids, err := descendants(s.postmastr)
+	if err != nil {
+		thaw()
+		return nil, err
+	}
+	for _, pid := range pids {
+		_ = stop(pid) // one may have exited since
+	}
+	return thaw, nil
+}
+
+// processStopped tells whether pid is stopped (state T in /proc).
+func processStopped(pid int) bool {
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return false
+	}
+	fields := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	return len(fields) > 0 && fields[0] == "T"
+}
+
+// descendants lists the processes below pid, read from /proc.
+func descendants(pid int) ([]int, error) {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, fmt.Errorf("pgtest: listing processes: %w", err)
+	}
+	children := map[int][]int{}
+	for _, e := range entries {
+		child, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue // gone since
+		}
+		// pid (comm) state ppid ...; comm may hold spaces and parentheses.
+		rest := string(b[bytes.LastIndexByte(b, ')')+1:])
+		fields := strings.Fields(rest)
+		if len(fields) < 2 {
+			continue
+		}
+		if ppid, err := strconv.Atoi(fields[1]); err == nil {
+			children[ppid] = append(children[ppid], child)
+		}
+	}
+	var out []int
+	queue := []int{pid}
+	for len(queue) > 0 {
+		p := queue[0]
+		queue = queue[1:]
+		for _, c := range children[p] {
+			out = append(out, c)
+			queue = append(queue, c)
+		}
+	}
+	return out, nil
+}
+
 var dbCounter atomic.Uint64
 
 // CreateDatabase creates a new empty database with a unique name and returns

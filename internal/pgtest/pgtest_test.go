@@ -171,3 +171,49 @@ func TestStartStop(t *testing.T) {
 		t.Fatal("server still accepts connections after Stop")
 	}
 }
+
+// A frozen server accepts nothing that needs an answer, on an open
+// connection or a new one; thawed, it answers again and stops cleanly.
+func TestFreeze(t *testing.T) {
+	srv, err := pgtest.Start()
+	if errors.Is(err, pgtest.ErrNoPostgres) && os.Getenv("PGTEST_REQUIRED") != "1" {
+		t.Skipf("SKIPPING Postgres test: %v", err)
+	}
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	defer srv.Stop()
+	dsn := srv.DSN("postgres")
+	conn := connect(t, dsn)
+	thaw, err := srv.Freeze()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(thaw)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if err := conn.Ping(ctx); err == nil {
+		t.Fatal("an open connection to the frozen server answered a ping")
+	}
+	if c, err := pgx.Connect(ctx, dsn); err == nil {
+		_ = c.Close(context.Background())
+		t.Fatal("connected to the frozen server")
+	}
+
+	thaw()
+	thaw() // harmless
+	fresh := connect(t, dsn)
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel2()
+	if err := fresh.Ping(ctx2); err != nil {
+		t.Fatalf("the thawed server does not answer: %v", err)
+	}
+	_ = fresh.Close(ctx2)
+	_ = conn.Close(ctx2)
+	// Stop's fast shutdown works (a wrapper left stopped would make it
+	// time out and kill the server).
+	if err := srv.Stop(); err != nil {
+		t.Fatalf("Stop after a freeze: %v", err)
+	}
+}

@@ -91,7 +91,12 @@ type Config struct {
 	// TLSReloadInterval is how often the certificate, key and client CA
 	// files are re-read (tlsreload.DefaultInterval when zero).
 	TLSReloadInterval time.Duration
-	Logger            *slog.Logger
+	// DBTimeout bounds the database work of each store call, whether a
+	// request's or a background job's (see store.Options.Timeout): past it
+	// a request gets 503 serviceUnavailable (gRPC UNAVAILABLE). Zero
+	// means store.DefaultTimeout.
+	DBTimeout time.Duration
+	Logger    *slog.Logger
 }
 
 // checkTLS refuses inconsistent TLS settings and unauthenticated xDS
@@ -169,7 +174,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("TLS: %w", err)
 		}
 	}
-	st, err := store.Open(ctx, store.Options{URL: cfg.DatabaseURL, Pools: cfg.Pools, Logger: log})
+	st, err := store.Open(ctx, store.Options{URL: cfg.DatabaseURL, Pools: cfg.Pools, Logger: log, Timeout: cfg.DBTimeout})
 	if err != nil {
 		if certs != nil {
 			certs.Close()
@@ -195,6 +200,10 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 func (s *Server) listen(cfg Config) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "lbaas_db_timeouts_total",
+		Help: "Database calls, of requests and background jobs, that did not finish within --db-timeout.",
+	}, func() float64 { return float64(s.Store.Timeouts()) }))
 
 	apiCfg := api.Config{
 		Limits: cfg.Limits, Fleet: cfg.Fleet, Logger: s.log,
