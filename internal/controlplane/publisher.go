@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -36,6 +37,7 @@ type Publisher struct {
 	// (other replicas); local commits are seen at once.
 	poll          time.Duration
 	accessLogPath string
+	nodeAddresses func(lb uint32, address string) []netip.Addr
 
 	mu       sync.Mutex
 	revision int64
@@ -63,6 +65,10 @@ type Options struct {
 	// AccessLogPath is where Envoy writes connection logs ("{lb}" becomes
 	// the load balancer's resource name).
 	AccessLogPath string
+	// NodeAddresses gives the IP addresses a node's traffic may go to: its
+	// address when allowed, or what its name resolves to (nodedns.Cache
+	// Lookup). Nil takes IP addresses as they are and resolves no name.
+	NodeAddresses func(lb uint32, address string) []netip.Addr
 }
 
 // New builds the cache, tracker and publisher from the store's current
@@ -76,7 +82,7 @@ func New(ctx context.Context, st *store.Store, opts Options, log *slog.Logger) (
 		return nil, err
 	}
 	p := &Publisher{
-		store: st, log: log, poll: time.Second, revision: rev, accessLogPath: opts.AccessLogPath,
+		store: st, log: log, poll: time.Second, revision: rev, accessLogPath: opts.AccessLogPath, nodeAddresses: opts.NodeAddresses,
 		current: map[uint32]*resources{}, good: map[uint32]*resources{},
 		wake: make(chan struct{}, 1),
 	}
@@ -227,7 +233,7 @@ func (p *Publisher) stage(lb *store.LoadBalancer, updates map[xds.Group]*xds.Upd
 	next := &resources{fleet: lb.Fleet, byKind: map[xds.Kind]map[xds.Key]types.Resource{}}
 	live := lb.Status != store.StatusPendingDelete && lb.Status != store.StatusDeleted
 	if live {
-		m := Model(lb)
+		m := Model(lb, p.nodeAddresses)
 		m.AccessLogPath = p.accessLogPath
 		out, err := translator.Translate(m)
 		if err == nil {
@@ -401,8 +407,12 @@ func sameResources(a, b map[xds.Key]types.Resource) bool {
 	return true
 }
 
-// Model converts a stored load balancer into the translator's input.
-func Model(lb *store.LoadBalancer) *translator.LoadBalancer {
+// Model converts a stored load balancer into the translator's input;
+// addresses gives each node's IP addresses (nil: IP addresses as they are).
+func Model(lb *store.LoadBalancer, addresses func(lb uint32, address string) []netip.Addr) *translator.LoadBalancer {
+	if addresses == nil {
+		addresses = ipOnly
+	}
 	m := &translator.LoadBalancer{
 		ID: lb.ID, Name: lb.Name, Protocol: lb.Protocol, Port: lb.Port, Algorithm: lb.Algorithm,
 		TimeoutSeconds: lb.Timeout, HalfClosed: lb.HalfClosed, HTTPSRedirect: lb.HTTPSRedirect,
@@ -424,11 +434,19 @@ func Model(lb *store.LoadBalancer) *translator.LoadBalancer {
 	}
 	for _, n := range lb.Nodes {
 		m.Nodes = append(m.Nodes, translator.Node{
-			ID: n.ID, Address: n.Address, Port: n.Port, Condition: n.Condition,
+			ID: n.ID, Address: n.Address, Addresses: addresses(lb.ID, n.Address), Port: n.Port, Condition: n.Condition,
 			Type: n.Type, Weight: n.Weight, Online: n.Status != "OFFLINE",
 		})
 	}
 	return m
+}
+
+// ipOnly takes an IP address as it is and resolves no name.
+func ipOnly(_ uint32, address string) []netip.Addr {
+	if ip, err := netip.ParseAddr(address); err == nil {
+		return []netip.Addr{ip.Unmap()}
+	}
+	return nil
 }
 
 // xdsLogger adapts slog to go-control-plane's logger, at debug level.
