@@ -33,6 +33,12 @@ import (
 	"go4.org/netipx"
 )
 
+// DefaultDenied is lbaasd's default --denied-node-networks: "this"
+// network, loopback, link-local (cloud metadata services), IPv6 loopback,
+// link-local and the deprecated site-local fec0::/10. IPv6 forms embedding
+// a denied IPv4 address are denied with it.
+const DefaultDenied = "0.0.0.0/8,127.0.0.0/8,169.254.0.0/16,::1/128,fe80::/10,fec0::/10"
+
 // Options configure a Guard.
 type Options struct {
 	// HostAddresses also denies the addresses of this machine's network
@@ -155,15 +161,20 @@ type DeniedError struct {
 	Network netip.Prefix
 }
 
-func (e *DeniedError) Error() string {
-	what := e.Addr.String()
+func (e *DeniedError) Error() string { return e.what() + " " + e.reason() }
+
+func (e *DeniedError) what() string {
 	if e.Via.IsValid() {
-		what += " (embedding " + e.Via.String() + ")"
+		return e.Addr.String() + " (embedding " + e.Via.String() + ")"
 	}
+	return e.Addr.String()
+}
+
+func (e *DeniedError) reason() string {
 	if e.Network.IsValid() {
-		return fmt.Sprintf("%s is in %s, where nodes are not allowed", what, e.Network)
+		return fmt.Sprintf("is in %s, where nodes are not allowed", e.Network)
 	}
-	return fmt.Sprintf("%s is an address of the service's own hosts, where nodes are not allowed", what)
+	return "is an address of the service's own hosts, where nodes are not allowed"
 }
 
 // Check returns a *DeniedError when ip may not be a node's address, else
@@ -269,7 +280,9 @@ type NameError struct {
 	Err  *DeniedError
 }
 
-func (e *NameError) Error() string { return fmt.Sprintf("%s resolves to %s", e.Name, e.Err) }
+func (e *NameError) Error() string {
+	return fmt.Sprintf("%s resolves to %s, which %s", e.Name, e.Err.what(), e.Err.reason())
+}
 
 func (e *NameError) Unwrap() error { return e.Err }
 

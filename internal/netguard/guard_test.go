@@ -14,10 +14,13 @@ import (
 )
 
 // defaults is lbaasd's default --denied-node-networks.
-var defaults = []netip.Prefix{
-	netip.MustParsePrefix("0.0.0.0/8"), netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("169.254.0.0/16"),
-	netip.MustParsePrefix("::1/128"), netip.MustParsePrefix("fe80::/10"), netip.MustParsePrefix("fec0::/10"),
-}
+var defaults = func() []netip.Prefix {
+	var out []netip.Prefix
+	for _, p := range strings.Split(DefaultDenied, ",") {
+		out = append(out, netip.MustParsePrefix(p))
+	}
+	return out
+}()
 
 // hostAddr stands for an address of one of the host's interfaces.
 const hostAddr = "192.0.2.77"
