@@ -2,14 +2,33 @@ package health
 
 import (
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/openlbaas/lbaas/internal/dnstest"
 	"github.com/openlbaas/lbaas/internal/netguard"
 	"github.com/openlbaas/lbaas/store"
 )
+
+// insideService is an HTTP service on the control plane's own host that
+// counts the connections it accepts.
+func insideService(t *testing.T) (port uint32, conns *atomic.Int32) {
+	conns = new(atomic.Int32)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	_, port = hostPort(t, srv.URL)
+	return port, conns
+}
 
 // The prober resolves a node's name itself before each probe, checks
 // every address, and connects only to an allowed one. A name that points
@@ -19,8 +38,7 @@ import (
 // the resolver's details.
 func TestProberNeverConnectsToDeniedNames(t *testing.T) {
 	st := openStore(t, "")
-	inside := newBackend(t) // a service on the control plane's own host
-	_, port := hostPort(t, inside.URL)
+	port, conns := insideService(t)
 	dns := dnstest.Start(t, map[string][]string{
 		"intranet.test": {"127.0.0.1"},
 		"mapped.test":   {"::ffff:127.0.0.1"},
@@ -40,7 +58,7 @@ func TestProberNeverConnectsToDeniedNames(t *testing.T) {
 			waitFor(t, n.Address+" OFFLINE", func() bool { return nodeStatus(t, st, lb.ID, n.ID) == Offline })
 		}
 	}
-	if n := inside.requests.Load(); n != 0 {
+	if n := conns.Load(); n != 0 {
 		t.Fatalf("the prober connected to a denied address %d times", n)
 	}
 	host, _, _ := net.SplitHostPort(dns.Addr)
@@ -87,5 +105,27 @@ func TestProberProbesNamesItResolves(t *testing.T) {
 	waitFor(t, "web.test ONLINE", func() bool { return nodeStatus(t, st, lb.ID, lb.Nodes[0].ID) == Online })
 	if b.requests.Load() == 0 {
 		t.Error("the backend saw no request")
+	}
+}
+
+// The host's own addresses, read from its interfaces, are never probed
+// (loopback is one of them), even with no network configured.
+func TestProberNeverConnectsToHostAddresses(t *testing.T) {
+	st := openStore(t, "")
+	port, conns := insideService(t)
+	guard, err := netguard.New(nil, netguard.Options{HostAddresses: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	connect := &store.HealthMonitor{Type: "CONNECT", Delay: 1, Timeout: 2, AttemptsBeforeDeactivation: 1}
+	lb := createLB(t, st, connect, node("127.0.0.1", port))
+	startProber(t, st, Options{Dialer: netguard.Dialer{Guard: guard}})
+	waitFor(t, "the node OFFLINE", func() bool { return nodeStatus(t, st, lb.ID, lb.Nodes[0].ID) == Offline })
+	evs := events(t, st, lb.ID)
+	if len(evs) != 1 || !strings.Contains(evs[0].DetailedMessage, "is an address of the service's own hosts") {
+		t.Errorf("events: %+v", evs)
+	}
+	if n := conns.Load(); n != 0 {
+		t.Errorf("the prober connected to the host's own address %d times", n)
 	}
 }
