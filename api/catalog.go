@@ -179,7 +179,7 @@ func ParseAllowedDomains(list string) ([]string, error) {
 			continue
 		}
 		name := strings.Trim(strings.ToLower(d), ".")
-		if name == "" || len(name) > 253 || !hostnameRE.MatchString(name) || isAllDigitsAndDots(name) {
+		if name == "" || len(name) > 253 || !hostnameRE.MatchString(name) || looksNumeric(name) {
 			return nil, fmt.Errorf("%q is not a domain name", d)
 		}
 		out = append(out, name)

@@ -27,8 +27,14 @@ type Config struct {
 	// address (a name must equal one or end with "." and one); empty
 	// allows any domain name. GET /loadbalancers/alloweddomains lists them.
 	AllowedDomains []string
-	// DeniedNodeNetworks are networks no node may be in.
-	DeniedNodeNetworks []netip.Prefix
+	// ResolveNode checks a node's address (resolving a name) at
+	// validation: an address or name that is or resolves to a denied
+	// address (a *netguard.DeniedError) is refused. Nil allows any.
+	ResolveNode func(ctx context.Context, address string) ([]netip.Addr, error)
+}
+
+func nodePolicy(cfg Config) NodePolicy {
+	return NodePolicy{AllowedDomains: normalDomains(cfg.AllowedDomains), Resolve: cfg.ResolveNode}
 }
 
 // LoadBalancers implements LoadBalancerService.
@@ -47,7 +53,7 @@ type LoadBalancers struct {
 func NewLoadBalancers(st *store.Store, auth Authorizer, cfg Config) *LoadBalancers {
 	return &LoadBalancers{
 		store: st, auth: auth, limits: cfg.Limits, fleet: cfg.Fleet,
-		sourceAddresses: cfg.SourceAddresses, nodePolicy: NodePolicy{AllowedDomains: normalDomains(cfg.AllowedDomains), DeniedNetworks: cfg.DeniedNodeNetworks}, log: cfg.Logger,
+		sourceAddresses: cfg.SourceAddresses, nodePolicy: nodePolicy(cfg), log: cfg.Logger,
 	}
 }
 
@@ -144,7 +150,7 @@ func (s *LoadBalancers) CreateLoadBalancer(ctx context.Context, req *lbaasv1.Cre
 	if in == nil {
 		return nil, BadRequest("loadBalancer: is required")
 	}
-	lb, vips, err := s.newLoadBalancer(account, in)
+	lb, vips, err := s.newLoadBalancer(ctx, account, in)
 	if err != nil {
 		return nil, err
 	}
@@ -177,7 +183,7 @@ func (s *LoadBalancers) CreateLoadBalancer(ctx context.Context, req *lbaasv1.Cre
 
 // newLoadBalancer validates a create request into a store model and the
 // virtual IPs it asks for.
-func (s *LoadBalancers) newLoadBalancer(account string, in *lbaasv1.LoadBalancerRequest) (*store.LoadBalancer, []vipWant, error) {
+func (s *LoadBalancers) newLoadBalancer(ctx context.Context, account string, in *lbaasv1.LoadBalancerRequest) (*store.LoadBalancer, []vipWant, error) {
 	var v validation
 	lb := &store.LoadBalancer{
 		Account: account, Name: in.GetName(), Protocol: in.GetProtocol(), Port: in.GetPort(),
@@ -230,7 +236,7 @@ func (s *LoadBalancers) newLoadBalancer(account string, in *lbaasv1.LoadBalancer
 	}
 
 	vips := s.requestedVirtualIPs(&v, in.GetVirtualIps())
-	if err := s.attachChildren(&v, lb, in); err != nil {
+	if err := s.attachChildren(ctx, &v, lb, in); err != nil {
 		return nil, nil, err
 	}
 	if err := v.err(); err != nil {
@@ -276,7 +282,7 @@ func (s *LoadBalancers) requestedVirtualIPs(v *validation, in []*lbaasv1.Virtual
 
 // attachChildren validates the optional sub-objects of a create request
 // into lb. Limits give overLimit faults, which win over validation errors.
-func (s *LoadBalancers) attachChildren(v *validation, lb *store.LoadBalancer, in *lbaasv1.LoadBalancerRequest) error {
+func (s *LoadBalancers) attachChildren(ctx context.Context, v *validation, lb *store.LoadBalancer, in *lbaasv1.LoadBalancerRequest) error {
 	if n := len(in.GetNodes()); n > int(s.limits.Nodes) {
 		return OverLimit(fmt.Sprintf("NODE_LIMIT: a load balancer may have at most %d nodes (got %d)", s.limits.Nodes, n))
 	}
@@ -290,7 +296,7 @@ func (s *LoadBalancers) attachChildren(v *validation, lb *store.LoadBalancer, in
 		if len(n.GetMetadata()) > int(s.limits.NodeMeta) {
 			return OverLimit(fmt.Sprintf("NODE_META_LIMIT: a node may have at most %d metadata items (loadBalancer.nodes[%d])", s.limits.NodeMeta, i))
 		}
-		lb.Nodes = append(lb.Nodes, nodeFromRequest(v, fmt.Sprintf("loadBalancer.nodes[%d]", i), n, s.nodePolicy))
+		lb.Nodes = append(lb.Nodes, nodeFromRequest(ctx, v, fmt.Sprintf("loadBalancer.nodes[%d]", i), n, s.nodePolicy))
 	}
 	duplicateNodes(v, "loadBalancer.nodes", nil, lb.Nodes)
 	seen := map[string]bool{}

@@ -22,7 +22,7 @@ type lbChild struct {
 }
 
 func newLBChild(st *store.Store, auth Authorizer, cfg Config) lbChild {
-	return lbChild{store: st, auth: auth, limits: cfg.Limits, nodePolicy: NodePolicy{AllowedDomains: normalDomains(cfg.AllowedDomains), DeniedNetworks: cfg.DeniedNodeNetworks}, log: cfg.Logger}
+	return lbChild{store: st, auth: auth, limits: cfg.Limits, nodePolicy: nodePolicy(cfg), log: cfg.Logger}
 }
 
 // read authorizes the caller and loads a live load balancer of the account.
@@ -127,7 +127,7 @@ func (s *Nodes) AddNodes(ctx context.Context, req *lbaasv1.AddNodesRequest) (*lb
 		if len(in.GetMetadata()) > int(s.limits.NodeMeta) {
 			return nil, OverLimit(fmt.Sprintf("NODE_META_LIMIT: a node may have at most %d metadata items (nodes[%d])", s.limits.NodeMeta, i))
 		}
-		added = append(added, nodeFromRequest(&v, fmt.Sprintf("nodes[%d]", i), in, s.nodePolicy))
+		added = append(added, nodeFromRequest(ctx, &v, fmt.Sprintf("nodes[%d]", i), in, s.nodePolicy))
 	}
 	if err := v.err(); err != nil {
 		return nil, err

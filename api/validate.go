@@ -1,15 +1,19 @@
 package api
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	lbaasv1 "github.com/openlbaas/lbaas/gen/lbaas/v1"
+	"github.com/openlbaas/lbaas/internal/netguard"
 	"github.com/openlbaas/lbaas/store"
 )
 
@@ -65,31 +69,53 @@ func validNodeAddress(v *validation, field, address string) string {
 		}
 		return store.FormatAddress(ip)
 	}
-	if len(address) > 253 || !hostnameRE.MatchString(address) || isAllDigitsAndDots(address) {
+	if looksNumeric(address) {
+		// 0x7f000001, 0177.0.0.1, 127.1, 2130706433: C resolvers and
+		// browsers read these as IPv4 addresses; we do not guess.
+		v.add(field, "%q is not a valid IP address: write an IPv4 address as four decimal numbers from 0 to 255 without leading zeros (e.g. 10.1.1.1)", address)
+		return address
+	}
+	if len(address) > 253 || !hostnameRE.MatchString(address) {
 		v.add(field, "%q is not a valid IP address or domain name", address)
 	}
 	return strings.ToLower(address)
 }
 
-// check applies the policy to a valid node address.
-func (p NodePolicy) check(v *validation, field, address string) {
-	ip, err := netip.ParseAddr(address)
-	if err != nil {
-		if !domainAllowed(address, p.AllowedDomains) {
-			v.add(field, "%q is not in an allowed domain (%s; see GET /loadbalancers/alloweddomains)",
-				address, strings.Join(p.AllowedDomains, ", "))
-		}
-		if address == "localhost" || strings.HasSuffix(strings.TrimSuffix(address, "."), ".localhost") {
-			ip = netip.MustParseAddr("127.0.0.1")
-		} else {
-			return
-		}
+// numericLabelRE is a label inet_aton (and the URL standard) reads as a
+// number: decimal, octal with a leading 0, or hexadecimal with 0x.
+var numericLabelRE = regexp.MustCompile(`^(0[xX][0-9a-fA-F]*|[0-9]+)$`)
+
+// looksNumeric reports whether a name that is not an IP address would be
+// read as one by some resolver: its last label is numeric (no top-level
+// domain is).
+func looksNumeric(address string) bool {
+	labels := strings.Split(strings.TrimSuffix(address, "."), ".")
+	return numericLabelRE.MatchString(labels[len(labels)-1])
+}
+
+// nodeLookupTimeout bounds the resolution of a node name at validation.
+const nodeLookupTimeout = 3 * time.Second
+
+// check applies the policy to a valid node address (given as the customer
+// wrote it, address canonical): its domain, and the
+// guard's verdict on the address or on every address the name resolves
+// to. A name that does not resolve (yet) is accepted, as the reference
+// does: it gets no traffic until it does.
+func (p NodePolicy) check(ctx context.Context, v *validation, field, given, address string) {
+	if _, err := netip.ParseAddr(address); err != nil && !domainAllowed(address, p.AllowedDomains) {
+		v.add(field, "%q is not in an allowed domain (%s; see GET /loadbalancers/alloweddomains)",
+			address, strings.Join(p.AllowedDomains, ", "))
+		return
 	}
-	for _, n := range p.DeniedNetworks {
-		if n.Contains(ip.Unmap()) {
-			v.add(field, "%q is in %s, where nodes are not allowed", address, n)
-			return
-		}
+	if p.Resolve == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, nodeLookupTimeout)
+	defer cancel()
+	_, err := p.Resolve(ctx, address)
+	var denied *netguard.DeniedError
+	if errors.As(err, &denied) {
+		v.add(field, "%q: %s", given, err)
 	}
 }
 
@@ -113,26 +139,24 @@ func validHostHeader(h string) bool {
 	return len(host) <= 253 && hostnameRE.MatchString(host)
 }
 
-func isAllDigitsAndDots(s string) bool {
-	return strings.Trim(s, "0123456789.") == ""
-}
-
 // NodePolicy says which addresses nodes may have.
 type NodePolicy struct {
 	// AllowedDomains, when not empty, are the domains node names must be in.
 	AllowedDomains []string
-	// DeniedNetworks are networks no node may be in: the control plane's
-	// and the proxies' own (loopback, link-local metadata services), which
-	// would otherwise let a customer probe or proxy to them.
-	DeniedNetworks []netip.Prefix
+	// Resolve checks a node address, resolving a name, against the
+	// addresses nodes may not have: the control plane's and the proxies'
+	// own (loopback, their interface addresses, link-local metadata
+	// services), which would otherwise let a customer probe or proxy to
+	// them. A *netguard.DeniedError refuses the address. Nil allows any.
+	Resolve func(ctx context.Context, address string) ([]netip.Addr, error)
 }
 
 // nodeFromRequest validates a node to add and returns it as stored.
-func nodeFromRequest(v *validation, field string, in *lbaasv1.NodeRequest, policy NodePolicy) store.Node {
+func nodeFromRequest(ctx context.Context, v *validation, field string, in *lbaasv1.NodeRequest, policy NodePolicy) store.Node {
 	bad := len(*v)
 	address := validNodeAddress(v, field+".address", in.GetAddress())
 	if len(*v) == bad {
-		policy.check(v, field+".address", address)
+		policy.check(ctx, v, field+".address", in.GetAddress(), address)
 	}
 	n := store.Node{
 		Address:   address,

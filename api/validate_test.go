@@ -1,6 +1,7 @@
 package api
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -63,6 +64,22 @@ func TestNodeAddresses(t *testing.T) {
 		validNodeAddress(&v, "address", in)
 		if len(v) != 1 {
 			t.Errorf("validNodeAddress(%q) accepted (%v)", in, v)
+		}
+	}
+	// Spellings C resolvers (inet_aton) and the URL standard read as IPv4
+	// addresses: refused at parse time, whatever they would mean.
+	for _, in := range []string{"0x7f000001", "0X7F000001", "0x7f.0.0.1", "0x7f.1", "0177.0.0.1", "0177.1", "127.1", "127.0.1",
+		"2130706433", "017700000001", "10.1.1.0x1", "www.0x10", "host.123", "0x7f000001.", "0x"} {
+		var v validation
+		validNodeAddress(&v, "nodes[0].address", in)
+		if len(v) != 1 || !strings.Contains(v[0], "nodes[0].address: ") || !strings.Contains(v[0], "is not a valid IP address") {
+			t.Errorf("validNodeAddress(%q): %v", in, v)
+		}
+	}
+	for _, in := range []string{"0x7f.example.com", "123.example.com", "web1.example.org."} {
+		var v validation
+		if validNodeAddress(&v, "address", in); len(v) != 0 {
+			t.Errorf("validNodeAddress(%q) refused: %v", in, v)
 		}
 	}
 }

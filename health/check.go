@@ -24,6 +24,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/openlbaas/lbaas/internal/netguard"
 	"github.com/openlbaas/lbaas/store"
 )
 
@@ -44,13 +45,16 @@ type Checker struct {
 	status  *regexp.Regexp
 	body    *regexp.Regexp
 	client  *http.Client
+	dial    netguard.Dialer
 }
 
-// NewChecker compiles a monitor's check of the node at address:port.
-func NewChecker(hm store.HealthMonitor, address string, port uint32) (*Checker, error) {
+// NewChecker compiles a monitor's check of the node at address:port. Every
+// connection goes through dial: a name is resolved there, before each
+// probe, and only an allowed IP address is connected to.
+func NewChecker(hm store.HealthMonitor, address string, port uint32, dial netguard.Dialer) (*Checker, error) {
 	c := &Checker{
-		monitor: hm, address: address,
-		target:  net.JoinHostPort(address, strconv.FormatUint(uint64(port), 10)),
+		monitor: hm, address: address, dial: dial,
+		target:  netguard.Target(address, port),
 		timeout: time.Duration(hm.Timeout) * time.Second,
 	}
 	if c.timeout <= 0 {
@@ -83,7 +87,7 @@ func NewChecker(hm store.HealthMonitor, address string, port uint32) (*Checker, 
 	c.client = &http.Client{
 		Transport: &http.Transport{
 			Proxy:             nil, // straight to the node, whatever the environment says
-			DialContext:       (&net.Dialer{Timeout: c.timeout}).DialContext,
+			DialContext:       dial.DialContext,
 			TLSClientConfig:   tlsConfig,
 			DisableKeepAlives: true, // every check opens a connection, as a client would
 		},
@@ -106,7 +110,7 @@ func (c *Checker) Check(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	if c.monitor.Type == "CONNECT" {
-		conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", c.target)
+		conn, err := c.dial.DialContext(ctx, "tcp", c.target)
 		if err != nil {
 			return c.failure(ctx, "Connection failed", err)
 		}
@@ -175,7 +179,17 @@ func (c *Checker) checkHTTP(ctx context.Context) error {
 // failure words a network error for the events feed.
 func (c *Checker) failure(ctx context.Context, what string, err error) error {
 	var netErr net.Error
+	var denied *netguard.DeniedError
 	switch {
+	case errors.Is(err, netguard.ErrNotResolved):
+		// Never the resolver's own words: they name the DNS server.
+		return fmt.Errorf("%s: name did not resolve (%s)", what, c.address)
+	case errors.As(err, &denied):
+		var named *netguard.NameError
+		if errors.As(err, &named) {
+			return fmt.Errorf("%s: not connected: %s", what, named)
+		}
+		return fmt.Errorf("%s: not connected: %s", what, denied)
 	case errors.Is(ctx.Err(), context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded),
 		errors.As(err, &netErr) && netErr.Timeout():
 		return fmt.Errorf("%s: no answer from %s within the timeout of %s", what, c.target, c.timeout)

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/openlbaas/lbaas/internal/netguard"
 	"github.com/openlbaas/lbaas/store"
 )
 
@@ -44,7 +45,7 @@ func closedPort(t *testing.T) uint32 {
 
 func check(t *testing.T, hm store.HealthMonitor, address string, port uint32) error {
 	t.Helper()
-	c, err := NewChecker(hm, address, port)
+	c, err := NewChecker(hm, address, port, netguard.Dialer{})
 	if err != nil {
 		t.Fatalf("NewChecker: %v", err)
 	}
@@ -90,7 +91,7 @@ func TestHTTPCheckTimesOut(t *testing.T) {
 	defer srv.Close()
 	defer close(release)
 	address, port := hostPort(t, srv.URL)
-	c, err := NewChecker(httpMonitor("/", "^200$"), address, port)
+	c, err := NewChecker(httpMonitor("/", "^200$"), address, port, netguard.Dialer{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -249,7 +250,7 @@ func TestNewCheckerRefusesBadMonitors(t *testing.T) {
 		{Type: "HTTP", Timeout: 1, Path: "/", StatusRegex: "("},
 		{Type: "HTTP", Timeout: 1, Path: "/", StatusRegex: "200", BodyRegex: "[z-a]"},
 	} {
-		if _, err := NewChecker(hm, "127.0.0.1", 80); err == nil {
+		if _, err := NewChecker(hm, "127.0.0.1", 80, netguard.Dialer{}); err == nil {
 			t.Errorf("NewChecker(%+v) accepted it", hm)
 		}
 	}
@@ -262,7 +263,7 @@ func TestCheckHonoursCancellation(t *testing.T) {
 	address, port := hostPort(t, srv.URL)
 	hm := httpMonitor("/", "^200$")
 	hm.Timeout = 300
-	c, err := NewChecker(hm, address, port)
+	c, err := NewChecker(hm, address, port, netguard.Dialer{})
 	if err != nil {
 		t.Fatal(err)
 	}

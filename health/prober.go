@@ -10,6 +10,7 @@ import (
 	"github.com/cenkalti/backoff/v5"
 
 	"github.com/openlbaas/lbaas/internal/logutil"
+	"github.com/openlbaas/lbaas/internal/netguard"
 	"github.com/openlbaas/lbaas/store"
 )
 
@@ -38,6 +39,10 @@ type Options struct {
 	Poll time.Duration
 	// Concurrency bounds the probes in flight. Default 256.
 	Concurrency int
+	// Dialer makes every probe's connection: it resolves a node's name
+	// before each probe and connects only to an address its guard allows.
+	// The zero Dialer resolves no name and allows every address.
+	Dialer netguard.Dialer
 }
 
 // Prober runs the health monitors.
@@ -46,6 +51,7 @@ type Prober struct {
 	log   *slog.Logger
 	poll  time.Duration
 	sem   chan struct{}
+	dial  netguard.Dialer
 	// unit is what a monitor's delay counts in: a second (tests shorten it).
 	unit time.Duration
 
@@ -94,7 +100,7 @@ func New(st *store.Store, opts Options) *Prober {
 		opts.Concurrency = 256
 	}
 	return &Prober{
-		store: st, log: opts.Logger, poll: opts.Poll, unit: time.Second,
+		store: st, log: opts.Logger, poll: opts.Poll, unit: time.Second, dial: opts.Dialer,
 		sem: make(chan struct{}, opts.Concurrency), targets: map[uint32]*target{},
 		lockWarn:   logutil.NewLimited(opts.Logger, logutil.Interval),
 		readWarn:   logutil.NewLimited(opts.Logger, logutil.Interval),
@@ -262,7 +268,7 @@ func (p *Prober) reconcile(ctx context.Context) error {
 			t.status.Store(status[id])
 			continue
 		}
-		c, err := NewChecker(s.monitor, s.address, s.port)
+		c, err := NewChecker(s.monitor, s.address, s.port, p.dial)
 		if err != nil {
 			// The API validates monitors, so this is a bug; say so once.
 			p.log.ErrorContext(ctx, "health: cannot check node", "lb", s.lb, "node", s.node, "err", err)

@@ -2,6 +2,7 @@ package translator
 
 import (
 	"fmt"
+	"net/netip"
 	"testing"
 )
 
@@ -17,7 +18,8 @@ func fleetOf(n int) []*LoadBalancer {
 			lb.Protocol, lb.Port = "TCP", 5432
 		}
 		for j := range 10 {
-			lb.Nodes = append(lb.Nodes, Node{ID: uint32(j + 1), Address: fmt.Sprintf("10.%d.%d.%d", i/65536, i/256%256, j+1),
+			addr := fmt.Sprintf("10.%d.%d.%d", i/65536, i/256%256, j+1)
+			lb.Nodes = append(lb.Nodes, Node{ID: uint32(j + 1), Address: addr, Addresses: []netip.Addr{netip.MustParseAddr(addr)},
 				Port: 8080, Condition: "ENABLED", Type: "PRIMARY", Weight: uint32(j + 1), Online: true})
 		}
 		lbs[i] = lb

@@ -2,6 +2,7 @@ package translator_test
 
 import (
 	"fmt"
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -55,11 +56,18 @@ func FuzzTranslate(f *testing.F) {
 		for i := 0; i+2 < len(nodes) && len(lb.Nodes) < 25; i += 3 {
 			b := nodes[i : i+3]
 			addr := fmt.Sprintf("10.0.%d.%d", b[0], b[1])
+			ips := []netip.Addr{netip.MustParseAddr(addr)}
 			if b[2]&64 != 0 {
+				// A name, resolved by the control plane to none, one or
+				// several addresses (possibly another node's).
 				addr = fmt.Sprintf("node%d.example.com", b[0])
+				ips = ips[:0]
+				for k := range int(b[0]) % 4 {
+					ips = append(ips, netip.AddrFrom4([4]byte{10, 1, b[1], byte(k)}), netip.AddrFrom16([16]byte{0: 0xfd, 15: byte(k)}))
+				}
 			}
 			lb.Nodes = append(lb.Nodes, Node{
-				ID: uint32(i + 1), Address: addr, Port: uint32(b[1]) + 1,
+				ID: uint32(i + 1), Address: addr, Addresses: ips, Port: uint32(b[1]) + 1,
 				Condition: conditions[int(b[2])%3], Type: map[bool]string{true: "SECONDARY", false: "PRIMARY"}[b[2]&8 != 0],
 				Weight: uint32(b[2])%100 + 1, Online: b[2]&16 == 0,
 			})

@@ -1,6 +1,9 @@
 package translator
 
-import "fmt"
+import (
+	"fmt"
+	"net/netip"
+)
 
 // LoadBalancer is the translator's input: one load balancer as the data
 // plane needs to know it. It is a plain value, independent of storage.
@@ -61,8 +64,13 @@ type VIP struct {
 
 // Node is a back-end server.
 type Node struct {
-	ID        uint32
-	Address   string // an IP address or a domain name
+	ID      uint32
+	Address string // what the customer gave: an IP address or a domain name
+	// Addresses are the IP addresses the node's traffic goes to: Address
+	// itself, or what the control plane resolved the name to (and allowed).
+	// Each is an endpoint; none means the node gets no traffic. Proxies
+	// never resolve names themselves.
+	Addresses []netip.Addr
 	Port      uint32
 	Condition string // ENABLED, DISABLED, DRAINING
 	Type      string // PRIMARY, SECONDARY

@@ -96,6 +96,11 @@ func check(lb *LoadBalancer) error {
 		if n.Port == 0 || n.Port > 65535 || n.Address == "" {
 			return fmt.Errorf("load balancer %d: node %d has no usable address", lb.ID, n.ID)
 		}
+		for _, a := range n.Addresses {
+			if !a.IsValid() || a.Zone() != "" {
+				return fmt.Errorf("load balancer %d: node %d: %q is not an endpoint address", lb.ID, n.ID, a)
+			}
+		}
 	}
 	// Protobuf strings must be UTF-8 (the API only accepts UTF-8 JSON).
 	if !utf8.ValidString(lb.ErrorPage) || !utf8.ValidString(lb.AccessLogPath) {
@@ -119,9 +124,8 @@ func weighted(algorithm string) bool {
 }
 
 // clusters builds the load balancer's cluster for Envoy and for gRPC, and
-// its endpoints. Nodes named by IP address are served over EDS; a node
-// named by a domain name needs DNS resolution, so such a load balancer gets
-// a STRICT_DNS cluster carrying its endpoints inline (and no EDS resource).
+// its endpoints, served over EDS: every node's addresses are IP addresses
+// (names are resolved by the control plane), so no proxy resolves a name.
 func clusters(lb *LoadBalancer) (envoy, grpc *clusterv3.Cluster, eds *endpointv3.ClusterLoadAssignment) {
 	name := ResourceName(lb.ID)
 	cla := loadAssignment(lb)
@@ -135,15 +139,9 @@ func clusters(lb *LoadBalancer) (envoy, grpc *clusterv3.Cluster, eds *endpointv3
 			HealthyPanicThreshold: &typev3.Percent{Value: 0},
 		},
 	}
-	if hasDomainNames(lb.Nodes) {
-		envoy.ClusterDiscoveryType = &clusterv3.Cluster_Type{Type: clusterv3.Cluster_STRICT_DNS}
-		envoy.DnsLookupFamily = clusterv3.Cluster_V4_PREFERRED
-		envoy.LoadAssignment = cla
-	} else {
-		envoy.ClusterDiscoveryType = &clusterv3.Cluster_Type{Type: clusterv3.Cluster_EDS}
-		envoy.EdsClusterConfig = &clusterv3.Cluster_EdsClusterConfig{EdsConfig: ads(), ServiceName: name}
-		eds = cla
-	}
+	envoy.ClusterDiscoveryType = &clusterv3.Cluster_Type{Type: clusterv3.Cluster_EDS}
+	envoy.EdsClusterConfig = &clusterv3.Cluster_EdsClusterConfig{EdsConfig: ads(), ServiceName: name}
+	eds = cla
 	clusterFeatures(lb, envoy)
 	grpc = envoy
 	if p := grpcPolicy(lb); p != envoy.LbPolicy {
@@ -151,15 +149,6 @@ func clusters(lb *LoadBalancer) (envoy, grpc *clusterv3.Cluster, eds *endpointv3
 		grpc.LbPolicy = p
 	}
 	return envoy, grpc, eds
-}
-
-func hasDomainNames(nodes []Node) bool {
-	for _, n := range nodes {
-		if _, err := netip.ParseAddr(n.Address); err != nil {
-			return true
-		}
-	}
-	return false
 }
 
 // envoyPolicy maps the Rackspace algorithms onto Envoy's; weights are
@@ -203,18 +192,27 @@ func outlierDetection() *clusterv3.OutlierDetection {
 // no primary is healthy). Without primaries, secondaries serve at priority
 // 0, since priorities must start there.
 func loadAssignment(lb *LoadBalancer) *endpointv3.ClusterLoadAssignment {
-	var primary, secondary []*endpointv3.LbEndpoint
-	for _, n := range lb.Nodes {
-		if n.Condition == "DISABLED" {
-			continue
+	// One endpoint per address and port: names may resolve to an address
+	// another node has (grpc-go refuses duplicates); a primary wins.
+	seen := map[netip.AddrPort]bool{}
+	endpoints := func(typ string) []*endpointv3.LbEndpoint {
+		var out []*endpointv3.LbEndpoint
+		for _, n := range lb.Nodes {
+			if n.Condition == "DISABLED" || (n.Type == "SECONDARY") != (typ == "SECONDARY") {
+				continue
+			}
+			for _, a := range n.Addresses {
+				key := netip.AddrPortFrom(a, uint16(n.Port))
+				if seen[key] {
+					continue
+				}
+				seen[key] = true
+				out = append(out, lbEndpoint(n, a, weighted(lb.Algorithm)))
+			}
 		}
-		ep := lbEndpoint(n, weighted(lb.Algorithm))
-		if n.Type == "SECONDARY" {
-			secondary = append(secondary, ep)
-		} else {
-			primary = append(primary, ep)
-		}
+		return out
 	}
+	primary, secondary := endpoints("PRIMARY"), endpoints("SECONDARY")
 	cla := &endpointv3.ClusterLoadAssignment{
 		ClusterName: ResourceName(lb.ID),
 		Policy: &endpointv3.ClusterLoadAssignment_Policy{
@@ -237,10 +235,10 @@ func loadAssignment(lb *LoadBalancer) *endpointv3.ClusterLoadAssignment {
 	return cla
 }
 
-func lbEndpoint(n Node, weighted bool) *endpointv3.LbEndpoint {
+func lbEndpoint(n Node, addr netip.Addr, weighted bool) *endpointv3.LbEndpoint {
 	ep := &endpointv3.LbEndpoint{
 		HostIdentifier: &endpointv3.LbEndpoint_Endpoint{Endpoint: &endpointv3.Endpoint{
-			Address: socketAddress(n.Address, n.Port, corev3.SocketAddress_TCP),
+			Address: socketAddress(addr.String(), n.Port, corev3.SocketAddress_TCP),
 		}},
 		HealthStatus: corev3.HealthStatus_UNKNOWN,
 	}

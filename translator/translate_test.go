@@ -4,18 +4,31 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
+	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
-func node(id uint32, addr string, typ, condition string, weight uint32) Node {
-	return Node{ID: id, Address: addr, Port: 8080, Condition: condition, Type: typ, Weight: weight, Online: true}
+// node is a node named by an IP address, or by a name resolved to ips.
+func node(id uint32, addr string, typ, condition string, weight uint32, ips ...string) Node {
+	if len(ips) == 0 {
+		ips = []string{addr}
+	}
+	n := Node{ID: id, Address: addr, Port: 8080, Condition: condition, Type: typ, Weight: weight, Online: true}
+	for _, ip := range ips {
+		n.Addresses = append(n.Addresses, netip.MustParseAddr(ip))
+	}
+	return n
 }
 
 // goldenCases cover every protocol family and algorithm.
@@ -47,8 +60,10 @@ var goldenCases = map[string]*LoadBalancer{
 		VIPs:  []VIP{{"127.2.0.7"}},
 		Nodes: []Node{node(1, "10.0.0.1", "SECONDARY", "ENABLED", 1)}},
 	"http_domain_name_nodes": {ID: 8, Protocol: "HTTP", Port: 80, Algorithm: "ROUND_ROBIN", TimeoutSeconds: 30,
-		VIPs:  []VIP{{"127.1.0.8"}},
-		Nodes: []Node{node(1, "www.example.com", "PRIMARY", "ENABLED", 1), node(2, "10.0.0.2", "PRIMARY", "ENABLED", 1)}},
+		VIPs: []VIP{{"127.1.0.8"}},
+		Nodes: []Node{node(1, "www.example.com", "PRIMARY", "ENABLED", 1, "192.0.2.10", "2001:db8::10"), node(2, "10.0.0.2", "PRIMARY", "ENABLED", 1),
+			// Resolves to node 2's address (one endpoint), or to nothing (none).
+			node(3, "alias.example.com", "SECONDARY", "ENABLED", 1, "10.0.0.2"), {ID: 4, Address: "gone.example.com", Port: 8080, Condition: "ENABLED", Type: "PRIMARY", Weight: 1, Online: true}}},
 	"http_features": {ID: 10, Protocol: "HTTP", Port: 80, Algorithm: "ROUND_ROBIN", TimeoutSeconds: 30,
 		VIPs:        []VIP{{"127.1.0.10"}},
 		Nodes:       []Node{node(1, "10.0.0.1", "PRIMARY", "ENABLED", 1)},
@@ -68,7 +83,7 @@ var goldenCases = map[string]*LoadBalancer{
 	"mysql_offline_node_no_nodes_enabled": {ID: 9, Protocol: "MYSQL", Port: 3306, Algorithm: "RANDOM", TimeoutSeconds: 30,
 		VIPs: []VIP{{"127.1.0.9"}},
 		Nodes: []Node{
-			{ID: 1, Address: "10.0.0.1", Port: 3306, Condition: "ENABLED", Type: "PRIMARY", Weight: 1, Online: false},
+			{ID: 1, Address: "10.0.0.1", Addresses: []netip.Addr{netip.MustParseAddr("10.0.0.1")}, Port: 3306, Condition: "ENABLED", Type: "PRIMARY", Weight: 1, Online: false},
 			node(2, "10.0.0.2", "PRIMARY", "DISABLED", 1),
 		}},
 }
@@ -170,4 +185,69 @@ func render(t *testing.T, out *Output) []byte {
 	}
 	buf.WriteByte('\n')
 	return buf.Bytes()
+}
+
+// Every golden file belongs to a case: a renamed or removed case leaves no
+// stale file behind that reviewers would take for current output.
+func TestNoOrphanGoldenFiles(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("testdata", "*.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		if _, ok := goldenCases[strings.TrimSuffix(filepath.Base(f), ".json")]; !ok {
+			t.Errorf("%s has no golden case (remove it, or add the case)", f)
+		}
+	}
+}
+
+// Proxies never resolve a customer's name: every cluster is EDS, and
+// every endpoint is an IP address the control plane gave (a name that
+// resolves to nothing gives no endpoint; an address two nodes share is one
+// endpoint, which grpc-go requires).
+func TestEndpointsAreResolvedAddresses(t *testing.T) {
+	for name, lb := range goldenCases {
+		out, err := Translate(lb)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range []Resources{out.Envoy, out.GRPC} {
+			for _, c := range r.Clusters {
+				if c.GetType() != clusterv3.Cluster_EDS || c.GetLoadAssignment() != nil {
+					t.Errorf("%s: cluster %s is %v, not EDS", name, c.GetName(), c.GetType())
+				}
+			}
+			for _, cla := range r.Endpoints {
+				seen := map[string]bool{}
+				for _, loc := range cla.GetEndpoints() {
+					for _, ep := range loc.GetLbEndpoints() {
+						sa := ep.GetEndpoint().GetAddress().GetSocketAddress()
+						if _, err := netip.ParseAddr(sa.GetAddress()); err != nil {
+							t.Errorf("%s: endpoint %q is not an IP address", name, sa.GetAddress())
+						}
+						key := fmt.Sprintf("%s:%d", sa.GetAddress(), sa.GetPortValue())
+						if seen[key] {
+							t.Errorf("%s: endpoint %s twice", name, key)
+						}
+						seen[key] = true
+					}
+				}
+			}
+		}
+	}
+	out, err := Translate(goldenCases["http_domain_name_nodes"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, loc := range out.Envoy.Endpoints[0].GetEndpoints() {
+		for _, ep := range loc.GetLbEndpoints() {
+			sa := ep.GetEndpoint().GetAddress().GetSocketAddress()
+			got = append(got, fmt.Sprintf("p%d %s", loc.GetPriority(), sa.GetAddress()))
+		}
+	}
+	want := []string{"p0 192.0.2.10", "p0 2001:db8::10", "p0 10.0.0.2"}
+	if !slices.Equal(got, want) {
+		t.Errorf("endpoints of the named nodes: got %v, want %v", got, want)
+	}
 }

@@ -12,6 +12,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -27,6 +28,7 @@ import (
 	"github.com/openlbaas/lbaas/auth"
 	"github.com/openlbaas/lbaas/envoy"
 	"github.com/openlbaas/lbaas/internal/pki"
+	"github.com/openlbaas/lbaas/internal/netguard"
 	"github.com/openlbaas/lbaas/internal/server"
 	"github.com/openlbaas/lbaas/internal/tlsreload"
 	"github.com/openlbaas/lbaas/store"
@@ -114,6 +116,10 @@ func serveCommand() *ffcli.Command {
 		cfg.DeniedNodeNetworks = nets
 		return err
 	})
+	fs.BoolVar(&cfg.DenyHostAddresses, "deny-host-addresses", true,
+		"also refuse this machine's own interface addresses as node addresses (reread every minute; off with --denied-node-networks none)")
+	dnsServer := fs.String("node-dns-server", "", "resolve node names with this DNS server (host:port, e.g. a resolver that knows no internal zones) instead of the system's resolver")
+	fs.DurationVar(&cfg.NodeNameRefresh, "node-name-refresh", 30*time.Second, "how often node names are resolved again (5s to 5m)")
 	healthChecks := fs.Bool("health-checks", true, "probe the nodes of load balancers with a health monitor (one replica probes per database)")
 	fs.IntVar(&cfg.HealthCheckConcurrency, "health-check-concurrency", 256, "probes in flight at once, at most")
 	fs.StringVar(&cfg.DebugAddr, "debug-addr", "", "serve Go pprof and /debug/xds/clients (connected xDS clients) on this address (e.g. 127.0.0.1:6060); off when empty")
@@ -162,6 +168,10 @@ func serveCommand() *ffcli.Command {
 			if cfg.AckTimeout == 0 {
 				cfg.AckTimeout = -1 // the flag's 0 is "never"; the Config's is "the default"
 			}
+			if len(cfg.DeniedNodeNetworks) == 0 {
+				cfg.DenyHostAddresses = false // "none": the guard is off (trials with loopback nodes)
+			}
+			cfg.NodeResolver = nodeResolver(*dnsServer)
 			return serve(ctx, cfg)
 		},
 	}
@@ -169,7 +179,19 @@ func serveCommand() *ffcli.Command {
 
 // defaultDeniedNodeNetworks keep customers from pointing nodes (and so the
 // proxies and the health prober) at the machines' own services.
-const defaultDeniedNodeNetworks = "0.0.0.0/8,127.0.0.0/8,169.254.0.0/16,::1/128,fe80::/10"
+const defaultDeniedNodeNetworks = netguard.DefaultDenied
+
+// nodeResolver is the system's resolver (hosts file, resolv.conf), or one
+// that asks only the given DNS server.
+func nodeResolver(server string) *net.Resolver {
+	if server == "" {
+		return net.DefaultResolver
+	}
+	return &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, network, server)
+	}}
+}
 
 func parseNetworks(v string) ([]netip.Prefix, error) {
 	var out []netip.Prefix

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -46,6 +47,7 @@ type Publisher struct {
 	// with jitter); retryAt is when the next may run.
 	retry   *backoff.ExponentialBackOff
 	retryAt time.Time
+	nodeAddresses func(lb uint32, address string) []netip.Addr
 
 	mu       sync.Mutex
 	revision int64
@@ -79,6 +81,10 @@ type Options struct {
 	AccessLogPath string
 	// Limits bound what one xDS client may cost (xds.DefaultLimits when zero).
 	Limits xds.Limits
+	// NodeAddresses gives the IP addresses a node's traffic may go to: its
+	// address when allowed, or what its name resolves to (nodedns.Cache
+	// Lookup). Nil takes IP addresses as they are and resolves no name.
+	NodeAddresses func(lb uint32, address string) []netip.Addr
 }
 
 // New builds the cache, tracker and publisher from the store's current
@@ -124,7 +130,7 @@ func New(ctx context.Context, st *store.Store, opts Options, log *slog.Logger) (
 
 func newPublisher(st *store.Store, opts Options, log *slog.Logger) *Publisher {
 	p := &Publisher{
-		store: st, log: log, poll: time.Second, accessLogPath: opts.AccessLogPath,
+		store: st, log: log, poll: time.Second, accessLogPath: opts.AccessLogPath, nodeAddresses: opts.NodeAddresses,
 		current: map[uint32]*resources{}, good: map[uint32]*resources{},
 		wake:  make(chan struct{}, 1),
 		retry: backoff.NewExponentialBackOff(),
@@ -304,7 +310,7 @@ func (p *Publisher) stage(lb *store.LoadBalancer, updates map[xds.Group]*xds.Upd
 	next := &resources{fleet: lb.Fleet, byKind: map[xds.Kind]map[xds.Key]*anypb.Any{}}
 	live := lb.Status != store.StatusPendingDelete && lb.Status != store.StatusDeleted
 	if live {
-		m := Model(lb)
+		m := Model(lb, p.nodeAddresses)
 		m.AccessLogPath = p.accessLogPath
 		out, err := translator.Translate(m)
 		if err == nil {
@@ -501,8 +507,12 @@ func sameResources(a, b map[xds.Key]*anypb.Any) bool {
 	return true
 }
 
-// Model converts a stored load balancer into the translator's input.
-func Model(lb *store.LoadBalancer) *translator.LoadBalancer {
+// Model converts a stored load balancer into the translator's input;
+// addresses gives each node's IP addresses (nil: IP addresses as they are).
+func Model(lb *store.LoadBalancer, addresses func(lb uint32, address string) []netip.Addr) *translator.LoadBalancer {
+	if addresses == nil {
+		addresses = ipOnly
+	}
 	m := &translator.LoadBalancer{
 		ID: lb.ID, Name: lb.Name, Protocol: lb.Protocol, Port: lb.Port, Algorithm: lb.Algorithm,
 		TimeoutSeconds: lb.Timeout, HalfClosed: lb.HalfClosed, HTTPSRedirect: lb.HTTPSRedirect,
@@ -524,9 +534,17 @@ func Model(lb *store.LoadBalancer) *translator.LoadBalancer {
 	}
 	for _, n := range lb.Nodes {
 		m.Nodes = append(m.Nodes, translator.Node{
-			ID: n.ID, Address: n.Address, Port: n.Port, Condition: n.Condition,
+			ID: n.ID, Address: n.Address, Addresses: addresses(lb.ID, n.Address), Port: n.Port, Condition: n.Condition,
 			Type: n.Type, Weight: n.Weight, Online: n.Status != "OFFLINE",
 		})
 	}
 	return m
+}
+
+// ipOnly takes an IP address as it is and resolves no name.
+func ipOnly(_ uint32, address string) []netip.Addr {
+	if ip, err := netip.ParseAddr(address); err == nil {
+		return []netip.Addr{ip.Unmap()}
+	}
+	return nil
 }

@@ -35,6 +35,8 @@ import (
 	"github.com/openlbaas/lbaas/internal/controlplane"
 	"github.com/openlbaas/lbaas/internal/tlsreload"
 	"github.com/openlbaas/lbaas/internal/xdsauth"
+	"github.com/openlbaas/lbaas/internal/netguard"
+	"github.com/openlbaas/lbaas/internal/nodedns"
 	"github.com/openlbaas/lbaas/store"
 	"github.com/openlbaas/lbaas/xds"
 )
@@ -58,10 +60,21 @@ type Config struct {
 	// AllowedDomains restrict the domain names nodes may use as their
 	// address (see api.Config); empty allows any.
 	AllowedDomains []string
-	// DeniedNodeNetworks are networks no node may be in.
+	// DeniedNodeNetworks are networks no node may be in (netguard).
 	DeniedNodeNetworks []netip.Prefix
-	TokenTTL           time.Duration
-	Source             SourceAddresses
+	// DenyHostAddresses also refuses this machine's interface addresses
+	// as node addresses (read at start, refreshed every minute).
+	DenyHostAddresses bool
+	// NodeResolver resolves node names (in the API's validation, before
+	// each probe, and for publication: proxies get IP endpoints only). Nil
+	// resolves none: names then never resolve, and their nodes get no
+	// traffic (tests stay off the network); lbaasd uses the system's.
+	NodeResolver netguard.Resolver
+	// NodeNameRefresh is how often node names are resolved again (5 s to
+	// 5 min; default 30 s).
+	NodeNameRefresh time.Duration
+	TokenTTL        time.Duration
+	Source          SourceAddresses
 	// DemoUser creates a demo user when the database has no users.
 	DemoUser bool
 	// ManualActivation runs no xDS server: load balancers stay pending
@@ -205,9 +218,16 @@ func (s *Server) listen(cfg Config) error {
 		Help: "Database calls, of requests and background jobs, that did not finish within --db-timeout.",
 	}, func() float64 { return float64(s.Store.Timeouts()) }))
 
+	guard, err := netguard.New(cfg.DeniedNodeNetworks, netguard.Options{HostAddresses: cfg.DenyHostAddresses, Logger: s.log})
+	if err != nil {
+		return err
+	}
+	names := nodedns.New(nodedns.Options{Guard: guard, Resolver: cfg.NodeResolver, Refresh: cfg.NodeNameRefresh, Logger: s.log})
+	reg.MustRegister(names.Collector())
+
 	apiCfg := api.Config{
 		Limits: cfg.Limits, Fleet: cfg.Fleet, Logger: s.log,
-		SourceAddresses: sourceAddresses(cfg.Source), AllowedDomains: cfg.AllowedDomains, DeniedNodeNetworks: cfg.DeniedNodeNetworks,
+		SourceAddresses: sourceAddresses(cfg.Source), AllowedDomains: cfg.AllowedDomains, ResolveNode: names.Resolve,
 	}
 	svc := Services(s.Store, s.Auth, apiCfg)
 	rest, err := gateway.New(svc, s.log, reg)
@@ -250,8 +270,13 @@ func (s *Server) listen(cfg Config) error {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		guard.Run(ctx, time.Minute)
+	}()
 	if !cfg.ManualActivation {
-		if err := s.serveXDS(ctx, cfg, reg); err != nil {
+		if err := s.serveXDS(ctx, cfg, reg, names); err != nil {
 			cancel()
 			_ = httpLn.Close()
 			_ = grpcLn.Close()
@@ -267,7 +292,8 @@ func (s *Server) listen(cfg Config) error {
 		}
 	}
 	if !cfg.DisableHealthChecks {
-		prober := lbhealth.New(s.Store, lbhealth.Options{Logger: s.log, Concurrency: cfg.HealthCheckConcurrency})
+		prober := lbhealth.New(s.Store, lbhealth.Options{Logger: s.log, Concurrency: cfg.HealthCheckConcurrency,
+			Dialer: netguard.Dialer{Guard: guard, Resolver: cfg.NodeResolver}})
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
@@ -311,12 +337,18 @@ func (s *Server) serveDebug(addr string) error {
 }
 
 // serveXDS publishes the store to the data plane on the xDS address.
-func (s *Server) serveXDS(ctx context.Context, cfg Config, reg prometheus.Registerer) error {
+func (s *Server) serveXDS(ctx context.Context, cfg Config, reg prometheus.Registerer, names *nodedns.Cache) error {
+	// Node names resolve before the first publication, so that a restart
+	// publishes no named node without its addresses.
+	if err := names.Prewarm(ctx, s.Store); err != nil {
+		return fmt.Errorf("resolve the node names: %w", err)
+	}
 	limits := xds.DefaultLimits
 	if cfg.AckTimeout != 0 {
 		limits.AckTimeout = max(cfg.AckTimeout, 0)
 	}
-	pub, err := controlplane.New(ctx, s.Store, controlplane.Options{DefaultFleet: cfg.Fleet, AccessLogPath: cfg.AccessLogPath, Limits: limits}, s.log)
+	pub, err := controlplane.New(ctx, s.Store, controlplane.Options{DefaultFleet: cfg.Fleet, AccessLogPath: cfg.AccessLogPath,
+		NodeAddresses: names.Lookup, Limits: limits}, s.log)
 	if err != nil {
 		return fmt.Errorf("load the data plane configuration: %w", err)
 	}
@@ -351,10 +383,14 @@ func (s *Server) serveXDS(ctx context.Context, cfg Config, reg prometheus.Regist
 	xds.Register(ctx, s.xdsServer, pub.Cache(), pub.Tracker())
 	reg.MustRegister(xdsClients{pub.Tracker()}, pub.Tracker().Metrics())
 	s.tracker = pub.Tracker()
-	s.wg.Add(2)
+	s.wg.Add(3)
 	go func() {
 		defer s.wg.Done()
 		pub.Run(ctx)
+	}()
+	go func() {
+		defer s.wg.Done()
+		names.Run(ctx, s.Store)
 	}()
 	go func() {
 		defer s.wg.Done()
