@@ -45,8 +45,8 @@ type Publisher struct {
 	load func(context.Context, uint32) (*store.LoadBalancer, error)
 	// retry spaces the attempts after a store failure (capped exponential,
 	// with jitter); retryAt is when the next may run.
-	retry   *backoff.ExponentialBackOff
-	retryAt time.Time
+	retry         *backoff.ExponentialBackOff
+	retryAt       time.Time
 	nodeAddresses func(lb uint32, address string) []netip.Addr
 
 	mu       sync.Mutex

@@ -33,10 +33,10 @@ import (
 	lbaasv1 "github.com/openlbaas/lbaas/gen/lbaas/v1"
 	lbhealth "github.com/openlbaas/lbaas/health"
 	"github.com/openlbaas/lbaas/internal/controlplane"
-	"github.com/openlbaas/lbaas/internal/tlsreload"
-	"github.com/openlbaas/lbaas/internal/xdsauth"
 	"github.com/openlbaas/lbaas/internal/netguard"
 	"github.com/openlbaas/lbaas/internal/nodedns"
+	"github.com/openlbaas/lbaas/internal/tlsreload"
+	"github.com/openlbaas/lbaas/internal/xdsauth"
 	"github.com/openlbaas/lbaas/store"
 	"github.com/openlbaas/lbaas/xds"
 )
