@@ -441,3 +441,69 @@ func TestSotWAndDeltaClientsAtOnce(t *testing.T) {
 	}
 	waitFor(t, func() bool { return len(h.tracker.ClientList()) == 2 }, "two clients listed")
 }
+
+// A client that never reads its stream blocks the server's send; the ack
+// timeout ends the call, which releases the send, and the client stops
+// holding up changes.
+func TestClientThatNeverReadsIsDisconnected(t *testing.T) {
+	h := newHarness(t, Limits{AckTimeout: 300 * time.Millisecond})
+	h.rev++
+	big := strings.Repeat("x", 2000)
+	u := &Update{Upsert: map[string]map[string]*anypb.Any{resource.ClusterType: {}}}
+	for i := range 3000 { // 6 MB: more than the stream's flow-control window
+		name := fmt.Sprintf("lb_%d", i)
+		a, _ := Marshal(&clusterv3.Cluster{Name: name, AltStatName: big})
+		u.Upsert[resource.ClusterType][name] = a
+	}
+	if err := h.cache.Apply(h.rev, map[Group]*Update{{"default", KindEnvoy}: u}); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := grpc.NewClient(h.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	st, err := discoveryv3.NewAggregatedDiscoveryServiceClient(conn).StreamAggregatedResources(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	node := &corev3.Node{Id: "deaf", Cluster: "default", UserAgentName: "envoy"}
+	if err := st.Send(&discoveryv3.DiscoveryRequest{Node: node, TypeUrl: resource.ClusterType}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return len(h.tracker.ClientList()) == 1 }, "the client to be connected")
+	h.publish(1, true, 5000)
+	waitFor(t, func() bool { return len(h.tracker.ClientList()) == 0 }, "the client that never reads to be disconnected")
+	waitFor(t, func() bool { return h.v.wasApplied(5000) }, "the change to settle")
+}
+
+// A client that refuses everything is not answered again until something
+// changes: no NACK storm.
+func TestClientRefusingEverythingCostsOneResponsePerChange(t *testing.T) {
+	h := newHarness(t, Limits{})
+	h.publish(1, false, 1, 2)
+	c := h.sotw("nacker", "envoy")
+	c.send(resource.ClusterType, "", "", nil, "")
+	responses := 0
+	deadline := time.After(time.Second)
+	changes := 0
+	for {
+		select {
+		case r := <-c.recv:
+			responses++
+			c.send(r.GetTypeUrl(), "", r.GetNonce(), nil, "resource index 0: refused")
+			if changes < 3 {
+				changes++
+				h.publish(uint32(10+changes), false, 1)
+			}
+		case err := <-c.err:
+			t.Fatal(err)
+		case <-deadline:
+			// The first state, then one response per change.
+			if responses != 1+changes {
+				t.Fatalf("%d responses in 1 s for %d changes, want %d", responses, changes, 1+changes)
+			}
+			return
+		}
+	}
+}

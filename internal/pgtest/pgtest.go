@@ -374,10 +374,24 @@ func (s *Server) Freeze() (thaw func(), err error) {
 			for i := len(stopped) - 1; i >= 0; i-- {
 				_ = syscall.Kill(stopped[i], syscall.SIGCONT)
 			}
-			// A wrapper that stopped itself after all (it saw the child stop
-			// before we stopped it) is resumed again until it runs.
-			for deadline := time.Now().Add(time.Second); wrapper != s.postmastr && processStopped(wrapper) && time.Now().Before(deadline); {
-				_ = syscall.Kill(wrapper, syscall.SIGCONT)
+			// The wrapper (runuser) stops itself when it sees its child
+			// stop, possibly after we resumed it, and may stop the child
+			// again: resume every one of them until all have run for a
+			// while (three checks in a row).
+			calm := 0
+			for deadline := time.Now().Add(3 * time.Second); calm < 3 && time.Now().Before(deadline); {
+				any := false
+				for _, pid := range append([]int{wrapper}, stopped...) {
+					if processStopped(pid) {
+						any = true
+						_ = syscall.Kill(pid, syscall.SIGCONT)
+					}
+				}
+				if any {
+					calm = 0
+				} else {
+					calm++
+				}
 				time.Sleep(10 * time.Millisecond)
 			}
 		})
