@@ -275,8 +275,8 @@ func (s *Store) listenOnce(ctx context.Context, cfg *pgx.ConnConfig, listening f
 	if err != nil {
 		return err
 	}
-	s.publish(rev)
 	listening()
+	s.publish(rev)
 	for {
 		wait, cancel := context.WithTimeout(ctx, listenCheck)
 		n, err := conn.WaitForNotification(wait)
