@@ -250,8 +250,6 @@ func (c *Cache) Apply(revision int64, updates map[Group]*Update) error {
 
 func (c *Cache) update(g Group, typeURL string, upsert map[string]*anypb.Any, remove []string) error {
 	tc := c.typeCache(g, typeURL)
-	tc.seq++
-	version := c.version(tc.seq)
 	changed := make([]string, 0, len(upsert)+len(remove))
 	for name, res := range upsert {
 		if res == nil || res.GetTypeUrl() != typeURL {
@@ -264,7 +262,12 @@ func (c *Cache) update(g Group, typeURL string, upsert map[string]*anypb.Any, re
 			changed = append(changed, name)
 		}
 	}
+	if len(changed) == 0 {
+		return nil
+	}
 	sort.Strings(changed)
+	tc.seq++
+	version := c.version(tc.seq)
 	for _, name := range changed {
 		e := &entry{name: name, seq: tc.seq, version: version}
 		if res, ok := upsert[name]; ok {
@@ -273,9 +276,6 @@ func (c *Cache) update(g Group, typeURL string, upsert map[string]*anypb.Any, re
 		}
 		tc.entries[name] = e
 		tc.log = append(tc.log, change{seq: tc.seq, name: name})
-	}
-	if len(changed) == 0 {
-		return nil
 	}
 	c.compact(tc)
 	for w := range tc.watches {

@@ -507,3 +507,37 @@ func TestClientRefusingEverythingCostsOneResponsePerChange(t *testing.T) {
 		}
 	}
 }
+
+// A delta client reconnecting with the versions it holds gets only what
+// changed since, and the removal of what is gone.
+func TestDeltaReconnectHonoursInitialVersions(t *testing.T) {
+	h := newHarness(t, Limits{})
+	h.publish(1, false, 1)
+	h.publish(2, false, 2)
+	conn, err := grpc.NewClient(h.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	d, err := discoveryv3.NewAggregatedDiscoveryServiceClient(conn).DeltaAggregatedResources(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1 := h.cache.version(1) // lb_1's cluster was last changed in the first update
+	err = d.Send(&discoveryv3.DeltaDiscoveryRequest{Node: &corev3.Node{Id: "back", Cluster: "default", UserAgentName: "envoy"},
+		TypeUrl: resource.ClusterType, InitialResourceVersions: map[string]string{"lb_1": v1, "lb_9": "r0.7"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := d.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, res := range r.GetResources() {
+		got = append(got, res.GetName())
+	}
+	if strings.Join(got, ",") != "lb_2" || strings.Join(r.GetRemovedResources(), ",") != "lb_9" {
+		t.Fatalf("resources %v, removed %v; want lb_2, and lb_9 removed", got, r.GetRemovedResources())
+	}
+}
