@@ -6,6 +6,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"google.golang.org/protobuf/encoding/protojson"
@@ -96,6 +97,21 @@ func TestGolden(t *testing.T) {
 				t.Errorf("%s differs from the translation; review with go test ./translator -update && git diff", path)
 			}
 		})
+	}
+}
+
+// Every golden file belongs to a case: a renamed or removed case leaves
+// none behind that nothing checks any more.
+func TestNoOrphanGoldens(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("testdata", "*.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		name := strings.TrimSuffix(filepath.Base(f), ".json")
+		if _, ok := goldenCases[name]; !ok {
+			t.Errorf("%s has no golden case: remove it or add the case", f)
+		}
 	}
 }
 
