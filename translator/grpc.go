@@ -1,6 +1,8 @@
 package translator
 
 import (
+	"time"
+
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	cswrrv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/load_balancing_policies/client_side_weighted_round_robin/v3"
@@ -47,8 +49,8 @@ var (
 	grpcRoundRobin     = policyList(policyRoundRobin)
 	grpcWeightedRR     = policyList(policyClientSideWeights, policyRoundRobin)
 	grpcLeastRequest   = policyList(policyLeastRequest, policyRoundRobin)
-	grpcOutlier        = grpcOutlierDetection(grpcFailureThreshold, grpcFailureRequestVolume)
-	grpcOutlierPassive = grpcOutlierDetection(grpcPassiveFailureThreshold, grpcPassiveFailureRequestVolume)
+	grpcOutlier        = grpcOutlierDetection(outlierInterval, grpcFailureThreshold, grpcFailureRequestVolume)
+	grpcOutlierPassive = grpcOutlierDetection(grpcPassiveInterval, grpcPassiveFailureThreshold, grpcPassiveFailureRequestVolume)
 )
 
 func policyList(p ...*clusterv3.LoadBalancingPolicy_Policy) *clusterv3.LoadBalancingPolicy {
@@ -95,28 +97,36 @@ func grpcLegacyPolicy(lb *LoadBalancer) clusterv3.Cluster_LbPolicy {
 	return clusterv3.Cluster_ROUND_ROBIN
 }
 
-// Passive health for gRPC clients (gRFC A50 failure-percentage ejection,
-// evaluated by each client at the end of every interval over the calls of
-// that interval; a call fails when it ends with any status but OK).
+// Passive health for gRPC clients: gRFC A50 failure-percentage ejection,
+// which each client evaluates at the end of every interval over the calls
+// of that interval (a call fails when it ends with any status but OK). An
+// ejected node stays out for the ejection time (60 s, growing with repeated
+// ejections, as in Envoy).
 const (
-	// The default: a node more than 99% of whose calls (at least 3) failed
-	// in an interval is ejected — Envoy's "3 consecutive failures" as near
-	// as a percentage gets.
+	// The default: every 10 s (Envoy's interval), a node more than 99% of
+	// whose calls (at least 3) failed is ejected — Envoy's "3 consecutive
+	// failures" as near as a percentage gets.
 	grpcFailureThreshold     = 99
 	grpcFailureRequestVolume = 3
-	// checkPassive (Linode): any failed call ejects its node.
-	grpcPassiveFailureThreshold     = 0
+	// checkPassive (Linode: a single 5xx takes the node out): every second,
+	// a node more than 1% of whose calls failed is ejected, so a single
+	// failed call does it while the node gets fewer than 100 calls a
+	// second. The threshold cannot be 0: grpc-go 1.85 re-encodes its
+	// parsed outlier detection config with omitempty, and a threshold of
+	// 0 comes back as the default, 85.
+	grpcPassiveFailureThreshold     = 1
 	grpcPassiveFailureRequestVolume = 1
+	grpcPassiveInterval             = time.Second
 )
 
-// grpcOutlierDetection is the outlier detection of the gRPC variant: the
-// same interval, ejection time and ejection ceiling as Envoy's, with only
-// the fields gRPC implements. Success-rate ejection, which gRPC enables
-// unless told otherwise, is off (it needs several nodes and compares them
-// with each other; Envoy's variant has it off too).
-func grpcOutlierDetection(threshold, volume uint32) *clusterv3.OutlierDetection {
+// grpcOutlierDetection is the outlier detection of the gRPC variant, with
+// only the fields gRPC implements, and Envoy's ejection time and ceiling.
+// Success-rate ejection, which gRPC enables unless told otherwise, is off
+// (it needs several nodes and compares them with each other; Envoy's
+// variant has it off too).
+func grpcOutlierDetection(interval time.Duration, threshold, volume uint32) *clusterv3.OutlierDetection {
 	return &clusterv3.OutlierDetection{
-		Interval:                       durationpb.New(outlierInterval),
+		Interval:                       durationpb.New(interval),
 		BaseEjectionTime:               durationpb.New(ejectionTime),
 		MaxEjectionPercent:             wrapperspb.UInt32(100),
 		EnforcingSuccessRate:           wrapperspb.UInt32(0),

@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 )
@@ -100,10 +101,11 @@ func TestGRPCOutlierDetection(t *testing.T) {
 		checkPassive             bool
 		envoy5xx                 uint32 // Envoy's consecutive_5xx
 		grpcThreshold, grpcCalls uint32 // gRPC's failure percentage threshold and request volume
+		grpcInterval             time.Duration
 	}{
-		{"HTTP", false, 3, 99, 3},
-		{"HTTP", true, 1, 0, 1},
-		{"TCP", true, 3, 99, 3}, // checkPassive is for HTTP load balancers
+		{"HTTP", false, 3, 99, 3, 10 * time.Second},
+		{"HTTP", true, 1, 1, 1, time.Second},
+		{"TCP", true, 3, 99, 3, 10 * time.Second}, // checkPassive is for HTTP load balancers
 	} {
 		lb := &LoadBalancer{ID: 1, Protocol: tc.protocol, Port: 80, Algorithm: "ROUND_ROBIN", CheckPassive: tc.checkPassive,
 			VIPs: []VIP{{"127.1.0.1"}}, Nodes: []Node{node(1, "10.0.0.1", "PRIMARY", "ENABLED", 1)}}
@@ -124,6 +126,9 @@ func TestGRPCOutlierDetection(t *testing.T) {
 		}
 		if got := g.GetFailurePercentageRequestVolume().GetValue(); got != tc.grpcCalls {
 			t.Errorf("%s checkPassive=%v: gRPC failure_percentage_request_volume %d, want %d", tc.protocol, tc.checkPassive, got, tc.grpcCalls)
+		}
+		if got := g.GetInterval().AsDuration(); got != tc.grpcInterval {
+			t.Errorf("%s checkPassive=%v: gRPC interval %v, want %v", tc.protocol, tc.checkPassive, got, tc.grpcInterval)
 		}
 		// gRPC runs success-rate ejection unless told not to.
 		if g.GetEnforcingSuccessRate() == nil || g.GetEnforcingSuccessRate().GetValue() != 0 {
