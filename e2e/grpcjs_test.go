@@ -24,9 +24,13 @@ import (
 // outside the repository, one per package.json content, and reuses it on
 // later runs. No lock file is written (.npmrc: package-lock=false).
 
-// skipLoudly skips with a line that shows even without -v.
+// skipLoudly skips with a line that shows even without -v; with
+// GRPCJS_REQUIRED=1 (CI, which installs node and npm) it fails instead.
 func skipLoudly(t *testing.T, format string, args ...any) {
 	t.Helper()
+	if os.Getenv("GRPCJS_REQUIRED") == "1" {
+		t.Fatalf(format+" (GRPCJS_REQUIRED=1)", args...)
+	}
 	msg := "SKIPPING " + fmt.Sprintf(format, args...)
 	fmt.Fprintln(os.Stderr, msg)
 	t.Log(msg)
