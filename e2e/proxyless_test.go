@@ -13,28 +13,38 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	testgrpc "google.golang.org/grpc/interop/grpc_testing"
 	"google.golang.org/grpc/resolver"
+	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/xds"
 
 	"github.com/openlbaas/lbaas/internal/dnstest"
 )
 
 // backend is a real gRPC server on loopback that names itself in replies.
+// It can be told to fail calls (UNAVAILABLE), as a sick node would.
 type backend struct {
 	testgrpc.UnimplementedTestServiceServer
 	name string
 	port int
 	srv  *grpc.Server
+	// failAll fails every call; failNext fails that many calls.
+	failAll  atomic.Bool
+	failNext atomic.Int32
 }
 
 func (b *backend) UnaryCall(context.Context, *testgrpc.SimpleRequest) (*testgrpc.SimpleResponse, error) {
+	if b.failAll.Load() || b.failNext.Add(-1) >= 0 {
+		return nil, status.Errorf(codes.Unavailable, "%s fails on purpose", b.name)
+	}
 	return &testgrpc.SimpleResponse{Hostname: b.name}, nil
 }
 

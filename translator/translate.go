@@ -30,7 +30,8 @@ type Output struct {
 	// Envoy gets listeners on the virtual IPs.
 	Envoy Resources
 	// GRPC (proxyless gRPC clients) gets an API listener per HTTP load
-	// balancer, and clusters restricted to what grpc-go supports.
+	// balancer, and clusters whose policy and outlier detection every gRPC
+	// implementation accepts (see grpcCluster).
 	GRPC Resources
 }
 
@@ -143,11 +144,7 @@ func clusters(lb *LoadBalancer) (envoy, grpc *clusterv3.Cluster, eds *endpointv3
 	envoy.EdsClusterConfig = &clusterv3.Cluster_EdsClusterConfig{EdsConfig: ads(), ServiceName: name}
 	eds = cla
 	clusterFeatures(lb, envoy)
-	grpc = envoy
-	if p := grpcPolicy(lb); p != envoy.LbPolicy {
-		grpc = proto.Clone(envoy).(*clusterv3.Cluster)
-		grpc.LbPolicy = p
-	}
+	grpc = grpcCluster(lb, envoy)
 	return envoy, grpc, eds
 }
 
@@ -161,18 +158,6 @@ func envoyPolicy(algorithm string) clusterv3.Cluster_LbPolicy {
 		return clusterv3.Cluster_LEAST_REQUEST
 	}
 	return clusterv3.Cluster_RANDOM
-}
-
-// grpcPolicy is envoyPolicy within what grpc-go supports: it has no
-// RANDOM, and round robin is the closest it offers.
-func grpcPolicy(lb *LoadBalancer) clusterv3.Cluster_LbPolicy {
-	if persistent(lb) && Family(lb.Protocol) == FamilyHTTP {
-		return clusterv3.Cluster_RING_HASH
-	}
-	if p := envoyPolicy(lb.Algorithm); p != clusterv3.Cluster_RANDOM {
-		return p
-	}
-	return clusterv3.Cluster_ROUND_ROBIN
 }
 
 func outlierDetection() *clusterv3.OutlierDetection {

@@ -114,6 +114,21 @@ func TestGolden(t *testing.T) {
 	}
 }
 
+// Every golden file belongs to a case: a renamed or removed case leaves
+// none behind that nothing checks any more.
+func TestNoOrphanGoldens(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("testdata", "*.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		name := strings.TrimSuffix(filepath.Base(f), ".json")
+		if _, ok := goldenCases[name]; !ok {
+			t.Errorf("%s has no golden case: remove it or add the case", f)
+		}
+	}
+}
+
 // The same input gives byte-identical output.
 func TestDeterministic(t *testing.T) {
 	for name, lb := range goldenCases {

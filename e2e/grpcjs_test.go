@@ -1,0 +1,287 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// The grpc-js harness: e2e/grpcjs holds a small Node client (client.js) and
+// its package.json with exact versions of @grpc/grpc-js and
+// @grpc/grpc-js-xds. The test installs it with npm into a cache directory
+// outside the repository, one per package.json content, and reuses it on
+// later runs. No lock file is written (.npmrc: package-lock=false).
+
+// skipLoudly skips with a line that shows even without -v; with
+// GRPCJS_REQUIRED=1 (CI, which installs node and npm) it fails instead.
+func skipLoudly(t *testing.T, format string, args ...any) {
+	t.Helper()
+	if os.Getenv("GRPCJS_REQUIRED") == "1" {
+		t.Fatalf(format+" (GRPCJS_REQUIRED=1)", args...)
+	}
+	msg := "SKIPPING " + fmt.Sprintf(format, args...)
+	fmt.Fprintln(os.Stderr, msg)
+	t.Log(msg)
+	t.Skip(msg)
+}
+
+// offline tells whether npm failed because the registry cannot be reached.
+var offline = regexp.MustCompile(`ENOTFOUND|EAI_AGAIN|ECONNREFUSED|ECONNRESET|ETIMEDOUT|ENETUNREACH|EHOSTUNREACH|network`)
+
+// grpcjsModules installs (once per package.json content) the harness's
+// node modules and returns their directory.
+func grpcjsModules(t *testing.T) string {
+	t.Helper()
+	_, errNode := exec.LookPath("node")
+	npm, errNpm := exec.LookPath("npm")
+	if errNode != nil || errNpm != nil {
+		skipLoudly(t, "the grpc-js end-to-end tests: node or npm is not installed (Debian packages nodejs, npm)")
+	}
+	src := filepath.Join(repoRoot(t), "e2e", "grpcjs")
+	pkg, err := os.ReadFile(filepath.Join(src, "package.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	npmrc, err := os.ReadFile(filepath.Join(src, ".npmrc"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, err := os.UserCacheDir()
+	if err != nil {
+		base = os.TempDir()
+	}
+	sum := sha256.Sum256(append(append([]byte{}, pkg...), npmrc...))
+	dir := filepath.Join(base, "lbaas-e2e", "grpcjs-"+hex.EncodeToString(sum[:6]))
+	modules := filepath.Join(dir, "node_modules")
+	if _, err := os.Stat(filepath.Join(dir, "installed")); err == nil {
+		return modules
+	}
+	// Install into a fresh directory and rename it into place, so that a
+	// run that is interrupted, or one running beside this one, never sees
+	// half an installation.
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tmp, err := os.MkdirTemp(filepath.Dir(dir), "install-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(tmp)
+	for name, b := range map[string][]byte{"package.json": pkg, ".npmrc": npmrc} {
+		if err := os.WriteFile(filepath.Join(tmp, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, npm, "install", "--ignore-scripts", "--no-audit", "--no-fund")
+	cmd.Dir = tmp
+	start := time.Now()
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		if offline.Match(out) {
+			skipLoudly(t, "the grpc-js end-to-end tests: npm install failed, the registry is unreachable: %v\n%s", err, out)
+		}
+		t.Fatalf("npm install: %v\n%s", err, out)
+	}
+	if err := os.WriteFile(filepath.Join(tmp, "installed"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		if _, statErr := os.Stat(filepath.Join(dir, "installed")); statErr != nil {
+			t.Fatalf("installing the grpc-js harness into %s: %v", dir, err)
+		}
+		// Another run installed it first.
+	}
+	t.Logf("installed the grpc-js harness into %s in %v", dir, time.Since(start).Round(time.Millisecond))
+	return modules
+}
+
+// grpcjsClient is a running e2e/grpcjs/client.js dialling xds:///lb_<id>.
+type grpcjsClient struct {
+	t      *testing.T
+	cmd    *exec.Cmd
+	in     io.WriteCloser
+	out    chan string
+	stderr *syncBuffer
+}
+
+// startGRPCJS starts a grpc-js client of lb_<id> with the proxyless
+// bootstrap the binary writes.
+func startGRPCJS(t *testing.T, modules, bin string, d *daemon, nodeID string, lbID int) *grpcjsClient {
+	t.Helper()
+	boot, err := exec.Command(bin, "envoy-bootstrap", "--proxyless", "--fleet", "default",
+		"--xds-address", d.xdsAddr, "--node-id", nodeID).Output()
+	if err != nil {
+		t.Fatalf("envoy-bootstrap: %v", err)
+	}
+	script := filepath.Join(repoRoot(t), "e2e", "grpcjs", "client.js")
+	cmd := exec.Command("node", script, fmt.Sprintf("xds:///lb_%d", lbID))
+	cmd.Env = append(withoutEnv(withoutEnv(os.Environ(), "GRPC_XDS_BOOTSTRAP"), "NODE_PATH"),
+		"NODE_PATH="+modules, "GRPC_XDS_BOOTSTRAP_CONFIG="+string(boot))
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &grpcjsClient{t: t, cmd: cmd, in: in, out: make(chan string, 16), stderr: &syncBuffer{}}
+	cmd.Stderr = c.stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		sc.Buffer(make([]byte, 64*1024), 1024*1024)
+		for sc.Scan() {
+			c.out <- sc.Text()
+		}
+		close(c.out)
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("grpc-js client (lb_%d) stderr:\n%s", lbID, c.stderr.String())
+		}
+	})
+	return c
+}
+
+// hits makes n calls through grpc-js and counts the replies per backend.
+func (c *grpcjsClient) hits(n int) (map[string]int, error) {
+	if _, err := fmt.Fprintf(c.in, "%d\n", n); err != nil {
+		return nil, fmt.Errorf("grpc-js client: %w (stderr: %s)", err, c.stderr.String())
+	}
+	select {
+	case line, ok := <-c.out:
+		if !ok {
+			return nil, fmt.Errorf("grpc-js client exited (stderr: %s)", c.stderr.String())
+		}
+		var res struct {
+			Hits  map[string]int `json:"hits"`
+			Error *string        `json:"error"`
+		}
+		if err := json.Unmarshal([]byte(line), &res); err != nil {
+			return nil, fmt.Errorf("grpc-js client said %q: %w", line, err)
+		}
+		if res.Error != nil {
+			return res.Hits, errors.New(*res.Error)
+		}
+		return res.Hits, nil
+	case <-time.After(time.Duration(n)*5*time.Second + 5*time.Second):
+		return nil, fmt.Errorf("grpc-js client did not answer (stderr: %s)", c.stderr.String())
+	}
+}
+
+// eventuallyJS samples grpc-js traffic until ok accepts a sample (10 s at most).
+func eventuallyJS(t *testing.T, c *grpcjsClient, what string, ok func(map[string]int) bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	var last map[string]int
+	var err error
+	for time.Now().Before(deadline) {
+		if last, err = c.hits(20); err == nil && ok(last) {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("%s: last sample %v, error %v", what, last, err)
+}
+
+// Traffic through Node's grpc-js xDS client, the second real proxyless
+// data plane: load balancers whose policy grpc-js must understand (round
+// robin, and least connections, which it only gets as a fallback in the
+// cluster's load_balancing_policy), a DISABLED node, and the status
+// following grpc-js's acknowledgements.
+func TestProxylessGRPCJS(t *testing.T) {
+	modules := grpcjsModules(t)
+	dir := t.TempDir()
+	bin := buildBinary(t, dir)
+	d := startDaemon(t, bin, dir, nil)
+	a := newAPI(t, bin, dir, d)
+	be := map[string]*backend{}
+	for _, name := range []string{"a", "b", "c", "d"} {
+		be[name] = startBackend(t, name)
+	}
+
+	for i, algorithm := range []string{"ROUND_ROBIN", "LEAST_CONNECTIONS"} {
+		x, y := []string{"a", "c"}[i], []string{"b", "d"}[i]
+		t.Run(algorithm, func(t *testing.T) {
+			lb := a.create(fmt.Sprintf(`{"loadBalancer":{"name":"js-%d","protocol":"HTTP","port":%d,"algorithm":%q,
+				"virtualIps":[{"type":"PUBLIC","ipVersion":"IPV4"}],"nodes":[%s,%s]}}`, i, 80+i, algorithm,
+				nodeJSON("127.0.0.1", be[x].port, ""), nodeJSON("127.0.0.1", be[y].port, "")))
+			a.waitStatus(lb.ID, "ACTIVE")
+			c := startGRPCJS(t, modules, bin, d, "grpcjs-"+algorithm, lb.ID)
+
+			// Before any test below can mean anything, grpc-js must have
+			// accepted the load balancer: a refusal shows as ERROR.
+			ok := t.Run("requests reach the nodes", func(t *testing.T) {
+				deadline := time.Now().Add(10 * time.Second)
+				for {
+					h, err := c.hits(20)
+					if err == nil && h[x] > 0 && h[y] > 0 {
+						break
+					}
+					if st := a.get(lb.ID); st.Status == "ERROR" || time.Now().After(deadline) {
+						t.Fatalf("grpc-js: last sample %v, error %v; load balancer %s: %s", h, err, st.Status, st.StatusDescription)
+					}
+					time.Sleep(50 * time.Millisecond)
+				}
+				if st := a.get(lb.ID); st.Status != "ACTIVE" {
+					t.Fatalf("load balancer is %s (%s) with grpc-js connected, want ACTIVE", st.Status, st.StatusDescription)
+				}
+			})
+			if !ok {
+				t.FailNow()
+			}
+
+			t.Run("a DISABLED node gets no traffic", func(t *testing.T) {
+				node := strconv.Itoa(lb.Nodes[1].ID)
+				a.do("PUT", a.lbPath(lb.ID, "/nodes/"+node), `{"node":{"condition":"DISABLED"}}`, 202, nil)
+				a.waitStatus(lb.ID, "ACTIVE")
+				eventuallyJS(t, c, "only "+x+" serves", func(h map[string]int) bool { return h[x] == 20 })
+				// And it stays so.
+				if h, err := c.hits(40); err != nil || h[x] != 40 {
+					t.Fatalf("with %s DISABLED: %v, %v", y, h, err)
+				}
+				a.do("PUT", a.lbPath(lb.ID, "/nodes/"+node), `{"node":{"condition":"ENABLED"}}`, 202, nil)
+				a.waitStatus(lb.ID, "ACTIVE")
+				eventuallyJS(t, c, y+" is back", func(h map[string]int) bool { return h[y] > 0 })
+			})
+
+			// ACTIVE means grpc-js acknowledged: while the client process
+			// is stopped a change it uses stays PENDING_UPDATE.
+			t.Run("the load balancer turns ACTIVE once grpc-js acknowledged", func(t *testing.T) {
+				if n := xdsClients(t, d); n != 1 {
+					t.Fatalf("%d proxyless clients connected, want the grpc-js one", n)
+				}
+				stop(t, c.cmd)
+				a.do("PUT", a.lbPath(lb.ID, ""), fmt.Sprintf(`{"loadBalancer":{"timeout":%d}}`, 45+i), 202, nil)
+				time.Sleep(time.Second)
+				if st := a.get(lb.ID); st.Status != "PENDING_UPDATE" {
+					t.Fatalf("with the grpc-js client stopped the load balancer is %s (%s), want PENDING_UPDATE", st.Status, st.StatusDescription)
+				}
+				resume(t, c.cmd)
+				a.waitStatus(lb.ID, "ACTIVE")
+				eventuallyJS(t, c, "both serve after the change", func(h map[string]int) bool { return h[x] > 0 && h[y] > 0 })
+			})
+			_ = c.in.Close()
+			waitFor(t, "the grpc-js client to disconnect", func() bool { return xdsClients(t, d) == 0 })
+		})
+	}
+}
