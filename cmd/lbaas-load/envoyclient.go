@@ -162,20 +162,40 @@ type held struct {
 	res     map[string]map[string]uint64
 	refs    map[string]map[string]string // CDS: cluster -> EDS name; LDS: listener -> RDS name
 	got     map[string]bool              // a response of the type was ACKed
-	subs    map[string][]string          // EDS and RDS: the names subscribed, sorted
+	users   map[string]map[string]int    // EDS and RDS: name -> how many clusters or listeners use it
+	subs    map[string][]string          // EDS and RDS: the names subscribed, sorted (see subscribed)
+	dirty   map[string]bool              // subs must be rebuilt from users
 	version map[string]string            // SotW: last accepted version per type
 	nonce   map[string]string            // SotW: last nonce per type
 }
 
 func newHeld() *held {
 	h := &held{res: map[string]map[string]uint64{}, refs: map[string]map[string]string{}, got: map[string]bool{},
-		subs: map[string][]string{}, version: map[string]string{}, nonce: map[string]string{}}
+		users: map[string]map[string]int{}, subs: map[string][]string{}, dirty: map[string]bool{},
+		version: map[string]string{}, nonce: map[string]string{}}
 	for _, t := range []string{resource.ClusterType, resource.EndpointType, resource.ListenerType, resource.RouteType} {
 		h.res[t] = map[string]uint64{}
 	}
 	h.refs[resource.ClusterType] = map[string]string{}
 	h.refs[resource.ListenerType] = map[string]string{}
+	h.users[resource.EndpointType] = map[string]int{}
+	h.users[resource.RouteType] = map[string]int{}
 	return h
+}
+
+// subscribed returns the sorted names of a dependent type to subscribe to
+// (a state-of-the-world request carries them all).
+func (h *held) subscribed(dep string) []string {
+	if h.dirty[dep] {
+		names := make([]string, 0, len(h.users[dep]))
+		for name := range h.users[dep] {
+			names = append(names, name)
+		}
+		slices.Sort(names)
+		h.subs[dep] = names
+		h.dirty[dep] = false
+	}
+	return h.subs[dep]
 }
 
 // dependent is the type whose names a type's resources carry.
@@ -199,6 +219,21 @@ func (h *held) apply(typeURL string, ups []update, removed []string, full bool) 
 		return nil, nil, fmt.Errorf("unexpected type %s", typeURL)
 	}
 	refs := h.refs[typeURL]
+	dep := dependent[typeURL]
+	// use and drop count the clusters (listeners) naming an endpoint
+	// (route) name: the subscription changes when a count leaves or
+	// reaches zero, so a change costs what changed, as in Envoy.
+	use := func(name string) {
+		if h.users[dep][name]++; h.users[dep][name] == 1 {
+			sub = append(sub, name)
+		}
+	}
+	drop := func(name string) {
+		if h.users[dep][name]--; h.users[dep][name] == 0 {
+			delete(h.users[dep], name)
+			unsub = append(unsub, name)
+		}
+	}
 	if full {
 		present := make(map[string]bool, len(ups))
 		for _, u := range ups {
@@ -212,7 +247,12 @@ func (h *held) apply(typeURL string, ups []update, removed []string, full bool) 
 	}
 	for _, name := range removed {
 		delete(res, name)
-		delete(refs, name)
+		if refs != nil {
+			if old := refs[name]; old != "" {
+				drop(old)
+			}
+			delete(refs, name)
+		}
 	}
 	for _, u := range ups {
 		sum := maphash.Bytes(hashSeed, u.res.GetValue())
@@ -227,6 +267,14 @@ func (h *held) apply(typeURL string, ups []update, removed []string, full bool) 
 		if err != nil {
 			return nil, nil, err
 		}
+		if old := refs[u.name]; old != ref {
+			if ref != "" {
+				use(ref)
+			}
+			if old != "" {
+				drop(old)
+			}
+		}
 		if ref == "" {
 			delete(refs, u.name)
 		} else {
@@ -234,36 +282,43 @@ func (h *held) apply(typeURL string, ups []update, removed []string, full bool) 
 		}
 	}
 	h.got[typeURL] = true
-	dep, ok := dependent[typeURL]
-	if !ok {
-		return nil, nil, nil
+	// A name dropped and used again in one response stays subscribed.
+	sub, unsub = cancelOut(sub, unsub)
+	for _, name := range unsub {
+		delete(h.res[dep], name)
 	}
-	want := make(map[string]bool, len(refs))
-	for _, name := range refs {
-		want[name] = true
+	if len(sub)+len(unsub) > 0 {
+		h.dirty[dep] = true
 	}
-	var next []string
-	for name := range want {
-		next = append(next, name)
-	}
-	slices.Sort(next)
-	for _, name := range h.subs[dep] {
-		if !want[name] {
-			unsub = append(unsub, name)
-			delete(h.res[dep], name)
-		}
-	}
-	old := make(map[string]bool, len(h.subs[dep]))
-	for _, name := range h.subs[dep] {
-		old[name] = true
-	}
-	for _, name := range next {
-		if !old[name] {
-			sub = append(sub, name)
-		}
-	}
-	h.subs[dep] = next
+	slices.Sort(sub)
+	slices.Sort(unsub)
 	return sub, unsub, nil
+}
+
+// cancelOut removes the names that are in both lists.
+func cancelOut(sub, unsub []string) ([]string, []string) {
+	if len(sub) == 0 || len(unsub) == 0 {
+		return sub, unsub
+	}
+	both := map[string]bool{}
+	for _, n := range sub {
+		both[n] = true
+	}
+	var s2, u2 []string
+	gone := map[string]bool{}
+	for _, n := range unsub {
+		if both[n] {
+			gone[n] = true
+		} else {
+			u2 = append(u2, n)
+		}
+	}
+	for _, n := range sub {
+		if !gone[n] {
+			s2 = append(s2, n)
+		}
+	}
+	return s2, u2
 }
 
 // referenced is the EDS name of an EDS cluster, or the RDS name of a
@@ -372,7 +427,7 @@ func (c *envoyClient) sotwStream(ctx context.Context, ads discoveryv3.Aggregated
 	h := newHeld()
 	request := func(typeURL string) error {
 		return st.Send(&discoveryv3.DiscoveryRequest{Node: c.node(), TypeUrl: typeURL, VersionInfo: h.version[typeURL],
-			ResponseNonce: h.nonce[typeURL], ResourceNames: h.subs[typeURL]})
+			ResponseNonce: h.nonce[typeURL], ResourceNames: h.subscribed(typeURL)})
 	}
 	// Wildcard: no names. Like Envoy, listeners are asked for once the
 	// clusters are warm (they and their endpoints have come).

@@ -196,7 +196,7 @@ func TestHeldSubscriptions(t *testing.T) {
 	if _, ok := h.res[resource.ClusterType]["lb_1"]; ok {
 		t.Error("lb_1 still held after a full state without it")
 	}
-	if got := h.subs[resource.EndpointType]; len(got) != 2 || got[0] != "lb_2" || got[1] != "lb_3" {
+	if got := h.subscribed(resource.EndpointType); len(got) != 2 || got[0] != "lb_2" || got[1] != "lb_3" {
 		t.Errorf("endpoint subscription %v, want [lb_2 lb_3]", got)
 	}
 	// Listeners wait for the endpoints of every cluster; endpoints merge.
