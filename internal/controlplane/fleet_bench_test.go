@@ -21,7 +21,7 @@ import (
 // subscribe to every cluster and every endpoint (delta or state of the
 // world), acknowledge every response, and report each endpoint response
 // on the returned channel once they have acknowledged it.
-func wildcardFleet(b *testing.B, p *Publisher, lbs []*store.LoadBalancer, clients int, delta bool) <-chan struct{} {
+func wildcardFleet(b testing.TB, p *Publisher, lbs []*store.LoadBalancer, clients int, delta bool) <-chan struct{} {
 	ctx, cancel := context.WithCancel(context.Background())
 	srv := grpc.NewServer(grpc.ChainStreamInterceptor(p.tracker.StreamInterceptor()))
 	xds.Register(ctx, srv, p.cache, p.tracker)

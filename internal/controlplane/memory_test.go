@@ -1,0 +1,55 @@
+package controlplane
+
+import (
+	"runtime"
+	"testing"
+
+	"github.com/openlbaas/lbaas/store"
+)
+
+func liveHeap() uint64 {
+	var m runtime.MemStats
+	for range 3 {
+		runtime.GC()
+	}
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
+}
+
+// What the control plane holds per load balancer (translated, marshalled
+// once, in the publisher and the cache) and per connected Envoy-like
+// wildcard client, at 10,000 load balancers.
+func TestMemoryPerLoadBalancerAndPerClient(t *testing.T) {
+	if testing.Short() {
+		t.Skip("SKIPPING the 10,000 load balancer memory test in -short mode")
+	}
+	const lbs, clients = 10_000, 50
+	before := liveHeap()
+	p, stored := loaded(t, lbs)
+	// The stored models are the test's input (the daemon reads them from
+	// the database in batches): keep only their ids.
+	ids := make([]*store.LoadBalancer, len(stored))
+	for i, lb := range stored {
+		ids[i] = &store.LoadBalancer{ID: lb.ID}
+	}
+	stored = nil
+	withLBs := liveHeap()
+	perLB := float64(withLBs-before) / lbs
+	wildcardFleet(t, p, ids, clients, true)
+	withClients := liveHeap()
+	perClient := float64(withClients-withLBs) / clients
+	t.Logf("live heap: %.1f KB per load balancer (%d load balancers, no client); %.1f KB per delta wildcard client (%d clients, client side included)",
+		perLB/1024, lbs, perClient/1024, clients)
+	if perLB > 15*1024 {
+		t.Errorf("%.1f KB per load balancer, want at most 15 KB", perLB/1024)
+	}
+	// Most of a client's cost is go-control-plane's own record of the
+	// 10,000 endpoint names it subscribed to (the cache keeps one number
+	// per type): about 0.4 MB. More than 1 MB would mean a copy of the
+	// fleet per client crept back in.
+	if perClient > 1024*1024 {
+		t.Errorf("%.1f KB per wildcard client, want at most 1 MB", perClient/1024)
+	}
+	runtime.KeepAlive(p)
+	runtime.KeepAlive(ids)
+}
