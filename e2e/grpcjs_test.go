@@ -9,11 +9,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -122,15 +124,28 @@ type grpcjsClient struct {
 // bootstrap the binary writes.
 func startGRPCJS(t *testing.T, modules, bin string, d *daemon, nodeID string, lbID int) *grpcjsClient {
 	t.Helper()
+	return startGRPCJSWith(t, modules, bin, d, nodeID, nil, lbID)
+}
+
+// startGRPCJSWith starts a grpc-js client with extra environment that
+// calls lb_<lbIDs[0]> and resolves the other load balancers too.
+func startGRPCJSWith(t *testing.T, modules, bin string, d *daemon, nodeID string, env []string, lbIDs ...int) *grpcjsClient {
+	t.Helper()
+	lbID := lbIDs[0]
 	boot, err := exec.Command(bin, "envoy-bootstrap", "--proxyless", "--fleet", "default",
 		"--xds-address", d.xdsAddr, "--node-id", nodeID).Output()
 	if err != nil {
 		t.Fatalf("envoy-bootstrap: %v", err)
 	}
 	script := filepath.Join(repoRoot(t), "e2e", "grpcjs", "client.js")
-	cmd := exec.Command("node", script, fmt.Sprintf("xds:///lb_%d", lbID))
+	args := []string{script}
+	for _, id := range lbIDs {
+		args = append(args, fmt.Sprintf("xds:///lb_%d", id))
+	}
+	cmd := exec.Command("node", args...)
 	cmd.Env = append(withoutEnv(withoutEnv(os.Environ(), "GRPC_XDS_BOOTSTRAP"), "NODE_PATH"),
 		"NODE_PATH="+modules, "GRPC_XDS_BOOTSTRAP_CONFIG="+string(boot))
+	cmd.Env = append(cmd.Env, env...)
 	in, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -283,5 +298,67 @@ func TestProxylessGRPCJS(t *testing.T) {
 			_ = c.in.Close()
 			waitFor(t, "the grpc-js client to disconnect", func() bool { return xdsClients(t, d) == 0 })
 		})
+	}
+}
+
+// metric reads one sample of the daemon's /metrics (0 when absent).
+func metric(t *testing.T, d *daemon, series string) float64 {
+	t.Helper()
+	res, err := http.Get(d.httpURL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(res.Body)
+	for _, line := range strings.Split(string(body), "\n") {
+		if strings.HasPrefix(line, series+" ") {
+			v, _ := strconv.ParseFloat(strings.Fields(line)[1], 64)
+			return v
+		}
+	}
+	return 0
+}
+
+// grpc-js refuses a load balancer it cannot serve (here: ring hash, turned
+// off in this client) naming it only by its index in the response, and
+// the response also carries a load balancer it accepts. Exactly the
+// refused one goes to ERROR, with grpc-js's message, although it had no
+// pending change (the client joined later); the other stays ACTIVE and
+// serves; the refused version is not sent again (no NACK storm).
+func TestGRPCJSRefusalIsPinnedByIndex(t *testing.T) {
+	modules := grpcjsModules(t)
+	dir := t.TempDir()
+	bin := buildBinary(t, dir)
+	d := startDaemon(t, bin, dir, nil)
+	a := newAPI(t, bin, dir, d)
+	good, other := startBackend(t, "good"), startBackend(t, "other")
+	ok := a.create(fmt.Sprintf(`{"loadBalancer":{"name":"js-ok","protocol":"HTTP","port":80,"algorithm":"ROUND_ROBIN",
+		"virtualIps":[{"type":"PUBLIC","ipVersion":"IPV4"}],"nodes":[%s]}}`, nodeJSON("127.0.0.1", good.port, "")))
+	bad := a.create(fmt.Sprintf(`{"loadBalancer":{"name":"js-sticky","protocol":"HTTP","port":81,"algorithm":"ROUND_ROBIN",
+		"virtualIps":[{"type":"PUBLIC","ipVersion":"IPV4"}],"nodes":[%s]}}`, nodeJSON("127.0.0.1", other.port, "")))
+	a.waitStatus(ok.ID, "ACTIVE")
+	a.waitStatus(bad.ID, "ACTIVE")
+	a.do("PUT", a.lbPath(bad.ID, "/sessionpersistence"), `{"sessionPersistence":{"persistenceType":"HTTP_COOKIE"}}`, 202, nil)
+	a.waitStatus(bad.ID, "ACTIVE")
+
+	// This grpc-js has no ring hash: it refuses the sticky load balancer.
+	c := startGRPCJSWith(t, modules, bin, d, "grpcjs-no-ring-hash",
+		[]string{"GRPC_EXPERIMENTAL_XDS_CUSTOM_LB_CONFIG=false", "GRPC_XDS_EXPERIMENTAL_ENABLE_RING_HASH=false"}, ok.ID, bad.ID)
+	st := a.waitStatus(bad.ID, "ERROR")
+	t.Logf("the refused load balancer: %s (%s)", st.Status, st.StatusDescription)
+	if !strings.Contains(st.StatusDescription, "index") {
+		t.Errorf("statusDescription %q does not carry grpc-js's message", st.StatusDescription)
+	}
+	eventuallyJS(t, c, "the accepted load balancer serves", func(h map[string]int) bool { return h["good"] == 20 })
+	if st := a.get(ok.ID); st.Status != "ACTIVE" {
+		t.Fatalf("the load balancer grpc-js accepted is %s (%s)", st.Status, st.StatusDescription)
+	}
+	nacks := metric(t, d, `lbaas_xds_nacks_total{fleet="default",type="cds"}`)
+	time.Sleep(2 * time.Second)
+	if more := metric(t, d, `lbaas_xds_nacks_total{fleet="default",type="cds"}`) - nacks; more > 2 {
+		t.Fatalf("%v more NACKs in 2 s without any change: the refused version is being sent again", more)
+	}
+	if nacks < 1 {
+		t.Fatal("no NACK counted")
 	}
 }

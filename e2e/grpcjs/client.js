@@ -1,5 +1,7 @@
-// A proxyless grpc-js client for the e2e tests: it dials the xDS target
-// given as its argument (xds:///lb_<id>) with the bootstrap in
+// A proxyless grpc-js client for the e2e tests: it dials the xDS targets
+// given as its arguments (xds:///lb_<id> ...; calls go to the first, the
+// others are only resolved, so one xDS client subscribes to all) with the
+// bootstrap in
 // GRPC_XDS_BOOTSTRAP_CONFIG (or the file GRPC_XDS_BOOTSTRAP names), and for
 // every line "N" on its standard input makes N unary calls, one after the
 // other, then prints one JSON line: {"hits": {"<backend>": count}, "error": "..."}.
@@ -13,16 +15,21 @@ const grpc = require('@grpc/grpc-js');
 const protoLoader = require('@grpc/proto-loader');
 const xds = require('@grpc/grpc-js-xds');
 
-const target = process.argv[2];
-if (!target) {
-  console.error('usage: client.js xds:///lb_<id>');
+const targets = process.argv.slice(2);
+if (targets.length === 0) {
+  console.error('usage: client.js xds:///lb_<id> [xds:///lb_<id> ...]');
   process.exit(2);
 }
+const target = targets[0];
 xds.register();
 
 const def = protoLoader.loadSync(path.join(__dirname, 'test_service.proto'));
 const TestService = grpc.loadPackageDefinition(def).grpc.testing.TestService;
 const client = new TestService(target, grpc.credentials.createInsecure());
+const others = targets.slice(1).map((t) => new TestService(t, grpc.credentials.createInsecure()));
+for (const c of [client, ...others]) {
+  c.getChannel().getConnectivityState(true); // resolve now: subscribe over xDS
+}
 
 function call() {
   return new Promise((resolve, reject) => {
@@ -63,6 +70,7 @@ lines.on('line', (line) => {
 lines.on('close', () => {
   queue.then(() => {
     client.close();
+    others.forEach((c) => c.close());
     process.exit(0);
   });
 });
