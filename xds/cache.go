@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
@@ -103,6 +104,8 @@ type Cache struct {
 	// request callback runs just before the server asks for a watch.
 	bound map[*discoveryv3.DiscoveryRequest]int64
 	delta map[*discoveryv3.DeltaDiscoveryRequest]int64
+	// gate bounds the large responses in flight.
+	gate *gate
 }
 
 type typeCache struct {
@@ -160,6 +163,7 @@ func NewCache(defaultFleet string, revision int64) *Cache {
 		conns:        map[int64]*conn{},
 		bound:        map[*discoveryv3.DiscoveryRequest]int64{},
 		delta:        map[*discoveryv3.DeltaDiscoveryRequest]int64{},
+		gate:         newGate(8, 30*time.Second),
 	}
 }
 

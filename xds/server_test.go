@@ -541,3 +541,51 @@ func TestDeltaReconnectHonoursInitialVersions(t *testing.T) {
 		t.Fatalf("resources %v, removed %v; want lb_2, and lb_9 removed", got, r.GetRemovedResources())
 	}
 }
+
+// Large responses take turns (one slot here), and a stream holding the
+// slot for one type never waits for it again for another, so clients
+// syncing clusters and endpoints at once all finish, without waiting out
+// the gate.
+func TestLargeResponsesTakeTurnsWithoutDeadlock(t *testing.T) {
+	h := newHarness(t, Limits{})
+	h.cache.gate = newGate(1, time.Minute)
+	var lbs []uint32
+	for lb := uint32(1); lb <= 2*bigResponse; lb++ {
+		lbs = append(lbs, lb)
+	}
+	h.publish(1, false, lbs...)
+	names := make([]string, len(lbs))
+	for i, lb := range lbs {
+		names[i] = fmt.Sprintf("lb_%d", lb)
+	}
+	start := time.Now()
+	var wg sync.WaitGroup
+	for i := range 10 {
+		c := h.sotw(fmt.Sprint("big-", i), "envoy")
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// Both types asked at once: the endpoints' answer is large too.
+			c.send(resource.ClusterType, "", "", nil, "")
+			c.send(resource.EndpointType, "", "", names, "")
+			for got := map[string]bool{}; len(got) < 2; {
+				r := c.next()
+				got[r.GetTypeUrl()] = len(r.GetResources()) == len(lbs)
+				req := []string(nil)
+				if r.GetTypeUrl() == resource.EndpointType {
+					req = names
+				}
+				c.ack(r, req)
+			}
+		}()
+	}
+	wg.Wait()
+	if d := time.Since(start); d > 30*time.Second {
+		t.Fatalf("syncing took %v: streams waited out the gate", d)
+	}
+	h.cache.gate.mu.Lock()
+	defer h.cache.gate.mu.Unlock()
+	if len(h.cache.gate.held) != 0 {
+		t.Fatalf("slots still held after every client answered: %v", h.cache.gate.held)
+	}
+}

@@ -295,6 +295,8 @@ func (t *Tracker) request(id int64, node *corev3.Node, typeURL, nonce, errorDeta
 		t.mu.Unlock()
 		return nil
 	}
+	// The client read what it answers: a large response's slot is free.
+	t.cache.gate.release(holdKey{id, typeURL})
 	if err := t.admit(s, names); err != nil {
 		t.mu.Unlock()
 		return err

@@ -14,6 +14,7 @@ import (
 // the number of resources (go-control-plane's server keeps the names a
 // client subscribes to).
 type conn struct {
+	id    int64
 	types map[string]*connType
 	// bound are the requests bound to this stream and not yet watched,
 	// by type, so they can be unbound when the server ignores them.
@@ -22,6 +23,7 @@ type conn struct {
 }
 
 type connType struct {
+	stream  int64
 	sent    uint64 // the sequence number of the last response sent
 	sentAny bool
 	// names is the subscription of the previous state-of-the-world
@@ -64,13 +66,14 @@ func (w *watch) subscribes(name string) bool {
 // open registers a stream.
 func (c *Cache) open(id int64) {
 	c.mu.Lock()
-	c.conns[id] = &conn{types: map[string]*connType{},
+	c.conns[id] = &conn{id: id, types: map[string]*connType{},
 		bound: map[string]*discoveryv3.DiscoveryRequest{}, boundDelta: map[string]*discoveryv3.DeltaDiscoveryRequest{}}
 	c.mu.Unlock()
 }
 
 // close forgets a stream.
 func (c *Cache) close(id int64) {
+	c.gate.releaseAll(id)
 	c.mu.Lock()
 	if cn := c.conns[id]; cn != nil {
 		for _, r := range cn.bound {
@@ -122,7 +125,7 @@ func (c *Cache) sent(id int64, typeURL, version string) {
 func (cn *conn) typ(typeURL string) *connType {
 	ct := cn.types[typeURL]
 	if ct == nil {
-		ct = &connType{}
+		ct = &connType{stream: cn.id}
 		cn.types[typeURL] = ct
 	}
 	return ct
@@ -218,6 +221,9 @@ func (c *Cache) answerSotW(tc *typeCache, w *watch, added []string) bool {
 		version: c.version(tc.seq),
 		st:      st,
 	}
+	if len(st.res) >= bigResponse {
+		resp.gate, resp.hold = c.gate, holdKey{ct.stream, tc.typeURL}
+	}
 	select {
 	case w.sotw <- resp:
 		return true
@@ -305,6 +311,9 @@ func (c *Cache) answerDelta(tc *typeCache, w *watch, added []string) bool {
 		res:     res,
 		removed: removed,
 	}
+	if len(res) >= bigResponse {
+		resp.gate, resp.hold = c.gate, holdKey{ct.stream, tc.typeURL}
+	}
 	select {
 	case w.deltaCh <- resp:
 		return true
@@ -319,6 +328,8 @@ type sotwResponse struct {
 	req     *discoveryv3.DiscoveryRequest
 	version string
 	st      *state
+	gate    *gate // a large response waits for a slot
+	hold    holdKey
 }
 
 // sentNames carries a response's ordered resource names to the tracker
@@ -327,6 +338,7 @@ type sotwResponse struct {
 type sentNamesKey struct{}
 
 func (r *sotwResponse) GetDiscoveryResponse() (*discoveryv3.DiscoveryResponse, error) {
+	r.gate.acquire(r.hold) // the server marshals and sends it next
 	return &discoveryv3.DiscoveryResponse{VersionInfo: r.version, Resources: r.st.res, TypeUrl: r.req.GetTypeUrl()}, nil
 }
 func (r *sotwResponse) GetRequest() *discoveryv3.DiscoveryRequest { return r.req }
@@ -345,9 +357,12 @@ type deltaResponse struct {
 	version string
 	res     []*discoveryv3.Resource
 	removed []string
+	gate    *gate
+	hold    holdKey
 }
 
 func (r *deltaResponse) GetDeltaDiscoveryResponse() (*discoveryv3.DeltaDiscoveryResponse, error) {
+	r.gate.acquire(r.hold)
 	return &discoveryv3.DeltaDiscoveryResponse{
 		SystemVersionInfo: r.version, Resources: r.res, RemovedResources: r.removed, TypeUrl: r.req.GetTypeUrl(),
 	}, nil
