@@ -126,6 +126,7 @@ type ClientInfo struct {
 	Fleet     string           `json:"fleet"`
 	Kind      Kind             `json:"kind"`
 	Peer      string           `json:"peer"`
+	Identity  string           `json:"identity,omitempty"`
 	Connected time.Time        `json:"connected"`
 	Counting  bool             `json:"countsForStatus"`
 	NACKs     uint64           `json:"nacks"`
@@ -150,7 +151,7 @@ func (t *Tracker) ClientList() []ClientInfo {
 	defer t.mu.Unlock()
 	out := []ClientInfo{}
 	for _, s := range t.streams {
-		info := ClientInfo{Stream: s.id, Node: s.node, Fleet: s.group.Fleet, Kind: s.group.Kind, Peer: s.peer,
+		info := ClientInfo{Stream: s.id, Node: s.node, Fleet: s.group.Fleet, Kind: s.group.Kind, Peer: s.peer, Identity: s.identity,
 			Connected: s.since, Counting: !s.excluded, NACKs: s.nacks}
 		for _, typeURL := range TypeOrder {
 			ti := ClientTypeInfo{Type: shortType(typeURL), Acked: s.acked[typeURL]}

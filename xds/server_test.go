@@ -589,3 +589,30 @@ func TestLargeResponsesTakeTurnsWithoutDeadlock(t *testing.T) {
 		t.Fatalf("slots still held after every client answered: %v", h.cache.gate.held)
 	}
 }
+
+// A client churning requests faster than the stream's rate is ended with
+// a clear error.
+func TestChurningClientIsLimited(t *testing.T) {
+	h := newHarness(t, Limits{RequestRate: 10, RequestBurst: 20})
+	h.publish(1, false, 1)
+	c := h.sotw("churn", "grpc-go-like")
+	for i := range 100 {
+		req := &discoveryv3.DiscoveryRequest{Node: c.node, TypeUrl: resource.EndpointType, ResourceNames: []string{fmt.Sprint("lb_", i%7)}}
+		if err := c.stream.Send(req); err != nil {
+			break // the server ended the stream
+		}
+	}
+	for {
+		select {
+		case <-c.recv:
+			continue
+		case err := <-c.err:
+			if status.Code(err) != codes.ResourceExhausted {
+				t.Fatalf("stream ended with %v, want ResourceExhausted", err)
+			}
+			return
+		case <-time.After(10 * time.Second):
+			t.Fatal("the churning client was not stopped")
+		}
+	}
+}

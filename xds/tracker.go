@@ -15,6 +15,7 @@ import (
 	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
 	"golang.org/x/time/rate"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 )
@@ -91,6 +92,7 @@ type stream struct {
 	group    Group
 	node     string
 	peer     string
+	identity string // the client certificate's URI, with mutual TLS
 	since    time.Time
 	kill     func(error)
 	excluded bool // stopped counting for status (ack timeout)
@@ -254,8 +256,16 @@ func (t *Tracker) open(ctx context.Context, id int64) {
 	if kill, ok := ctx.Value(killKey{}).(func(error)); ok {
 		s.kill = kill
 	}
-	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
-		s.peer = p.Addr.String()
+	if p, ok := peer.FromContext(ctx); ok {
+		if p.Addr != nil {
+			s.peer = p.Addr.String()
+		}
+		// With mutual TLS, the client certificate's URI names the client.
+		if info, ok := p.AuthInfo.(credentials.TLSInfo); ok && len(info.State.PeerCertificates) > 0 {
+			if uris := info.State.PeerCertificates[0].URIs; len(uris) > 0 {
+				s.identity = uris[0].String()
+			}
+		}
 	}
 	if t.limits.RequestRate > 0 {
 		s.limiter = rate.NewLimiter(rate.Limit(t.limits.RequestRate), max(t.limits.RequestBurst, 1))

@@ -154,8 +154,10 @@ type Server struct {
 	HTTPAddr net.Addr
 	GRPCAddr net.Addr
 	XDSAddr  net.Addr
-	Store    *store.Store
-	Auth     *auth.Service
+	// DebugAddr is where pprof and /debug/xds/clients are served (nil when off).
+	DebugAddr net.Addr
+	Store     *store.Store
+	Auth      *auth.Service
 
 	httpServer  *http.Server
 	debugServer *http.Server
@@ -326,6 +328,7 @@ func (s *Server) serveDebug(addr string) error {
 	if err != nil {
 		return fmt.Errorf("listen on --debug-addr: %w", err)
 	}
+	s.DebugAddr = ln.Addr()
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)

@@ -19,11 +19,16 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"encoding/json"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"github.com/openlbaas/lbaas/api"
 	"github.com/openlbaas/lbaas/auth"
 	lbaasv1 "github.com/openlbaas/lbaas/gen/lbaas/v1"
 	"github.com/openlbaas/lbaas/internal/server"
 	"github.com/openlbaas/lbaas/store"
+	"github.com/openlbaas/lbaas/xds"
 )
 
 // The same services answer over gRPC, with the token in the metadata and
@@ -159,5 +164,64 @@ func TestMetrics(t *testing.T) {
 	want := `lbaas_api_requests_total{code="401",method="GET",route="/v1.0/{account=*}/loadbalancers"} 1`
 	if !strings.Contains(string(body), want) {
 		t.Errorf("/metrics lacks %q:\n%s", want, body)
+	}
+}
+
+// Operators see every connected xDS client at /debug/xds/clients: node,
+// fleet, kind, peer and what it has acknowledged.
+func TestXDSClientList(t *testing.T) {
+	srv, err := server.Start(context.Background(), server.Config{
+		HTTPAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0", XDSAddr: "127.0.0.1:0", DebugAddr: "127.0.0.1:0",
+		DatabaseURL: filepath.Join(t.TempDir(), "db"), Fleet: "default", Limits: api.DefaultLimits, TokenTTL: time.Hour,
+		DisableHealthChecks: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
+	conn, err := grpc.NewClient(srv.XDSAddr.String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ads, err := discoveryv3.NewAggregatedDiscoveryServiceClient(conn).StreamAggregatedResources(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	node := &corev3.Node{Id: "edge-7", Cluster: "default", UserAgentName: "envoy"}
+	if err := ads.Send(&discoveryv3.DiscoveryRequest{Node: node, TypeUrl: resource.ClusterType}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := ads.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ads.Send(&discoveryv3.DiscoveryRequest{TypeUrl: resource.ClusterType, VersionInfo: r.GetVersionInfo(), ResponseNonce: r.GetNonce()}); err != nil {
+		t.Fatal(err)
+	}
+	var list struct {
+		Clients []xds.ClientInfo `json:"clients"`
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		res, err := http.Get("http://" + srv.DebugAddr.String() + "/debug/xds/clients")
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = json.NewDecoder(res.Body).Decode(&list)
+		res.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(list.Clients) == 1 && len(list.Clients[0].Types) == 1 && list.Clients[0].Types[0].Acked == r.GetVersionInfo() {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("client list %+v", list)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	c := list.Clients[0]
+	if c.Node != "edge-7" || c.Fleet != "default" || c.Kind != xds.KindEnvoy || !strings.HasPrefix(c.Peer, "127.0.0.1:") || !c.Counting || c.Types[0].Lag != 0 {
+		t.Fatalf("client %+v", c)
 	}
 }
