@@ -264,26 +264,37 @@ func (c *Cache) answerDelta(tc *typeCache, w *watch, added []string) bool {
 			res = append(res, e.delta)
 		}
 	}
+	sorted := false
 	if first {
-		if w.sub.IsWildcard() {
-			for _, e := range tc.entries {
-				if e.res != nil {
+		subscribed := w.sub.SubscribedResources()
+		if world := tc.world(); w.sub.IsWildcard() || len(subscribed) > len(world.names)/4 {
+			// An Envoy's first request: the shared sorted state, filtered
+			// (names are unique there: no need to track them).
+			sorted = true
+			for _, name := range world.names {
+				if e := tc.entries[name]; w.subscribes(name) && w.initial[name] != e.version {
+					res = append(res, e.delta)
+				}
+			}
+		} else {
+			for name := range subscribed {
+				if e := tc.entries[name]; e != nil && e.res != nil {
 					add(e)
 				}
 			}
-			for name := range w.initial {
-				if e := tc.entries[name]; e == nil || e.res == nil {
-					removed = append(removed, name)
-				}
-			}
 		}
-		for name := range w.sub.SubscribedResources() {
-			if e := tc.entries[name]; e != nil {
-				add(e)
-			} else if !seen[name] {
+		// What the client holds or asks for that does not exist.
+		gone := func(name string) {
+			if e := tc.entries[name]; (e == nil || e.res == nil) && !seen[name] {
 				seen[name] = true
 				removed = append(removed, name)
 			}
+		}
+		for name := range w.initial {
+			gone(name)
+		}
+		for name := range subscribed {
+			gone(name)
 		}
 	} else {
 		tc.since(ct.sent, func(e *entry) {
@@ -303,7 +314,9 @@ func (c *Cache) answerDelta(tc *typeCache, w *watch, added []string) bool {
 			return false
 		}
 	}
-	sort.Slice(res, func(i, j int) bool { return res[i].GetName() < res[j].GetName() })
+	if !sorted {
+		sort.Slice(res, func(i, j int) bool { return res[i].GetName() < res[j].GetName() })
+	}
 	sort.Strings(removed)
 	resp := &deltaResponse{
 		req:     &discoveryv3.DeltaDiscoveryRequest{TypeUrl: tc.typeURL},
