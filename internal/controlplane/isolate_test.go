@@ -68,7 +68,10 @@ func pickyEnvoy(t *testing.T, addr string, names []string) {
 // changes: the control plane tries each alone, puts exactly the refused
 // one in ERROR and applies the other.
 func TestNamelessNACKIsIsolated(t *testing.T) {
-	st := openStore(t)
+	onBothBackends(t, namelessNACKIsIsolated)
+}
+
+func namelessNACKIsIsolated(t *testing.T, st *store.Store) {
 	x, y := insert(t, st, store.StatusActive, 80), insert(t, st, store.StatusActive, 80)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

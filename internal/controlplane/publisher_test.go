@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -17,14 +18,26 @@ import (
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/protobuf/types/known/anypb"
 
+	"github.com/openlbaas/lbaas/internal/pgtest"
 	"github.com/openlbaas/lbaas/store"
 	"github.com/openlbaas/lbaas/xds"
 )
 
+func TestMain(m *testing.M) {
+	code := m.Run()
+	pgtest.Cleanup()
+	os.Exit(code)
+}
+
 func openStore(t *testing.T) *store.Store {
 	t.Helper()
+	return openStoreAt(t, filepath.Join(t.TempDir(), "db"))
+}
+
+func openStoreAt(t *testing.T, url string) *store.Store {
+	t.Helper()
 	pools, _ := store.ParsePools("PUBLIC=127.1.0.0/24")
-	st, err := store.Open(context.Background(), store.Options{URL: filepath.Join(t.TempDir(), "db"), Pools: pools,
+	st, err := store.Open(context.Background(), store.Options{URL: url, Pools: pools,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -183,12 +196,21 @@ func listenerPort(t *testing.T, p *Publisher, id uint32) uint32 {
 	return l.GetAddress().GetSocketAddress().GetPortValue()
 }
 
+// onBothBackends runs a test on SQLite and on a throwaway PostgreSQL.
+func onBothBackends(t *testing.T, test func(t *testing.T, st *store.Store)) {
+	t.Run("sqlite", func(t *testing.T) { test(t, openStore(t)) })
+	t.Run("postgres", func(t *testing.T) { test(t, openStoreAt(t, pgtest.NewDatabase(t))) })
+}
+
 // Reading one of several changed load balancers fails part-way through a
 // sync: nothing of that revision is published or remembered, and the
 // next attempt publishes all of them (before, the ones read first were
 // remembered as published though the cache never got them).
 func TestPartlyFailedSyncPublishesNothing(t *testing.T) {
-	st := openStore(t)
+	onBothBackends(t, partlyFailedSync)
+}
+
+func partlyFailedSync(t *testing.T, st *store.Store) {
 	a, b := insert(t, st, store.StatusActive, 80), insert(t, st, store.StatusActive, 80)
 	ctx := context.Background()
 	p, err := New(ctx, st, Options{DefaultFleet: "default"}, slog.New(slog.NewTextHandler(io.Discard, nil)))
@@ -242,7 +264,10 @@ func (h countingHandler) Handle(ctx context.Context, r slog.Record) error {
 // exponential backoff, not in a tight loop (before: 42,000 log lines in
 // half a second).
 func TestStoreFailureIsRetriedWithBackoff(t *testing.T) {
-	st := openStore(t)
+	onBothBackends(t, retriedWithBackoff)
+}
+
+func retriedWithBackoff(t *testing.T, st *store.Store) {
 	id := insert(t, st, store.StatusBuild, 80)
 	var lines atomic.Int64
 	log := slog.New(countingHandler{Handler: slog.NewTextHandler(io.Discard, nil), n: &lines})
