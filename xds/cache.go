@@ -109,9 +109,11 @@ type Cache struct {
 }
 
 type typeCache struct {
+	group   Group
 	typeURL string
 	seq     uint64
 	entries map[string]*entry
+	live    int // entries that are not removal records
 	// log lists changes in sequence order; an entry whose seq differs from
 	// the logged one was changed again later (the later record counts).
 	log []change
@@ -175,7 +177,7 @@ func (c *Cache) typeCache(g Group, typeURL string) *typeCache {
 	}
 	tc := caches[typeURL]
 	if tc == nil {
-		tc = &typeCache{typeURL: typeURL, entries: map[string]*entry{}, watches: map[*watch]struct{}{}}
+		tc = &typeCache{group: g, typeURL: typeURL, entries: map[string]*entry{}, watches: map[*watch]struct{}{}}
 		tc.mark(c.revision)
 		caches[typeURL] = tc
 	}
@@ -278,6 +280,12 @@ func (c *Cache) update(g Group, typeURL string, upsert map[string]*anypb.Any, re
 			e.res = res
 			e.delta = &discoveryv3.Resource{Name: name, Version: version, Resource: res}
 		}
+		if old := tc.entries[name]; old != nil && old.res != nil {
+			tc.live--
+		}
+		if e.res != nil {
+			tc.live++
+		}
 		tc.entries[name] = e
 		tc.log = append(tc.log, change{seq: tc.seq, name: name})
 	}
@@ -286,7 +294,7 @@ func (c *Cache) update(g Group, typeURL string, upsert map[string]*anypb.Any, re
 		if !w.wants(changed) {
 			continue
 		}
-		if c.answer(tc, w, nil) {
+		if c.answer(tc, w, w.added) {
 			delete(tc.watches, w)
 		}
 	}
@@ -296,12 +304,14 @@ func (c *Cache) update(g Group, typeURL string, upsert map[string]*anypb.Any, re
 // compact drops superseded log records once they outnumber the resources,
 // and the removals every connected client has already been sent.
 func (c *Cache) compact(tc *typeCache) {
-	if len(tc.log) < 2*len(tc.entries)+1024 {
+	if len(tc.log) < 2*tc.live+1024 {
 		return
 	}
+	// A client of this group sent nothing yet gets the whole state, and
+	// its removals from what it says it holds: it needs no record.
 	oldest := tc.seq
 	for _, cn := range c.conns {
-		if ct := cn.types[tc.typeURL]; ct != nil && ct.sent < oldest {
+		if ct := cn.types[tc.typeURL]; cn.group == tc.group && ct != nil && ct.sentAny && ct.sent < oldest {
 			oldest = ct.sent
 		}
 	}
@@ -408,11 +418,12 @@ func (c *Cache) CreateWatch(req *cache.Request, sub cache.Subscription, ch chan 
 	defer c.mu.Unlock()
 	id, ok := c.bound[req]
 	delete(c.bound, req)
+	g := GroupOf(req.GetNode(), c.defaultFleet)
 	w := &watch{
 		typeURL: req.GetTypeUrl(), sub: sub, sotw: ch,
-		conn: c.connType(id, ok, req.GetTypeUrl()),
+		conn: c.connType(id, ok, g, req.GetTypeUrl()),
 	}
-	return c.watch(GroupOf(req.GetNode(), c.defaultFleet), w, nil)
+	return c.watch(g, w, nil)
 }
 
 // CreateDeltaWatch implements cache.ConfigWatcher for delta streams.
@@ -424,33 +435,43 @@ func (c *Cache) CreateDeltaWatch(req *cache.DeltaRequest, sub cache.Subscription
 	defer c.mu.Unlock()
 	id, ok := c.delta[req]
 	delete(c.delta, req)
+	g := GroupOf(req.GetNode(), c.defaultFleet)
 	w := &watch{
 		typeURL: req.GetTypeUrl(), sub: sub, deltaCh: ch,
-		conn: c.connType(id, ok, req.GetTypeUrl()),
+		conn: c.connType(id, ok, g, req.GetTypeUrl()),
 	}
 	if !w.conn.sentAny {
 		w.initial = req.GetInitialResourceVersions()
 	}
-	return c.watch(GroupOf(req.GetNode(), c.defaultFleet), w, req.GetResourceNamesSubscribe())
+	return c.watch(g, w, req.GetResourceNamesSubscribe())
 }
 
 // watch answers at once when the client is behind, or parks the watch
 // until a change it wants.
 func (c *Cache) watch(g Group, w *watch, subscribed []string) (func(), error) {
 	tc := c.typeCache(g, w.typeURL)
-	if w.sotw != nil && w.conn.sentAny {
-		// The names a state-of-the-world request adds are those missing
-		// from the previous request's.
-		prev := w.conn.names
-		for name := range w.sub.SubscribedResources() {
-			if _, ok := prev[name]; !ok {
-				subscribed = append(subscribed, name)
+	if w.sotw != nil {
+		now := w.sub.SubscribedResources()
+		if w.conn.sentAny {
+			// The names a state-of-the-world request adds are those missing
+			// from the previous request's, and those an answer added that
+			// was never sent (the server drops an unsent answer when a new
+			// request of its type comes).
+			prev := w.conn.names
+			for name := range now {
+				if _, ok := prev[name]; !ok {
+					subscribed = append(subscribed, name)
+				}
+			}
+			for _, name := range w.conn.unsent {
+				if _, ok := now[name]; ok {
+					subscribed = append(subscribed, name)
+				}
 			}
 		}
+		w.conn.names, w.conn.unsent = now, subscribed
 	}
-	if w.sotw != nil {
-		w.conn.names = w.sub.SubscribedResources()
-	}
+	w.added = subscribed
 	if c.answer(tc, w, subscribed) {
 		return func() {}, nil
 	}

@@ -37,8 +37,9 @@ func newGate(slots int, wait time.Duration) *gate {
 	return &gate{slots: make(chan struct{}, slots), wait: wait, held: map[int64]string{}}
 }
 
-// acquire takes a slot for a stream's type, unless the stream holds one.
-func (g *gate) acquire(k holdKey) {
+// acquire takes a slot for a stream's type, unless the stream holds one;
+// it gives up when the stream ends (done).
+func (g *gate) acquire(k holdKey, done <-chan struct{}) {
 	if g == nil || k.stream == 0 {
 		return
 	}
@@ -48,9 +49,13 @@ func (g *gate) acquire(k holdKey) {
 	if held {
 		return
 	}
+	timer := time.NewTimer(g.wait)
+	defer timer.Stop()
 	select {
 	case g.slots <- struct{}{}:
-	case <-time.After(g.wait):
+	case <-done:
+		return // the stream ended: its send fails at once
+	case <-timer.C:
 		return // every slot is held by clients not answering: go on
 	}
 	g.mu.Lock()

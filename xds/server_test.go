@@ -583,11 +583,11 @@ func TestLargeResponsesTakeTurnsWithoutDeadlock(t *testing.T) {
 	if d := time.Since(start); d > 30*time.Second {
 		t.Fatalf("syncing took %v: streams waited out the gate", d)
 	}
-	h.cache.gate.mu.Lock()
-	defer h.cache.gate.mu.Unlock()
-	if len(h.cache.gate.held) != 0 {
-		t.Fatalf("slots still held after every client answered: %v", h.cache.gate.held)
-	}
+	waitFor(t, func() bool {
+		h.cache.gate.mu.Lock()
+		defer h.cache.gate.mu.Unlock()
+		return len(h.cache.gate.held) == 0
+	}, "every slot to be given back once the clients answered")
 }
 
 // A client churning requests faster than the stream's rate is ended with

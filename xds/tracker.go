@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -93,6 +94,7 @@ type stream struct {
 	node     string
 	peer     string
 	identity string // the client certificate's URI, with mutual TLS
+	only     string // the type of a per-type discovery stream; "" for ADS
 	since    time.Time
 	kill     func(error)
 	excluded bool // stopped counting for status (ack timeout)
@@ -100,8 +102,13 @@ type stream struct {
 	// unanswered responses by nonce; answering one forgets it and every
 	// older one of its type.
 	sent map[string]*sentResponse
-	// acked is the last acknowledged version per type.
-	acked map[string]string
+	// acked is the last acknowledged version per type, and ackedRev the
+	// store revision it reflected when acknowledged. (A version keeps
+	// reflecting newer revisions while its type does not change; a
+	// change of the type is a new version, acknowledged anew, so the
+	// revision read then is the one that matters for status.)
+	acked    map[string]string
+	ackedRev map[string]int64
 	// names are the subscribed resource names per type (a reference to
 	// what the request carried, not a copy); wildcard types are in wildcard.
 	names    map[string]map[string]bool
@@ -138,6 +145,11 @@ func (t *Tracker) Metrics() *Metrics { return t.metrics }
 func (t *Tracker) Expect(changes []*Pending) {
 	t.mu.Lock()
 	for _, p := range changes {
+		if old := t.pending[p.LoadBalancer]; old != nil && old.Revision == p.Revision && old.Fleet == p.Fleet {
+			// The same change staged again (read twice): what it changed
+			// is still to be acknowledged.
+			p = old.merge(p)
+		}
 		t.pending[p.LoadBalancer] = p
 	}
 	t.mu.Unlock()
@@ -193,9 +205,12 @@ func (t *Tracker) settle() {
 			floor[s.group] = f
 		}
 		for _, typeURL := range TypeOrder {
+			if s.only != "" && typeURL != s.only {
+				continue // a per-type discovery stream carries only its type
+			}
 			rev := int64(-1)
-			if v, ok := s.acked[typeURL]; ok {
-				rev = t.cache.RevisionOf(s.group, typeURL, v)
+			if _, ok := s.acked[typeURL]; ok {
+				rev = s.ackedRev[typeURL]
 			}
 			f[typeURL] = min(f[typeURL], rev)
 		}
@@ -230,8 +245,7 @@ func (t *Tracker) applied(p *Pending, floor map[Group]map[string]int64, named []
 			if !s.uses(k) {
 				continue
 			}
-			acked, ok := s.acked[k.TypeURL]
-			if !ok || t.cache.RevisionOf(s.group, k.TypeURL, acked) < p.needs() {
+			if _, ok := s.acked[k.TypeURL]; !ok || s.ackedRev[k.TypeURL] < p.needs() {
 				return false
 			}
 		}
@@ -250,8 +264,8 @@ func (s *stream) uses(k Key) bool {
 	return s.names[k.TypeURL][k.Name]
 }
 
-func (t *Tracker) open(ctx context.Context, id int64) {
-	s := &stream{id: id, since: t.now(), sent: map[string]*sentResponse{}, acked: map[string]string{},
+func (t *Tracker) open(ctx context.Context, id int64, typeURL string) {
+	s := &stream{id: id, only: typeURL, since: t.now(), sent: map[string]*sentResponse{}, acked: map[string]string{}, ackedRev: map[string]int64{},
 		names: map[string]map[string]bool{}, wildcard: map[string]bool{}, count: map[string]int{}}
 	if kill, ok := ctx.Value(killKey{}).(func(error)); ok {
 		s.kill = kill
@@ -270,7 +284,7 @@ func (t *Tracker) open(ctx context.Context, id int64) {
 	if t.limits.RequestRate > 0 {
 		s.limiter = rate.NewLimiter(rate.Limit(t.limits.RequestRate), max(t.limits.RequestBurst, 1))
 	}
-	t.cache.open(id)
+	t.cache.open(id, ctx.Done())
 	t.mu.Lock()
 	t.streams[id] = s
 	t.mu.Unlock()
@@ -305,8 +319,6 @@ func (t *Tracker) request(id int64, node *corev3.Node, typeURL, nonce, errorDeta
 		t.mu.Unlock()
 		return nil
 	}
-	// The client read what it answers: a large response's slot is free.
-	t.cache.gate.release(holdKey{id, typeURL})
 	if err := t.admit(s, names); err != nil {
 		t.mu.Unlock()
 		return err
@@ -324,9 +336,11 @@ func (t *Tracker) request(id int64, node *corev3.Node, typeURL, nonce, errorDeta
 	}
 	var rejected, suspects []*Pending
 	if r, ok := s.sent[nonce]; ok && nonce != "" {
+		// The client read what it answers: a large response's slot is free.
+		t.cache.gate.release(holdKey{id, r.typeURL})
 		s.answered(r)
 		if errorDetail == "" {
-			s.acked[r.typeURL] = r.version
+			t.ack(s, r)
 		} else {
 			s.nacks++
 			t.metrics.nacks.WithLabelValues(s.group.Fleet, shortType(r.typeURL)).Inc()
@@ -336,7 +350,7 @@ func (t *Tracker) request(id int64, node *corev3.Node, typeURL, nonce, errorDeta
 				// Envoy and gRPC clients apply the valid resources of a
 				// response they NACK: when we know what was refused, the
 				// rest of that version is in force on the client.
-				s.acked[r.typeURL] = r.version
+				t.ack(s, r)
 			}
 		}
 	}
@@ -350,6 +364,12 @@ func (t *Tracker) request(id int64, node *corev3.Node, typeURL, nonce, errorDeta
 	}
 	t.settle()
 	return nil
+}
+
+// ack records that a stream acknowledged a response. Callers hold t.mu.
+func (t *Tracker) ack(s *stream, r *sentResponse) {
+	s.acked[r.typeURL] = r.version
+	s.ackedRev[r.typeURL] = t.cache.RevisionOf(s.group, r.typeURL, r.version)
 }
 
 // answered forgets a response and the older ones of its type.
@@ -406,30 +426,28 @@ func (t *Tracker) blame(s *stream, r *sentResponse, message string) (blamed []*P
 			}
 		}
 	}
+	rev := t.cache.RevisionOf(s.group, r.typeURL, r.version)
 	if len(ids) == 0 {
 		// Nothing named: the suspects are the changes the response carried.
 		suspects := map[uint32]bool{}
-		rev := t.cache.RevisionOf(s.group, r.typeURL, r.version)
 		for id := range carried {
 			if p := t.pending[id]; p != nil && p.Fleet == s.group.Fleet && p.needs() <= rev && p.changes(s.group.Kind, r.typeURL) {
 				suspects[id] = true
 			}
 		}
-		if len(suspects) == 0 && len(carried) == 1 {
-			suspects = carried
-		}
-		if len(suspects) > 1 {
-			t.log.Warn("xds: a NACK names no resource; isolating the changes its response carried",
-				"node", s.node, "type", shortType(r.typeURL), "suspects", len(suspects), "error", message)
-			var list []*Pending
-			for id := range suspects {
-				list = append(list, t.pending[id])
-				delete(t.pending, id)
+		switch {
+		case len(carried) == 1:
+			suspects = carried // the response carried nothing else
+		case len(suspects) == 1:
+			// One change among unchanged load balancers: it is the culprit
+			// only if this client accepted them without it before (a client
+			// refusing its first state may refuse one of the others).
+			if _, before := s.acked[r.typeURL]; !before {
+				return nil, false, t.suspectsOf(s, r, suspects, message)
 			}
-			sort.Slice(list, func(i, j int) bool { return list[i].LoadBalancer < list[j].LoadBalancer })
-			return nil, false, list
-		}
-		if len(suspects) == 0 {
+		case len(suspects) > 1:
+			return nil, false, t.suspectsOf(s, r, suspects, message)
+		default:
 			t.log.Warn("xds: a NACK names no resource and its response carried no change",
 				"node", s.node, "type", shortType(r.typeURL), "error", message)
 			return nil, false, nil
@@ -437,18 +455,54 @@ func (t *Tracker) blame(s *stream, r *sentResponse, message string) (blamed []*P
 		ids = suspects
 	}
 	for id := range ids {
-		if p := t.pending[id]; p != nil && p.Fleet == s.group.Fleet {
+		p := t.pending[id]
+		switch {
+		case p == nil || p.Fleet != s.group.Fleet:
+			// No change waiting: the configuration in force is refused.
+			blamed = append(blamed, &Pending{LoadBalancer: id, Fleet: s.group.Fleet})
+		case p.needs() <= rev:
 			delete(t.pending, id)
 			blamed = append(blamed, p)
-		} else {
-			blamed = append(blamed, &Pending{LoadBalancer: id, Fleet: s.group.Fleet})
+		default:
+			// A newer change is on its way: the refusal of an older
+			// version says nothing about it.
 		}
 	}
 	sort.Slice(blamed, func(i, j int) bool { return blamed[i].LoadBalancer < blamed[j].LoadBalancer })
 	return blamed, true, nil
 }
 
+// suspectsOf takes the suspects' changes out of the pending ones, to be
+// tried one at a time. Callers hold t.mu.
+func (t *Tracker) suspectsOf(s *stream, r *sentResponse, ids map[uint32]bool, message string) []*Pending {
+	t.log.Warn("xds: a NACK names no resource; isolating the changes its response carried",
+		"node", s.node, "type", shortType(r.typeURL), "suspects", len(ids), "error", message)
+	var list []*Pending
+	for id := range ids {
+		list = append(list, t.pending[id])
+		delete(t.pending, id)
+	}
+	sort.Slice(list, func(i, j int) bool { return list[i].LoadBalancer < list[j].LoadBalancer })
+	return list
+}
+
 func (p *Pending) needs() int64 { return max(p.Revision, p.Since) }
+
+// merge returns the union of two registrations of one change.
+func (p *Pending) merge(q *Pending) *Pending {
+	out := &Pending{LoadBalancer: p.LoadBalancer, Fleet: p.Fleet, Revision: p.Revision, Since: max(p.Since, q.Since),
+		Changed: map[Kind][]Key{}}
+	for _, x := range []*Pending{p, q} {
+		for kind, keys := range x.Changed {
+			for _, k := range keys {
+				if !slices.Contains(out.Changed[kind], k) {
+					out.Changed[kind] = append(out.Changed[kind], k)
+				}
+			}
+		}
+	}
+	return out
+}
 
 func (p *Pending) changes(kind Kind, typeURL string) bool {
 	for _, k := range p.Changed[kind] {
@@ -499,8 +553,8 @@ func shortType(typeURL string) string {
 // Callbacks returns the go-control-plane server callbacks that feed the tracker.
 func (t *Tracker) Callbacks() serverv3.Callbacks {
 	return serverv3.CallbackFuncs{
-		StreamOpenFunc: func(ctx context.Context, id int64, _ string) error {
-			t.open(ctx, id)
+		StreamOpenFunc: func(ctx context.Context, id int64, typeURL string) error {
+			t.open(ctx, id, typeURL)
 			return nil
 		},
 		StreamClosedFunc: func(id int64, _ *corev3.Node) { t.close(id) },
@@ -529,8 +583,8 @@ func (t *Tracker) Callbacks() serverv3.Callbacks {
 		},
 		// The delta server numbers its streams apart from the state-of-the-
 		// world one: both start at 1. Delta streams are kept as -id.
-		DeltaStreamOpenFunc: func(ctx context.Context, id int64, _ string) error {
-			t.open(ctx, -id)
+		DeltaStreamOpenFunc: func(ctx context.Context, id int64, typeURL string) error {
+			t.open(ctx, -id, typeURL)
 			return nil
 		},
 		DeltaStreamClosedFunc: func(id int64, _ *corev3.Node) { t.close(-id) },

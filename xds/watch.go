@@ -15,6 +15,8 @@ import (
 // client subscribes to).
 type conn struct {
 	id    int64
+	group Group           // known from the first watch
+	done  <-chan struct{} // closed when the stream ends
 	types map[string]*connType
 	// bound are the requests bound to this stream and not yet watched,
 	// by type, so they can be unbound when the server ignores them.
@@ -24,11 +26,14 @@ type conn struct {
 
 type connType struct {
 	stream  int64
+	done    <-chan struct{}
 	sent    uint64 // the sequence number of the last response sent
 	sentAny bool
 	// names is the subscription of the previous state-of-the-world
-	// request (the server's own map, not a copy), to find added names.
-	names map[string]struct{}
+	// request (the server's own map, not a copy), to find added names;
+	// unsent are the names added since the last response sent.
+	names  map[string]struct{}
+	unsent []string
 }
 
 // watch is one open request of a stream for a type.
@@ -40,6 +45,8 @@ type watch struct {
 	deltaCh chan cache.DeltaResponse
 	// initial are the versions a delta client says it holds on a new stream.
 	initial map[string]string
+	// added are the names subscribed since the client was last sent the type.
+	added []string
 }
 
 func (w *watch) wants(changed []string) bool {
@@ -63,10 +70,10 @@ func (w *watch) subscribes(name string) bool {
 	return ok
 }
 
-// open registers a stream.
-func (c *Cache) open(id int64) {
+// open registers a stream; done is closed when it ends.
+func (c *Cache) open(id int64, done <-chan struct{}) {
 	c.mu.Lock()
-	c.conns[id] = &conn{id: id, types: map[string]*connType{},
+	c.conns[id] = &conn{id: id, done: done, types: map[string]*connType{},
 		bound: map[string]*discoveryv3.DiscoveryRequest{}, boundDelta: map[string]*discoveryv3.DeltaDiscoveryRequest{}}
 	c.mu.Unlock()
 }
@@ -118,14 +125,14 @@ func (c *Cache) sent(id int64, typeURL, version string) {
 	defer c.mu.Unlock()
 	if cn := c.conns[id]; cn != nil {
 		ct := cn.typ(typeURL)
-		ct.sent, ct.sentAny = seq, true
+		ct.sent, ct.sentAny, ct.unsent = seq, true, nil
 	}
 }
 
 func (cn *conn) typ(typeURL string) *connType {
 	ct := cn.types[typeURL]
 	if ct == nil {
-		ct = &connType{stream: cn.id}
+		ct = &connType{stream: cn.id, done: cn.done}
 		cn.types[typeURL] = ct
 	}
 	return ct
@@ -133,8 +140,9 @@ func (cn *conn) typ(typeURL string) *connType {
 
 // connType returns the stream's state for a type; a watch that no stream
 // was bound to (not through the server) gets a fresh one.
-func (c *Cache) connType(id int64, bound bool, typeURL string) *connType {
+func (c *Cache) connType(id int64, bound bool, g Group, typeURL string) *connType {
 	if cn := c.conns[id]; bound && cn != nil {
+		cn.group = g
 		delete(cn.bound, typeURL)
 		delete(cn.boundDelta, typeURL)
 		return cn.typ(typeURL)
@@ -188,10 +196,23 @@ func (c *Cache) answerSotW(tc *typeCache, w *watch, added []string) bool {
 			}
 		}
 		if first {
-			if w.sub.IsWildcard() {
-				st = tc.world()
+			if world := tc.world(); w.sub.IsWildcard() {
+				st = world
+			} else if len(w.sub.SubscribedResources()) > len(world.names)/4 {
+				// An Envoy's first request: the shared sorted state, filtered.
+				for i, name := range world.names {
+					if w.subscribes(name) {
+						st.names = append(st.names, name)
+						st.res = append(st.res, world.res[i])
+					}
+				}
 			} else {
+				names := make([]string, 0, len(w.sub.SubscribedResources()))
 				for name := range w.sub.SubscribedResources() {
+					names = append(names, name)
+				}
+				sort.Strings(names)
+				for _, name := range names {
 					if e := tc.entries[name]; e != nil {
 						include(e)
 					}
@@ -222,7 +243,7 @@ func (c *Cache) answerSotW(tc *typeCache, w *watch, added []string) bool {
 		st:      st,
 	}
 	if len(st.res) >= bigResponse {
-		resp.gate, resp.hold = c.gate, holdKey{ct.stream, tc.typeURL}
+		resp.gate, resp.hold, resp.done = c.gate, holdKey{ct.stream, tc.typeURL}, ct.done
 	}
 	select {
 	case w.sotw <- resp:
@@ -325,7 +346,7 @@ func (c *Cache) answerDelta(tc *typeCache, w *watch, added []string) bool {
 		removed: removed,
 	}
 	if len(res) >= bigResponse {
-		resp.gate, resp.hold = c.gate, holdKey{ct.stream, tc.typeURL}
+		resp.gate, resp.hold, resp.done = c.gate, holdKey{ct.stream, tc.typeURL}, ct.done
 	}
 	select {
 	case w.deltaCh <- resp:
@@ -343,6 +364,7 @@ type sotwResponse struct {
 	st      *state
 	gate    *gate // a large response waits for a slot
 	hold    holdKey
+	done    <-chan struct{}
 }
 
 // sentNames carries a response's ordered resource names to the tracker
@@ -351,7 +373,7 @@ type sotwResponse struct {
 type sentNamesKey struct{}
 
 func (r *sotwResponse) GetDiscoveryResponse() (*discoveryv3.DiscoveryResponse, error) {
-	r.gate.acquire(r.hold) // the server marshals and sends it next
+	r.gate.acquire(r.hold, r.done) // the server marshals and sends it next
 	return &discoveryv3.DiscoveryResponse{VersionInfo: r.version, Resources: r.st.res, TypeUrl: r.req.GetTypeUrl()}, nil
 }
 func (r *sotwResponse) GetRequest() *discoveryv3.DiscoveryRequest { return r.req }
@@ -372,10 +394,11 @@ type deltaResponse struct {
 	removed []string
 	gate    *gate
 	hold    holdKey
+	done    <-chan struct{}
 }
 
 func (r *deltaResponse) GetDeltaDiscoveryResponse() (*discoveryv3.DeltaDiscoveryResponse, error) {
-	r.gate.acquire(r.hold)
+	r.gate.acquire(r.hold, r.done)
 	return &discoveryv3.DeltaDiscoveryResponse{
 		SystemVersionInfo: r.version, Resources: r.res, RemovedResources: r.removed, TypeUrl: r.req.GetTypeUrl(),
 	}, nil

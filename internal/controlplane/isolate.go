@@ -2,6 +2,7 @@ package controlplane
 
 import (
 	"context"
+	"errors"
 
 	"github.com/openlbaas/lbaas/store"
 	"github.com/openlbaas/lbaas/xds"
@@ -40,9 +41,14 @@ type suspicion struct {
 
 // freshRevision takes a store revision for a step of an isolation, so a
 // client's acknowledgement of an earlier version cannot count for it.
+// The caller publishes every commit before it (sync) before applying at
+// that revision, so that no change committed earlier is reported applied
+// for an acknowledgement of a version that lacks it.
 func (p *Publisher) freshRevision(ctx context.Context) (int64, error) {
 	return p.store.Update(ctx, func(*store.Tx) error { return nil })
 }
+
+var errSync = errors.New("publishing the revisions before it failed")
 
 // isolate starts the isolations the tracker asked for; it reports false
 // when the store failed (they are kept for the next attempt).
@@ -53,6 +59,9 @@ func (p *Publisher) isolate(ctx context.Context) bool {
 	p.mu.Unlock()
 	for i, s := range todo {
 		rev, err := p.freshRevision(ctx)
+		if err == nil && !p.sync(ctx) {
+			err = errSync
+		}
 		if err != nil {
 			p.log.WarnContext(ctx, "xds: isolate refused changes; retrying with backoff", "err", err)
 			p.mu.Lock()
@@ -122,6 +131,9 @@ func (p *Publisher) advanceIsolations(ctx context.Context) bool {
 			return true
 		}
 		rev, err := p.freshRevision(ctx)
+		if err == nil && !p.sync(ctx) {
+			err = errSync
+		}
 		if err != nil {
 			p.log.WarnContext(ctx, "xds: isolate refused changes; retrying with backoff", "err", err)
 			return false

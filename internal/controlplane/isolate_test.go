@@ -157,3 +157,42 @@ func (w lockedWriter) Write(p []byte) (int, error) {
 	defer w.mu.Unlock()
 	return w.b.Write(p)
 }
+
+// A deleted load balancer's endpoints and routes are never sent as
+// removals in state of the world: the deletion settles on the clusters'
+// and listeners' acknowledgement (found in review: it stayed
+// PENDING_DELETE).
+func TestDeletionSettlesWithStateOfTheWorldEnvoys(t *testing.T) {
+	onBothBackends(t, func(t *testing.T, st *store.Store) {
+		x, y := insert(t, st, store.StatusActive, 80), insert(t, st, store.StatusActive, 80)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		p, err := New(ctx, st, Options{DefaultFleet: "default"}, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := grpc.NewServer(grpc.ChainStreamInterceptor(p.Tracker().StreamInterceptor()))
+		xds.Register(ctx, srv, p.Cache(), p.Tracker())
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() { _ = srv.Serve(ln) }()
+		defer srv.Stop()
+		go p.Run(ctx)
+		pickyEnvoy(t, ln.Addr().String(), []string{"lb_" + itoa(x), "lb_" + itoa(y)})
+		waitFor(t, func() bool { return len(p.Tracker().ClientList()) == 1 && len(p.Tracker().ClientList()[0].Types) == 4 })
+		_, err = st.Update(ctx, func(tx *store.Tx) error {
+			lb, err := tx.LoadBalancer("1", x)
+			if err != nil {
+				return err
+			}
+			lb.Status = store.StatusPendingDelete
+			return tx.SaveLoadBalancer(lb)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitStatus(t, st, x, store.StatusDeleted)
+	})
+}

@@ -406,7 +406,13 @@ func diff(prev, next *resources, updates map[xds.Group]*xds.Update) map[xds.Kind
 		for k := range before {
 			if _, ok := after[k]; !ok {
 				u().remove(k)
-				changed[kind] = append(changed[kind], k)
+				// Removed endpoints and routes are never sent in state of
+				// the world, nor in delta to a client that has dropped them:
+				// the removal of the cluster or listener naming them is
+				// what clients acknowledge.
+				if k.TypeURL != resource.EndpointType && k.TypeURL != resource.RouteType {
+					changed[kind] = append(changed[kind], k)
+				}
 			}
 		}
 	}
