@@ -106,9 +106,12 @@ type Cache struct {
 	delta map[*discoveryv3.DeltaDiscoveryRequest]int64
 	// gate bounds the large responses in flight.
 	gate *gate
+	// shared are the full states the codec sends pre-encoded.
+	shared *shared
 }
 
 type typeCache struct {
+	shared  *shared // where full states are registered for the codec
 	group   Group
 	typeURL string
 	seq     uint64
@@ -144,11 +147,17 @@ type seqRev struct {
 	rev int64
 }
 
-// state is an ordered list of resources, shared read-only.
+// state is an ordered list of resources, shared read-only. A full state
+// (world) also lists its delta resources, and encodes each list once
+// when first sent through the codec.
 type state struct {
 	seq   uint64
 	names []string
 	res   []*anypb.Any
+	delta []*discoveryv3.Resource
+
+	anysOnce, deltaOnce sync.Once
+	anysEnc, deltaEnc   []byte
 }
 
 // maxRevs bounds typeCache.revs; an acknowledgement of an older sequence
@@ -166,6 +175,7 @@ func NewCache(defaultFleet string, revision int64) *Cache {
 		bound:        map[*discoveryv3.DiscoveryRequest]int64{},
 		delta:        map[*discoveryv3.DeltaDiscoveryRequest]int64{},
 		gate:         newGate(8, 30*time.Second),
+		shared:       &shared{},
 	}
 }
 
@@ -177,7 +187,7 @@ func (c *Cache) typeCache(g Group, typeURL string) *typeCache {
 	}
 	tc := caches[typeURL]
 	if tc == nil {
-		tc = &typeCache{group: g, typeURL: typeURL, entries: map[string]*entry{}, watches: map[*watch]struct{}{}}
+		tc = &typeCache{shared: c.shared, group: g, typeURL: typeURL, entries: map[string]*entry{}, watches: map[*watch]struct{}{}}
 		tc.mark(c.revision)
 		caches[typeURL] = tc
 	}
@@ -354,10 +364,14 @@ func (tc *typeCache) world() *state {
 	}
 	sort.Strings(s.names)
 	s.res = make([]*anypb.Any, len(s.names))
+	s.delta = make([]*discoveryv3.Resource, len(s.names))
 	for i, name := range s.names {
 		s.res[i] = tc.entries[name].res
+		s.delta[i] = tc.entries[name].delta
 	}
+	tc.shared.remove(tc.full)
 	tc.full = s
+	tc.shared.add(s)
 	return s
 }
 

@@ -40,7 +40,7 @@ func newHarness(t testing.TB, limits Limits) *harness {
 	v := &verdicts{rejected: map[uint32]string{}}
 	tr := NewTracker(c, v, limits, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 	ctx, cancel := context.WithCancel(context.Background())
-	srv := grpc.NewServer(grpc.ChainStreamInterceptor(tr.StreamInterceptor()))
+	srv := grpc.NewServer(grpc.ChainStreamInterceptor(tr.StreamInterceptor()), ServerCodec(c))
 	Register(ctx, srv, c, tr)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -206,6 +206,9 @@ func (c *Cache) answerSotW(tc *typeCache, w *watch, added []string) bool {
 						st.res = append(st.res, world.res[i])
 					}
 				}
+				if len(st.res) == len(world.res) {
+					st = world // all of it: the shared list, encoded once
+				}
 			} else {
 				names := make([]string, 0, len(w.sub.SubscribedResources()))
 				for name := range w.sub.SubscribedResources() {
@@ -296,6 +299,9 @@ func (c *Cache) answerDelta(tc *typeCache, w *watch, added []string) bool {
 				if e := tc.entries[name]; w.subscribes(name) && w.initial[name] != e.version {
 					res = append(res, e.delta)
 				}
+			}
+			if len(res) == len(world.delta) {
+				res = world.delta // all of it: the shared list, encoded once
 			}
 		} else {
 			for name := range subscribed {

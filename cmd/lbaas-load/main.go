@@ -196,23 +196,34 @@ func runEnvoy(ctx context.Context, c config, xdsAddr string, ids []int, modes []
 		how = "over " + c.connectOver.String()
 	}
 	fmt.Printf("connecting %d Envoy-like clients per mode (%s) %s to fleet %q\n", c.clients, strings.Join(modes, ", "), how, fleet)
+	self, err := newProcStats(os.Getpid())
+	if err != nil {
+		return err
+	}
+	syncCPU0, err := stats.cpu()
+	if err != nil {
+		return err
+	}
+	syncSelf0, _ := self.cpu()
+	syncStart := time.Now()
 	f := startFleet(ctx, xdsAddr, fleet, modes, c.clients, want, c.connectOver)
 	defer f.stop()
 	res := newResults()
 	if err := f.waitSynced(ctx); err != nil {
 		return err
 	}
+	syncWall := time.Since(syncStart)
 	syncTimes(f, res)
 	rss, _, _ := stats.memory()
 	cpu0, err := stats.cpu()
 	if err != nil {
 		return err
 	}
-	self, err := newProcStats(os.Getpid())
-	if err != nil {
-		return err
-	}
 	selfCPU0, _ := self.cpu()
+	// What the initial sync cost each side: the daemon's share is what a
+	// fleet on other machines would wait for.
+	fmt.Printf("initial sync: lbaasd CPU %.2f s (%.0f ms per client), the clients' CPU %.2f s, in %s\n",
+		cpu0-syncCPU0, 1000*(cpu0-syncCPU0)/float64(c.clients*len(modes)), selfCPU0-syncSelf0, syncWall.Round(time.Millisecond))
 	changeStart := time.Now()
 	err = timeChanges(ctx, f, ch, kinds, c.changes, res)
 	elapsed := time.Since(changeStart)

@@ -24,7 +24,7 @@ import (
 // on the returned channel once they have acknowledged it.
 func wildcardFleet(b testing.TB, p *Publisher, lbs []*store.LoadBalancer, clients int, delta bool) <-chan struct{} {
 	ctx, cancel := context.WithCancel(context.Background())
-	srv := grpc.NewServer(grpc.ChainStreamInterceptor(p.tracker.StreamInterceptor()))
+	srv := grpc.NewServer(grpc.ChainStreamInterceptor(p.tracker.StreamInterceptor()), xds.ServerCodec(p.cache))
 	xds.Register(ctx, srv, p.cache, p.tracker)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

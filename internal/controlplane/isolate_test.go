@@ -81,7 +81,7 @@ func namelessNACKIsIsolated(t *testing.T, st *store.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := grpc.NewServer(grpc.ChainStreamInterceptor(p.Tracker().StreamInterceptor()))
+	srv := grpc.NewServer(grpc.ChainStreamInterceptor(p.Tracker().StreamInterceptor()), xds.ServerCodec(p.Cache()))
 	xds.Register(ctx, srv, p.Cache(), p.Tracker())
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -171,7 +171,7 @@ func TestDeletionSettlesWithStateOfTheWorldEnvoys(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		srv := grpc.NewServer(grpc.ChainStreamInterceptor(p.Tracker().StreamInterceptor()))
+		srv := grpc.NewServer(grpc.ChainStreamInterceptor(p.Tracker().StreamInterceptor()), xds.ServerCodec(p.Cache()))
 		xds.Register(ctx, srv, p.Cache(), p.Tracker())
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
