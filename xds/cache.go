@@ -1,9 +1,3 @@
-// Package xds serves load balancer configuration to the data plane over
-// xDS (ADS, state of the world and delta) with go-control-plane's server,
-// from a cache of its own, and tracks what every connected client has
-// acknowledged. It knows nothing of HTTP or the database: it is given
-// marshalled Envoy resources per store revision and reports which changes
-// each fleet has applied or rejected.
 package xds
 
 import (
@@ -495,13 +489,6 @@ func (c *Cache) watch(g Group, w *watch, subscribed []string) (func(), error) {
 		delete(tc.watches, w)
 		c.mu.Unlock()
 	}, nil
-}
-
-// CountWatches returns the open watches of a group's type (tests).
-func (c *Cache) CountWatches(g Group, typeURL string) int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.typeCache(g, typeURL).watches)
 }
 
 // Fetch implements cache.ConfigFetcher: REST polling is not offered.
