@@ -198,3 +198,36 @@ func TestChangeStagedTwiceStillWaits(t *testing.T) {
 		t.Fatal("not applied after the acknowledgement")
 	}
 }
+
+// A delta client subscribing to a name that does not exist is told so
+// (removed), alongside what does exist.
+func TestDeltaSubscriptionToMissingNameIsRemoved(t *testing.T) {
+	h := newHarness(t, Limits{})
+	h.publish(1, false, 1, 2, 3, 4)
+	conn, err := grpc.NewClient(h.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	d, err := discoveryv3.NewAggregatedDiscoveryServiceClient(conn).DeltaAggregatedResources(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, names := range [][]string{{"lb_1", "lb_2", "lb_3", "lb_4", "lb_404"}, {"lb_2", "lb_404"}} {
+		err = d.Send(&discoveryv3.DeltaDiscoveryRequest{Node: &corev3.Node{Id: "d", Cluster: "default", UserAgentName: "envoy"},
+			TypeUrl: resource.EndpointType, ResourceNamesSubscribe: names})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := d.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(r.GetResources()) != len(names)-1 || fmt.Sprint(r.GetRemovedResources()) != "[lb_404]" {
+			t.Fatalf("subscribing %v: %d resources, removed %v", names, len(r.GetResources()), r.GetRemovedResources())
+		}
+		conn.Close()
+		conn, _ = grpc.NewClient(h.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		d, _ = discoveryv3.NewAggregatedDiscoveryServiceClient(conn).DeltaAggregatedResources(context.Background())
+	}
+}

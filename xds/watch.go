@@ -291,13 +291,21 @@ func (c *Cache) answerDelta(tc *typeCache, w *watch, added []string) bool {
 	sorted := false
 	if first {
 		subscribed := w.sub.SubscribedResources()
-		if world := tc.world(); w.sub.IsWildcard() || len(subscribed) > len(world.names)/4 {
+		wildcard := w.sub.IsWildcard()
+		found := 0 // subscribed names that exist
+		if world := tc.world(); wildcard || len(subscribed) > len(world.names)/4 {
 			// An Envoy's first request: the shared sorted state, filtered
 			// (names are unique there: no need to track them).
 			sorted = true
-			for _, name := range world.names {
-				if e := tc.entries[name]; w.subscribes(name) && w.initial[name] != e.version {
-					res = append(res, e.delta)
+			for i, name := range world.names {
+				if !wildcard {
+					if _, ok := subscribed[name]; !ok {
+						continue
+					}
+					found++
+				}
+				if r := world.delta[i]; w.initial[name] != r.GetVersion() {
+					res = append(res, r)
 				}
 			}
 			if len(res) == len(world.delta) {
@@ -306,6 +314,7 @@ func (c *Cache) answerDelta(tc *typeCache, w *watch, added []string) bool {
 		} else {
 			for name := range subscribed {
 				if e := tc.entries[name]; e != nil && e.res != nil {
+					found++
 					add(e)
 				}
 			}
@@ -320,8 +329,10 @@ func (c *Cache) answerDelta(tc *typeCache, w *watch, added []string) bool {
 		for name := range w.initial {
 			gone(name)
 		}
-		for name := range subscribed {
-			gone(name)
+		if found < len(subscribed) { // some subscribed names do not exist
+			for name := range subscribed {
+				gone(name)
+			}
 		}
 	} else {
 		tc.since(ct.sent, func(e *entry) {
