@@ -623,9 +623,15 @@ func (t *Tracker) Callbacks() serverv3.Callbacks {
 			return err
 		},
 		StreamDeltaResponseFunc: func(id int64, _ *discoveryv3.DeltaDiscoveryRequest, resp *discoveryv3.DeltaDiscoveryResponse) {
-			names := make([]string, len(resp.GetResources()))
-			for i, r := range resp.GetResources() {
-				names[i] = r.GetName()
+			// A shared full state already lists its names.
+			var names []string
+			if st := t.cache.shared.resources(resp.GetResources()); st != nil {
+				names = st.names
+			} else {
+				names = make([]string, len(resp.GetResources()))
+				for i, r := range resp.GetResources() {
+					names[i] = r.GetName()
+				}
 			}
 			t.response(-id, resp.GetTypeUrl(), resp.GetSystemVersionInfo(), resp.GetNonce(), names)
 		},
