@@ -52,6 +52,7 @@ lint:
 fuzz:
 	$(GO) test ./gateway -run '^$$' -fuzz FuzzDecodeCreateLoadBalancer -fuzztime 30s
 	$(GO) test ./translator -run '^$$' -fuzz FuzzTranslate -fuzztime 30s
+	$(GO) test ./xds -run '^$$' -fuzz FuzzNACKMessage -fuzztime 30s
 
 ## load: the load harness against a real lbaasd (10,000 LBs; loopback only, bounded; see docs/load.md)
 ##   make load MODE=envoy-delta CLIENTS=50 CHANGE=both CHANGES=200 LBS=10000 MAX_DURATION=10m

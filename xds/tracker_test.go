@@ -292,3 +292,25 @@ func TestManyResponsesDoNotLoseAcknowledgements(t *testing.T) {
 		t.Fatal("the acknowledgement of the latest response was forgotten")
 	}
 }
+
+// No NACK message, however it names or numbers resources, can crash the
+// tracker or blame a load balancer the response did not carry.
+func FuzzNACKMessage(f *testing.F) {
+	for _, seed := range []string{"", "resource index 1: bad", "lb_3 lb_999999999999", "index: -1", "index 99999999999999999999",
+		"Error adding/updating cluster(s) lb_1, lb_2: x", "resource index 2: lb_7"} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, message string) {
+		fx := newFixture(t)
+		a := fx.connect(1, "envoy")
+		a.ack(a.receive())
+		fx.publish(1, "lb_1", KindEnvoy)
+		fx.publish(2, "lb_2", KindEnvoy)
+		a.nack(a.receive(), message)
+		for lb := range fx.v.rejected {
+			if lb != 1 && lb != 2 {
+				t.Fatalf("lb %d, which the response did not carry, was blamed for %q", lb, message)
+			}
+		}
+	})
+}
