@@ -61,8 +61,8 @@ func networkFilters(lb *LoadBalancer) []*listenerv3.Filter {
 // Envoy picks this chain by the connection's source address before any
 // filter runs, so a refused client never reaches a node, not even one
 // that speaks first (FTP, SMTP, MySQL). "0.0.0.0/0 DENY", the reference's
-// allow-list recipe, covers IPv6 clients too (::/0). It returns nil when
-// nothing is refused.
+// allow-list recipe, covers IPv6 clients too (::/0), as two halves of each
+// family (see deniedNetworks). It returns nil when nothing is refused.
 func accessListChain(lb *LoadBalancer) *listenerv3.FilterChain {
 	denied := deniedNetworks(lb.AccessList)
 	if len(denied) == 0 {
@@ -115,6 +115,20 @@ func deniedNetworks(items []NetworkItem) []netip.Prefix {
 		}
 		out = append(out, rest...)
 	}
+	// Never a /0: the serving chain matches every source (Envoy files a
+	// chain without source ranges under /0 too), and two chains at one
+	// prefix are a tie Envoy breaks arbitrarily (envoyproxy/envoy#34299).
+	// Two halves are more specific than the serving chain, so they win.
+	var split []netip.Prefix
+	for _, p := range out {
+		if p.Bits() == 0 {
+			lo, hi := halves(p)
+			split = append(split, lo, hi)
+		} else {
+			split = append(split, p)
+		}
+	}
+	out = split
 	slices.SortFunc(out, func(a, b netip.Prefix) int {
 		if c := a.Addr().Compare(b.Addr()); c != 0 {
 			return c

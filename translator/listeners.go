@@ -163,7 +163,13 @@ func redirectListener(lb *LoadBalancer) *listenerv3.Listener {
 	}
 	hcm := httpConnectionManager(name)
 	hcm.RouteSpecifier = &hcmv3.HttpConnectionManager_RouteConfig{RouteConfig: rc}
-	return tcpListener(name, lb.VIPs, 80, filterChain(hcmFilter, hcm))
+	l := tcpListener(name, lb.VIPs, 80, filterChain(hcmFilter, hcm))
+	// The access list holds on every port of the load balancer.
+	if deny := accessListChain(lb); deny != nil {
+		deny.Name = name + "_access_list_deny"
+		l.FilterChains = append([]*listenerv3.FilterChain{deny}, l.FilterChains...)
+	}
+	return l
 }
 
 // tcpProxyChain proxies the TCP family (and HTTPS passthrough); the load

@@ -167,8 +167,12 @@ func outlierDetection() *clusterv3.OutlierDetection {
 		EnforcingConsecutiveGatewayFailure: wrapperspb.UInt32(100),
 		Interval:                           durationpb.New(outlierInterval),
 		BaseEjectionTime:                   durationpb.New(ejectionTime),
-		MaxEjectionPercent:                 wrapperspb.UInt32(100),
-		EnforcingSuccessRate:               wrapperspb.UInt32(0),
+		// Envoy multiplies the ejection time by the number of times a host
+		// was ejected, up to max_ejection_time (300 s by default): the
+		// reference promises 60 s.
+		MaxEjectionTime:      durationpb.New(ejectionTime),
+		MaxEjectionPercent:   wrapperspb.UInt32(100),
+		EnforcingSuccessRate: wrapperspb.UInt32(0),
 	}
 }
 

@@ -78,6 +78,17 @@ var goldenCases = map[string]*LoadBalancer{
 		AccessList:  []NetworkItem{{"203.0.113.0/24", "DENY"}},
 		Throttle:    &Throttle{MaxConnections: 0, MaxConnectionRate: 10, RateInterval: 1},
 		Persistence: "SOURCE_IP", ConnectionLogging: true},
+	// Access lists: no /0 in any chain (two halves of each family instead),
+	// whatever the items; the redirect listener refuses the same sources.
+	"access_list_deny_all": {ID: 13, Protocol: "TCP", Port: 22, Algorithm: "ROUND_ROBIN", TimeoutSeconds: 30,
+		VIPs: []VIP{{"127.1.0.13"}}, Nodes: []Node{node(1, "10.0.0.1", "PRIMARY", "ENABLED", 1)},
+		AccessList: []NetworkItem{{"0.0.0.0/0", "DENY"}}},
+	"access_list_ipv4_allows_dual_stack": {ID: 14, Protocol: "HTTPS", Port: 443, Algorithm: "ROUND_ROBIN", TimeoutSeconds: 30, HTTPSRedirect: true,
+		VIPs: []VIP{{"127.1.0.14"}, {"fd00:1ba5::14"}}, Nodes: []Node{node(1, "10.0.0.1", "PRIMARY", "ENABLED", 1)},
+		AccessList: []NetworkItem{{"0.0.0.0/0", "DENY"}, {"198.51.100.0/24", "ALLOW"}, {"203.0.113.7", "ALLOW"}}},
+	"access_list_allow_only": {ID: 15, Protocol: "HTTP", Port: 80, Algorithm: "ROUND_ROBIN", TimeoutSeconds: 30,
+		VIPs: []VIP{{"127.1.0.15"}}, Nodes: []Node{node(1, "10.0.0.1", "PRIMARY", "ENABLED", 1)},
+		AccessList: []NetworkItem{{"198.51.100.0/24", "ALLOW"}}},
 	"udp_logging": {ID: 12, Protocol: "UDP", Port: 514, Algorithm: "RANDOM", TimeoutSeconds: 30,
 		VIPs: []VIP{{"127.1.0.12"}}, Nodes: []Node{node(1, "10.0.0.1", "PRIMARY", "ENABLED", 1)}, ConnectionLogging: true},
 	"mysql_offline_node_no_nodes_enabled": {ID: 9, Protocol: "MYSQL", Port: 3306, Algorithm: "RANDOM", TimeoutSeconds: 30,
@@ -264,5 +275,26 @@ func TestEndpointsAreResolvedAddresses(t *testing.T) {
 	want := []string{"p0 192.0.2.10", "p0 2001:db8::10", "p0 10.0.0.2"}
 	if !slices.Equal(got, want) {
 		t.Errorf("endpoints of the named nodes: got %v, want %v", got, want)
+	}
+}
+
+// No filter chain of any golden listener matches a /0 source range: Envoy
+// would tie it with the serving chain (which matches every source) and
+// pick either (envoyproxy/envoy#34299).
+func TestNoChainMatchesEverySource(t *testing.T) {
+	for name, lb := range goldenCases {
+		out, err := Translate(lb)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range out.Envoy.Listeners {
+			for _, fc := range l.GetFilterChains() {
+				for _, r := range fc.GetFilterChainMatch().GetDirectSourcePrefixRanges() {
+					if r.GetPrefixLen().GetValue() == 0 {
+						t.Errorf("%s: listener %s, chain %s matches %s/0", name, l.GetName(), fc.GetName(), r.GetAddressPrefix())
+					}
+				}
+			}
+		}
 	}
 }
