@@ -29,9 +29,15 @@ const (
 	// XDSClusterName is the name of the static cluster through which Envoy
 	// reaches the control plane.
 	XDSClusterName = "xds_cluster"
-	// DefaultAdminAddress is where the Envoy admin interface listens when
-	// Options.AdminAddress is empty.
+	// DefaultAdminAddress is the conventional loopback address of Envoy's
+	// admin interface, for Options.AdminAddress.
 	DefaultAdminAddress = "127.0.0.1:9901"
+	// DefaultAdminSocket is where the Envoy admin interface listens when
+	// Options.AdminAddress and Options.AdminSocket are empty: a Unix
+	// socket only its owner can use, so no network path (not even a proxy
+	// on the same host pointed at loopback) reaches /config_dump or
+	// /quitquitquit.
+	DefaultAdminSocket = "/tmp/lbaas-envoy-admin.sock"
 
 	httpProtocolOptionsName = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 	tlsTransportSocketName  = "envoy.transport_sockets.tls"
@@ -55,9 +61,13 @@ type Options struct {
 	// XDSAddress is host:port of the control plane's xDS (ADS) port.
 	// Required. The host is an IP address or a DNS name.
 	XDSAddress string
-	// AdminAddress is the Envoy admin listener, ip:port on a loopback
-	// address; DefaultAdminAddress when empty. Unused by GRPCBootstrap.
+	// AdminAddress puts the Envoy admin listener on ip:port, a loopback
+	// address; when empty, it listens on AdminSocket. Unused by
+	// GRPCBootstrap.
 	AdminAddress string
+	// AdminSocket is the path of the Unix socket (mode 0600) the admin
+	// listens on when AdminAddress is empty; DefaultAdminSocket when empty.
+	AdminSocket string
 	// CAFile, CertFile and KeyFile are PEM files for TLS to the control
 	// plane. All empty: plaintext. CAFile alone: TLS verifying the control
 	// plane. All three: mutual TLS. CertFile and KeyFile go together and
@@ -172,12 +182,29 @@ func validHostname(h string) bool {
 	return true
 }
 
+// adminListener is the admin interface's address: the Unix socket, or
+// the loopback address when one is given.
+func (o Options) adminListener() (*corev3.Address, error) {
+	if o.AdminAddress == "" {
+		path := o.AdminSocket
+		if path == "" {
+			path = DefaultAdminSocket
+		}
+		if !strings.HasPrefix(path, "/") {
+			return nil, fmt.Errorf("envoy: AdminSocket %q must be an absolute path", path)
+		}
+		return &corev3.Address{Address: &corev3.Address_Pipe{Pipe: &corev3.Pipe{Path: path, Mode: 0o600}}}, nil
+	}
+	admin, err := o.adminTarget()
+	if err != nil {
+		return nil, err
+	}
+	return socketAddress(admin.addr.String(), admin.port), nil
+}
+
 // adminTarget validates the admin address: an IP literal on loopback.
 func (o Options) adminTarget() (target, error) {
 	a := o.AdminAddress
-	if a == "" {
-		a = DefaultAdminAddress
-	}
 	host, portStr, err := net.SplitHostPort(a)
 	if err != nil {
 		return target{}, fmt.Errorf("envoy: AdminAddress %q is not ip:port: %w", a, err)
@@ -235,7 +262,7 @@ func bootstrapProto(o Options) (*bootstrapv3.Bootstrap, error) {
 	if err != nil {
 		return nil, err
 	}
-	admin, err := o.adminTarget()
+	admin, err := o.adminListener()
 	if err != nil {
 		return nil, err
 	}
@@ -272,9 +299,7 @@ func bootstrapProto(o Options) (*bootstrapv3.Bootstrap, error) {
 		StaticResources: &bootstrapv3.Bootstrap_StaticResources{
 			Clusters: []*clusterv3.Cluster{cluster},
 		},
-		Admin: &bootstrapv3.Admin{
-			Address: socketAddress(admin.addr.String(), admin.port),
-		},
+		Admin: &bootstrapv3.Admin{Address: admin},
 	}
 	if err := b.ValidateAll(); err != nil {
 		return nil, fmt.Errorf("envoy: invalid bootstrap: %w", err)

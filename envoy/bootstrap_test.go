@@ -99,12 +99,12 @@ var bootstrapCases = []struct {
 	{
 		name:   "bootstrap_ip",
 		opts:   Options{NodeID: "envoy-1", Fleet: "default", XDSAddress: "10.0.0.5:18000"},
-		static: true, epHost: "10.0.0.5", epPort: 18000, admin: "127.0.0.1:9901",
+		static: true, epHost: "10.0.0.5", epPort: 18000, admin: "unix:" + DefaultAdminSocket,
 	},
 	{
 		name:   "bootstrap_ip_sotw",
 		opts:   Options{NodeID: "envoy-1", Fleet: "default", XDSAddress: "10.0.0.5:18000", SotW: true},
-		static: true, epHost: "10.0.0.5", epPort: 18000, admin: "127.0.0.1:9901",
+		static: true, epHost: "10.0.0.5", epPort: 18000, admin: "unix:" + DefaultAdminSocket,
 	},
 	{
 		name:   "bootstrap_hostname",
@@ -122,7 +122,7 @@ var bootstrapCases = []struct {
 		name: "bootstrap_hostname_mtls",
 		opts: Options{NodeID: "envoy-2", Fleet: "default", XDSAddress: "xds.lbaas.internal:18000",
 			CAFile: "/etc/lbaas/xds/ca.pem", CertFile: "/etc/lbaas/xds/tls.crt", KeyFile: "/etc/lbaas/xds/tls.key"},
-		static: false, epHost: "xds.lbaas.internal", epPort: 18000, admin: "127.0.0.1:9901",
+		static: false, epHost: "xds.lbaas.internal", epPort: 18000, admin: "unix:" + DefaultAdminSocket,
 		tls: true, mtls: true, sanType: tlsv3.SubjectAltNameMatcher_DNS,
 	},
 }
@@ -175,14 +175,20 @@ func checkBootstrap(t *testing.T, b *bootstrapv3.Bootstrap, o Options, static bo
 		t.Errorf("node = %v, want id %q cluster %q", b.GetNode(), o.NodeID, o.Fleet)
 	}
 
-	// Admin: loopback only.
-	sa := b.GetAdmin().GetAddress().GetSocketAddress()
-	ip, err := netip.ParseAddr(sa.GetAddress())
-	if err != nil || !ip.IsLoopback() {
-		t.Errorf("admin address %q is not a loopback IP", sa.GetAddress())
-	}
-	if got := net.JoinHostPort(sa.GetAddress(), fmt.Sprint(sa.GetPortValue())); got != admin {
-		t.Errorf("admin = %s, want %s", got, admin)
+	// Admin: a Unix socket only its owner may use, or loopback.
+	if pipe := b.GetAdmin().GetAddress().GetPipe(); pipe != nil {
+		if got := "unix:" + pipe.GetPath(); got != admin || pipe.GetMode() != 0o600 {
+			t.Errorf("admin = %s mode %o, want %s mode 600", got, pipe.GetMode(), admin)
+		}
+	} else {
+		sa := b.GetAdmin().GetAddress().GetSocketAddress()
+		ip, err := netip.ParseAddr(sa.GetAddress())
+		if err != nil || !ip.IsLoopback() {
+			t.Errorf("admin address %q is not a loopback IP", sa.GetAddress())
+		}
+		if got := net.JoinHostPort(sa.GetAddress(), fmt.Sprint(sa.GetPortValue())); got != admin {
+			t.Errorf("admin = %s, want %s", got, admin)
+		}
 	}
 
 	// ADS, v3, node only on the first message, through xds_cluster.
