@@ -12,8 +12,6 @@ import (
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/types/known/anypb"
 )
 
@@ -101,11 +99,7 @@ func TestDroppedAnswerKeepsTheNamesItAdded(t *testing.T) {
 func TestPerTypeStreamHoldsOnlyItsType(t *testing.T) {
 	h := newHarness(t, Limits{})
 	h.publish(1, false, 1)
-	conn, err := grpc.NewClient(h.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := h.conn()
 	cds, err := clusterservice.NewClusterDiscoveryServiceClient(conn).StreamClusters(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -204,17 +198,9 @@ func TestChangeStagedTwiceStillWaits(t *testing.T) {
 func TestDeltaSubscriptionToMissingNameIsRemoved(t *testing.T) {
 	h := newHarness(t, Limits{})
 	h.publish(1, false, 1, 2, 3, 4)
-	conn, err := grpc.NewClient(h.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	d, err := discoveryv3.NewAggregatedDiscoveryServiceClient(conn).DeltaAggregatedResources(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := h.delta()
 	for _, names := range [][]string{{"lb_1", "lb_2", "lb_3", "lb_4", "lb_404"}, {"lb_2", "lb_404"}} {
-		err = d.Send(&discoveryv3.DeltaDiscoveryRequest{Node: &corev3.Node{Id: "d", Cluster: "default", UserAgentName: "envoy"},
+		err := d.Send(&discoveryv3.DeltaDiscoveryRequest{Node: &corev3.Node{Id: "d", Cluster: "default", UserAgentName: "envoy"},
 			TypeUrl: resource.EndpointType, ResourceNamesSubscribe: names})
 		if err != nil {
 			t.Fatal(err)
@@ -226,8 +212,6 @@ func TestDeltaSubscriptionToMissingNameIsRemoved(t *testing.T) {
 		if len(r.GetResources()) != len(names)-1 || fmt.Sprint(r.GetRemovedResources()) != "[lb_404]" {
 			t.Fatalf("subscribing %v: %d resources, removed %v", names, len(r.GetResources()), r.GetRemovedResources())
 		}
-		conn.Close()
-		conn, _ = grpc.NewClient(h.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-		d, _ = discoveryv3.NewAggregatedDiscoveryServiceClient(conn).DeltaAggregatedResources(context.Background())
+		d = h.delta() // a new stream: a first request again
 	}
 }

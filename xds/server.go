@@ -19,10 +19,16 @@ import (
 	"google.golang.org/grpc/status"
 )
 
+// ServerOptions are what a gRPC server serving the cache needs: the
+// tracker's stream interceptor (so that it can end a stream) and the codec
+// that sends shared full states from their one encoding.
+func ServerOptions(c *Cache, t *Tracker) []grpc.ServerOption {
+	return []grpc.ServerOption{grpc.ChainStreamInterceptor(t.StreamInterceptor()), ServerCodec(c)}
+}
+
 // Register serves the cache on a gRPC server: ADS (state of the world with
 // ordered responses, and delta) and the per-type discovery services. The
-// server must have been built with the tracker's StreamInterceptor, so
-// that the tracker can end a stream.
+// server must have been built with ServerOptions.
 func Register(ctx context.Context, g *grpc.Server, c *Cache, t *Tracker) {
 	srv := serverv3.NewServer(ctx, c, t.Callbacks(), sotw.WithOrderedADS())
 	discoverygrpc.RegisterAggregatedDiscoveryServiceServer(g, srv)

@@ -40,7 +40,7 @@ func newHarness(t testing.TB, limits Limits) *harness {
 	v := &verdicts{rejected: map[uint32]string{}}
 	tr := NewTracker(c, v, limits, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 	ctx, cancel := context.WithCancel(context.Background())
-	srv := grpc.NewServer(grpc.ChainStreamInterceptor(tr.StreamInterceptor()), ServerCodec(c))
+	srv := grpc.NewServer(ServerOptions(c, tr)...)
 	Register(ctx, srv, c, tr)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -89,6 +89,30 @@ func (h *harness) publish(tag uint32, pending bool, lbs ...uint32) int64 {
 	return h.rev
 }
 
+// conn is a new client connection to the server, closed when the test ends.
+func (h *harness) conn() *grpc.ClientConn {
+	conn, err := grpc.NewClient(h.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+// dial is the aggregated discovery service on a new connection.
+func (h *harness) dial() discoveryv3.AggregatedDiscoveryServiceClient {
+	return discoveryv3.NewAggregatedDiscoveryServiceClient(h.conn())
+}
+
+// delta opens a delta ADS stream on a new connection.
+func (h *harness) delta() discoveryv3.AggregatedDiscoveryService_DeltaAggregatedResourcesClient {
+	d, err := h.dial().DeltaAggregatedResources(context.Background())
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return d
+}
+
 // sotwClient is an Envoy-like state-of-the-world ADS client.
 type sotwClient struct {
 	t      testing.TB
@@ -100,11 +124,7 @@ type sotwClient struct {
 }
 
 func (h *harness) sotw(id, agent string) *sotwClient {
-	conn, err := grpc.NewClient(h.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	h.t.Cleanup(func() { conn.Close() })
+	conn := h.conn()
 	st, err := discoveryv3.NewAggregatedDiscoveryServiceClient(conn).StreamAggregatedResources(context.Background())
 	if err != nil {
 		h.t.Fatal(err)
@@ -413,15 +433,7 @@ func TestSotWAndDeltaClientsAtOnce(t *testing.T) {
 	h := newHarness(t, Limits{})
 	h.publish(1, false, 1, 2)
 	s := h.sotw("sotw", "envoy")
-	conn, err := grpc.NewClient(h.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	d, err := discoveryv3.NewAggregatedDiscoveryServiceClient(conn).DeltaAggregatedResources(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := h.delta()
 	node := &corev3.Node{Id: "delta", Cluster: "default", UserAgentName: "envoy"}
 	s.send(resource.ClusterType, "", "", nil, "")
 	if err := d.Send(&discoveryv3.DeltaDiscoveryRequest{Node: node, TypeUrl: resource.ClusterType}); err != nil {
@@ -458,12 +470,7 @@ func TestClientThatNeverReadsIsDisconnected(t *testing.T) {
 	if err := h.cache.Apply(h.rev, map[Group]*Update{{"default", KindEnvoy}: u}); err != nil {
 		t.Fatal(err)
 	}
-	conn, err := grpc.NewClient(h.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	st, err := discoveryv3.NewAggregatedDiscoveryServiceClient(conn).StreamAggregatedResources(context.Background())
+	st, err := h.dial().StreamAggregatedResources(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -514,17 +521,9 @@ func TestDeltaReconnectHonoursInitialVersions(t *testing.T) {
 	h := newHarness(t, Limits{})
 	h.publish(1, false, 1)
 	h.publish(2, false, 2)
-	conn, err := grpc.NewClient(h.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	d, err := discoveryv3.NewAggregatedDiscoveryServiceClient(conn).DeltaAggregatedResources(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := h.delta()
 	v1 := h.cache.version(1) // lb_1's cluster was last changed in the first update
-	err = d.Send(&discoveryv3.DeltaDiscoveryRequest{Node: &corev3.Node{Id: "back", Cluster: "default", UserAgentName: "envoy"},
+	err := d.Send(&discoveryv3.DeltaDiscoveryRequest{Node: &corev3.Node{Id: "back", Cluster: "default", UserAgentName: "envoy"},
 		TypeUrl: resource.ClusterType, InitialResourceVersions: map[string]string{"lb_1": v1, "lb_9": "r0.7"}})
 	if err != nil {
 		t.Fatal(err)

@@ -3,7 +3,6 @@ package controlplane
 import (
 	"context"
 	"fmt"
-	"net"
 	"testing"
 	"time"
 
@@ -25,15 +24,7 @@ func deltaBytes(tb testing.TB, n int) (change, initial int) {
 	p, lbs := loaded(tb, n)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	srv := grpc.NewServer()
-	xds.Register(ctx, srv, p.cache, p.tracker)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	go func() { _ = srv.Serve(ln) }()
-	defer srv.Stop()
-	conn, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(serveXDS(tb, p), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		tb.Fatal(err)
 	}

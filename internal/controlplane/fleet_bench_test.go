@@ -18,20 +18,29 @@ import (
 	"github.com/openlbaas/lbaas/xds"
 )
 
+// serveXDS serves p's cache and tracker on loopback as lbaasd does, until
+// the test ends, and returns the address.
+func serveXDS(tb testing.TB, p *Publisher) string {
+	ctx, cancel := context.WithCancel(context.Background())
+	srv := grpc.NewServer(xds.ServerOptions(p.cache, p.tracker)...)
+	xds.Register(ctx, srv, p.cache, p.tracker)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	go func() { _ = srv.Serve(ln) }()
+	tb.Cleanup(func() { cancel(); srv.Stop() })
+	return ln.Addr().String()
+}
+
 // wildcardFleet serves p over loopback to Envoy-like clients that
 // subscribe to every cluster and every endpoint (delta or state of the
 // world), acknowledge every response, and report each endpoint response
 // on the returned channel once they have acknowledged it.
 func wildcardFleet(b testing.TB, p *Publisher, lbs []*store.LoadBalancer, clients int, delta bool) <-chan struct{} {
+	addr := serveXDS(b, p)
 	ctx, cancel := context.WithCancel(context.Background())
-	srv := grpc.NewServer(grpc.ChainStreamInterceptor(p.tracker.StreamInterceptor()), xds.ServerCodec(p.cache))
-	xds.Register(ctx, srv, p.cache, p.tracker)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	go func() { _ = srv.Serve(ln) }()
-	b.Cleanup(func() { cancel(); srv.Stop() })
+	b.Cleanup(cancel)
 	names := make([]string, len(lbs))
 	for i, lb := range lbs {
 		names[i] = fmt.Sprintf("lb_%d", lb.ID)
@@ -39,7 +48,7 @@ func wildcardFleet(b testing.TB, p *Publisher, lbs []*store.LoadBalancer, client
 	got := make(chan struct{}, clients*4)
 	synced := make(chan struct{}, clients)
 	for i := range clients {
-		conn, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 		if err != nil {
 			b.Fatal(err)
 		}

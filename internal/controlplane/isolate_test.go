@@ -3,7 +3,6 @@ package controlplane
 import (
 	"context"
 	"log/slog"
-	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -81,16 +80,9 @@ func namelessNACKIsIsolated(t *testing.T, st *store.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := grpc.NewServer(grpc.ChainStreamInterceptor(p.Tracker().StreamInterceptor()), xds.ServerCodec(p.Cache()))
-	xds.Register(ctx, srv, p.Cache(), p.Tracker())
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = srv.Serve(ln) }()
-	defer srv.Stop()
+	addr := serveXDS(t, p)
 	go p.Run(ctx)
-	pickyEnvoy(t, ln.Addr().String(), []string{"lb_" + itoa(x), "lb_" + itoa(y)})
+	pickyEnvoy(t, addr, []string{"lb_" + itoa(x), "lb_" + itoa(y)})
 	waitFor(t, func() bool { return len(p.Tracker().ClientList()) == 1 && len(p.Tracker().ClientList()[0].Types) == 4 })
 
 	// Both change in one revision, so one cluster response carries both.
@@ -171,16 +163,9 @@ func TestDeletionSettlesWithStateOfTheWorldEnvoys(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		srv := grpc.NewServer(grpc.ChainStreamInterceptor(p.Tracker().StreamInterceptor()), xds.ServerCodec(p.Cache()))
-		xds.Register(ctx, srv, p.Cache(), p.Tracker())
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		go func() { _ = srv.Serve(ln) }()
-		defer srv.Stop()
+		addr := serveXDS(t, p)
 		go p.Run(ctx)
-		pickyEnvoy(t, ln.Addr().String(), []string{"lb_" + itoa(x), "lb_" + itoa(y)})
+		pickyEnvoy(t, addr, []string{"lb_" + itoa(x), "lb_" + itoa(y)})
 		waitFor(t, func() bool { return len(p.Tracker().ClientList()) == 1 && len(p.Tracker().ClientList()[0].Types) == 4 })
 		_, err = st.Update(ctx, func(tx *store.Tx) error {
 			lb, err := tx.LoadBalancer("1", x)

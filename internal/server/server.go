@@ -360,15 +360,13 @@ func (s *Server) serveXDS(ctx context.Context, cfg Config, reg prometheus.Regist
 		return fmt.Errorf("listen on --xds-addr: %w", err)
 	}
 	s.XDSAddr = ln.Addr()
-	opts := []grpc.ServerOption{
-		// The tracker can end a stream (ack timeout); then the fleet check.
-		grpc.ChainStreamInterceptor(pub.Tracker().StreamInterceptor()),
-		// Full states are encoded once and the bytes sent to every client.
-		xds.ServerCodec(pub.Cache()),
-		grpc.MaxConcurrentStreams(1 << 20),
+	// The tracker can end a stream (ack timeout), then the fleet check;
+	// full states are encoded once and the bytes sent to every client.
+	opts := append(xds.ServerOptions(pub.Cache(), pub.Tracker()),
+		grpc.MaxConcurrentStreams(1<<20),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
-	}
+	)
 	if s.tls != nil {
 		creds := s.tls.ServerConfig()
 		if cfg.XDSClientCAFile != "" {
