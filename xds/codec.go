@@ -28,83 +28,80 @@ import (
 type shared struct{ m sync.Map }
 
 func (s *shared) add(st *state) {
-	if len(st.res) > 0 {
-		s.m.Store(unsafe.SliceData(st.res), st)
-	}
-	if len(st.delta) > 0 {
-		s.m.Store(unsafe.SliceData(st.delta), st)
-	}
+	store(s, st.res, st)
+	store(s, st.delta, st)
 }
 
 func (s *shared) remove(st *state) {
-	if st == nil {
-		return
+	if st != nil {
+		store(s, st.res, nil)
+		store(s, st.delta, nil)
 	}
-	if len(st.res) > 0 {
-		s.m.Delete(unsafe.SliceData(st.res))
+}
+
+// store registers (or, with st nil, unregisters) a list under its backing
+// array.
+func store[T any](s *shared, list []T, st *state) {
+	switch {
+	case len(list) == 0:
+	case st == nil:
+		s.m.Delete(unsafe.SliceData(list))
+	default:
+		s.m.Store(unsafe.SliceData(list), st)
 	}
-	if len(st.delta) > 0 {
-		s.m.Delete(unsafe.SliceData(st.delta))
+}
+
+// lookup finds the shared state whose list (of) is exactly list.
+func lookup[T any](s *shared, list []T, of func(*state) []T) *state {
+	if len(list) == 0 {
+		return nil
 	}
+	if v, ok := s.m.Load(unsafe.SliceData(list)); ok {
+		if st := v.(*state); len(of(st)) == len(list) {
+			return st
+		}
+	}
+	return nil
 }
 
 func (s *shared) anys(res []*anypb.Any) *state {
-	if len(res) == 0 {
-		return nil
-	}
-	if v, ok := s.m.Load(unsafe.SliceData(res)); ok {
-		if st := v.(*state); len(st.res) == len(res) {
-			return st
-		}
-	}
-	return nil
+	return lookup(s, res, func(st *state) []*anypb.Any { return st.res })
 }
 
 func (s *shared) resources(res []*discoveryv3.Resource) *state {
-	if len(res) == 0 {
-		return nil
-	}
-	if v, ok := s.m.Load(unsafe.SliceData(res)); ok {
-		if st := v.(*state); len(st.delta) == len(res) {
-			return st
-		}
-	}
-	return nil
+	return lookup(s, res, func(st *state) []*discoveryv3.Resource { return st.delta })
 }
 
 // encodedAnys returns field 2 (resources) of a DiscoveryResponse for the
 // state's resources, encoded once.
 func (st *state) encodedAnys() []byte {
-	st.anysOnce.Do(func() {
-		size := 0
-		for _, a := range st.res {
-			n := proto.Size(a)
-			size += protowire.SizeTag(2) + protowire.SizeBytes(n)
-		}
-		b := make([]byte, 0, size)
-		for _, a := range st.res {
-			b = protowire.AppendTag(b, 2, protowire.BytesType)
-			b = protowire.AppendVarint(b, uint64(proto.Size(a)))
-			b, _ = proto.MarshalOptions{Deterministic: true, UseCachedSize: true}.MarshalAppend(b, a)
-		}
-		st.anysEnc = b
-	})
+	st.anysOnce.Do(func() { st.anysEnc = encodeField2(st.res) })
 	return st.anysEnc
 }
 
 // encodedResources returns field 2 (resources) of a DeltaDiscoveryResponse
 // for the state's delta resources, encoded once.
 func (st *state) encodedResources() []byte {
-	st.deltaOnce.Do(func() {
-		var b []byte
-		for _, r := range st.delta {
-			b = protowire.AppendTag(b, 2, protowire.BytesType)
-			b = protowire.AppendVarint(b, uint64(proto.Size(r)))
-			b, _ = proto.MarshalOptions{Deterministic: true, UseCachedSize: true}.MarshalAppend(b, r)
-		}
-		st.deltaEnc = b
-	})
+	st.deltaOnce.Do(func() { st.deltaEnc = encodeField2(st.delta) })
 	return st.deltaEnc
+}
+
+// encodeField2 encodes messages as repeated field 2, as proto.Marshal
+// would (deterministically), sized once.
+func encodeField2[M proto.Message](list []M) []byte {
+	sizes := make([]int, len(list))
+	total := 0
+	for i, m := range list {
+		sizes[i] = proto.Size(m)
+		total += protowire.SizeTag(2) + protowire.SizeBytes(sizes[i])
+	}
+	b := make([]byte, 0, total)
+	for i, m := range list {
+		b = protowire.AppendTag(b, 2, protowire.BytesType)
+		b = protowire.AppendVarint(b, uint64(sizes[i]))
+		b, _ = proto.MarshalOptions{Deterministic: true, UseCachedSize: true}.MarshalAppend(b, m)
+	}
+	return b
 }
 
 func appendString(b []byte, num protowire.Number, s string) []byte {
