@@ -156,13 +156,6 @@ func (t *Tracker) Expect(changes []*Pending) {
 	t.settle()
 }
 
-// Forget drops a pending change (the load balancer changed again or went away).
-func (t *Tracker) Forget(lb uint32) {
-	t.mu.Lock()
-	delete(t.pending, lb)
-	t.mu.Unlock()
-}
-
 // Clients returns the number of connected streams per group.
 func (t *Tracker) Clients() map[Group]int {
 	t.mu.Lock()

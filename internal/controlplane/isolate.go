@@ -40,12 +40,16 @@ type suspicion struct {
 }
 
 // freshRevision takes a store revision for a step of an isolation, so a
-// client's acknowledgement of an earlier version cannot count for it.
-// The caller publishes every commit before it (sync) before applying at
-// that revision, so that no change committed earlier is reported applied
-// for an acknowledgement of a version that lacks it.
+// client's acknowledgement of an earlier version cannot count for it, and
+// publishes every commit before it (sync), so that no change committed
+// earlier is reported applied for an acknowledgement of a version that
+// lacks it once the step is applied at that revision.
 func (p *Publisher) freshRevision(ctx context.Context) (int64, error) {
-	return p.store.Update(ctx, func(*store.Tx) error { return nil })
+	rev, err := p.store.Update(ctx, func(*store.Tx) error { return nil })
+	if err == nil && !p.sync(ctx) {
+		err = errSync
+	}
+	return rev, err
 }
 
 var errSync = errors.New("publishing the revisions before it failed")
@@ -59,9 +63,6 @@ func (p *Publisher) isolate(ctx context.Context) bool {
 	p.mu.Unlock()
 	for i, s := range todo {
 		rev, err := p.freshRevision(ctx)
-		if err == nil && !p.sync(ctx) {
-			err = errSync
-		}
 		if err != nil {
 			p.log.WarnContext(ctx, "xds: isolate refused changes; retrying with backoff", "err", err)
 			p.mu.Lock()
@@ -131,9 +132,6 @@ func (p *Publisher) advanceIsolations(ctx context.Context) bool {
 			return true
 		}
 		rev, err := p.freshRevision(ctx)
-		if err == nil && !p.sync(ctx) {
-			err = errSync
-		}
 		if err != nil {
 			p.log.WarnContext(ctx, "xds: isolate refused changes; retrying with backoff", "err", err)
 			return false
