@@ -12,12 +12,10 @@ import (
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	fileaccesslogv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/file/v3"
-	cachev3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/cache/v3"
 	connlimitv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/connection_limit/v3"
 	directresponsev3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/direct_response/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	netratelimitv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/local_ratelimit/v3"
-	simplecachev3 "github.com/envoyproxy/go-control-plane/envoy/extensions/http/cache/simple_http_cache/v3"
 	upstreamhttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/protobuf/types/known/anypb"
@@ -31,7 +29,6 @@ const (
 	directResponseFilter = "envoy.filters.network.direct_response"
 	connLimitFilter      = "envoy.filters.network.connection_limit"
 	netRateFilter        = "envoy.filters.network.local_ratelimit"
-	cacheFilter          = "envoy.filters.http.cache"
 	fileAccessLog        = "envoy.access_loggers.file"
 	httpProtocolOpts     = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 	persistenceCookie    = "LBAAS_SESSION"
@@ -260,16 +257,15 @@ func localReply(lb *LoadBalancer) *hcmv3.LocalReplyConfig {
 	}}}
 }
 
-// httpFilters is the HTTP filter chain: the cache when content caching is
-// on, then the router.
-func httpFilters(lb *LoadBalancer) []*hcmv3.HttpFilter {
-	var out []*hcmv3.HttpFilter
-	if lb.ContentCaching {
-		out = append(out, &hcmv3.HttpFilter{Name: cacheFilter, ConfigType: &hcmv3.HttpFilter_TypedConfig{
-			TypedConfig: mustAny(&cachev3.CacheConfig{TypedConfig: mustAny(&simplecachev3.SimpleHttpCacheConfig{})}),
-		}})
-	}
-	return append(out, router())
+// httpFilters is the HTTP filter chain: the router alone. Content caching
+// is stored and shown by the API but emits no cache filter: Envoy's cache
+// filters (envoy.filters.http.cache and cache_v2, status "wip") fetch a
+// miss through an async client that skips the route's hash policy
+// (persistence), timeout and error page, and store responses with
+// Set-Cookie for every client; their simple cache is one per proxy that
+// never evicts. docs/architecture.md ("Content caching") has the source.
+func httpFilters(*LoadBalancer) []*hcmv3.HttpFilter {
+	return []*hcmv3.HttpFilter{router()}
 }
 
 // clientIdleTimeout closes idle client connections (Tencent CLB's
