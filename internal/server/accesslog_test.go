@@ -70,7 +70,7 @@ func TestStartRefusesAnAccessLogPathTheProxiesCannotOpen(t *testing.T) {
 			DatabaseURL: filepath.Join(t.TempDir(), "db"), Fleet: "default", Limits: api.DefaultLimits, TokenTTL: time.Hour,
 			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		})
-		if err == nil || !strings.Contains(err.Error(), "access log path") || !strings.Contains(err.Error(), bad) {
+		if err == nil || !strings.Contains(err.Error(), "--access-log-path") || !strings.Contains(err.Error(), bad) {
 			t.Errorf("%q: %v", bad, err)
 		}
 	}

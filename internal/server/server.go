@@ -188,7 +188,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.AccessLogPath != "" {
 		// Envoy refuses a listener whose log file it cannot open.
 		if err := translator.CheckAccessLogPath(cfg.AccessLogPath); err != nil {
-			return nil, fmt.Errorf("access log path: %w", err)
+			return nil, fmt.Errorf("--access-log-path: %w", err)
 		}
 	}
 	var certs *tlsreload.Source
