@@ -48,7 +48,7 @@ type daemon struct {
 	httpURL string
 	xdsAddr string
 	exited  chan error
-	stderr  *strings.Builder
+	stderr  *syncBuffer // read while the daemon runs
 }
 
 var servingLine = regexp.MustCompile(`msg="lbaasd serving" http=(\S+) grpc=(\S+) xds=(\S+) database=(\S+) startup=(\S+)`)
@@ -69,13 +69,13 @@ func startDaemon(t *testing.T, bin, dir string, env []string) *daemon {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	d := &daemon{cmd: cmd, exited: make(chan error, 1), stderr: &strings.Builder{}}
+	d := &daemon{cmd: cmd, exited: make(chan error, 1), stderr: &syncBuffer{}}
 	found := make(chan []string, 1)
 	go func() {
 		sc := bufio.NewScanner(pipe)
 		for sc.Scan() {
 			line := sc.Text()
-			d.stderr.WriteString(line + "\n")
+			_, _ = d.stderr.Write([]byte(line + "\n"))
 			if m := servingLine.FindStringSubmatch(line); m != nil {
 				found <- m
 			}
