@@ -186,11 +186,11 @@ func getAs(url, host string) (string, error) {
 	return string(b), err
 }
 
-// Two load balancers with content caching on: a tenant sending the
-// victim's Host header to its own virtual IP neither fills nor reads the
-// victim's content. (The proxies serve content caching as no cache at
-// all, docs/architecture.md says why: every request reaches a node, which
-// this pins too.) The victim's connection logs reach lbaasd over the xDS
+// Two load balancers whose nodes answer cacheable responses: a tenant
+// sending the victim's Host header to its own virtual IP neither fills nor
+// reads the victim's content. (Content caching is refused by the API and
+// the proxies carry no cache, docs/architecture.md says why: every request
+// reaches a node, which this pins too.) The victim's connection logs reach lbaasd over the xDS
 // connection, the default destination.
 func TestEnvoyContentCachingIsolation(t *testing.T) {
 	a, d := envoyStack(t, nil)
@@ -198,7 +198,7 @@ func TestEnvoyContentCachingIsolation(t *testing.T) {
 	create := func(name string, nodePort int) (lbJSON, string) {
 		port := freePort(t)
 		lb := a.create(fmt.Sprintf(`{"loadBalancer":{"name":%q,"protocol":"HTTP","port":%d,
-			"virtualIps":[{"type":"PUBLIC","ipVersion":"IPV4"}],"contentCaching":{"enabled":true},
+			"virtualIps":[{"type":"PUBLIC","ipVersion":"IPV4"}],
 			"connectionLogging":{"enabled":true},"nodes":[%s]}}`, name, port, nodeJSON("127.0.0.1", nodePort, "")))
 		a.waitStatus(lb.ID, "ACTIVE")
 		return lb, fmt.Sprintf("http://%s:%d/page", vipOf(t, a, lb.ID), port)

@@ -14,6 +14,16 @@ import (
 var migrations = []*gormigrate.Migration{
 	{ID: "202611210001_initial", Migrate: migrateInitial},
 	{ID: "202611210002_features", Migrate: migrateFeatures},
+	{ID: "202611300001_content_caching_off", Migrate: migrateContentCachingOff},
+}
+
+// migrateContentCachingOff turns off the content caching flag of load
+// balancers that had it: the proxies never cache (no cache Envoy offers keeps
+// a load balancer's promises), and the API now refuses to turn it on, so a
+// stored "enabled" would show a promise nobody keeps. The proxies'
+// configuration does not change.
+func migrateContentCachingOff(tx *gorm.DB) error {
+	return tx.Exec("UPDATE load_balancers SET content_caching = ? WHERE content_caching = ?", false, true).Error
 }
 
 // migrateFeatures adds the columns of the load balancer features (error
