@@ -46,7 +46,7 @@ func atomFeed(next http.Handler) http.Handler {
 			return
 		}
 		m := atomFeeds.FindStringSubmatch(r.URL.Path)
-		feed := nodeEventsFeed(baseURL(r), m[1], m[2], &events)
+		feed := nodeEventsFeed(requestBaseURL(r), m[1], m[2], &events)
 		var buf bytes.Buffer
 		buf.WriteString(xml.Header)
 		if err := xml.NewEncoder(&buf).Encode(feed); err != nil {
@@ -57,15 +57,6 @@ func atomFeed(next http.Handler) http.Handler {
 		w.WriteHeader(http.StatusOK)
 		_, _ = w.Write(buf.Bytes())
 	})
-}
-
-// baseURL is the API's URL as the client reached it.
-func baseURL(r *http.Request) string {
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	return scheme + "://" + r.Host
 }
 
 type atomFeedXML struct {
