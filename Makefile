@@ -51,6 +51,7 @@ lint:
 ## fuzz: a short run of every fuzz target
 fuzz:
 	$(GO) test ./gateway -run '^$$' -fuzz FuzzDecodeCreateLoadBalancer -fuzztime 30s
+	$(GO) test ./gateway -run '^$$' -fuzz FuzzDecodeXMLCreateLoadBalancer -fuzztime 30s
 	$(GO) test ./translator -run '^$$' -fuzz FuzzTranslate -fuzztime 30s
 	$(GO) test ./xds -run '^$$' -fuzz FuzzNACKMessage -fuzztime 30s
 
