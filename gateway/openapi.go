@@ -76,12 +76,15 @@ func OpenAPI() (*openapi3.T, error) {
 			"answers are supported.",
 	}
 	doc.Servers = openapi3.Servers{{URL: "/"}}
+	for _, schema := range doc.Components.Schemas {
+		annotateXML(schema.Value)
+	}
 	doc.Components.Schemas["Fault"] = openapi3.NewSchemaRef("", faultSchema())
 
 	for path, item := range doc.Paths.Map() {
 		for method, op := range item.Operations() {
 			rpc := "/lbaas.v1." + strings.Replace(op.OperationID, "_", "/", 1)
-			if err := adjustOperation(path, method, rpc, op); err != nil {
+			if err := adjustOperation(doc, path, method, rpc, op); err != nil {
 				return nil, err
 			}
 		}
@@ -96,7 +99,7 @@ func OpenAPI() (*openapi3.T, error) {
 	return doc, nil
 }
 
-func adjustOperation(path, method, rpc string, op *openapi3.Operation) error {
+func adjustOperation(doc *openapi3.T, path, method, rpc string, op *openapi3.Operation) error {
 	ok := op.Responses.Value("200")
 	if ok == nil || ok.Value == nil {
 		return fmt.Errorf("openapi: %s %s has no 200 response", method, path)
@@ -114,7 +117,7 @@ func adjustOperation(path, method, rpc string, op *openapi3.Operation) error {
 	if mt := ok.Value.Content.Get(mimeJSON); mt != nil && isEmptyObject(mt.Schema) {
 		ok.Value.Content = nil // google.protobuf.Empty: no body at all
 	} else if mt != nil {
-		ok.Value.Content[mimeXML] = &openapi3.MediaType{Schema: mt.Schema}
+		ok.Value.Content[mimeXML] = &openapi3.MediaType{Schema: xmlRoot(doc, mt.Schema)}
 		if strings.HasSuffix(path, "/nodes/events") {
 			ok.Value.Content[mimeAtom] = &openapi3.MediaType{Schema: openapi3.NewStringSchema().NewRef()}
 		}
@@ -129,7 +132,7 @@ func adjustOperation(path, method, rpc string, op *openapi3.Operation) error {
 		faults = append(faults, 415)
 		body := op.RequestBody.Value
 		if mt := body.Content.Get(mimeJSON); mt != nil {
-			body.Content[mimeXML] = &openapi3.MediaType{Schema: mt.Schema}
+			body.Content[mimeXML] = &openapi3.MediaType{Schema: xmlRoot(doc, mt.Schema)}
 		}
 	}
 	sort.Ints(faults)
@@ -146,6 +149,80 @@ func adjustOperation(path, method, rpc string, op *openapi3.Operation) error {
 	return nil
 }
 
+// annotateXML describes the XML mapping of xml.go on a message's schema:
+// scalars are attributes (long text aside), lists are wrapped, their
+// items named in the singular.
+func annotateXML(s *openapi3.Schema) {
+	if s == nil {
+		return
+	}
+	s.XML = &openapi3.XML{Namespace: xmlNamespace}
+	for name, prop := range s.Properties {
+		switch {
+		case prop.Ref != "" || prop.Value == nil:
+		case prop.Value.Type.Is("array"):
+			prop.Value.XML = &openapi3.XML{Wrapped: true}
+			prop.Value.Items = xmlNamed(prop.Value.Items, itemName(name))
+		case prop.Value.Type.Is("object") || textFields[name]:
+		case name == "value" && s.Properties["key"] != nil:
+			prop.Value.Description = "The element's text: <meta id=\"1\" key=\"color\">red</meta>."
+		default:
+			prop.Value.XML = &openapi3.XML{Attribute: true}
+		}
+	}
+}
+
+// xmlNamed is schema as an element of that name (a reference cannot
+// carry an xml name of its own in OpenAPI 3.0: it goes through allOf).
+func xmlNamed(schema *openapi3.SchemaRef, name string) *openapi3.SchemaRef {
+	if schema == nil {
+		return nil
+	}
+	if schema.Ref == "" {
+		v := *schema.Value
+		v.XML = &openapi3.XML{Name: name}
+		return v.NewRef()
+	}
+	return (&openapi3.Schema{AllOf: openapi3.SchemaRefs{schema}, XML: &openapi3.XML{Name: name, Namespace: xmlNamespace}}).NewRef()
+}
+
+// xmlRoot is the XML body of a JSON body: the message's one field (its
+// links aside) is the root element (xml.go).
+func xmlRoot(doc *openapi3.T, schema *openapi3.SchemaRef) *openapi3.SchemaRef {
+	target := schema.Value
+	if schema.Ref != "" {
+		if c := doc.Components.Schemas[strings.TrimPrefix(schema.Ref, "#/components/schemas/")]; c != nil {
+			target = c.Value
+		}
+	}
+	if target == nil {
+		return schema
+	}
+	var root string
+	for name := range target.Properties {
+		if name == "links" {
+			continue
+		}
+		if root != "" {
+			return schema
+		}
+		root = name
+	}
+	prop := target.Properties[root]
+	if root == "" || prop == nil {
+		return schema
+	}
+	if prop.Ref != "" {
+		return xmlNamed(prop, root)
+	}
+	if prop.Value != nil && prop.Value.Type.Is("array") {
+		list := *prop.Value
+		list.XML = &openapi3.XML{Name: root, Namespace: xmlNamespace, Wrapped: true}
+		return list.NewRef()
+	}
+	return schema
+}
+
 func isEmptyObject(s *openapi3.SchemaRef) bool {
 	return s != nil && s.Ref == "" && s.Value != nil && s.Value.Type.Is("object") && len(s.Value.Properties) == 0
 }
@@ -158,6 +235,8 @@ func faultSchema() *openapi3.Schema {
 		WithProperty("details", openapi3.NewStringSchema()).
 		WithProperty("validationErrors", openapi3.NewObjectSchema().WithProperty("messages", messages))
 	s.Required = []string{"code", "message"}
+	s.Properties["code"].Value.XML = &openapi3.XML{Attribute: true}
+	messages.Items.Value.XML = &openapi3.XML{Name: "message"}
 	s.Description = "A Rackspace fault. In XML the root element names the fault (badRequest, itemNotFound, " +
 		"overLimit, immutableEntity, unprocessableEntity, outOfVirtualIps, loadBalancerFault, serviceUnavailable) " +
 		"and code is an attribute; validationErrors holds one <message> per invalid field."

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"encoding/xml"
 	"net/http"
 	"os"
 	"regexp"
@@ -138,6 +139,27 @@ func TestOpenAPIMatchesAnswers(t *testing.T) {
 	if want, _ := success(op("GET", lb)); code != want {
 		t.Errorf("show: served %d, described %d", code, want)
 	}
+	// Its XML is described: the root element, and attributes as attributes.
+	_, _, body = e.request("GET", "/v1.0/1234/loadbalancers/"+id+".xml", nil)
+	var root struct {
+		XMLName xml.Name
+		Attrs   []xml.Attr `xml:",any,attr"`
+	}
+	if err := xml.Unmarshal(body, &root); err != nil {
+		t.Fatalf("XML load balancer %s: %v", body, err)
+	}
+	_, resp := success(op("GET", lb))
+	described := resp.Content.Get("application/xml").Schema.Value
+	if described.XML == nil || described.XML.Name != root.XMLName.Local || len(described.AllOf) != 1 {
+		t.Fatalf("XML of show described as %+v, served root <%s>", described, root.XMLName.Local)
+	}
+	for _, a := range root.Attrs {
+		prop := described.AllOf[0].Value.Properties[a.Name.Local]
+		if a.Name.Space == "" && a.Name.Local != "xmlns" && (prop == nil || prop.Value.XML == nil || !prop.Value.XML.Attribute) {
+			t.Errorf("attribute %s of <%s> not described as an attribute", a.Name.Local, root.XMLName.Local)
+		}
+	}
+
 	code, h, body := e.request("DELETE", "/v1.0/1234/loadbalancers/"+id, nil)
 	if want, resp := success(op("DELETE", lb)); code != want || len(body) != 0 || h.Get("Content-Type") != "" || len(resp.Content) != 0 {
 		t.Errorf("delete: served %d %q %q, described %d with content %v", code, h.Get("Content-Type"), body, want, resp.Content)
