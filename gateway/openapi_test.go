@@ -15,6 +15,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 
 	"github.com/openlbaas/lbaas/gateway"
+	"github.com/openlbaas/lbaas/internal/server"
 )
 
 // httpRule is a "get: /v1.0/..." line of the gRPC-to-REST mapping.
@@ -191,5 +192,51 @@ func TestOpenAPIMatchesAnswers(t *testing.T) {
 	}
 	if _, resp := success(op("POST", "/v2.0/tokens")); resp.Content.Get("application/json") == nil {
 		t.Error("the identity endpoint's answer is not described")
+	}
+}
+
+// TestEveryGETAnswersXML asks every GET route of the gateway for XML and
+// JSON about a load balancer with every feature: each answers 200 in the
+// format asked for (a route whose answer the XML mapping cannot write
+// would be a 500).
+func TestEveryGETAnswersXML(t *testing.T) {
+	e := newEnv(t, withAllowedDomains("rackspace.com"), func(c *server.Config) { c.DisableHealthChecks = true })
+	id := e.createLB(strings.Replace(featureLB, `"weight":3}`, `"weight":3,"metadata":[{"key":"label","value":"n"}]}`, 1))
+	lb := e.waitStatus(id, "ACTIVE")
+	first := func(v any) string { return itoa(int(v.([]any)[0].(map[string]any)["id"].(float64))) }
+	node := first(lb["nodes"])
+	lbPath := "/loadbalancers/" + itoa(id)
+	ids := strings.NewReplacer("{account}", e.account, "{loadBalancerId}", itoa(id), "{nodeId}", node,
+		"{virtualIpId}", first(lb["virtualIps"]), "{networkItemId}", first(lb["accessList"]))
+	lbMeta := first(e.mustCall(200, "GET", lbPath+"/metadata", "")["metadata"])
+	nodeMeta := first(e.mustCall(200, "GET", lbPath+"/nodes/"+node+"/metadata", "")["metadata"])
+	checked := 0
+	for _, route := range servedRoutes(t) {
+		method, path, _ := strings.Cut(route, " ")
+		if method != "GET" || !strings.HasPrefix(path, "/v1.0/") {
+			continue
+		}
+		checked++
+		meta := lbMeta
+		if strings.Contains(path, "{nodeId}/metadata") {
+			meta = nodeMeta
+		}
+		url := strings.ReplaceAll(ids.Replace(path), "{metaId}", meta)
+		for _, format := range []string{"application/xml", "application/json"} {
+			code, h, body := e.request("GET", url, nil, "Accept", format)
+			if code != 200 || h.Get("Content-Type") != format {
+				t.Errorf("GET %s as %s: %d %q %s", url, format, code, h.Get("Content-Type"), body)
+				continue
+			}
+			if format == "application/xml" {
+				var root struct{ XMLName xml.Name }
+				if err := xml.Unmarshal(body, &root); err != nil || root.XMLName.Space != "http://docs.openstack.org/loadbalancers/api/v1.0" {
+					t.Errorf("GET %s as XML: %v %s", url, err, body)
+				}
+			}
+		}
+	}
+	if checked < 20 {
+		t.Errorf("asked %d GET routes, want every one (at least 20)", checked)
 	}
 }

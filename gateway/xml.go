@@ -103,9 +103,9 @@ func (m *xmlMarshaler) Marshal(v any) ([]byte, error) {
 }
 
 func encodeResponse(enc *xml.Encoder, msg protoreflect.Message) error {
-	var root protoreflect.FieldDescriptor
-	var links protoreflect.FieldDescriptor
+	var root, links protoreflect.FieldDescriptor
 	fields := msg.Descriptor().Fields()
+	several := false
 	for i := 0; i < fields.Len(); i++ {
 		f := fields.Get(i)
 		switch {
@@ -114,15 +114,24 @@ func encodeResponse(enc *xml.Encoder, msg protoreflect.Message) error {
 		case root == nil:
 			root = f
 		default:
-			return fmt.Errorf("xml: %s has more than one field", msg.Descriptor().FullName())
+			several = true
 		}
-	}
-	if root == nil {
-		return fmt.Errorf("xml: %s has no field", msg.Descriptor().FullName())
 	}
 	ns := []xml.Attr{{Name: xml.Name{Local: "xmlns"}, Value: xmlNamespace}}
 	if links != nil {
 		ns = append(ns, xml.Attr{Name: xml.Name{Local: "xmlns:atom"}, Value: atomNamespace})
+	}
+	if root == nil || several {
+		// Not a wrapper: the message itself, named after it
+		// (GetAccountUsageResponse: <accountUsage>).
+		name := strings.TrimSuffix(string(msg.Descriptor().Name()), "Response")
+		for _, verb := range []string{"Get", "List"} {
+			name = strings.TrimPrefix(name, verb)
+		}
+		if name == "" {
+			name = "Response"
+		}
+		return encodeMessage(enc, strings.ToLower(name[:1])+name[1:], msg, ns)
 	}
 	name := elementName(root)
 	switch {
