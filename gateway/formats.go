@@ -36,6 +36,7 @@ var requestTypes = map[string]string{mimeJSON: mimeJSON, mimeXML: mimeXML, "text
 // (atomFeeds), and is 406 elsewhere.
 func negotiate(next, atom http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Add("Vary", "Accept")
 		out := ""
 		for suffix, typ := range suffixTypes {
 			if strings.HasSuffix(r.URL.Path, suffix) {

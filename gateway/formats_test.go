@@ -474,6 +474,9 @@ func TestNegotiation(t *testing.T) {
 			headers = []string{"Accept", c.accept}
 		}
 		code, h, body := e.request("GET", c.path, nil, headers...)
+		if !strings.Contains(","+strings.ReplaceAll(strings.Join(h.Values("Vary"), ","), " ", "")+",", ",Accept,") {
+			t.Errorf("GET %s: Vary %q lacks Accept", c.path, h.Values("Vary"))
+		}
 		if code != c.wantCode || h.Get("Content-Type") != c.wantType {
 			t.Errorf("GET %s Accept %q: %d %q, want %d %q (%s)", c.path, c.accept, code, h.Get("Content-Type"), c.wantCode, c.wantType, body)
 		}
