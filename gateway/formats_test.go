@@ -22,9 +22,9 @@ import (
 // referenceDir holds the API contract (the reference's RST).
 const referenceDir = "../../shared/reference/rackspace-clb-v1"
 
-// refMethod is one method page of the reference: its HTTP method and
+// refPage is one method page of the reference: its HTTP method and
 // path, and its examples by heading ("XML request", "JSON response", ...).
-type refMethod struct {
+type refPage struct {
 	file, method, path string
 	examples           map[string][]string
 }
@@ -34,20 +34,20 @@ var (
 	refCall    = regexp.MustCompile(`^\s+(GET|POST|PUT|DELETE)\s+(/v1\.0/\S+)`)
 )
 
-// referenceMethods parses the method pages of the reference.
-func referenceMethods(t *testing.T) []refMethod {
+// referencePages parses the method pages of the reference.
+func referencePages(t *testing.T) []refPage {
 	t.Helper()
 	files, err := filepath.Glob(filepath.Join(referenceDir, "api-reference/methods/*.rst"))
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no reference method pages under %s: %v", referenceDir, err)
 	}
-	var out []refMethod
+	var out []refPage
 	for _, f := range files {
 		raw, err := os.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)
 		}
-		m := refMethod{file: filepath.Base(f), examples: map[string][]string{}}
+		m := refPage{file: filepath.Base(f), examples: map[string][]string{}}
 		lines := strings.Split(string(raw), "\n")
 		heading := ""
 		for i := 0; i < len(lines); i++ {
@@ -310,7 +310,7 @@ func TestXMLResponsesMatchReference(t *testing.T) {
 	subst := strings.NewReplacer("{account}", e.account, "{loadBalancerId}", itoa(id), "{nodeId}", nodeID, "{metaId}", "1")
 
 	checked := 0
-	for _, m := range referenceMethods(t) {
+	for _, m := range referencePages(t) {
 		examples := m.examples["XML response"]
 		if m.method != "GET" || len(examples) == 0 || notServed.MatchString(m.path) {
 			continue
@@ -359,7 +359,7 @@ func TestXMLRequestsLikeJSON(t *testing.T) {
 	plainLB := strings.Replace(featureLB, `"color","value":"red"`, `"label","value":"web"`, 1)
 	plainLB = strings.Replace(plainLB, `"weight":3}`, `"weight":3,"metadata":[{"key":"label","value":"n"}]}`, 1)
 	checked := 0
-	for _, m := range referenceMethods(t) {
+	for _, m := range referencePages(t) {
 		xmlReq, jsonReq := m.examples["XML request"], m.examples["JSON request"]
 		if len(xmlReq) == 0 || len(jsonReq) == 0 || notServed.MatchString(m.path) || strings.Contains(m.path, "certificatemappings") {
 			continue
