@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/emptypb"
@@ -175,7 +176,7 @@ func encodeLinks(enc *xml.Encoder, links protoreflect.List) error {
 func encodeItems(enc *xml.Encoder, listName string, f protoreflect.FieldDescriptor, list protoreflect.List) error {
 	item := itemName(listName)
 	for i := 0; i < list.Len(); i++ {
-		if f.Message() == nil {
+		if !isMessage(f) {
 			if err := encodeText(enc, item, scalarText(f, list.Get(i))); err != nil {
 				return err
 			}
@@ -223,7 +224,7 @@ func encodeMessage(enc *xml.Encoder, name string, m protoreflect.Message, attrs 
 	for i := 0; i < fields.Len(); i++ {
 		f := fields.Get(i)
 		switch {
-		case f.IsList() || f.Message() != nil || textFields[f.JSONName()]:
+		case f.IsList() || isMessage(f) || textFields[f.JSONName()]:
 			children = append(children, f)
 		case !m.Has(f):
 		case isContent(f):
@@ -255,7 +256,7 @@ func encodeMessage(enc *xml.Encoder, name string, m protoreflect.Message, attrs 
 					err = enc.EncodeToken(list.End())
 				}
 			}
-		case f.Message() != nil:
+		case isMessage(f):
 			err = encodeMessage(enc, name, m.Get(f).Message(), nil)
 		default:
 			err = encodeText(enc, name, m.Get(f).String())
@@ -267,8 +268,27 @@ func encodeMessage(enc *xml.Encoder, name string, m protoreflect.Message, attrs 
 	return enc.EncodeToken(start.End())
 }
 
+// isMessage tells a field written as an element of its own: a message,
+// other than the well-known types that stand for one value
+// (google.protobuf.Value, the wrappers, Timestamp, ...), which are
+// written like scalars.
+func isMessage(f protoreflect.FieldDescriptor) bool {
+	return f.Message() != nil && f.Message().FullName().Parent() != "google.protobuf"
+}
+
 func scalarText(f protoreflect.FieldDescriptor, v protoreflect.Value) string {
 	switch f.Kind() {
+	case protoreflect.MessageKind:
+		// A well-known type: its JSON, unquoted when a string.
+		b, err := protojson.Marshal(v.Message().Interface())
+		if err != nil {
+			return ""
+		}
+		var str string
+		if json.Unmarshal(b, &str) == nil {
+			return str
+		}
+		return string(b)
 	case protoreflect.BoolKind:
 		return strconv.FormatBool(v.Bool())
 	case protoreflect.EnumKind:
@@ -424,7 +444,7 @@ func xmlObject(md protoreflect.MessageDescriptor, n *node, path string) (map[str
 	}
 	for _, a := range n.attrs {
 		f := fieldByElement(md, a.Name.Local)
-		if f == nil || f.IsList() || f.Message() != nil {
+		if f == nil || f.IsList() || isMessage(f) {
 			return nil, fmt.Errorf("%s: unknown field", at(a.Name.Local))
 		}
 		v, err := scalarJSON(f, a.Value, at(a.Name.Local))
@@ -470,7 +490,7 @@ func xmlValue(f protoreflect.FieldDescriptor, n *node, path string) (any, error)
 			}
 			var v any
 			var err error
-			if f.Message() == nil {
+			if !isMessage(f) {
 				v, err = scalarJSON(f, strings.TrimSpace(c.text.String()), at)
 			} else if inner := onlyMessageField(f.Message()); inner != nil && elementName(inner) == item {
 				var o map[string]any
@@ -485,7 +505,7 @@ func xmlValue(f protoreflect.FieldDescriptor, n *node, path string) (any, error)
 			items = append(items, v)
 		}
 		return items, nil
-	case f.Message() != nil:
+	case isMessage(f):
 		return xmlObject(f.Message(), n, path)
 	default:
 		if len(n.children) > 0 {
@@ -498,6 +518,19 @@ func xmlValue(f protoreflect.FieldDescriptor, n *node, path string) (any, error)
 // scalarJSON is the JSON value of an XML attribute or text for field f.
 func scalarJSON(f protoreflect.FieldDescriptor, s, path string) (any, error) {
 	switch f.Kind() {
+	case protoreflect.MessageKind: // a well-known type
+		if inner := f.Message().Fields().ByName("value"); inner != nil && f.Message().Fields().Len() == 1 {
+			return scalarJSON(inner, s, path) // a wrapper (UInt32Value, ...)
+		}
+		if f.Message().FullName() == "google.protobuf.Value" {
+			if s == "true" || s == "false" {
+				return s == "true", nil
+			}
+			if isNumber(s) {
+				return json.Number(s), nil
+			}
+		}
+		return s, nil
 	case protoreflect.BoolKind:
 		b, err := strconv.ParseBool(s)
 		if err != nil || (s != "true" && s != "false") {
@@ -512,9 +545,15 @@ func scalarJSON(f protoreflect.FieldDescriptor, s, path string) (any, error) {
 		}
 		// Numbers go through as JSON numbers when they parse; otherwise
 		// as the string, for the JSON decoder to refuse with its message.
-		if _, err := strconv.ParseFloat(s, 64); err == nil && strings.Trim(s, "0123456789.-+eE") == "" {
+		if isNumber(s) {
 			return json.Number(s), nil
 		}
 		return s, nil
 	}
+}
+
+// isNumber tells a decimal number (not Inf or NaN, which JSON lacks).
+func isNumber(s string) bool {
+	_, err := strconv.ParseFloat(s, 64)
+	return err == nil && strings.Trim(s, "0123456789.-+eE") == ""
 }
