@@ -252,6 +252,7 @@ func (s *Server) listen(cfg Config) error {
 	mux := http.NewServeMux()
 	mux.Handle("/v1.0/", rest)
 	mux.Handle("/v2.0/tokens", identity)
+	mux.Handle("GET "+gateway.OpenAPIPath, gateway.OpenAPIHandler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("GET /readyz", s.ready)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
