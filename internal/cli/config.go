@@ -33,8 +33,11 @@ type Config struct {
 	Debug          io.Writer
 }
 
+// cacheKey names the cached token of these settings. It includes the
+// credentials (the cache file is named by a hash of the key) so that a
+// token is never used with credentials other than those that obtained it.
 func (c Config) cacheKey() string {
-	return strings.Join([]string{c.AuthURL, c.Username, c.Tenant, c.Region}, "\x00")
+	return strings.Join([]string{c.AuthURL, c.Username, c.APIKey, c.Password, c.Tenant, c.Region}, "\x00")
 }
 
 // Profile is one named entry of the configuration file.
