@@ -517,3 +517,44 @@ func startRefusingClient(t *testing.T, addr string) *refusingClient {
 	}()
 	return r
 }
+
+// The README's walk-through with the client, run as written by bash
+// against the real binaries.
+func TestREADMECLIWalkthrough(t *testing.T) {
+	for _, tool := range []string{"bash", "jq"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("SKIPPING the README's client walk-through: %s is not installed (.ci/run installs it)", tool)
+		}
+	}
+	dir := t.TempDir()
+	d := startDaemon(t, buildBinary(t, dir), dir, nil)
+	goBuild(t, dir, "./cmd/lbaas")
+	script := strings.ReplaceAll(readmeBlock(t, "cli-walkthrough"), "http://127.0.0.1:8080", d.httpURL)
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "bash", "-euo", "pipefail", "-c", script)
+	cmd.Dir = dir
+	home := t.TempDir()
+	cmd.Env = append(os.Environ(), "HOME="+home, "XDG_CACHE_HOME="+filepath.Join(home, "cache"),
+		"XDG_CONFIG_HOME="+filepath.Join(home, "config"))
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("client walk-through failed: %v\n%s\n--- lbaasd:\n%s", err, out, d.stderr)
+	}
+	// It ends with the load balancer as JSON: three nodes, ACTIVE.
+	text := string(out)
+	var lb cliLB
+	if err := json.Unmarshal([]byte(text[strings.LastIndex(text, "\n{")+1:]), &lb); err != nil {
+		t.Fatalf("the walk-through did not end with the load balancer's JSON: %v\n%s", err, out)
+	}
+	if lb.Name != "a-new-loadbalancer" || len(lb.Nodes) != 3 || lb.Status != "ACTIVE" {
+		t.Errorf("read back %+v\n%s", lb, out)
+	}
+	for _, want := range []string{"NAME", "a-new-loadbalancer", "DRAINING", "10.1.1.3"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("the walk-through's tables lack %q:\n%s", want, out)
+		}
+	}
+	t.Logf("the walk-through printed:\n%s", out)
+}
