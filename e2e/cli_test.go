@@ -401,21 +401,45 @@ func TestCLI(t *testing.T) {
 	})
 
 	t.Run("wait: timeout and ERROR with the data plane's message", func(t *testing.T) {
-		x := startRefusingClient(t, d.xdsAddr)
-		x.setMode(xdsSilent)
-		r := c.fails(4, "still PENDING_UPDATE", "lb", "update", id, "--algorithm", "LEAST_CONNECTIONS", "--wait", "--wait-timeout", "2s")
-		t.Logf("lbaas says: %s", r.stderr)
-		x.setMode(xdsNACK) // refuses the pending version, and the next
-		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-			var st cliLB
-			if c.json(&st, "lb", "get", id); st.Status == "ERROR" {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("the refused change left the load balancer %s", st.Status)
+		status := func(want string) {
+			t.Helper()
+			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+				var st cliLB
+				if c.json(&st, "lb", "get", id); st.Status == want {
+					return
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("the load balancer is %s, want %s", st.Status, want)
+				}
 			}
 		}
-		r = c.fails(4, "refused by the CLI test", "lb", "update", id, "--algorithm", "RANDOM", "--wait", "--wait-timeout", "30s")
+		x := startRefusingClient(t, d.xdsAddr)
+
+		// On a terminal, --wait shows its progress.
+		if _, err := exec.LookPath("script"); err == nil {
+			x.setMode(xdsSilent)
+			tty := exec.Command("script", "-qefc", c.bin+" lb update "+id+" --algorithm LEAST_CONNECTIONS --wait --wait-timeout 2s", "/dev/null")
+			tty.Env = c.env
+			out, err := tty.CombinedOutput()
+			var exit *exec.ExitError
+			if !errors.As(err, &exit) || exit.ExitCode() != 4 || !strings.Contains(string(out), "Load balancer "+id+": PENDING_UPDATE") {
+				t.Errorf("on a terminal: %v, printed %q", err, out)
+			}
+			x.setMode(xdsACK) // accepts the pending change
+			status("ACTIVE")
+		} else {
+			fmt.Fprintln(os.Stderr, "SKIPPING the terminal check of lbaas --wait: no script(1) (Debian package bsdutils)")
+		}
+
+		x.setMode(xdsSilent)
+		r := c.fails(4, "still PENDING_UPDATE", "lb", "update", id, "--algorithm", "RANDOM", "--wait", "--wait-timeout", "2s")
+		t.Logf("lbaas says: %s", r.stderr)
+		if strings.Contains(r.stderr, "\r") {
+			t.Errorf("--wait drew progress although piped: %q", r.stderr)
+		}
+		x.setMode(xdsNACK) // refuses the pending version, and the next
+		status("ERROR")
+		r = c.fails(4, "refused by the CLI test", "lb", "update", id, "--algorithm", "ROUND_ROBIN", "--wait", "--wait-timeout", "30s")
 		t.Logf("lbaas says: %s", r.stderr)
 		if out := c.ok("lb", "list", "--status", "ERROR"); !strings.Contains(out, "ERROR") {
 			t.Errorf("lb list --status ERROR:\n%s", out)
@@ -523,7 +547,9 @@ func startRefusingClient(t *testing.T, addr string) *refusingClient {
 func TestREADMECLIWalkthrough(t *testing.T) {
 	for _, tool := range []string{"bash", "jq"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("SKIPPING the README's client walk-through: %s is not installed (.ci/run installs it)", tool)
+			msg := "SKIPPING the README's client walk-through: " + tool + " is not installed (.ci/run installs it)"
+			fmt.Fprintln(os.Stderr, msg)
+			t.Skip(msg)
 		}
 	}
 	dir := t.TempDir()
