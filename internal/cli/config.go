@@ -150,6 +150,9 @@ func (g *globalFlags) resolve(stderr io.Writer) (Config, error) {
 	if g.debug {
 		cfg.Debug = stderr
 	}
+	if st, err := os.Stat(path); err == nil && st.Mode().Perm()&0o077 != 0 && (p.APIKey != "" || p.Password != "") && stderr != nil {
+		fmt.Fprintf(stderr, "lbaas: warning: %s holds credentials and others can read it (chmod 600 %s)\n", path, path)
+	}
 	return cfg, nil
 }
 
