@@ -31,9 +31,10 @@ generate: tools
 	buf format -d --exit-code
 	buf generate
 
-## build: the lbaasd binary in ./bin
+## build: the lbaasd daemon and the lbaas command-line client in ./bin
 build:
 	$(GO) build -o $(BIN)/lbaasd ./cmd/lbaasd
+	$(GO) build -o $(BIN)/lbaas ./cmd/lbaas
 
 ## run: the service on its embedded default (SQLite file ./lbaasd.db)
 run: build

@@ -118,16 +118,20 @@ func (d *daemon) stop(t *testing.T) {
 }
 
 // walkthrough extracts the README's curl walk-through.
-func walkthrough(t *testing.T) string {
+func walkthrough(t *testing.T) string { return readmeBlock(t, "walkthrough") }
+
+// readmeBlock extracts the README's sh block between <!-- name:start -->
+// and <!-- name:end -->.
+func readmeBlock(t *testing.T, name string) string {
 	t.Helper()
 	readme, err := os.ReadFile(filepath.Join(repoRoot(t), "README.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	re := regexp.MustCompile("(?s)<!-- walkthrough:start -->\\s*```sh\\n(.*?)```\\s*<!-- walkthrough:end -->")
+	re := regexp.MustCompile("(?s)<!-- " + name + ":start -->\\s*```sh\\n(.*?)```\\s*<!-- " + name + ":end -->")
 	m := re.FindSubmatch(readme)
 	if m == nil {
-		t.Fatal("README.md has no walkthrough block")
+		t.Fatalf("README.md has no %s block", name)
 	}
 	return string(m[1])
 }
