@@ -228,7 +228,9 @@ func TestCLI(t *testing.T) {
 		c.ok("healthmonitor", "delete", id, "--wait")
 		c.ok("sessionpersistence", "set", id, "HTTP_COOKIE", "--wait")
 		c.ok("connectionlogging", "enable", id, "--wait")
-		c.ok("contentcaching", "enable", id, "--wait")
+		// The service refuses content caching: the fault is shown as it comes.
+		c.fails(2, "content caching is not offered", "contentcaching", "enable", id, "--wait")
+		c.ok("contentcaching", "disable", id, "--wait")
 		c.ok("throttle", "set", id, "--max-connections", "100", "--min-connections", "1", "--max-connection-rate", "50",
 			"--rate-interval", "60", "--wait")
 		c.ok("accesslist", "add", id, "--deny", "192.0.2.0/24", "--allow", "127.0.0.1", "--wait")
@@ -242,7 +244,7 @@ func TestCLI(t *testing.T) {
 			Status             string
 		}
 		c.json(&got, "lb", "get", id)
-		if got.SessionPersistence.PersistenceType != "HTTP_COOKIE" || !got.ConnectionLogging.Enabled || !got.ContentCaching.Enabled ||
+		if got.SessionPersistence.PersistenceType != "HTTP_COOKIE" || !got.ConnectionLogging.Enabled || got.ContentCaching.Enabled ||
 			got.ConnectionThrottle.MaxConnections != 100 || len(got.AccessList) != 2 || got.Status != "ACTIVE" {
 			t.Errorf("features: %+v", got)
 		}

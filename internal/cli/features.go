@@ -159,8 +159,8 @@ func (a *app) connectionLoggingCommand() *cobra.Command {
 }
 
 func (a *app) contentCachingCommand() *cobra.Command {
-	return a.onOff(feature{use: "contentcaching", aliases: []string{"caching", "content-caching"}, short: "Content caching", summary: "cache HTTP responses",
-		long: "Content caching keeps cacheable HTTP responses and answers them from the cache.",
+	return a.onOff(feature{use: "contentcaching", aliases: []string{"caching", "content-caching"}, short: "Content caching", summary: "content caching (refused by the service)",
+		long: "Content caching is part of the Rackspace API, but this service refuses to turn it on (the API answers 400\nand says why: the proxies' caches cannot keep a load balancer's persistence, timeout, error page and\ncookies). \"disable\" and \"get\" work.",
 		path: "/contentcaching", key: "contentCaching"})
 }
 
