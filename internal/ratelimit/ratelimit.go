@@ -99,11 +99,17 @@ func (l *Limiter) Rules(account string) []Rule {
 func (l *Limiter) rules(account string) []Rule {
 	out := slices.Clone(Defaults)
 	for i, r := range out {
-		if v, ok := l.overrides[account][ruleKey{r.Verb, r.Unit}]; ok {
-			out[i].Value = v
-		}
+		out[i] = l.rule(account, r)
 	}
 	return out
+}
+
+// rule is a default rule with the account's value.
+func (l *Limiter) rule(account string, r Rule) Rule {
+	if v, ok := l.overrides[account][ruleKey{r.Verb, r.Unit}]; ok {
+		r.Value = v
+	}
+	return r
 }
 
 func (l *Limiter) bucket(account string, r Rule) *rate.Limiter {
@@ -141,10 +147,11 @@ func (l *Limiter) Allow(account, verb string) (retryAfter time.Duration, details
 	defer l.mu.Unlock()
 	var taken []*rate.Reservation
 	var refused *Rule
-	for _, r := range l.rules(account) {
+	for _, r := range Defaults {
 		if r.Verb != verb {
 			continue
 		}
+		r = l.rule(account, r)
 		res := l.bucket(account, r).ReserveN(now, 1)
 		if d := res.DelayFrom(now); d > 0 {
 			if d > retryAfter {
