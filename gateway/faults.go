@@ -143,7 +143,7 @@ func writeFault(w http.ResponseWriter, r *http.Request, f *lbaasv1.Fault, retry 
 
 // faultKinds name the faults raised without a kind by their code.
 var faultKinds = map[uint32]string{
-	400: "badRequest", 404: "itemNotFound", 405: "badMethod", 413: "overLimit",
+	400: "badRequest", 403: "forbidden", 404: "itemNotFound", 405: "badMethod", 413: "overLimit",
 	422: "unprocessableEntity", 500: "loadBalancerFault", 501: "notImplemented", 503: "serviceUnavailable",
 }
 
