@@ -23,6 +23,10 @@ type Resources struct {
 	Routes    []*routev3.RouteConfiguration
 	Clusters  []*clusterv3.Cluster
 	Endpoints []*endpointv3.ClusterLoadAssignment
+	// Extensions are filter configurations served over ECDS (Envoy only):
+	// what a customer edits lives here, so an edit does not rebuild the
+	// listener (see ecds.go).
+	Extensions []*corev3.TypedExtensionConfig
 }
 
 // Output is a load balancer translated for both kinds of data plane.
@@ -74,7 +78,7 @@ func Translate(lb *LoadBalancer) (*Output, error) {
 			out.GRPC.Routes = []*routev3.RouteConfiguration{grpcRouteConfig(lb)}
 		}
 	}
-	out.Envoy.Listeners = envoyListeners(lb)
+	out.Envoy.Listeners, out.Envoy.Extensions = envoyListeners(lb)
 	if len(out.Envoy.Listeners) > 0 {
 		out.Envoy.Routes = routes
 	}
@@ -290,6 +294,9 @@ func (r Resources) messages() []proto.Message {
 		out = append(out, m)
 	}
 	for _, m := range r.Endpoints {
+		out = append(out, m)
+	}
+	for _, m := range r.Extensions {
 		out = append(out, m)
 	}
 	return out
