@@ -9,6 +9,7 @@ import (
 	clusterservice "github.com/envoyproxy/go-control-plane/envoy/service/cluster/v3"
 	discoverygrpc "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	endpointservice "github.com/envoyproxy/go-control-plane/envoy/service/endpoint/v3"
+	extensionservice "github.com/envoyproxy/go-control-plane/envoy/service/extension/v3"
 	listenerservice "github.com/envoyproxy/go-control-plane/envoy/service/listener/v3"
 	routeservice "github.com/envoyproxy/go-control-plane/envoy/service/route/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/server/sotw/v3"
@@ -27,7 +28,8 @@ func ServerOptions(c *Cache, t *Tracker) []grpc.ServerOption {
 }
 
 // Register serves the cache on a gRPC server: ADS (state of the world with
-// ordered responses, and delta) and the per-type discovery services. The
+// ordered responses, and delta) and the per-type discovery services (ECDS
+// included). The
 // server must have been built with ServerOptions.
 func Register(ctx context.Context, g *grpc.Server, c *Cache, t *Tracker) {
 	srv := serverv3.NewServer(ctx, c, t.Callbacks(), sotw.WithOrderedADS())
@@ -36,6 +38,7 @@ func Register(ctx context.Context, g *grpc.Server, c *Cache, t *Tracker) {
 	endpointservice.RegisterEndpointDiscoveryServiceServer(g, srv)
 	listenerservice.RegisterListenerDiscoveryServiceServer(g, srv)
 	routeservice.RegisterRouteDiscoveryServiceServer(g, srv)
+	extensionservice.RegisterExtensionConfigDiscoveryServiceServer(g, srv)
 }
 
 type killKey struct{}

@@ -539,6 +539,8 @@ func shortType(typeURL string) string {
 		return "lds"
 	case resource.RouteType:
 		return "rds"
+	case resource.ExtensionConfigType:
+		return "ecds"
 	}
 	return "other"
 }

@@ -83,7 +83,9 @@ func namelessNACKIsIsolated(t *testing.T, st *store.Store) {
 	addr := serveXDS(t, p)
 	go p.Run(ctx)
 	pickyEnvoy(t, addr, []string{"lb_" + itoa(x), "lb_" + itoa(y)})
-	waitFor(t, func() bool { return len(p.Tracker().ClientList()) == 1 && len(p.Tracker().ClientList()[0].Types) == 4 })
+	waitFor(t, func() bool {
+		return len(p.Tracker().ClientList()) == 1 && len(p.Tracker().ClientList()[0].Types) == len(xds.TypeOrder)
+	})
 
 	// Both change in one revision, so one cluster response carries both.
 	_, err = st.Update(ctx, func(tx *store.Tx) error {
@@ -166,7 +168,9 @@ func TestDeletionSettlesWithStateOfTheWorldEnvoys(t *testing.T) {
 		addr := serveXDS(t, p)
 		go p.Run(ctx)
 		pickyEnvoy(t, addr, []string{"lb_" + itoa(x), "lb_" + itoa(y)})
-		waitFor(t, func() bool { return len(p.Tracker().ClientList()) == 1 && len(p.Tracker().ClientList()[0].Types) == 4 })
+		waitFor(t, func() bool {
+			return len(p.Tracker().ClientList()) == 1 && len(p.Tracker().ClientList()[0].Types) == len(xds.TypeOrder)
+		})
 		_, err = st.Update(ctx, func(tx *store.Tx) error {
 			lb, err := tx.LoadBalancer("1", x)
 			if err != nil {

@@ -375,6 +375,9 @@ func keyed(r translator.Resources) (map[xds.Key]*anypb.Any, error) {
 	for _, e := range r.Endpoints {
 		errs = append(errs, add(resource.EndpointType, e.GetClusterName(), e))
 	}
+	for _, e := range r.Extensions {
+		errs = append(errs, add(resource.ExtensionConfigType, e.GetName(), e))
+	}
 	return out, errors.Join(errs...)
 }
 
@@ -406,17 +409,23 @@ func diff(prev, next *resources, updates map[xds.Group]*xds.Update) map[xds.Kind
 		for k := range before {
 			if _, ok := after[k]; !ok {
 				u().remove(k)
-				// Removed endpoints and routes are never sent in state of
-				// the world, nor in delta to a client that has dropped them:
-				// the removal of the cluster or listener naming them is
-				// what clients acknowledge.
-				if k.TypeURL != resource.EndpointType && k.TypeURL != resource.RouteType {
+				// Removed endpoints, routes and filter configurations are
+				// never sent in state of the world, nor in delta to a client
+				// that has dropped them: the removal of the cluster or
+				// listener naming them is what clients acknowledge.
+				if !named(k.TypeURL) {
 					changed[kind] = append(changed[kind], k)
 				}
 			}
 		}
 	}
 	return changed
+}
+
+// named tells the types a client subscribes to by name once a cluster or
+// listener names them.
+func named(typeURL string) bool {
+	return typeURL == resource.EndpointType || typeURL == resource.RouteType || typeURL == resource.ExtensionConfigType
 }
 
 type xdsUpdate struct{ *xds.Update }
