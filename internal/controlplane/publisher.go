@@ -48,11 +48,15 @@ type Publisher struct {
 	retry         *backoff.ExponentialBackOff
 	retryAt       time.Time
 	nodeAddresses func(lb uint32, address string) []netip.Addr
+	drainTime     time.Duration
 
 	mu       sync.Mutex
 	revision int64
 	current  map[uint32]*resources // what the cache holds
 	good     map[uint32]*resources // what the fleet last accepted
+	// draining maps a load balancer to the revision of its change that
+	// rebuilds its Envoy listener (the proxies drain its connections).
+	draining map[uint32]int64
 	// verdicts queue the tracker's outcomes for Run, which records them;
 	// wake tells Run there are some. (The tracker may report from Run
 	// itself, so the queue must never block.)
@@ -85,6 +89,10 @@ type Options struct {
 	// address when allowed, or what its name resolves to (nodedns.Cache
 	// Lookup). Nil takes IP addresses as they are and resolves no name.
 	NodeAddresses func(lb uint32, address string) []netip.Addr
+	// DrainTime is the Envoys' drain time (their --drain-time-s), said in
+	// the status description of a change that rebuilds a listener;
+	// envoy.DefaultDrainTime when zero.
+	DrainTime time.Duration
 }
 
 // New builds the cache, tracker and publisher from the store's current
@@ -131,7 +139,8 @@ func New(ctx context.Context, st *store.Store, opts Options, log *slog.Logger) (
 func newPublisher(st *store.Store, opts Options, log *slog.Logger) *Publisher {
 	p := &Publisher{
 		store: st, log: log, poll: time.Second, accessLogPath: opts.AccessLogPath, nodeAddresses: opts.NodeAddresses,
-		current: map[uint32]*resources{}, good: map[uint32]*resources{},
+		drainTime: opts.DrainTime,
+		current:   map[uint32]*resources{}, good: map[uint32]*resources{}, draining: map[uint32]int64{},
 		wake:  make(chan struct{}, 1),
 		retry: backoff.NewExponentialBackOff(),
 	}
@@ -213,9 +222,10 @@ func (p *Publisher) recordVerdicts(ctx context.Context) bool {
 			}
 			p.mu.Lock()
 			p.settledInIsolation(o.lb)
+			delete(p.draining, o.lb) // the status tells the refusal
 			p.mu.Unlock()
 		} else {
-			applied = append(applied, store.Applied{ID: o.lb, Revision: o.revision})
+			applied = append(applied, store.Applied{ID: o.lb, Revision: o.revision, Description: p.drainNotice(o.lb, o.revision)})
 		}
 	}
 	if len(applied) > 0 {
@@ -338,6 +348,7 @@ func (p *Publisher) stage(lb *store.LoadBalancer, updates map[xds.Group]*xds.Upd
 		next.byKind[xds.KindEnvoy] = envoy
 		next.byKind[xds.KindGRPC] = grpc
 	}
+	p.noteDraining(lb, p.current[lb.ID], next)
 	changed := diff(p.current[lb.ID], next, updates)
 	p.supersede(lb.ID)
 	if live {
