@@ -162,9 +162,11 @@ func prefixOf(network string) (netip.Prefix, error) {
 func throttleConfigs(lb *LoadBalancer) (limit *connlimitv3.ConnectionLimit, rate *netratelimitv3.LocalRateLimit) {
 	name := ResourceName(lb.ID)
 	limit = &connlimitv3.ConnectionLimit{StatPrefix: name + "_connection_limit", MaxConnections: wrapperspb.UInt64(1)}
+	// Turned off, the token bucket is never used; an hour between fills
+	// keeps an idle refill timer (where Envoy has one) from firing.
 	rate = &netratelimitv3.LocalRateLimit{
 		StatPrefix:  name + "_connection_rate",
-		TokenBucket: &typev3.TokenBucket{MaxTokens: 1, TokensPerFill: wrapperspb.UInt32(1), FillInterval: durationpb.New(time.Second)},
+		TokenBucket: &typev3.TokenBucket{MaxTokens: 1, TokensPerFill: wrapperspb.UInt32(1), FillInterval: durationpb.New(time.Hour)},
 	}
 	t := lb.Throttle
 	if t != nil && t.MaxConnections > 0 {
