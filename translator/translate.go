@@ -269,9 +269,20 @@ func ads() *corev3.ConfigSource {
 
 // Validate runs go-control-plane's generated validation over every
 // resource: what fails it would be refused by the data plane.
+// The filter configurations served over ECDS are validated too: Envoy
+// refuses one that fails, and the generated validation of a
+// TypedExtensionConfig does not look inside its Any.
 func (o *Output) Validate() error {
 	for _, r := range []Resources{o.Envoy, o.GRPC} {
-		for _, m := range r.messages() {
+		messages := r.messages()
+		for _, e := range r.Extensions {
+			m, err := e.GetTypedConfig().UnmarshalNew()
+			if err != nil {
+				return fmt.Errorf("%s: %w", e.GetName(), err)
+			}
+			messages = append(messages, m)
+		}
+		for _, m := range messages {
 			if v, ok := m.(interface{ ValidateAll() error }); ok {
 				if err := v.ValidateAll(); err != nil {
 					return fmt.Errorf("%T: %w", m, err)
