@@ -6,14 +6,17 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/openlbaas/lbaas/xds"
 )
 
 // DefaultDrainTime is Envoy's own default drain time (--drain-time-s 600).
 const DefaultDrainTime = 600 * time.Second
 
 // DrainTimeMetadataKey is the node metadata key under which the bootstrap
-// records the drain time the Envoy is started with (seconds).
-const DrainTimeMetadataKey = "lbaas_drain_time_s"
+// records the drain time the Envoy is started with (seconds); the xDS
+// server reads it (Tracker.DrainTime).
+const DrainTimeMetadataKey = xds.DrainTimeMetadataKey
 
 // When Envoy rebuilds a listener it drains the connections of the old one
 // (listener_manager_impl.cc, drainListener / drainFilterChains): HTTP

@@ -13,6 +13,7 @@ import (
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/structpb"
 )
 
 // filterConfig is the ECDS resource lb_<lb>_tcp (the tag makes versions differ).
@@ -152,4 +153,39 @@ func TestListenerIsRemovedBeforeItsFilterConfiguration(t *testing.T) {
 	if strings.Join(order, ",") != resource.ListenerType+",ecds" {
 		t.Fatalf("removals in the order %v", order)
 	}
+}
+
+// The drain time an Envoy's bootstrap declares (node metadata) is known
+// per fleet, the longest of its connected Envoys; gRPC clients and other
+// fleets do not count, and a client that leaves no longer does.
+func TestDrainTimeOfAFleet(t *testing.T) {
+	h := newHarness(t, Limits{})
+	connect := func(id, agent, fleet string, seconds float64) *sotwClient {
+		c := h.sotw(id, agent)
+		c.node.Cluster = fleet
+		c.node.Metadata = &structpb.Struct{Fields: map[string]*structpb.Value{DrainTimeMetadataKey: structpb.NewNumberValue(seconds)}}
+		c.send(resource.ClusterType, "", "", nil, "")
+		return c
+	}
+	connect("a", "envoy", "default", 30)
+	b := connect("b", "envoy", "default", 90)
+	connect("g", "grpc-go", "default", 500)
+	connect("o", "envoy", "other", 700)
+	connect("bad", "envoy", "default", 1.5) // not whole seconds: ignored
+	waitFor(t, func() bool { return len(h.tracker.ClientList()) == 5 }, "five clients")
+	if d := h.tracker.DrainTime("default"); d != 90*time.Second {
+		t.Errorf("default fleet: %s, want 90s", d)
+	}
+	if d := h.tracker.DrainTime("none"); d != 0 {
+		t.Errorf("a fleet without clients: %s", d)
+	}
+	declared := map[string]float64{}
+	for _, c := range h.tracker.ClientList() {
+		declared[c.Node] = c.DrainTime
+	}
+	if declared["a"] != 30 || declared["bad"] != 0 {
+		t.Errorf("client list shows %v", declared)
+	}
+	b.conn.Close()
+	waitFor(t, func() bool { return h.tracker.DrainTime("default") == 30*time.Second }, "the longest left")
 }

@@ -130,15 +130,18 @@ func (t *Tracker) expire() {
 
 // ClientInfo describes a connected stream, for operators.
 type ClientInfo struct {
-	Stream    int64            `json:"stream"`
-	Node      string           `json:"node"`
-	Fleet     string           `json:"fleet"`
-	Kind      Kind             `json:"kind"`
-	Peer      string           `json:"peer"`
-	Identity  string           `json:"identity,omitempty"`
-	Connected time.Time        `json:"connected"`
-	Counting  bool             `json:"countsForStatus"`
-	NACKs     uint64           `json:"nacks"`
+	Stream    int64     `json:"stream"`
+	Node      string    `json:"node"`
+	Fleet     string    `json:"fleet"`
+	Kind      Kind      `json:"kind"`
+	Peer      string    `json:"peer"`
+	Identity  string    `json:"identity,omitempty"`
+	Connected time.Time `json:"connected"`
+	Counting  bool      `json:"countsForStatus"`
+	NACKs     uint64    `json:"nacks"`
+	// DrainTime is the drain time the node's bootstrap declares, in
+	// seconds (0: none declared).
+	DrainTime float64          `json:"drainTimeSeconds,omitempty"`
 	Types     []ClientTypeInfo `json:"types"`
 }
 
@@ -161,7 +164,7 @@ func (t *Tracker) ClientList() []ClientInfo {
 	out := []ClientInfo{}
 	for _, s := range t.streams {
 		info := ClientInfo{Stream: s.id, Node: s.node, Fleet: s.group.Fleet, Kind: s.group.Kind, Peer: s.peer, Identity: s.identity,
-			Connected: s.since, Counting: !s.excluded, NACKs: s.nacks}
+			Connected: s.since, Counting: !s.excluded, NACKs: s.nacks, DrainTime: s.drainTime.Seconds()}
 		for _, typeURL := range TypeOrder {
 			ti := ClientTypeInfo{Type: shortType(typeURL), Acked: s.acked[typeURL]}
 			if ti.Acked != "" {

@@ -25,8 +25,19 @@ import (
 func (p *Publisher) noteDraining(lb *store.LoadBalancer, prev, next *resources) {
 	_, pending := p.draining[lb.ID]
 	if pending || listenerDrains(prev, next, translator.ResourceName(lb.ID)) {
-		p.draining[lb.ID] = lb.Revision
+		fleet := lb.Fleet
+		if prev != nil {
+			fleet = prev.fleet // whose proxies drain
+		}
+		p.draining[lb.ID] = drainingChange{revision: lb.Revision, fleet: fleet}
 	}
+}
+
+// drainingChange is a change that rebuilds a listener, and the fleet whose
+// proxies drain it.
+type drainingChange struct {
+	revision int64
+	fleet    string
 }
 
 // listenerDrains tells whether going from prev to next makes the Envoys
@@ -54,16 +65,23 @@ func listenerDrains(prev, next *resources, name string) bool {
 
 // drainNotice is the status description of a load balancer whose change
 // at revision is applied: what the proxies do with the connections opened
-// before it when the change rebuilt the listener, else nothing.
+// before it when the change rebuilt the listener, else nothing. The drain
+// time is the longest the fleet's connected Envoys declare in their
+// bootstrap, else --envoy-drain-time.
 func (p *Publisher) drainNotice(lb uint32, revision int64) string {
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	rev, ok := p.draining[lb]
-	if !ok || rev != revision {
+	c, ok := p.draining[lb]
+	if ok && c.revision == revision {
+		delete(p.draining, lb)
+	}
+	p.mu.Unlock()
+	if !ok || c.revision != revision {
 		return ""
 	}
-	delete(p.draining, lb)
-	d := p.drainTime
+	d := p.tracker.DrainTime(c.fleet)
+	if d <= 0 {
+		d = p.drainTime
+	}
 	if d <= 0 {
 		d = envoy.DefaultDrainTime
 	}

@@ -56,7 +56,7 @@ type Publisher struct {
 	good     map[uint32]*resources // what the fleet last accepted
 	// draining maps a load balancer to the revision of its change that
 	// rebuilds its Envoy listener (the proxies drain its connections).
-	draining map[uint32]int64
+	draining map[uint32]drainingChange
 	// verdicts queue the tracker's outcomes for Run, which records them;
 	// wake tells Run there are some. (The tracker may report from Run
 	// itself, so the queue must never block.)
@@ -90,7 +90,8 @@ type Options struct {
 	// Lookup). Nil takes IP addresses as they are and resolves no name.
 	NodeAddresses func(lb uint32, address string) []netip.Addr
 	// DrainTime is the Envoys' drain time (their --drain-time-s), said in
-	// the status description of a change that rebuilds a listener;
+	// the status description of a change that rebuilds a listener when no
+	// connected Envoy of the fleet declares its own in its bootstrap;
 	// envoy.DefaultDrainTime when zero.
 	DrainTime time.Duration
 }
@@ -140,7 +141,7 @@ func newPublisher(st *store.Store, opts Options, log *slog.Logger) *Publisher {
 	p := &Publisher{
 		store: st, log: log, poll: time.Second, accessLogPath: opts.AccessLogPath, nodeAddresses: opts.NodeAddresses,
 		drainTime: opts.DrainTime,
-		current:   map[uint32]*resources{}, good: map[uint32]*resources{}, draining: map[uint32]int64{},
+		current:   map[uint32]*resources{}, good: map[uint32]*resources{}, draining: map[uint32]drainingChange{},
 		wake:  make(chan struct{}, 1),
 		retry: backoff.NewExponentialBackOff(),
 	}
