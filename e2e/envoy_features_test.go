@@ -126,21 +126,8 @@ func TestEnvoyFeatures(t *testing.T) {
 
 // holdBackend greets every connection with "hello" and keeps it open.
 func holdBackend(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			_, _ = c.Write([]byte("hello"))
-			t.Cleanup(func() { c.Close() })
-		}
-	}()
-	return ln.Addr().(*net.TCPAddr).Port
+	return tcpServer(t, func(c net.Conn) {
+		_, _ = c.Write([]byte("hello"))
+		t.Cleanup(func() { c.Close() })
+	})
 }

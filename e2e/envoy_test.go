@@ -39,20 +39,30 @@ func freePort(t *testing.T) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-// startEnvoy runs Envoy with the bootstrap lbaasd writes for it.
-func startEnvoy(t *testing.T, envoyBin, lbaasd string, d *daemon) {
+// startEnvoy runs Envoy with the bootstrap lbaasd writes for it (extra
+// are more envoy-bootstrap flags), on the command line lbaasd prints.
+func startEnvoy(t *testing.T, envoyBin, lbaasd string, d *daemon, extra ...string) {
 	t.Helper()
 	dir := t.TempDir()
-	boot, err := exec.Command(lbaasd, "envoy-bootstrap", "--fleet", "default", "--xds-address", d.xdsAddr,
-		"--node-id", "e2e-envoy", "--admin-address", fmt.Sprintf("127.0.0.1:%d", freePort(t))).Output()
+	gen := exec.Command(lbaasd, append([]string{"envoy-bootstrap", "--fleet", "default", "--xds-address", d.xdsAddr,
+		"--node-id", "e2e-envoy", "--admin-address", fmt.Sprintf("127.0.0.1:%d", freePort(t))}, extra...)...)
+	var printed strings.Builder
+	gen.Stderr = &printed
+	boot, err := gen.Output()
 	if err != nil {
-		t.Fatalf("envoy-bootstrap: %v", err)
+		t.Fatalf("envoy-bootstrap: %v: %s", err, printed.String())
 	}
 	path := filepath.Join(dir, "bootstrap.json")
 	if err := os.WriteFile(path, boot, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(envoyBin, "-c", path, "--disable-hot-restart", "--base-id", strconv.Itoa(freePort(t)), "-l", "warning")
+	// "start Envoy with: envoy -c <bootstrap file> --drain-time-s N"
+	_, line, ok := strings.Cut(strings.TrimSpace(printed.String()), "start Envoy with: envoy ")
+	if !ok {
+		t.Fatalf("envoy-bootstrap printed no Envoy command line: %q", printed.String())
+	}
+	args := strings.Fields(strings.ReplaceAll(line, "<bootstrap file>", path))
+	cmd := exec.Command(envoyBin, append(args, "--disable-hot-restart", "--base-id", strconv.Itoa(freePort(t)), "-l", "warning")...)
 	log, err := os.Create(filepath.Join(dir, "envoy.log"))
 	if err != nil {
 		t.Fatal(err)
@@ -72,15 +82,16 @@ func startEnvoy(t *testing.T, envoyBin, lbaasd string, d *daemon) {
 }
 
 // envoyStack runs lbaasd (with env), a tenant of it, and an Envoy of its
-// default fleet; it skips without an Envoy binary.
-func envoyStack(t *testing.T, env []string) (*api, *daemon) {
+// default fleet (bootstrap: more envoy-bootstrap flags); it skips without
+// an Envoy binary.
+func envoyStack(t *testing.T, env []string, bootstrap ...string) (*api, *daemon) {
 	t.Helper()
 	envoyBin := envoyBinary(t)
 	dir := t.TempDir()
 	bin := buildBinary(t, dir)
 	d := startDaemon(t, bin, dir, env)
 	a := newAPI(t, bin, dir, d)
-	startEnvoy(t, envoyBin, bin, d)
+	startEnvoy(t, envoyBin, bin, d, bootstrap...)
 	return a, d
 }
 
@@ -100,8 +111,8 @@ func httpBackend(t *testing.T, name string) (port int, stop func()) {
 	return ln.Addr().(*net.TCPAddr).Port, func() { _ = srv.Close() }
 }
 
-// tcpBackend writes its name on every connection and closes it.
-func tcpBackend(t *testing.T, name string) int {
+// tcpServer accepts connections on loopback and hands each to handle.
+func tcpServer(t *testing.T, handle func(net.Conn)) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -114,11 +125,18 @@ func tcpBackend(t *testing.T, name string) int {
 			if err != nil {
 				return
 			}
-			fmt.Fprintln(c, name)
-			c.Close()
+			handle(c)
 		}
 	}()
 	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// tcpBackend writes its name on every connection and closes it.
+func tcpBackend(t *testing.T, name string) int {
+	return tcpServer(t, func(c net.Conn) {
+		fmt.Fprintln(c, name)
+		c.Close()
+	})
 }
 
 func httpHits(url string, n int) map[string]int {

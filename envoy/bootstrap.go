@@ -83,6 +83,11 @@ type Options struct {
 	// balancers); delta sends the changed resources only. Unused by
 	// GRPCBootstrap (grpc-go speaks state of the world).
 	SotW bool
+	// DrainTime is how long Envoy drains the connections of a listener it
+	// rebuilds before closing them (its --drain-time-s; see RunArgs), in
+	// whole seconds; DefaultDrainTime when zero. The bootstrap records it
+	// in the node metadata. Unused by GRPCBootstrap.
+	DrainTime time.Duration
 }
 
 // DefaultNodeID returns a node id derived from the host name, for callers
@@ -283,8 +288,12 @@ func bootstrapProto(o Options) (*bootstrapv3.Bootstrap, error) {
 	if o.SotW {
 		apiType = corev3.ApiConfigSource_GRPC
 	}
+	metadata, err := o.nodeMetadata()
+	if err != nil {
+		return nil, err
+	}
 	b := &bootstrapv3.Bootstrap{
-		Node: &corev3.Node{Id: o.NodeID, Cluster: o.Fleet},
+		Node: &corev3.Node{Id: o.NodeID, Cluster: o.Fleet, Metadata: metadata},
 		DynamicResources: &bootstrapv3.Bootstrap_DynamicResources{
 			AdsConfig: &corev3.ApiConfigSource{
 				ApiType:                   apiType,

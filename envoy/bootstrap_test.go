@@ -107,8 +107,9 @@ var bootstrapCases = []struct {
 		static: true, epHost: "10.0.0.5", epPort: 18000, admin: "unix:" + DefaultAdminSocket,
 	},
 	{
-		name:   "bootstrap_hostname",
-		opts:   Options{NodeID: "edge-7.example", Fleet: "edge", XDSAddress: "xds.lbaas.internal:18000", AdminAddress: "127.0.0.1:19901"},
+		name: "bootstrap_hostname",
+		opts: Options{NodeID: "edge-7.example", Fleet: "edge", XDSAddress: "xds.lbaas.internal:18000", AdminAddress: "127.0.0.1:19901",
+			DrainTime: 30 * time.Second},
 		static: false, epHost: "xds.lbaas.internal", epPort: 18000, admin: "127.0.0.1:19901",
 	},
 	{

@@ -25,8 +25,12 @@
 //     CAFile plus CertFile and KeyFile is mutual TLS. The control plane's
 //     certificate must carry the host of XDSAddress as a SAN (DNS or IP),
 //     which both Envoy and grpc-go check.
-//   - The Envoy admin interface listens on loopback only (127.0.0.1:9901 by
-//     default).
+//   - The Envoy admin interface listens on a Unix socket of mode 0600 by
+//     default ([DefaultAdminSocket]), on loopback TCP only when asked.
+//   - The drain time (Envoy's --drain-time-s, how long a rebuilt listener's
+//     connections are drained before they are closed) is a command-line
+//     option: [RunArgs] gives the command line, and the bootstrap records
+//     it in the node metadata ([DrainTimeMetadataKey]).
 //
 // Both functions are pure: the same options give byte-identical output.
 package envoy

@@ -66,6 +66,11 @@ func (s *Store) LiveLoadBalancers(ctx context.Context, fn func([]LoadBalancer) e
 type Applied struct {
 	ID       uint32
 	Revision int64
+	// Description, when set, becomes the status description of the load
+	// balancer the change makes ACTIVE (what applying it did, e.g. that
+	// the proxies drain the connections opened before it); else it is
+	// cleared.
+	Description string
 }
 
 // SetApplied records, in one transaction, that every client of their
@@ -98,8 +103,19 @@ func (s *Store) SetApplied(ctx context.Context, applied []Applied) ([]uint32, er
 			}
 		}
 		var err error
-		changed, err = s.settle(db, current)
-		return err
+		if changed, err = s.settle(db, current); err != nil {
+			return err
+		}
+		for _, a := range applied {
+			if a.Description == "" {
+				continue
+			}
+			if err := db.Model(&LoadBalancer{}).Where("id = ? AND revision = ? AND status = ?", a.ID, a.Revision, StatusActive).
+				Update("status_description", a.Description).Error; err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	return changed, err
 }

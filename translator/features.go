@@ -25,8 +25,6 @@ import (
 
 const (
 	directResponseFilter = "envoy.filters.network.direct_response"
-	connLimitFilter      = "envoy.filters.network.connection_limit"
-	netRateFilter        = "envoy.filters.network.local_ratelimit"
 	httpProtocolOpts     = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 	persistenceCookie    = "LBAAS_SESSION"
 )
@@ -37,13 +35,6 @@ const DefaultErrorPage = `<!DOCTYPE html>
 <html><head><title>Service Unavailable</title></head>
 <body><h1>Service Unavailable</h1><p>The service is temporarily unavailable. Please try again later.</p></body></html>
 `
-
-// networkFilters come before the proxy filter of every TCP listener
-// chain: connection throttling. (The access list is a filter chain of its
-// own, see accessListChain.)
-func networkFilters(lb *LoadBalancer) []*listenerv3.Filter {
-	return throttleFilters(lb)
-}
 
 // accessListChain closes, at once, every connection from a network the
 // access list refuses: the DENY networks less the ALLOW ones (ALLOW wins).
@@ -160,39 +151,45 @@ func prefixOf(network string) (netip.Prefix, error) {
 	return netip.PrefixFrom(addr, addr.BitLen()), nil
 }
 
-// throttleFilters enforce connection throttling per proxy: at most
+// throttleConfigs enforce connection throttling per proxy: at most
 // maxConnections concurrent connections on the listener, and at most
 // maxConnectionRate new connections per rateInterval seconds (a token
 // bucket). Envoy cannot count per client address for TCP connections;
-// see the README for the exact semantics.
-func throttleFilters(lb *LoadBalancer) []*listenerv3.Filter {
-	t := lb.Throttle
-	if t == nil {
-		return nil
-	}
-	var out []*listenerv3.Filter
+// see the README for the exact semantics. Both filters are always in the
+// serving chain (over ECDS, see ecds.go); a limit the load balancer does
+// not set is turned off (runtime_enabled false), so turning throttling on
+// or off changes no listener.
+func throttleConfigs(lb *LoadBalancer) (limit *connlimitv3.ConnectionLimit, rate *netratelimitv3.LocalRateLimit) {
 	name := ResourceName(lb.ID)
-	if t.MaxConnections > 0 {
-		out = append(out, &listenerv3.Filter{Name: connLimitFilter, ConfigType: &listenerv3.Filter_TypedConfig{
-			TypedConfig: mustAny(&connlimitv3.ConnectionLimit{
-				StatPrefix:     name + "_connection_limit",
-				MaxConnections: wrapperspb.UInt64(uint64(t.MaxConnections)),
-			}),
-		}})
+	limit = &connlimitv3.ConnectionLimit{StatPrefix: name + "_connection_limit", MaxConnections: wrapperspb.UInt64(1)}
+	// Turned off, the token bucket is never used; an hour between fills
+	// keeps an idle refill timer (where Envoy has one) from firing.
+	rate = &netratelimitv3.LocalRateLimit{
+		StatPrefix:  name + "_connection_rate",
+		TokenBucket: &typev3.TokenBucket{MaxTokens: 1, TokensPerFill: wrapperspb.UInt32(1), FillInterval: durationpb.New(time.Hour)},
 	}
-	if t.MaxConnectionRate > 0 && t.RateInterval > 0 {
-		out = append(out, &listenerv3.Filter{Name: netRateFilter, ConfigType: &listenerv3.Filter_TypedConfig{
-			TypedConfig: mustAny(&netratelimitv3.LocalRateLimit{
-				StatPrefix: name + "_connection_rate",
-				TokenBucket: &typev3.TokenBucket{
-					MaxTokens:     t.MaxConnectionRate,
-					TokensPerFill: wrapperspb.UInt32(t.MaxConnectionRate),
-					FillInterval:  durationpb.New(time.Duration(t.RateInterval) * time.Second),
-				},
-			}),
-		}})
+	t := lb.Throttle
+	if t != nil && t.MaxConnections > 0 {
+		limit.MaxConnections = wrapperspb.UInt64(uint64(t.MaxConnections))
+	} else {
+		limit.RuntimeEnabled = off(limit.StatPrefix)
 	}
-	return out
+	if t != nil && t.MaxConnectionRate > 0 && t.RateInterval > 0 {
+		rate.TokenBucket = &typev3.TokenBucket{
+			MaxTokens:     t.MaxConnectionRate,
+			TokensPerFill: wrapperspb.UInt32(t.MaxConnectionRate),
+			FillInterval:  durationpb.New(time.Duration(t.RateInterval) * time.Second),
+		}
+	} else {
+		rate.RuntimeEnabled = off(rate.StatPrefix)
+	}
+	return limit, rate
+}
+
+// off turns a filter off; the runtime key (lbaas.<stat prefix>.enabled)
+// would let an operator turn it on by hand.
+func off(statPrefix string) *corev3.RuntimeFeatureFlag {
+	return &corev3.RuntimeFeatureFlag{DefaultValue: wrapperspb.Bool(false), RuntimeKey: "lbaas." + statPrefix + ".enabled"}
 }
 
 // localReply serves the error page for the load balancer's own 5xx

@@ -18,7 +18,6 @@ import (
 // Well-known extension names.
 const (
 	hcmFilter      = "envoy.filters.network.http_connection_manager"
-	tcpProxyFilter = "envoy.filters.network.tcp_proxy"
 	udpProxyFilter = "envoy.filters.udp_listener.udp_proxy"
 	routerFilter   = "envoy.filters.http.router"
 )
@@ -33,14 +32,17 @@ func mustAny(m proto.Message) *anypb.Any {
 
 // envoyListeners builds the listener on the load balancer's virtual IPs:
 // one listener, the first VIP as its address and the others as additional
-// addresses. HTTP listeners take their routes over RDS, so a route change
-// does not drain the listener.
-func envoyListeners(lb *LoadBalancer) []*listenerv3.Listener {
+// addresses, and the filter configurations it takes over ECDS. HTTP
+// listeners take their routes over RDS and every TCP listener its filters
+// over ECDS, so an edit of the load balancer leaves the listener as it is
+// and Envoy drains nothing (see ecds.go).
+func envoyListeners(lb *LoadBalancer) ([]*listenerv3.Listener, []*corev3.TypedExtensionConfig) {
 	if len(lb.VIPs) == 0 {
-		return nil
+		return nil, nil
 	}
 	name := ResourceName(lb.ID)
 	var l *listenerv3.Listener
+	var extensions []*corev3.TypedExtensionConfig
 	switch Family(lb.Protocol) {
 	case FamilyHTTP:
 		hcm := httpConnectionManager(name)
@@ -49,17 +51,21 @@ func envoyListeners(lb *LoadBalancer) []*listenerv3.Listener {
 		hcm.AccessLog = accessLogs(lb, true)
 		hcm.LocalReplyConfig = localReply(lb)
 		hcm.CommonHttpProtocolOptions = clientIdleTimeout(lb)
-		l = tcpListener(name, lb.VIPs, lb.Port, chains(lb, filterChain(hcmFilter, hcm))...)
+		var serving *listenerv3.FilterChain
+		serving, extensions = servingChain(lb, FamilyHTTP, hcm)
+		l = tcpListener(name, lb.VIPs, lb.Port, chains(lb, serving)...)
 	case FamilyUDP:
 		l = udpListener(name, lb)
 	default:
-		l = tcpListener(name, lb.VIPs, lb.Port, chains(lb, tcpProxyChain(name, lb))...)
+		var serving *listenerv3.FilterChain
+		serving, extensions = servingChain(lb, FamilyTCP, tcpProxy(name, lb))
+		l = tcpListener(name, lb.VIPs, lb.Port, chains(lb, serving)...)
 	}
 	listeners := []*listenerv3.Listener{l}
 	if lb.HTTPSRedirect && lb.Protocol == "HTTPS" {
 		listeners = append(listeners, redirectListener(lb))
 	}
-	return listeners
+	return listeners, extensions
 }
 
 func tcpListener(name string, vips []VIP, port uint32, chains ...*listenerv3.FilterChain) *listenerv3.Listener {
@@ -103,10 +109,8 @@ func router() *hcmv3.HttpFilter {
 }
 
 // chains are a TCP listener's filter chains: the access list's refusal
-// chain when there is one, then the serving chain with throttling in front
-// of its proxy filter.
+// chain when there is one, then the serving chain.
 func chains(lb *LoadBalancer, serving *listenerv3.FilterChain) []*listenerv3.FilterChain {
-	serving.Filters = append(networkFilters(lb), serving.Filters...)
 	if deny := accessListChain(lb); deny != nil {
 		return []*listenerv3.FilterChain{deny, serving}
 	}
@@ -172,17 +176,16 @@ func redirectListener(lb *LoadBalancer) *listenerv3.Listener {
 	return l
 }
 
-// tcpProxyChain proxies the TCP family (and HTTPS passthrough); the load
+// tcpProxy proxies the TCP family (and HTTPS passthrough); the load
 // balancer's timeout closes idle connections.
-func tcpProxyChain(name string, lb *LoadBalancer) *listenerv3.FilterChain {
-	tp := &tcpproxyv3.TcpProxy{
+func tcpProxy(name string, lb *LoadBalancer) *tcpproxyv3.TcpProxy {
+	return &tcpproxyv3.TcpProxy{
 		StatPrefix:       name,
 		ClusterSpecifier: &tcpproxyv3.TcpProxy_Cluster{Cluster: name},
 		IdleTimeout:      timeout(lb),
 		AccessLog:        accessLogs(lb, false),
 		HashPolicy:       tcpHashPolicy(lb),
 	}
-	return filterChain(tcpProxyFilter, tp)
 }
 
 // udpListener proxies datagrams to the cluster; a session idles out after

@@ -23,6 +23,10 @@ type Resources struct {
 	Routes    []*routev3.RouteConfiguration
 	Clusters  []*clusterv3.Cluster
 	Endpoints []*endpointv3.ClusterLoadAssignment
+	// Extensions are filter configurations served over ECDS (Envoy only):
+	// what a customer edits lives here, so an edit does not rebuild the
+	// listener (see ecds.go).
+	Extensions []*corev3.TypedExtensionConfig
 }
 
 // Output is a load balancer translated for both kinds of data plane.
@@ -74,7 +78,7 @@ func Translate(lb *LoadBalancer) (*Output, error) {
 			out.GRPC.Routes = []*routev3.RouteConfiguration{grpcRouteConfig(lb)}
 		}
 	}
-	out.Envoy.Listeners = envoyListeners(lb)
+	out.Envoy.Listeners, out.Envoy.Extensions = envoyListeners(lb)
 	if len(out.Envoy.Listeners) > 0 {
 		out.Envoy.Routes = routes
 	}
@@ -265,9 +269,20 @@ func ads() *corev3.ConfigSource {
 
 // Validate runs go-control-plane's generated validation over every
 // resource: what fails it would be refused by the data plane.
+// The filter configurations served over ECDS are validated too: Envoy
+// refuses one that fails, and the generated validation of a
+// TypedExtensionConfig does not look inside its Any.
 func (o *Output) Validate() error {
 	for _, r := range []Resources{o.Envoy, o.GRPC} {
-		for _, m := range r.messages() {
+		messages := r.messages()
+		for _, e := range r.Extensions {
+			m, err := e.GetTypedConfig().UnmarshalNew()
+			if err != nil {
+				return fmt.Errorf("%s: %w", e.GetName(), err)
+			}
+			messages = append(messages, m)
+		}
+		for _, m := range messages {
 			if v, ok := m.(interface{ ValidateAll() error }); ok {
 				if err := v.ValidateAll(); err != nil {
 					return fmt.Errorf("%T: %w", m, err)
@@ -290,6 +305,9 @@ func (r Resources) messages() []proto.Message {
 		out = append(out, m)
 	}
 	for _, m := range r.Endpoints {
+		out = append(out, m)
+	}
+	for _, m := range r.Extensions {
 		out = append(out, m)
 	}
 	return out

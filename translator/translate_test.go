@@ -199,6 +199,9 @@ func render(t *testing.T, out *Output) []byte {
 		for _, m := range r.Endpoints {
 			add("endpoints", m)
 		}
+		for _, m := range r.Extensions {
+			add("extensions", m)
+		}
 		return s
 	}
 	raw, err := json.Marshal(map[string]any{"envoy": section(out.Envoy), "grpc": section(out.GRPC)})

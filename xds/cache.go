@@ -49,9 +49,12 @@ func GroupOf(n *corev3.Node, defaultFleet string) Group {
 }
 
 // TypeOrder is the order resources are published in on ADS: clusters
-// before endpoints before listeners before routes, so that nothing refers
-// to what a client has not received yet.
-var TypeOrder = []string{resource.ClusterType, resource.EndpointType, resource.ListenerType, resource.RouteType}
+// before endpoints before filter configurations (ECDS) before listeners
+// before routes, so that nothing refers to what a client has not received
+// yet. Removals go in the reverse order: a listener goes before the filter
+// configurations it names (Envoy closes new connections on a listener
+// whose filter configuration was removed).
+var TypeOrder = []string{resource.ClusterType, resource.EndpointType, resource.ExtensionConfigType, resource.ListenerType, resource.RouteType}
 
 // fullState tells the types whose state-of-the-world responses carry every
 // resource the client subscribes to (the xDS protocol's rule for listeners
@@ -409,7 +412,7 @@ func (c *Cache) Resources(g Group, typeURL string) map[string]types.Resource {
 
 func servedType(typeURL string) error {
 	switch typeURL {
-	case resource.ClusterType, resource.EndpointType, resource.ListenerType, resource.RouteType:
+	case resource.ClusterType, resource.EndpointType, resource.ExtensionConfigType, resource.ListenerType, resource.RouteType:
 		return nil
 	case "":
 		return errors.New("xds: request without a type URL")

@@ -9,6 +9,7 @@ import (
 	clusterservice "github.com/envoyproxy/go-control-plane/envoy/service/cluster/v3"
 	discoverygrpc "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	endpointservice "github.com/envoyproxy/go-control-plane/envoy/service/endpoint/v3"
+	extensionservice "github.com/envoyproxy/go-control-plane/envoy/service/extension/v3"
 	listenerservice "github.com/envoyproxy/go-control-plane/envoy/service/listener/v3"
 	routeservice "github.com/envoyproxy/go-control-plane/envoy/service/route/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/server/sotw/v3"
@@ -27,7 +28,8 @@ func ServerOptions(c *Cache, t *Tracker) []grpc.ServerOption {
 }
 
 // Register serves the cache on a gRPC server: ADS (state of the world with
-// ordered responses, and delta) and the per-type discovery services. The
+// ordered responses, and delta) and the per-type discovery services (ECDS
+// included). The
 // server must have been built with ServerOptions.
 func Register(ctx context.Context, g *grpc.Server, c *Cache, t *Tracker) {
 	srv := serverv3.NewServer(ctx, c, t.Callbacks(), sotw.WithOrderedADS())
@@ -36,6 +38,7 @@ func Register(ctx context.Context, g *grpc.Server, c *Cache, t *Tracker) {
 	endpointservice.RegisterEndpointDiscoveryServiceServer(g, srv)
 	listenerservice.RegisterListenerDiscoveryServiceServer(g, srv)
 	routeservice.RegisterRouteDiscoveryServiceServer(g, srv)
+	extensionservice.RegisterExtensionConfigDiscoveryServiceServer(g, srv)
 }
 
 type killKey struct{}
@@ -127,15 +130,18 @@ func (t *Tracker) expire() {
 
 // ClientInfo describes a connected stream, for operators.
 type ClientInfo struct {
-	Stream    int64            `json:"stream"`
-	Node      string           `json:"node"`
-	Fleet     string           `json:"fleet"`
-	Kind      Kind             `json:"kind"`
-	Peer      string           `json:"peer"`
-	Identity  string           `json:"identity,omitempty"`
-	Connected time.Time        `json:"connected"`
-	Counting  bool             `json:"countsForStatus"`
-	NACKs     uint64           `json:"nacks"`
+	Stream    int64     `json:"stream"`
+	Node      string    `json:"node"`
+	Fleet     string    `json:"fleet"`
+	Kind      Kind      `json:"kind"`
+	Peer      string    `json:"peer"`
+	Identity  string    `json:"identity,omitempty"`
+	Connected time.Time `json:"connected"`
+	Counting  bool      `json:"countsForStatus"`
+	NACKs     uint64    `json:"nacks"`
+	// DrainTime is the drain time the node's bootstrap declares, in
+	// seconds (0: none declared).
+	DrainTime float64          `json:"drainTimeSeconds,omitempty"`
 	Types     []ClientTypeInfo `json:"types"`
 }
 
@@ -158,7 +164,7 @@ func (t *Tracker) ClientList() []ClientInfo {
 	out := []ClientInfo{}
 	for _, s := range t.streams {
 		info := ClientInfo{Stream: s.id, Node: s.node, Fleet: s.group.Fleet, Kind: s.group.Kind, Peer: s.peer, Identity: s.identity,
-			Connected: s.since, Counting: !s.excluded, NACKs: s.nacks}
+			Connected: s.since, Counting: !s.excluded, NACKs: s.nacks, DrainTime: s.drainTime.Seconds()}
 		for _, typeURL := range TypeOrder {
 			ti := ClientTypeInfo{Type: shortType(typeURL), Acked: s.acked[typeURL]}
 			if ti.Acked != "" {

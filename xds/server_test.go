@@ -183,6 +183,8 @@ func names(r *discoveryv3.DiscoveryResponse) []string {
 			out = append(out, m.GetName())
 		case *endpointv3.ClusterLoadAssignment:
 			out = append(out, m.GetClusterName())
+		case *corev3.TypedExtensionConfig:
+			out = append(out, m.GetName())
 		}
 	}
 	return out

@@ -98,7 +98,9 @@ type stream struct {
 	since    time.Time
 	kill     func(error)
 	excluded bool // stopped counting for status (ack timeout)
-	limiter  *rate.Limiter
+	// drainTime is what the node's bootstrap declares (0: nothing).
+	drainTime time.Duration
+	limiter   *rate.Limiter
 	// unanswered responses by nonce; answering one forgets it and every
 	// older one of its type.
 	sent map[string]*sentResponse
@@ -317,7 +319,7 @@ func (t *Tracker) request(id int64, node *corev3.Node, typeURL, nonce, errorDeta
 		return err
 	}
 	if s.node == "" && node != nil {
-		s.node, s.group = node.GetId(), GroupOf(node, t.cache.defaultFleet)
+		s.node, s.group, s.drainTime = node.GetId(), GroupOf(node, t.cache.defaultFleet), drainTimeOf(node)
 		if s.node == "" {
 			s.node = "(no id)"
 		}
@@ -539,6 +541,8 @@ func shortType(typeURL string) string {
 		return "lds"
 	case resource.RouteType:
 		return "rds"
+	case resource.ExtensionConfigType:
+		return "ecds"
 	}
 	return "other"
 }

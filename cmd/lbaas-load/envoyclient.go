@@ -157,29 +157,29 @@ func (c *envoyClient) node() *corev3.Node {
 }
 
 // held is what a client holds, per type: name -> hash of the resource's
-// bytes, and the endpoint or route names each cluster or listener uses.
+// bytes, and the names of the dependent type each resource uses.
 type held struct {
 	res     map[string]map[string]uint64
-	refs    map[string]map[string]string // CDS: cluster -> EDS name; LDS: listener -> RDS name
-	got     map[string]bool              // a response of the type was ACKed
-	users   map[string]map[string]int    // EDS and RDS: name -> how many clusters or listeners use it
-	subs    map[string][]string          // EDS and RDS: the names subscribed, sorted (see subscribed)
-	dirty   map[string]bool              // subs must be rebuilt from users
-	version map[string]string            // SotW: last accepted version per type
-	nonce   map[string]string            // SotW: last nonce per type
+	refs    map[string]map[string][]string // CDS: cluster -> EDS name; LDS: listener -> ECDS names; ECDS: filter -> RDS name
+	got     map[string]bool                // a response of the type was ACKed
+	users   map[string]map[string]int      // EDS, ECDS, RDS: name -> how many resources use it
+	subs    map[string][]string            // EDS, ECDS, RDS: the names subscribed, sorted (see subscribed)
+	dirty   map[string]bool                // subs must be rebuilt from users
+	version map[string]string              // SotW: last accepted version per type
+	nonce   map[string]string              // SotW: last nonce per type
 }
 
 func newHeld() *held {
-	h := &held{res: map[string]map[string]uint64{}, refs: map[string]map[string]string{}, got: map[string]bool{},
+	h := &held{res: map[string]map[string]uint64{}, refs: map[string]map[string][]string{}, got: map[string]bool{},
 		users: map[string]map[string]int{}, subs: map[string][]string{}, dirty: map[string]bool{},
 		version: map[string]string{}, nonce: map[string]string{}}
-	for _, t := range []string{resource.ClusterType, resource.EndpointType, resource.ListenerType, resource.RouteType} {
+	for _, t := range []string{resource.ClusterType, resource.EndpointType, resource.ExtensionConfigType, resource.ListenerType, resource.RouteType} {
 		h.res[t] = map[string]uint64{}
 	}
-	h.refs[resource.ClusterType] = map[string]string{}
-	h.refs[resource.ListenerType] = map[string]string{}
-	h.users[resource.EndpointType] = map[string]int{}
-	h.users[resource.RouteType] = map[string]int{}
+	for t, dep := range dependent {
+		h.refs[t] = map[string][]string{}
+		h.users[dep] = map[string]int{}
+	}
 	return h
 }
 
@@ -198,8 +198,11 @@ func (h *held) subscribed(dep string) []string {
 	return h.subs[dep]
 }
 
-// dependent is the type whose names a type's resources carry.
-var dependent = map[string]string{resource.ClusterType: resource.EndpointType, resource.ListenerType: resource.RouteType}
+// dependent is the type whose names a type's resources carry: a listener
+// names its filter configurations (ECDS), the HTTP connection manager's
+// configuration its routes.
+var dependent = map[string]string{resource.ClusterType: resource.EndpointType, resource.ListenerType: resource.ExtensionConfigType,
+	resource.ExtensionConfigType: resource.RouteType}
 
 var hashSeed = maphash.MakeSeed()
 
@@ -248,7 +251,7 @@ func (h *held) apply(typeURL string, ups []update, removed []string, full bool) 
 	for _, name := range removed {
 		delete(res, name)
 		if refs != nil {
-			if old := refs[name]; old != "" {
+			for _, old := range refs[name] {
 				drop(old)
 			}
 			delete(refs, name)
@@ -267,15 +270,15 @@ func (h *held) apply(typeURL string, ups []update, removed []string, full bool) 
 		if err != nil {
 			return nil, nil, err
 		}
-		if old := refs[u.name]; old != ref {
-			if ref != "" {
-				use(ref)
+		if old := refs[u.name]; !slices.Equal(old, ref) {
+			for _, n := range ref {
+				use(n)
 			}
-			if old != "" {
-				drop(old)
+			for _, n := range old {
+				drop(n)
 			}
 		}
-		if ref == "" {
+		if len(ref) == 0 {
 			delete(refs, u.name)
 		} else {
 			refs[u.name] = ref
@@ -321,44 +324,55 @@ func cancelOut(sub, unsub []string) ([]string, []string) {
 	return s2, u2
 }
 
-// referenced is the EDS name of an EDS cluster, or the RDS name of a
-// listener whose HTTP connection manager uses RDS; "" for others.
-func referenced(typeURL string, u update) (string, error) {
+// referenced is the EDS name of an EDS cluster, the ECDS names of a
+// listener's filters configured over ECDS, or the RDS name of an HTTP
+// connection manager configured over ECDS; none for others.
+func referenced(typeURL string, u update) ([]string, error) {
 	switch typeURL {
 	case resource.ClusterType:
 		var cl clusterv3.Cluster
 		if err := u.res.UnmarshalTo(&cl); err != nil {
-			return "", fmt.Errorf("cluster %s: %w", u.name, err)
+			return nil, fmt.Errorf("cluster %s: %w", u.name, err)
 		}
 		if cl.GetType() != clusterv3.Cluster_EDS {
-			return "", nil
+			return nil, nil
 		}
 		if n := cl.GetEdsClusterConfig().GetServiceName(); n != "" {
-			return n, nil
+			return []string{n}, nil
 		}
-		return cl.GetName(), nil
+		return []string{cl.GetName()}, nil
 	case resource.ListenerType:
 		var l listenerv3.Listener
 		if err := u.res.UnmarshalTo(&l); err != nil {
-			return "", fmt.Errorf("listener %s: %w", u.name, err)
+			return nil, fmt.Errorf("listener %s: %w", u.name, err)
 		}
+		var names []string
 		for _, fc := range l.GetFilterChains() {
 			for _, f := range fc.GetFilters() {
-				tc := f.GetTypedConfig()
-				if tc == nil || !tc.MessageIs(&hcmv3.HttpConnectionManager{}) {
-					continue
-				}
-				var hcm hcmv3.HttpConnectionManager
-				if err := tc.UnmarshalTo(&hcm); err != nil {
-					return "", fmt.Errorf("listener %s: %w", u.name, err)
-				}
-				if n := hcm.GetRds().GetRouteConfigName(); n != "" {
-					return n, nil
+				if f.GetConfigDiscovery() != nil {
+					names = append(names, f.GetName())
 				}
 			}
 		}
+		return names, nil
+	case resource.ExtensionConfigType:
+		var ec corev3.TypedExtensionConfig
+		if err := u.res.UnmarshalTo(&ec); err != nil {
+			return nil, fmt.Errorf("filter configuration %s: %w", u.name, err)
+		}
+		tc := ec.GetTypedConfig()
+		if !tc.MessageIs(&hcmv3.HttpConnectionManager{}) {
+			return nil, nil
+		}
+		var hcm hcmv3.HttpConnectionManager
+		if err := tc.UnmarshalTo(&hcm); err != nil {
+			return nil, fmt.Errorf("filter configuration %s: %w", u.name, err)
+		}
+		if n := hcm.GetRds().GetRouteConfigName(); n != "" {
+			return []string{n}, nil
+		}
 	}
-	return "", nil
+	return nil, nil
 }
 
 // clustersWarm says whether the clusters have come and every endpoint
@@ -367,16 +381,19 @@ func (h *held) clustersWarm() bool {
 	if !h.got[resource.ClusterType] {
 		return false
 	}
-	for _, name := range h.refs[resource.ClusterType] {
-		if _, ok := h.res[resource.EndpointType][name]; !ok {
-			return false
+	for _, names := range h.refs[resource.ClusterType] {
+		for _, name := range names {
+			if _, ok := h.res[resource.EndpointType][name]; !ok {
+				return false
+			}
 		}
 	}
 	return true
 }
 
 // complete says whether the client holds every cluster and listener of
-// the fleet, and every endpoint and route they name, all ACKed.
+// the fleet, and every endpoint, filter configuration and route they name
+// (directly or through a filter configuration), all ACKed.
 func (h *held) complete(want []string) bool {
 	for _, t := range []string{resource.ClusterType, resource.ListenerType} {
 		if !h.got[t] {
@@ -387,10 +404,14 @@ func (h *held) complete(want []string) bool {
 				return false
 			}
 		}
+	}
+	for t, refs := range h.refs {
 		dep := dependent[t]
-		for _, name := range h.refs[t] {
-			if _, ok := h.res[dep][name]; !ok {
-				return false
+		for _, names := range refs {
+			for _, name := range names {
+				if _, ok := h.res[dep][name]; !ok {
+					return false
+				}
 			}
 		}
 	}
@@ -453,8 +474,9 @@ func (c *envoyClient) sotwStream(ctx context.Context, ads discoveryv3.Aggregated
 			}
 			ups = append(ups, update{name: name, res: a})
 		}
-		// Clusters and listeners come as full state; endpoints and routes
-		// may come as only the changed ones: merge those.
+		// Clusters and listeners come as full state; endpoints, filter
+		// configurations and routes may come as only the changed ones:
+		// merge those.
 		full := t == resource.ClusterType || t == resource.ListenerType
 		sub, unsub, err := h.apply(t, ups, nil, full)
 		if err != nil {
@@ -534,8 +556,8 @@ func (c *envoyClient) deltaStream(ctx context.Context, ads discoveryv3.Aggregate
 }
 
 // resourceName reads field 1 of a serialised resource without decoding
-// the rest: the name of a cluster, listener and route configuration, and
-// the cluster_name of a cluster load assignment.
+// the rest: the name of a cluster, listener, filter configuration and
+// route configuration, and the cluster_name of a cluster load assignment.
 func resourceName(b []byte) string {
 	for len(b) > 0 {
 		num, typ, n := protowire.ConsumeTag(b)

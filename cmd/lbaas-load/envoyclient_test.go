@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -211,6 +212,46 @@ func TestHeldSubscriptions(t *testing.T) {
 	}
 	if _, ok := h.res[resource.EndpointType]["lb_2"]; !ok {
 		t.Error("lb_2's endpoints dropped by a response carrying lb_3's only")
+	}
+}
+
+// Like Envoy, the held state subscribes to the filter configurations
+// (ECDS) a listener names, and to the routes an HTTP connection manager
+// configured over ECDS names; the client is in sync only with all of them.
+func TestHeldFollowsFilterConfigurationsToRoutes(t *testing.T) {
+	out, err := translator.Translate(&translator.LoadBalancer{ID: 1, Protocol: "HTTP", Port: 80, Algorithm: "RANDOM",
+		VIPs: []translator.VIP{{Address: "127.1.0.1"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newHeld()
+	upsert := func(typeURL string, ups []update) []string {
+		t.Helper()
+		sub, _, err := h.apply(typeURL, ups, nil, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sub
+	}
+	upsert(resource.ClusterType, []update{{"lb_1", mustAny(t, out.Envoy.Clusters[0])}})
+	upsert(resource.EndpointType, []update{{"lb_1", mustAny(t, out.Envoy.Endpoints[0])}})
+	sub := upsert(resource.ListenerType, []update{{"lb_1", mustAny(t, out.Envoy.Listeners[0])}})
+	if want := []string{"lb_1_connection_limit", "lb_1_connection_rate", "lb_1_http"}; !slices.Equal(sub, want) {
+		t.Fatalf("the listener subscribes %v, want %v", sub, want)
+	}
+	var filters []update
+	for _, e := range out.Envoy.Extensions {
+		filters = append(filters, update{e.GetName(), mustAny(t, e)})
+	}
+	if sub := upsert(resource.ExtensionConfigType, filters); !slices.Equal(sub, []string{"lb_1"}) {
+		t.Fatalf("the filter configurations subscribe routes %v, want [lb_1]", sub)
+	}
+	if h.complete([]string{"lb_1"}) {
+		t.Error("in sync without the route")
+	}
+	upsert(resource.RouteType, []update{{"lb_1", mustAny(t, out.Envoy.Routes[0])}})
+	if !h.complete([]string{"lb_1"}) {
+		t.Error("not in sync with everything")
 	}
 }
 

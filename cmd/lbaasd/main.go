@@ -128,6 +128,8 @@ func serveCommand() *ffcli.Command {
 	healthChecks := fs.Bool("health-checks", true, "probe the nodes of load balancers with a health monitor (one replica probes per database)")
 	fs.IntVar(&cfg.HealthCheckConcurrency, "health-check-concurrency", 256, "probes in flight at once, at most")
 	fs.StringVar(&cfg.DebugAddr, "debug-addr", "", "serve Go pprof and /debug/xds/clients (connected xDS clients) on this address (e.g. 127.0.0.1:6060); off when empty")
+	fs.DurationVar(&cfg.EnvoyDrainTime, "envoy-drain-time", envoy.DefaultDrainTime, "the drain time the fleet's Envoys run with "+
+		"(lbaasd envoy-bootstrap --drain-time), told in the status description of a change that makes them drain connections")
 	fs.DurationVar(&cfg.AckTimeout, "ack-timeout", 30*time.Second, "an xDS client that leaves a response unanswered (no ACK or NACK) this long stops counting for status and is disconnected; 0 never")
 	fs.StringVar(&cfg.PublicURL, "public-url", "", "base URL clients reach the API at, used in the identity service catalog (default: from each request's Host)")
 	fs.StringVar(&cfg.Region, "region", "LOCAL", "region name shown in the service catalog")
@@ -490,6 +492,8 @@ func bootstrapCommand() *ffcli.Command {
 		pki.CACert+", "+pki.Cert+" and "+pki.Key)
 	fs.BoolVar(&o.SotW, "sotw", false, "Envoy: state-of-the-world ADS instead of delta (delta sends only what changed; "+
 		"state of the world resends every cluster and listener on any change)")
+	fs.DurationVar(&o.DrainTime, "drain-time", envoy.DefaultDrainTime, "Envoy: how long it drains the connections of a listener it rebuilds "+
+		"(its --drain-time-s, which the command prints on standard error; whole seconds; recorded in the node metadata)")
 	proxyless := fs.Bool("proxyless", false, "write the bootstrap of a proxyless gRPC client (GRPC_XDS_BOOTSTRAP) instead of Envoy's")
 	return &ffcli.Command{
 		Name:       "envoy-bootstrap",
@@ -523,7 +527,15 @@ func bootstrapCommand() *ffcli.Command {
 			if err != nil {
 				return err
 			}
-			_, err = os.Stdout.Write(out)
+			if _, err := os.Stdout.Write(out); err != nil || *proxyless {
+				return err
+			}
+			// The drain time is a command-line option of Envoy's.
+			args, err := envoy.RunArgs(o, "<bootstrap file>")
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Fprintf(os.Stderr, "start Envoy with: envoy %s\n", strings.Join(args, " "))
 			return err
 		},
 	}

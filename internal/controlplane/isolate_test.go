@@ -15,6 +15,7 @@ import (
 	statusv1 "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/openlbaas/lbaas/store"
 	"github.com/openlbaas/lbaas/xds"
@@ -22,8 +23,9 @@ import (
 
 // pickyEnvoy is an Envoy-like state-of-the-world client that refuses any
 // cluster state holding a LEAST_REQUEST cluster, with an error naming
-// nothing, and acknowledges everything else.
-func pickyEnvoy(t *testing.T, addr string, names []string) {
+// nothing, and acknowledges everything else; metadata is its node's (nil
+// for none).
+func pickyEnvoy(t *testing.T, addr string, names []string, metadata *structpb.Struct) {
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
@@ -33,7 +35,7 @@ func pickyEnvoy(t *testing.T, addr string, names []string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	node := &corev3.Node{Id: "picky", Cluster: "default", UserAgentName: "envoy"}
+	node := &corev3.Node{Id: "picky", Cluster: "default", UserAgentName: "envoy", Metadata: metadata}
 	subscriptions := map[string][]string{
 		resource.ClusterType: nil, resource.ListenerType: nil, resource.EndpointType: names, resource.RouteType: names,
 	}
@@ -82,8 +84,10 @@ func namelessNACKIsIsolated(t *testing.T, st *store.Store) {
 	}
 	addr := serveXDS(t, p)
 	go p.Run(ctx)
-	pickyEnvoy(t, addr, []string{"lb_" + itoa(x), "lb_" + itoa(y)})
-	waitFor(t, func() bool { return len(p.Tracker().ClientList()) == 1 && len(p.Tracker().ClientList()[0].Types) == 4 })
+	pickyEnvoy(t, addr, []string{"lb_" + itoa(x), "lb_" + itoa(y)}, nil)
+	waitFor(t, func() bool {
+		return len(p.Tracker().ClientList()) == 1 && len(p.Tracker().ClientList()[0].Types) == len(xds.TypeOrder)
+	})
 
 	// Both change in one revision, so one cluster response carries both.
 	_, err = st.Update(ctx, func(tx *store.Tx) error {
@@ -165,19 +169,11 @@ func TestDeletionSettlesWithStateOfTheWorldEnvoys(t *testing.T) {
 		}
 		addr := serveXDS(t, p)
 		go p.Run(ctx)
-		pickyEnvoy(t, addr, []string{"lb_" + itoa(x), "lb_" + itoa(y)})
-		waitFor(t, func() bool { return len(p.Tracker().ClientList()) == 1 && len(p.Tracker().ClientList()[0].Types) == 4 })
-		_, err = st.Update(ctx, func(tx *store.Tx) error {
-			lb, err := tx.LoadBalancer("1", x)
-			if err != nil {
-				return err
-			}
-			lb.Status = store.StatusPendingDelete
-			return tx.SaveLoadBalancer(lb)
+		pickyEnvoy(t, addr, []string{"lb_" + itoa(x), "lb_" + itoa(y)}, nil)
+		waitFor(t, func() bool {
+			return len(p.Tracker().ClientList()) == 1 && len(p.Tracker().ClientList()[0].Types) == len(xds.TypeOrder)
 		})
-		if err != nil {
-			t.Fatal(err)
-		}
+		editStored(t, st, x, func(lb *store.LoadBalancer) { lb.Status = store.StatusPendingDelete })
 		waitStatus(t, st, x, store.StatusDeleted)
 	})
 }

@@ -48,11 +48,15 @@ type Publisher struct {
 	retry         *backoff.ExponentialBackOff
 	retryAt       time.Time
 	nodeAddresses func(lb uint32, address string) []netip.Addr
+	drainTime     time.Duration
 
 	mu       sync.Mutex
 	revision int64
 	current  map[uint32]*resources // what the cache holds
 	good     map[uint32]*resources // what the fleet last accepted
+	// draining maps a load balancer to the revision of its change that
+	// rebuilds its Envoy listener (the proxies drain its connections).
+	draining map[uint32]drainingChange
 	// verdicts queue the tracker's outcomes for Run, which records them;
 	// wake tells Run there are some. (The tracker may report from Run
 	// itself, so the queue must never block.)
@@ -85,6 +89,11 @@ type Options struct {
 	// address when allowed, or what its name resolves to (nodedns.Cache
 	// Lookup). Nil takes IP addresses as they are and resolves no name.
 	NodeAddresses func(lb uint32, address string) []netip.Addr
+	// DrainTime is the Envoys' drain time (their --drain-time-s), said in
+	// the status description of a change that rebuilds a listener when no
+	// connected Envoy of the fleet declares its own in its bootstrap;
+	// envoy.DefaultDrainTime when zero.
+	DrainTime time.Duration
 }
 
 // New builds the cache, tracker and publisher from the store's current
@@ -131,7 +140,8 @@ func New(ctx context.Context, st *store.Store, opts Options, log *slog.Logger) (
 func newPublisher(st *store.Store, opts Options, log *slog.Logger) *Publisher {
 	p := &Publisher{
 		store: st, log: log, poll: time.Second, accessLogPath: opts.AccessLogPath, nodeAddresses: opts.NodeAddresses,
-		current: map[uint32]*resources{}, good: map[uint32]*resources{},
+		drainTime: opts.DrainTime,
+		current:   map[uint32]*resources{}, good: map[uint32]*resources{}, draining: map[uint32]drainingChange{},
 		wake:  make(chan struct{}, 1),
 		retry: backoff.NewExponentialBackOff(),
 	}
@@ -213,9 +223,10 @@ func (p *Publisher) recordVerdicts(ctx context.Context) bool {
 			}
 			p.mu.Lock()
 			p.settledInIsolation(o.lb)
+			delete(p.draining, o.lb) // the status tells the refusal
 			p.mu.Unlock()
 		} else {
-			applied = append(applied, store.Applied{ID: o.lb, Revision: o.revision})
+			applied = append(applied, store.Applied{ID: o.lb, Revision: o.revision, Description: p.drainNotice(o.lb, o.revision)})
 		}
 	}
 	if len(applied) > 0 {
@@ -338,6 +349,7 @@ func (p *Publisher) stage(lb *store.LoadBalancer, updates map[xds.Group]*xds.Upd
 		next.byKind[xds.KindEnvoy] = envoy
 		next.byKind[xds.KindGRPC] = grpc
 	}
+	p.noteDraining(lb, p.current[lb.ID], next)
 	changed := diff(p.current[lb.ID], next, updates)
 	p.supersede(lb.ID)
 	if live {
@@ -375,6 +387,9 @@ func keyed(r translator.Resources) (map[xds.Key]*anypb.Any, error) {
 	for _, e := range r.Endpoints {
 		errs = append(errs, add(resource.EndpointType, e.GetClusterName(), e))
 	}
+	for _, e := range r.Extensions {
+		errs = append(errs, add(resource.ExtensionConfigType, e.GetName(), e))
+	}
 	return out, errors.Join(errs...)
 }
 
@@ -406,17 +421,23 @@ func diff(prev, next *resources, updates map[xds.Group]*xds.Update) map[xds.Kind
 		for k := range before {
 			if _, ok := after[k]; !ok {
 				u().remove(k)
-				// Removed endpoints and routes are never sent in state of
-				// the world, nor in delta to a client that has dropped them:
-				// the removal of the cluster or listener naming them is
-				// what clients acknowledge.
-				if k.TypeURL != resource.EndpointType && k.TypeURL != resource.RouteType {
+				// Removed endpoints, routes and filter configurations are
+				// never sent in state of the world, nor in delta to a client
+				// that has dropped them: the removal of the cluster or
+				// listener naming them is what clients acknowledge.
+				if !named(k.TypeURL) {
 					changed[kind] = append(changed[kind], k)
 				}
 			}
 		}
 	}
 	return changed
+}
+
+// named tells the types a client subscribes to by name once a cluster or
+// listener names them.
+func named(typeURL string) bool {
+	return typeURL == resource.EndpointType || typeURL == resource.RouteType || typeURL == resource.ExtensionConfigType
 }
 
 type xdsUpdate struct{ *xds.Update }

@@ -55,6 +55,9 @@ type Config struct {
 	// ("{lb}" in the file name is replaced by the load balancer's resource
 	// name). Start refuses what translator.CheckAccessLogPath refuses.
 	AccessLogPath string
+	// EnvoyDrainTime is the Envoys' drain time (--drain-time-s), told in
+	// status descriptions.
+	EnvoyDrainTime time.Duration
 	// DebugAddr serves Go's pprof handlers when set (keep it on loopback).
 	DebugAddr   string
 	DatabaseURL string
@@ -384,7 +387,7 @@ func (s *Server) serveXDS(ctx context.Context, cfg Config, reg prometheus.Regist
 		limits.AckTimeout = max(cfg.AckTimeout, 0)
 	}
 	pub, err := controlplane.New(ctx, s.Store, controlplane.Options{DefaultFleet: cfg.Fleet, AccessLogPath: cfg.AccessLogPath,
-		NodeAddresses: names.Lookup, Limits: limits}, s.log)
+		NodeAddresses: names.Lookup, Limits: limits, DrainTime: cfg.EnvoyDrainTime}, s.log)
 	if err != nil {
 		return fmt.Errorf("load the data plane configuration: %w", err)
 	}
