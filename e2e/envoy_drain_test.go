@@ -14,12 +14,13 @@ import (
 
 // An edit under long-lived connections: a TCP connection through a TCP
 // load balancer and an HTTP keep-alive connection through an HTTP one keep
-// working across edits of the timeout, persistence, throttle and logging,
-// which Envoy takes in place (translator/ecds.go). Envoy runs with a 1 s
+// working across edits of the timeout, persistence and logging, which
+// Envoy takes in place (translator/ecds.go). Envoy runs with a 1 s
 // drain time, so a connection it drained would be gone (and a draining
 // HTTP connection answered "Connection: close") well before the check.
-// Then a port change, which rebuilds the listener, is said to drain, and
-// does. Skipped without Envoy.
+// Then a throttle edit (the throttle is in the serving chain) and a port
+// change (the listener itself) are said to drain, and do. Skipped without
+// Envoy.
 func TestEnvoyEditUnderLongLivedConnections(t *testing.T) {
 	a, _ := envoyStack(t, []string{"LBAASD_ENVOY_DRAIN_TIME=1s"}, "--drain-time", "1s")
 
@@ -82,8 +83,6 @@ func TestEnvoyEditUnderLongLivedConnections(t *testing.T) {
 	}{
 		{"timeout", "", `{"loadBalancer":{"timeout":90}}`, 202, []int{tcp.ID, web.ID}},
 		{"session persistence", "/sessionpersistence", `{"sessionPersistence":{"persistenceType":"HTTP_COOKIE"}}`, 202, []int{web.ID}},
-		{"connection throttle", "/connectionthrottle",
-			`{"connectionThrottle":{"maxConnections":100,"minConnections":0,"maxConnectionRate":50,"rateInterval":60}}`, 200, []int{tcp.ID, web.ID}},
 		{"connection logging", "/connectionlogging", `{"connectionLogging":{"enabled":true}}`, 200, []int{tcp.ID, web.ID}},
 	} {
 		for _, id := range e.lbs {
@@ -96,6 +95,15 @@ func TestEnvoyEditUnderLongLivedConnections(t *testing.T) {
 	}
 	time.Sleep(3 * time.Second) // three drain times
 	check("three drain times after the edits")
+
+	// A throttle edit rebuilds the serving chain: the status says the
+	// proxies drain, and the keep-alive connection is closed.
+	a.do("PUT", a.lbPath(web.ID, "/connectionthrottle"),
+		`{"connectionThrottle":{"maxConnections":100,"minConnections":0,"maxConnectionRate":50,"rateInterval":60}}`, 200, nil)
+	if lb := a.waitStatus(web.ID, "ACTIVE"); !strings.Contains(lb.StatusDescription, "drain") {
+		t.Errorf("after a throttle edit the status says %q", lb.StatusDescription)
+	}
+	waitFor(t, "the drained keep-alive connection closed", func() bool { return keptAlive(hc, hr) != nil })
 
 	// A port change rebuilds the listener: the status says the proxies
 	// drain, and the connection on the old port is closed.

@@ -24,9 +24,11 @@ import (
 // The traffic features of a load balancer, as Envoy constructs.
 
 const (
-	directResponseFilter = "envoy.filters.network.direct_response"
-	httpProtocolOpts     = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
-	persistenceCookie    = "LBAAS_SESSION"
+	directResponseFilter  = "envoy.filters.network.direct_response"
+	connectionLimitFilter = "envoy.filters.network.connection_limit"
+	connectionRateFilter  = "envoy.filters.network.local_ratelimit"
+	httpProtocolOpts      = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+	persistenceCookie     = "LBAAS_SESSION"
 )
 
 // DefaultErrorPage is served for the load balancer's own 5xx replies when
@@ -151,45 +153,40 @@ func prefixOf(network string) (netip.Prefix, error) {
 	return netip.PrefixFrom(addr, addr.BitLen()), nil
 }
 
-// throttleConfigs enforce connection throttling per proxy: at most
+// throttleFilters enforce connection throttling per proxy: at most
 // maxConnections concurrent connections on the listener, and at most
 // maxConnectionRate new connections per rateInterval seconds (a token
 // bucket). Envoy cannot count per client address for TCP connections;
-// see the README for the exact semantics. Both filters are always in the
-// serving chain (over ECDS, see ecds.go); a limit the load balancer does
-// not set is turned off (runtime_enabled false), so turning throttling on
-// or off changes no listener.
-func throttleConfigs(lb *LoadBalancer) (limit *connlimitv3.ConnectionLimit, rate *netratelimitv3.LocalRateLimit) {
-	name := ResourceName(lb.ID)
-	limit = &connlimitv3.ConnectionLimit{StatPrefix: name + "_connection_limit", MaxConnections: wrapperspb.UInt64(1)}
-	// Turned off, the token bucket is never used; an hour between fills
-	// keeps an idle refill timer (where Envoy has one) from firing.
-	rate = &netratelimitv3.LocalRateLimit{
-		StatPrefix:  name + "_connection_rate",
-		TokenBucket: &typev3.TokenBucket{MaxTokens: 1, TokensPerFill: wrapperspb.UInt32(1), FillInterval: durationpb.New(time.Hour)},
-	}
+// see the README for the exact semantics. Only the limits the load
+// balancer sets are in the serving chain (see ecds.go).
+func throttleFilters(lb *LoadBalancer) []*listenerv3.Filter {
 	t := lb.Throttle
-	if t != nil && t.MaxConnections > 0 {
-		limit.MaxConnections = wrapperspb.UInt64(uint64(t.MaxConnections))
-	} else {
-		limit.RuntimeEnabled = off(limit.StatPrefix)
+	if t == nil {
+		return nil
 	}
-	if t != nil && t.MaxConnectionRate > 0 && t.RateInterval > 0 {
-		rate.TokenBucket = &typev3.TokenBucket{
-			MaxTokens:     t.MaxConnectionRate,
-			TokensPerFill: wrapperspb.UInt32(t.MaxConnectionRate),
-			FillInterval:  durationpb.New(time.Duration(t.RateInterval) * time.Second),
-		}
-	} else {
-		rate.RuntimeEnabled = off(rate.StatPrefix)
+	name := ResourceName(lb.ID)
+	var out []*listenerv3.Filter
+	if t.MaxConnections > 0 {
+		out = append(out, &listenerv3.Filter{Name: connectionLimitFilter, ConfigType: &listenerv3.Filter_TypedConfig{
+			TypedConfig: mustAny(&connlimitv3.ConnectionLimit{
+				StatPrefix:     name + "_connection_limit",
+				MaxConnections: wrapperspb.UInt64(uint64(t.MaxConnections)),
+			}),
+		}})
 	}
-	return limit, rate
-}
-
-// off turns a filter off; the runtime key (lbaas.<stat prefix>.enabled)
-// would let an operator turn it on by hand.
-func off(statPrefix string) *corev3.RuntimeFeatureFlag {
-	return &corev3.RuntimeFeatureFlag{DefaultValue: wrapperspb.Bool(false), RuntimeKey: "lbaas." + statPrefix + ".enabled"}
+	if t.MaxConnectionRate > 0 && t.RateInterval > 0 {
+		out = append(out, &listenerv3.Filter{Name: connectionRateFilter, ConfigType: &listenerv3.Filter_TypedConfig{
+			TypedConfig: mustAny(&netratelimitv3.LocalRateLimit{
+				StatPrefix: name + "_connection_rate",
+				TokenBucket: &typev3.TokenBucket{
+					MaxTokens:     t.MaxConnectionRate,
+					TokensPerFill: wrapperspb.UInt32(t.MaxConnectionRate),
+					FillInterval:  durationpb.New(time.Duration(t.RateInterval) * time.Second),
+				},
+			}),
+		}})
+	}
+	return out
 }
 
 // localReply serves the error page for the load balancer's own 5xx

@@ -33,16 +33,17 @@ func mustAny(m proto.Message) *anypb.Any {
 // envoyListeners builds the listener on the load balancer's virtual IPs:
 // one listener, the first VIP as its address and the others as additional
 // addresses, and the filter configurations it takes over ECDS. HTTP
-// listeners take their routes over RDS and every TCP listener its filters
-// over ECDS, so an edit of the load balancer leaves the listener as it is
-// and Envoy drains nothing (see ecds.go).
+// listeners take their routes over RDS and every TCP listener its proxy
+// filter over ECDS, so an edit of the load balancer other than its
+// throttle leaves the listener as it is and Envoy drains nothing (see
+// ecds.go).
 func envoyListeners(lb *LoadBalancer) ([]*listenerv3.Listener, []*corev3.TypedExtensionConfig) {
 	if len(lb.VIPs) == 0 {
 		return nil, nil
 	}
 	name := ResourceName(lb.ID)
 	var l *listenerv3.Listener
-	var extensions []*corev3.TypedExtensionConfig
+	var proxy *corev3.TypedExtensionConfig
 	switch Family(lb.Protocol) {
 	case FamilyHTTP:
 		hcm := httpConnectionManager(name)
@@ -52,20 +53,23 @@ func envoyListeners(lb *LoadBalancer) ([]*listenerv3.Listener, []*corev3.TypedEx
 		hcm.LocalReplyConfig = localReply(lb)
 		hcm.CommonHttpProtocolOptions = clientIdleTimeout(lb)
 		var serving *listenerv3.FilterChain
-		serving, extensions = servingChain(lb, FamilyHTTP, hcm)
+		serving, proxy = servingChain(lb, FamilyHTTP, hcm)
 		l = tcpListener(name, lb.VIPs, lb.Port, chains(lb, serving)...)
 	case FamilyUDP:
 		l = udpListener(name, lb)
 	default:
 		var serving *listenerv3.FilterChain
-		serving, extensions = servingChain(lb, FamilyTCP, tcpProxy(name, lb))
+		serving, proxy = servingChain(lb, FamilyTCP, tcpProxy(name, lb))
 		l = tcpListener(name, lb.VIPs, lb.Port, chains(lb, serving)...)
 	}
 	listeners := []*listenerv3.Listener{l}
 	if lb.HTTPSRedirect && lb.Protocol == "HTTPS" {
 		listeners = append(listeners, redirectListener(lb))
 	}
-	return listeners, extensions
+	if proxy == nil {
+		return listeners, nil
+	}
+	return listeners, []*corev3.TypedExtensionConfig{proxy}
 }
 
 func tcpListener(name string, vips []VIP, port uint32, chains ...*listenerv3.FilterChain) *listenerv3.Listener {

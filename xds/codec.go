@@ -2,6 +2,7 @@ package xds
 
 import (
 	"sync"
+	"unique"
 	"unsafe"
 
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
@@ -120,14 +121,37 @@ type codec struct {
 
 // ServerCodec is the xDS server's codec option: responses carrying one of
 // the cache's shared states are sent from its encoding; everything else
-// as usual.
+// as usual. The resource names of requests are interned (see intern).
 func ServerCodec(c *Cache) grpc.ServerOption {
 	return grpc.ForceServerCodecV2(codec{base: encoding.GetCodecV2(protoenc.Name), shared: c.shared})
 }
 
 func (c codec) Name() string { return c.base.Name() }
 
-func (c codec) Unmarshal(data mem.BufferSlice, v any) error { return c.base.Unmarshal(data, v) }
+func (c codec) Unmarshal(data mem.BufferSlice, v any) error {
+	if err := c.base.Unmarshal(data, v); err != nil {
+		return err
+	}
+	switch m := v.(type) {
+	case *discoveryv3.DiscoveryRequest:
+		intern(m.ResourceNames)
+	case *discoveryv3.DeltaDiscoveryRequest:
+		intern(m.ResourceNamesSubscribe)
+	}
+	return nil
+}
+
+// intern replaces each name by one copy shared by every stream that names
+// it. go-control-plane keeps each stream's subscription as a set of the
+// names its requests gave; an Envoy names every endpoint, route and filter
+// configuration of the fleet, so without this every stream would hold its
+// own copy of the same tens of thousands of strings. unique drops a copy
+// once no stream holds it.
+func intern(names []string) {
+	for i, n := range names {
+		names[i] = unique.Make(n).Value()
+	}
+}
 
 func (c codec) Marshal(v any) (mem.BufferSlice, error) {
 	switch m := v.(type) {

@@ -236,7 +236,7 @@ func TestHeldFollowsFilterConfigurationsToRoutes(t *testing.T) {
 	upsert(resource.ClusterType, []update{{"lb_1", mustAny(t, out.Envoy.Clusters[0])}})
 	upsert(resource.EndpointType, []update{{"lb_1", mustAny(t, out.Envoy.Endpoints[0])}})
 	sub := upsert(resource.ListenerType, []update{{"lb_1", mustAny(t, out.Envoy.Listeners[0])}})
-	if want := []string{"lb_1_connection_limit", "lb_1_connection_rate", "lb_1_http"}; !slices.Equal(sub, want) {
+	if want := []string{"lb_1_http"}; !slices.Equal(sub, want) {
 		t.Fatalf("the listener subscribes %v, want %v", sub, want)
 	}
 	var filters []update

@@ -34,21 +34,27 @@ func serveXDS(tb testing.TB, p *Publisher) string {
 }
 
 // wildcardFleet serves p over loopback to Envoy-like clients that
-// subscribe to every cluster and every endpoint (delta or state of the
-// world), acknowledge every response, and report each endpoint response
-// on the returned channel once they have acknowledged it.
-func wildcardFleet(b testing.TB, p *Publisher, lbs []*store.LoadBalancer, clients int, delta bool) <-chan struct{} {
+// subscribe as Envoy does: every cluster and listener (wildcard), then by
+// name every endpoint, route and filter configuration (ECDS) those name —
+// here, every one the cache holds. They acknowledge every response (delta
+// or state of the world) and report each endpoint response on the returned
+// channel once they have acknowledged it.
+func wildcardFleet(b testing.TB, p *Publisher, clients int, delta bool) <-chan struct{} {
 	addr := serveXDS(b, p)
 	ctx, cancel := context.WithCancel(context.Background())
 	b.Cleanup(cancel)
-	names := make([]string, len(lbs))
-	for i, lb := range lbs {
-		names[i] = fmt.Sprintf("lb_%d", lb.ID)
+	named := envoySubscriptions(p)
+	if len(named[resource.EndpointType]) == 0 || len(named[resource.ExtensionConfigType]) == 0 {
+		b.Fatalf("the cache holds %d endpoint and %d filter configurations: nothing to subscribe to",
+			len(named[resource.EndpointType]), len(named[resource.ExtensionConfigType]))
 	}
 	got := make(chan struct{}, clients*4)
 	synced := make(chan struct{}, clients)
 	for i := range clients {
-		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		// Envoy's gRPC client takes messages of any size (a full state of
+		// filter configurations is over 12 MB here); grpc-go's default is 4 MB.
+		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(1<<30)))
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -56,9 +62,9 @@ func wildcardFleet(b testing.TB, p *Publisher, lbs []*store.LoadBalancer, client
 		node := &corev3.Node{Id: fmt.Sprint("envoy-", i), Cluster: "default", UserAgentName: "envoy"}
 		ads := discoveryv3.NewAggregatedDiscoveryServiceClient(conn)
 		if delta {
-			go deltaEnvoy(ctx, ads, node, names, got, synced)
+			go deltaEnvoy(ctx, ads, node, named, got, synced)
 		} else {
-			go sotwEnvoy(ctx, ads, node, names, got, synced)
+			go sotwEnvoy(ctx, ads, node, named, got, synced)
 		}
 	}
 	for range clients {
@@ -71,13 +77,31 @@ func wildcardFleet(b testing.TB, p *Publisher, lbs []*store.LoadBalancer, client
 	return got
 }
 
-func deltaEnvoy(ctx context.Context, ads discoveryv3.AggregatedDiscoveryServiceClient, node *corev3.Node, names []string, got, synced chan<- struct{}) {
+// envoySubscriptions are the names an Envoy of the default fleet
+// subscribes to, by type: every endpoint, route and filter configuration
+// (its listeners and clusters name them all).
+func envoySubscriptions(p *Publisher) map[string][]string {
+	named := map[string][]string{}
+	for _, typeURL := range []string{resource.EndpointType, resource.ExtensionConfigType, resource.RouteType} {
+		for name := range p.cache.Resources(xds.Group{Fleet: "default", Kind: xds.KindEnvoy}, typeURL) {
+			named[typeURL] = append(named[typeURL], name)
+		}
+	}
+	return named
+}
+
+// envoyTypes are the types an Envoy subscribes to: clusters and listeners
+// by wildcard, the rest by the names they give.
+var envoyTypes = []string{resource.ClusterType, resource.EndpointType, resource.ExtensionConfigType, resource.ListenerType, resource.RouteType}
+
+func deltaEnvoy(ctx context.Context, ads discoveryv3.AggregatedDiscoveryServiceClient, node *corev3.Node, named map[string][]string, got, synced chan<- struct{}) {
 	st, err := ads.DeltaAggregatedResources(ctx)
 	if err != nil {
 		return
 	}
-	_ = st.Send(&discoveryv3.DeltaDiscoveryRequest{Node: node, TypeUrl: resource.ClusterType})
-	_ = st.Send(&discoveryv3.DeltaDiscoveryRequest{Node: node, TypeUrl: resource.EndpointType, ResourceNamesSubscribe: names})
+	for _, typeURL := range envoyTypes {
+		_ = st.Send(&discoveryv3.DeltaDiscoveryRequest{Node: node, TypeUrl: typeURL, ResourceNamesSubscribe: named[typeURL]})
+	}
 	edsSeen := false
 	for {
 		r, err := st.Recv()
@@ -96,23 +120,22 @@ func deltaEnvoy(ctx context.Context, ads discoveryv3.AggregatedDiscoveryServiceC
 	}
 }
 
-func sotwEnvoy(ctx context.Context, ads discoveryv3.AggregatedDiscoveryServiceClient, node *corev3.Node, names []string, got, synced chan<- struct{}) {
+func sotwEnvoy(ctx context.Context, ads discoveryv3.AggregatedDiscoveryServiceClient, node *corev3.Node, named map[string][]string, got, synced chan<- struct{}) {
 	st, err := ads.StreamAggregatedResources(ctx)
 	if err != nil {
 		return
 	}
-	_ = st.Send(&discoveryv3.DiscoveryRequest{Node: node, TypeUrl: resource.ClusterType})
-	_ = st.Send(&discoveryv3.DiscoveryRequest{Node: node, TypeUrl: resource.EndpointType, ResourceNames: names})
+	for _, typeURL := range envoyTypes {
+		_ = st.Send(&discoveryv3.DiscoveryRequest{Node: node, TypeUrl: typeURL, ResourceNames: named[typeURL]})
+	}
 	edsSeen := false
 	for {
 		r, err := st.Recv()
 		if err != nil {
 			return
 		}
-		req := &discoveryv3.DiscoveryRequest{TypeUrl: r.GetTypeUrl(), ResponseNonce: r.GetNonce(), VersionInfo: r.GetVersionInfo()}
-		if r.GetTypeUrl() == resource.EndpointType {
-			req.ResourceNames = names
-		}
+		req := &discoveryv3.DiscoveryRequest{TypeUrl: r.GetTypeUrl(), ResponseNonce: r.GetNonce(), VersionInfo: r.GetVersionInfo(),
+			ResourceNames: named[r.GetTypeUrl()]}
 		_ = st.Send(req)
 		if r.GetTypeUrl() == resource.EndpointType {
 			if !edsSeen {
@@ -138,7 +161,7 @@ type fleetChange struct {
 
 func newFleetChange(b testing.TB, n, clients int, delta bool) *fleetChange {
 	p, lbs := loaded(b, n)
-	return &fleetChange{p: p, lb: lbs[n/2], got: wildcardFleet(b, p, lbs, clients, delta), clients: clients, rev: 1}
+	return &fleetChange{p: p, lb: lbs[n/2], got: wildcardFleet(b, p, clients, delta), clients: clients, rev: 1}
 }
 
 func (f *fleetChange) once(b testing.TB) {
