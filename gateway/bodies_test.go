@@ -73,7 +73,7 @@ func TestBodiesWithOrWithoutWrapper(t *testing.T) {
 		{"PUT", path + "/healthmonitor", `{"type":"CONNECT","delay":10,"colour":1}`, "colour"},
 		{"PUT", path + "/healthmonitor", `{"healthMonitor":{"type":"CONNECT"},"delay":10}`, "delay"},
 		{"PUT", path + "/connectionlogging", `{"enabled":1}`, "enabled"},
-		{"POST", path + "/virtualips", `{"virtualIp":{"type":"PUBLIC"},"ipVersion":"IPV6"}`, "virtualIp"},
+		{"POST", path + "/virtualips", `{"virtualIp":{"type":"PUBLIC"},"ipVersion":"IPV6"}`, "ipVersion"},
 		{"POST", path + "/virtualips", `{"type":"PUBLIC","colour":"IPV6"}`, "colour"},
 	} {
 		code, out := e.call(c.method, c.path, c.body)
@@ -84,5 +84,42 @@ func TestBodiesWithOrWithoutWrapper(t *testing.T) {
 	}
 	if after := e.revision(); after != before {
 		t.Fatalf("refused bodies changed the revision: %d -> %d", before, after)
+	}
+}
+
+// The reference's "Add shared virtual IP version 6" body: a new load
+// balancer sharing virtual IPs of the one in the path.
+func TestAddSharedVirtualIP(t *testing.T) {
+	e := newEnv(t, withManualActivation())
+	a := e.createLB(`{"name":"a","protocol":"HTTP","port":80,"virtualIps":[{"type":"PUBLIC","ipVersion":"IPV6"}]}`)
+	b := e.createLB(`{"name":"b","protocol":"HTTP","port":80,"virtualIps":[{"type":"PUBLIC"}]}`)
+	e.activate()
+	vipOf := func(id int) int {
+		lb := e.mustCall(200, "GET", "/loadbalancers/"+itoa(id), "")["loadBalancer"].(map[string]any)
+		return int(lb["virtualIps"].([]any)[0].(map[string]any)["id"].(float64))
+	}
+	before := e.revision()
+	for _, c := range []struct{ body, field string }{
+		{`{"loadBalancer":{"name":"s","protocol":"TCP","port":53,"virtualIps":[{"id":` + itoa(vipOf(b)) + `}]}}`, "loadBalancer.virtualIps[0].id"},
+		{`{"loadBalancer":{"name":"s","protocol":"TCP","port":53,"virtualIps":[{"type":"PUBLIC"}]}}`, "loadBalancer.virtualIps[0].id"},
+		{`{"loadBalancer":{"name":"s","protocol":"TCP","port":53}}`, "loadBalancer.virtualIps"},
+		{`{"loadBalancer":{"name":"s","protocol":"TCP","port":53,"virtualIps":[{"id":` + itoa(vipOf(a)) + `}]},"virtualIp":{"type":"PUBLIC"}}`, "not both"},
+	} {
+		code, out := e.call("POST", "/loadbalancers/"+itoa(a)+"/virtualips", c.body)
+		if code != 400 || !strings.Contains(strings.Join(validationMessages(out), " "), c.field) {
+			t.Errorf("%s: got %d %v, want 400 naming %s", c.body, code, out, c.field)
+		}
+	}
+	if e.revision() != before {
+		t.Fatal("a refused shared virtual IP changed something")
+	}
+	out := e.mustCall(202, "POST", "/loadbalancers/"+itoa(a)+"/virtualips",
+		`{"loadBalancer":{"name":"s","protocol":"TCP","port":"53","virtualIps":[{"id":`+itoa(vipOf(a))+`}]}}`)
+	if int(out["id"].(float64)) != vipOf(a) || out["ipVersion"] != "IPV6" {
+		t.Fatalf("the answer is not the shared IPv6 virtual IP %d: %v", vipOf(a), out)
+	}
+	lbs := e.mustCall(200, "GET", "/loadbalancers", "")["loadBalancers"].([]any)
+	if len(lbs) != 3 {
+		t.Fatalf("want the new load balancer: %v", lbs)
 	}
 }

@@ -54,7 +54,7 @@ func walkThrough(t *testing.T, e *env) {
 	}
 	n := nodes[0].(map[string]any)
 	want := map[string]any{"id": n["id"], "address": "10.1.1.1", "port": 80.0, "condition": "ENABLED",
-		"status": "ONLINE", "weight": 1.0, "type": "PRIMARY"}
+		"status": "ONLINE", "weight": 1.0, "type": "PRIMARY", "metadata": []any{}}
 	if !reflect.DeepEqual(n, want) {
 		t.Errorf("node %v, want %v", n, want)
 	}

@@ -52,7 +52,7 @@ func (m *marshaler) Marshal(v any) ([]byte, error) {
 // withEmptyLists adds "name": [] for every empty repeated field of a
 // message made only of repeated fields (the list wrappers, and lists such
 // as the source addresses inside an answer), at the top level or in a
-// singular message field.
+// message field or a list of messages, and for the alwaysShown lists.
 func withEmptyLists(msg proto.Message, out []byte) ([]byte, error) {
 	if !fillEmptyLists(msg.ProtoReflect(), nil) {
 		return out, nil
@@ -72,6 +72,10 @@ func withEmptyLists(msg proto.Message, out []byte) ([]byte, error) {
 	}
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
+
+// alwaysShown are the lists of other messages the reference shows even
+// when empty ("metadata": [] of each node).
+var alwaysShown = map[protoreflect.FullName]bool{"lbaas.v1.Node.metadata": true}
 
 // listsOnly tells whether every field of md is repeated.
 func listsOnly(md protoreflect.MessageDescriptor) bool {
@@ -93,7 +97,7 @@ func fillEmptyLists(m protoreflect.Message, obj map[string]any) bool {
 	for i := 0; i < fields.Len(); i++ {
 		f := fields.Get(i)
 		switch {
-		case lists && m.Get(f).List().Len() == 0:
+		case (lists || alwaysShown[f.FullName()]) && m.Get(f).List().Len() == 0:
 			found = true
 			if obj != nil {
 				obj[f.JSONName()] = []any{}
@@ -102,6 +106,18 @@ func fillEmptyLists(m protoreflect.Message, obj map[string]any) bool {
 			inner, _ := obj[f.JSONName()].(map[string]any)
 			if (obj == nil || inner != nil) && fillEmptyLists(m.Get(f).Message(), inner) {
 				found = true
+			}
+		case f.IsList() && f.Kind() == protoreflect.MessageKind:
+			list := m.Get(f).List()
+			items, _ := obj[f.JSONName()].([]any)
+			for j := 0; j < list.Len(); j++ {
+				var inner map[string]any
+				if j < len(items) {
+					inner, _ = items[j].(map[string]any)
+				}
+				if (obj == nil || inner != nil) && fillEmptyLists(list.Get(j).Message(), inner) {
+					found = true
+				}
 			}
 		}
 		if found && obj == nil {

@@ -14,6 +14,16 @@ import (
 var migrations = []*gormigrate.Migration{
 	{ID: "202611210001_initial", Migrate: migrateInitial},
 	{ID: "202611210002_features", Migrate: migrateFeatures},
+	{ID: "202611300001_event_callback_host", Migrate: migrateEventCallbackHost},
+}
+
+// migrateEventCallbackHost records where the health checks of a node
+// service event ran (the reference's callbackHost).
+func migrateEventCallbackHost(tx *gorm.DB) error {
+	type NodeEvent struct {
+		CallbackHost string `gorm:"size:256;not null;default:''"`
+	}
+	return tx.Table("node_events").Migrator().AddColumn(&NodeEvent{}, "CallbackHost")
 }
 
 // migrateFeatures adds the columns of the load balancer features (error

@@ -1893,9 +1893,14 @@ type AddVirtualIpRequest struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
 	Account        string                 `protobuf:"bytes,1,opt,name=account,proto3" json:"account,omitempty"`
 	LoadBalancerId uint32                 `protobuf:"varint,2,opt,name=load_balancer_id,json=loadBalancerId,proto3" json:"load_balancer_id,omitempty"`
-	VirtualIp      *VirtualIpRequest      `protobuf:"bytes,3,opt,name=virtual_ip,json=virtualIp,proto3" json:"virtual_ip,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The virtual IP to add (the body, with or without its "virtualIp" wrapper).
+	VirtualIp *VirtualIpRequest `protobuf:"bytes,3,opt,name=virtual_ip,json=virtualIp,proto3" json:"virtual_ip,omitempty"`
+	// Instead: a new load balancer sharing virtual IPs of this one (the
+	// reference's "Add shared virtual IP version 6" example); the answer is
+	// the new load balancer's IPv6 virtual IP (else its first).
+	LoadBalancer  *LoadBalancerRequest `protobuf:"bytes,4,opt,name=load_balancer,json=loadBalancer,proto3" json:"load_balancer,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *AddVirtualIpRequest) Reset() {
@@ -1945,6 +1950,13 @@ func (x *AddVirtualIpRequest) GetLoadBalancerId() uint32 {
 func (x *AddVirtualIpRequest) GetVirtualIp() *VirtualIpRequest {
 	if x != nil {
 		return x.VirtualIp
+	}
+	return nil
+}
+
+func (x *AddVirtualIpRequest) GetLoadBalancer() *LoadBalancerRequest {
+	if x != nil {
+		return x.LoadBalancer
 	}
 	return nil
 }
@@ -2190,12 +2202,13 @@ const file_lbaas_v1_service_proto_rawDesc = "" +
 	"\x10load_balancer_id\x18\x02 \x01(\rR\x0eloadBalancerId\"N\n" +
 	"\x16ListVirtualIpsResponse\x124\n" +
 	"\vvirtual_ips\x18\x01 \x03(\v2\x13.lbaas.v1.VirtualIpR\n" +
-	"virtualIps\"\x94\x01\n" +
+	"virtualIps\"\xd8\x01\n" +
 	"\x13AddVirtualIpRequest\x12\x18\n" +
 	"\aaccount\x18\x01 \x01(\tR\aaccount\x12(\n" +
 	"\x10load_balancer_id\x18\x02 \x01(\rR\x0eloadBalancerId\x129\n" +
 	"\n" +
-	"virtual_ip\x18\x03 \x01(\v2\x1a.lbaas.v1.VirtualIpRequestR\tvirtualIp\"\x80\x01\n" +
+	"virtual_ip\x18\x03 \x01(\v2\x1a.lbaas.v1.VirtualIpRequestR\tvirtualIp\x12B\n" +
+	"\rload_balancer\x18\x04 \x01(\v2\x1d.lbaas.v1.LoadBalancerRequestR\floadBalancer\"\x80\x01\n" +
 	"\x16DeleteVirtualIpRequest\x12\x18\n" +
 	"\aaccount\x18\x01 \x01(\tR\aaccount\x12(\n" +
 	"\x10load_balancer_id\x18\x02 \x01(\rR\x0eloadBalancerId\x12\"\n" +
@@ -2317,57 +2330,58 @@ var file_lbaas_v1_service_proto_depIdxs = []int32{
 	45, // 15: lbaas.v1.BulkUpdateNodesRequest.nodes:type_name -> lbaas.v1.NodeUpdate
 	46, // 16: lbaas.v1.ListVirtualIpsResponse.virtual_ips:type_name -> lbaas.v1.VirtualIp
 	47, // 17: lbaas.v1.AddVirtualIpRequest.virtual_ip:type_name -> lbaas.v1.VirtualIpRequest
-	0,  // 18: lbaas.v1.LoadBalancerService.ListLoadBalancers:input_type -> lbaas.v1.ListLoadBalancersRequest
-	2,  // 19: lbaas.v1.LoadBalancerService.CreateLoadBalancer:input_type -> lbaas.v1.CreateLoadBalancerRequest
-	4,  // 20: lbaas.v1.LoadBalancerService.GetLoadBalancer:input_type -> lbaas.v1.GetLoadBalancerRequest
-	5,  // 21: lbaas.v1.LoadBalancerService.UpdateLoadBalancer:input_type -> lbaas.v1.UpdateLoadBalancerRequest
-	6,  // 22: lbaas.v1.LoadBalancerService.DeleteLoadBalancer:input_type -> lbaas.v1.DeleteLoadBalancerRequest
-	7,  // 23: lbaas.v1.LoadBalancerService.BulkDeleteLoadBalancers:input_type -> lbaas.v1.BulkDeleteLoadBalancersRequest
-	17, // 24: lbaas.v1.LoadBalancerService.GetClusterSourceAddresses:input_type -> lbaas.v1.GetClusterSourceAddressesRequest
-	8,  // 25: lbaas.v1.CatalogService.ListProtocols:input_type -> lbaas.v1.ListProtocolsRequest
-	11, // 26: lbaas.v1.CatalogService.ListAlgorithms:input_type -> lbaas.v1.ListAlgorithmsRequest
-	22, // 27: lbaas.v1.CatalogService.GetAbsoluteLimits:input_type -> lbaas.v1.GetAbsoluteLimitsRequest
-	19, // 28: lbaas.v1.CatalogService.ListAllowedDomains:input_type -> lbaas.v1.ListAllowedDomainsRequest
-	15, // 29: lbaas.v1.CatalogService.GetRegionalSourceAddresses:input_type -> lbaas.v1.GetRegionalSourceAddressesRequest
-	25, // 30: lbaas.v1.NodeService.ListNodes:input_type -> lbaas.v1.ListNodesRequest
-	27, // 31: lbaas.v1.NodeService.AddNodes:input_type -> lbaas.v1.AddNodesRequest
-	28, // 32: lbaas.v1.NodeService.GetNode:input_type -> lbaas.v1.GetNodeRequest
-	30, // 33: lbaas.v1.NodeService.UpdateNode:input_type -> lbaas.v1.UpdateNodeRequest
-	31, // 34: lbaas.v1.NodeService.BulkUpdateNodes:input_type -> lbaas.v1.BulkUpdateNodesRequest
-	32, // 35: lbaas.v1.NodeService.DeleteNode:input_type -> lbaas.v1.DeleteNodeRequest
-	33, // 36: lbaas.v1.NodeService.BulkDeleteNodes:input_type -> lbaas.v1.BulkDeleteNodesRequest
-	34, // 37: lbaas.v1.VirtualIpService.ListVirtualIps:input_type -> lbaas.v1.ListVirtualIpsRequest
-	36, // 38: lbaas.v1.VirtualIpService.AddVirtualIp:input_type -> lbaas.v1.AddVirtualIpRequest
-	37, // 39: lbaas.v1.VirtualIpService.DeleteVirtualIp:input_type -> lbaas.v1.DeleteVirtualIpRequest
-	38, // 40: lbaas.v1.VirtualIpService.BulkDeleteVirtualIps:input_type -> lbaas.v1.BulkDeleteVirtualIpsRequest
-	1,  // 41: lbaas.v1.LoadBalancerService.ListLoadBalancers:output_type -> lbaas.v1.ListLoadBalancersResponse
-	3,  // 42: lbaas.v1.LoadBalancerService.CreateLoadBalancer:output_type -> lbaas.v1.LoadBalancerResponse
-	3,  // 43: lbaas.v1.LoadBalancerService.GetLoadBalancer:output_type -> lbaas.v1.LoadBalancerResponse
-	48, // 44: lbaas.v1.LoadBalancerService.UpdateLoadBalancer:output_type -> google.protobuf.Empty
-	48, // 45: lbaas.v1.LoadBalancerService.DeleteLoadBalancer:output_type -> google.protobuf.Empty
-	48, // 46: lbaas.v1.LoadBalancerService.BulkDeleteLoadBalancers:output_type -> google.protobuf.Empty
-	18, // 47: lbaas.v1.LoadBalancerService.GetClusterSourceAddresses:output_type -> lbaas.v1.GetClusterSourceAddressesResponse
-	10, // 48: lbaas.v1.CatalogService.ListProtocols:output_type -> lbaas.v1.ListProtocolsResponse
-	13, // 49: lbaas.v1.CatalogService.ListAlgorithms:output_type -> lbaas.v1.ListAlgorithmsResponse
-	24, // 50: lbaas.v1.CatalogService.GetAbsoluteLimits:output_type -> lbaas.v1.GetAbsoluteLimitsResponse
-	21, // 51: lbaas.v1.CatalogService.ListAllowedDomains:output_type -> lbaas.v1.ListAllowedDomainsResponse
-	16, // 52: lbaas.v1.CatalogService.GetRegionalSourceAddresses:output_type -> lbaas.v1.GetRegionalSourceAddressesResponse
-	26, // 53: lbaas.v1.NodeService.ListNodes:output_type -> lbaas.v1.ListNodesResponse
-	26, // 54: lbaas.v1.NodeService.AddNodes:output_type -> lbaas.v1.ListNodesResponse
-	29, // 55: lbaas.v1.NodeService.GetNode:output_type -> lbaas.v1.NodeResponse
-	48, // 56: lbaas.v1.NodeService.UpdateNode:output_type -> google.protobuf.Empty
-	26, // 57: lbaas.v1.NodeService.BulkUpdateNodes:output_type -> lbaas.v1.ListNodesResponse
-	48, // 58: lbaas.v1.NodeService.DeleteNode:output_type -> google.protobuf.Empty
-	48, // 59: lbaas.v1.NodeService.BulkDeleteNodes:output_type -> google.protobuf.Empty
-	35, // 60: lbaas.v1.VirtualIpService.ListVirtualIps:output_type -> lbaas.v1.ListVirtualIpsResponse
-	46, // 61: lbaas.v1.VirtualIpService.AddVirtualIp:output_type -> lbaas.v1.VirtualIp
-	48, // 62: lbaas.v1.VirtualIpService.DeleteVirtualIp:output_type -> google.protobuf.Empty
-	48, // 63: lbaas.v1.VirtualIpService.BulkDeleteVirtualIps:output_type -> google.protobuf.Empty
-	41, // [41:64] is the sub-list for method output_type
-	18, // [18:41] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	40, // 18: lbaas.v1.AddVirtualIpRequest.load_balancer:type_name -> lbaas.v1.LoadBalancerRequest
+	0,  // 19: lbaas.v1.LoadBalancerService.ListLoadBalancers:input_type -> lbaas.v1.ListLoadBalancersRequest
+	2,  // 20: lbaas.v1.LoadBalancerService.CreateLoadBalancer:input_type -> lbaas.v1.CreateLoadBalancerRequest
+	4,  // 21: lbaas.v1.LoadBalancerService.GetLoadBalancer:input_type -> lbaas.v1.GetLoadBalancerRequest
+	5,  // 22: lbaas.v1.LoadBalancerService.UpdateLoadBalancer:input_type -> lbaas.v1.UpdateLoadBalancerRequest
+	6,  // 23: lbaas.v1.LoadBalancerService.DeleteLoadBalancer:input_type -> lbaas.v1.DeleteLoadBalancerRequest
+	7,  // 24: lbaas.v1.LoadBalancerService.BulkDeleteLoadBalancers:input_type -> lbaas.v1.BulkDeleteLoadBalancersRequest
+	17, // 25: lbaas.v1.LoadBalancerService.GetClusterSourceAddresses:input_type -> lbaas.v1.GetClusterSourceAddressesRequest
+	8,  // 26: lbaas.v1.CatalogService.ListProtocols:input_type -> lbaas.v1.ListProtocolsRequest
+	11, // 27: lbaas.v1.CatalogService.ListAlgorithms:input_type -> lbaas.v1.ListAlgorithmsRequest
+	22, // 28: lbaas.v1.CatalogService.GetAbsoluteLimits:input_type -> lbaas.v1.GetAbsoluteLimitsRequest
+	19, // 29: lbaas.v1.CatalogService.ListAllowedDomains:input_type -> lbaas.v1.ListAllowedDomainsRequest
+	15, // 30: lbaas.v1.CatalogService.GetRegionalSourceAddresses:input_type -> lbaas.v1.GetRegionalSourceAddressesRequest
+	25, // 31: lbaas.v1.NodeService.ListNodes:input_type -> lbaas.v1.ListNodesRequest
+	27, // 32: lbaas.v1.NodeService.AddNodes:input_type -> lbaas.v1.AddNodesRequest
+	28, // 33: lbaas.v1.NodeService.GetNode:input_type -> lbaas.v1.GetNodeRequest
+	30, // 34: lbaas.v1.NodeService.UpdateNode:input_type -> lbaas.v1.UpdateNodeRequest
+	31, // 35: lbaas.v1.NodeService.BulkUpdateNodes:input_type -> lbaas.v1.BulkUpdateNodesRequest
+	32, // 36: lbaas.v1.NodeService.DeleteNode:input_type -> lbaas.v1.DeleteNodeRequest
+	33, // 37: lbaas.v1.NodeService.BulkDeleteNodes:input_type -> lbaas.v1.BulkDeleteNodesRequest
+	34, // 38: lbaas.v1.VirtualIpService.ListVirtualIps:input_type -> lbaas.v1.ListVirtualIpsRequest
+	36, // 39: lbaas.v1.VirtualIpService.AddVirtualIp:input_type -> lbaas.v1.AddVirtualIpRequest
+	37, // 40: lbaas.v1.VirtualIpService.DeleteVirtualIp:input_type -> lbaas.v1.DeleteVirtualIpRequest
+	38, // 41: lbaas.v1.VirtualIpService.BulkDeleteVirtualIps:input_type -> lbaas.v1.BulkDeleteVirtualIpsRequest
+	1,  // 42: lbaas.v1.LoadBalancerService.ListLoadBalancers:output_type -> lbaas.v1.ListLoadBalancersResponse
+	3,  // 43: lbaas.v1.LoadBalancerService.CreateLoadBalancer:output_type -> lbaas.v1.LoadBalancerResponse
+	3,  // 44: lbaas.v1.LoadBalancerService.GetLoadBalancer:output_type -> lbaas.v1.LoadBalancerResponse
+	48, // 45: lbaas.v1.LoadBalancerService.UpdateLoadBalancer:output_type -> google.protobuf.Empty
+	48, // 46: lbaas.v1.LoadBalancerService.DeleteLoadBalancer:output_type -> google.protobuf.Empty
+	48, // 47: lbaas.v1.LoadBalancerService.BulkDeleteLoadBalancers:output_type -> google.protobuf.Empty
+	18, // 48: lbaas.v1.LoadBalancerService.GetClusterSourceAddresses:output_type -> lbaas.v1.GetClusterSourceAddressesResponse
+	10, // 49: lbaas.v1.CatalogService.ListProtocols:output_type -> lbaas.v1.ListProtocolsResponse
+	13, // 50: lbaas.v1.CatalogService.ListAlgorithms:output_type -> lbaas.v1.ListAlgorithmsResponse
+	24, // 51: lbaas.v1.CatalogService.GetAbsoluteLimits:output_type -> lbaas.v1.GetAbsoluteLimitsResponse
+	21, // 52: lbaas.v1.CatalogService.ListAllowedDomains:output_type -> lbaas.v1.ListAllowedDomainsResponse
+	16, // 53: lbaas.v1.CatalogService.GetRegionalSourceAddresses:output_type -> lbaas.v1.GetRegionalSourceAddressesResponse
+	26, // 54: lbaas.v1.NodeService.ListNodes:output_type -> lbaas.v1.ListNodesResponse
+	26, // 55: lbaas.v1.NodeService.AddNodes:output_type -> lbaas.v1.ListNodesResponse
+	29, // 56: lbaas.v1.NodeService.GetNode:output_type -> lbaas.v1.NodeResponse
+	48, // 57: lbaas.v1.NodeService.UpdateNode:output_type -> google.protobuf.Empty
+	26, // 58: lbaas.v1.NodeService.BulkUpdateNodes:output_type -> lbaas.v1.ListNodesResponse
+	48, // 59: lbaas.v1.NodeService.DeleteNode:output_type -> google.protobuf.Empty
+	48, // 60: lbaas.v1.NodeService.BulkDeleteNodes:output_type -> google.protobuf.Empty
+	35, // 61: lbaas.v1.VirtualIpService.ListVirtualIps:output_type -> lbaas.v1.ListVirtualIpsResponse
+	46, // 62: lbaas.v1.VirtualIpService.AddVirtualIp:output_type -> lbaas.v1.VirtualIp
+	48, // 63: lbaas.v1.VirtualIpService.DeleteVirtualIp:output_type -> google.protobuf.Empty
+	48, // 64: lbaas.v1.VirtualIpService.BulkDeleteVirtualIps:output_type -> google.protobuf.Empty
+	42, // [42:65] is the sub-list for method output_type
+	19, // [19:42] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_lbaas_v1_service_proto_init() }
