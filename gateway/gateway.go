@@ -117,7 +117,19 @@ func New(svc Services, log *slog.Logger, reg prometheus.Registerer) (http.Handle
 			return nil, err
 		}
 	}
+	// Account-level paths of features not served yet (usage and billing,
+	// issue 12): a 404 like any unknown resource, not a malformed
+	// loadBalancerId.
+	for _, path := range []string{"/v1.0/{account}/loadbalancers/billable", "/v1.0/{account}/loadbalancers/usage"} {
+		if err := mux.HandlePath(http.MethodGet, path, notServed); err != nil {
+			return nil, err
+		}
+	}
 	return m.instrument(compat(mux), log), nil
+}
+
+func notServed(w http.ResponseWriter, _ *http.Request, _ map[string]string) {
+	writeFault(w, &lbaasv1.Fault{Code: http.StatusNotFound, Message: "Resource not found"})
 }
 
 // incomingHeader passes the token (and nothing else custom) to the services.

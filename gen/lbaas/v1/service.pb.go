@@ -1289,8 +1289,10 @@ type ListNodesRequest struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
 	Account        string                 `protobuf:"bytes,1,opt,name=account,proto3" json:"account,omitempty"`
 	LoadBalancerId uint32                 `protobuf:"varint,2,opt,name=load_balancer_id,json=loadBalancerId,proto3" json:"load_balancer_id,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Only nodes changed (or whose status changed) at or after this ISO 8601 time.
+	ChangesSince  *string `protobuf:"bytes,3,opt,name=changes_since,json=changesSince,proto3,oneof" json:"changes_since,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListNodesRequest) Reset() {
@@ -1335,6 +1337,13 @@ func (x *ListNodesRequest) GetLoadBalancerId() uint32 {
 		return x.LoadBalancerId
 	}
 	return 0
+}
+
+func (x *ListNodesRequest) GetChangesSince() string {
+	if x != nil && x.ChangesSince != nil {
+		return *x.ChangesSince
+	}
+	return ""
 }
 
 type ListNodesResponse struct {
@@ -2164,10 +2173,12 @@ const file_lbaas_v1_service_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\rR\x05value\"P\n" +
 	"\x19GetAbsoluteLimitsResponse\x123\n" +
-	"\babsolute\x18\x01 \x03(\v2\x17.lbaas.v1.AbsoluteLimitR\babsolute\"V\n" +
+	"\babsolute\x18\x01 \x03(\v2\x17.lbaas.v1.AbsoluteLimitR\babsolute\"\x92\x01\n" +
 	"\x10ListNodesRequest\x12\x18\n" +
 	"\aaccount\x18\x01 \x01(\tR\aaccount\x12(\n" +
-	"\x10load_balancer_id\x18\x02 \x01(\rR\x0eloadBalancerId\"9\n" +
+	"\x10load_balancer_id\x18\x02 \x01(\rR\x0eloadBalancerId\x12(\n" +
+	"\rchanges_since\x18\x03 \x01(\tH\x00R\fchangesSince\x88\x01\x01B\x10\n" +
+	"\x0e_changes_since\"9\n" +
 	"\x11ListNodesResponse\x12$\n" +
 	"\x05nodes\x18\x01 \x03(\v2\x0e.lbaas.v1.NodeR\x05nodes\"\x82\x01\n" +
 	"\x0fAddNodesRequest\x12\x18\n" +
@@ -2392,6 +2403,7 @@ func file_lbaas_v1_service_proto_init() {
 	file_lbaas_v1_resources_proto_init()
 	file_lbaas_v1_service_proto_msgTypes[0].OneofWrappers = []any{}
 	file_lbaas_v1_service_proto_msgTypes[9].OneofWrappers = []any{}
+	file_lbaas_v1_service_proto_msgTypes[25].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
