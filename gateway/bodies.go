@@ -3,12 +3,8 @@ package gateway
 import (
 	"bytes"
 	"encoding/json"
-	"sync"
 
 	"google.golang.org/protobuf/reflect/protoreflect"
-	"google.golang.org/protobuf/reflect/protoregistry"
-
-	lbaasv1 "github.com/openlbaas/lbaas/gen/lbaas/v1"
 )
 
 // Bodies as clients send them. Rackspace SDKs and the reference's own
@@ -24,8 +20,6 @@ import (
 //     target) is that wrapper unwrapped, and gets wrapped (its other keys
 //     are then unknown fields of the wrapper, which the decoder names); a
 //     body whose keys fit no wrapper, or several, is left alone;
-//   - a body bound to one field (AddVirtualIp's virtualIp) may come
-//     wrapped in that field's name, and is unwrapped (unwrapBound);
 //   - "true" and "false" strings are booleans where a bool belongs
 //     (protojson already takes "80" for an integer field).
 //
@@ -82,26 +76,6 @@ func wrap(obj map[string]any, md protoreflect.MessageDescriptor) (map[string]any
 		return nil, false
 	}
 	return map[string]any{found[0]: obj}, true
-}
-
-// unwrapBound returns the inside of {"<field>": {...}} when md is the
-// message of a body bound to that one field (AddVirtualIp's virtualIp).
-func unwrapBound(data []byte, md protoreflect.MessageDescriptor) []byte {
-	var obj map[string]json.RawMessage
-	if err := json.Unmarshal(data, &obj); err != nil || len(obj) != 1 {
-		return data
-	}
-	for key, inner := range obj {
-		if fieldByName(md, key) != nil {
-			return data
-		}
-		for _, name := range boundNames(md) {
-			if key == name && bytes.HasPrefix(bytes.TrimSpace(inner), []byte("{")) {
-				return inner
-			}
-		}
-	}
-	return data
 }
 
 type wrapper struct {
@@ -179,40 +153,4 @@ func boolString(v any) (bool, bool) {
 		return false, true
 	}
 	return false, false
-}
-
-var (
-	boundOnce sync.Once
-	bound     map[protoreflect.FullName][]string
-)
-
-// boundNames are the JSON names under which md appears as a singular
-// message field of an RPC input of the lbaas.v1 services: the wrapper a
-// client may put around a body bound to that field.
-func boundNames(md protoreflect.MessageDescriptor) []string {
-	boundOnce.Do(func() {
-		bound = map[protoreflect.FullName][]string{}
-		pkg := lbaasv1.File_lbaas_v1_service_proto.Package()
-		protoregistry.GlobalFiles.RangeFilesByPackage(pkg, func(fd protoreflect.FileDescriptor) bool {
-			for i := 0; i < fd.Services().Len(); i++ {
-				methods := fd.Services().Get(i).Methods()
-				for j := 0; j < methods.Len(); j++ {
-					for _, w := range wrappers(methods.Get(j).Input()) {
-						bound[w.msg.FullName()] = appendNew(bound[w.msg.FullName()], w.name)
-					}
-				}
-			}
-			return true
-		})
-	})
-	return bound[md.FullName()]
-}
-
-func appendNew(list []string, s string) []string {
-	for _, x := range list {
-		if x == s {
-			return list
-		}
-	}
-	return append(list, s)
 }

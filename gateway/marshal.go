@@ -158,8 +158,7 @@ func (m *marshaler) decode(data []byte, v any) error {
 	if rv.Kind() == reflect.Pointer && rv.Elem().Kind() == reflect.Pointer {
 		fresh := reflect.New(rv.Elem().Type().Elem())
 		if msg, ok := fresh.Interface().(proto.Message); ok {
-			md := msg.ProtoReflect().Descriptor()
-			data = normalizeBody(unwrapBound(data, md), md)
+			data = normalizeBody(data, msg.ProtoReflect().Descriptor())
 			if err := m.UnmarshalOptions.Unmarshal(data, msg); err != nil {
 				return err
 			}
