@@ -224,7 +224,7 @@ func (s *LoadBalancers) newLoadBalancer(ctx context.Context, account string, in 
 	}
 	checkHalfClosed(&v, "loadBalancer.halfClosed", lb.HalfClosed, lb.Protocol)
 	checkHTTPSRedirect(&v, "loadBalancer.httpsRedirect", lb.HTTPSRedirect, lb.Protocol, lb.Port)
-	checkContentCaching(&v, "loadBalancer.contentCaching", lb.ContentCaching, lb.Protocol)
+	checkContentCaching(&v, "loadBalancer.contentCaching", lb.ContentCaching)
 	if lb.ConnectionLogging && IsUDP(lb.Protocol) {
 		v.add("loadBalancer.connectionLogging", "is not available for protocol %s", lb.Protocol)
 	}
@@ -512,7 +512,6 @@ func applyUpdate(lb *store.LoadBalancer, in *lbaasv1.LoadBalancerUpdate) error {
 	}
 	checkHalfClosed(&v, "loadBalancer.halfClosed", lb.HalfClosed, lb.Protocol)
 	checkHTTPSRedirect(&v, "loadBalancer.httpsRedirect", lb.HTTPSRedirect, lb.Protocol, lb.Port)
-	checkContentCaching(&v, "loadBalancer.protocol", lb.ContentCaching, lb.Protocol)
 	return v.err()
 }
 

@@ -26,12 +26,13 @@ import (
 // package.json content, and reuse it on later runs. No lock file is written
 // (.npmrc: package-lock=false).
 
-// skipLoudly skips with a line that shows even without -v; with
-// <required>=1 (CI, which installs node and npm) it fails instead.
-func skipLoudly(t *testing.T, required, format string, args ...any) {
+// skipUnlessRequired skips with a line on stderr (shown without -v when
+// go test runs one package directory), or fails when the environment
+// variable required is 1 (CI, which installs node, npm and Envoy).
+func skipUnlessRequired(t *testing.T, required, format string, args ...any) {
 	t.Helper()
 	if os.Getenv(required) == "1" {
-		t.Fatalf(format+" (%s=1)", append(args, required)...)
+		t.Fatalf(format+" ("+required+"=1)", args...)
 	}
 	msg := "SKIPPING " + fmt.Sprintf(format, args...)
 	fmt.Fprintln(os.Stderr, msg)
@@ -56,7 +57,7 @@ func nodeModules(t *testing.T, harness, what, required string) string {
 	_, errNode := exec.LookPath("node")
 	npm, errNpm := exec.LookPath("npm")
 	if errNode != nil || errNpm != nil {
-		skipLoudly(t, required, "%s: node or npm is not installed (Debian packages nodejs, npm)", what)
+		skipUnlessRequired(t, required, "%s: node or npm is not installed (Debian packages nodejs, npm)", what)
 	}
 	src := filepath.Join(repoRoot(t), "e2e", harness)
 	pkg, err := os.ReadFile(filepath.Join(src, "package.json"))
@@ -101,7 +102,7 @@ func nodeModules(t *testing.T, harness, what, required string) string {
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		if offline.Match(out) {
-			skipLoudly(t, required, "%s: npm install failed, the registry is unreachable: %v\n%s", what, err, out)
+			skipUnlessRequired(t, required, "%s: npm install failed, the registry is unreachable: %v\n%s", what, err, out)
 		}
 		t.Fatalf("npm install: %v\n%s", err, out)
 	}

@@ -43,7 +43,7 @@ func TestBodiesWithOrWithoutWrapper(t *testing.T) {
 			`{"type":"CONNECT","delay":"10","timeout":"5","attemptsBeforeDeactivation":"2"}`},
 		{"PUT", path + "/connectionthrottle", `{"connectionThrottle":{"maxConnections":10,"minConnections":1,"maxConnectionRate":5,"rateInterval":60}}`, `{"maxConnections":"20"}`},
 		{"PUT", path + "/connectionlogging", `{"connectionLogging":{"enabled":false}}`, `{"enabled":"true"}`},
-		{"PUT", path + "/contentcaching", `{"contentCaching":{"enabled":true}}`, `{"enabled":"false"}`},
+		{"PUT", path + "/contentcaching", `{"contentCaching":{"enabled":false}}`, `{"enabled":"false"}`},
 		{"PUT", path + "/errorpage", `{"errorpage":{"content":"<html>w</html>"}}`, `{"content":"<html>b</html>"}`},
 		{"POST", path + "/virtualips", `{"virtualIp":{"type":"PUBLIC","ipVersion":"IPV6"}}`, `{"type":"PUBLIC","ipVersion":"IPV6"}`},
 	} {

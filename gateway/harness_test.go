@@ -131,9 +131,15 @@ func (e *env) rawHeaders(method, path, token, body string) (int, http.Header, []
 	if token != "" {
 		req.Header.Set("X-Auth-Token", token)
 	}
-	res, err := http.DefaultClient.Do(req)
+	return e.do(http.DefaultClient, req)
+}
+
+// do sends a request and returns the status code, headers and body.
+func (e *env) do(client *http.Client, req *http.Request) (int, http.Header, []byte) {
+	e.t.Helper()
+	res, err := client.Do(req)
 	if err != nil {
-		e.t.Fatalf("%s %s: %v", method, path, err)
+		e.t.Fatalf("%s %s: %v", req.Method, req.URL.Path, err)
 	}
 	defer res.Body.Close()
 	b, err := io.ReadAll(res.Body)

@@ -128,6 +128,11 @@ func (h *Identity) baseURL(r *http.Request) string {
 	if h.PublicURL != "" {
 		return strings.TrimSuffix(h.PublicURL, "/")
 	}
+	return requestBaseURL(r)
+}
+
+// requestBaseURL is the API's URL as the client reached it.
+func requestBaseURL(r *http.Request) string {
 	scheme := "http"
 	if r.TLS != nil || r.Header.Get("X-Forwarded-Proto") == "https" {
 		scheme = "https"

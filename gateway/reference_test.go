@@ -46,6 +46,7 @@ var excludedMethods = []struct{ fragment, reason string }{
 var knownDifferences = map[string]string{
 	// Excluded examples (they run once the feature exists).
 	"put-update-load-balancer-properties-v1.0-account-loadbalancers-loadbalancerid.rst|Example Update load balancer properties: JSON request": "sets httpsRedirect on an HTTP load balancer, which needs SSL termination (issue 11)",
+	"put-enable-content-caching-v1.0-account-loadbalancers-loadbalancerid-contentcaching.rst|Example Enable content caching: JSON request": "content caching is refused, not offered (README, Content caching)",
 }
 
 // answersMore are methods the reference documents without an answer body
@@ -158,7 +159,7 @@ func newFixture(t *testing.T, e *env) *fixture {
 		"healthMonitor":{"type":"HTTP","delay":10,"timeout":5,"attemptsBeforeDeactivation":2,"path":"/","statusRegex":"^[234][0-9][0-9]$","bodyRegex":"","hostHeader":"example.com"},
 		"sessionPersistence":{"persistenceType":"HTTP_COOKIE"},
 		"connectionThrottle":{"maxConnections":100,"minConnections":10,"maxConnectionRate":50,"rateInterval":60},
-		"connectionLogging":{"enabled":true},"contentCaching":{"enabled":true},
+		"connectionLogging":{"enabled":true},
 		"accessList":[{"address":"10.0.0.0/8","type":"ALLOW"},{"address":"0.0.0.0/0","type":"DENY"}],
 		"metadata":[{"key":"fixture","value":"blue"}]}}`)
 	e.activate()
@@ -456,8 +457,8 @@ func TestReferenceExamples(t *testing.T) {
 		}
 	}
 	fmt.Fprintf(os.Stderr, "reference examples: %d run, %d methods and examples excluded\n", ran, excluded)
-	if ran < 60 {
-		t.Fatalf("only %d examples ran: is the reference parsed?", ran)
+	if ran < 55 || ran+excluded < 70 {
+		t.Fatalf("only %d examples ran, %d excluded: is the reference parsed?", ran, excluded)
 	}
 }
 

@@ -14,7 +14,8 @@ import (
 var migrations = []*gormigrate.Migration{
 	{ID: "202611210001_initial", Migrate: migrateInitial},
 	{ID: "202611210002_features", Migrate: migrateFeatures},
-	{ID: "202611300001_event_callback_host", Migrate: migrateEventCallbackHost},
+	{ID: "202611300001_content_caching_off", Migrate: migrateContentCachingOff},
+	{ID: "202611300002_event_callback_host", Migrate: migrateEventCallbackHost},
 }
 
 // migrateEventCallbackHost records where the health checks of a node
@@ -24,6 +25,15 @@ func migrateEventCallbackHost(tx *gorm.DB) error {
 		CallbackHost string `gorm:"size:256;not null;default:''"`
 	}
 	return tx.Table("node_events").Migrator().AddColumn(&NodeEvent{}, "CallbackHost")
+}
+
+// migrateContentCachingOff turns off the content caching flag of load
+// balancers that had it: the proxies never cache (no cache Envoy offers keeps
+// a load balancer's promises), and the API now refuses to turn it on, so a
+// stored "enabled" would show a promise nobody keeps. The proxies'
+// configuration does not change.
+func migrateContentCachingOff(tx *gorm.DB) error {
+	return tx.Exec("UPDATE load_balancers SET content_caching = ? WHERE content_caching = ?", false, true).Error
 }
 
 // migrateFeatures adds the columns of the load balancer features (error

@@ -109,7 +109,10 @@ func serveCommand() *ffcli.Command {
 	fs.StringVar(&cfg.GRPCAddr, "grpc-addr", "127.0.0.1:9090", "gRPC API listen address")
 	fs.StringVar(&cfg.XDSAddr, "xds-addr", "127.0.0.1:18000", "xDS (ADS, state of the world and delta) listen address for Envoy proxies and proxyless gRPC clients")
 	fs.StringVar(&cfg.AccessLogPath, "access-log-path", translator.DefaultAccessLogPath,
-		"where Envoy writes connection logs of load balancers with connectionLogging on; {lb} becomes lb_<id> (e.g. /var/log/lbaas/{lb}.log)")
+		"where the connection logs of load balancers with connectionLogging on go: "+translator.AccessLogGRPC+
+			" (Envoy streams them to lbaasd over its xDS connection; lbaasd logs them), "+translator.AccessLogStdout+
+			" (Envoy's standard output), or an absolute file path on the proxies, whose directory must exist there; "+
+			"{lb} in the file name becomes lb_<id> (e.g. /var/log/lbaas/{lb}.log)")
 	fs.Func("denied-node-networks", "networks nodes may not be in, comma-separated CIDRs, or none "+
 		"(default "+defaultDeniedNodeNetworks+": the hosts' own and link-local addresses)", func(v string) error {
 		nets, err := parseNetworks(v)

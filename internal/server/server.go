@@ -32,12 +32,14 @@ import (
 	"github.com/openlbaas/lbaas/gateway"
 	lbaasv1 "github.com/openlbaas/lbaas/gen/lbaas/v1"
 	lbhealth "github.com/openlbaas/lbaas/health"
+	"github.com/openlbaas/lbaas/internal/accesslog"
 	"github.com/openlbaas/lbaas/internal/controlplane"
 	"github.com/openlbaas/lbaas/internal/netguard"
 	"github.com/openlbaas/lbaas/internal/nodedns"
 	"github.com/openlbaas/lbaas/internal/tlsreload"
 	"github.com/openlbaas/lbaas/internal/xdsauth"
 	"github.com/openlbaas/lbaas/store"
+	"github.com/openlbaas/lbaas/translator"
 	"github.com/openlbaas/lbaas/xds"
 )
 
@@ -46,8 +48,11 @@ type Config struct {
 	HTTPAddr string
 	GRPCAddr string
 	XDSAddr  string
-	// AccessLogPath is where Envoy writes connection logs ("{lb}" is
-	// replaced by the load balancer's resource name).
+	// AccessLogPath is where connection logs go: translator.AccessLogGRPC
+	// (to this server, logged here; the default when empty),
+	// translator.AccessLogStdout, or an absolute file path on the proxies
+	// ("{lb}" in the file name is replaced by the load balancer's resource
+	// name). Start refuses what translator.CheckAccessLogPath refuses.
 	AccessLogPath string
 	// DebugAddr serves Go's pprof handlers when set (keep it on loopback).
 	DebugAddr   string
@@ -180,6 +185,12 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err := cfg.checkTLS(); err != nil {
 		return nil, err
 	}
+	if cfg.AccessLogPath != "" {
+		// Envoy refuses a listener whose log file it cannot open.
+		if err := translator.CheckAccessLogPath(cfg.AccessLogPath); err != nil {
+			return nil, fmt.Errorf("--access-log-path: %w", err)
+		}
+	}
 	var certs *tlsreload.Source
 	if cfg.TLSCertFile != "" {
 		var err error
@@ -241,6 +252,7 @@ func (s *Server) listen(cfg Config) error {
 	mux := http.NewServeMux()
 	mux.Handle("/v1.0/", rest)
 	mux.Handle("/v2.0/tokens", identity)
+	mux.Handle("GET "+gateway.OpenAPIPath, gateway.OpenAPIHandler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("GET /readyz", s.ready)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
@@ -384,6 +396,8 @@ func (s *Server) serveXDS(ctx context.Context, cfg Config, reg prometheus.Regist
 	}
 	s.xdsServer = grpc.NewServer(opts...)
 	xds.Register(ctx, s.xdsServer, pub.Cache(), pub.Tracker())
+	// Connection logs come back on the same connection (translator.AccessLogGRPC).
+	accesslog.New(s.log, reg).Register(s.xdsServer)
 	reg.MustRegister(xdsClients{pub.Tracker()}, pub.Tracker().Metrics())
 	s.tracker = pub.Tracker()
 	s.wg.Add(3)
