@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/types/known/emptypb"
 
 	lbaasv1 "github.com/openlbaas/lbaas/gen/lbaas/v1"
+	"github.com/openlbaas/lbaas/internal/ratelimit"
 	"github.com/openlbaas/lbaas/store"
 )
 
@@ -31,6 +32,9 @@ type Config struct {
 	// validation: an address or name that is or resolves to a denied
 	// address (a *netguard.DeniedError) is refused. Nil allows any.
 	ResolveNode func(ctx context.Context, address string) ([]netip.Addr, error)
+	// RateLimits are the rate limits GET /limits shows (nil: rate
+	// limiting is off).
+	RateLimits *ratelimit.Limiter
 }
 
 func nodePolicy(cfg Config) NodePolicy {

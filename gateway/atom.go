@@ -37,12 +37,12 @@ func atomFeed(next http.Handler) http.Handler {
 			if f.ValidationErrors != nil {
 				fault.ValidationErrors = &lbaasv1.ValidationErrors{Messages: f.ValidationErrors.Messages}
 			}
-			writeFault(w, r, fault)
+			writeFault(w, r, fault, 0)
 			return
 		}
 		var events lbaasv1.ListNodeEventsResponse
 		if err := protojson.Unmarshal(rec.Body.Bytes(), &events); err != nil {
-			writeFault(w, r, &lbaasv1.Fault{Code: 500, Message: "An unknown exception has occurred. Please contact support."})
+			writeFault(w, r, &lbaasv1.Fault{Code: 500, Message: "An unknown exception has occurred. Please contact support."}, 0)
 			return
 		}
 		m := atomFeeds.FindStringSubmatch(r.URL.Path)
@@ -50,7 +50,7 @@ func atomFeed(next http.Handler) http.Handler {
 		var buf bytes.Buffer
 		buf.WriteString(xml.Header)
 		if err := xml.NewEncoder(&buf).Encode(feed); err != nil {
-			writeFault(w, r, &lbaasv1.Fault{Code: 500, Message: "An unknown exception has occurred. Please contact support."})
+			writeFault(w, r, &lbaasv1.Fault{Code: 500, Message: "An unknown exception has occurred. Please contact support."}, 0)
 			return
 		}
 		w.Header().Set("Content-Type", mimeAtom)

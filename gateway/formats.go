@@ -55,7 +55,7 @@ func negotiate(next, atom http.Handler) http.Handler {
 		if out == "" || out == mimeAtom && !atomFeeds.MatchString(r.URL.Path) {
 			r.Header.Set("Accept", mimeJSON)
 			writeFault(w, r, &lbaasv1.Fault{Code: http.StatusNotAcceptable, Kind: "notAcceptable",
-				Message: "Not Acceptable", Details: "This resource is available as application/json or application/xml"})
+				Message: "Not Acceptable", Details: "This resource is available as application/json or application/xml"}, 0)
 			return
 		}
 		r.Header.Set("Accept", out)
@@ -64,7 +64,7 @@ func negotiate(next, atom http.Handler) http.Handler {
 			in, ok := requestTypes[typ]
 			if err != nil || !ok {
 				writeFault(w, r, &lbaasv1.Fault{Code: http.StatusUnsupportedMediaType, Kind: "unsupportedMediaType",
-					Message: "Unsupported Media Type", Details: "Request bodies are application/json or application/xml"})
+					Message: "Unsupported Media Type", Details: "Request bodies are application/json or application/xml"}, 0)
 				return
 			}
 			r.Header.Set("Content-Type", in)
@@ -72,7 +72,7 @@ func negotiate(next, atom http.Handler) http.Handler {
 		if enc := r.Header.Get("Content-Encoding"); enc != "" && !strings.EqualFold(enc, "identity") {
 			// gzip has been undone by compress; anything else is not understood.
 			writeFault(w, r, &lbaasv1.Fault{Code: http.StatusUnsupportedMediaType, Kind: "unsupportedMediaType",
-				Message: "Unsupported Media Type", Details: "Request bodies may be sent with Content-Encoding: gzip only"})
+				Message: "Unsupported Media Type", Details: "Request bodies may be sent with Content-Encoding: gzip only"}, 0)
 			return
 		}
 		if out == mimeAtom {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/openlbaas/lbaas/api"
+	"github.com/openlbaas/lbaas/auth"
 	"github.com/openlbaas/lbaas/internal/pgtest"
 	"github.com/openlbaas/lbaas/internal/server"
 	"github.com/openlbaas/lbaas/store"
@@ -84,10 +85,11 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	return e
 }
 
-// login creates a user and returns a token issued by POST /v2.0/tokens.
-func (e *env) login(username, tenant string) string {
+// login creates a user (with roles, else the account's owner or an
+// lbaas:admin) and returns a token issued by POST /v2.0/tokens.
+func (e *env) login(username, tenant string, roles ...auth.Role) string {
 	e.t.Helper()
-	key, err := e.srv.Auth.CreateUser(context.Background(), username, tenant, "")
+	key, err := e.srv.Auth.CreateUser(context.Background(), username, tenant, "", roles...)
 	if err != nil {
 		e.t.Fatalf("create user: %v", err)
 	}

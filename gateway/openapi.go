@@ -124,7 +124,7 @@ func adjustOperation(doc *openapi3.T, path, method, rpc string, op *openapi3.Ope
 	}
 	op.Responses.Set(strconv.Itoa(success), ok)
 
-	faults := []int{400, 401, 404, 406, 413, 500, 503}
+	faults := []int{400, 401, 403, 404, 406, 413, 500, 503}
 	if method != http.MethodGet {
 		faults = append(faults, 422)
 	}
@@ -234,11 +234,13 @@ func faultSchema() *openapi3.Schema {
 		WithProperty("message", openapi3.NewStringSchema()).
 		WithProperty("details", openapi3.NewStringSchema()).
 		WithProperty("validationErrors", openapi3.NewObjectSchema().WithProperty("messages", messages))
+	s.WithProperty("retryAfter", openapi3.NewDateTimeSchema())
+	s.Properties["retryAfter"].Value.XML = &openapi3.XML{Attribute: true}
 	s.Required = []string{"code", "message"}
 	s.Properties["code"].Value.XML = &openapi3.XML{Attribute: true}
 	messages.Items.Value.XML = &openapi3.XML{Name: "message"}
 	s.Description = "A Rackspace fault. In XML the root element names the fault (badRequest, itemNotFound, " +
-		"overLimit, immutableEntity, unprocessableEntity, outOfVirtualIps, loadBalancerFault, serviceUnavailable) " +
+		"forbidden, overLimit, immutableEntity, unprocessableEntity, outOfVirtualIps, loadBalancerFault, serviceUnavailable) " +
 		"and code is an attribute; validationErrors holds one <message> per invalid field."
 	return s
 }
@@ -246,9 +248,10 @@ func faultSchema() *openapi3.Schema {
 var faultDescriptions = map[int]string{
 	400: "badRequest: the body or a parameter is invalid; validationErrors names each field.",
 	401: "unauthorized: no valid token (no body).",
+	403: "forbidden: the user's roles do not allow this method (lbaas:observer reads only; lbaas:creator does not delete).",
 	404: "itemNotFound (also a resource of another account).",
 	406: "No format of the Accept header (or the path's suffix) can be served.",
-	413: "overLimit: an absolute limit would be exceeded.",
+	413: "overLimit: an absolute limit would be exceeded, or a rate limit was reached (Retry-After says when to retry; retryAfter in the body).",
 	415: "The body's Content-Type or Content-Encoding is not supported.",
 	422: "immutableEntity or unprocessableEntity: the load balancer is busy with an earlier change.",
 	500: "loadBalancerFault or outOfVirtualIps.",

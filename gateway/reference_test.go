@@ -46,7 +46,7 @@ var excludedMethods = []struct{ fragment, reason string }{
 var knownDifferences = map[string]string{
 	// Excluded examples (they run once the feature exists).
 	"put-update-load-balancer-properties-v1.0-account-loadbalancers-loadbalancerid.rst|Example Update load balancer properties: JSON request": "sets httpsRedirect on an HTTP load balancer, which needs SSL termination (issue 11)",
-	"put-enable-content-caching-v1.0-account-loadbalancers-loadbalancerid-contentcaching.rst|Example Enable content caching: JSON request": "content caching is refused, not offered (README, Content caching)",
+	"put-enable-content-caching-v1.0-account-loadbalancers-loadbalancerid-contentcaching.rst|Example Enable content caching: JSON request":    "content caching is refused, not offered (README, Content caching)",
 }
 
 // answersMore are methods the reference documents without an answer body

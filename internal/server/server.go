@@ -36,6 +36,7 @@ import (
 	"github.com/openlbaas/lbaas/internal/controlplane"
 	"github.com/openlbaas/lbaas/internal/netguard"
 	"github.com/openlbaas/lbaas/internal/nodedns"
+	"github.com/openlbaas/lbaas/internal/ratelimit"
 	"github.com/openlbaas/lbaas/internal/tlsreload"
 	"github.com/openlbaas/lbaas/internal/xdsauth"
 	"github.com/openlbaas/lbaas/store"
@@ -82,6 +83,11 @@ type Config struct {
 	Source          SourceAddresses
 	// DemoUser creates a demo user when the database has no users.
 	DemoUser bool
+	// RateLimits enforces the rate limits of GET /limits (the reference's
+	// defaults, with the accounts' overrides) on REST and gRPC calls.
+	// lbaasd turns it on unless --rate-limits=false; off here by default
+	// so tests that issue many requests need not wait.
+	RateLimits bool
 	// ManualActivation runs no xDS server: load balancers stay pending
 	// until something calls store.MarkApplied (tests use it to hold a load
 	// balancer in BUILD).
@@ -242,6 +248,14 @@ func (s *Server) listen(cfg Config) error {
 		Limits: cfg.Limits, Fleet: cfg.Fleet, Logger: s.log,
 		SourceAddresses: sourceAddresses(cfg.Source), AllowedDomains: cfg.AllowedDomains, ResolveNode: names.Resolve,
 	}
+	var rates *ratelimit.Limiter
+	if cfg.RateLimits {
+		rates = ratelimit.New(s.Store, s.log)
+		if err := rates.Load(context.Background()); err != nil {
+			return fmt.Errorf("read the accounts' rate limits: %w", err)
+		}
+		s.Auth.Limiter, apiCfg.RateLimits = rates, rates
+	}
 	svc := Services(s.Store, s.Auth, apiCfg)
 	rest, err := gateway.New(svc, s.log, reg)
 	if err != nil {
@@ -289,6 +303,13 @@ func (s *Server) listen(cfg Config) error {
 		defer s.wg.Done()
 		guard.Run(ctx, time.Minute)
 	}()
+	if rates != nil {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			rates.Run(ctx)
+		}()
+	}
 	if !cfg.ManualActivation {
 		if err := s.serveXDS(ctx, cfg, reg, names); err != nil {
 			cancel()
