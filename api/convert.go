@@ -34,7 +34,7 @@ func apiVirtualIPs(vips []store.VirtualIP) []*lbaasv1.VirtualIp {
 func apiNode(n store.Node) *lbaasv1.Node {
 	out := &lbaasv1.Node{
 		Id: proto.Uint32(n.ID), Address: proto.String(n.Address), Port: proto.Uint32(n.Port),
-		Condition: proto.String(n.Condition), Status: proto.String(n.Status),
+		Condition: proto.String(n.Condition), Status: proto.String(nodeStatus(n)),
 		Weight: proto.Uint32(n.Weight), Type: proto.String(n.Type),
 	}
 	for _, m := range n.Metadata {
@@ -104,11 +104,22 @@ func (s *LoadBalancers) apiLoadBalancer(lb *store.LoadBalancer) *lbaasv1.LoadBal
 	return out
 }
 
-// nodesStatus counts nodes by measured health (Linode's nodes_status).
+// nodeStatus is a node's status as shown: a DISABLED node takes no
+// traffic and is OFFLINE whatever its health; the others show their
+// measured health.
+func nodeStatus(n store.Node) string {
+	if n.Condition == ConditionDisabled {
+		return NodeOffline
+	}
+	return n.Status
+}
+
+// nodesStatus counts nodes in rotation (up) and out of it (down), by
+// measured health and condition (Linode's nodes_status).
 func nodesStatus(nodes []store.Node) *lbaasv1.NodesStatus {
 	var up, down uint32
 	for _, n := range nodes {
-		if n.Status == NodeOffline {
+		if nodeStatus(n) == NodeOffline {
 			down++
 		} else {
 			up++
@@ -122,6 +133,10 @@ const (
 	NodeOnline  = "ONLINE"
 	NodeOffline = "OFFLINE"
 )
+
+// ConditionDisabled is the condition of a node taken out of rotation by
+// its owner.
+const ConditionDisabled = "DISABLED"
 
 func apiHealthMonitor(hm *store.HealthMonitor) *lbaasv1.HealthMonitor {
 	out := &lbaasv1.HealthMonitor{

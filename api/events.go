@@ -3,8 +3,10 @@ package api
 import (
 	"context"
 	"fmt"
+	"strconv"
 
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	lbaasv1 "github.com/openlbaas/lbaas/gen/lbaas/v1"
 	"github.com/openlbaas/lbaas/store"
@@ -76,10 +78,19 @@ func (s *NodeEvents) ListNodeEvents(ctx context.Context, req *lbaasv1.ListNodeEv
 func apiNodeEvent(e store.NodeEvent) *lbaasv1.NodeServiceEvent {
 	return &lbaasv1.NodeServiceEvent{
 		Id: proto.Uint32(e.ID), NodeId: proto.Uint32(e.NodeID), LoadbalancerId: proto.Uint32(e.LoadBalancerID),
-		AccountId: proto.String(e.Account), Type: proto.String(e.Type), Category: proto.String(e.Category),
+		AccountId: accountID(e.Account), CallbackHost: proto.String(e.CallbackHost), Type: proto.String(e.Type), Category: proto.String(e.Category),
 		Severity: proto.String(e.Severity), Title: proto.String(e.Title), Description: proto.String(e.Description),
 		DetailedMessage: proto.String(e.DetailedMessage), Author: proto.String(eventAuthor),
 		RelativeUri: proto.String(fmt.Sprintf("/%s/loadbalancers/%d/nodes/%d/events", e.Account, e.LoadBalancerID, e.NodeID)),
 		Created:     proto.String(e.CreatedAt.UTC().Format(timeFormat)),
 	}
+}
+
+// accountID is the account as the reference shows it in events: a number
+// when it is one.
+func accountID(account string) *structpb.Value {
+	if n, err := strconv.ParseUint(account, 10, 53); err == nil {
+		return structpb.NewNumberValue(float64(n))
+	}
+	return structpb.NewStringValue(account)
 }

@@ -93,13 +93,7 @@ func (s *LoadBalancers) ListLoadBalancers(ctx context.Context, req *lbaasv1.List
 			v.add("status", "%q is not a load balancer status", f.Status)
 		}
 	}
-	if req.ChangesSince != nil {
-		t, err := ParseTime(req.GetChangesSince())
-		if err != nil {
-			v.add("changes-since", "%q is not an ISO 8601 date and time", req.GetChangesSince())
-		}
-		f.ChangesSince = t
-	}
+	f.ChangesSince = changesSince(&v, req.ChangesSince)
 	if err := v.err(); err != nil {
 		return nil, err
 	}
@@ -611,4 +605,17 @@ func batchIDs(ids []uint32, limit uint32) ([]uint32, error) {
 		seen[id] = true
 	}
 	return out, nil
+}
+
+// changesSince validates the changes-since query parameter of a list (the
+// zero time when there is none).
+func changesSince(v *validation, param *string) time.Time {
+	if param == nil {
+		return time.Time{}
+	}
+	t, err := ParseTime(*param)
+	if err != nil {
+		v.add("changes-since", "%q is not an ISO 8601 date and time", *param)
+	}
+	return t
 }

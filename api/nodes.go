@@ -88,7 +88,21 @@ func (s *Nodes) ListNodes(ctx context.Context, req *lbaasv1.ListNodesRequest) (*
 	if err != nil {
 		return nil, err
 	}
-	return &lbaasv1.ListNodesResponse{Nodes: apiNodes(lb.Nodes)}, nil
+	var v validation
+	since := changesSince(&v, req.ChangesSince)
+	if err := v.err(); err != nil {
+		return nil, err
+	}
+	nodes := lb.Nodes
+	if !since.IsZero() {
+		nodes = nil
+		for _, n := range lb.Nodes {
+			if !n.UpdatedAt.Before(since) {
+				nodes = append(nodes, n)
+			}
+		}
+	}
+	return &lbaasv1.ListNodesResponse{Nodes: apiNodes(nodes)}, nil
 }
 
 // GetNode shows one node.

@@ -15,11 +15,13 @@ import (
 type VirtualIPs struct {
 	lbaasv1.UnimplementedVirtualIpServiceServer
 	lbChild
+	// lbs creates the load balancers of shared virtual IPs.
+	lbs *LoadBalancers
 }
 
 // NewVirtualIPs returns the VirtualIpService.
 func NewVirtualIPs(st *store.Store, auth Authorizer, cfg Config) *VirtualIPs {
-	return &VirtualIPs{lbChild: newLBChild(st, auth, cfg)}
+	return &VirtualIPs{lbChild: newLBChild(st, auth, cfg), lbs: NewLoadBalancers(st, auth, cfg)}
 }
 
 // ListVirtualIps lists a load balancer's virtual IPs.
@@ -36,6 +38,12 @@ func (s *VirtualIPs) ListVirtualIps(ctx context.Context, req *lbaasv1.ListVirtua
 func (s *VirtualIPs) AddVirtualIp(ctx context.Context, req *lbaasv1.AddVirtualIpRequest) (*lbaasv1.VirtualIp, error) {
 	if err := s.auth.Authorize(ctx, req.GetAccount()); err != nil {
 		return nil, err
+	}
+	if req.LoadBalancer != nil {
+		if req.VirtualIp != nil {
+			return nil, BadRequest("loadBalancer: give a virtual IP or a load balancer sharing this one's, not both")
+		}
+		return s.addShared(ctx, req)
 	}
 	in := req.GetVirtualIp()
 	if in == nil {
@@ -70,6 +78,44 @@ func (s *VirtualIPs) AddVirtualIp(ctx context.Context, req *lbaasv1.AddVirtualIp
 		return nil, s.fail(ctx, err)
 	}
 	return apiVirtualIP(added), nil
+}
+
+// addShared creates the load balancer of the request, which shares virtual
+// IPs of the load balancer of the path (the reference's "Add shared virtual
+// IP version 6"), and answers its IPv6 virtual IP (else its first).
+func (s *VirtualIPs) addShared(ctx context.Context, req *lbaasv1.AddVirtualIpRequest) (*lbaasv1.VirtualIp, error) {
+	lb, err := s.read(ctx, req.GetAccount(), req.GetLoadBalancerId())
+	if err != nil {
+		return nil, err
+	}
+	own := map[uint32]bool{}
+	for _, v := range lb.VirtualIPs {
+		own[v.ID] = true
+	}
+	var v validation
+	want := req.GetLoadBalancer().GetVirtualIps()
+	if len(want) == 0 {
+		v.add("loadBalancer.virtualIps", "is required: the virtual IPs of load balancer %d to share, by id", lb.ID)
+	}
+	for i, vip := range want {
+		if vip.Id == nil || !own[vip.GetId()] {
+			v.add(fmt.Sprintf("loadBalancer.virtualIps[%d].id", i), "must name a virtual IP of load balancer %d", lb.ID)
+		}
+	}
+	if err := v.err(); err != nil {
+		return nil, err
+	}
+	out, err := s.lbs.CreateLoadBalancer(ctx, &lbaasv1.CreateLoadBalancerRequest{Account: req.GetAccount(), LoadBalancer: req.GetLoadBalancer()})
+	if err != nil {
+		return nil, err
+	}
+	vips := out.GetLoadBalancer().GetVirtualIps()
+	for _, vip := range vips {
+		if vip.GetIpVersion() == "IPV6" {
+			return vip, nil
+		}
+	}
+	return vips[0], nil
 }
 
 func (s *VirtualIPs) obtain(tx *store.Tx, lb *store.LoadBalancer, want vipWant) (*store.VirtualIP, error) {

@@ -20,22 +20,15 @@ import (
 	"time"
 )
 
-// The grpc-js harness: e2e/grpcjs holds a small Node client (client.js) and
-// its package.json with exact versions of @grpc/grpc-js and
-// @grpc/grpc-js-xds. The test installs it with npm into a cache directory
-// outside the repository, one per package.json content, and reuses it on
-// later runs. No lock file is written (.npmrc: package-lock=false).
-
-// skipLoudly skips with a line that shows even without -v; with
-// GRPCJS_REQUIRED=1 (CI, which installs node and npm) it fails instead.
-func skipLoudly(t *testing.T, format string, args ...any) {
-	t.Helper()
-	skipUnlessRequired(t, "GRPCJS_REQUIRED", format, args...)
-}
+// The Node harnesses (e2e/grpcjs, e2e/rackspacesdk): each holds a small
+// Node program and its package.json with exact versions. The tests install
+// it with npm into a cache directory outside the repository, one per
+// package.json content, and reuse it on later runs. No lock file is written
+// (.npmrc: package-lock=false).
 
 // skipUnlessRequired skips with a line on stderr (shown without -v when
 // go test runs one package directory), or fails when the environment
-// variable required is 1.
+// variable required is 1 (CI, which installs node, npm and Envoy).
 func skipUnlessRequired(t *testing.T, required, format string, args ...any) {
 	t.Helper()
 	if os.Getenv(required) == "1" {
@@ -50,16 +43,23 @@ func skipUnlessRequired(t *testing.T, required, format string, args ...any) {
 // offline tells whether npm failed because the registry cannot be reached.
 var offline = regexp.MustCompile(`ENOTFOUND|EAI_AGAIN|ECONNREFUSED|ECONNRESET|ETIMEDOUT|ENETUNREACH|EHOSTUNREACH|network`)
 
-// grpcjsModules installs (once per package.json content) the harness's
-// node modules and returns their directory.
+// grpcjsModules installs the grpc-js harness's node modules.
 func grpcjsModules(t *testing.T) string {
+	t.Helper()
+	return nodeModules(t, "grpcjs", "the grpc-js end-to-end tests", "GRPCJS_REQUIRED")
+}
+
+// nodeModules installs (once per package.json content) the node modules of
+// the harness e2e/<harness> and returns their directory; without node or
+// npm, or the registry, it skips what (fails with <required>=1).
+func nodeModules(t *testing.T, harness, what, required string) string {
 	t.Helper()
 	_, errNode := exec.LookPath("node")
 	npm, errNpm := exec.LookPath("npm")
 	if errNode != nil || errNpm != nil {
-		skipLoudly(t, "the grpc-js end-to-end tests: node or npm is not installed (Debian packages nodejs, npm)")
+		skipUnlessRequired(t, required, "%s: node or npm is not installed (Debian packages nodejs, npm)", what)
 	}
-	src := filepath.Join(repoRoot(t), "e2e", "grpcjs")
+	src := filepath.Join(repoRoot(t), "e2e", harness)
 	pkg, err := os.ReadFile(filepath.Join(src, "package.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -73,7 +73,7 @@ func grpcjsModules(t *testing.T) string {
 		base = os.TempDir()
 	}
 	sum := sha256.Sum256(append(append([]byte{}, pkg...), npmrc...))
-	dir := filepath.Join(base, "lbaas-e2e", "grpcjs-"+hex.EncodeToString(sum[:6]))
+	dir := filepath.Join(base, "lbaas-e2e", harness+"-"+hex.EncodeToString(sum[:6]))
 	modules := filepath.Join(dir, "node_modules")
 	if _, err := os.Stat(filepath.Join(dir, "installed")); err == nil {
 		return modules
@@ -102,7 +102,7 @@ func grpcjsModules(t *testing.T) string {
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		if offline.Match(out) {
-			skipLoudly(t, "the grpc-js end-to-end tests: npm install failed, the registry is unreachable: %v\n%s", err, out)
+			skipUnlessRequired(t, required, "%s: npm install failed, the registry is unreachable: %v\n%s", what, err, out)
 		}
 		t.Fatalf("npm install: %v\n%s", err, out)
 	}
@@ -111,11 +111,11 @@ func grpcjsModules(t *testing.T) string {
 	}
 	if err := os.Rename(tmp, dir); err != nil {
 		if _, statErr := os.Stat(filepath.Join(dir, "installed")); statErr != nil {
-			t.Fatalf("installing the grpc-js harness into %s: %v", dir, err)
+			t.Fatalf("installing the %s harness into %s: %v", harness, dir, err)
 		}
 		// Another run installed it first.
 	}
-	t.Logf("installed the grpc-js harness into %s in %v", dir, time.Since(start).Round(time.Millisecond))
+	t.Logf("installed the %s harness into %s in %v", harness, dir, time.Since(start).Round(time.Millisecond))
 	return modules
 }
 

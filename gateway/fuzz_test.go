@@ -33,6 +33,9 @@ func FuzzDecodeCreateLoadBalancer(f *testing.F) {
 		`{"loadBalancer":{"name":"x","protocol":"HTTP","virtualIps":[{"type":"PUBLIC","ipVersion":"IPV6"}],"healthMonitor":{"type":"HTTP","delay":10,"timeout":10,"attemptsBeforeDeactivation":3,"path":"/","statusRegex":"^[234][0-9][0-9]$","bodyRegex":"^[234][0-9][0-9]$","hostHeader":"myrack.com"},"sessionPersistence":{"persistenceType":"HTTP_COOKIE"},"connectionThrottle":{"maxConnections":10,"minConnections":100,"maxConnectionRate":50,"rateInterval":60},"metadata":[{"key":"color","value":"blue"}],"connectionLogging":{"enabled":true},"contentCaching":{"enabled":true}}}`,
 		`{"loadBalancer":{"name":"\u0000","protocol":"HTTP","port":4294967296,"virtualIps":[{}]}}`,
 		`{"loadBalancer":null}`,
+		`{"name":"bare","port":"80","protocol":"HTTP","halfClosed":"false","virtualIps":[{"type":"PUBLIC"}],"nodes":[{"address":"10.1.1.1","port":"80","condition":"ENABLED"}]}`,
+		`{"name":"x","loadBalancer":{"name":"y"}}`,
+		`{"halfClosed":"maybe","colour":"red"}`,
 		`[]`,
 		`{"loadBalancer":{"nodes":[{"address":"fe80::1%eth0","port":1,"condition":"ENABLED"}]}}`,
 	} {

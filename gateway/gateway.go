@@ -120,8 +120,20 @@ func New(svc Services, log *slog.Logger, reg prometheus.Registerer) (http.Handle
 			return nil, err
 		}
 	}
+	// Account-level paths of features not served yet (usage and billing,
+	// issue 12): a 404 like any unknown resource, not a malformed
+	// loadBalancerId.
+	for _, path := range []string{"/v1.0/{account}/loadbalancers/billable", "/v1.0/{account}/loadbalancers/usage"} {
+		if err := mux.HandlePath(http.MethodGet, path, notServed); err != nil {
+			return nil, err
+		}
+	}
 	rest := compat(mux)
 	return m.instrument(compress(negotiate(rest, atomFeed(rest))), log), nil
+}
+
+func notServed(w http.ResponseWriter, r *http.Request, _ map[string]string) {
+	routingErrorHandler(r.Context(), nil, nil, w, r, http.StatusNotFound)
 }
 
 // incomingHeader passes the token (and nothing else custom) to the services.

@@ -42,6 +42,10 @@ func withLimits(l api.Limits) envOption { return func(c *server.Config) { c.Limi
 func withPools(spec string) envOption   { return func(c *server.Config) { c.Pools = mustPools(spec) } }
 func withManualActivation() envOption   { return func(c *server.Config) { c.ManualActivation = true } }
 func withDatabase(url string) envOption { return func(c *server.Config) { c.DatabaseURL = url } }
+func withoutProber() envOption          { return func(c *server.Config) { c.DisableHealthChecks = true } }
+func withSources(s server.SourceAddresses) envOption {
+	return func(c *server.Config) { c.Source = s }
+}
 func mustPools(spec string) []store.Pool {
 	p, err := store.ParsePools(spec)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"reflect"
 	"sort"
 	"strings"
@@ -243,14 +244,17 @@ func TestHealthMonitorTakesFailedNodesOffline(t *testing.T) {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	wantKeys := []string{"accountId", "author", "category", "created", "description", "detailedMessage", "id",
+	wantKeys := []string{"accountId", "author", "callbackHost", "category", "created", "description", "detailedMessage", "id",
 		"loadbalancerId", "nodeId", "relativeUri", "severity", "title", "type"}
 	if !reflect.DeepEqual(keys, wantKeys) {
 		t.Errorf("event fields %v, want %v", keys, wantKeys)
 	}
 	n := int(ev["nodeId"].(float64))
+	// The account is a number, as the reference shows it; the callback host
+	// is the replica that ran the checks.
+	hostname, _ := os.Hostname()
 	if (n != nodeID[float64(downB)] && n != nodeID[float64(downC)]) || ev["loadbalancerId"] != float64(id) ||
-		ev["accountId"] != e.account || ev["type"] != "UPDATE_NODE" || ev["category"] != "UPDATE" ||
+		ev["accountId"] != float64(1234) || ev["callbackHost"] != hostname || ev["type"] != "UPDATE_NODE" || ev["category"] != "UPDATE" ||
 		ev["severity"] != "INFO" || ev["title"] != "Node Status Updated" || ev["author"] != "lbaas" ||
 		ev["description"] != fmt.Sprintf("Node '%d' status changed to 'OFFLINE' for load balancer '%d'", n, id) ||
 		ev["relativeUri"] != fmt.Sprintf("/%s/loadbalancers/%d/nodes/%d/events", e.account, id, n) ||

@@ -54,7 +54,7 @@ func walkThrough(t *testing.T, e *env) {
 	}
 	n := nodes[0].(map[string]any)
 	want := map[string]any{"id": n["id"], "address": "10.1.1.1", "port": 80.0, "condition": "ENABLED",
-		"status": "ONLINE", "weight": 1.0, "type": "PRIMARY"}
+		"status": "ONLINE", "weight": 1.0, "type": "PRIMARY", "metadata": []any{}}
 	if !reflect.DeepEqual(n, want) {
 		t.Errorf("node %v, want %v", n, want)
 	}
@@ -483,4 +483,16 @@ func TestSourceAddresses(t *testing.T) {
 		t.Errorf("cluster source addresses %v", out)
 	}
 	e.mustCall(404, "GET", "/loadbalancers/99999/clustersourceaddresses", "")
+}
+
+// The account-level paths of usage and billing are not load balancer ids:
+// they answer 404 like any resource not served, never a 400 about the id.
+func TestAccountPathsAreNotIDs(t *testing.T) {
+	e := newEnv(t)
+	for _, p := range []string{"/loadbalancers/billable", "/loadbalancers/usage", "/loadbalancers/usage.json"} {
+		code, out := e.call("GET", p+"?startTime=2026-01-01&endTime=2026-01-02", "")
+		if code != 404 || out["code"] != 404.0 {
+			t.Errorf("GET %s: %d %v, want a 404 fault", p, code, out)
+		}
+	}
 }

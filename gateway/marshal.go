@@ -10,6 +10,7 @@ import (
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/emptypb"
 
 	"github.com/openlbaas/lbaas/api"
@@ -18,7 +19,9 @@ import (
 
 // marshaler speaks the Rackspace JSON dialect of the lbaas.v1 messages:
 //   - requests are decoded strictly: malformed JSON, wrong types, unknown
-//     fields and trailing data are errors (400 badRequest);
+//     fields and trailing data are errors (400 badRequest), once the body
+//     is in its canonical form (root wrapper optional, "true"/"false"
+//     strings for booleans: see normalizeBody);
 //   - an empty response (google.protobuf.Empty) has no body at all;
 //   - a list response shows an empty list as [] rather than leaving it out.
 type marshaler struct {
@@ -66,30 +69,85 @@ func withEmptyListsIn(inner proto.Message, name string, out []byte) ([]byte, err
 }
 
 // withEmptyLists adds "name": [] for every empty repeated field of a
-// top-level message made only of repeated fields (the list wrappers).
+// message made only of repeated fields (the list wrappers, and lists such
+// as the source addresses inside an answer), at the top level or in a
+// message field or a list of messages, and for the alwaysShown lists.
 func withEmptyLists(msg proto.Message, out []byte) ([]byte, error) {
-	fields := msg.ProtoReflect().Descriptor().Fields()
-	var missing []string
-	for i := 0; i < fields.Len(); i++ {
-		f := fields.Get(i)
-		if !f.IsList() {
-			return out, nil
-		}
-		if msg.ProtoReflect().Get(f).List().Len() == 0 {
-			missing = append(missing, f.JSONName())
-		}
-	}
-	if len(missing) == 0 {
+	if !fillEmptyLists(msg.ProtoReflect(), nil) {
 		return out, nil
 	}
-	obj := map[string]json.RawMessage{}
-	if err := json.Unmarshal(out, &obj); err != nil {
+	var obj map[string]any
+	dec := json.NewDecoder(bytes.NewReader(out))
+	dec.UseNumber()
+	if err := dec.Decode(&obj); err != nil {
 		return nil, err
 	}
-	for _, name := range missing {
-		obj[name] = json.RawMessage("[]")
+	fillEmptyLists(msg.ProtoReflect(), obj)
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(obj); err != nil {
+		return nil, err
 	}
-	return json.Marshal(obj)
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
+// alwaysShown are the lists of other messages the reference shows even
+// when empty ("metadata": [] of each node).
+var alwaysShown = map[protoreflect.FullName]bool{"lbaas.v1.Node.metadata": true}
+
+// listsOnly tells whether every field of md is repeated.
+func listsOnly(md protoreflect.MessageDescriptor) bool {
+	fields := md.Fields()
+	for i := 0; i < fields.Len(); i++ {
+		if !fields.Get(i).IsList() {
+			return false
+		}
+	}
+	return fields.Len() > 0
+}
+
+// fillEmptyLists adds the empty lists to obj, the JSON of m; with a nil
+// obj it only tells whether there is any to add.
+func fillEmptyLists(m protoreflect.Message, obj map[string]any) bool {
+	found := false
+	fields := m.Descriptor().Fields()
+	lists := listsOnly(m.Descriptor())
+	for i := 0; i < fields.Len(); i++ {
+		f := fields.Get(i)
+		switch {
+		case (lists || alwaysShown[f.FullName()]) && m.Get(f).List().Len() == 0:
+			found = true
+			if obj != nil {
+				obj[f.JSONName()] = []any{}
+			}
+		case singularMessage(f) && m.Has(f):
+			inner, _ := obj[f.JSONName()].(map[string]any)
+			if (obj == nil || inner != nil) && fillEmptyLists(m.Get(f).Message(), inner) {
+				found = true
+			}
+		case f.IsList() && f.Kind() == protoreflect.MessageKind:
+			list := m.Get(f).List()
+			items, _ := obj[f.JSONName()].([]any)
+			for j := 0; j < list.Len(); j++ {
+				var inner map[string]any
+				if j < len(items) {
+					inner, _ = items[j].(map[string]any)
+				}
+				if (obj == nil || inner != nil) && fillEmptyLists(list.Get(j).Message(), inner) {
+					found = true
+				}
+			}
+		}
+		if found && obj == nil {
+			return true
+		}
+	}
+	return found
+}
+
+func singularMessage(f protoreflect.FieldDescriptor) bool {
+	return f.Kind() == protoreflect.MessageKind && !f.IsList() && !f.IsMap()
 }
 
 // NewDecoder reads the whole body and decodes it strictly.
@@ -108,6 +166,7 @@ func (m *marshaler) NewDecoder(r io.Reader) runtime.Decoder {
 
 func (m *marshaler) decode(data []byte, v any) error {
 	if msg, ok := v.(proto.Message); ok {
+		data = normalizeBody(data, msg.ProtoReflect().Descriptor())
 		if err := m.UnmarshalOptions.Unmarshal(data, msg); err != nil {
 			return err
 		}
@@ -118,6 +177,7 @@ func (m *marshaler) decode(data []byte, v any) error {
 	if rv.Kind() == reflect.Pointer && rv.Elem().Kind() == reflect.Pointer {
 		fresh := reflect.New(rv.Elem().Type().Elem())
 		if msg, ok := fresh.Interface().(proto.Message); ok {
+			data = normalizeBody(data, msg.ProtoReflect().Descriptor())
 			if err := m.UnmarshalOptions.Unmarshal(data, msg); err != nil {
 				return err
 			}

@@ -337,7 +337,7 @@ func TestMetadataValidation(t *testing.T) {
 		{`{"meta":{"value":""}}`, "meta.value"},
 		{`{"meta":{"value":"` + long + `"}}`, "meta.value"},
 		{`{}`, "meta"},
-		{`{"value":"red"}`, ""}, // not wrapped in "meta": unknown field
+		{`{"value":"red","colour":"x"}`, ""}, // unwrapped but not a meta: unknown field
 	} {
 		metaFault(t, e, 400, "PUT", item, c.body, c.field)
 	}

@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/openlbaas/lbaas/internal/server"
 )
@@ -212,4 +213,64 @@ func TestHTTPSRedirectHoldsPort80(t *testing.T) {
 	web := e.createLB(`{"loadBalancer":{"name":"web","protocol":"HTTP","port":8080,"virtualIps":[{"id":` + vip + `}]}}`)
 	e.waitStatus(web, "ACTIVE")
 	e.mustCall(400, "PUT", "/loadbalancers/"+itoa(web), `{"loadBalancer":{"port":80}}`)
+}
+
+// A DISABLED node takes no traffic: it shows OFFLINE and counts as down in
+// nodesStatus, and shows its measured health again once enabled.
+func TestDisabledNodeIsOffline(t *testing.T) {
+	e := newEnv(t, withManualActivation(), withoutProber())
+	id := e.createLB(`{"loadBalancer":{"name":"web","port":80,"protocol":"HTTP","virtualIps":[{"type":"PUBLIC"}],
+		"nodes":[{"address":"10.1.1.1","port":80,"condition":"ENABLED"},{"address":"10.1.1.2","port":80,"condition":"DISABLED"}]}}`)
+	e.activate()
+	check := func(wantStatus string, up, down float64) {
+		t.Helper()
+		lb := e.mustCall(200, "GET", "/loadbalancers/"+itoa(id), "")["loadBalancer"].(map[string]any)
+		var disabled map[string]any
+		for _, n := range lb["nodes"].([]any) {
+			if n.(map[string]any)["address"] == "10.1.1.2" {
+				disabled = n.(map[string]any)
+			}
+		}
+		ns := lb["nodesStatus"].(map[string]any)
+		if disabled["status"] != wantStatus || ns["up"] != up || ns["down"] != down {
+			t.Fatalf("node %v, nodesStatus %v; want %s, up %v, down %v", disabled, ns, wantStatus, up, down)
+		}
+		nodeID := itoa(int(disabled["id"].(float64)))
+		if got := e.mustCall(200, "GET", "/loadbalancers/"+itoa(id)+"/nodes/"+nodeID, "")["node"].(map[string]any)["status"]; got != wantStatus {
+			t.Fatalf("GET node: status %v, want %s", got, wantStatus)
+		}
+	}
+	check("OFFLINE", 1, 1)
+	nodes := e.mustCall(200, "GET", "/loadbalancers/"+itoa(id)+"/nodes", "")["nodes"].([]any)
+	e.mustCall(202, "PUT", "/loadbalancers/"+itoa(id)+"/nodes/"+itoa(int(nodes[1].(map[string]any)["id"].(float64))), `{"condition":"ENABLED"}`)
+	e.activate()
+	check("ONLINE", 2, 0)
+}
+
+// changes-since lists only the nodes changed at or after the time.
+func TestNodesChangesSince(t *testing.T) {
+	e := newEnv(t, withManualActivation(), withoutProber())
+	id := e.createLB(`{"name":"web","port":80,"protocol":"HTTP","virtualIps":[{"type":"PUBLIC"}],
+		"nodes":[{"address":"10.1.1.1","port":80,"condition":"ENABLED"},{"address":"10.1.1.2","port":80,"condition":"ENABLED"}]}`)
+	e.activate()
+	nodes := "/loadbalancers/" + itoa(id) + "/nodes"
+	all := e.mustCall(200, "GET", nodes, "")["nodes"].([]any)
+	time.Sleep(5 * time.Millisecond) // the store keeps microseconds: the mark is after the creation
+	mark := time.Now().UTC().Format(time.RFC3339Nano)
+	second := itoa(int(all[1].(map[string]any)["id"].(float64)))
+	e.mustCall(202, "PUT", nodes+"/"+second, `{"node":{"weight":5}}`)
+	e.activate()
+	for _, path := range []string{nodes + "?changes-since=" + mark, nodes + ".json?changes-since=" + mark} {
+		got := e.mustCall(200, "GET", path, "")["nodes"].([]any)
+		if len(got) != 1 || itoa(int(got[0].(map[string]any)["id"].(float64))) != second {
+			t.Fatalf("%s: %v, want only node %s", path, got, second)
+		}
+	}
+	if got := e.mustCall(200, "GET", nodes+"?changes-since=2000-01-01", "")["nodes"].([]any); len(got) != 2 {
+		t.Fatalf("changes since 2000: %v", got)
+	}
+	code, out := e.call("GET", nodes+"?changes-since=yesterday", "")
+	if code != 400 || !strings.Contains(strings.Join(validationMessages(out), " "), "changes-since") {
+		t.Fatalf("a bad changes-since: %d %v", code, out)
+	}
 }

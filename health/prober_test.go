@@ -33,7 +33,7 @@ func openStore(t *testing.T, url string) *store.Store {
 	if url == "" {
 		url = "sqlite://" + filepath.Join(t.TempDir(), "lbaas.db")
 	}
-	st, err := store.Open(context.Background(), store.Options{URL: url, Logger: slog.New(slog.DiscardHandler)})
+	st, err := store.Open(context.Background(), store.Options{URL: url, Logger: slog.New(slog.DiscardHandler), Host: "prober-1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,7 +194,7 @@ func TestProberMarksNodesOfflineAndOnline(t *testing.T) {
 	want := store.NodeEvent{ID: ev.ID, LoadBalancerID: lb.ID, NodeID: flakyID, Account: "1234", Type: "UPDATE_NODE",
 		Category: "UPDATE", Severity: "INFO", Title: "Node Status Updated",
 		Description:     fmt.Sprintf("Node '%d' status changed to 'OFFLINE' for load balancer '%d'", flakyID, lb.ID),
-		DetailedMessage: "Status code 500 did not match statusRegex '^2[0-9][0-9]$'", CreatedAt: ev.CreatedAt}
+		DetailedMessage: "Status code 500 did not match statusRegex '^2[0-9][0-9]$'", CallbackHost: "prober-1", CreatedAt: ev.CreatedAt}
 	if ev != want {
 		t.Errorf("event\n %+v, want\n %+v", ev, want)
 	}

@@ -39,7 +39,7 @@ func (tx *Tx) SetNodeStatus(lb *LoadBalancer, n *Node, status, detail string) er
 		LoadBalancerID: lb.ID, NodeID: n.ID, Account: lb.Account,
 		Type: NodeEventType, Category: NodeEventCategory, Severity: NodeEventSeverity, Title: NodeEventTitle,
 		Description:     fmt.Sprintf("Node '%d' status changed to '%s' for load balancer '%d'", n.ID, status, lb.ID),
-		DetailedMessage: detail,
+		DetailedMessage: detail, CallbackHost: tx.store.host,
 	}
 	if err := tx.db.Create(&ev).Error; err != nil {
 		return err

@@ -16,6 +16,16 @@ var migrations = []*gormigrate.Migration{
 	{ID: "202611210002_features", Migrate: migrateFeatures},
 	{ID: "202611300001_content_caching_off", Migrate: migrateContentCachingOff},
 	{ID: "202611300002_roles_and_rate_limits", Migrate: migrateRolesAndRateLimits},
+	{ID: "202611300003_event_callback_host", Migrate: migrateEventCallbackHost},
+}
+
+// migrateEventCallbackHost records where the health checks of a node
+// service event ran (the reference's callbackHost).
+func migrateEventCallbackHost(tx *gorm.DB) error {
+	type NodeEvent struct {
+		CallbackHost string `gorm:"size:256;not null;default:''"`
+	}
+	return tx.Table("node_events").Migrator().AddColumn(&NodeEvent{}, "CallbackHost")
 }
 
 // migrateContentCachingOff turns off the content caching flag of load

@@ -144,7 +144,9 @@ type NodeEvent struct {
 	Title           string `gorm:"size:256;not null"`
 	Description     string `gorm:"size:1024;not null"`
 	DetailedMessage string `gorm:"size:4096;not null"`
-	CreatedAt       time.Time
+	// CallbackHost is the replica whose health checks saw the change.
+	CallbackHost string `gorm:"size:256;not null;default:''"`
+	CreatedAt    time.Time
 }
 
 // User is an API user of one tenant (account). Secrets are stored hashed.

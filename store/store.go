@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -48,6 +49,8 @@ type Store struct {
 	log     *slog.Logger
 	// timeout bounds the database work of each call (see Options.Timeout).
 	timeout time.Duration
+	// host is the callbackHost of the node service events (Options.Host).
+	host string
 	// timeouts counts the calls whose timeout passed.
 	timeouts atomic.Uint64
 
@@ -79,6 +82,9 @@ type Options struct {
 	// how long a writer waits for another process's lock (busy_timeout).
 	// Zero means DefaultTimeout. Migrations in Open are not bounded by it.
 	Timeout time.Duration
+	// Host names this replica in the node service events it writes (their
+	// callbackHost: where the health checks ran). Default: os.Hostname.
+	Host string
 }
 
 // DefaultTimeout is Options.Timeout when none is given.
@@ -129,7 +135,11 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		sqlDB.SetMaxIdleConns(10)
 		sqlDB.SetConnMaxIdleTime(5 * time.Minute)
 	}
-	s := &Store{db: db, dialect: dialect, pools: opts.Pools, log: log, timeout: timeout, subs: map[chan int64]struct{}{}}
+	host := opts.Host
+	if host == "" {
+		host, _ = os.Hostname()
+	}
+	s := &Store{db: db, dialect: dialect, pools: opts.Pools, log: log, timeout: timeout, host: host, subs: map[chan int64]struct{}{}}
 	if err := s.migrate(ctx); err != nil {
 		_ = sqlDB.Close()
 		return nil, err

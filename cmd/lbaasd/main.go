@@ -142,6 +142,7 @@ func serveCommand() *ffcli.Command {
 	fs.StringVar(&cfg.Source.IPv4Public, "source-ipv4-public", "127.0.0.1", "source address of traffic to public nodes (sourceAddresses.ipv4Public)")
 	fs.StringVar(&cfg.Source.IPv4Servicenet, "source-ipv4-servicenet", "127.0.0.1", "source address of traffic to ServiceNet nodes")
 	fs.StringVar(&cfg.Source.IPv6Public, "source-ipv6-public", "::1/128", "source IPv6 network of traffic to public nodes")
+	fs.StringVar(&cfg.Source.IPv6Servicenet, "source-ipv6-servicenet", "::1/128", "source IPv6 network of traffic to ServiceNet nodes")
 	fs.Func("allowed-domains", "comma-separated domains whose names nodes may use as their address, e.g. rackspace.com,example.org (default: any domain name)", func(s string) error {
 		var err error
 		cfg.AllowedDomains, err = api.ParseAllowedDomains(s)

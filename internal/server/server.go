@@ -160,7 +160,7 @@ func loopback(hostport string) bool {
 
 // SourceAddresses are the addresses traffic to nodes comes from.
 type SourceAddresses struct {
-	IPv4Public, IPv4Servicenet, IPv6Public string
+	IPv4Public, IPv4Servicenet, IPv6Public, IPv6Servicenet string
 }
 
 // Server is a running control plane.
@@ -487,6 +487,9 @@ func sourceAddresses(src SourceAddresses) *lbaasv1.SourceAddresses {
 	}
 	if src.IPv6Public != "" {
 		out.Ipv6Public = &src.IPv6Public
+	}
+	if src.IPv6Servicenet != "" {
+		out.Ipv6Servicenet = &src.IPv6Servicenet
 	}
 	return out
 }

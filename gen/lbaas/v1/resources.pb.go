@@ -9,6 +9,7 @@ package lbaasv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	structpb "google.golang.org/protobuf/types/known/structpb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -1644,21 +1645,23 @@ func (x *ErrorPage) GetContent() string {
 
 // NodeServiceEvent is an entry of the node service events feed.
 type NodeServiceEvent struct {
-	state           protoimpl.MessageState `protogen:"open.v1"`
-	Id              *uint32                `protobuf:"varint,1,opt,name=id,proto3,oneof" json:"id,omitempty"`
-	NodeId          *uint32                `protobuf:"varint,2,opt,name=node_id,json=nodeId,proto3,oneof" json:"node_id,omitempty"`
-	LoadbalancerId  *uint32                `protobuf:"varint,3,opt,name=loadbalancer_id,json=loadbalancerId,proto3,oneof" json:"loadbalancer_id,omitempty"`
-	AccountId       *string                `protobuf:"bytes,4,opt,name=account_id,json=accountId,proto3,oneof" json:"account_id,omitempty"`
-	Type            *string                `protobuf:"bytes,5,opt,name=type,proto3,oneof" json:"type,omitempty"`
-	Category        *string                `protobuf:"bytes,6,opt,name=category,proto3,oneof" json:"category,omitempty"`
-	Severity        *string                `protobuf:"bytes,7,opt,name=severity,proto3,oneof" json:"severity,omitempty"`
-	Title           *string                `protobuf:"bytes,8,opt,name=title,proto3,oneof" json:"title,omitempty"`
-	Description     *string                `protobuf:"bytes,9,opt,name=description,proto3,oneof" json:"description,omitempty"`
-	DetailedMessage *string                `protobuf:"bytes,10,opt,name=detailed_message,json=detailedMessage,proto3,oneof" json:"detailed_message,omitempty"`
-	Author          *string                `protobuf:"bytes,11,opt,name=author,proto3,oneof" json:"author,omitempty"`
-	RelativeUri     *string                `protobuf:"bytes,12,opt,name=relative_uri,json=relativeUri,proto3,oneof" json:"relative_uri,omitempty"`
-	CallbackHost    *string                `protobuf:"bytes,13,opt,name=callback_host,json=callbackHost,proto3,oneof" json:"callback_host,omitempty"`
-	Created         *string                `protobuf:"bytes,14,opt,name=created,proto3,oneof" json:"created,omitempty"`
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Id             *uint32                `protobuf:"varint,1,opt,name=id,proto3,oneof" json:"id,omitempty"`
+	NodeId         *uint32                `protobuf:"varint,2,opt,name=node_id,json=nodeId,proto3,oneof" json:"node_id,omitempty"`
+	LoadbalancerId *uint32                `protobuf:"varint,3,opt,name=loadbalancer_id,json=loadbalancerId,proto3,oneof" json:"loadbalancer_id,omitempty"`
+	// A number, as the reference shows it, for a numeric account (a string
+	// for any other).
+	AccountId       *structpb.Value `protobuf:"bytes,15,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
+	Type            *string         `protobuf:"bytes,5,opt,name=type,proto3,oneof" json:"type,omitempty"`
+	Category        *string         `protobuf:"bytes,6,opt,name=category,proto3,oneof" json:"category,omitempty"`
+	Severity        *string         `protobuf:"bytes,7,opt,name=severity,proto3,oneof" json:"severity,omitempty"`
+	Title           *string         `protobuf:"bytes,8,opt,name=title,proto3,oneof" json:"title,omitempty"`
+	Description     *string         `protobuf:"bytes,9,opt,name=description,proto3,oneof" json:"description,omitempty"`
+	DetailedMessage *string         `protobuf:"bytes,10,opt,name=detailed_message,json=detailedMessage,proto3,oneof" json:"detailed_message,omitempty"`
+	Author          *string         `protobuf:"bytes,11,opt,name=author,proto3,oneof" json:"author,omitempty"`
+	RelativeUri     *string         `protobuf:"bytes,12,opt,name=relative_uri,json=relativeUri,proto3,oneof" json:"relative_uri,omitempty"`
+	CallbackHost    *string         `protobuf:"bytes,13,opt,name=callback_host,json=callbackHost,proto3,oneof" json:"callback_host,omitempty"`
+	Created         *string         `protobuf:"bytes,14,opt,name=created,proto3,oneof" json:"created,omitempty"`
 	unknownFields   protoimpl.UnknownFields
 	sizeCache       protoimpl.SizeCache
 }
@@ -1714,11 +1717,11 @@ func (x *NodeServiceEvent) GetLoadbalancerId() uint32 {
 	return 0
 }
 
-func (x *NodeServiceEvent) GetAccountId() string {
-	if x != nil && x.AccountId != nil {
-		return *x.AccountId
+func (x *NodeServiceEvent) GetAccountId() *structpb.Value {
+	if x != nil {
+		return x.AccountId
 	}
-	return ""
+	return nil
 }
 
 func (x *NodeServiceEvent) GetType() string {
@@ -2018,7 +2021,7 @@ var File_lbaas_v1_resources_proto protoreflect.FileDescriptor
 
 const file_lbaas_v1_resources_proto_rawDesc = "" +
 	"\n" +
-	"\x18lbaas/v1/resources.proto\x12\blbaas.v1\"\x1a\n" +
+	"\x18lbaas/v1/resources.proto\x12\blbaas.v1\x1a\x1cgoogle/protobuf/struct.proto\"\x1a\n" +
 	"\x04Time\x12\x12\n" +
 	"\x04time\x18\x01 \x01(\tR\x04time\"\xa7\x01\n" +
 	"\tVirtualIp\x12\x13\n" +
@@ -2271,30 +2274,29 @@ const file_lbaas_v1_resources_proto_rawDesc = "" +
 	"\tErrorPage\x12\x1d\n" +
 	"\acontent\x18\x01 \x01(\tH\x00R\acontent\x88\x01\x01B\n" +
 	"\n" +
-	"\b_content\"\xb4\x05\n" +
+	"\b_content\"\xbe\x05\n" +
 	"\x10NodeServiceEvent\x12\x13\n" +
 	"\x02id\x18\x01 \x01(\rH\x00R\x02id\x88\x01\x01\x12\x1c\n" +
 	"\anode_id\x18\x02 \x01(\rH\x01R\x06nodeId\x88\x01\x01\x12,\n" +
-	"\x0floadbalancer_id\x18\x03 \x01(\rH\x02R\x0eloadbalancerId\x88\x01\x01\x12\"\n" +
+	"\x0floadbalancer_id\x18\x03 \x01(\rH\x02R\x0eloadbalancerId\x88\x01\x01\x125\n" +
 	"\n" +
-	"account_id\x18\x04 \x01(\tH\x03R\taccountId\x88\x01\x01\x12\x17\n" +
-	"\x04type\x18\x05 \x01(\tH\x04R\x04type\x88\x01\x01\x12\x1f\n" +
-	"\bcategory\x18\x06 \x01(\tH\x05R\bcategory\x88\x01\x01\x12\x1f\n" +
-	"\bseverity\x18\a \x01(\tH\x06R\bseverity\x88\x01\x01\x12\x19\n" +
-	"\x05title\x18\b \x01(\tH\aR\x05title\x88\x01\x01\x12%\n" +
-	"\vdescription\x18\t \x01(\tH\bR\vdescription\x88\x01\x01\x12.\n" +
+	"account_id\x18\x0f \x01(\v2\x16.google.protobuf.ValueR\taccountId\x12\x17\n" +
+	"\x04type\x18\x05 \x01(\tH\x03R\x04type\x88\x01\x01\x12\x1f\n" +
+	"\bcategory\x18\x06 \x01(\tH\x04R\bcategory\x88\x01\x01\x12\x1f\n" +
+	"\bseverity\x18\a \x01(\tH\x05R\bseverity\x88\x01\x01\x12\x19\n" +
+	"\x05title\x18\b \x01(\tH\x06R\x05title\x88\x01\x01\x12%\n" +
+	"\vdescription\x18\t \x01(\tH\aR\vdescription\x88\x01\x01\x12.\n" +
 	"\x10detailed_message\x18\n" +
-	" \x01(\tH\tR\x0fdetailedMessage\x88\x01\x01\x12\x1b\n" +
-	"\x06author\x18\v \x01(\tH\n" +
-	"R\x06author\x88\x01\x01\x12&\n" +
-	"\frelative_uri\x18\f \x01(\tH\vR\vrelativeUri\x88\x01\x01\x12(\n" +
-	"\rcallback_host\x18\r \x01(\tH\fR\fcallbackHost\x88\x01\x01\x12\x1d\n" +
-	"\acreated\x18\x0e \x01(\tH\rR\acreated\x88\x01\x01B\x05\n" +
+	" \x01(\tH\bR\x0fdetailedMessage\x88\x01\x01\x12\x1b\n" +
+	"\x06author\x18\v \x01(\tH\tR\x06author\x88\x01\x01\x12&\n" +
+	"\frelative_uri\x18\f \x01(\tH\n" +
+	"R\vrelativeUri\x88\x01\x01\x12(\n" +
+	"\rcallback_host\x18\r \x01(\tH\vR\fcallbackHost\x88\x01\x01\x12\x1d\n" +
+	"\acreated\x18\x0e \x01(\tH\fR\acreated\x88\x01\x01B\x05\n" +
 	"\x03_idB\n" +
 	"\n" +
 	"\b_node_idB\x12\n" +
-	"\x10_loadbalancer_idB\r\n" +
-	"\v_account_idB\a\n" +
+	"\x10_loadbalancer_idB\a\n" +
 	"\x05_typeB\v\n" +
 	"\t_categoryB\v\n" +
 	"\t_severityB\b\n" +
@@ -2305,7 +2307,7 @@ const file_lbaas_v1_resources_proto_rawDesc = "" +
 	"\r_relative_uriB\x10\n" +
 	"\x0e_callback_hostB\n" +
 	"\n" +
-	"\b_created\"G\n" +
+	"\b_createdJ\x04\b\x04\x10\x05\"G\n" +
 	"\x04Link\x12\x17\n" +
 	"\x04href\x18\x01 \x01(\tH\x00R\x04href\x88\x01\x01\x12\x15\n" +
 	"\x03rel\x18\x02 \x01(\tH\x01R\x03rel\x88\x01\x01B\a\n" +
@@ -2361,6 +2363,7 @@ var file_lbaas_v1_resources_proto_goTypes = []any{
 	(*AllowedDomain)(nil),       // 21: lbaas.v1.AllowedDomain
 	(*Fault)(nil),               // 22: lbaas.v1.Fault
 	(*ValidationErrors)(nil),    // 23: lbaas.v1.ValidationErrors
+	(*structpb.Value)(nil),      // 24: google.protobuf.Value
 }
 var file_lbaas_v1_resources_proto_depIdxs = []int32{
 	3,  // 0: lbaas.v1.Node.metadata:type_name -> lbaas.v1.Meta
@@ -2388,12 +2391,13 @@ var file_lbaas_v1_resources_proto_depIdxs = []int32{
 	8,  // 22: lbaas.v1.LoadBalancerRequest.health_monitor:type_name -> lbaas.v1.HealthMonitor
 	7,  // 23: lbaas.v1.LoadBalancerRequest.access_list:type_name -> lbaas.v1.NetworkItem
 	3,  // 24: lbaas.v1.LoadBalancerRequest.metadata:type_name -> lbaas.v1.Meta
-	23, // 25: lbaas.v1.Fault.validation_errors:type_name -> lbaas.v1.ValidationErrors
-	26, // [26:26] is the sub-list for method output_type
-	26, // [26:26] is the sub-list for method input_type
-	26, // [26:26] is the sub-list for extension type_name
-	26, // [26:26] is the sub-list for extension extendee
-	0,  // [0:26] is the sub-list for field type_name
+	24, // 25: lbaas.v1.NodeServiceEvent.account_id:type_name -> google.protobuf.Value
+	23, // 26: lbaas.v1.Fault.validation_errors:type_name -> lbaas.v1.ValidationErrors
+	27, // [27:27] is the sub-list for method output_type
+	27, // [27:27] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_lbaas_v1_resources_proto_init() }

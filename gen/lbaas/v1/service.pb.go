@@ -1571,8 +1571,10 @@ type ListNodesRequest struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
 	Account        string                 `protobuf:"bytes,1,opt,name=account,proto3" json:"account,omitempty"`
 	LoadBalancerId uint32                 `protobuf:"varint,2,opt,name=load_balancer_id,json=loadBalancerId,proto3" json:"load_balancer_id,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Only nodes changed (or whose status changed) at or after this ISO 8601 time.
+	ChangesSince  *string `protobuf:"bytes,3,opt,name=changes_since,json=changesSince,proto3,oneof" json:"changes_since,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListNodesRequest) Reset() {
@@ -1617,6 +1619,13 @@ func (x *ListNodesRequest) GetLoadBalancerId() uint32 {
 		return x.LoadBalancerId
 	}
 	return 0
+}
+
+func (x *ListNodesRequest) GetChangesSince() string {
+	if x != nil && x.ChangesSince != nil {
+		return *x.ChangesSince
+	}
+	return ""
 }
 
 type ListNodesResponse struct {
@@ -2175,9 +2184,14 @@ type AddVirtualIpRequest struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
 	Account        string                 `protobuf:"bytes,1,opt,name=account,proto3" json:"account,omitempty"`
 	LoadBalancerId uint32                 `protobuf:"varint,2,opt,name=load_balancer_id,json=loadBalancerId,proto3" json:"load_balancer_id,omitempty"`
-	VirtualIp      *VirtualIpRequest      `protobuf:"bytes,3,opt,name=virtual_ip,json=virtualIp,proto3" json:"virtual_ip,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The virtual IP to add (the body, with or without its "virtualIp" wrapper).
+	VirtualIp *VirtualIpRequest `protobuf:"bytes,3,opt,name=virtual_ip,json=virtualIp,proto3" json:"virtual_ip,omitempty"`
+	// Instead: a new load balancer sharing virtual IPs of this one (the
+	// reference's "Add shared virtual IP version 6" example); the answer is
+	// the new load balancer's IPv6 virtual IP (else its first).
+	LoadBalancer  *LoadBalancerRequest `protobuf:"bytes,4,opt,name=load_balancer,json=loadBalancer,proto3" json:"load_balancer,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *AddVirtualIpRequest) Reset() {
@@ -2227,6 +2241,13 @@ func (x *AddVirtualIpRequest) GetLoadBalancerId() uint32 {
 func (x *AddVirtualIpRequest) GetVirtualIp() *VirtualIpRequest {
 	if x != nil {
 		return x.VirtualIp
+	}
+	return nil
+}
+
+func (x *AddVirtualIpRequest) GetLoadBalancer() *LoadBalancerRequest {
+	if x != nil {
+		return x.LoadBalancer
 	}
 	return nil
 }
@@ -2455,10 +2476,12 @@ const file_lbaas_v1_service_proto_rawDesc = "" +
 	"\x0enext_available\x18\x05 \x01(\tR\x0enext-availableB\b\n" +
 	"\x06_valueB\f\n" +
 	"\n" +
-	"_remaining\"V\n" +
+	"_remaining\"\x92\x01\n" +
 	"\x10ListNodesRequest\x12\x18\n" +
 	"\aaccount\x18\x01 \x01(\tR\aaccount\x12(\n" +
-	"\x10load_balancer_id\x18\x02 \x01(\rR\x0eloadBalancerId\"9\n" +
+	"\x10load_balancer_id\x18\x02 \x01(\rR\x0eloadBalancerId\x12(\n" +
+	"\rchanges_since\x18\x03 \x01(\tH\x00R\fchangesSince\x88\x01\x01B\x10\n" +
+	"\x0e_changes_since\"9\n" +
 	"\x11ListNodesResponse\x12$\n" +
 	"\x05nodes\x18\x01 \x03(\v2\x0e.lbaas.v1.NodeR\x05nodes\"\x82\x01\n" +
 	"\x0fAddNodesRequest\x12\x18\n" +
@@ -2493,12 +2516,13 @@ const file_lbaas_v1_service_proto_rawDesc = "" +
 	"\x10load_balancer_id\x18\x02 \x01(\rR\x0eloadBalancerId\"N\n" +
 	"\x16ListVirtualIpsResponse\x124\n" +
 	"\vvirtual_ips\x18\x01 \x03(\v2\x13.lbaas.v1.VirtualIpR\n" +
-	"virtualIps\"\x94\x01\n" +
+	"virtualIps\"\xd8\x01\n" +
 	"\x13AddVirtualIpRequest\x12\x18\n" +
 	"\aaccount\x18\x01 \x01(\tR\aaccount\x12(\n" +
 	"\x10load_balancer_id\x18\x02 \x01(\rR\x0eloadBalancerId\x129\n" +
 	"\n" +
-	"virtual_ip\x18\x03 \x01(\v2\x1a.lbaas.v1.VirtualIpRequestR\tvirtualIp\"\x80\x01\n" +
+	"virtual_ip\x18\x03 \x01(\v2\x1a.lbaas.v1.VirtualIpRequestR\tvirtualIp\x12B\n" +
+	"\rload_balancer\x18\x04 \x01(\v2\x1d.lbaas.v1.LoadBalancerRequestR\floadBalancer\"\x80\x01\n" +
 	"\x16DeleteVirtualIpRequest\x12\x18\n" +
 	"\aaccount\x18\x01 \x01(\tR\aaccount\x12(\n" +
 	"\x10load_balancer_id\x18\x02 \x01(\rR\x0eloadBalancerId\x12\"\n" +
@@ -2630,59 +2654,60 @@ var file_lbaas_v1_service_proto_depIdxs = []int32{
 	50, // 19: lbaas.v1.BulkUpdateNodesRequest.nodes:type_name -> lbaas.v1.NodeUpdate
 	51, // 20: lbaas.v1.ListVirtualIpsResponse.virtual_ips:type_name -> lbaas.v1.VirtualIp
 	52, // 21: lbaas.v1.AddVirtualIpRequest.virtual_ip:type_name -> lbaas.v1.VirtualIpRequest
-	0,  // 22: lbaas.v1.LoadBalancerService.ListLoadBalancers:input_type -> lbaas.v1.ListLoadBalancersRequest
-	2,  // 23: lbaas.v1.LoadBalancerService.CreateLoadBalancer:input_type -> lbaas.v1.CreateLoadBalancerRequest
-	4,  // 24: lbaas.v1.LoadBalancerService.GetLoadBalancer:input_type -> lbaas.v1.GetLoadBalancerRequest
-	5,  // 25: lbaas.v1.LoadBalancerService.UpdateLoadBalancer:input_type -> lbaas.v1.UpdateLoadBalancerRequest
-	6,  // 26: lbaas.v1.LoadBalancerService.DeleteLoadBalancer:input_type -> lbaas.v1.DeleteLoadBalancerRequest
-	7,  // 27: lbaas.v1.LoadBalancerService.BulkDeleteLoadBalancers:input_type -> lbaas.v1.BulkDeleteLoadBalancersRequest
-	17, // 28: lbaas.v1.LoadBalancerService.GetClusterSourceAddresses:input_type -> lbaas.v1.GetClusterSourceAddressesRequest
-	8,  // 29: lbaas.v1.CatalogService.ListProtocols:input_type -> lbaas.v1.ListProtocolsRequest
-	11, // 30: lbaas.v1.CatalogService.ListAlgorithms:input_type -> lbaas.v1.ListAlgorithmsRequest
-	22, // 31: lbaas.v1.CatalogService.GetAbsoluteLimits:input_type -> lbaas.v1.GetAbsoluteLimitsRequest
-	25, // 32: lbaas.v1.CatalogService.GetLimits:input_type -> lbaas.v1.GetLimitsRequest
-	19, // 33: lbaas.v1.CatalogService.ListAllowedDomains:input_type -> lbaas.v1.ListAllowedDomainsRequest
-	15, // 34: lbaas.v1.CatalogService.GetRegionalSourceAddresses:input_type -> lbaas.v1.GetRegionalSourceAddressesRequest
-	30, // 35: lbaas.v1.NodeService.ListNodes:input_type -> lbaas.v1.ListNodesRequest
-	32, // 36: lbaas.v1.NodeService.AddNodes:input_type -> lbaas.v1.AddNodesRequest
-	33, // 37: lbaas.v1.NodeService.GetNode:input_type -> lbaas.v1.GetNodeRequest
-	35, // 38: lbaas.v1.NodeService.UpdateNode:input_type -> lbaas.v1.UpdateNodeRequest
-	36, // 39: lbaas.v1.NodeService.BulkUpdateNodes:input_type -> lbaas.v1.BulkUpdateNodesRequest
-	37, // 40: lbaas.v1.NodeService.DeleteNode:input_type -> lbaas.v1.DeleteNodeRequest
-	38, // 41: lbaas.v1.NodeService.BulkDeleteNodes:input_type -> lbaas.v1.BulkDeleteNodesRequest
-	39, // 42: lbaas.v1.VirtualIpService.ListVirtualIps:input_type -> lbaas.v1.ListVirtualIpsRequest
-	41, // 43: lbaas.v1.VirtualIpService.AddVirtualIp:input_type -> lbaas.v1.AddVirtualIpRequest
-	42, // 44: lbaas.v1.VirtualIpService.DeleteVirtualIp:input_type -> lbaas.v1.DeleteVirtualIpRequest
-	43, // 45: lbaas.v1.VirtualIpService.BulkDeleteVirtualIps:input_type -> lbaas.v1.BulkDeleteVirtualIpsRequest
-	1,  // 46: lbaas.v1.LoadBalancerService.ListLoadBalancers:output_type -> lbaas.v1.ListLoadBalancersResponse
-	3,  // 47: lbaas.v1.LoadBalancerService.CreateLoadBalancer:output_type -> lbaas.v1.LoadBalancerResponse
-	3,  // 48: lbaas.v1.LoadBalancerService.GetLoadBalancer:output_type -> lbaas.v1.LoadBalancerResponse
-	53, // 49: lbaas.v1.LoadBalancerService.UpdateLoadBalancer:output_type -> google.protobuf.Empty
-	53, // 50: lbaas.v1.LoadBalancerService.DeleteLoadBalancer:output_type -> google.protobuf.Empty
-	53, // 51: lbaas.v1.LoadBalancerService.BulkDeleteLoadBalancers:output_type -> google.protobuf.Empty
-	18, // 52: lbaas.v1.LoadBalancerService.GetClusterSourceAddresses:output_type -> lbaas.v1.GetClusterSourceAddressesResponse
-	10, // 53: lbaas.v1.CatalogService.ListProtocols:output_type -> lbaas.v1.ListProtocolsResponse
-	13, // 54: lbaas.v1.CatalogService.ListAlgorithms:output_type -> lbaas.v1.ListAlgorithmsResponse
-	24, // 55: lbaas.v1.CatalogService.GetAbsoluteLimits:output_type -> lbaas.v1.GetAbsoluteLimitsResponse
-	26, // 56: lbaas.v1.CatalogService.GetLimits:output_type -> lbaas.v1.GetLimitsResponse
-	21, // 57: lbaas.v1.CatalogService.ListAllowedDomains:output_type -> lbaas.v1.ListAllowedDomainsResponse
-	16, // 58: lbaas.v1.CatalogService.GetRegionalSourceAddresses:output_type -> lbaas.v1.GetRegionalSourceAddressesResponse
-	31, // 59: lbaas.v1.NodeService.ListNodes:output_type -> lbaas.v1.ListNodesResponse
-	31, // 60: lbaas.v1.NodeService.AddNodes:output_type -> lbaas.v1.ListNodesResponse
-	34, // 61: lbaas.v1.NodeService.GetNode:output_type -> lbaas.v1.NodeResponse
-	53, // 62: lbaas.v1.NodeService.UpdateNode:output_type -> google.protobuf.Empty
-	31, // 63: lbaas.v1.NodeService.BulkUpdateNodes:output_type -> lbaas.v1.ListNodesResponse
-	53, // 64: lbaas.v1.NodeService.DeleteNode:output_type -> google.protobuf.Empty
-	53, // 65: lbaas.v1.NodeService.BulkDeleteNodes:output_type -> google.protobuf.Empty
-	40, // 66: lbaas.v1.VirtualIpService.ListVirtualIps:output_type -> lbaas.v1.ListVirtualIpsResponse
-	51, // 67: lbaas.v1.VirtualIpService.AddVirtualIp:output_type -> lbaas.v1.VirtualIp
-	53, // 68: lbaas.v1.VirtualIpService.DeleteVirtualIp:output_type -> google.protobuf.Empty
-	53, // 69: lbaas.v1.VirtualIpService.BulkDeleteVirtualIps:output_type -> google.protobuf.Empty
-	46, // [46:70] is the sub-list for method output_type
-	22, // [22:46] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	45, // 22: lbaas.v1.AddVirtualIpRequest.load_balancer:type_name -> lbaas.v1.LoadBalancerRequest
+	0,  // 23: lbaas.v1.LoadBalancerService.ListLoadBalancers:input_type -> lbaas.v1.ListLoadBalancersRequest
+	2,  // 24: lbaas.v1.LoadBalancerService.CreateLoadBalancer:input_type -> lbaas.v1.CreateLoadBalancerRequest
+	4,  // 25: lbaas.v1.LoadBalancerService.GetLoadBalancer:input_type -> lbaas.v1.GetLoadBalancerRequest
+	5,  // 26: lbaas.v1.LoadBalancerService.UpdateLoadBalancer:input_type -> lbaas.v1.UpdateLoadBalancerRequest
+	6,  // 27: lbaas.v1.LoadBalancerService.DeleteLoadBalancer:input_type -> lbaas.v1.DeleteLoadBalancerRequest
+	7,  // 28: lbaas.v1.LoadBalancerService.BulkDeleteLoadBalancers:input_type -> lbaas.v1.BulkDeleteLoadBalancersRequest
+	17, // 29: lbaas.v1.LoadBalancerService.GetClusterSourceAddresses:input_type -> lbaas.v1.GetClusterSourceAddressesRequest
+	8,  // 30: lbaas.v1.CatalogService.ListProtocols:input_type -> lbaas.v1.ListProtocolsRequest
+	11, // 31: lbaas.v1.CatalogService.ListAlgorithms:input_type -> lbaas.v1.ListAlgorithmsRequest
+	22, // 32: lbaas.v1.CatalogService.GetAbsoluteLimits:input_type -> lbaas.v1.GetAbsoluteLimitsRequest
+	25, // 33: lbaas.v1.CatalogService.GetLimits:input_type -> lbaas.v1.GetLimitsRequest
+	19, // 34: lbaas.v1.CatalogService.ListAllowedDomains:input_type -> lbaas.v1.ListAllowedDomainsRequest
+	15, // 35: lbaas.v1.CatalogService.GetRegionalSourceAddresses:input_type -> lbaas.v1.GetRegionalSourceAddressesRequest
+	30, // 36: lbaas.v1.NodeService.ListNodes:input_type -> lbaas.v1.ListNodesRequest
+	32, // 37: lbaas.v1.NodeService.AddNodes:input_type -> lbaas.v1.AddNodesRequest
+	33, // 38: lbaas.v1.NodeService.GetNode:input_type -> lbaas.v1.GetNodeRequest
+	35, // 39: lbaas.v1.NodeService.UpdateNode:input_type -> lbaas.v1.UpdateNodeRequest
+	36, // 40: lbaas.v1.NodeService.BulkUpdateNodes:input_type -> lbaas.v1.BulkUpdateNodesRequest
+	37, // 41: lbaas.v1.NodeService.DeleteNode:input_type -> lbaas.v1.DeleteNodeRequest
+	38, // 42: lbaas.v1.NodeService.BulkDeleteNodes:input_type -> lbaas.v1.BulkDeleteNodesRequest
+	39, // 43: lbaas.v1.VirtualIpService.ListVirtualIps:input_type -> lbaas.v1.ListVirtualIpsRequest
+	41, // 44: lbaas.v1.VirtualIpService.AddVirtualIp:input_type -> lbaas.v1.AddVirtualIpRequest
+	42, // 45: lbaas.v1.VirtualIpService.DeleteVirtualIp:input_type -> lbaas.v1.DeleteVirtualIpRequest
+	43, // 46: lbaas.v1.VirtualIpService.BulkDeleteVirtualIps:input_type -> lbaas.v1.BulkDeleteVirtualIpsRequest
+	1,  // 47: lbaas.v1.LoadBalancerService.ListLoadBalancers:output_type -> lbaas.v1.ListLoadBalancersResponse
+	3,  // 48: lbaas.v1.LoadBalancerService.CreateLoadBalancer:output_type -> lbaas.v1.LoadBalancerResponse
+	3,  // 49: lbaas.v1.LoadBalancerService.GetLoadBalancer:output_type -> lbaas.v1.LoadBalancerResponse
+	53, // 50: lbaas.v1.LoadBalancerService.UpdateLoadBalancer:output_type -> google.protobuf.Empty
+	53, // 51: lbaas.v1.LoadBalancerService.DeleteLoadBalancer:output_type -> google.protobuf.Empty
+	53, // 52: lbaas.v1.LoadBalancerService.BulkDeleteLoadBalancers:output_type -> google.protobuf.Empty
+	18, // 53: lbaas.v1.LoadBalancerService.GetClusterSourceAddresses:output_type -> lbaas.v1.GetClusterSourceAddressesResponse
+	10, // 54: lbaas.v1.CatalogService.ListProtocols:output_type -> lbaas.v1.ListProtocolsResponse
+	13, // 55: lbaas.v1.CatalogService.ListAlgorithms:output_type -> lbaas.v1.ListAlgorithmsResponse
+	24, // 56: lbaas.v1.CatalogService.GetAbsoluteLimits:output_type -> lbaas.v1.GetAbsoluteLimitsResponse
+	26, // 57: lbaas.v1.CatalogService.GetLimits:output_type -> lbaas.v1.GetLimitsResponse
+	21, // 58: lbaas.v1.CatalogService.ListAllowedDomains:output_type -> lbaas.v1.ListAllowedDomainsResponse
+	16, // 59: lbaas.v1.CatalogService.GetRegionalSourceAddresses:output_type -> lbaas.v1.GetRegionalSourceAddressesResponse
+	31, // 60: lbaas.v1.NodeService.ListNodes:output_type -> lbaas.v1.ListNodesResponse
+	31, // 61: lbaas.v1.NodeService.AddNodes:output_type -> lbaas.v1.ListNodesResponse
+	34, // 62: lbaas.v1.NodeService.GetNode:output_type -> lbaas.v1.NodeResponse
+	53, // 63: lbaas.v1.NodeService.UpdateNode:output_type -> google.protobuf.Empty
+	31, // 64: lbaas.v1.NodeService.BulkUpdateNodes:output_type -> lbaas.v1.ListNodesResponse
+	53, // 65: lbaas.v1.NodeService.DeleteNode:output_type -> google.protobuf.Empty
+	53, // 66: lbaas.v1.NodeService.BulkDeleteNodes:output_type -> google.protobuf.Empty
+	40, // 67: lbaas.v1.VirtualIpService.ListVirtualIps:output_type -> lbaas.v1.ListVirtualIpsResponse
+	51, // 68: lbaas.v1.VirtualIpService.AddVirtualIp:output_type -> lbaas.v1.VirtualIp
+	53, // 69: lbaas.v1.VirtualIpService.DeleteVirtualIp:output_type -> google.protobuf.Empty
+	53, // 70: lbaas.v1.VirtualIpService.BulkDeleteVirtualIps:output_type -> google.protobuf.Empty
+	47, // [47:71] is the sub-list for method output_type
+	23, // [23:47] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_lbaas_v1_service_proto_init() }
@@ -2694,6 +2719,7 @@ func file_lbaas_v1_service_proto_init() {
 	file_lbaas_v1_service_proto_msgTypes[0].OneofWrappers = []any{}
 	file_lbaas_v1_service_proto_msgTypes[9].OneofWrappers = []any{}
 	file_lbaas_v1_service_proto_msgTypes[29].OneofWrappers = []any{}
+	file_lbaas_v1_service_proto_msgTypes[30].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
