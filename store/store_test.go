@@ -139,6 +139,7 @@ func TestMigrationsMatchModels(t *testing.T) {
 		models := []any{
 			&LoadBalancer{}, &Node{}, &VirtualIP{}, &NetworkItem{}, &LoadBalancerMeta{}, &NodeMeta{}, &NodeEvent{},
 			&User{}, &Token{}, &Change{}, &revisionRow{}, &vipPool{},
+			&Replica{}, &ReplicaFleet{}, &ReplicaVerdict{}, &AcceptedConfig{},
 		}
 		cache := &sync.Map{}
 		for _, model := range models {

@@ -27,6 +27,7 @@ import (
 	"github.com/openlbaas/lbaas/api"
 	"github.com/openlbaas/lbaas/auth"
 	"github.com/openlbaas/lbaas/envoy"
+	"github.com/openlbaas/lbaas/internal/controlplane"
 	"github.com/openlbaas/lbaas/internal/netguard"
 	"github.com/openlbaas/lbaas/internal/pki"
 	"github.com/openlbaas/lbaas/internal/server"
@@ -123,6 +124,8 @@ func serveCommand() *ffcli.Command {
 	healthChecks := fs.Bool("health-checks", true, "probe the nodes of load balancers with a health monitor (one replica probes per database)")
 	fs.IntVar(&cfg.HealthCheckConcurrency, "health-check-concurrency", 256, "probes in flight at once, at most")
 	fs.StringVar(&cfg.DebugAddr, "debug-addr", "", "serve Go pprof and /debug/xds/clients (connected xDS clients) on this address (e.g. 127.0.0.1:6060); off when empty")
+	fs.DurationVar(&cfg.ReplicaLease, "replica-lease", controlplane.DefaultLease, "on PostgreSQL, how long a replica counts for status without renewing its lease (renewed every third of it); "+
+		"a replica that cannot renew it stops serving xDS until it can, and the others stop waiting for its clients")
 	fs.DurationVar(&cfg.AckTimeout, "ack-timeout", 30*time.Second, "an xDS client that leaves a response unanswered (no ACK or NACK) this long stops counting for status and is disconnected; 0 never")
 	fs.StringVar(&cfg.PublicURL, "public-url", "", "base URL clients reach the API at, used in the identity service catalog (default: from each request's Host)")
 	fs.StringVar(&cfg.Region, "region", "LOCAL", "region name shown in the service catalog")
