@@ -327,7 +327,10 @@ func bootstrapCommand() *ffcli.Command {
 	fs := flag.NewFlagSet("lbaasd envoy-bootstrap", flag.ContinueOnError)
 	var o envoy.Options
 	fs.StringVar(&o.Fleet, "fleet", "default", "fleet the proxy serves (its xDS node cluster)")
-	fs.StringVar(&o.XDSAddress, "xds-address", "127.0.0.1:18000", "host:port of the control plane's xDS port")
+	var xdsAddresses addressList
+	fs.Var(&xdsAddresses, "xds-address", "host:port of the control plane's xDS port (default 127.0.0.1:18000); repeat it, or separate "+
+		"with commas, for several replicas. With --proxyless also dns:///host:port or dns://resolver/host:port: a name that "+
+		"resolves to every replica, which running gRPC clients fail over through")
 	fs.StringVar(&o.NodeID, "node-id", "", "xDS node id (default: the host name)")
 	fs.StringVar(&o.AdminSocket, "admin-socket", envoy.DefaultAdminSocket, "Unix socket (mode 0600) of the Envoy admin interface")
 	fs.StringVar(&o.AdminAddress, "admin-address", "", "put the Envoy admin interface on this loopback ip:port instead of --admin-socket (e.g. "+envoy.DefaultAdminAddress+")")
@@ -341,7 +344,7 @@ func bootstrapCommand() *ffcli.Command {
 	proxyless := fs.Bool("proxyless", false, "write the bootstrap of a proxyless gRPC client (GRPC_XDS_BOOTSTRAP) instead of Envoy's")
 	return &ffcli.Command{
 		Name:       "envoy-bootstrap",
-		ShortUsage: "lbaasd envoy-bootstrap --fleet F --xds-address HOST:PORT [--proxyless] > bootstrap.json",
+		ShortUsage: "lbaasd envoy-bootstrap --fleet F --xds-address HOST:PORT [--xds-address HOST:PORT ...] [--proxyless] > bootstrap.json",
 		ShortHelp:  "Print the bootstrap of a fleet Envoy (or, with --proxyless, of a gRPC client) for this control plane.",
 		FlagSet:    fs,
 		Options:    []ff.Option{ff.WithEnvVarPrefix(envPrefix)},
@@ -355,6 +358,10 @@ func bootstrapCommand() *ffcli.Command {
 					return err
 				}
 				o.CAFile, o.CertFile, o.KeyFile = filepath.Join(abs, pki.CACert), filepath.Join(abs, pki.Cert), filepath.Join(abs, pki.Key)
+			}
+			o.XDSAddress = "127.0.0.1:18000"
+			if len(xdsAddresses) > 0 {
+				o.XDSAddress, o.MoreXDSAddresses = xdsAddresses[0], xdsAddresses[1:]
 			}
 			if o.NodeID == "" {
 				id, err := envoy.DefaultNodeID()
@@ -375,4 +382,18 @@ func bootstrapCommand() *ffcli.Command {
 			return err
 		},
 	}
+}
+
+// addressList is a flag given several times (or once with commas).
+type addressList []string
+
+func (l *addressList) String() string { return strings.Join(*l, ",") }
+
+func (l *addressList) Set(v string) error {
+	for a := range strings.SplitSeq(v, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			*l = append(*l, a)
+		}
+	}
+	return nil
 }
