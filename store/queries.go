@@ -164,6 +164,10 @@ func (s *Store) settle(db *gorm.DB, lbs []LoadBalancer) ([]uint32, error) {
 		if err := s.finishDelete(db, deleted, now); err != nil {
 			return nil, err
 		}
+		// Gone from the data plane: no replica's verdict matters any more.
+		if err := db.Where("load_balancer_id IN ?", deleted).Delete(&ReplicaVerdict{}).Error; err != nil {
+			return nil, err
+		}
 	}
 	// Applied again: nothing refused is kept running in its place.
 	if ids := append(active, deleted...); len(ids) > 0 {

@@ -240,6 +240,9 @@ func limitFlags(fs *flag.FlagSet, l *api.Limits) {
 }
 
 func serve(ctx context.Context, cfg server.Config) error {
+	if cfg.ReplicaLease < time.Second {
+		return errors.New("--replica-lease must be at least 1s")
+	}
 	start := time.Now()
 	srv, err := server.Start(ctx, cfg)
 	if err != nil {
