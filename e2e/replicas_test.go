@@ -243,7 +243,7 @@ func TestReplicas(t *testing.T) {
 		debug[i] = fmt.Sprintf("127.0.0.1:%d", freePort(t))
 		replicas[i] = startDaemon(t, bin, dir, []string{"LBAASD_DATABASE_URL=" + url},
 			"--xds-addr", xdsAddr(i), "--ack-timeout", ackTimeout.String(), "--replica-lease", lease.String(),
-			"--db-timeout", "1s", "--health-checks=false", "--debug-addr", debug[i])
+			"--db-timeout", "1s", "--debug-addr", debug[i])
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -302,6 +302,11 @@ func TestReplicas(t *testing.T) {
 	for i := 1; i <= 3; i++ {
 		waitFor(t, fmt.Sprintf("one client on replica %d", i), func() bool { return xdsClients(t, replicas[i]) == 1 })
 	}
+	// The health monitors' shards: each live replica probes its share.
+	shards := func(i int) int { return int(metric(t, replicas[i], "lbaas_health_shards")) }
+	waitFor(t, "the 16 shards spread over the three replicas", func() bool {
+		return shards(1)+shards(2)+shards(3) == 16 && max(shards(1), shards(2), shards(3)) <= 6
+	})
 
 	t.Run("a change through any replica waits for the clients of all three", func(t *testing.T) {
 		stop(t, c3) // on replica 3
@@ -382,6 +387,7 @@ func TestReplicas(t *testing.T) {
 		}
 		apis[3].do("PUT", apis[3].lbPath(lb.ID, ""), `{"loadBalancer":{"timeout":50}}`, 202, nil)
 		apis[1].waitStatus(lb.ID, "ACTIVE")
+		waitFor(t, "the dead replica's shards taken over", func() bool { return shards(1) == 8 && shards(3) == 8 })
 	})
 
 	t.Run("a replica cut from the database stops serving xDS", func(t *testing.T) {
@@ -404,6 +410,7 @@ func TestReplicas(t *testing.T) {
 		// Replica 2 was killed; replica 3's lease lapses (it stopped serving
 		// before the database's clock says so, never after).
 		waitFor(t, "one live replica", func() bool { return live() == 1 })
+		waitFor(t, "replica 1 probing every shard", func() bool { return shards(1) == 16 })
 		if serving(xdsAddr(3)) {
 			t.Fatal("replica 3 serves xDS again while cut off")
 		}
@@ -415,5 +422,6 @@ func TestReplicas(t *testing.T) {
 		proxy.unblock()
 		waitFor(t, "replica 3 to serve xDS again", func() bool { return serving(xdsAddr(3)) })
 		waitFor(t, "replica 3's lease", func() bool { return live() == 2 })
+		waitFor(t, "the shards shared again", func() bool { return shards(1) == 8 && shards(3) == 8 })
 	})
 }

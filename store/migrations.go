@@ -24,6 +24,7 @@ var migrations = []*gormigrate.Migration{
 func migrateReplicas(tx *gorm.DB) error {
 	type Replica struct {
 		ID        string    `gorm:"primaryKey;size:64"`
+		Probes    bool      `gorm:"not null;default:false"`
 		Published int64     `gorm:"not null"`
 		ExpiresAt time.Time `gorm:"not null;index"`
 		StartedAt time.Time `gorm:"not null"`

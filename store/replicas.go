@@ -20,6 +20,9 @@ import (
 // Replica is a running lbaasd serving xDS from this database.
 type Replica struct {
 	ID string `gorm:"primaryKey;size:64"`
+	// Probes says that it runs the health prober, which takes its share
+	// of the monitors' shards.
+	Probes bool `gorm:"not null;default:false"`
 	// Published is the revision it has published: it needs only the
 	// changes after it.
 	Published int64     `gorm:"not null"`
@@ -69,14 +72,27 @@ const leaseExpiry = "now() + ? * interval '1 millisecond'"
 // RegisterReplica takes a lease for a new replica, in a transaction of
 // its own revision, which it returns: the replica publishes from that
 // revision, so no change after it is pruned while the lease lives.
-func (s *Store) RegisterReplica(ctx context.Context, id string, lease time.Duration) (int64, error) {
+func (s *Store) RegisterReplica(ctx context.Context, id string, lease time.Duration, probes bool) (int64, error) {
 	if err := s.replicated(); err != nil {
 		return 0, err
 	}
 	return s.Update(ctx, func(tx *Tx) error {
-		return tx.db.Exec("INSERT INTO replicas (id, published, expires_at, started_at) VALUES (?, ?, "+leaseExpiry+", now())",
-			id, tx.rev, lease.Milliseconds()).Error
+		return tx.db.Exec("INSERT INTO replicas (id, probes, published, expires_at, started_at) VALUES (?, ?, ?, "+leaseExpiry+", now())",
+			id, probes, tx.rev, lease.Milliseconds()).Error
 	})
+}
+
+// LiveProbers counts the live replicas that run the health prober (1 on
+// SQLite: the one process).
+func (s *Store) LiveProbers(ctx context.Context) (int, error) {
+	if s.dialect != "postgres" {
+		return 1, nil
+	}
+	db, cancel := s.bounded(ctx)
+	defer cancel()
+	var n int64
+	err := db.Model(&Replica{}).Where("probes AND expires_at > now()").Count(&n).Error
+	return int(n), err
 }
 
 // RenewReplica extends a live lease and records the revision the replica

@@ -37,18 +37,18 @@ func statusOf(t *testing.T, s *Store, id uint32) string {
 func TestReplicasAgreeOnStatus(t *testing.T) {
 	s := openPostgres(t)
 	ctx := context.Background()
-	a, err := s.RegisterReplica(ctx, "a", time.Minute)
+	a, err := s.RegisterReplica(ctx, "a", time.Minute, false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.RegisterReplica(ctx, "b", time.Minute); err != nil {
+	if _, err := s.RegisterReplica(ctx, "b", time.Minute, false); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.RegisterReplica(ctx, "idle", time.Minute); err != nil {
+	if _, err := s.RegisterReplica(ctx, "idle", time.Minute, false); err != nil {
 		t.Fatal(err)
 	}
 	// This one's lease is short: it will lapse.
-	if _, err := s.RegisterReplica(ctx, "short", 300*time.Millisecond); err != nil {
+	if _, err := s.RegisterReplica(ctx, "short", 300*time.Millisecond, false); err != nil {
 		t.Fatal(err)
 	}
 	for id, fleets := range map[string][]string{"a": {"default"}, "b": {"default", "other"}, "idle": nil, "short": {"other"}} {
@@ -108,12 +108,12 @@ func TestChangesArePrunedBelowTheOldestReplica(t *testing.T) {
 	s := openPostgres(t)
 	ctx := context.Background()
 	first := createLB(t, s, newLB("acc", "one"))
-	slow, err := s.RegisterReplica(ctx, "slow", time.Minute)
+	slow, err := s.RegisterReplica(ctx, "slow", time.Minute, false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	second := createLB(t, s, newLB("acc", "two"))
-	if _, err := s.RegisterReplica(ctx, "fast", time.Minute); err != nil {
+	if _, err := s.RegisterReplica(ctx, "fast", time.Minute, false); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.RenewReplica(ctx, "fast", second, time.Minute); err != nil {

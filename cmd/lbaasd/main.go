@@ -121,7 +121,7 @@ func serveCommand() *ffcli.Command {
 		"also refuse this machine's own interface addresses as node addresses (reread every minute; off with --denied-node-networks none)")
 	dnsServer := fs.String("node-dns-server", "", "resolve node names with this DNS server (host:port, e.g. a resolver that knows no internal zones) instead of the system's resolver")
 	fs.DurationVar(&cfg.NodeNameRefresh, "node-name-refresh", 30*time.Second, "how often node names are resolved again (5s to 5m)")
-	healthChecks := fs.Bool("health-checks", true, "probe the nodes of load balancers with a health monitor (one replica probes per database)")
+	healthChecks := fs.Bool("health-checks", true, "probe the nodes of load balancers with a health monitor (on PostgreSQL the replicas share them, 16 shards)")
 	fs.IntVar(&cfg.HealthCheckConcurrency, "health-check-concurrency", 256, "probes in flight at once, at most")
 	fs.StringVar(&cfg.DebugAddr, "debug-addr", "", "serve Go pprof and /debug/xds/clients (connected xDS clients) on this address (e.g. 127.0.0.1:6060); off when empty")
 	fs.DurationVar(&cfg.ReplicaLease, "replica-lease", controlplane.DefaultLease, "on PostgreSQL, how long a replica counts for status without renewing its lease (renewed every third of it); "+

@@ -102,6 +102,9 @@ type Options struct {
 	// Lease is how long a replica counts for status without renewing its
 	// lease, on PostgreSQL (DefaultLease when zero); see Run.
 	Lease time.Duration
+	// Probes says that this replica runs the health prober (it then takes
+	// its share of the monitors).
+	Probes bool
 	// Metrics are the tracker's (new ones when nil), so that a rebuilt
 	// publisher keeps counting in the same series.
 	Metrics *xds.Metrics
@@ -122,7 +125,7 @@ func New(ctx context.Context, st *store.Store, opts Options, log *slog.Logger) (
 		if p.lease <= 0 {
 			p.lease = DefaultLease
 		}
-		rev, err = st.RegisterReplica(ctx, p.replica, p.lease)
+		rev, err = st.RegisterReplica(ctx, p.replica, p.lease, opts.Probes)
 	} else {
 		rev, err = st.Update(ctx, func(*store.Tx) error { return nil })
 	}

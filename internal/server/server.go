@@ -85,7 +85,7 @@ type Config struct {
 	ManualActivation bool
 	// DisableHealthChecks runs no health monitor prober in this process:
 	// node statuses then stay as stored. By default the prober runs (on
-	// PostgreSQL, in the one replica holding its advisory lock).
+	// PostgreSQL, each replica probes its share of the shards).
 	DisableHealthChecks bool
 	// HealthCheckConcurrency bounds the probes in flight (default 256).
 	HealthCheckConcurrency int
@@ -302,8 +302,12 @@ func (s *Server) listen(cfg Config) error {
 		}
 	}
 	if !cfg.DisableHealthChecks {
-		prober := lbhealth.New(s.Store, lbhealth.Options{Logger: s.log, Concurrency: cfg.HealthCheckConcurrency,
+		prober := lbhealth.New(s.Store, lbhealth.Options{Logger: s.log, Concurrency: cfg.HealthCheckConcurrency, Lease: cfg.ReplicaLease,
 			Dialer: netguard.Dialer{Guard: guard, Resolver: cfg.NodeResolver}})
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "lbaas_health_shards",
+			Help: "Shards of the health monitors this replica probes (of " + fmt.Sprint(lbhealth.Shards) + ", shared among the replicas).",
+		}, func() float64 { return float64(prober.Shards()) }))
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
@@ -401,7 +405,7 @@ func (s *Server) startXDS(ctx context.Context, cfg Config, reg prometheus.Regist
 		limits.AckTimeout = max(cfg.AckTimeout, 0)
 	}
 	pub, err := controlplane.New(ctx, s.Store, controlplane.Options{DefaultFleet: cfg.Fleet, AccessLogPath: cfg.AccessLogPath,
-		NodeAddresses: names.Lookup, Limits: limits, Lease: cfg.ReplicaLease, Metrics: metrics}, s.log)
+		NodeAddresses: names.Lookup, Limits: limits, Lease: cfg.ReplicaLease, Probes: !cfg.DisableHealthChecks, Metrics: metrics}, s.log)
 	if err != nil {
 		return nil, fmt.Errorf("load the data plane configuration: %w", err)
 	}
