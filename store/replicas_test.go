@@ -141,3 +141,24 @@ func TestChangesArePrunedBelowTheOldestReplica(t *testing.T) {
 		t.Fatalf("the feed still holds %+v once every replica published it", changes)
 	}
 }
+
+// Replicas starting together on a new database migrate one at a time
+// (an advisory lock): every one opens it.
+func TestReplicasMigrateTogether(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	errs := make(chan error, 3)
+	for range 3 {
+		go func() {
+			s, err := Open(context.Background(), Options{URL: url, Logger: slog.New(slog.DiscardHandler)})
+			if err == nil {
+				err = s.Close()
+			}
+			errs <- err
+		}()
+	}
+	for range 3 {
+		if err := <-errs; err != nil {
+			t.Errorf("a replica starting with the others: %v", err)
+		}
+	}
+}
