@@ -24,24 +24,7 @@ import (
 // cluster state holding a LEAST_REQUEST cluster, with an error naming
 // nothing, and acknowledges everything else.
 func pickyEnvoy(t *testing.T, addr string, names []string) {
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	st, err := discoveryv3.NewAggregatedDiscoveryServiceClient(conn).StreamAggregatedResources(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	node := &corev3.Node{Id: "picky", Cluster: "default", UserAgentName: "envoy"}
-	subscriptions := map[string][]string{
-		resource.ClusterType: nil, resource.ListenerType: nil, resource.EndpointType: names, resource.RouteType: names,
-	}
-	for _, typeURL := range xds.TypeOrder {
-		if err := st.Send(&discoveryv3.DiscoveryRequest{Node: node, TypeUrl: typeURL, ResourceNames: subscriptions[typeURL]}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	st, subscriptions := envoyStream(t, addr, "picky", names)
 	go func() {
 		for {
 			r, err := st.Recv()
@@ -61,6 +44,31 @@ func pickyEnvoy(t *testing.T, addr string, names []string) {
 			}
 		}
 	}()
+}
+
+// envoyStream opens an Envoy's state-of-the-world ADS stream to addr (node
+// id, fleet default): wildcard clusters and listeners, the endpoints and
+// routes of names. It returns the stream and the subscription per type.
+func envoyStream(t *testing.T, addr, id string, names []string) (discoveryv3.AggregatedDiscoveryService_StreamAggregatedResourcesClient, map[string][]string) {
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	st, err := discoveryv3.NewAggregatedDiscoveryServiceClient(conn).StreamAggregatedResources(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	node := &corev3.Node{Id: id, Cluster: "default", UserAgentName: "envoy"}
+	subscriptions := map[string][]string{
+		resource.ClusterType: nil, resource.ListenerType: nil, resource.EndpointType: names, resource.RouteType: names,
+	}
+	for _, typeURL := range xds.TypeOrder {
+		if err := st.Send(&discoveryv3.DiscoveryRequest{Node: node, TypeUrl: typeURL, ResourceNames: subscriptions[typeURL]}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return st, subscriptions
 }
 
 // An Envoy-shaped NACK that names nothing, of a response carrying two
