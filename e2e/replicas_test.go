@@ -243,7 +243,7 @@ func TestReplicas(t *testing.T) {
 		debug[i] = fmt.Sprintf("127.0.0.1:%d", freePort(t))
 		replicas[i] = startDaemon(t, bin, dir, []string{"LBAASD_DATABASE_URL=" + url},
 			"--xds-addr", xdsAddr(i), "--ack-timeout", ackTimeout.String(), "--replica-lease", lease.String(),
-			"--db-timeout", "1s", "--debug-addr", debug[i])
+			"--db-timeout", "2s", "--debug-addr", debug[i])
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
