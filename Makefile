@@ -25,15 +25,16 @@ $(BIN)/protoc-gen-openapiv2:
 
 tools: $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc $(BIN)/protoc-gen-grpc-gateway $(BIN)/protoc-gen-openapiv2
 
-## generate: lint the protos and regenerate gen/ (committed; CI checks it is up to date)
+## generate: lint the protos and regenerate gen/ and gateway/apidoc/ (committed; CI checks they are up to date)
 generate: tools
 	buf lint
 	buf format -d --exit-code
 	buf generate
 
-## build: the lbaasd binary in ./bin
+## build: the lbaasd daemon and the lbaas command-line client in ./bin
 build:
 	$(GO) build -o $(BIN)/lbaasd ./cmd/lbaasd
+	$(GO) build -o $(BIN)/lbaas ./cmd/lbaas
 
 ## run: the service on its embedded default (SQLite file ./lbaasd.db)
 run: build
@@ -51,6 +52,7 @@ lint:
 ## fuzz: a short run of every fuzz target
 fuzz:
 	$(GO) test ./gateway -run '^$$' -fuzz FuzzDecodeCreateLoadBalancer -fuzztime 30s
+	$(GO) test ./gateway -run '^$$' -fuzz FuzzDecodeXMLCreateLoadBalancer -fuzztime 30s
 	$(GO) test ./translator -run '^$$' -fuzz FuzzTranslate -fuzztime 30s
 	$(GO) test ./xds -run '^$$' -fuzz FuzzNACKMessage -fuzztime 30s
 

@@ -21,7 +21,8 @@ func NewContentCachings(st *store.Store, auth Authorizer, cfg Config) *ContentCa
 	return &ContentCachings{lbChild: newLBChild(st, auth, cfg)}
 }
 
-// GetContentCaching shows whether content caching is on.
+// GetContentCaching shows content caching (always off: see
+// ContentCachingRefused).
 func (s *ContentCachings) GetContentCaching(ctx context.Context, req *lbaasv1.LoadBalancerRef) (*lbaasv1.ContentCachingResponse, error) {
 	lb, err := s.read(ctx, req.GetAccount(), req.GetLoadBalancerId())
 	if err != nil {
@@ -30,8 +31,8 @@ func (s *ContentCachings) GetContentCaching(ctx context.Context, req *lbaasv1.Lo
 	return &lbaasv1.ContentCachingResponse{ContentCaching: &lbaasv1.Enabled{Enabled: proto.Bool(lb.ContentCaching)}}, nil
 }
 
-// UpdateContentCaching turns content caching on (HTTP load balancers only)
-// or off.
+// UpdateContentCaching turns content caching off; turning it on is refused
+// (ContentCachingRefused).
 func (s *ContentCachings) UpdateContentCaching(ctx context.Context, req *lbaasv1.UpdateContentCachingRequest) (*emptypb.Empty, error) {
 	if err := s.auth.Authorize(ctx, req.GetAccount()); err != nil {
 		return nil, err
@@ -45,7 +46,7 @@ func (s *ContentCachings) UpdateContentCaching(ctx context.Context, req *lbaasv1
 	}
 	err := s.commitChange(ctx, req.GetAccount(), req.GetLoadBalancerId(), func(_ *store.Tx, lb *store.LoadBalancer) error {
 		var v validation
-		checkContentCaching(&v, "contentCaching.enabled", in.GetEnabled(), lb.Protocol)
+		checkContentCaching(&v, "contentCaching.enabled", in.GetEnabled())
 		if err := v.err(); err != nil {
 			return err
 		}

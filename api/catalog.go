@@ -9,6 +9,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	lbaasv1 "github.com/openlbaas/lbaas/gen/lbaas/v1"
+	"github.com/openlbaas/lbaas/internal/ratelimit"
 )
 
 // Protocol is a load-balancing protocol and its default port (0: none).
@@ -100,6 +101,7 @@ type Catalog struct {
 	auth           Authorizer
 	limits         Limits
 	allowedDomains []string
+	rates          *ratelimit.Limiter
 	sources        *lbaasv1.SourceAddresses
 	log            *slog.Logger
 }
@@ -107,7 +109,7 @@ type Catalog struct {
 // NewCatalog returns the CatalogService.
 func NewCatalog(auth Authorizer, cfg Config) *Catalog {
 	return &Catalog{auth: auth, limits: cfg.Limits, allowedDomains: normalDomains(cfg.AllowedDomains),
-		sources: cfg.SourceAddresses, log: cfg.Logger}
+		rates: cfg.RateLimits, sources: cfg.SourceAddresses, log: cfg.Logger}
 }
 
 // ListProtocols lists the supported protocols and their default ports.
@@ -139,8 +141,12 @@ func (c *Catalog) GetAbsoluteLimits(ctx context.Context, req *lbaasv1.GetAbsolut
 	if err := c.auth.Authorize(ctx, req.GetAccount()); err != nil {
 		return nil, err
 	}
-	l := c.limits
-	return &lbaasv1.GetAbsoluteLimitsResponse{Absolute: []*lbaasv1.AbsoluteLimit{
+	return &lbaasv1.GetAbsoluteLimitsResponse{Absolute: c.limits.absolute()}, nil
+}
+
+// absolute lists the limits the services enforce, as the reference names them.
+func (l Limits) absolute() []*lbaasv1.AbsoluteLimit {
+	return []*lbaasv1.AbsoluteLimit{
 		{Name: "IPV6_LIMIT", Value: l.IPv6},
 		{Name: "LOADBALANCER_LIMIT", Value: l.LoadBalancers},
 		{Name: "BATCH_DELETE_LIMIT", Value: l.BatchDelete},
@@ -149,7 +155,32 @@ func (c *Catalog) GetAbsoluteLimits(ctx context.Context, req *lbaasv1.GetAbsolut
 		{Name: "NODE_META_LIMIT", Value: l.NodeMeta},
 		{Name: "CERTIFICATE_MAPPING_LIMIT", Value: l.CertificateMappings},
 		{Name: "LOADBALANCER_META_LIMIT", Value: l.LoadBalancerMeta},
-	}}, nil
+	}
+}
+
+// RateLimitURI and RateLimitRegex name the requests the rate limits
+// count: every request of the API.
+const RateLimitURI, RateLimitRegex = "/v1.0/*", "^/v1.0/.*"
+
+// GetLimits shows the account's rate limits, with what is left of each
+// now (none when rate limiting is off), and its absolute limits: the same
+// ones the services enforce.
+func (c *Catalog) GetLimits(ctx context.Context, req *lbaasv1.GetLimitsRequest) (*lbaasv1.GetLimitsResponse, error) {
+	if err := c.auth.Authorize(ctx, req.GetAccount()); err != nil {
+		return nil, err
+	}
+	out := &lbaasv1.Limits{Rate: []*lbaasv1.RateLimits{}, Absolute: c.limits.absolute()}
+	if c.rates != nil {
+		rates := &lbaasv1.RateLimits{Uri: RateLimitURI, Regex: RateLimitRegex}
+		for _, s := range c.rates.Status(req.GetAccount()) {
+			rates.Limit = append(rates.Limit, &lbaasv1.RateLimit{
+				Verb: s.Verb, Unit: s.Unit, Value: proto.Uint32(s.Value), Remaining: proto.Uint32(s.Remaining),
+				NextAvailable: s.NextAvailable.UTC().Format("2006-01-02T15:04:05.000Z"),
+			})
+		}
+		out.Rate = append(out.Rate, rates)
+	}
+	return &lbaasv1.GetLimitsResponse{Limits: out}, nil
 }
 
 // ListAllowedDomains lists the domains whose names nodes may use as their

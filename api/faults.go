@@ -8,9 +8,12 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	lbaasv1 "github.com/openlbaas/lbaas/gen/lbaas/v1"
 	"github.com/openlbaas/lbaas/store"
@@ -53,6 +56,24 @@ func Unprocessable(message string) error {
 // OverLimit is the overLimit fault of an absolute limit.
 func OverLimit(message string) error {
 	return fault(codes.ResourceExhausted, 413, "overLimit", message, "")
+}
+
+// RateLimited is the overLimit fault of a rate limit: the caller may try
+// again after retryAfter (a google.rpc.RetryInfo detail next to the fault;
+// the REST gateway turns it into the Retry-After header).
+func RateLimited(retryAfter time.Duration, details string) error {
+	f := &lbaasv1.Fault{Code: 413, Kind: "overLimit", Message: "OverLimit Retry...", Details: details}
+	st, err := status.New(codes.ResourceExhausted, f.Message).WithDetails(f,
+		&errdetails.RetryInfo{RetryDelay: durationpb.New(retryAfter)})
+	if err != nil {
+		return status.Error(codes.ResourceExhausted, f.Message)
+	}
+	return st.Err()
+}
+
+// Forbidden is the 403 fault of an action the caller's roles do not allow.
+func Forbidden(details string) error {
+	return fault(codes.PermissionDenied, 403, "forbidden", "Forbidden", details)
 }
 
 // OutOfVirtualIPs is the outOfVirtualIps fault.

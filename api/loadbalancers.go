@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/types/known/emptypb"
 
 	lbaasv1 "github.com/openlbaas/lbaas/gen/lbaas/v1"
+	"github.com/openlbaas/lbaas/internal/ratelimit"
 	"github.com/openlbaas/lbaas/store"
 )
 
@@ -31,6 +32,9 @@ type Config struct {
 	// validation: an address or name that is or resolves to a denied
 	// address (a *netguard.DeniedError) is refused. Nil allows any.
 	ResolveNode func(ctx context.Context, address string) ([]netip.Addr, error)
+	// RateLimits are the rate limits GET /limits shows (nil: rate
+	// limiting is off).
+	RateLimits *ratelimit.Limiter
 }
 
 func nodePolicy(cfg Config) NodePolicy {
@@ -230,7 +234,7 @@ func (s *LoadBalancers) newLoadBalancer(ctx context.Context, account string, in 
 	}
 	checkHalfClosed(&v, "loadBalancer.halfClosed", lb.HalfClosed, lb.Protocol)
 	checkHTTPSRedirect(&v, "loadBalancer.httpsRedirect", lb.HTTPSRedirect, lb.Protocol, lb.Port)
-	checkContentCaching(&v, "loadBalancer.contentCaching", lb.ContentCaching, lb.Protocol)
+	checkContentCaching(&v, "loadBalancer.contentCaching", lb.ContentCaching)
 	if lb.ConnectionLogging && IsUDP(lb.Protocol) {
 		v.add("loadBalancer.connectionLogging", "is not available for protocol %s", lb.Protocol)
 	}
@@ -518,7 +522,6 @@ func applyUpdate(lb *store.LoadBalancer, in *lbaasv1.LoadBalancerUpdate) error {
 	}
 	checkHalfClosed(&v, "loadBalancer.halfClosed", lb.HalfClosed, lb.Protocol)
 	checkHTTPSRedirect(&v, "loadBalancer.httpsRedirect", lb.HTTPSRedirect, lb.Protocol, lb.Port)
-	checkContentCaching(&v, "loadBalancer.protocol", lb.ContentCaching, lb.Protocol)
 	return v.err()
 }
 

@@ -437,8 +437,17 @@ func checkHTTPSRedirect(v *validation, field string, redirect bool, protocol str
 	}
 }
 
-func checkContentCaching(v *validation, field string, enabled bool, protocol string) {
-	if enabled && protocol != "HTTP" {
-		v.add(field, "content caching is only available for HTTP load balancers")
+// ContentCachingRefused is why turning content caching on is refused: no
+// cache the proxies offer keeps a load balancer's promises (see the README
+// and docs/architecture.md, "Content caching ... Envoy behaviours").
+const ContentCachingRefused = "content caching is not offered: Envoy's caches would fetch a miss " +
+	"without the load balancer's session persistence, timeout and error page, and replay a node's " +
+	"Set-Cookie to other clients; leave it disabled"
+
+// checkContentCaching refuses content caching on (off is always accepted,
+// so clients that send the reference's {"enabled": false} keep working).
+func checkContentCaching(v *validation, field string, enabled bool) {
+	if enabled {
+		v.add(field, ContentCachingRefused)
 	}
 }

@@ -17,13 +17,8 @@ import (
 // The load balancer features through a real Envoy: access list, throttle,
 // cookie persistence, error page and access log. Skipped without Envoy.
 func TestEnvoyFeatures(t *testing.T) {
-	envoyBin := envoyBinary(t)
-	dir := t.TempDir()
 	logs := t.TempDir()
-	bin := buildBinary(t, dir)
-	d := startDaemon(t, bin, dir, []string{"LBAASD_ACCESS_LOG_PATH=" + filepath.Join(logs, "{lb}.log")})
-	a := newAPI(t, bin, dir, d)
-	startEnvoy(t, envoyBin, bin, d)
+	a, _ := envoyStack(t, []string{"LBAASD_ACCESS_LOG_PATH=" + filepath.Join(logs, "{lb}.log")})
 
 	p1, _ := httpBackend(t, "one")
 	p2, _ := httpBackend(t, "two")

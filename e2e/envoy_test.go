@@ -15,15 +15,17 @@ import (
 	"time"
 )
 
-// envoyBinary finds a real Envoy: ENVOY_BIN, or envoy on PATH.
+// envoyBinary finds a real Envoy: ENVOY_BIN, or envoy on PATH. Without
+// one the test skips loudly (fails with ENVOY_REQUIRED=1).
 func envoyBinary(t *testing.T) string {
+	t.Helper()
 	if bin := os.Getenv("ENVOY_BIN"); bin != "" {
 		return bin
 	}
 	if bin, err := exec.LookPath("envoy"); err == nil {
 		return bin
 	}
-	t.Skip("SKIPPING the Envoy end-to-end tests: no Envoy binary (set ENVOY_BIN or put envoy on PATH)")
+	skipUnlessRequired(t, "ENVOY_REQUIRED", "the Envoy end-to-end test %s: no Envoy binary (set ENVOY_BIN or put envoy on PATH)", t.Name())
 	return ""
 }
 
@@ -67,6 +69,19 @@ func startEnvoy(t *testing.T, envoyBin, lbaasd string, d *daemon) {
 			t.Logf("envoy log:\n%s", b)
 		}
 	})
+}
+
+// envoyStack runs lbaasd (with env), a tenant of it, and an Envoy of its
+// default fleet; it skips without an Envoy binary.
+func envoyStack(t *testing.T, env []string) (*api, *daemon) {
+	t.Helper()
+	envoyBin := envoyBinary(t)
+	dir := t.TempDir()
+	bin := buildBinary(t, dir)
+	d := startDaemon(t, bin, dir, env)
+	a := newAPI(t, bin, dir, d)
+	startEnvoy(t, envoyBin, bin, d)
+	return a, d
 }
 
 // httpBackend answers every request with its name.
@@ -156,12 +171,7 @@ func vipOf(t *testing.T, a *api, id int) string {
 // The same scenarios as the proxyless test, through a real Envoy binding
 // the virtual IPs on loopback (127.1.0.0/16).
 func TestEnvoy(t *testing.T) {
-	envoyBin := envoyBinary(t)
-	dir := t.TempDir()
-	bin := buildBinary(t, dir)
-	d := startDaemon(t, bin, dir, nil)
-	a := newAPI(t, bin, dir, d)
-	startEnvoy(t, envoyBin, bin, d)
+	a, _ := envoyStack(t, nil)
 
 	pa, _ := httpBackend(t, "a")
 	pb, _ := httpBackend(t, "b")

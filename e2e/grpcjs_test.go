@@ -30,8 +30,16 @@ import (
 // GRPCJS_REQUIRED=1 (CI, which installs node and npm) it fails instead.
 func skipLoudly(t *testing.T, format string, args ...any) {
 	t.Helper()
-	if os.Getenv("GRPCJS_REQUIRED") == "1" {
-		t.Fatalf(format+" (GRPCJS_REQUIRED=1)", args...)
+	skipUnlessRequired(t, "GRPCJS_REQUIRED", format, args...)
+}
+
+// skipUnlessRequired skips with a line on stderr (shown without -v when
+// go test runs one package directory), or fails when the environment
+// variable required is 1.
+func skipUnlessRequired(t *testing.T, required, format string, args ...any) {
+	t.Helper()
+	if os.Getenv(required) == "1" {
+		t.Fatalf(format+" ("+required+"=1)", args...)
 	}
 	msg := "SKIPPING " + fmt.Sprintf(format, args...)
 	fmt.Fprintln(os.Stderr, msg)

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -12,7 +11,6 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -27,6 +25,7 @@ import (
 	"google.golang.org/grpc/xds"
 
 	"github.com/openlbaas/lbaas/internal/dnstest"
+	"github.com/openlbaas/lbaas/internal/logutil"
 )
 
 // backend is a real gRPC server on loopback that names itself in replies.
@@ -480,23 +479,8 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe to read while a process writes to it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+// syncBuffer is a buffer safe to read while a process writes to it.
+type syncBuffer = logutil.Buffer
 
 // With session persistence a proxyless client's calls stick to one node:
 // the channel is the session (ring hash on grpc-go's channel id).

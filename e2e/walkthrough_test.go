@@ -48,7 +48,7 @@ type daemon struct {
 	httpURL string
 	xdsAddr string
 	exited  chan error
-	stderr  *strings.Builder
+	stderr  *syncBuffer // read while the daemon runs
 }
 
 var servingLine = regexp.MustCompile(`msg="lbaasd serving" http=(\S+) grpc=(\S+) xds=(\S+) database=(\S+) startup=(\S+)`)
@@ -61,7 +61,9 @@ func startDaemon(t *testing.T, bin, dir string, env []string, extra ...string) *
 	cmd := exec.Command(bin, append([]string{"serve", "--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0", "--xds-addr", "127.0.0.1:0",
 		"--denied-node-networks", "none"}, extra...)...)
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), env...)
+	// Tests poll faster than the default rate limits allow: off unless
+	// env turns them on again (the last value of a variable wins).
+	cmd.Env = append(append(os.Environ(), "LBAASD_RATE_LIMITS=false"), env...)
 	pipe, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -69,13 +71,13 @@ func startDaemon(t *testing.T, bin, dir string, env []string, extra ...string) *
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	d := &daemon{cmd: cmd, exited: make(chan error, 1), stderr: &strings.Builder{}}
+	d := &daemon{cmd: cmd, exited: make(chan error, 1), stderr: &syncBuffer{}}
 	found := make(chan []string, 1)
 	go func() {
 		sc := bufio.NewScanner(pipe)
 		for sc.Scan() {
 			line := sc.Text()
-			d.stderr.WriteString(line + "\n")
+			_, _ = d.stderr.Write([]byte(line + "\n"))
 			if m := servingLine.FindStringSubmatch(line); m != nil {
 				found <- m
 			}
@@ -118,16 +120,20 @@ func (d *daemon) stop(t *testing.T) {
 }
 
 // walkthrough extracts the README's curl walk-through.
-func walkthrough(t *testing.T) string {
+func walkthrough(t *testing.T) string { return readmeBlock(t, "walkthrough") }
+
+// readmeBlock extracts the README's sh block between <!-- name:start -->
+// and <!-- name:end -->.
+func readmeBlock(t *testing.T, name string) string {
 	t.Helper()
 	readme, err := os.ReadFile(filepath.Join(repoRoot(t), "README.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	re := regexp.MustCompile("(?s)<!-- walkthrough:start -->\\s*```sh\\n(.*?)```\\s*<!-- walkthrough:end -->")
+	re := regexp.MustCompile("(?s)<!-- " + name + ":start -->\\s*```sh\\n(.*?)```\\s*<!-- " + name + ":end -->")
 	m := re.FindSubmatch(readme)
 	if m == nil {
-		t.Fatal("README.md has no walkthrough block")
+		t.Fatalf("README.md has no %s block", name)
 	}
 	return string(m[1])
 }
@@ -163,7 +169,8 @@ func runWalkthrough(t *testing.T, bin, dir, script string, env []string) {
 			t.Fatal(err)
 		}
 	}
-	d := startDaemon(t, bin, dir, env)
+	// The walk-through runs as a reader would: with the default rate limits.
+	d := startDaemon(t, bin, dir, append([]string{"LBAASD_RATE_LIMITS=true"}, env...))
 	// The walk-through names the default address; point it at this daemon.
 	script = strings.ReplaceAll(script, "http://127.0.0.1:8080", d.httpURL)
 

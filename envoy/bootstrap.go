@@ -24,12 +24,15 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/openlbaas/lbaas/translator"
 )
 
 const (
 	// XDSClusterName is the name of the static cluster through which Envoy
-	// reaches the control plane.
-	XDSClusterName = "xds_cluster"
+	// reaches the control plane: xDS, and the connection logs the
+	// translator streams there.
+	XDSClusterName = translator.ControlPlaneCluster
 	// DefaultAdminAddress is the conventional loopback address of Envoy's
 	// admin interface, for Options.AdminAddress.
 	DefaultAdminAddress = "127.0.0.1:9901"

@@ -278,6 +278,9 @@ func TestErrorPage(t *testing.T) {
 	e.mustCall(404, "GET", "/loadbalancers/99999/errorpage", "")
 }
 
+// Content caching is refused (api.ContentCachingRefused): the reference's
+// PUT with "enabled": true is a 400 naming the field and changes nothing;
+// turning it off is accepted, on any protocol, as are creates that say off.
 func TestContentCaching(t *testing.T) {
 	e := newEnv(t, withManualActivation())
 	id := e.createLB(simpleLB)
@@ -285,14 +288,16 @@ func TestContentCaching(t *testing.T) {
 	lb := "/loadbalancers/" + itoa(id)
 	featureJSON(t, e, lb+"/contentcaching", `{"contentCaching":{"enabled":false}}`)
 
-	// The reference's examples: PUT (202, no body), then GET.
-	featureChange(t, e, 202, "PUT", lb, "/contentcaching", `{
+	out := featureFault(t, e, 400, "PUT", lb+"/contentcaching", `{
 	   "contentCaching":{
 	      "enabled":true
 	   }
-	}`)
-	featureJSON(t, e, lb+"/contentcaching", `{"contentCaching":{"enabled":true}}`)
-	if cc := featureDetails(t, e, lb)["contentCaching"].(map[string]any); cc["enabled"] != true {
+	}`, "contentCaching.enabled")
+	if msgs := strings.Join(validationMessages(out), " | "); !strings.Contains(msgs, "not offered") {
+		t.Errorf("refusal %q does not say content caching is not offered", msgs)
+	}
+	featureJSON(t, e, lb+"/contentcaching", `{"contentCaching":{"enabled":false}}`)
+	if cc := featureDetails(t, e, lb)["contentCaching"].(map[string]any); cc["enabled"] != false {
 		t.Errorf("details contentCaching %v", cc)
 	}
 	for _, c := range []struct{ body, field string }{
@@ -305,7 +310,7 @@ func TestContentCaching(t *testing.T) {
 	featureChange(t, e, 202, "PUT", lb, "/contentcaching", `{"contentCaching":{"enabled":false}}`)
 	featureJSON(t, e, lb+"/contentcaching", `{"contentCaching":{"enabled":false}}`)
 
-	// Only HTTP: enabling on TCP or HTTPS is a 400; disabling is harmless.
+	// Every protocol: on is refused, off is harmless.
 	for _, body := range []string{featureTCPLB, featureHTTPSLB} {
 		other := "/loadbalancers/" + itoa(e.createLB(body))
 		e.activate()
@@ -313,6 +318,12 @@ func TestContentCaching(t *testing.T) {
 		featureJSON(t, e, other+"/contentcaching", `{"contentCaching":{"enabled":false}}`)
 		featureChange(t, e, 202, "PUT", other, "/contentcaching", `{"contentCaching":{"enabled":false}}`)
 	}
+	// A create asking for it is refused as a whole, naming the field.
+	withCaching := strings.Replace(simpleLB, `"protocol"`, `"contentCaching":{"enabled":true},"protocol"`, 1)
+	if withCaching == simpleLB {
+		t.Fatal("simpleLB has no protocol field to insert contentCaching before")
+	}
+	featureFault(t, e, 400, "POST", "/loadbalancers", withCaching, "loadBalancer.contentCaching")
 	e.mustCall(404, "PUT", "/loadbalancers/99999/contentcaching", `{"contentCaching":{"enabled":false}}`)
 }
 
@@ -371,7 +382,7 @@ func TestFeaturesArePublished(t *testing.T) {
 		{"PUT", "/sessionpersistence", `{"sessionPersistence":{"persistenceType":"HTTP_COOKIE"}}`, 202},
 		{"PUT", "/connectionlogging", `{"connectionLogging":{"enabled":true}}`, 200},
 		{"PUT", "/errorpage", `{"errorpage":{"content":"<html>100% sorry</html>"}}`, 200},
-		{"PUT", "/contentcaching", `{"contentCaching":{"enabled":true}}`, 202},
+		{"PUT", "/contentcaching", `{"contentCaching":{"enabled":false}}`, 202},
 		{"DELETE", "/accesslist", "", 202},
 		{"DELETE", "/connectionthrottle", "", 200},
 		{"DELETE", "/sessionpersistence", "", 202},

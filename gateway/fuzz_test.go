@@ -3,6 +3,7 @@ package gateway_test
 import (
 	"context"
 	"encoding/json"
+	"encoding/xml"
 	"io"
 	"log/slog"
 	"net/http"
@@ -85,4 +86,44 @@ func fuzzHandler(f *testing.F) (http.Handler, string) {
 		f.Fatal(err)
 	}
 	return h, tok.ID
+}
+
+// FuzzDecodeXMLCreateLoadBalancer is FuzzDecodeCreateLoadBalancer for XML
+// bodies and answers: 202, or the reference's XML fault, never a 500.
+func FuzzDecodeXMLCreateLoadBalancer(f *testing.F) {
+	for _, seed := range []string{
+		`<loadBalancer xmlns="http://docs.openstack.org/loadbalancers/api/v1.0" name="a" port="80" protocol="HTTP"><virtualIps><virtualIp type="PUBLIC"/></virtualIps><nodes><node address="10.1.1.1" port="80" condition="ENABLED"/></nodes></loadBalancer>`,
+		`<loadBalancer name="x" protocol="HTTP" halfClosed="true"><virtualIps><virtualIp id="1"/></virtualIps><metadata><meta key="k">v</meta></metadata><healthMonitor type="CONNECT" delay="10" timeout="10" attemptsBeforeDeactivation="3"/></loadBalancer>`,
+		`<loadBalancer><accessList><networkItem address="::1" type="ALLOW"/></accessList><nodes>text</nodes></loadBalancer>`,
+		`<nodes><node/></nodes>`,
+		`<loadBalancer port="99999999999999999999"/>`,
+	} {
+		f.Add(seed)
+	}
+	h, token := fuzzHandler(f)
+	f.Fuzz(func(t *testing.T, body string) {
+		req := httptest.NewRequest("POST", "/v1.0/1234/loadbalancers", strings.NewReader(body))
+		req.Header.Set("X-Auth-Token", token)
+		req.Header.Set("Content-Type", "application/xml")
+		req.Header.Set("Accept", "application/xml")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		var answer struct {
+			XMLName xml.Name
+			Code    int    `xml:"code,attr"`
+			Message string `xml:"message"`
+		}
+		if err := xml.Unmarshal(rec.Body.Bytes(), &answer); err != nil || rec.Header().Get("Content-Type") != "application/xml" {
+			t.Fatalf("status %d with body %q is not XML", rec.Code, rec.Body.String())
+		}
+		if rec.Code == http.StatusAccepted {
+			return
+		}
+		if answer.Code != rec.Code || answer.Message == "" || answer.XMLName.Local == "" {
+			t.Fatalf("status %d with body %q is not a Rackspace fault", rec.Code, rec.Body.String())
+		}
+		if rec.Code == http.StatusInternalServerError && !strings.Contains(answer.Message, "virtual IPs") {
+			t.Fatalf("body %q caused a 500: %s", body, rec.Body.String())
+		}
+	})
 }

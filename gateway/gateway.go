@@ -69,8 +69,11 @@ var successCodes = map[string]int{
 // New returns the REST handler for the /v1.0 API.
 func New(svc Services, log *slog.Logger, reg prometheus.Registerer) (http.Handler, error) {
 	m := newMetrics(reg)
+	jsonMarshaler := newMarshaler()
 	mux := runtime.NewServeMux(
-		runtime.WithMarshalerOption(runtime.MIMEWildcard, newMarshaler()),
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, jsonMarshaler),
+		runtime.WithMarshalerOption(mimeJSON, jsonMarshaler),
+		runtime.WithMarshalerOption(mimeXML, &xmlMarshaler{json: jsonMarshaler}),
 		runtime.WithErrorHandler(errorHandler(log)),
 		runtime.WithRoutingErrorHandler(routingErrorHandler),
 		runtime.WithIncomingHeaderMatcher(incomingHeader),
@@ -117,7 +120,8 @@ func New(svc Services, log *slog.Logger, reg prometheus.Registerer) (http.Handle
 			return nil, err
 		}
 	}
-	return m.instrument(compat(mux), log), nil
+	rest := compat(mux)
+	return m.instrument(compress(negotiate(rest, atomFeed(rest))), log), nil
 }
 
 // incomingHeader passes the token (and nothing else custom) to the services.
@@ -142,14 +146,10 @@ func setStatus(ctx context.Context, w http.ResponseWriter, msg proto.Message) er
 }
 
 // compat adapts Rackspace URL conventions the gRPC mapping cannot express:
-// the changes-since query parameter and the .json format suffix. It also
-// bounds the request body.
+// the changes-since query parameter (negotiate has taken care of the
+// format suffixes). It also bounds the request body.
 func compat(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasSuffix(r.URL.Path, ".json") {
-			r.URL.Path = strings.TrimSuffix(r.URL.Path, ".json")
-			r.URL.RawPath = ""
-		}
 		if q := r.URL.Query(); q.Has("changes-since") {
 			q["changes_since"] = q["changes-since"]
 			delete(q, "changes-since")

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/openlbaas/lbaas/api"
+	"github.com/openlbaas/lbaas/auth"
 	"github.com/openlbaas/lbaas/internal/pgtest"
 	"github.com/openlbaas/lbaas/internal/server"
 	"github.com/openlbaas/lbaas/store"
@@ -80,10 +81,11 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	return e
 }
 
-// login creates a user and returns a token issued by POST /v2.0/tokens.
-func (e *env) login(username, tenant string) string {
+// login creates a user (with roles, else the account's owner or an
+// lbaas:admin) and returns a token issued by POST /v2.0/tokens.
+func (e *env) login(username, tenant string, roles ...auth.Role) string {
 	e.t.Helper()
-	key, err := e.srv.Auth.CreateUser(context.Background(), username, tenant, "")
+	key, err := e.srv.Auth.CreateUser(context.Background(), username, tenant, "", roles...)
 	if err != nil {
 		e.t.Fatalf("create user: %v", err)
 	}
@@ -127,9 +129,15 @@ func (e *env) rawHeaders(method, path, token, body string) (int, http.Header, []
 	if token != "" {
 		req.Header.Set("X-Auth-Token", token)
 	}
-	res, err := http.DefaultClient.Do(req)
+	return e.do(http.DefaultClient, req)
+}
+
+// do sends a request and returns the status code, headers and body.
+func (e *env) do(client *http.Client, req *http.Request) (int, http.Header, []byte) {
+	e.t.Helper()
+	res, err := client.Do(req)
 	if err != nil {
-		e.t.Fatalf("%s %s: %v", method, path, err)
+		e.t.Fatalf("%s %s: %v", req.Method, req.URL.Path, err)
 	}
 	defer res.Body.Close()
 	b, err := io.ReadAll(res.Body)

@@ -113,21 +113,37 @@ func (h *Identity) access(r *http.Request, tok *auth.Token) map[string]any {
 			}},
 		}},
 		"user": map[string]any{
-			"id":   fmt.Sprint(tok.User.ID),
-			"name": tok.User.Username,
-			"roles": []any{map[string]string{
-				"id": "lbaas:admin", "name": "lbaas:admin", "tenantId": tenant,
-				"description": "Manages the tenant's load balancers.",
-			}},
+			"id":                     fmt.Sprint(tok.User.ID),
+			"name":                   tok.User.Username,
+			"roles":                  roles(tok.Roles, tenant),
 			"RAX-AUTH:defaultRegion": h.Region,
 		},
 	}}
+}
+
+// roles are the user's roles as Rackspace Identity lists them: product
+// roles (lbaas:*) name the tenant they apply to.
+func roles(rs []auth.Role, tenant string) []any {
+	out := []any{}
+	for _, r := range rs {
+		role := map[string]string{"id": string(r), "name": string(r), "description": r.Description()}
+		if strings.HasPrefix(string(r), "lbaas:") {
+			role["tenantId"] = tenant
+		}
+		out = append(out, role)
+	}
+	return out
 }
 
 func (h *Identity) baseURL(r *http.Request) string {
 	if h.PublicURL != "" {
 		return strings.TrimSuffix(h.PublicURL, "/")
 	}
+	return requestBaseURL(r)
+}
+
+// requestBaseURL is the API's URL as the client reached it.
+func requestBaseURL(r *http.Request) string {
 	scheme := "http"
 	if r.TLS != nil || r.Header.Get("X-Forwarded-Proto") == "https" {
 		scheme = "https"

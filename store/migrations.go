@@ -14,7 +14,37 @@ import (
 var migrations = []*gormigrate.Migration{
 	{ID: "202611210001_initial", Migrate: migrateInitial},
 	{ID: "202611210002_features", Migrate: migrateFeatures},
-	{ID: "202611300001_replicas", Migrate: migrateReplicas},
+	{ID: "202611300001_content_caching_off", Migrate: migrateContentCachingOff},
+	{ID: "202611300002_roles_and_rate_limits", Migrate: migrateRolesAndRateLimits},
+	{ID: "202611300003_replicas", Migrate: migrateReplicas},
+}
+
+// migrateContentCachingOff turns off the content caching flag of load
+// balancers that had it: the proxies never cache (no cache Envoy offers keeps
+// a load balancer's promises), and the API now refuses to turn it on, so a
+// stored "enabled" would show a promise nobody keeps. The proxies'
+// configuration does not change.
+func migrateContentCachingOff(tx *gorm.DB) error {
+	return tx.Exec("UPDATE load_balancers SET content_caching = ? WHERE content_caching = ?", false, true).Error
+}
+
+// migrateRolesAndRateLimits gives users their roles (users that existed
+// before had full access to their account: they keep it as lbaas:admin)
+// and adds the per-account rate limit overrides.
+func migrateRolesAndRateLimits(tx *gorm.DB) error {
+	type User struct {
+		Roles string `gorm:"size:256;not null;default:'lbaas:admin'"`
+	}
+	if err := tx.Table("users").Migrator().AddColumn(&User{}, "Roles"); err != nil {
+		return err
+	}
+	type AccountRateLimit struct {
+		Account string `gorm:"primaryKey;size:64"`
+		Verb    string `gorm:"primaryKey;size:8"`
+		Unit    string `gorm:"primaryKey;size:8"`
+		Value   uint32 `gorm:"not null"`
+	}
+	return tx.Table("account_rate_limits").Migrator().CreateTable(&AccountRateLimit{})
 }
 
 // migrateReplicas adds what replicas sharing a database agree on: their

@@ -154,7 +154,20 @@ type User struct {
 	Tenant       string `gorm:"size:64;not null;index"`
 	APIKeyHash   string `gorm:"column:api_key_hash;size:128;not null"`
 	PasswordHash string `gorm:"size:128;not null;default:''"`
-	CreatedAt    time.Time
+	// Roles are the user's role names, comma-separated (package auth
+	// knows them: the account owner identity:user-admin, or product roles
+	// such as lbaas:observer).
+	Roles     string `gorm:"size:256;not null;default:'lbaas:admin'"`
+	CreatedAt time.Time
+}
+
+// AccountRateLimit overrides one default rate limit of an account: at
+// most Value requests with HTTP method Verb per Unit (SECOND or MINUTE).
+type AccountRateLimit struct {
+	Account string `gorm:"primaryKey;size:64"`
+	Verb    string `gorm:"primaryKey;size:8"`
+	Unit    string `gorm:"primaryKey;size:8"`
+	Value   uint32 `gorm:"not null"`
 }
 
 // Token is an issued authentication token, stored by its SHA-256 hash.

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-gormigrate/gormigrate/v2"
 	"gorm.io/gorm"
 	"gorm.io/gorm/schema"
 
@@ -138,7 +139,7 @@ func TestMigrationsMatchModels(t *testing.T) {
 		s := open(nil)
 		models := []any{
 			&LoadBalancer{}, &Node{}, &VirtualIP{}, &NetworkItem{}, &LoadBalancerMeta{}, &NodeMeta{}, &NodeEvent{},
-			&User{}, &Token{}, &Change{}, &revisionRow{}, &vipPool{},
+			&User{}, &Token{}, &Change{}, &revisionRow{}, &vipPool{}, &AccountRateLimit{},
 			&Replica{}, &ReplicaFleet{}, &ReplicaVerdict{}, &AcceptedConfig{},
 		}
 		cache := &sync.Map{}
@@ -1113,7 +1114,7 @@ func TestUsersAndTokens(t *testing.T) {
 		ctx := context.Background()
 		s := open(nil)
 
-		alice := &User{Username: "alice", Tenant: "acc", APIKeyHash: "key-hash"}
+		alice := &User{Username: "alice", Tenant: "acc", APIKeyHash: "key-hash", Roles: "lbaas:observer"}
 		if err := s.CreateUser(ctx, alice); err != nil {
 			t.Fatalf("CreateUser: %v", err)
 		}
@@ -1156,18 +1157,18 @@ func TestUsersAndTokens(t *testing.T) {
 		checkValid := func() {
 			t.Helper()
 			for hash, expires := range valid {
-				got, err := s.TokenByHash(ctx, hash)
+				got, err := s.GrantOf(ctx, hash)
 				if err != nil {
-					t.Errorf("TokenByHash(%s): %v", hash, err)
-				} else if got.UserID != alice.ID || got.Tenant != "acc" || got.ExpiresAt.Sub(expires).Abs() >= time.Microsecond {
-					t.Errorf("TokenByHash(%s) = %+v, want expiry %v", hash, got, expires)
+					t.Errorf("GrantOf(%s): %v", hash, err)
+				} else if got.Roles != "lbaas:observer" || got.Tenant != "acc" || got.ExpiresAt.Sub(expires).Abs() >= time.Microsecond {
+					t.Errorf("GrantOf(%s) = %+v, want roles lbaas:observer, expiry %v", hash, got, expires)
 				}
 			}
 		}
 		checkExpired := func(hash string) {
 			t.Helper()
-			if got, err := s.TokenByHash(ctx, hash); !errors.Is(err, ErrNotFound) {
-				t.Errorf("TokenByHash(%s) of an expired token = %+v, %v; want ErrNotFound", hash, got, err)
+			if got, err := s.GrantOf(ctx, hash); !errors.Is(err, ErrNotFound) {
+				t.Errorf("GrantOf(%s) of an expired token = %+v, %v; want ErrNotFound", hash, got, err)
 			}
 		}
 		for hash, expires := range valid {
@@ -1176,7 +1177,7 @@ func TestUsersAndTokens(t *testing.T) {
 		checkValid()
 
 		// An expired token saved last stays in the table (SaveToken drops
-		// expired tokens before inserting): TokenByHash must ignore it.
+		// expired tokens before inserting): GrantOf must ignore it.
 		save("expired-zone-ahead", now.Add(-time.Hour).In(ahead))
 		if !stored("expired-zone-ahead") {
 			t.Fatal("the expired token was not stored")
@@ -1196,6 +1197,96 @@ func TestUsersAndTokens(t *testing.T) {
 		checkExpired("expired")
 		checkValid()
 		checkExpired("unknown")
+
+		// Roles change what the tokens allow at once; a new API key
+		// revokes them; so does deleting the user.
+		if err := s.UpdateUser(ctx, "alice", "", "lbaas:creator"); err != nil {
+			t.Fatalf("UpdateUser(roles): %v", err)
+		}
+		if g, err := s.GrantOf(ctx, "valid"); err != nil || g.Roles != "lbaas:creator" {
+			t.Errorf("GrantOf after a role change = %+v, %v; want lbaas:creator", g, err)
+		}
+		if err := s.UpdateUser(ctx, "alice", "new-hash", ""); err != nil {
+			t.Fatalf("UpdateUser(key): %v", err)
+		}
+		checkExpired("valid")
+		if u, err := s.UserByName(ctx, "alice"); err != nil || u.APIKeyHash != "new-hash" || u.Roles != "lbaas:creator" {
+			t.Errorf("alice after a new key = %+v, %v", u, err)
+		}
+		save("again", now.Add(time.Hour))
+		users, err := s.Users(ctx, "acc")
+		if err != nil || len(users) != 2 || users[0].Username != "alice" || users[1].Username != "bob" {
+			t.Errorf("Users(acc) = %+v, %v; want alice, bob", users, err)
+		}
+		if all, err := s.Users(ctx, ""); err != nil || len(all) != 2 {
+			t.Errorf("Users() = %d users, %v; want 2", len(all), err)
+		}
+		if err := s.DeleteUser(ctx, "alice"); err != nil {
+			t.Fatalf("DeleteUser: %v", err)
+		}
+		checkExpired("again")
+		if stored("again") {
+			t.Error("DeleteUser left the user's token")
+		}
+		for _, err := range []error{s.DeleteUser(ctx, "alice"), s.UpdateUser(ctx, "alice", "h", "")} {
+			if !errors.Is(err, ErrNotFound) {
+				t.Errorf("changing a deleted user: error = %v, want ErrNotFound", err)
+			}
+		}
+	})
+}
+
+// Users created before roles existed had full access to their account:
+// the migration keeps that (lbaas:admin).
+func TestRolesMigrationKeepsExistingUsersAdmins(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, open func([]Pool) *Store) {
+		all := migrations
+		t.Cleanup(func() { migrations = all })
+		i := slices.IndexFunc(all, func(m *gormigrate.Migration) bool { return m.ID == "202611300002_roles_and_rate_limits" })
+		if i < 0 {
+			t.Fatal("no roles migration")
+		}
+		migrations = all[:i]
+		old := open(nil)
+		if err := old.db.Exec("INSERT INTO users (username, tenant, api_key_hash, password_hash) VALUES ('old', 'acc', 'h', '')").Error; err != nil {
+			t.Fatal(err)
+		}
+		migrations = all
+		s := open(nil)
+		if u, err := s.UserByName(context.Background(), "old"); err != nil || u.Roles != "lbaas:admin" {
+			t.Errorf("user from before the migration = %+v, %v; want roles lbaas:admin", u, err)
+		}
+	})
+}
+
+func TestAccountRateLimits(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, open func([]Pool) *Store) {
+		ctx := context.Background()
+		s := open(nil)
+		set := func(l AccountRateLimit) {
+			t.Helper()
+			if err := s.SetAccountRateLimit(ctx, l); err != nil {
+				t.Fatalf("SetAccountRateLimit(%+v): %v", l, err)
+			}
+		}
+		set(AccountRateLimit{Account: "a", Verb: "POST", Unit: "SECOND", Value: 50})
+		set(AccountRateLimit{Account: "a", Verb: "POST", Unit: "SECOND", Value: 60}) // replaces
+		set(AccountRateLimit{Account: "a", Verb: "GET", Unit: "MINUTE", Value: 1000})
+		set(AccountRateLimit{Account: "b", Verb: "GET", Unit: "MINUTE", Value: 7})
+		want := []AccountRateLimit{
+			{Account: "a", Verb: "GET", Unit: "MINUTE", Value: 1000},
+			{Account: "a", Verb: "POST", Unit: "SECOND", Value: 60},
+			{Account: "b", Verb: "GET", Unit: "MINUTE", Value: 7},
+		}
+		if got, err := s.AccountRateLimits(ctx); err != nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("AccountRateLimits = %+v, %v; want %+v", got, err, want)
+		}
+		if err := s.ResetAccountRateLimits(ctx, "a"); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := s.AccountRateLimits(ctx); err != nil || !reflect.DeepEqual(got, want[2:]) {
+			t.Errorf("AccountRateLimits after resetting a = %+v, %v; want %+v", got, err, want[2:])
+		}
 	})
 }
 

@@ -3,7 +3,6 @@ package translator
 import (
 	"net/netip"
 	"slices"
-	"strings"
 	"time"
 
 	accesslogv3 "github.com/envoyproxy/go-control-plane/envoy/config/accesslog/v3"
@@ -11,13 +10,10 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
-	fileaccesslogv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/file/v3"
-	cachev3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/cache/v3"
 	connlimitv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/connection_limit/v3"
 	directresponsev3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/direct_response/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	netratelimitv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/local_ratelimit/v3"
-	simplecachev3 "github.com/envoyproxy/go-control-plane/envoy/extensions/http/cache/simple_http_cache/v3"
 	upstreamhttpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/protobuf/types/known/anypb"
@@ -31,8 +27,6 @@ const (
 	directResponseFilter = "envoy.filters.network.direct_response"
 	connLimitFilter      = "envoy.filters.network.connection_limit"
 	netRateFilter        = "envoy.filters.network.local_ratelimit"
-	cacheFilter          = "envoy.filters.http.cache"
-	fileAccessLog        = "envoy.access_loggers.file"
 	httpProtocolOpts     = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 	persistenceCookie    = "LBAAS_SESSION"
 )
@@ -43,11 +37,6 @@ const DefaultErrorPage = `<!DOCTYPE html>
 <html><head><title>Service Unavailable</title></head>
 <body><h1>Service Unavailable</h1><p>The service is temporarily unavailable. Please try again later.</p></body></html>
 `
-
-// DefaultAccessLogPath is where connection logs go unless the operator
-// says otherwise: Envoy's standard output, one line per request or
-// connection, each starting with the load balancer's resource name.
-const DefaultAccessLogPath = "/dev/stdout"
 
 // networkFilters come before the proxy filter of every TCP listener
 // chain: connection throttling. (The access list is a filter chain of its
@@ -206,35 +195,6 @@ func throttleFilters(lb *LoadBalancer) []*listenerv3.Filter {
 	return out
 }
 
-// accessLogs write one line per request (HTTP, Apache combined format) or
-// per connection (other protocols) when connection logging is on.
-func accessLogs(lb *LoadBalancer, http bool) []*accesslogv3.AccessLog {
-	if !lb.ConnectionLogging {
-		return nil
-	}
-	path := lb.AccessLogPath
-	if path == "" {
-		path = DefaultAccessLogPath
-	}
-	name := ResourceName(lb.ID)
-	path = strings.ReplaceAll(path, "{lb}", name)
-	format := name + ` %DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT% - - [%START_TIME(%d/%b/%Y:%H:%M:%S %z)%] "%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %PROTOCOL%" %RESPONSE_CODE% %BYTES_SENT% "%REQ(REFERER)%" "%REQ(USER-AGENT)%" %UPSTREAM_HOST% %DURATION%ms` + "\n"
-	if !http {
-		format = name + ` %DOWNSTREAM_REMOTE_ADDRESS% [%START_TIME(%d/%b/%Y:%H:%M:%S %z)%] %UPSTREAM_HOST% received=%BYTES_RECEIVED% sent=%BYTES_SENT% duration=%DURATION%ms flags=%RESPONSE_FLAGS%` + "\n"
-	}
-	return []*accesslogv3.AccessLog{{
-		Name: fileAccessLog,
-		ConfigType: &accesslogv3.AccessLog_TypedConfig{TypedConfig: mustAny(&fileaccesslogv3.FileAccessLog{
-			Path: path,
-			AccessLogFormat: &fileaccesslogv3.FileAccessLog_LogFormat{LogFormat: &corev3.SubstitutionFormatString{
-				Format: &corev3.SubstitutionFormatString_TextFormatSource{TextFormatSource: &corev3.DataSource{
-					Specifier: &corev3.DataSource_InlineString{InlineString: format},
-				}},
-			}},
-		})},
-	}}
-}
-
 // localReply serves the error page for the load balancer's own 5xx
 // replies (no healthy node, upstream timeouts, ...). The page is the body,
 // not a format string, so a '%' in it stays a '%'.
@@ -260,16 +220,15 @@ func localReply(lb *LoadBalancer) *hcmv3.LocalReplyConfig {
 	}}}
 }
 
-// httpFilters is the HTTP filter chain: the cache when content caching is
-// on, then the router.
-func httpFilters(lb *LoadBalancer) []*hcmv3.HttpFilter {
-	var out []*hcmv3.HttpFilter
-	if lb.ContentCaching {
-		out = append(out, &hcmv3.HttpFilter{Name: cacheFilter, ConfigType: &hcmv3.HttpFilter_TypedConfig{
-			TypedConfig: mustAny(&cachev3.CacheConfig{TypedConfig: mustAny(&simplecachev3.SimpleHttpCacheConfig{})}),
-		}})
-	}
-	return append(out, router())
+// httpFilters is the HTTP filter chain: the router alone. Content caching
+// is stored and shown by the API but emits no cache filter: Envoy's cache
+// filters (envoy.filters.http.cache and cache_v2, status "wip") fetch a
+// miss through an async client that skips the route's hash policy
+// (persistence), timeout and error page, and store responses with
+// Set-Cookie for every client; their simple cache is one per proxy that
+// never evicts. docs/architecture.md ("Content caching") has the source.
+func httpFilters(*LoadBalancer) []*hcmv3.HttpFilter {
+	return []*hcmv3.HttpFilter{router()}
 }
 
 // clientIdleTimeout closes idle client connections (Tencent CLB's

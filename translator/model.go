@@ -38,8 +38,9 @@ type LoadBalancer struct {
 	// BackendKeepAlive reuses connections to the nodes; without it each
 	// request gets its own connection.
 	BackendKeepAlive bool
-	// AccessLogPath is where connection logs go ("{lb}" is replaced by the
-	// resource name); empty means DefaultAccessLogPath.
+	// AccessLogPath is where connection logs go: AccessLogGRPC,
+	// AccessLogStdout or a file path on the proxies ("{lb}" is replaced by
+	// the resource name); empty means DefaultAccessLogPath.
 	AccessLogPath string
 }
 

@@ -130,10 +130,14 @@ func weighted(algorithm string) bool {
 func clusters(lb *LoadBalancer) (envoy, grpc *clusterv3.Cluster, eds *endpointv3.ClusterLoadAssignment) {
 	name := ResourceName(lb.ID)
 	cla := loadAssignment(lb)
+	algorithm := lb.Algorithm
+	if Family(lb.Protocol) == FamilyUDP {
+		algorithm = udpAlgorithm(algorithm)
+	}
 	envoy = &clusterv3.Cluster{
 		Name:             name,
 		ConnectTimeout:   durationpb.New(connectTimeout),
-		LbPolicy:         envoyPolicy(lb.Algorithm),
+		LbPolicy:         envoyPolicy(algorithm),
 		OutlierDetection: outlierDetection(),
 		CommonLbConfig: &clusterv3.Cluster_CommonLbConfig{
 			// No panic routing: an offline node never gets traffic.

@@ -328,6 +328,7 @@ func startDaemon(ctx context.Context, c config, dir, dbURL, debugAddr string) (*
 		"--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0", "--xds-addr", "127.0.0.1:0",
 		"--demo-user=false", "--limit-loadbalancers", limit, "--limit-nodes", fmt.Sprint(max(c.nodes, 25)),
 		"--vip-pools", "PUBLIC=127.64.0.0/10", "--fleet", fleet, "--health-checks=false",
+		"--rate-limits=false",            // a load test is many requests of one account
 		"--denied-node-networks", "none") // the backends are on loopback
 	if debugAddr != "" {
 		cmd.Args = append(cmd.Args, "--debug-addr", debugAddr)

@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"text/tabwriter"
 	"time"
 
 	"github.com/peterbourgon/ff/v3"
@@ -30,6 +31,7 @@ import (
 	"github.com/openlbaas/lbaas/internal/controlplane"
 	"github.com/openlbaas/lbaas/internal/netguard"
 	"github.com/openlbaas/lbaas/internal/pki"
+	"github.com/openlbaas/lbaas/internal/ratelimit"
 	"github.com/openlbaas/lbaas/internal/server"
 	"github.com/openlbaas/lbaas/internal/tlsreload"
 	"github.com/openlbaas/lbaas/store"
@@ -91,11 +93,11 @@ func root() *ffcli.Command {
 	serve := serveCommand()
 	return &ffcli.Command{
 		Name:        "lbaasd",
-		ShortUsage:  "lbaasd [serve|user|migrate|envoy-bootstrap|cert] [flags]",
+		ShortUsage:  "lbaasd [serve|user|limits|migrate|envoy-bootstrap|cert] [flags]",
 		ShortHelp:   "Load-balancer-as-a-service control plane (Rackspace CLB v1.0 API, gRPC, xDS).",
 		FlagSet:     serve.FlagSet,
 		Options:     serve.Options,
-		Subcommands: []*ffcli.Command{serve, userCommand(), migrateCommand(), bootstrapCommand(), certCommand()},
+		Subcommands: []*ffcli.Command{serve, userCommand(), limitsCommand(), migrateCommand(), bootstrapCommand(), certCommand()},
 		Exec:        serve.Exec,
 	}
 }
@@ -110,7 +112,10 @@ func serveCommand() *ffcli.Command {
 	fs.StringVar(&cfg.GRPCAddr, "grpc-addr", "127.0.0.1:9090", "gRPC API listen address")
 	fs.StringVar(&cfg.XDSAddr, "xds-addr", "127.0.0.1:18000", "xDS (ADS, state of the world and delta) listen address for Envoy proxies and proxyless gRPC clients")
 	fs.StringVar(&cfg.AccessLogPath, "access-log-path", translator.DefaultAccessLogPath,
-		"where Envoy writes connection logs of load balancers with connectionLogging on; {lb} becomes lb_<id> (e.g. /var/log/lbaas/{lb}.log)")
+		"where the connection logs of load balancers with connectionLogging on go: "+translator.AccessLogGRPC+
+			" (Envoy streams them to lbaasd over its xDS connection; lbaasd logs them), "+translator.AccessLogStdout+
+			" (Envoy's standard output), or an absolute file path on the proxies, whose directory must exist there; "+
+			"{lb} in the file name becomes lb_<id> (e.g. /var/log/lbaas/{lb}.log)")
 	fs.Func("denied-node-networks", "networks nodes may not be in, comma-separated CIDRs, or none "+
 		"(default "+defaultDeniedNodeNetworks+": the hosts' own and link-local addresses)", func(v string) error {
 		nets, err := parseNetworks(v)
@@ -133,6 +138,8 @@ func serveCommand() *ffcli.Command {
 	pools := fs.String("vip-pools", defaultPools, "virtual IP pools: comma-separated TYPE=CIDR, TYPE being PUBLIC or SERVICENET")
 	fs.DurationVar(&cfg.TokenTTL, "token-ttl", 24*time.Hour, "lifetime of issued tokens")
 	fs.BoolVar(&cfg.DemoUser, "demo-user", true, "create user 'demo' (tenant 'demo') and log its API key when the database has no users")
+	fs.BoolVar(&cfg.RateLimits, "rate-limits", true, "enforce the rate limits of GET /limits (per account and HTTP method; 'lbaasd limits' changes an account's); "+
+		"false turns them off (counted per replica: see docs/architecture.md)")
 	fs.StringVar(&cfg.Source.IPv4Public, "source-ipv4-public", "127.0.0.1", "source address of traffic to public nodes (sourceAddresses.ipv4Public)")
 	fs.StringVar(&cfg.Source.IPv4Servicenet, "source-ipv4-servicenet", "127.0.0.1", "source address of traffic to ServiceNet nodes")
 	fs.StringVar(&cfg.Source.IPv6Public, "source-ipv6-public", "::1/128", "source IPv6 network of traffic to public nodes")
@@ -258,22 +265,22 @@ func serve(ctx context.Context, cfg server.Config) error {
 	return srv.Shutdown(shutdownCtx)
 }
 
-func userCommand() *ffcli.Command {
-	fs := flag.NewFlagSet("lbaasd user create", flag.ContinueOnError)
+// adminCommand is a subcommand that works on the database: it gets the
+// common flags and an open store.
+func adminCommand(name, usage, help string, flags func(*flag.FlagSet), run func(ctx context.Context, st *store.Store, log *slog.Logger) error) *ffcli.Command {
+	fs := flag.NewFlagSet("lbaasd "+name, flag.ContinueOnError)
 	var c common
 	c.register(fs)
-	username := fs.String("username", "", "user name (required)")
-	tenant := fs.String("tenant", "", "tenant (account) id the user manages (required)")
-	password := fs.String("password", "", "optional password, for passwordCredentials logins")
-	create := &ffcli.Command{
-		Name:       "create",
-		ShortUsage: "lbaasd user create --username NAME --tenant ACCOUNT [--password PW]",
-		ShortHelp:  "Create an API user and print its API key (shown once; stored hashed).",
+	flags(fs)
+	return &ffcli.Command{
+		Name:       name[strings.LastIndex(name, " ")+1:],
+		ShortUsage: "lbaasd " + usage,
+		ShortHelp:  help,
 		FlagSet:    fs,
 		Options:    []ff.Option{ff.WithEnvVarPrefix(envPrefix)},
-		Exec: func(ctx context.Context, _ []string) error {
-			if *username == "" || *tenant == "" {
-				return errors.New("--username and --tenant are required")
+		Exec: func(ctx context.Context, args []string) error {
+			if len(args) > 0 {
+				return fmt.Errorf("unexpected arguments: %s", strings.Join(args, " "))
 			}
 			log, err := c.logger()
 			if err != nil {
@@ -284,19 +291,167 @@ func userCommand() *ffcli.Command {
 				return err
 			}
 			defer st.Close()
-			key, err := auth.New(st, 0, log).CreateUser(ctx, *username, *tenant, *password)
+			return run(ctx, st, log)
+		},
+	}
+}
+
+const rolesHelp = "comma-separated roles: identity:user-admin (the account owner), lbaas:admin (create, read, update, delete), " +
+	"lbaas:creator (create, read, update), lbaas:observer (read), admin, observer"
+
+func userCommand() *ffcli.Command {
+	var username, tenant, password, roles string
+	name := func(fs *flag.FlagSet) { fs.StringVar(&username, "username", "", "user name (required)") }
+	required := func() error {
+		if username == "" {
+			return errors.New("--username is required")
+		}
+		return nil
+	}
+	create := adminCommand("user create", "user create --username NAME --tenant ACCOUNT [--role ROLES] [--password PW]",
+		"Create an API user and print its API key (shown once; stored hashed).",
+		func(fs *flag.FlagSet) {
+			name(fs)
+			fs.StringVar(&tenant, "tenant", "", "tenant (account) id the user manages (required)")
+			fs.StringVar(&password, "password", "", "optional password, for passwordCredentials logins")
+			fs.StringVar(&roles, "role", "", rolesHelp+" (default: the account owner when the account has none, else lbaas:admin)")
+		},
+		func(ctx context.Context, st *store.Store, log *slog.Logger) error {
+			if username == "" || tenant == "" {
+				return errors.New("--username and --tenant are required")
+			}
+			rs, err := auth.ParseRoles(roles)
+			if err != nil {
+				return fmt.Errorf("--role: %w", err)
+			}
+			key, err := auth.New(st, 0, log).CreateUser(ctx, username, tenant, password, rs...)
 			if err != nil {
 				return err
 			}
 			fmt.Println(key)
 			return nil
+		})
+	var listTenant string
+	list := adminCommand("user list", "user list [--tenant ACCOUNT]", "List the users (of one account): name, account, roles, creation time.",
+		func(fs *flag.FlagSet) { fs.StringVar(&listTenant, "tenant", "", "only this tenant's users") },
+		func(ctx context.Context, st *store.Store, log *slog.Logger) error {
+			users, err := auth.New(st, 0, log).Users(ctx, listTenant)
+			if err != nil {
+				return err
+			}
+			w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "USERNAME\tTENANT\tROLES\tCREATED")
+			for _, u := range users {
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", u.Username, u.Tenant, u.Roles, u.CreatedAt.UTC().Format(time.RFC3339))
+			}
+			return w.Flush()
+		})
+	del := adminCommand("user delete", "user delete --username NAME", "Delete a user; its tokens stop working (within 30 s on running servers).",
+		name,
+		func(ctx context.Context, st *store.Store, log *slog.Logger) error {
+			if err := required(); err != nil {
+				return err
+			}
+			return userError(auth.New(st, 0, log).DeleteUser(ctx, username), username)
+		})
+	rotate := adminCommand("user rotate-key", "user rotate-key --username NAME",
+		"Give a user a new API key (printed once) and revoke its tokens; the old key stops working at once.",
+		name,
+		func(ctx context.Context, st *store.Store, log *slog.Logger) error {
+			if err := required(); err != nil {
+				return err
+			}
+			key, err := auth.New(st, 0, log).RotateKey(ctx, username)
+			if err != nil {
+				return userError(err, username)
+			}
+			fmt.Println(key)
+			return nil
+		})
+	setRoles := adminCommand("user set-roles", "user set-roles --username NAME --role ROLES",
+		"Replace a user's roles (its tokens carry the new ones within 30 s).",
+		func(fs *flag.FlagSet) {
+			name(fs)
+			fs.StringVar(&roles, "role", "", rolesHelp+" (required)")
 		},
-	}
+		func(ctx context.Context, st *store.Store, log *slog.Logger) error {
+			if err := required(); err != nil {
+				return err
+			}
+			rs, err := auth.ParseRoles(roles)
+			if err != nil {
+				return fmt.Errorf("--role: %w", err)
+			}
+			return userError(auth.New(st, 0, log).SetRoles(ctx, username, rs), username)
+		})
 	return &ffcli.Command{
 		Name:        "user",
-		ShortUsage:  "lbaasd user create [flags]",
-		ShortHelp:   "Manage API users.",
-		Subcommands: []*ffcli.Command{create},
+		ShortUsage:  "lbaasd user [create|list|delete|rotate-key|set-roles] [flags]",
+		ShortHelp:   "Manage API users and their roles.",
+		Subcommands: []*ffcli.Command{create, list, del, rotate, setRoles},
+		Exec:        func(context.Context, []string) error { return flag.ErrHelp },
+	}
+}
+
+func userError(err error, username string) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("no user %q", username)
+	}
+	return err
+}
+
+func limitsCommand() *ffcli.Command {
+	var account, verb, unit string
+	var value uint
+	accountFlag := func(fs *flag.FlagSet) { fs.StringVar(&account, "account", "", "the account (tenant) id (required)") }
+	show := adminCommand("limits show", "limits show --account ACCOUNT", "Show an account's rate limits (defaults and overrides).",
+		accountFlag,
+		func(ctx context.Context, st *store.Store, log *slog.Logger) error {
+			if account == "" {
+				return errors.New("--account is required")
+			}
+			l := ratelimit.New(st, log)
+			if err := l.Load(ctx); err != nil {
+				return err
+			}
+			w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "METHOD\tLIMIT\tUNIT")
+			for _, r := range l.Rules(account) {
+				fmt.Fprintf(w, "%s\t%d\t%s\n", r.Verb, r.Value, r.Unit)
+			}
+			return w.Flush()
+		})
+	set := adminCommand("limits set", "limits set --account ACCOUNT --method POST --unit SECOND --value 20",
+		"Override one rate limit of an account (running servers apply it within 30 s).",
+		func(fs *flag.FlagSet) {
+			accountFlag(fs)
+			fs.StringVar(&verb, "method", "", "HTTP method: GET, PUT, DELETE or POST (required)")
+			fs.StringVar(&unit, "unit", "", "SECOND or MINUTE (required)")
+			fs.UintVar(&value, "value", 0, "requests allowed per unit, at least 1 (required)")
+		},
+		func(ctx context.Context, st *store.Store, log *slog.Logger) error {
+			if account == "" {
+				return errors.New("--account is required")
+			}
+			r := ratelimit.Rule{Verb: strings.ToUpper(verb), Unit: strings.ToUpper(unit), Value: uint32(min(value, 1<<31))}
+			if err := r.Check(); err != nil {
+				return err
+			}
+			return st.SetAccountRateLimit(ctx, store.AccountRateLimit{Account: account, Verb: r.Verb, Unit: r.Unit, Value: r.Value})
+		})
+	reset := adminCommand("limits reset", "limits reset --account ACCOUNT", "Drop an account's overrides: the default rate limits apply again.",
+		accountFlag,
+		func(ctx context.Context, st *store.Store, log *slog.Logger) error {
+			if account == "" {
+				return errors.New("--account is required")
+			}
+			return st.ResetAccountRateLimits(ctx, account)
+		})
+	return &ffcli.Command{
+		Name:        "limits",
+		ShortUsage:  "lbaasd limits [show|set|reset] [flags]",
+		ShortHelp:   "Show and change an account's rate limits.",
+		Subcommands: []*ffcli.Command{show, set, reset},
 		Exec:        func(context.Context, []string) error { return flag.ErrHelp },
 	}
 }

@@ -34,12 +34,15 @@ import (
 	"github.com/openlbaas/lbaas/gateway"
 	lbaasv1 "github.com/openlbaas/lbaas/gen/lbaas/v1"
 	lbhealth "github.com/openlbaas/lbaas/health"
+	"github.com/openlbaas/lbaas/internal/accesslog"
 	"github.com/openlbaas/lbaas/internal/controlplane"
 	"github.com/openlbaas/lbaas/internal/netguard"
 	"github.com/openlbaas/lbaas/internal/nodedns"
+	"github.com/openlbaas/lbaas/internal/ratelimit"
 	"github.com/openlbaas/lbaas/internal/tlsreload"
 	"github.com/openlbaas/lbaas/internal/xdsauth"
 	"github.com/openlbaas/lbaas/store"
+	"github.com/openlbaas/lbaas/translator"
 	"github.com/openlbaas/lbaas/xds"
 )
 
@@ -48,8 +51,11 @@ type Config struct {
 	HTTPAddr string
 	GRPCAddr string
 	XDSAddr  string
-	// AccessLogPath is where Envoy writes connection logs ("{lb}" is
-	// replaced by the load balancer's resource name).
+	// AccessLogPath is where connection logs go: translator.AccessLogGRPC
+	// (to this server, logged here; the default when empty),
+	// translator.AccessLogStdout, or an absolute file path on the proxies
+	// ("{lb}" in the file name is replaced by the load balancer's resource
+	// name). Start refuses what translator.CheckAccessLogPath refuses.
 	AccessLogPath string
 	// DebugAddr serves Go's pprof handlers when set (keep it on loopback).
 	DebugAddr   string
@@ -79,6 +85,11 @@ type Config struct {
 	Source          SourceAddresses
 	// DemoUser creates a demo user when the database has no users.
 	DemoUser bool
+	// RateLimits enforces the rate limits of GET /limits (the reference's
+	// defaults, with the accounts' overrides) on REST and gRPC calls.
+	// lbaasd turns it on unless --rate-limits=false; off here by default
+	// so tests that issue many requests need not wait.
+	RateLimits bool
 	// ManualActivation runs no xDS server: load balancers stay pending
 	// until something calls store.MarkApplied (tests use it to hold a load
 	// balancer in BUILD).
@@ -172,6 +183,7 @@ type Server struct {
 	xdsServer   *grpc.Server
 	tracker     atomic.Pointer[xds.Tracker]
 	fleetCheck  *xdsauth.Authorizer
+	accessLog   *accesslog.Service
 	health      *health.Server
 	tls         *tlsreload.Source // nil without --tls-cert
 	cancel      context.CancelFunc
@@ -187,6 +199,12 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	if err := cfg.checkTLS(); err != nil {
 		return nil, err
+	}
+	if cfg.AccessLogPath != "" {
+		// Envoy refuses a listener whose log file it cannot open.
+		if err := translator.CheckAccessLogPath(cfg.AccessLogPath); err != nil {
+			return nil, fmt.Errorf("--access-log-path: %w", err)
+		}
 	}
 	var certs *tlsreload.Source
 	if cfg.TLSCertFile != "" {
@@ -239,6 +257,14 @@ func (s *Server) listen(cfg Config) error {
 		Limits: cfg.Limits, Fleet: cfg.Fleet, Logger: s.log,
 		SourceAddresses: sourceAddresses(cfg.Source), AllowedDomains: cfg.AllowedDomains, ResolveNode: names.Resolve,
 	}
+	var rates *ratelimit.Limiter
+	if cfg.RateLimits {
+		rates = ratelimit.New(s.Store, s.log)
+		if err := rates.Load(context.Background()); err != nil {
+			return fmt.Errorf("read the accounts' rate limits: %w", err)
+		}
+		s.Auth.Limiter, apiCfg.RateLimits = rates, rates
+	}
 	svc := Services(s.Store, s.Auth, apiCfg)
 	rest, err := gateway.New(svc, s.log, reg)
 	if err != nil {
@@ -249,6 +275,7 @@ func (s *Server) listen(cfg Config) error {
 	mux := http.NewServeMux()
 	mux.Handle("/v1.0/", rest)
 	mux.Handle("/v2.0/tokens", identity)
+	mux.Handle("GET "+gateway.OpenAPIPath, gateway.OpenAPIHandler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("GET /readyz", s.ready)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
@@ -285,6 +312,13 @@ func (s *Server) listen(cfg Config) error {
 		defer s.wg.Done()
 		guard.Run(ctx, time.Minute)
 	}()
+	if rates != nil {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			rates.Run(ctx)
+		}()
+	}
 	if !cfg.ManualActivation {
 		if err := s.serveXDS(ctx, cfg, reg, names); err != nil {
 			cancel()
@@ -433,6 +467,8 @@ func (s *Server) startXDS(ctx context.Context, cfg Config, reg prometheus.Regist
 	x := &xdsServing{pub: pub, server: grpc.NewServer(opts...), addr: ln.Addr(), served: make(chan struct{})}
 	x.ctx, x.cancel = context.WithCancel(ctx)
 	xds.Register(x.ctx, x.server, pub.Cache(), pub.Tracker())
+	// Connection logs come back on the same connection (translator.AccessLogGRPC).
+	s.accessLogs(reg).Register(x.server)
 	s.xdsMu.Lock()
 	s.xdsServer = x.server
 	s.xdsMu.Unlock()
@@ -444,6 +480,15 @@ func (s *Server) startXDS(ctx context.Context, cfg Config, reg prometheus.Regist
 		}
 	}()
 	return x, nil
+}
+
+// accessLogs is the access log service, built once (its metrics are
+// registered) and served by every incarnation of the xDS server.
+func (s *Server) accessLogs(reg prometheus.Registerer) *accesslog.Service {
+	if s.accessLog == nil {
+		s.accessLog = accesslog.New(s.log, reg)
+	}
+	return s.accessLog
 }
 
 // xdsAuth is the xDS fleet check, built once (its metrics are registered).

@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	accesslogv3 "github.com/envoyproxy/go-control-plane/envoy/service/accesslog/v3"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -29,6 +30,19 @@ const (
 // should the xDS server serve it). Anything else is refused.
 type nodeRequest interface {
 	GetNode() *corev3.Node
+}
+
+// nodeOf is the xDS node a streamed message names: a discovery request's
+// node, or the identifier of a connection log stream (Envoy's gRPC access
+// log service, on the same port: only its first message names the node).
+func nodeOf(m any) (*corev3.Node, bool) {
+	switch r := m.(type) {
+	case nodeRequest:
+		return r.GetNode(), true
+	case *accesslogv3.StreamAccessLogsMessage:
+		return r.GetIdentifier().GetNode(), true
+	}
+	return nil, false
 }
 
 // Authorizer checks xDS requests against the client certificate.
@@ -175,11 +189,11 @@ func (s *stream) RecvMsg(m any) error {
 	if err := s.ServerStream.RecvMsg(m); err != nil {
 		return err
 	}
-	r, ok := m.(nodeRequest)
+	node, ok := nodeOf(m)
 	if !ok {
 		return s.refuse(s.a.deny(ReasonMessage, s.id, s.node, s.method, "%T names no xDS node", m))
 	}
-	if node := r.GetNode(); node != nil {
+	if node != nil {
 		s.node = node
 	}
 	if err := s.a.check(s.id, s.node, s.method); err != nil {

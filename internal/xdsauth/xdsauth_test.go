@@ -15,6 +15,7 @@ import (
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	accesslogv3 "github.com/envoyproxy/go-control-plane/envoy/service/accesslog/v3"
 	clusterservice "github.com/envoyproxy/go-control-plane/envoy/service/cluster/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
@@ -28,6 +29,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/openlbaas/lbaas/internal/accesslog"
 	"github.com/openlbaas/lbaas/internal/pki"
 	"github.com/openlbaas/lbaas/internal/tlsreload"
 	"github.com/openlbaas/lbaas/internal/xdsauth"
@@ -125,6 +127,7 @@ func startServer(t *testing.T) *xdsServer {
 	gs := grpc.NewServer(append(authz.ServerOptions(), grpc.Creds(credentials.NewTLS(src.MutualConfig("h2"))))...)
 	discoveryv3.RegisterAggregatedDiscoveryServiceServer(gs, xds)
 	clusterservice.RegisterClusterDiscoveryServiceServer(gs, xds)
+	accesslog.New(slog.New(slog.NewTextHandler(io.Discard, nil)), nil).Register(gs)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -273,6 +276,28 @@ func TestStreamAuthorization(t *testing.T) {
 			t.Errorf("delta, own fleet: %v", err)
 		}
 		wantCode(t, "delta, another fleet", open(edgeN1, &corev3.Node{Id: "n1", Cluster: "other"}), codes.PermissionDenied, `claims fleet "other"`)
+	})
+	t.Run("connection log streams are checked by their identifier", func(t *testing.T) {
+		logs := func(node *corev3.Node) error {
+			st, err := accesslogv3.NewAccessLogServiceClient(s.dial(t, edgeN1)).StreamAccessLogs(ctxT(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := st.Send(&accesslogv3.StreamAccessLogsMessage{
+				Identifier: &accesslogv3.StreamAccessLogsMessage_Identifier{Node: node, LogName: "lb_1"}}); err != nil {
+				t.Fatal(err)
+			}
+			// Later messages carry no identifier: the stream's node holds.
+			if err := st.Send(&accesslogv3.StreamAccessLogsMessage{}); err != nil && err != io.EOF {
+				t.Fatal(err)
+			}
+			_, err = st.CloseAndRecv()
+			return err
+		}
+		if err := logs(&corev3.Node{Id: "n1", Cluster: "edge"}); err != nil {
+			t.Errorf("logs of the own fleet: %v", err)
+		}
+		wantCode(t, "logs claiming another fleet", logs(&corev3.Node{Id: "n1", Cluster: "other"}), codes.PermissionDenied, `claims fleet "other"`)
 	})
 	t.Run("unary Fetch is checked", func(t *testing.T) {
 		cds := clusterservice.NewClusterDiscoveryServiceClient(s.dial(t, edgeN1))

@@ -1285,6 +1285,288 @@ func (x *GetAbsoluteLimitsResponse) GetAbsolute() []*AbsoluteLimit {
 	return nil
 }
 
+type GetLimitsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Account       string                 `protobuf:"bytes,1,opt,name=account,proto3" json:"account,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetLimitsRequest) Reset() {
+	*x = GetLimitsRequest{}
+	mi := &file_lbaas_v1_service_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetLimitsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetLimitsRequest) ProtoMessage() {}
+
+func (x *GetLimitsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_lbaas_v1_service_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetLimitsRequest.ProtoReflect.Descriptor instead.
+func (*GetLimitsRequest) Descriptor() ([]byte, []int) {
+	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *GetLimitsRequest) GetAccount() string {
+	if x != nil {
+		return x.Account
+	}
+	return ""
+}
+
+type GetLimitsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Limits        *Limits                `protobuf:"bytes,1,opt,name=limits,proto3" json:"limits,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetLimitsResponse) Reset() {
+	*x = GetLimitsResponse{}
+	mi := &file_lbaas_v1_service_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetLimitsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetLimitsResponse) ProtoMessage() {}
+
+func (x *GetLimitsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_lbaas_v1_service_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetLimitsResponse.ProtoReflect.Descriptor instead.
+func (*GetLimitsResponse) Descriptor() ([]byte, []int) {
+	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *GetLimitsResponse) GetLimits() *Limits {
+	if x != nil {
+		return x.Limits
+	}
+	return nil
+}
+
+// Limits are an account's rate limits (empty when the operator turned
+// rate limiting off) and absolute limits.
+type Limits struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Rate          []*RateLimits          `protobuf:"bytes,1,rep,name=rate,proto3" json:"rate,omitempty"`
+	Absolute      []*AbsoluteLimit       `protobuf:"bytes,2,rep,name=absolute,proto3" json:"absolute,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Limits) Reset() {
+	*x = Limits{}
+	mi := &file_lbaas_v1_service_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Limits) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Limits) ProtoMessage() {}
+
+func (x *Limits) ProtoReflect() protoreflect.Message {
+	mi := &file_lbaas_v1_service_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Limits.ProtoReflect.Descriptor instead.
+func (*Limits) Descriptor() ([]byte, []int) {
+	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *Limits) GetRate() []*RateLimits {
+	if x != nil {
+		return x.Rate
+	}
+	return nil
+}
+
+func (x *Limits) GetAbsolute() []*AbsoluteLimit {
+	if x != nil {
+		return x.Absolute
+	}
+	return nil
+}
+
+// RateLimits are the limits of the requests whose path matches regex.
+type RateLimits struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Uri           string                 `protobuf:"bytes,1,opt,name=uri,proto3" json:"uri,omitempty"`
+	Regex         string                 `protobuf:"bytes,2,opt,name=regex,proto3" json:"regex,omitempty"`
+	Limit         []*RateLimit           `protobuf:"bytes,3,rep,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RateLimits) Reset() {
+	*x = RateLimits{}
+	mi := &file_lbaas_v1_service_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RateLimits) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RateLimits) ProtoMessage() {}
+
+func (x *RateLimits) ProtoReflect() protoreflect.Message {
+	mi := &file_lbaas_v1_service_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RateLimits.ProtoReflect.Descriptor instead.
+func (*RateLimits) Descriptor() ([]byte, []int) {
+	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *RateLimits) GetUri() string {
+	if x != nil {
+		return x.Uri
+	}
+	return ""
+}
+
+func (x *RateLimits) GetRegex() string {
+	if x != nil {
+		return x.Regex
+	}
+	return ""
+}
+
+func (x *RateLimits) GetLimit() []*RateLimit {
+	if x != nil {
+		return x.Limit
+	}
+	return nil
+}
+
+// RateLimit allows value requests with HTTP method verb per unit (SECOND
+// or MINUTE); remaining are left now, and next_available is when the next
+// one is (an ISO 8601 time).
+type RateLimit struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Verb          string                 `protobuf:"bytes,1,opt,name=verb,proto3" json:"verb,omitempty"`
+	Value         *uint32                `protobuf:"varint,2,opt,name=value,proto3,oneof" json:"value,omitempty"`
+	Remaining     *uint32                `protobuf:"varint,3,opt,name=remaining,proto3,oneof" json:"remaining,omitempty"`
+	Unit          string                 `protobuf:"bytes,4,opt,name=unit,proto3" json:"unit,omitempty"`
+	NextAvailable string                 `protobuf:"bytes,5,opt,name=next_available,json=next-available,proto3" json:"next_available,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RateLimit) Reset() {
+	*x = RateLimit{}
+	mi := &file_lbaas_v1_service_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RateLimit) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RateLimit) ProtoMessage() {}
+
+func (x *RateLimit) ProtoReflect() protoreflect.Message {
+	mi := &file_lbaas_v1_service_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RateLimit.ProtoReflect.Descriptor instead.
+func (*RateLimit) Descriptor() ([]byte, []int) {
+	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *RateLimit) GetVerb() string {
+	if x != nil {
+		return x.Verb
+	}
+	return ""
+}
+
+func (x *RateLimit) GetValue() uint32 {
+	if x != nil && x.Value != nil {
+		return *x.Value
+	}
+	return 0
+}
+
+func (x *RateLimit) GetRemaining() uint32 {
+	if x != nil && x.Remaining != nil {
+		return *x.Remaining
+	}
+	return 0
+}
+
+func (x *RateLimit) GetUnit() string {
+	if x != nil {
+		return x.Unit
+	}
+	return ""
+}
+
+func (x *RateLimit) GetNextAvailable() string {
+	if x != nil {
+		return x.NextAvailable
+	}
+	return ""
+}
+
 type ListNodesRequest struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
 	Account        string                 `protobuf:"bytes,1,opt,name=account,proto3" json:"account,omitempty"`
@@ -1295,7 +1577,7 @@ type ListNodesRequest struct {
 
 func (x *ListNodesRequest) Reset() {
 	*x = ListNodesRequest{}
-	mi := &file_lbaas_v1_service_proto_msgTypes[25]
+	mi := &file_lbaas_v1_service_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1307,7 +1589,7 @@ func (x *ListNodesRequest) String() string {
 func (*ListNodesRequest) ProtoMessage() {}
 
 func (x *ListNodesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_service_proto_msgTypes[25]
+	mi := &file_lbaas_v1_service_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1320,7 +1602,7 @@ func (x *ListNodesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNodesRequest.ProtoReflect.Descriptor instead.
 func (*ListNodesRequest) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{25}
+	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ListNodesRequest) GetAccount() string {
@@ -1346,7 +1628,7 @@ type ListNodesResponse struct {
 
 func (x *ListNodesResponse) Reset() {
 	*x = ListNodesResponse{}
-	mi := &file_lbaas_v1_service_proto_msgTypes[26]
+	mi := &file_lbaas_v1_service_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1358,7 +1640,7 @@ func (x *ListNodesResponse) String() string {
 func (*ListNodesResponse) ProtoMessage() {}
 
 func (x *ListNodesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_service_proto_msgTypes[26]
+	mi := &file_lbaas_v1_service_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1371,7 +1653,7 @@ func (x *ListNodesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNodesResponse.ProtoReflect.Descriptor instead.
 func (*ListNodesResponse) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{26}
+	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ListNodesResponse) GetNodes() []*Node {
@@ -1392,7 +1674,7 @@ type AddNodesRequest struct {
 
 func (x *AddNodesRequest) Reset() {
 	*x = AddNodesRequest{}
-	mi := &file_lbaas_v1_service_proto_msgTypes[27]
+	mi := &file_lbaas_v1_service_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1404,7 +1686,7 @@ func (x *AddNodesRequest) String() string {
 func (*AddNodesRequest) ProtoMessage() {}
 
 func (x *AddNodesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_service_proto_msgTypes[27]
+	mi := &file_lbaas_v1_service_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1417,7 +1699,7 @@ func (x *AddNodesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddNodesRequest.ProtoReflect.Descriptor instead.
 func (*AddNodesRequest) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{27}
+	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *AddNodesRequest) GetAccount() string {
@@ -1452,7 +1734,7 @@ type GetNodeRequest struct {
 
 func (x *GetNodeRequest) Reset() {
 	*x = GetNodeRequest{}
-	mi := &file_lbaas_v1_service_proto_msgTypes[28]
+	mi := &file_lbaas_v1_service_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1464,7 +1746,7 @@ func (x *GetNodeRequest) String() string {
 func (*GetNodeRequest) ProtoMessage() {}
 
 func (x *GetNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_service_proto_msgTypes[28]
+	mi := &file_lbaas_v1_service_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1477,7 +1759,7 @@ func (x *GetNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetNodeRequest.ProtoReflect.Descriptor instead.
 func (*GetNodeRequest) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{28}
+	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *GetNodeRequest) GetAccount() string {
@@ -1510,7 +1792,7 @@ type NodeResponse struct {
 
 func (x *NodeResponse) Reset() {
 	*x = NodeResponse{}
-	mi := &file_lbaas_v1_service_proto_msgTypes[29]
+	mi := &file_lbaas_v1_service_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1522,7 +1804,7 @@ func (x *NodeResponse) String() string {
 func (*NodeResponse) ProtoMessage() {}
 
 func (x *NodeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_service_proto_msgTypes[29]
+	mi := &file_lbaas_v1_service_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1535,7 +1817,7 @@ func (x *NodeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeResponse.ProtoReflect.Descriptor instead.
 func (*NodeResponse) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{29}
+	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *NodeResponse) GetNode() *Node {
@@ -1557,7 +1839,7 @@ type UpdateNodeRequest struct {
 
 func (x *UpdateNodeRequest) Reset() {
 	*x = UpdateNodeRequest{}
-	mi := &file_lbaas_v1_service_proto_msgTypes[30]
+	mi := &file_lbaas_v1_service_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1569,7 +1851,7 @@ func (x *UpdateNodeRequest) String() string {
 func (*UpdateNodeRequest) ProtoMessage() {}
 
 func (x *UpdateNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_service_proto_msgTypes[30]
+	mi := &file_lbaas_v1_service_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1582,7 +1864,7 @@ func (x *UpdateNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateNodeRequest.ProtoReflect.Descriptor instead.
 func (*UpdateNodeRequest) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{30}
+	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *UpdateNodeRequest) GetAccount() string {
@@ -1624,7 +1906,7 @@ type BulkUpdateNodesRequest struct {
 
 func (x *BulkUpdateNodesRequest) Reset() {
 	*x = BulkUpdateNodesRequest{}
-	mi := &file_lbaas_v1_service_proto_msgTypes[31]
+	mi := &file_lbaas_v1_service_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1636,7 +1918,7 @@ func (x *BulkUpdateNodesRequest) String() string {
 func (*BulkUpdateNodesRequest) ProtoMessage() {}
 
 func (x *BulkUpdateNodesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_service_proto_msgTypes[31]
+	mi := &file_lbaas_v1_service_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1649,7 +1931,7 @@ func (x *BulkUpdateNodesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BulkUpdateNodesRequest.ProtoReflect.Descriptor instead.
 func (*BulkUpdateNodesRequest) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{31}
+	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *BulkUpdateNodesRequest) GetAccount() string {
@@ -1684,7 +1966,7 @@ type DeleteNodeRequest struct {
 
 func (x *DeleteNodeRequest) Reset() {
 	*x = DeleteNodeRequest{}
-	mi := &file_lbaas_v1_service_proto_msgTypes[32]
+	mi := &file_lbaas_v1_service_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1696,7 +1978,7 @@ func (x *DeleteNodeRequest) String() string {
 func (*DeleteNodeRequest) ProtoMessage() {}
 
 func (x *DeleteNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_service_proto_msgTypes[32]
+	mi := &file_lbaas_v1_service_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1709,7 +1991,7 @@ func (x *DeleteNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteNodeRequest.ProtoReflect.Descriptor instead.
 func (*DeleteNodeRequest) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{32}
+	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *DeleteNodeRequest) GetAccount() string {
@@ -1744,7 +2026,7 @@ type BulkDeleteNodesRequest struct {
 
 func (x *BulkDeleteNodesRequest) Reset() {
 	*x = BulkDeleteNodesRequest{}
-	mi := &file_lbaas_v1_service_proto_msgTypes[33]
+	mi := &file_lbaas_v1_service_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1756,7 +2038,7 @@ func (x *BulkDeleteNodesRequest) String() string {
 func (*BulkDeleteNodesRequest) ProtoMessage() {}
 
 func (x *BulkDeleteNodesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_service_proto_msgTypes[33]
+	mi := &file_lbaas_v1_service_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1769,7 +2051,7 @@ func (x *BulkDeleteNodesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BulkDeleteNodesRequest.ProtoReflect.Descriptor instead.
 func (*BulkDeleteNodesRequest) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{33}
+	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *BulkDeleteNodesRequest) GetAccount() string {
@@ -1803,7 +2085,7 @@ type ListVirtualIpsRequest struct {
 
 func (x *ListVirtualIpsRequest) Reset() {
 	*x = ListVirtualIpsRequest{}
-	mi := &file_lbaas_v1_service_proto_msgTypes[34]
+	mi := &file_lbaas_v1_service_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1815,7 +2097,7 @@ func (x *ListVirtualIpsRequest) String() string {
 func (*ListVirtualIpsRequest) ProtoMessage() {}
 
 func (x *ListVirtualIpsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_service_proto_msgTypes[34]
+	mi := &file_lbaas_v1_service_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1828,7 +2110,7 @@ func (x *ListVirtualIpsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListVirtualIpsRequest.ProtoReflect.Descriptor instead.
 func (*ListVirtualIpsRequest) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{34}
+	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ListVirtualIpsRequest) GetAccount() string {
@@ -1854,7 +2136,7 @@ type ListVirtualIpsResponse struct {
 
 func (x *ListVirtualIpsResponse) Reset() {
 	*x = ListVirtualIpsResponse{}
-	mi := &file_lbaas_v1_service_proto_msgTypes[35]
+	mi := &file_lbaas_v1_service_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1866,7 +2148,7 @@ func (x *ListVirtualIpsResponse) String() string {
 func (*ListVirtualIpsResponse) ProtoMessage() {}
 
 func (x *ListVirtualIpsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_service_proto_msgTypes[35]
+	mi := &file_lbaas_v1_service_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1879,7 +2161,7 @@ func (x *ListVirtualIpsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListVirtualIpsResponse.ProtoReflect.Descriptor instead.
 func (*ListVirtualIpsResponse) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{35}
+	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ListVirtualIpsResponse) GetVirtualIps() []*VirtualIp {
@@ -1900,7 +2182,7 @@ type AddVirtualIpRequest struct {
 
 func (x *AddVirtualIpRequest) Reset() {
 	*x = AddVirtualIpRequest{}
-	mi := &file_lbaas_v1_service_proto_msgTypes[36]
+	mi := &file_lbaas_v1_service_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1912,7 +2194,7 @@ func (x *AddVirtualIpRequest) String() string {
 func (*AddVirtualIpRequest) ProtoMessage() {}
 
 func (x *AddVirtualIpRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_service_proto_msgTypes[36]
+	mi := &file_lbaas_v1_service_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1925,7 +2207,7 @@ func (x *AddVirtualIpRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddVirtualIpRequest.ProtoReflect.Descriptor instead.
 func (*AddVirtualIpRequest) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{36}
+	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *AddVirtualIpRequest) GetAccount() string {
@@ -1960,7 +2242,7 @@ type DeleteVirtualIpRequest struct {
 
 func (x *DeleteVirtualIpRequest) Reset() {
 	*x = DeleteVirtualIpRequest{}
-	mi := &file_lbaas_v1_service_proto_msgTypes[37]
+	mi := &file_lbaas_v1_service_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1972,7 +2254,7 @@ func (x *DeleteVirtualIpRequest) String() string {
 func (*DeleteVirtualIpRequest) ProtoMessage() {}
 
 func (x *DeleteVirtualIpRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_service_proto_msgTypes[37]
+	mi := &file_lbaas_v1_service_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1985,7 +2267,7 @@ func (x *DeleteVirtualIpRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteVirtualIpRequest.ProtoReflect.Descriptor instead.
 func (*DeleteVirtualIpRequest) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{37}
+	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *DeleteVirtualIpRequest) GetAccount() string {
@@ -2020,7 +2302,7 @@ type BulkDeleteVirtualIpsRequest struct {
 
 func (x *BulkDeleteVirtualIpsRequest) Reset() {
 	*x = BulkDeleteVirtualIpsRequest{}
-	mi := &file_lbaas_v1_service_proto_msgTypes[38]
+	mi := &file_lbaas_v1_service_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2032,7 +2314,7 @@ func (x *BulkDeleteVirtualIpsRequest) String() string {
 func (*BulkDeleteVirtualIpsRequest) ProtoMessage() {}
 
 func (x *BulkDeleteVirtualIpsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_service_proto_msgTypes[38]
+	mi := &file_lbaas_v1_service_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2045,7 +2327,7 @@ func (x *BulkDeleteVirtualIpsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BulkDeleteVirtualIpsRequest.ProtoReflect.Descriptor instead.
 func (*BulkDeleteVirtualIpsRequest) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{38}
+	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *BulkDeleteVirtualIpsRequest) GetAccount() string {
@@ -2152,7 +2434,28 @@ const file_lbaas_v1_service_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\rR\x05value\"P\n" +
 	"\x19GetAbsoluteLimitsResponse\x123\n" +
-	"\babsolute\x18\x01 \x03(\v2\x17.lbaas.v1.AbsoluteLimitR\babsolute\"V\n" +
+	"\babsolute\x18\x01 \x03(\v2\x17.lbaas.v1.AbsoluteLimitR\babsolute\",\n" +
+	"\x10GetLimitsRequest\x12\x18\n" +
+	"\aaccount\x18\x01 \x01(\tR\aaccount\"=\n" +
+	"\x11GetLimitsResponse\x12(\n" +
+	"\x06limits\x18\x01 \x01(\v2\x10.lbaas.v1.LimitsR\x06limits\"g\n" +
+	"\x06Limits\x12(\n" +
+	"\x04rate\x18\x01 \x03(\v2\x14.lbaas.v1.RateLimitsR\x04rate\x123\n" +
+	"\babsolute\x18\x02 \x03(\v2\x17.lbaas.v1.AbsoluteLimitR\babsolute\"_\n" +
+	"\n" +
+	"RateLimits\x12\x10\n" +
+	"\x03uri\x18\x01 \x01(\tR\x03uri\x12\x14\n" +
+	"\x05regex\x18\x02 \x01(\tR\x05regex\x12)\n" +
+	"\x05limit\x18\x03 \x03(\v2\x13.lbaas.v1.RateLimitR\x05limit\"\xb1\x01\n" +
+	"\tRateLimit\x12\x12\n" +
+	"\x04verb\x18\x01 \x01(\tR\x04verb\x12\x19\n" +
+	"\x05value\x18\x02 \x01(\rH\x00R\x05value\x88\x01\x01\x12!\n" +
+	"\tremaining\x18\x03 \x01(\rH\x01R\tremaining\x88\x01\x01\x12\x12\n" +
+	"\x04unit\x18\x04 \x01(\tR\x04unit\x12&\n" +
+	"\x0enext_available\x18\x05 \x01(\tR\x0enext-availableB\b\n" +
+	"\x06_valueB\f\n" +
+	"\n" +
+	"_remaining\"V\n" +
 	"\x10ListNodesRequest\x12\x18\n" +
 	"\aaccount\x18\x01 \x01(\tR\aaccount\x12(\n" +
 	"\x10load_balancer_id\x18\x02 \x01(\rR\x0eloadBalancerId\"9\n" +
@@ -2211,11 +2514,12 @@ const file_lbaas_v1_service_proto_rawDesc = "" +
 	"\x12UpdateLoadBalancer\x12#.lbaas.v1.UpdateLoadBalancerRequest\x1a\x16.google.protobuf.Empty\x12Q\n" +
 	"\x12DeleteLoadBalancer\x12#.lbaas.v1.DeleteLoadBalancerRequest\x1a\x16.google.protobuf.Empty\x12[\n" +
 	"\x17BulkDeleteLoadBalancers\x12(.lbaas.v1.BulkDeleteLoadBalancersRequest\x1a\x16.google.protobuf.Empty\x12t\n" +
-	"\x19GetClusterSourceAddresses\x12*.lbaas.v1.GetClusterSourceAddressesRequest\x1a+.lbaas.v1.GetClusterSourceAddressesResponse2\xef\x03\n" +
+	"\x19GetClusterSourceAddresses\x12*.lbaas.v1.GetClusterSourceAddressesRequest\x1a+.lbaas.v1.GetClusterSourceAddressesResponse2\xb5\x04\n" +
 	"\x0eCatalogService\x12P\n" +
 	"\rListProtocols\x12\x1e.lbaas.v1.ListProtocolsRequest\x1a\x1f.lbaas.v1.ListProtocolsResponse\x12S\n" +
 	"\x0eListAlgorithms\x12\x1f.lbaas.v1.ListAlgorithmsRequest\x1a .lbaas.v1.ListAlgorithmsResponse\x12\\\n" +
-	"\x11GetAbsoluteLimits\x12\".lbaas.v1.GetAbsoluteLimitsRequest\x1a#.lbaas.v1.GetAbsoluteLimitsResponse\x12_\n" +
+	"\x11GetAbsoluteLimits\x12\".lbaas.v1.GetAbsoluteLimitsRequest\x1a#.lbaas.v1.GetAbsoluteLimitsResponse\x12D\n" +
+	"\tGetLimits\x12\x1a.lbaas.v1.GetLimitsRequest\x1a\x1b.lbaas.v1.GetLimitsResponse\x12_\n" +
 	"\x12ListAllowedDomains\x12#.lbaas.v1.ListAllowedDomainsRequest\x1a$.lbaas.v1.ListAllowedDomainsResponse\x12w\n" +
 	"\x1aGetRegionalSourceAddresses\x12+.lbaas.v1.GetRegionalSourceAddressesRequest\x1a,.lbaas.v1.GetRegionalSourceAddressesResponse2\xf9\x03\n" +
 	"\vNodeService\x12D\n" +
@@ -2246,7 +2550,7 @@ func file_lbaas_v1_service_proto_rawDescGZIP() []byte {
 	return file_lbaas_v1_service_proto_rawDescData
 }
 
-var file_lbaas_v1_service_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
+var file_lbaas_v1_service_proto_msgTypes = make([]protoimpl.MessageInfo, 44)
 var file_lbaas_v1_service_proto_goTypes = []any{
 	(*ListLoadBalancersRequest)(nil),           // 0: lbaas.v1.ListLoadBalancersRequest
 	(*ListLoadBalancersResponse)(nil),          // 1: lbaas.v1.ListLoadBalancersResponse
@@ -2273,101 +2577,112 @@ var file_lbaas_v1_service_proto_goTypes = []any{
 	(*GetAbsoluteLimitsRequest)(nil),           // 22: lbaas.v1.GetAbsoluteLimitsRequest
 	(*AbsoluteLimit)(nil),                      // 23: lbaas.v1.AbsoluteLimit
 	(*GetAbsoluteLimitsResponse)(nil),          // 24: lbaas.v1.GetAbsoluteLimitsResponse
-	(*ListNodesRequest)(nil),                   // 25: lbaas.v1.ListNodesRequest
-	(*ListNodesResponse)(nil),                  // 26: lbaas.v1.ListNodesResponse
-	(*AddNodesRequest)(nil),                    // 27: lbaas.v1.AddNodesRequest
-	(*GetNodeRequest)(nil),                     // 28: lbaas.v1.GetNodeRequest
-	(*NodeResponse)(nil),                       // 29: lbaas.v1.NodeResponse
-	(*UpdateNodeRequest)(nil),                  // 30: lbaas.v1.UpdateNodeRequest
-	(*BulkUpdateNodesRequest)(nil),             // 31: lbaas.v1.BulkUpdateNodesRequest
-	(*DeleteNodeRequest)(nil),                  // 32: lbaas.v1.DeleteNodeRequest
-	(*BulkDeleteNodesRequest)(nil),             // 33: lbaas.v1.BulkDeleteNodesRequest
-	(*ListVirtualIpsRequest)(nil),              // 34: lbaas.v1.ListVirtualIpsRequest
-	(*ListVirtualIpsResponse)(nil),             // 35: lbaas.v1.ListVirtualIpsResponse
-	(*AddVirtualIpRequest)(nil),                // 36: lbaas.v1.AddVirtualIpRequest
-	(*DeleteVirtualIpRequest)(nil),             // 37: lbaas.v1.DeleteVirtualIpRequest
-	(*BulkDeleteVirtualIpsRequest)(nil),        // 38: lbaas.v1.BulkDeleteVirtualIpsRequest
-	(*LoadBalancer)(nil),                       // 39: lbaas.v1.LoadBalancer
-	(*LoadBalancerRequest)(nil),                // 40: lbaas.v1.LoadBalancerRequest
-	(*LoadBalancerUpdate)(nil),                 // 41: lbaas.v1.LoadBalancerUpdate
-	(*AllowedDomain)(nil),                      // 42: lbaas.v1.AllowedDomain
-	(*Node)(nil),                               // 43: lbaas.v1.Node
-	(*NodeRequest)(nil),                        // 44: lbaas.v1.NodeRequest
-	(*NodeUpdate)(nil),                         // 45: lbaas.v1.NodeUpdate
-	(*VirtualIp)(nil),                          // 46: lbaas.v1.VirtualIp
-	(*VirtualIpRequest)(nil),                   // 47: lbaas.v1.VirtualIpRequest
-	(*emptypb.Empty)(nil),                      // 48: google.protobuf.Empty
+	(*GetLimitsRequest)(nil),                   // 25: lbaas.v1.GetLimitsRequest
+	(*GetLimitsResponse)(nil),                  // 26: lbaas.v1.GetLimitsResponse
+	(*Limits)(nil),                             // 27: lbaas.v1.Limits
+	(*RateLimits)(nil),                         // 28: lbaas.v1.RateLimits
+	(*RateLimit)(nil),                          // 29: lbaas.v1.RateLimit
+	(*ListNodesRequest)(nil),                   // 30: lbaas.v1.ListNodesRequest
+	(*ListNodesResponse)(nil),                  // 31: lbaas.v1.ListNodesResponse
+	(*AddNodesRequest)(nil),                    // 32: lbaas.v1.AddNodesRequest
+	(*GetNodeRequest)(nil),                     // 33: lbaas.v1.GetNodeRequest
+	(*NodeResponse)(nil),                       // 34: lbaas.v1.NodeResponse
+	(*UpdateNodeRequest)(nil),                  // 35: lbaas.v1.UpdateNodeRequest
+	(*BulkUpdateNodesRequest)(nil),             // 36: lbaas.v1.BulkUpdateNodesRequest
+	(*DeleteNodeRequest)(nil),                  // 37: lbaas.v1.DeleteNodeRequest
+	(*BulkDeleteNodesRequest)(nil),             // 38: lbaas.v1.BulkDeleteNodesRequest
+	(*ListVirtualIpsRequest)(nil),              // 39: lbaas.v1.ListVirtualIpsRequest
+	(*ListVirtualIpsResponse)(nil),             // 40: lbaas.v1.ListVirtualIpsResponse
+	(*AddVirtualIpRequest)(nil),                // 41: lbaas.v1.AddVirtualIpRequest
+	(*DeleteVirtualIpRequest)(nil),             // 42: lbaas.v1.DeleteVirtualIpRequest
+	(*BulkDeleteVirtualIpsRequest)(nil),        // 43: lbaas.v1.BulkDeleteVirtualIpsRequest
+	(*LoadBalancer)(nil),                       // 44: lbaas.v1.LoadBalancer
+	(*LoadBalancerRequest)(nil),                // 45: lbaas.v1.LoadBalancerRequest
+	(*LoadBalancerUpdate)(nil),                 // 46: lbaas.v1.LoadBalancerUpdate
+	(*AllowedDomain)(nil),                      // 47: lbaas.v1.AllowedDomain
+	(*Node)(nil),                               // 48: lbaas.v1.Node
+	(*NodeRequest)(nil),                        // 49: lbaas.v1.NodeRequest
+	(*NodeUpdate)(nil),                         // 50: lbaas.v1.NodeUpdate
+	(*VirtualIp)(nil),                          // 51: lbaas.v1.VirtualIp
+	(*VirtualIpRequest)(nil),                   // 52: lbaas.v1.VirtualIpRequest
+	(*emptypb.Empty)(nil),                      // 53: google.protobuf.Empty
 }
 var file_lbaas_v1_service_proto_depIdxs = []int32{
-	39, // 0: lbaas.v1.ListLoadBalancersResponse.load_balancers:type_name -> lbaas.v1.LoadBalancer
-	40, // 1: lbaas.v1.CreateLoadBalancerRequest.load_balancer:type_name -> lbaas.v1.LoadBalancerRequest
-	39, // 2: lbaas.v1.LoadBalancerResponse.load_balancer:type_name -> lbaas.v1.LoadBalancer
-	41, // 3: lbaas.v1.UpdateLoadBalancerRequest.load_balancer:type_name -> lbaas.v1.LoadBalancerUpdate
+	44, // 0: lbaas.v1.ListLoadBalancersResponse.load_balancers:type_name -> lbaas.v1.LoadBalancer
+	45, // 1: lbaas.v1.CreateLoadBalancerRequest.load_balancer:type_name -> lbaas.v1.LoadBalancerRequest
+	44, // 2: lbaas.v1.LoadBalancerResponse.load_balancer:type_name -> lbaas.v1.LoadBalancer
+	46, // 3: lbaas.v1.UpdateLoadBalancerRequest.load_balancer:type_name -> lbaas.v1.LoadBalancerUpdate
 	9,  // 4: lbaas.v1.ListProtocolsResponse.protocols:type_name -> lbaas.v1.Protocol
 	12, // 5: lbaas.v1.ListAlgorithmsResponse.algorithms:type_name -> lbaas.v1.Algorithm
 	14, // 6: lbaas.v1.GetRegionalSourceAddressesResponse.regional_source_addresses:type_name -> lbaas.v1.SourceAddressLists
 	14, // 7: lbaas.v1.GetClusterSourceAddressesResponse.cluster_source_addresses:type_name -> lbaas.v1.SourceAddressLists
-	42, // 8: lbaas.v1.AllowedDomainEntry.allowed_domain:type_name -> lbaas.v1.AllowedDomain
+	47, // 8: lbaas.v1.AllowedDomainEntry.allowed_domain:type_name -> lbaas.v1.AllowedDomain
 	20, // 9: lbaas.v1.ListAllowedDomainsResponse.allowed_domains:type_name -> lbaas.v1.AllowedDomainEntry
 	23, // 10: lbaas.v1.GetAbsoluteLimitsResponse.absolute:type_name -> lbaas.v1.AbsoluteLimit
-	43, // 11: lbaas.v1.ListNodesResponse.nodes:type_name -> lbaas.v1.Node
-	44, // 12: lbaas.v1.AddNodesRequest.nodes:type_name -> lbaas.v1.NodeRequest
-	43, // 13: lbaas.v1.NodeResponse.node:type_name -> lbaas.v1.Node
-	45, // 14: lbaas.v1.UpdateNodeRequest.node:type_name -> lbaas.v1.NodeUpdate
-	45, // 15: lbaas.v1.BulkUpdateNodesRequest.nodes:type_name -> lbaas.v1.NodeUpdate
-	46, // 16: lbaas.v1.ListVirtualIpsResponse.virtual_ips:type_name -> lbaas.v1.VirtualIp
-	47, // 17: lbaas.v1.AddVirtualIpRequest.virtual_ip:type_name -> lbaas.v1.VirtualIpRequest
-	0,  // 18: lbaas.v1.LoadBalancerService.ListLoadBalancers:input_type -> lbaas.v1.ListLoadBalancersRequest
-	2,  // 19: lbaas.v1.LoadBalancerService.CreateLoadBalancer:input_type -> lbaas.v1.CreateLoadBalancerRequest
-	4,  // 20: lbaas.v1.LoadBalancerService.GetLoadBalancer:input_type -> lbaas.v1.GetLoadBalancerRequest
-	5,  // 21: lbaas.v1.LoadBalancerService.UpdateLoadBalancer:input_type -> lbaas.v1.UpdateLoadBalancerRequest
-	6,  // 22: lbaas.v1.LoadBalancerService.DeleteLoadBalancer:input_type -> lbaas.v1.DeleteLoadBalancerRequest
-	7,  // 23: lbaas.v1.LoadBalancerService.BulkDeleteLoadBalancers:input_type -> lbaas.v1.BulkDeleteLoadBalancersRequest
-	17, // 24: lbaas.v1.LoadBalancerService.GetClusterSourceAddresses:input_type -> lbaas.v1.GetClusterSourceAddressesRequest
-	8,  // 25: lbaas.v1.CatalogService.ListProtocols:input_type -> lbaas.v1.ListProtocolsRequest
-	11, // 26: lbaas.v1.CatalogService.ListAlgorithms:input_type -> lbaas.v1.ListAlgorithmsRequest
-	22, // 27: lbaas.v1.CatalogService.GetAbsoluteLimits:input_type -> lbaas.v1.GetAbsoluteLimitsRequest
-	19, // 28: lbaas.v1.CatalogService.ListAllowedDomains:input_type -> lbaas.v1.ListAllowedDomainsRequest
-	15, // 29: lbaas.v1.CatalogService.GetRegionalSourceAddresses:input_type -> lbaas.v1.GetRegionalSourceAddressesRequest
-	25, // 30: lbaas.v1.NodeService.ListNodes:input_type -> lbaas.v1.ListNodesRequest
-	27, // 31: lbaas.v1.NodeService.AddNodes:input_type -> lbaas.v1.AddNodesRequest
-	28, // 32: lbaas.v1.NodeService.GetNode:input_type -> lbaas.v1.GetNodeRequest
-	30, // 33: lbaas.v1.NodeService.UpdateNode:input_type -> lbaas.v1.UpdateNodeRequest
-	31, // 34: lbaas.v1.NodeService.BulkUpdateNodes:input_type -> lbaas.v1.BulkUpdateNodesRequest
-	32, // 35: lbaas.v1.NodeService.DeleteNode:input_type -> lbaas.v1.DeleteNodeRequest
-	33, // 36: lbaas.v1.NodeService.BulkDeleteNodes:input_type -> lbaas.v1.BulkDeleteNodesRequest
-	34, // 37: lbaas.v1.VirtualIpService.ListVirtualIps:input_type -> lbaas.v1.ListVirtualIpsRequest
-	36, // 38: lbaas.v1.VirtualIpService.AddVirtualIp:input_type -> lbaas.v1.AddVirtualIpRequest
-	37, // 39: lbaas.v1.VirtualIpService.DeleteVirtualIp:input_type -> lbaas.v1.DeleteVirtualIpRequest
-	38, // 40: lbaas.v1.VirtualIpService.BulkDeleteVirtualIps:input_type -> lbaas.v1.BulkDeleteVirtualIpsRequest
-	1,  // 41: lbaas.v1.LoadBalancerService.ListLoadBalancers:output_type -> lbaas.v1.ListLoadBalancersResponse
-	3,  // 42: lbaas.v1.LoadBalancerService.CreateLoadBalancer:output_type -> lbaas.v1.LoadBalancerResponse
-	3,  // 43: lbaas.v1.LoadBalancerService.GetLoadBalancer:output_type -> lbaas.v1.LoadBalancerResponse
-	48, // 44: lbaas.v1.LoadBalancerService.UpdateLoadBalancer:output_type -> google.protobuf.Empty
-	48, // 45: lbaas.v1.LoadBalancerService.DeleteLoadBalancer:output_type -> google.protobuf.Empty
-	48, // 46: lbaas.v1.LoadBalancerService.BulkDeleteLoadBalancers:output_type -> google.protobuf.Empty
-	18, // 47: lbaas.v1.LoadBalancerService.GetClusterSourceAddresses:output_type -> lbaas.v1.GetClusterSourceAddressesResponse
-	10, // 48: lbaas.v1.CatalogService.ListProtocols:output_type -> lbaas.v1.ListProtocolsResponse
-	13, // 49: lbaas.v1.CatalogService.ListAlgorithms:output_type -> lbaas.v1.ListAlgorithmsResponse
-	24, // 50: lbaas.v1.CatalogService.GetAbsoluteLimits:output_type -> lbaas.v1.GetAbsoluteLimitsResponse
-	21, // 51: lbaas.v1.CatalogService.ListAllowedDomains:output_type -> lbaas.v1.ListAllowedDomainsResponse
-	16, // 52: lbaas.v1.CatalogService.GetRegionalSourceAddresses:output_type -> lbaas.v1.GetRegionalSourceAddressesResponse
-	26, // 53: lbaas.v1.NodeService.ListNodes:output_type -> lbaas.v1.ListNodesResponse
-	26, // 54: lbaas.v1.NodeService.AddNodes:output_type -> lbaas.v1.ListNodesResponse
-	29, // 55: lbaas.v1.NodeService.GetNode:output_type -> lbaas.v1.NodeResponse
-	48, // 56: lbaas.v1.NodeService.UpdateNode:output_type -> google.protobuf.Empty
-	26, // 57: lbaas.v1.NodeService.BulkUpdateNodes:output_type -> lbaas.v1.ListNodesResponse
-	48, // 58: lbaas.v1.NodeService.DeleteNode:output_type -> google.protobuf.Empty
-	48, // 59: lbaas.v1.NodeService.BulkDeleteNodes:output_type -> google.protobuf.Empty
-	35, // 60: lbaas.v1.VirtualIpService.ListVirtualIps:output_type -> lbaas.v1.ListVirtualIpsResponse
-	46, // 61: lbaas.v1.VirtualIpService.AddVirtualIp:output_type -> lbaas.v1.VirtualIp
-	48, // 62: lbaas.v1.VirtualIpService.DeleteVirtualIp:output_type -> google.protobuf.Empty
-	48, // 63: lbaas.v1.VirtualIpService.BulkDeleteVirtualIps:output_type -> google.protobuf.Empty
-	41, // [41:64] is the sub-list for method output_type
-	18, // [18:41] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	27, // 11: lbaas.v1.GetLimitsResponse.limits:type_name -> lbaas.v1.Limits
+	28, // 12: lbaas.v1.Limits.rate:type_name -> lbaas.v1.RateLimits
+	23, // 13: lbaas.v1.Limits.absolute:type_name -> lbaas.v1.AbsoluteLimit
+	29, // 14: lbaas.v1.RateLimits.limit:type_name -> lbaas.v1.RateLimit
+	48, // 15: lbaas.v1.ListNodesResponse.nodes:type_name -> lbaas.v1.Node
+	49, // 16: lbaas.v1.AddNodesRequest.nodes:type_name -> lbaas.v1.NodeRequest
+	48, // 17: lbaas.v1.NodeResponse.node:type_name -> lbaas.v1.Node
+	50, // 18: lbaas.v1.UpdateNodeRequest.node:type_name -> lbaas.v1.NodeUpdate
+	50, // 19: lbaas.v1.BulkUpdateNodesRequest.nodes:type_name -> lbaas.v1.NodeUpdate
+	51, // 20: lbaas.v1.ListVirtualIpsResponse.virtual_ips:type_name -> lbaas.v1.VirtualIp
+	52, // 21: lbaas.v1.AddVirtualIpRequest.virtual_ip:type_name -> lbaas.v1.VirtualIpRequest
+	0,  // 22: lbaas.v1.LoadBalancerService.ListLoadBalancers:input_type -> lbaas.v1.ListLoadBalancersRequest
+	2,  // 23: lbaas.v1.LoadBalancerService.CreateLoadBalancer:input_type -> lbaas.v1.CreateLoadBalancerRequest
+	4,  // 24: lbaas.v1.LoadBalancerService.GetLoadBalancer:input_type -> lbaas.v1.GetLoadBalancerRequest
+	5,  // 25: lbaas.v1.LoadBalancerService.UpdateLoadBalancer:input_type -> lbaas.v1.UpdateLoadBalancerRequest
+	6,  // 26: lbaas.v1.LoadBalancerService.DeleteLoadBalancer:input_type -> lbaas.v1.DeleteLoadBalancerRequest
+	7,  // 27: lbaas.v1.LoadBalancerService.BulkDeleteLoadBalancers:input_type -> lbaas.v1.BulkDeleteLoadBalancersRequest
+	17, // 28: lbaas.v1.LoadBalancerService.GetClusterSourceAddresses:input_type -> lbaas.v1.GetClusterSourceAddressesRequest
+	8,  // 29: lbaas.v1.CatalogService.ListProtocols:input_type -> lbaas.v1.ListProtocolsRequest
+	11, // 30: lbaas.v1.CatalogService.ListAlgorithms:input_type -> lbaas.v1.ListAlgorithmsRequest
+	22, // 31: lbaas.v1.CatalogService.GetAbsoluteLimits:input_type -> lbaas.v1.GetAbsoluteLimitsRequest
+	25, // 32: lbaas.v1.CatalogService.GetLimits:input_type -> lbaas.v1.GetLimitsRequest
+	19, // 33: lbaas.v1.CatalogService.ListAllowedDomains:input_type -> lbaas.v1.ListAllowedDomainsRequest
+	15, // 34: lbaas.v1.CatalogService.GetRegionalSourceAddresses:input_type -> lbaas.v1.GetRegionalSourceAddressesRequest
+	30, // 35: lbaas.v1.NodeService.ListNodes:input_type -> lbaas.v1.ListNodesRequest
+	32, // 36: lbaas.v1.NodeService.AddNodes:input_type -> lbaas.v1.AddNodesRequest
+	33, // 37: lbaas.v1.NodeService.GetNode:input_type -> lbaas.v1.GetNodeRequest
+	35, // 38: lbaas.v1.NodeService.UpdateNode:input_type -> lbaas.v1.UpdateNodeRequest
+	36, // 39: lbaas.v1.NodeService.BulkUpdateNodes:input_type -> lbaas.v1.BulkUpdateNodesRequest
+	37, // 40: lbaas.v1.NodeService.DeleteNode:input_type -> lbaas.v1.DeleteNodeRequest
+	38, // 41: lbaas.v1.NodeService.BulkDeleteNodes:input_type -> lbaas.v1.BulkDeleteNodesRequest
+	39, // 42: lbaas.v1.VirtualIpService.ListVirtualIps:input_type -> lbaas.v1.ListVirtualIpsRequest
+	41, // 43: lbaas.v1.VirtualIpService.AddVirtualIp:input_type -> lbaas.v1.AddVirtualIpRequest
+	42, // 44: lbaas.v1.VirtualIpService.DeleteVirtualIp:input_type -> lbaas.v1.DeleteVirtualIpRequest
+	43, // 45: lbaas.v1.VirtualIpService.BulkDeleteVirtualIps:input_type -> lbaas.v1.BulkDeleteVirtualIpsRequest
+	1,  // 46: lbaas.v1.LoadBalancerService.ListLoadBalancers:output_type -> lbaas.v1.ListLoadBalancersResponse
+	3,  // 47: lbaas.v1.LoadBalancerService.CreateLoadBalancer:output_type -> lbaas.v1.LoadBalancerResponse
+	3,  // 48: lbaas.v1.LoadBalancerService.GetLoadBalancer:output_type -> lbaas.v1.LoadBalancerResponse
+	53, // 49: lbaas.v1.LoadBalancerService.UpdateLoadBalancer:output_type -> google.protobuf.Empty
+	53, // 50: lbaas.v1.LoadBalancerService.DeleteLoadBalancer:output_type -> google.protobuf.Empty
+	53, // 51: lbaas.v1.LoadBalancerService.BulkDeleteLoadBalancers:output_type -> google.protobuf.Empty
+	18, // 52: lbaas.v1.LoadBalancerService.GetClusterSourceAddresses:output_type -> lbaas.v1.GetClusterSourceAddressesResponse
+	10, // 53: lbaas.v1.CatalogService.ListProtocols:output_type -> lbaas.v1.ListProtocolsResponse
+	13, // 54: lbaas.v1.CatalogService.ListAlgorithms:output_type -> lbaas.v1.ListAlgorithmsResponse
+	24, // 55: lbaas.v1.CatalogService.GetAbsoluteLimits:output_type -> lbaas.v1.GetAbsoluteLimitsResponse
+	26, // 56: lbaas.v1.CatalogService.GetLimits:output_type -> lbaas.v1.GetLimitsResponse
+	21, // 57: lbaas.v1.CatalogService.ListAllowedDomains:output_type -> lbaas.v1.ListAllowedDomainsResponse
+	16, // 58: lbaas.v1.CatalogService.GetRegionalSourceAddresses:output_type -> lbaas.v1.GetRegionalSourceAddressesResponse
+	31, // 59: lbaas.v1.NodeService.ListNodes:output_type -> lbaas.v1.ListNodesResponse
+	31, // 60: lbaas.v1.NodeService.AddNodes:output_type -> lbaas.v1.ListNodesResponse
+	34, // 61: lbaas.v1.NodeService.GetNode:output_type -> lbaas.v1.NodeResponse
+	53, // 62: lbaas.v1.NodeService.UpdateNode:output_type -> google.protobuf.Empty
+	31, // 63: lbaas.v1.NodeService.BulkUpdateNodes:output_type -> lbaas.v1.ListNodesResponse
+	53, // 64: lbaas.v1.NodeService.DeleteNode:output_type -> google.protobuf.Empty
+	53, // 65: lbaas.v1.NodeService.BulkDeleteNodes:output_type -> google.protobuf.Empty
+	40, // 66: lbaas.v1.VirtualIpService.ListVirtualIps:output_type -> lbaas.v1.ListVirtualIpsResponse
+	51, // 67: lbaas.v1.VirtualIpService.AddVirtualIp:output_type -> lbaas.v1.VirtualIp
+	53, // 68: lbaas.v1.VirtualIpService.DeleteVirtualIp:output_type -> google.protobuf.Empty
+	53, // 69: lbaas.v1.VirtualIpService.BulkDeleteVirtualIps:output_type -> google.protobuf.Empty
+	46, // [46:70] is the sub-list for method output_type
+	22, // [22:46] is the sub-list for method input_type
+	22, // [22:22] is the sub-list for extension type_name
+	22, // [22:22] is the sub-list for extension extendee
+	0,  // [0:22] is the sub-list for field type_name
 }
 
 func init() { file_lbaas_v1_service_proto_init() }
@@ -2378,13 +2693,14 @@ func file_lbaas_v1_service_proto_init() {
 	file_lbaas_v1_resources_proto_init()
 	file_lbaas_v1_service_proto_msgTypes[0].OneofWrappers = []any{}
 	file_lbaas_v1_service_proto_msgTypes[9].OneofWrappers = []any{}
+	file_lbaas_v1_service_proto_msgTypes[29].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_lbaas_v1_service_proto_rawDesc), len(file_lbaas_v1_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   39,
+			NumMessages:   44,
 			NumExtensions: 0,
 			NumServices:   4,
 		},

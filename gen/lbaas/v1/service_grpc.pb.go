@@ -357,6 +357,7 @@ const (
 	CatalogService_ListProtocols_FullMethodName              = "/lbaas.v1.CatalogService/ListProtocols"
 	CatalogService_ListAlgorithms_FullMethodName             = "/lbaas.v1.CatalogService/ListAlgorithms"
 	CatalogService_GetAbsoluteLimits_FullMethodName          = "/lbaas.v1.CatalogService/GetAbsoluteLimits"
+	CatalogService_GetLimits_FullMethodName                  = "/lbaas.v1.CatalogService/GetLimits"
 	CatalogService_ListAllowedDomains_FullMethodName         = "/lbaas.v1.CatalogService/ListAllowedDomains"
 	CatalogService_GetRegionalSourceAddresses_FullMethodName = "/lbaas.v1.CatalogService/GetRegionalSourceAddresses"
 )
@@ -370,6 +371,9 @@ type CatalogServiceClient interface {
 	ListProtocols(ctx context.Context, in *ListProtocolsRequest, opts ...grpc.CallOption) (*ListProtocolsResponse, error)
 	ListAlgorithms(ctx context.Context, in *ListAlgorithmsRequest, opts ...grpc.CallOption) (*ListAlgorithmsResponse, error)
 	GetAbsoluteLimits(ctx context.Context, in *GetAbsoluteLimitsRequest, opts ...grpc.CallOption) (*GetAbsoluteLimitsResponse, error)
+	// GetLimits shows the account's rate limits (with what is left of each
+	// now) and its absolute limits.
+	GetLimits(ctx context.Context, in *GetLimitsRequest, opts ...grpc.CallOption) (*GetLimitsResponse, error)
 	ListAllowedDomains(ctx context.Context, in *ListAllowedDomainsRequest, opts ...grpc.CallOption) (*ListAllowedDomainsResponse, error)
 	GetRegionalSourceAddresses(ctx context.Context, in *GetRegionalSourceAddressesRequest, opts ...grpc.CallOption) (*GetRegionalSourceAddressesResponse, error)
 }
@@ -412,6 +416,16 @@ func (c *catalogServiceClient) GetAbsoluteLimits(ctx context.Context, in *GetAbs
 	return out, nil
 }
 
+func (c *catalogServiceClient) GetLimits(ctx context.Context, in *GetLimitsRequest, opts ...grpc.CallOption) (*GetLimitsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetLimitsResponse)
+	err := c.cc.Invoke(ctx, CatalogService_GetLimits_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *catalogServiceClient) ListAllowedDomains(ctx context.Context, in *ListAllowedDomainsRequest, opts ...grpc.CallOption) (*ListAllowedDomainsResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ListAllowedDomainsResponse)
@@ -441,6 +455,9 @@ type CatalogServiceServer interface {
 	ListProtocols(context.Context, *ListProtocolsRequest) (*ListProtocolsResponse, error)
 	ListAlgorithms(context.Context, *ListAlgorithmsRequest) (*ListAlgorithmsResponse, error)
 	GetAbsoluteLimits(context.Context, *GetAbsoluteLimitsRequest) (*GetAbsoluteLimitsResponse, error)
+	// GetLimits shows the account's rate limits (with what is left of each
+	// now) and its absolute limits.
+	GetLimits(context.Context, *GetLimitsRequest) (*GetLimitsResponse, error)
 	ListAllowedDomains(context.Context, *ListAllowedDomainsRequest) (*ListAllowedDomainsResponse, error)
 	GetRegionalSourceAddresses(context.Context, *GetRegionalSourceAddressesRequest) (*GetRegionalSourceAddressesResponse, error)
 	mustEmbedUnimplementedCatalogServiceServer()
@@ -461,6 +478,9 @@ func (UnimplementedCatalogServiceServer) ListAlgorithms(context.Context, *ListAl
 }
 func (UnimplementedCatalogServiceServer) GetAbsoluteLimits(context.Context, *GetAbsoluteLimitsRequest) (*GetAbsoluteLimitsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetAbsoluteLimits not implemented")
+}
+func (UnimplementedCatalogServiceServer) GetLimits(context.Context, *GetLimitsRequest) (*GetLimitsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetLimits not implemented")
 }
 func (UnimplementedCatalogServiceServer) ListAllowedDomains(context.Context, *ListAllowedDomainsRequest) (*ListAllowedDomainsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListAllowedDomains not implemented")
@@ -543,6 +563,24 @@ func _CatalogService_GetAbsoluteLimits_Handler(srv interface{}, ctx context.Cont
 	return interceptor(ctx, in, info, handler)
 }
 
+func _CatalogService_GetLimits_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetLimitsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CatalogServiceServer).GetLimits(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CatalogService_GetLimits_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CatalogServiceServer).GetLimits(ctx, req.(*GetLimitsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _CatalogService_ListAllowedDomains_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ListAllowedDomainsRequest)
 	if err := dec(in); err != nil {
@@ -597,6 +635,10 @@ var CatalogService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetAbsoluteLimits",
 			Handler:    _CatalogService_GetAbsoluteLimits_Handler,
+		},
+		{
+			MethodName: "GetLimits",
+			Handler:    _CatalogService_GetLimits_Handler,
 		},
 		{
 			MethodName: "ListAllowedDomains",
