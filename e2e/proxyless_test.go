@@ -375,8 +375,16 @@ func stoppableClient(t *testing.T, bin string, d *daemon, id int) (*exec.Cmd, *s
 	if err != nil {
 		t.Fatal(err)
 	}
+	return clientProcess(t, "TestStatusWaitsForTheClientsACK", boot, id)
+}
+
+// clientProcess runs a proxyless client of lb_<id> with this bootstrap in
+// a process of its own: the test binary running test, which must start
+// with runClientProcess when E2E_CLIENT_TARGET is set.
+func clientProcess(t *testing.T, test string, boot []byte, id int) (*exec.Cmd, *syncBuffer) {
+	t.Helper()
 	self, _ := os.Executable()
-	client := exec.Command(self, "-test.run", "^TestStatusWaitsForTheClientsACK$")
+	client := exec.Command(self, "-test.run", "^"+test+"$")
 	client.Env = append(os.Environ(), "E2E_CLIENT_TARGET=xds:///lb_"+strconv.Itoa(id), "GRPC_XDS_BOOTSTRAP_CONFIG="+string(boot))
 	client.Env = withoutEnv(client.Env, "GRPC_XDS_BOOTSTRAP")
 	out := &syncBuffer{}

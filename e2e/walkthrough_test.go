@@ -54,12 +54,12 @@ type daemon struct {
 var servingLine = regexp.MustCompile(`msg="lbaasd serving" http=(\S+) grpc=(\S+) xds=(\S+) database=(\S+) startup=(\S+)`)
 
 // startDaemon runs `lbaasd serve` in dir on free loopback ports and waits
-// for its "serving" log line.
-func startDaemon(t *testing.T, bin, dir string, env []string) *daemon {
+// for its "serving" log line; extra flags come last (and win).
+func startDaemon(t *testing.T, bin, dir string, env []string, extra ...string) *daemon {
 	t.Helper()
 	// The tests' nodes are on loopback, which lbaasd refuses by default.
-	cmd := exec.Command(bin, "serve", "--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0", "--xds-addr", "127.0.0.1:0",
-		"--denied-node-networks", "none")
+	cmd := exec.Command(bin, append([]string{"serve", "--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0", "--xds-addr", "127.0.0.1:0",
+		"--denied-node-networks", "none"}, extra...)...)
 	cmd.Dir = dir
 	// Tests poll faster than the default rate limits allow: off unless
 	// env turns them on again (the last value of a variable wins).

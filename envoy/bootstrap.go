@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -64,6 +65,15 @@ type Options struct {
 	// XDSAddress is host:port of the control plane's xDS (ADS) port.
 	// Required. The host is an IP address or a DNS name.
 	XDSAddress string
+	// MoreXDSAddresses are the xDS ports of further control plane
+	// replicas. Envoy balances its ADS stream over all of them (one
+	// cluster, an endpoint each) and reconnects to another when one
+	// fails. grpc-go lists them as fallback servers (gRFC A71): it uses
+	// the next one only when it cannot reach the one before *and* lacks a
+	// resource it watches, so a client that has its configuration stays
+	// with its (dead) server; for failover of running gRPC clients, give
+	// one name that resolves to every replica (see GRPCBootstrap).
+	MoreXDSAddresses []string
 	// AdminAddress puts the Envoy admin listener on ip:port, a loopback
 	// address; when empty, it listens on AdminSocket. Unused by
 	// GRPCBootstrap.
@@ -113,30 +123,64 @@ type target struct {
 
 func (t target) isIP() bool { return t.addr.IsValid() }
 
-// validate checks the options shared by both bootstraps.
-func (o Options) validate() (target, error) {
+// validate checks the options shared by both bootstraps and returns the
+// xDS targets in order. gRPC target URIs (dns:) are accepted when
+// grpcTargets is set.
+func (o Options) validate(grpcTargets bool) ([]target, error) {
 	if strings.TrimSpace(o.NodeID) == "" {
-		return target{}, errors.New("envoy: NodeID is required")
+		return nil, errors.New("envoy: NodeID is required")
 	}
 	if strings.TrimSpace(o.Fleet) == "" {
-		return target{}, errors.New("envoy: Fleet is required")
+		return nil, errors.New("envoy: Fleet is required")
 	}
 	if o.XDSAddress == "" {
-		return target{}, errors.New("envoy: XDSAddress is required")
+		return nil, errors.New("envoy: XDSAddress is required")
 	}
-	t, err := parseTarget(o.XDSAddress)
-	if err != nil {
-		return target{}, fmt.Errorf("envoy: XDSAddress: %w", err)
+	var targets []target
+	for i, a := range append([]string{o.XDSAddress}, o.MoreXDSAddresses...) {
+		field := "XDSAddress"
+		if i > 0 {
+			field = "MoreXDSAddresses"
+		}
+		parse := parseTarget
+		if grpcTargets {
+			parse = parseGRPCTarget
+		}
+		t, err := parse(a)
+		if err != nil {
+			return nil, fmt.Errorf("envoy: %s: %w", field, err)
+		}
+		targets = append(targets, t)
 	}
 	if (o.CertFile == "") != (o.KeyFile == "") {
-		return target{}, errors.New("envoy: CertFile and KeyFile must be set together")
+		return nil, errors.New("envoy: CertFile and KeyFile must be set together")
 	}
 	if o.CertFile != "" && o.CAFile == "" {
 		// Without a CA neither Envoy (no validation context: the control
 		// plane is not verified at all) nor grpc-go (system roots) would
 		// check the control plane the way the operator expects.
-		return target{}, errors.New("envoy: CAFile is required with CertFile and KeyFile")
+		return nil, errors.New("envoy: CAFile is required with CertFile and KeyFile")
 	}
+	return targets, nil
+}
+
+// parseGRPCTarget accepts host:port, or a gRPC target URI of the dns
+// scheme naming host:port (dns:///host:port, or dns://resolver/host:port
+// to ask that DNS server): a name that resolves to every replica, which
+// grpc-go's channel walks through when the one it uses fails.
+func parseGRPCTarget(s string) (target, error) {
+	if !strings.HasPrefix(s, "dns:") {
+		return parseTarget(s)
+	}
+	u, err := url.Parse(s)
+	if err != nil || u.Opaque != "" || u.RawQuery != "" || u.Fragment != "" {
+		return target{}, fmt.Errorf("%q is not a dns:///host:port or dns://resolver/host:port target", s)
+	}
+	t, err := parseTarget(strings.TrimPrefix(u.Path, "/"))
+	if err != nil {
+		return target{}, err
+	}
+	t.raw = s
 	return t, nil
 }
 
@@ -266,7 +310,7 @@ func stableJSON(in []byte) ([]byte, error) {
 }
 
 func bootstrapProto(o Options) (*bootstrapv3.Bootstrap, error) {
-	xds, err := o.validate()
+	xds, err := o.validate(false)
 	if err != nil {
 		return nil, err
 	}
@@ -327,7 +371,7 @@ func socketAddress(host string, port uint32) *corev3.Address {
 	}}}
 }
 
-func xdsCluster(o Options, xds target) (*clusterv3.Cluster, error) {
+func xdsCluster(o Options, targets []target) (*clusterv3.Cluster, error) {
 	h2, err := anypb.New(&httpv3.HttpProtocolOptions{
 		UpstreamProtocolOptions: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_{
 			ExplicitHttpConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig{
@@ -345,9 +389,18 @@ func xdsCluster(o Options, xds target) (*clusterv3.Cluster, error) {
 	if err != nil {
 		return nil, fmt.Errorf("envoy: %w", err)
 	}
-	host := xds.host
-	if xds.isIP() {
-		host = xds.addr.String()
+	static := true
+	var endpoints []*endpointv3.LbEndpoint
+	for _, t := range targets {
+		host := t.host
+		if t.isIP() {
+			host = t.addr.String()
+		} else {
+			static = false
+		}
+		endpoints = append(endpoints, &endpointv3.LbEndpoint{
+			HostIdentifier: &endpointv3.LbEndpoint_Endpoint{Endpoint: &endpointv3.Endpoint{Address: socketAddress(host, t.port)}},
+		})
 	}
 	c := &clusterv3.Cluster{
 		Name:           XDSClusterName,
@@ -357,23 +410,17 @@ func xdsCluster(o Options, xds target) (*clusterv3.Cluster, error) {
 		},
 		LoadAssignment: &endpointv3.ClusterLoadAssignment{
 			ClusterName: XDSClusterName,
-			Endpoints: []*endpointv3.LocalityLbEndpoints{{
-				LbEndpoints: []*endpointv3.LbEndpoint{{
-					HostIdentifier: &endpointv3.LbEndpoint_Endpoint{Endpoint: &endpointv3.Endpoint{
-						Address: socketAddress(host, xds.port),
-					}},
-				}},
-			}},
+			Endpoints:   []*endpointv3.LocalityLbEndpoints{{LbEndpoints: endpoints}},
 		},
 	}
-	if xds.isIP() {
+	if static {
 		c.ClusterDiscoveryType = &clusterv3.Cluster_Type{Type: clusterv3.Cluster_STATIC}
 	} else {
 		c.ClusterDiscoveryType = &clusterv3.Cluster_Type{Type: clusterv3.Cluster_STRICT_DNS}
 		c.DnsLookupFamily = clusterv3.Cluster_V4_PREFERRED
 	}
 	if o.tls() {
-		ts, err := upstreamTLS(o, xds)
+		ts, err := upstreamTLS(o, targets)
 		if err != nil {
 			return nil, err
 		}
@@ -383,24 +430,32 @@ func xdsCluster(o Options, xds target) (*clusterv3.Cluster, error) {
 }
 
 // upstreamTLS verifies the control plane against CAFile and the host of
-// XDSAddress (as grpc-go does), and presents CertFile/KeyFile if set.
-func upstreamTLS(o Options, xds target) (*corev3.TransportSocket, error) {
-	san := &tlsv3.SubjectAltNameMatcher{
-		SanType: tlsv3.SubjectAltNameMatcher_DNS,
-		Matcher: &matcherv3.StringMatcher{
-			MatchPattern: &matcherv3.StringMatcher_Exact{Exact: strings.TrimSuffix(xds.host, ".")},
-		},
-	}
-	if xds.isIP() {
-		san.SanType = tlsv3.SubjectAltNameMatcher_IP_ADDRESS
-		san.Matcher.MatchPattern = &matcherv3.StringMatcher_Exact{Exact: xds.addr.String()}
+// its address (as grpc-go does; with several addresses, any of their
+// hosts), and presents CertFile/KeyFile if set.
+func upstreamTLS(o Options, targets []target) (*corev3.TransportSocket, error) {
+	var sans []*tlsv3.SubjectAltNameMatcher
+	names := map[string]bool{}
+	for _, t := range targets {
+		san := &tlsv3.SubjectAltNameMatcher{
+			SanType: tlsv3.SubjectAltNameMatcher_DNS,
+			Matcher: &matcherv3.StringMatcher{
+				MatchPattern: &matcherv3.StringMatcher_Exact{Exact: strings.TrimSuffix(t.host, ".")},
+			},
+		}
+		if t.isIP() {
+			san.SanType = tlsv3.SubjectAltNameMatcher_IP_ADDRESS
+			san.Matcher.MatchPattern = &matcherv3.StringMatcher_Exact{Exact: t.addr.String()}
+		} else {
+			names[strings.TrimSuffix(t.host, ".")] = true
+		}
+		sans = append(sans, san)
 	}
 	common := &tlsv3.CommonTlsContext{
 		AlpnProtocols: []string{"h2"},
 		ValidationContextType: &tlsv3.CommonTlsContext_ValidationContext{
 			ValidationContext: &tlsv3.CertificateValidationContext{
 				TrustedCa:                 fileSource(o.CAFile),
-				MatchTypedSubjectAltNames: []*tlsv3.SubjectAltNameMatcher{san},
+				MatchTypedSubjectAltNames: sans,
 			},
 		},
 	}
@@ -411,8 +466,11 @@ func upstreamTLS(o Options, xds target) (*corev3.TransportSocket, error) {
 		}}
 	}
 	ctx := &tlsv3.UpstreamTlsContext{CommonTlsContext: common}
-	if !xds.isIP() {
-		ctx.Sni = strings.TrimSuffix(xds.host, ".")
+	if len(names) == 1 {
+		// One cluster has one SNI: the name, when there is a single one.
+		for name := range names {
+			ctx.Sni = name
+		}
 	}
 	a, err := anypb.New(ctx)
 	if err != nil {
@@ -463,13 +521,20 @@ type grpcLocality struct{}
 
 // GRPCBootstrap returns the JSON bootstrap of a proxyless grpc-go client
 // (GRPC_XDS_BOOTSTRAP names a file holding it, GRPC_XDS_BOOTSTRAP_CONFIG
-// holds it directly): one xDS server at XDSAddress with "insecure" channel
+// holds it directly): an xDS server at XDSAddress (then one for each of
+// MoreXDSAddresses, grpc-go's fallbacks) with "insecure" channel
 // credentials, or "tls" ones (ca_certificate_file, certificate_file,
 // private_key_file) when CAFile is set, and node {id, cluster: Fleet}.
 // AdminAddress is ignored. The output is indented with two spaces and ends
 // with a newline.
+//
+// An address may be a gRPC target URI of the dns scheme (dns:///host:port,
+// dns://resolver/host:port); a plain host:port is resolved by DNS too.
+// When the name resolves to several replicas, grpc-go's channel connects
+// to the first that answers and, when that one fails, to the next: that
+// is how running clients move to a live replica.
 func GRPCBootstrap(o Options) ([]byte, error) {
-	xds, err := o.validate()
+	targets, err := o.validate(true)
 	if err != nil {
 		return nil, err
 	}
@@ -487,13 +552,13 @@ func GRPCBootstrap(o Options) ([]byte, error) {
 			PrivateKeyFile:    o.KeyFile,
 		}}
 	}
-	b := grpcBootstrap{
-		XDSServers: []grpcXDSServer{{
-			ServerURI:      xds.raw,
+	b := grpcBootstrap{Node: grpcNode{ID: o.NodeID, Cluster: o.Fleet}}
+	for _, t := range targets {
+		b.XDSServers = append(b.XDSServers, grpcXDSServer{
+			ServerURI:      t.raw,
 			ChannelCreds:   []grpcChannelCreds{creds},
 			ServerFeatures: []string{"xds_v3"},
-		}},
-		Node: grpcNode{ID: o.NodeID, Cluster: o.Fleet},
+		})
 	}
 	var out bytes.Buffer
 	enc := json.NewEncoder(&out)

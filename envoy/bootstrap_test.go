@@ -888,3 +888,72 @@ func newTestPKI(t *testing.T) *testPKI {
 		},
 	}
 }
+
+// Several control plane replicas: Envoy's xds_cluster has an endpoint for
+// each (it reconnects to another when one fails) and accepts any of their
+// names in the certificate; grpc-go gets them as its xDS servers in order,
+// and a dns: target naming every replica is passed through.
+func TestBootstrapWithReplicas(t *testing.T) {
+	o := Options{NodeID: "envoy-r", Fleet: "default", XDSAddress: "xds-1.lbaas.internal:18000",
+		MoreXDSAddresses: []string{"xds-2.lbaas.internal:18000", "10.0.0.7:18001"}, CAFile: "/etc/lbaas/xds/ca.pem"}
+	out, err := Bootstrap(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "bootstrap_replicas.json", out)
+	b, err := bootstrapProto(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := b.GetStaticResources().GetClusters()[0]
+	var got []string
+	for _, ep := range c.GetLoadAssignment().GetEndpoints()[0].GetLbEndpoints() {
+		sa := ep.GetEndpoint().GetAddress().GetSocketAddress()
+		got = append(got, net.JoinHostPort(sa.GetAddress(), fmt.Sprint(sa.GetPortValue())))
+	}
+	if want := append([]string{o.XDSAddress}, o.MoreXDSAddresses...); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("xds_cluster endpoints %v, want %v", got, want)
+	}
+	if c.GetType() != clusterv3.Cluster_STRICT_DNS {
+		t.Errorf("cluster type %v, want STRICT_DNS (host names among the addresses)", c.GetType())
+	}
+	var tlsCtx tlsv3.UpstreamTlsContext
+	if err := c.GetTransportSocket().GetTypedConfig().UnmarshalTo(&tlsCtx); err != nil {
+		t.Fatal(err)
+	}
+	if sans := tlsCtx.GetCommonTlsContext().GetValidationContext().GetMatchTypedSubjectAltNames(); len(sans) != 3 {
+		t.Errorf("%d names accepted in the control plane's certificate, want 3", len(sans))
+	}
+	if tlsCtx.GetSni() != "" {
+		t.Errorf("SNI %q with several names", tlsCtx.GetSni())
+	}
+	envoyValidate(t, out, true)
+
+	if _, err := Bootstrap(Options{NodeID: "n", Fleet: "f", XDSAddress: "dns:///xds.lbaas.internal:18000"}); err == nil {
+		t.Error("Envoy's bootstrap accepted a gRPC target URI")
+	}
+
+	g := Options{NodeID: "client-r", Fleet: "default", XDSAddress: "dns:///xds.lbaas.internal:18000",
+		MoreXDSAddresses: []string{"dns://127.0.0.1:53/xds.lbaas.internal:18000", "10.0.0.7:18001"}}
+	out, err = GRPCBootstrap(g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "grpc_bootstrap_replicas.json", out)
+	var gb grpcBootstrapJSON
+	if err := json.Unmarshal(out, &gb); err != nil {
+		t.Fatal(err)
+	}
+	got = nil
+	for _, s := range gb.XDSServers {
+		got = append(got, s.ServerURI)
+	}
+	if want := append([]string{g.XDSAddress}, g.MoreXDSAddresses...); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("xds_servers %v, want %v", got, want)
+	}
+	for _, bad := range []string{"dns:///xds", "dns:xds:18000", "dns:///xds:18000?x=1", "dns:///:18000"} {
+		if _, err := GRPCBootstrap(Options{NodeID: "n", Fleet: "f", XDSAddress: bad}); err == nil {
+			t.Errorf("GRPCBootstrap accepted %q", bad)
+		}
+	}
+}

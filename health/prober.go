@@ -3,6 +3,7 @@ package health
 import (
 	"context"
 	"log/slog"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,8 +21,18 @@ const (
 	Offline = "OFFLINE"
 )
 
-// LockKey is the PostgreSQL advisory lock the probing replica holds.
+// Shards split the monitored load balancers (by id modulo Shards) among
+// the replicas that probe: each shard is probed by the replica holding its
+// PostgreSQL advisory lock, ShardKey(i).
+const Shards = 16
+
+// LockKey is the advisory lock of shard 0; shard i's is LockKey|i.
 const LockKey int64 = 0x6c62_6161_7368_6d00 // "lbaashm\0"
+
+// ShardKey is the advisory lock of a shard.
+func ShardKey(shard int) int64 { return LockKey | int64(shard) }
+
+func shardOf(lb uint32) int { return int(lb % Shards) }
 
 // eventRetention is how long node service events are kept (reference: 90 days).
 const eventRetention = 90 * 24 * time.Hour
@@ -43,6 +54,10 @@ type Options struct {
 	// before each probe and connects only to an address its guard allows.
 	// The zero Dialer resolves no name and allows every address.
 	Dialer netguard.Dialer
+	// Lease is the replicas' lease (--replica-lease): a replica cut off
+	// from the database loses its shards' locks within it, so that the
+	// others take them over. Default 15 s.
+	Lease time.Duration
 }
 
 // Prober runs the health monitors.
@@ -60,7 +75,16 @@ type Prober struct {
 	// is added, before it serves).
 	started time.Time
 
+	lease time.Duration
+	// offset is where this replica starts looking for free shards, so
+	// that replicas starting together do not all try the same ones.
+	offset int
+	// shards are those this replica holds (by Run only); moved are those
+	// it took over from another replica, whose nodes were probed recently.
+	shards, moved map[int]bool
+
 	mu      sync.Mutex
+	held    int                // shards held, for Shards
 	targets map[uint32]*target // by node id
 	wg      sync.WaitGroup
 
@@ -72,6 +96,10 @@ type Prober struct {
 type target struct {
 	spec   spec
 	cancel context.CancelFunc
+	// moved says that its shard came from another replica, which probed
+	// it until then: its first probe waits one delay (no node is probed
+	// twice in an interval), and it is not new.
+	moved bool
 	// status is the node's stored status as last known: the prober's own
 	// writes, and what reconcile reads (others may write it too, as the
 	// removal of a monitor does).
@@ -99,8 +127,12 @@ func New(st *store.Store, opts Options) *Prober {
 	if opts.Concurrency <= 0 {
 		opts.Concurrency = 256
 	}
+	if opts.Lease <= 0 {
+		opts.Lease = 15 * time.Second
+	}
 	return &Prober{
 		store: st, log: opts.Logger, poll: opts.Poll, unit: time.Second, dial: opts.Dialer,
+		lease: opts.Lease, offset: rand.IntN(Shards), shards: map[int]bool{}, moved: map[int]bool{},
 		sem: make(chan struct{}, opts.Concurrency), targets: map[uint32]*target{},
 		lockWarn:   logutil.NewLimited(opts.Logger, logutil.Interval),
 		readWarn:   logutil.NewLimited(opts.Logger, logutil.Interval),
@@ -129,54 +161,106 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// Run probes until ctx ends. With several replicas on PostgreSQL only the
-// one holding the advisory lock LockKey probes; the others wait to take
-// over. Run returns once every probe has stopped.
+// Run probes until ctx ends. The load balancers are split in Shards
+// shards; each replica takes, with PostgreSQL advisory locks on one
+// session, its fair share of them (Shards over the live replicas that
+// probe, rounded up), so probing grows with the replicas and no node is
+// probed by two at once. A replica that dies frees its locks (its session
+// ends; one cut off from the database, after idle_session_timeout = the
+// lease), and once its lease lapses the others' shares grow to take its
+// shards. Run returns once every probe has stopped.
 func (p *Prober) Run(ctx context.Context) {
 	p.started = time.Now()
 	defer p.stopAll()
 	tick := time.NewTicker(p.poll)
 	defer tick.Stop()
 	retry := p.retry()
-	waiting := false
 	for {
-		lock, ok, err := p.store.TryAdvisoryLock(ctx, LockKey)
+		locks, err := p.store.AdvisoryLocks(ctx, p.lease)
 		if err == nil {
 			retry.Reset()
-			p.lockWarn.Recovered(ctx, "health: took the prober lock again")
-		}
-		switch {
-		case ctx.Err() != nil:
-			return
-		case err != nil:
-			wait := retry.NextBackOff()
-			p.lockWarn.Warn(ctx, "health: take the prober lock", "err", err, "retry_in", wait)
-			if !sleep(ctx, wait) {
-				return
-			}
-			continue
-		case !ok:
-			if !waiting {
-				p.log.InfoContext(ctx, "health: another replica runs the health monitors; standing by")
-				waiting = true
-			}
-		default:
-			waiting = false
-			p.lead(ctx, lock, tick.C)
-			if err := lock.Release(); err != nil && ctx.Err() == nil {
-				p.log.WarnContext(ctx, "health: release the prober lock", "err", err)
+			p.lockWarn.Recovered(ctx, "health: have a database session for the shard locks again")
+			p.lead(ctx, locks, tick.C)
+			p.shards = map[int]bool{}
+			if err := locks.Close(); err != nil && ctx.Err() == nil {
+				p.log.WarnContext(ctx, "health: release the shard locks", "err", err)
 			}
 		}
-		select {
-		case <-ctx.Done():
+		if ctx.Err() != nil {
 			return
-		case <-tick.C:
+		}
+		wait := p.poll
+		if err != nil {
+			wait = retry.NextBackOff()
+			p.lockWarn.Warn(ctx, "health: open a database session for the shard locks", "err", err, "retry_in", wait)
+		}
+		if !sleep(ctx, wait) {
+			return
 		}
 	}
 }
 
-// lead probes while the lock holds.
-func (p *Prober) lead(ctx context.Context, lock *store.AdvisoryLock, tick <-chan time.Time) {
+// balance takes free shards up to this replica's fair share and gives back
+// those beyond it; it reports whether the shards held changed.
+func (p *Prober) balance(ctx context.Context, locks *store.AdvisoryLocks) (bool, error) {
+	n, err := p.store.LiveProbers(ctx)
+	if err != nil {
+		return false, err
+	}
+	fair := (Shards + max(n, 1) - 1) / max(n, 1)
+	changed := false
+	for shard := Shards - 1; shard >= 0 && len(p.shards) > fair; shard-- {
+		if !p.shards[shard] {
+			continue
+		}
+		// Stop its probes before another replica can take it.
+		delete(p.shards, shard)
+		p.stopShard(shard)
+		changed = true
+		if err := locks.Unlock(ctx, ShardKey(shard)); err != nil {
+			return true, err
+		}
+	}
+	// With another prober alive, a shard taken may have been probed just
+	// now by the replica that had it.
+	moved := n > 1
+	for i := 0; i < Shards && len(p.shards) < fair; i++ {
+		shard := (p.offset + i) % Shards
+		if p.shards[shard] {
+			continue
+		}
+		ok, err := locks.TryLock(ctx, ShardKey(shard))
+		if err != nil {
+			return changed, err
+		}
+		if ok {
+			p.shards[shard], p.moved[shard], changed = true, moved, true
+		}
+	}
+	return changed, nil
+}
+
+// stopShard stops probing a shard's nodes.
+func (p *Prober) stopShard(shard int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for id, t := range p.targets {
+		if shardOf(t.spec.lb) == shard {
+			t.cancel()
+			delete(p.targets, id)
+		}
+	}
+}
+
+// Shards returns how many shards this replica probes.
+func (p *Prober) Shards() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.held
+}
+
+// lead probes the shards it holds while its session lasts.
+func (p *Prober) lead(ctx context.Context, locks *store.AdvisoryLocks, tick <-chan time.Time) {
 	defer p.stopAll()
 	revs, stop := p.store.Subscribe()
 	defer stop()
@@ -195,13 +279,23 @@ func (p *Prober) lead(ctx context.Context, lock *store.AdvisoryLock, tick <-chan
 			case <-time.After(wait):
 			}
 		}
-		if err := lock.Check(ctx); err != nil {
+		if err := locks.Check(ctx); err != nil {
 			if ctx.Err() == nil {
-				p.log.WarnContext(ctx, "health: lost the prober lock; stopping the health monitors", "err", err)
+				p.log.WarnContext(ctx, "health: lost the shard locks; stopping the health monitors", "err", err)
 			}
 			return
 		}
-		rev, err := p.store.Revision(ctx)
+		changed, err := p.balance(ctx, locks)
+		p.mu.Lock()
+		p.held = len(p.shards)
+		p.mu.Unlock()
+		if changed {
+			seen = -1
+		}
+		var rev int64
+		if err == nil {
+			rev, err = p.store.Revision(ctx)
+		}
 		if err == nil && rev != seen {
 			if err = p.reconcile(ctx); err == nil {
 				seen = rev
@@ -223,7 +317,8 @@ func (p *Prober) lead(ctx context.Context, lock *store.AdvisoryLock, tick <-chan
 		}
 		retry.Reset()
 		p.readWarn.Recovered(ctx, "health: reading the health monitors again")
-		if time.Since(pruned) > time.Hour {
+		if p.shards[0] && time.Since(pruned) > time.Hour {
+			// One replica (shard 0's) prunes.
 			pruned = time.Now()
 			if _, err := p.store.PruneNodeEvents(ctx, time.Now().Add(-eventRetention)); err != nil && ctx.Err() == nil {
 				p.log.WarnContext(ctx, "health: prune node service events", "err", err)
@@ -247,6 +342,9 @@ func (p *Prober) reconcile(ctx context.Context) error {
 	want := map[uint32]spec{}
 	status := map[uint32]string{}
 	for _, lb := range lbs {
+		if !p.shards[shardOf(lb.ID)] {
+			continue // another replica's
+		}
 		for _, n := range lb.Nodes {
 			if n.Condition == "DISABLED" {
 				continue // gets no traffic whatever its health
@@ -275,7 +373,7 @@ func (p *Prober) reconcile(ctx context.Context) error {
 			continue
 		}
 		tctx, cancel := context.WithCancel(ctx)
-		t := &target{spec: s, cancel: cancel}
+		t := &target{spec: s, cancel: cancel, moved: p.moved[shardOf(s.lb)]}
 		t.status.Store(status[id])
 		p.targets[id] = t
 		p.wg.Add(1)
@@ -314,10 +412,14 @@ func (p *Prober) watch(ctx context.Context, t *target, c *Checker) {
 	if attempts < 1 {
 		attempts = 1
 	}
-	timer := time.NewTimer(0)
+	first := time.Duration(0)
+	if t.moved {
+		first = delay // probed by the replica that had its shard
+	}
+	timer := time.NewTimer(first)
 	defer timer.Stop()
 	failures := 0
-	if s.added.After(p.started) {
+	if s.added.After(p.started) && !t.moved {
 		// A node added while we probe fails its first check outright.
 		failures = attempts - 1
 	}

@@ -365,32 +365,103 @@ func TestProberBoundsConcurrentProbes(t *testing.T) {
 	}
 }
 
-// On PostgreSQL only the replica holding the advisory lock probes; when it
-// stops, another takes over.
-func TestOneProberPerDatabase(t *testing.T) {
+// On PostgreSQL the replicas that probe share the shards, each through
+// its advisory lock: every node is probed by exactly one replica; when one
+// stops, another takes its shards over.
+func TestProbersShareTheShards(t *testing.T) {
 	url := pgtest.NewDatabase(t)
 	st1, st2 := openStore(t, url), openStore(t, url)
+	ctx := context.Background()
 
-	lock, ok, err := st1.TryAdvisoryLock(context.Background(), 42)
-	if err != nil || !ok {
-		t.Fatalf("first TryAdvisoryLock: %v, %v", ok, err)
-	}
-	if err := lock.Check(context.Background()); err != nil {
-		t.Errorf("Check of a held lock: %v", err)
-	}
-	if _, ok, err := st2.TryAdvisoryLock(context.Background(), 42); err != nil || ok {
-		t.Fatalf("second TryAdvisoryLock: %v, %v; want refused", ok, err)
-	}
-	if err := lock.Release(); err != nil {
+	locks1, err := st1.AdvisoryLocks(ctx, time.Minute)
+	if err != nil {
 		t.Fatal(err)
 	}
-	lock2, ok, err := st2.TryAdvisoryLock(context.Background(), 42)
-	if err != nil || !ok {
-		t.Fatalf("TryAdvisoryLock after release: %v, %v", ok, err)
+	if ok, err := locks1.TryLock(ctx, 42); err != nil || !ok {
+		t.Fatalf("first TryLock: %v, %v", ok, err)
 	}
-	_ = lock2.Release()
+	if err := locks1.Check(ctx); err != nil {
+		t.Errorf("Check of a held lock: %v", err)
+	}
+	locks2, err := st2.AdvisoryLocks(ctx, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := locks2.TryLock(ctx, 42); err != nil || ok {
+		t.Fatalf("second TryLock: %v, %v; want refused", ok, err)
+	}
+	if err := locks1.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := locks2.TryLock(ctx, 42); err != nil || !ok {
+		t.Fatalf("TryLock after release: %v, %v", ok, err)
+	}
+	_ = locks2.Close()
 
-	var hits atomic.Int32
+	// Two live replicas that probe: 8 shards each.
+	for _, id := range []string{"one", "two"} {
+		if _, err := st1.RegisterReplica(ctx, id, time.Minute, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hm := &store.HealthMonitor{Type: "CONNECT", Delay: 1, Timeout: 1, AttemptsBeforeDeactivation: 1}
+	for range 6 {
+		createLB(t, st1, hm, node("127.0.0.1", acceptor(t))) // ids 1..6: six shards
+	}
+	p1 := startProber(t, st1, Options{})
+	ctx2, stop2 := context.WithCancel(ctx)
+	p2 := New(st2, Options{Poll: 50 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)})
+	p2.unit = 100 * time.Millisecond
+	done2 := make(chan struct{})
+	go func() { defer close(done2); p2.Run(ctx2) }()
+	t.Cleanup(func() { stop2(); <-done2 })
+	waitFor(t, "8 shards each", func() bool { return p1.Shards() == 8 && p2.Shards() == 8 })
+	waitFor(t, "every node probed", func() bool { return p1.Targets()+p2.Targets() == 6 })
+	p1.mu.Lock()
+	p2.mu.Lock()
+	for id := range p1.targets {
+		if p2.targets[id] != nil {
+			t.Errorf("node %d is probed by both replicas", id)
+		}
+	}
+	p2.mu.Unlock()
+	p1.mu.Unlock()
+
+	// The second stops (its lease ends): the first takes every shard.
+	stop2()
+	<-done2
+	if err := st1.RemoveReplica(ctx, "two"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the first replica taking over", func() bool { return p1.Shards() == Shards && p1.Targets() == 6 })
+
+	// When the locks' session dies (the database restarted, a network
+	// cut), the replica stops probing and takes the locks again.
+	db, err := sql.Open("pgx", url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	holder := func() (pid int) {
+		_ = db.QueryRow(`SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted
+			AND ((classid::bigint << 32) | objid::bigint) = $1`, ShardKey(1)).Scan(&pid)
+		return pid
+	}
+	first := holder()
+	if first == 0 {
+		t.Fatal("nobody holds shard 1")
+	}
+	if _, err := db.Exec("SELECT pg_terminate_backend($1)", first); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the locks taken again", func() bool { pid := holder(); return pid != 0 && pid != first })
+	waitFor(t, "probing again", func() bool { return p1.Targets() == 6 })
+}
+
+// acceptor is a TCP port on loopback that accepts connections (and closes
+// them): a node that passes CONNECT checks.
+func acceptor(t *testing.T) uint32 {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -402,51 +473,8 @@ func TestOneProberPerDatabase(t *testing.T) {
 			if err != nil {
 				return
 			}
-			hits.Add(1)
 			c.Close()
 		}
 	}()
-	hm := &store.HealthMonitor{Type: "CONNECT", Delay: 1, Timeout: 1, AttemptsBeforeDeactivation: 1}
-	createLB(t, st1, hm, node("127.0.0.1", uint32(ln.Addr().(*net.TCPAddr).Port)))
-
-	ctx1, stop1 := context.WithCancel(context.Background())
-	p1 := New(st1, Options{Poll: 50 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)})
-	p1.unit = 100 * time.Millisecond
-	done1 := make(chan struct{})
-	go func() { defer close(done1); p1.Run(ctx1) }()
-	t.Cleanup(func() { stop1(); <-done1 })
-	waitFor(t, "the first replica probing", func() bool { return p1.Targets() == 1 })
-
-	p2 := startProber(t, st2, Options{})
-	time.Sleep(300 * time.Millisecond)
-	if p2.Targets() != 0 {
-		t.Fatalf("the second replica probes too (%d nodes)", p2.Targets())
-	}
-	stop1()
-	<-done1
-	waitFor(t, "the second replica taking over", func() bool { return p2.Targets() == 1 })
-	seen := hits.Load()
-	waitFor(t, "probes from the second replica", func() bool { return hits.Load() > seen })
-
-	// When the lock's session dies (the database restarted, a network
-	// cut), the replica stops probing and takes the lock again.
-	db, err := sql.Open("pgx", url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	holder := func() (pid int) {
-		_ = db.QueryRow(`SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted
-			AND ((classid::bigint << 32) | objid::bigint) = $1`, LockKey).Scan(&pid)
-		return pid
-	}
-	first := holder()
-	if first == 0 {
-		t.Fatal("nobody holds the prober lock")
-	}
-	if _, err := db.Exec("SELECT pg_terminate_backend($1)", first); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "the lock taken again", func() bool { pid := holder(); return pid != 0 && pid != first })
-	waitFor(t, "probing again", func() bool { return p2.Targets() == 1 })
+	return uint32(ln.Addr().(*net.TCPAddr).Port)
 }

@@ -52,8 +52,8 @@ func TestProberBacksOffWhileTheDatabaseFails(t *testing.T) {
 	}{
 		// SQLite needs no lock: the prober leads, and its reads fail.
 		{"sqlite", "", "health: read the health monitors"},
-		// PostgreSQL: taking the advisory lock fails.
-		{"postgres", "postgres", "health: take the prober lock"},
+		// PostgreSQL: opening the session for the shard locks fails.
+		{"postgres", "postgres", "health: open a database session for the shard locks"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			url := c.url

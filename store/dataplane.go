@@ -5,6 +5,7 @@ import (
 	"errors"
 
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 )
 
 // What the data-plane publisher reads and reports back.
@@ -79,13 +80,8 @@ type Applied struct {
 // balancer that has changed since (another revision) is left alone. It
 // returns the ids whose status changed.
 func (s *Store) SetApplied(ctx context.Context, applied []Applied) ([]uint32, error) {
-	db, cancel := s.bounded(ctx)
-	defer cancel()
 	var changed []uint32
-	err := db.Transaction(func(db *gorm.DB) error {
-		if err := s.lockWriters(db); err != nil {
-			return err
-		}
+	err := s.writeLocked(ctx, func(db *gorm.DB) error {
 		want := map[uint32]int64{}
 		ids := make([]uint32, 0, len(applied))
 		for _, a := range applied {
@@ -122,20 +118,53 @@ func (s *Store) SetApplied(ctx context.Context, applied []Applied) ([]uint32, er
 
 // SetRejected puts a load balancer in ERROR with the data plane's message,
 // unless it has changed since revision (0: whatever its revision) or is
-// being deleted. It reports whether the status changed.
-func (s *Store) SetRejected(ctx context.Context, id uint32, revision int64, message string) (bool, error) {
+// being deleted. It reports whether the status changed. When it did, the
+// configurations given (what each kind of data plane keeps running
+// instead) are kept with it, in the same transaction, until it is applied
+// again.
+func (s *Store) SetRejected(ctx context.Context, id uint32, revision int64, message string, keep ...AcceptedConfig) (bool, error) {
 	if len(message) > 4000 {
 		message = message[:4000]
 	}
 	db, cancel := s.bounded(ctx)
 	defer cancel()
-	q := db.Model(&LoadBalancer{}).
-		Where("id = ? AND status NOT IN ?", id, []string{StatusDeleted, StatusPendingDelete})
-	if revision != 0 {
-		q = q.Where("revision = ?", revision)
-	}
-	res := q.Updates(map[string]any{"status": StatusError, "status_description": message, "updated_at": s.db.NowFunc()})
-	return res.RowsAffected > 0, res.Error
+	var changed bool
+	err := db.Transaction(func(db *gorm.DB) error {
+		q := db.Model(&LoadBalancer{}).
+			Where("id = ? AND status NOT IN ?", id, []string{StatusDeleted, StatusPendingDelete})
+		if revision != 0 {
+			q = q.Where("revision = ?", revision)
+		}
+		res := q.Updates(map[string]any{"status": StatusError, "status_description": message, "updated_at": s.db.NowFunc()})
+		if res.Error != nil || res.RowsAffected == 0 {
+			return res.Error
+		}
+		changed = true
+		if len(keep) == 0 {
+			return nil
+		}
+		for i := range keep {
+			keep[i].LoadBalancerID = id
+			if keep[i].Config == nil {
+				keep[i].Config = []byte{}
+			}
+		}
+		return db.Clauses(clause.OnConflict{UpdateAll: true}).Create(&keep).Error
+	})
+	return changed, err
+}
+
+// writeLocked runs fn in a transaction holding the writers' lock, within
+// the store's timeout.
+func (s *Store) writeLocked(ctx context.Context, fn func(*gorm.DB) error) error {
+	db, cancel := s.bounded(ctx)
+	defer cancel()
+	return db.Transaction(func(db *gorm.DB) error {
+		if err := s.lockWriters(db); err != nil {
+			return err
+		}
+		return fn(db)
+	})
 }
 
 // lockWriters waits for running mutations on PostgreSQL (see Update).

@@ -3,8 +3,10 @@ package store
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"gorm.io/gorm"
@@ -143,71 +145,113 @@ func (s *Store) PruneNodeEvents(ctx context.Context, before time.Time) (int64, e
 	return res.RowsAffected, res.Error
 }
 
-// AdvisoryLock is a PostgreSQL session advisory lock, held on a connection
-// of its own for as long as the lock is. On SQLite (one process owns the
-// database) it holds nothing and is always granted.
-type AdvisoryLock struct {
+// AdvisoryLocks are PostgreSQL session advisory locks held on one
+// connection of its own (one session however many keys it holds). On
+// SQLite (one process owns the database) they hold nothing and every key
+// is granted.
+type AdvisoryLocks struct {
 	conn  *sql.Conn
-	key   int64
 	store *Store
+	held  map[int64]bool
 }
 
-// TryAdvisoryLock takes the advisory lock key without waiting; it reports
-// whether it got it. Release the lock when done.
-func (s *Store) TryAdvisoryLock(ctx context.Context, key int64) (*AdvisoryLock, bool, error) {
+// AdvisoryLocks opens a session for advisory locks. When idle is positive,
+// PostgreSQL ends the session after it has been idle that long
+// (idle_session_timeout): a holder cut off from the database, which can
+// neither use nor release its locks, loses them then. Close it when done.
+func (s *Store) AdvisoryLocks(ctx context.Context, idle time.Duration) (*AdvisoryLocks, error) {
+	l := &AdvisoryLocks{store: s, held: map[int64]bool{}}
 	if s.dialect != "postgres" {
-		return &AdvisoryLock{key: key}, true, nil
+		return l, nil
 	}
 	ctx, cancel := s.deadline(ctx)
 	defer cancel()
 	sqlDB, err := s.db.DB()
 	if err != nil {
-		return nil, false, err
+		return nil, err
 	}
-	conn, err := sqlDB.Conn(ctx)
-	if err != nil {
-		return nil, false, err
+	if l.conn, err = sqlDB.Conn(ctx); err != nil {
+		return nil, err
 	}
-	var got bool
-	if err := conn.QueryRowContext(ctx, "SELECT pg_try_advisory_lock($1)", key).Scan(&got); err != nil {
-		_ = conn.Close()
-		return nil, false, err
+	if idle > 0 {
+		if _, err := l.conn.ExecContext(ctx, "SELECT set_config('idle_session_timeout', $1, false)",
+			strconv.FormatInt(idle.Milliseconds(), 10)); err != nil {
+			_ = l.conn.Close()
+			return nil, err
+		}
 	}
-	if !got {
-		_ = conn.Close()
-		return nil, false, nil
-	}
-	return &AdvisoryLock{conn: conn, key: key, store: s}, true, nil
+	return l, nil
 }
 
-// Check tells whether the lock is still held: PostgreSQL releases a
-// session lock when its connection ends, so a dead connection means
-// another replica may hold it now.
-func (l *AdvisoryLock) Check(ctx context.Context) error {
+// TryLock takes the lock key without waiting; it reports whether it got it.
+func (l *AdvisoryLocks) TryLock(ctx context.Context, key int64) (bool, error) {
+	if l.conn != nil {
+		ctx, cancel := l.store.deadline(ctx)
+		defer cancel()
+		var got bool
+		if err := l.conn.QueryRowContext(ctx, "SELECT pg_try_advisory_lock($1)", key).Scan(&got); err != nil || !got {
+			return false, err
+		}
+	}
+	l.held[key] = true
+	return true, nil
+}
+
+// Unlock gives a lock back.
+func (l *AdvisoryLocks) Unlock(ctx context.Context, key int64) error {
+	if !l.held[key] {
+		return nil
+	}
+	delete(l.held, key)
 	if l.conn == nil {
 		return nil
 	}
 	ctx, cancel := l.store.deadline(ctx)
 	defer cancel()
-	var held bool
-	err := l.conn.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory'
-		AND pid = pg_backend_pid() AND granted AND ((classid::bigint << 32) | objid::bigint) = $1)`, l.key).Scan(&held)
+	_, err := l.conn.ExecContext(ctx, "SELECT pg_advisory_unlock($1)", key)
+	return err
+}
+
+// Held reports whether the lock key was taken (and not given back).
+func (l *AdvisoryLocks) Held(key int64) bool { return l.held[key] }
+
+// Check tells whether every lock taken is still held: PostgreSQL releases
+// a session's locks when its connection ends, so a dead connection means
+// another replica may hold them now.
+func (l *AdvisoryLocks) Check(ctx context.Context) error {
+	if l.conn == nil {
+		return nil
+	}
+	ctx, cancel := l.store.deadline(ctx)
+	defer cancel()
+	keys := make([]int64, 0, len(l.held))
+	for k := range l.held {
+		keys = append(keys, k)
+	}
+	var n int
+	err := l.conn.QueryRowContext(ctx, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'
+		AND pid = pg_backend_pid() AND granted AND ((classid::bigint << 32) | objid::bigint) = ANY($1)`, keys).Scan(&n)
 	if err != nil {
 		return err
 	}
-	if !held {
+	if n != len(keys) {
 		return errors.New("store: advisory lock lost")
 	}
 	return nil
 }
 
-// Release gives the lock back and returns its connection to the pool.
-func (l *AdvisoryLock) Release() error {
+// Close gives every lock back and returns the connection to the pool.
+func (l *AdvisoryLocks) Close() error {
+	l.held = map[int64]bool{}
 	if l.conn == nil {
 		return nil
 	}
 	ctx, cancel := l.store.deadline(context.Background())
 	defer cancel()
-	_, err := l.conn.ExecContext(ctx, "SELECT pg_advisory_unlock($1)", l.key)
+	_, err := l.conn.ExecContext(ctx, "SELECT pg_advisory_unlock_all(), set_config('idle_session_timeout', '0', false)")
+	if err != nil {
+		// Never hand a session that may still hold locks back to the pool.
+		_ = l.conn.Raw(func(any) error { return driver.ErrBadConn })
+	}
 	return errors.Join(err, l.conn.Close())
 }

@@ -17,6 +17,7 @@ var migrations = []*gormigrate.Migration{
 	{ID: "202611300001_content_caching_off", Migrate: migrateContentCachingOff},
 	{ID: "202611300002_roles_and_rate_limits", Migrate: migrateRolesAndRateLimits},
 	{ID: "202611300003_event_callback_host", Migrate: migrateEventCallbackHost},
+	{ID: "202611300004_replicas", Migrate: migrateReplicas},
 }
 
 // migrateEventCallbackHost records where the health checks of a node
@@ -54,6 +55,56 @@ func migrateRolesAndRateLimits(tx *gorm.DB) error {
 		Value   uint32 `gorm:"not null"`
 	}
 	return tx.Table("account_rate_limits").Migrator().CreateTable(&AccountRateLimit{})
+}
+
+// migrateReplicas adds what replicas sharing a database agree on: their
+// leases, the fleets each one has clients of, the newest revision of each
+// load balancer each one's clients applied, and the last accepted
+// configuration of load balancers in ERROR (see docs/architecture.md).
+func migrateReplicas(tx *gorm.DB) error {
+	type Replica struct {
+		ID        string    `gorm:"primaryKey;size:64"`
+		Probes    bool      `gorm:"not null;default:false"`
+		Published int64     `gorm:"not null"`
+		ExpiresAt time.Time `gorm:"not null;index"`
+		StartedAt time.Time `gorm:"not null"`
+	}
+	type ReplicaFleet struct {
+		ReplicaID string `gorm:"primaryKey;size:64"`
+		Fleet     string `gorm:"primaryKey;size:128"`
+	}
+	type ReplicaVerdict struct {
+		ReplicaID      string `gorm:"primaryKey;size:64"`
+		LoadBalancerID uint32 `gorm:"primaryKey;autoIncrement:false"`
+		Revision       int64  `gorm:"not null"`
+	}
+	type AcceptedConfig struct {
+		LoadBalancerID uint32 `gorm:"primaryKey;autoIncrement:false"`
+		Kind           string `gorm:"primaryKey;size:16"`
+		Fleet          string `gorm:"size:128;not null"`
+		Config         []byte `gorm:"not null"`
+	}
+	return createTables(tx, []table{
+		{"replicas", &Replica{}},
+		{"replica_fleets", &ReplicaFleet{}},
+		{"replica_verdicts", &ReplicaVerdict{}},
+		{"accepted_configs", &AcceptedConfig{}},
+	})
+}
+
+// table is a table a migration creates, from the migration's own model.
+type table struct {
+	name  string
+	model any
+}
+
+func createTables(tx *gorm.DB, tables []table) error {
+	for _, t := range tables {
+		if err := tx.Table(t.name).Migrator().CreateTable(t.model); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // migrateFeatures adds the columns of the load balancer features (error
@@ -181,10 +232,7 @@ func migrateInitial(tx *gorm.DB) error {
 		Name   string `gorm:"primaryKey;size:64"`
 		Cursor int64  `gorm:"not null"`
 	}
-	tables := []struct {
-		name  string
-		model any
-	}{
+	tables := []table{
 		{"load_balancers", &LoadBalancer{}},
 		{"nodes", &Node{}},
 		{"virtual_ips", &VirtualIP{}},
@@ -198,10 +246,8 @@ func migrateInitial(tx *gorm.DB) error {
 		{"revisions", &Revision{}},
 		{"vip_pools", &VIPPool{}},
 	}
-	for _, t := range tables {
-		if err := tx.Table(t.name).Migrator().CreateTable(t.model); err != nil {
-			return err
-		}
+	if err := createTables(tx, tables); err != nil {
+		return err
 	}
 	return tx.Table("revisions").Create(&Revision{ID: 1, Value: 0}).Error
 }

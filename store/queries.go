@@ -122,16 +122,11 @@ func (s *Store) nodeCounts(db *gorm.DB, lbs []LoadBalancer) (map[uint32]uint32, 
 // become ACTIVE, and those being deleted become DELETED and give back
 // their virtual IPs. It returns the ids whose status changed.
 func (s *Store) MarkApplied(ctx context.Context, fleet string, upTo int64) ([]uint32, error) {
-	db, cancel := s.bounded(ctx)
-	defer cancel()
 	var changed []uint32
-	err := db.Transaction(func(db *gorm.DB) error {
-		// Take the writers' lock (see Update): otherwise an Update
-		// committing between the SELECT and the UPDATEs below has its
-		// newer revision marked as applied.
-		if err := s.lockWriters(db); err != nil {
-			return err
-		}
+	// Under the writers' lock (see Update): otherwise an Update committing
+	// between the SELECT and the UPDATEs below has its newer revision
+	// marked as applied.
+	err := s.writeLocked(ctx, func(db *gorm.DB) error {
 		var waiting []LoadBalancer
 		err := db.Select("id", "status").
 			Where("fleet = ? AND revision <= ? AND status IN ?", fleet, upTo,
@@ -167,6 +162,16 @@ func (s *Store) settle(db *gorm.DB, lbs []LoadBalancer) ([]uint32, error) {
 	}
 	if len(deleted) > 0 {
 		if err := s.finishDelete(db, deleted, now); err != nil {
+			return nil, err
+		}
+		// Gone from the data plane: no replica's verdict matters any more.
+		if err := db.Where("load_balancer_id IN ?", deleted).Delete(&ReplicaVerdict{}).Error; err != nil {
+			return nil, err
+		}
+	}
+	// Applied again: nothing refused is kept running in its place.
+	if ids := append(active, deleted...); len(ids) > 0 {
+		if err := db.Where("load_balancer_id IN ?", ids).Delete(&AcceptedConfig{}).Error; err != nil {
 			return nil, err
 		}
 	}

@@ -327,6 +327,9 @@ func sqliteDSN(url string, timeout time.Duration) string {
 	return path + sep + fmt.Sprintf("_journal_mode=WAL&_busy_timeout=%d&_foreign_keys=on&_txlock=immediate", timeout.Milliseconds())
 }
 
+// migrationLock is the PostgreSQL advisory lock key migrations hold.
+const migrationLock = 0x6c62616173 // "lbaas"
+
 // migrate applies pending migrations. A migration may rightly take longer
 // than a request (rewriting a big table), so on PostgreSQL it runs on a
 // connection of its own without the session timeouts of postgresConfig,
@@ -354,6 +357,12 @@ func (s *Store) migrate(ctx context.Context) error {
 		}
 		// Back to the connection's own settings before the pool reuses it.
 		defer conn.Exec("RESET ALL")
+		// Replicas starting together on a new database migrate one at a
+		// time: the others then find the migrations done.
+		if err := conn.Exec("SELECT pg_advisory_lock(?)", migrationLock).Error; err != nil {
+			return fmt.Errorf("migrate database: %w", err)
+		}
+		defer conn.Exec("SELECT pg_advisory_unlock(?)", migrationLock)
 		return run(conn)
 	})
 }

@@ -140,6 +140,7 @@ func TestMigrationsMatchModels(t *testing.T) {
 		models := []any{
 			&LoadBalancer{}, &Node{}, &VirtualIP{}, &NetworkItem{}, &LoadBalancerMeta{}, &NodeMeta{}, &NodeEvent{},
 			&User{}, &Token{}, &Change{}, &revisionRow{}, &vipPool{}, &AccountRateLimit{},
+			&Replica{}, &ReplicaFleet{}, &ReplicaVerdict{}, &AcceptedConfig{},
 		}
 		cache := &sync.Map{}
 		for _, model := range models {

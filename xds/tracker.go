@@ -86,6 +86,19 @@ type Tracker struct {
 	mu      sync.Mutex
 	streams map[int64]*stream
 	pending map[uint32]*Pending
+	// clientsChanged is called when a client names its node (it joins
+	// its group) or a stream closes.
+	clientsChanged func()
+}
+
+// OnClientsChanged sets what to call when a client joins its group (its
+// first request names its node) or a stream closes; set it before serving.
+func (t *Tracker) OnClientsChanged(f func()) { t.clientsChanged = f }
+
+func (t *Tracker) notifyClients() {
+	if t.clientsChanged != nil {
+		t.clientsChanged()
+	}
 }
 
 type stream struct {
@@ -291,6 +304,7 @@ func (t *Tracker) close(id int64) {
 	delete(t.streams, id)
 	t.mu.Unlock()
 	t.settle() // a client that left no longer holds anything up
+	t.notifyClients()
 }
 
 // admit applies the per-stream limits to a request.
@@ -318,11 +332,13 @@ func (t *Tracker) request(id int64, node *corev3.Node, typeURL, nonce, errorDeta
 		t.mu.Unlock()
 		return err
 	}
+	joined := false
 	if s.node == "" && node != nil {
 		s.node, s.group, s.drainTime = node.GetId(), GroupOf(node, t.cache.defaultFleet), drainTimeOf(node)
 		if s.node == "" {
 			s.node = "(no id)"
 		}
+		joined = true
 	}
 	if n := subscribe(s); t.limits.MaxNames > 0 && n > t.limits.MaxNames {
 		t.mu.Unlock()
@@ -351,6 +367,9 @@ func (t *Tracker) request(id int64, node *corev3.Node, typeURL, nonce, errorDeta
 	}
 	kind := s.group.Kind
 	t.mu.Unlock()
+	if joined {
+		t.notifyClients()
+	}
 	for _, p := range rejected {
 		t.outcome.Rejected(p.LoadBalancer, p.Revision, kind, errorDetail)
 	}

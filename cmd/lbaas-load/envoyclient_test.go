@@ -77,7 +77,7 @@ func TestEnvoyClients(t *testing.T) {
 	}
 
 	modes := []string{modeDelta, modeSotW}
-	f := startFleet(ctx, srv.XDSAddr.String(), fleet, modes, 3, want, 0)
+	f := startFleet(ctx, []string{srv.XDSAddr.String()}, fleet, modes, 3, want, 0)
 	defer f.stop()
 	if err := f.waitSynced(ctx); err != nil {
 		t.Fatal(err)

@@ -152,14 +152,15 @@ type envoyFleet struct {
 	wg      sync.WaitGroup
 }
 
-// startFleet starts n clients per mode: all at once, or spread evenly
-// over connectOver.
-func startFleet(ctx context.Context, xdsAddr, fleet string, modes []string, n int, want []string, connectOver time.Duration) *envoyFleet {
+// startFleet starts n clients per mode, spread over the xDS addresses:
+// all at once, or spread evenly over connectOver.
+func startFleet(ctx context.Context, xdsAddrs []string, fleet string, modes []string, n int, want []string, connectOver time.Duration) *envoyFleet {
 	ctx, cancel := context.WithCancel(ctx)
 	f := &envoyFleet{modes: modes, clients: map[string][]*envoyClient{}, cancel: cancel}
 	for _, m := range modes {
 		for i := range n {
-			f.clients[m] = append(f.clients[m], newEnvoyClient(envoyClientConfig{addr: xdsAddr, fleet: fleet,
+			// Spread round robin over the replicas.
+			f.clients[m] = append(f.clients[m], newEnvoyClient(envoyClientConfig{addr: xdsAddrs[i%len(xdsAddrs)], fleet: fleet,
 				id: fmt.Sprintf("load-%s-%d-%d", m, os.Getpid(), i), delta: m == modeDelta, want: want}))
 		}
 	}

@@ -33,6 +33,7 @@ import (
 	testgrpc "google.golang.org/grpc/interop/grpc_testing"
 	"google.golang.org/grpc/xds"
 
+	"github.com/openlbaas/lbaas/internal/pgtest"
 	"github.com/openlbaas/lbaas/translator"
 )
 
@@ -48,6 +49,7 @@ type config struct {
 	debugAddr     string
 	connectOver   time.Duration
 	maxDuration   time.Duration
+	replicas      int
 }
 
 // Bounds: the tool shares a machine, so a typo must not start a flood.
@@ -58,6 +60,7 @@ const (
 	maxNodes         = 25
 	maxWorkers       = 64
 	maxWallTime      = time.Hour
+	maxReplicas      = 5
 	fleet            = "default"
 )
 
@@ -73,6 +76,8 @@ func main() {
 	flag.IntVar(&c.changes, "changes", 200, fmt.Sprintf("changes to time, one after the other (at most %d)", maxChanges))
 	flag.IntVar(&c.workers, "workers", 8, fmt.Sprintf("concurrent REST clients while creating (at most %d)", maxWorkers))
 	flag.StringVar(&c.debugAddr, "debug-addr", "127.0.0.1:6061", "lbaasd's pprof address (loopback); empty for none")
+	flag.IntVar(&c.replicas, "replicas", 1, fmt.Sprintf("lbaasd replicas (at most %d); more than one share a throwaway PostgreSQL "+
+		"(from the machine's binaries, as the tests start it) and the clients are spread over them", maxReplicas))
 	flag.DurationVar(&c.maxDuration, "max-duration", 10*time.Minute, fmt.Sprintf("stop after this long, whatever happens (at most %s)", maxWallTime))
 	flag.Parse()
 	if err := c.check(); err != nil {
@@ -117,7 +122,8 @@ func (c config) check() error {
 		}
 	}
 	return errors.Join(bounded("load-balancers", c.loadBalancers, maxLoadBalancers), bounded("nodes", c.nodes, maxNodes),
-		bounded("clients", c.clients, maxClients), bounded("changes", c.changes, maxChanges), bounded("workers", c.workers, maxWorkers))
+		bounded("clients", c.clients, maxClients), bounded("changes", c.changes, maxChanges), bounded("workers", c.workers, maxWorkers),
+		bounded("replicas", c.replicas, maxReplicas))
 }
 
 func run(ctx context.Context, c config) error {
@@ -133,12 +139,32 @@ func run(ctx context.Context, c config) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	d, err := startDaemon(ctx, c, dir)
-	if err != nil {
-		return err
+	dbURL := filepath.Join(dir, "load.db")
+	if c.replicas > 1 {
+		pg, err := pgtest.Start()
+		if err != nil {
+			return err
+		}
+		defer pg.Stop()
+		if dbURL, err = pg.CreateDatabase(ctx); err != nil {
+			return err
+		}
 	}
-	defer d.stop()
-	token, err := signIn(ctx, c.lbaasd, dir, d.http)
+	var replicas []*daemon
+	for i := range c.replicas {
+		debug := c.debugAddr
+		if i > 0 {
+			debug = "" // pprof on the first only
+		}
+		d, err := startDaemon(ctx, c, dir, dbURL, debug)
+		if err != nil {
+			return err
+		}
+		defer d.stop()
+		replicas = append(replicas, d)
+	}
+	d := replicas[0]
+	token, err := signIn(ctx, c.lbaasd, dir, dbURL, d.http)
 	if err != nil {
 		return err
 	}
@@ -177,15 +203,38 @@ func run(ctx context.Context, c config) error {
 	if err != nil {
 		return err
 	}
-	if modes[0] == modeGRPC {
-		return runGRPC(ctx, c, d, ch, kinds, stats)
+	var xdsAddrs []string
+	for _, r := range replicas {
+		xdsAddrs = append(xdsAddrs, r.xds)
 	}
-	return runEnvoy(ctx, c, d.xds, ids, modes, ch, kinds, stats)
+	if modes[0] == modeGRPC {
+		return runGRPC(ctx, c, xdsAddrs, ch, kinds, stats)
+	}
+	err = runEnvoy(ctx, c, xdsAddrs, ids, modes, ch, kinds, stats)
+	if len(replicas) > 1 {
+		for i, r := range replicas {
+			st, serr := newProcStats(r.cmd.Process.Pid)
+			if serr != nil {
+				return errors.Join(err, serr)
+			}
+			rss, peak, _ := st.memory()
+			cpu, _ := st.cpu()
+			fmt.Printf("replica %d: RSS %d MB (peak %d MB), CPU %.2f s, serving %d of the clients\n",
+				i+1, rss>>20, peak>>20, cpu, share(c.clients, len(replicas), i)*len(modes))
+		}
+	}
+	return err
+}
+
+// share is how many of n clients spread round robin over k replicas go to
+// replica i.
+func share(n, k, i int) int {
+	return n/k + min(1, max(0, n%k-i))
 }
 
 // runEnvoy connects the Envoy-like clients at once, waits for their
 // initial sync and times the changes.
-func runEnvoy(ctx context.Context, c config, xdsAddr string, ids []int, modes []string, ch *changer, kinds []string, stats *procStats) error {
+func runEnvoy(ctx context.Context, c config, xdsAddrs []string, ids []int, modes []string, ch *changer, kinds []string, stats *procStats) error {
 	want := make([]string, len(ids))
 	for i, id := range ids {
 		want[i] = translator.ResourceName(uint32(id))
@@ -206,7 +255,7 @@ func runEnvoy(ctx context.Context, c config, xdsAddr string, ids []int, modes []
 	}
 	syncSelf0, _ := self.cpu()
 	syncStart := time.Now()
-	f := startFleet(ctx, xdsAddr, fleet, modes, c.clients, want, c.connectOver)
+	f := startFleet(ctx, xdsAddrs, fleet, modes, c.clients, want, c.connectOver)
 	defer f.stop()
 	res := newResults()
 	if err := f.waitSynced(ctx); err != nil {
@@ -245,13 +294,15 @@ func runEnvoy(ctx context.Context, c config, xdsAddr string, ids []int, modes []
 
 // runGRPC connects proxyless grpc-go clients of the target load balancer
 // one by one and times the changes to ACTIVE.
-func runGRPC(ctx context.Context, c config, d *daemon, ch *changer, kinds []string, stats *procStats) error {
+func runGRPC(ctx context.Context, c config, xdsAddrs []string, ch *changer, kinds []string, stats *procStats) error {
 	fmt.Printf("lb_%d is ACTIVE; connecting %d clients\n", ch.lb, c.clients)
-	stopClients, err := connectClients(ctx, c.clients, c.lbaasd, d.xds, ch.lb)
-	if err != nil {
-		return err
+	for i, addr := range xdsAddrs {
+		stopClients, err := connectClients(ctx, share(c.clients, len(xdsAddrs), i), c.lbaasd, addr, ch.lb)
+		if err != nil {
+			return err
+		}
+		defer stopClients()
 	}
-	defer stopClients()
 	fmt.Printf("%d proxyless gRPC clients connected and using lb_%d\n", c.clients, ch.lb)
 	rss, _, _ := stats.memory()
 	cpu0, _ := stats.cpu()
@@ -271,16 +322,16 @@ type daemon struct {
 
 var serving = regexp.MustCompile(`lbaasd serving" http=(\S+) grpc=\S+ xds=(\S+)`)
 
-func startDaemon(ctx context.Context, c config, dir string) (*daemon, error) {
+func startDaemon(ctx context.Context, c config, dir, dbURL, debugAddr string) (*daemon, error) {
 	limit := fmt.Sprint(c.loadBalancers + 10)
-	cmd := exec.CommandContext(ctx, c.lbaasd, "serve", "--database-url", filepath.Join(dir, "load.db"),
+	cmd := exec.CommandContext(ctx, c.lbaasd, "serve", "--database-url", dbURL,
 		"--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0", "--xds-addr", "127.0.0.1:0",
 		"--demo-user=false", "--limit-loadbalancers", limit, "--limit-nodes", fmt.Sprint(max(c.nodes, 25)),
 		"--vip-pools", "PUBLIC=127.64.0.0/10", "--fleet", fleet, "--health-checks=false",
 		"--rate-limits=false",            // a load test is many requests of one account
 		"--denied-node-networks", "none") // the backends are on loopback
-	if c.debugAddr != "" {
-		cmd.Args = append(cmd.Args, "--debug-addr", c.debugAddr)
+	if debugAddr != "" {
+		cmd.Args = append(cmd.Args, "--debug-addr", debugAddr)
 	}
 	cmd.Dir = dir
 	// On the deadline or a signal the daemon gets an interrupt and time to
@@ -342,9 +393,9 @@ func (d *daemon) stop() {
 	}
 }
 
-func signIn(ctx context.Context, bin, dir, base string) (string, error) {
+func signIn(ctx context.Context, bin, dir, dbURL, base string) (string, error) {
 	cmd := exec.CommandContext(ctx, bin, "user", "create", "--username", "load", "--tenant", "load",
-		"--database-url", filepath.Join(dir, "load.db"))
+		"--database-url", dbURL)
 	key, err := cmd.Output()
 	if err != nil {
 		return "", fmt.Errorf("user create: %w", err)

@@ -9,7 +9,7 @@ import (
 // Every bound is enforced with a message naming the flag.
 func TestConfigBounds(t *testing.T) {
 	good := config{loadBalancers: 10_000, nodes: 10, mode: "envoy-delta", clients: 500, change: "both", changes: 200,
-		workers: 8, debugAddr: "127.0.0.1:6061", maxDuration: 30 * time.Minute}
+		workers: 8, debugAddr: "127.0.0.1:6061", maxDuration: 30 * time.Minute, replicas: 3}
 	if err := good.check(); err != nil {
 		t.Fatalf("good config refused: %v", err)
 	}
@@ -24,6 +24,7 @@ func TestConfigBounds(t *testing.T) {
 		"-max-duration":   func(c *config) { c.maxDuration = 2 * time.Hour },
 		"-connect-over":   func(c *config) { c.connectOver = time.Hour },
 		"-debug-addr":     func(c *config) { c.debugAddr = "0.0.0.0:6061" },
+		"-replicas":       func(c *config) { c.replicas = maxReplicas + 1 },
 	} {
 		c := good
 		bad(&c)

@@ -28,6 +28,7 @@ import (
 	"github.com/openlbaas/lbaas/api"
 	"github.com/openlbaas/lbaas/auth"
 	"github.com/openlbaas/lbaas/envoy"
+	"github.com/openlbaas/lbaas/internal/controlplane"
 	"github.com/openlbaas/lbaas/internal/netguard"
 	"github.com/openlbaas/lbaas/internal/pki"
 	"github.com/openlbaas/lbaas/internal/ratelimit"
@@ -125,11 +126,13 @@ func serveCommand() *ffcli.Command {
 		"also refuse this machine's own interface addresses as node addresses (reread every minute; off with --denied-node-networks none)")
 	dnsServer := fs.String("node-dns-server", "", "resolve node names with this DNS server (host:port, e.g. a resolver that knows no internal zones) instead of the system's resolver")
 	fs.DurationVar(&cfg.NodeNameRefresh, "node-name-refresh", 30*time.Second, "how often node names are resolved again (5s to 5m)")
-	healthChecks := fs.Bool("health-checks", true, "probe the nodes of load balancers with a health monitor (one replica probes per database)")
+	healthChecks := fs.Bool("health-checks", true, "probe the nodes of load balancers with a health monitor (on PostgreSQL the replicas share them, 16 shards)")
 	fs.IntVar(&cfg.HealthCheckConcurrency, "health-check-concurrency", 256, "probes in flight at once, at most")
 	fs.StringVar(&cfg.DebugAddr, "debug-addr", "", "serve Go pprof and /debug/xds/clients (connected xDS clients) on this address (e.g. 127.0.0.1:6060); off when empty")
 	fs.DurationVar(&cfg.EnvoyDrainTime, "envoy-drain-time", envoy.DefaultDrainTime, "the drain time the fleet's Envoys run with "+
 		"(lbaasd envoy-bootstrap --drain-time), told in the status description of a change that makes them drain connections")
+	fs.DurationVar(&cfg.ReplicaLease, "replica-lease", controlplane.DefaultLease, "on PostgreSQL, how long a replica counts for status without renewing its lease (renewed every third of it); "+
+		"a replica that cannot renew it stops serving xDS until it can, and the others stop waiting for its clients")
 	fs.DurationVar(&cfg.AckTimeout, "ack-timeout", 30*time.Second, "an xDS client that leaves a response unanswered (no ACK or NACK) this long stops counting for status and is disconnected; 0 never")
 	fs.StringVar(&cfg.PublicURL, "public-url", "", "base URL clients reach the API at, used in the identity service catalog (default: from each request's Host)")
 	fs.StringVar(&cfg.Region, "region", "LOCAL", "region name shown in the service catalog")
@@ -247,6 +250,9 @@ func limitFlags(fs *flag.FlagSet, l *api.Limits) {
 }
 
 func serve(ctx context.Context, cfg server.Config) error {
+	if cfg.ReplicaLease < time.Second {
+		return errors.New("--replica-lease must be at least 1s")
+	}
 	start := time.Now()
 	srv, err := server.Start(ctx, cfg)
 	if err != nil {
@@ -482,7 +488,10 @@ func bootstrapCommand() *ffcli.Command {
 	fs := flag.NewFlagSet("lbaasd envoy-bootstrap", flag.ContinueOnError)
 	var o envoy.Options
 	fs.StringVar(&o.Fleet, "fleet", "default", "fleet the proxy serves (its xDS node cluster)")
-	fs.StringVar(&o.XDSAddress, "xds-address", "127.0.0.1:18000", "host:port of the control plane's xDS port")
+	var xdsAddresses addressList
+	fs.Var(&xdsAddresses, "xds-address", "host:port of the control plane's xDS port (default 127.0.0.1:18000); repeat it, or separate "+
+		"with commas, for several replicas. With --proxyless also dns:///host:port or dns://resolver/host:port: a name that "+
+		"resolves to every replica, which running gRPC clients fail over through")
 	fs.StringVar(&o.NodeID, "node-id", "", "xDS node id (default: the host name)")
 	fs.StringVar(&o.AdminSocket, "admin-socket", envoy.DefaultAdminSocket, "Unix socket (mode 0600) of the Envoy admin interface")
 	fs.StringVar(&o.AdminAddress, "admin-address", "", "put the Envoy admin interface on this loopback ip:port instead of --admin-socket (e.g. "+envoy.DefaultAdminAddress+")")
@@ -498,7 +507,7 @@ func bootstrapCommand() *ffcli.Command {
 	proxyless := fs.Bool("proxyless", false, "write the bootstrap of a proxyless gRPC client (GRPC_XDS_BOOTSTRAP) instead of Envoy's")
 	return &ffcli.Command{
 		Name:       "envoy-bootstrap",
-		ShortUsage: "lbaasd envoy-bootstrap --fleet F --xds-address HOST:PORT [--proxyless] > bootstrap.json",
+		ShortUsage: "lbaasd envoy-bootstrap --fleet F --xds-address HOST:PORT [--xds-address HOST:PORT ...] [--proxyless] > bootstrap.json",
 		ShortHelp:  "Print the bootstrap of a fleet Envoy (or, with --proxyless, of a gRPC client) for this control plane.",
 		FlagSet:    fs,
 		Options:    []ff.Option{ff.WithEnvVarPrefix(envPrefix)},
@@ -512,6 +521,10 @@ func bootstrapCommand() *ffcli.Command {
 					return err
 				}
 				o.CAFile, o.CertFile, o.KeyFile = filepath.Join(abs, pki.CACert), filepath.Join(abs, pki.Cert), filepath.Join(abs, pki.Key)
+			}
+			o.XDSAddress = "127.0.0.1:18000"
+			if len(xdsAddresses) > 0 {
+				o.XDSAddress, o.MoreXDSAddresses = xdsAddresses[0], xdsAddresses[1:]
 			}
 			if o.NodeID == "" {
 				id, err := envoy.DefaultNodeID()
@@ -540,4 +553,18 @@ func bootstrapCommand() *ffcli.Command {
 			return err
 		},
 	}
+}
+
+// addressList is a flag given several times (or once with commas).
+type addressList []string
+
+func (l *addressList) String() string { return strings.Join(*l, ",") }
+
+func (l *addressList) Set(v string) error {
+	for a := range strings.SplitSeq(v, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			*l = append(*l, a)
+		}
+	}
+	return nil
 }

@@ -26,24 +26,7 @@ import (
 // nothing, and acknowledges everything else; metadata is its node's (nil
 // for none).
 func pickyEnvoy(t *testing.T, addr string, names []string, metadata *structpb.Struct) {
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	st, err := discoveryv3.NewAggregatedDiscoveryServiceClient(conn).StreamAggregatedResources(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	node := &corev3.Node{Id: "picky", Cluster: "default", UserAgentName: "envoy", Metadata: metadata}
-	subscriptions := map[string][]string{
-		resource.ClusterType: nil, resource.ListenerType: nil, resource.EndpointType: names, resource.RouteType: names,
-	}
-	for _, typeURL := range xds.TypeOrder {
-		if err := st.Send(&discoveryv3.DiscoveryRequest{Node: node, TypeUrl: typeURL, ResourceNames: subscriptions[typeURL]}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	st, subscriptions := envoyStream(t, addr, "picky", names, metadata)
 	go func() {
 		for {
 			r, err := st.Recv()
@@ -63,6 +46,31 @@ func pickyEnvoy(t *testing.T, addr string, names []string, metadata *structpb.St
 			}
 		}
 	}()
+}
+
+// envoyStream opens an Envoy's state-of-the-world ADS stream to addr (node
+// id, fleet default): wildcard clusters and listeners, the endpoints and
+// routes of names. It returns the stream and the subscription per type.
+func envoyStream(t *testing.T, addr, id string, names []string, metadata *structpb.Struct) (discoveryv3.AggregatedDiscoveryService_StreamAggregatedResourcesClient, map[string][]string) {
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	st, err := discoveryv3.NewAggregatedDiscoveryServiceClient(conn).StreamAggregatedResources(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	node := &corev3.Node{Id: id, Cluster: "default", UserAgentName: "envoy", Metadata: metadata}
+	subscriptions := map[string][]string{
+		resource.ClusterType: nil, resource.ListenerType: nil, resource.EndpointType: names, resource.RouteType: names,
+	}
+	for _, typeURL := range xds.TypeOrder {
+		if err := st.Send(&discoveryv3.DiscoveryRequest{Node: node, TypeUrl: typeURL, ResourceNames: subscriptions[typeURL]}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return st, subscriptions
 }
 
 // An Envoy-shaped NACK that names nothing, of a response carrying two

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
@@ -49,6 +50,16 @@ type Publisher struct {
 	retryAt       time.Time
 	nodeAddresses func(lb uint32, address string) []netip.Addr
 	drainTime     time.Duration
+	// replica is this process's id among the replicas sharing a
+	// PostgreSQL database, and lease the length of its lease, taken at
+	// leaseStart; "" on SQLite (one process, no lease).
+	replica     string
+	lease       time.Duration
+	leaseStart  time.Time
+	leaseLapsed atomic.Bool
+	// fleets are those recorded as having clients here (run by Run only).
+	fleets         []string
+	fleetsRecorded bool
 
 	mu       sync.Mutex
 	revision int64
@@ -57,6 +68,9 @@ type Publisher struct {
 	// draining maps a load balancer to the revision of its change that
 	// rebuilds its Envoy listener (the proxies drain its connections).
 	draining map[uint32]drainingChange
+	// kept is, for load balancers in ERROR, what a kind of data plane
+	// keeps running instead of what it refused (also in the store).
+	kept map[uint32]map[xds.Kind]kept
 	// verdicts queue the tracker's outcomes for Run, which records them;
 	// wake tells Run there are some. (The tracker may report from Run
 	// itself, so the queue must never block.)
@@ -94,6 +108,15 @@ type Options struct {
 	// connected Envoy of the fleet declares its own in its bootstrap;
 	// envoy.DefaultDrainTime when zero.
 	DrainTime time.Duration
+	// Lease is how long a replica counts for status without renewing its
+	// lease, on PostgreSQL (DefaultLease when zero); see Run.
+	Lease time.Duration
+	// Probes says that this replica runs the health prober (it then takes
+	// its share of the monitors).
+	Probes bool
+	// Metrics are the tracker's (new ones when nil), so that a rebuilt
+	// publisher keeps counting in the same series.
+	Metrics *xds.Metrics
 }
 
 // New builds the cache, tracker and publisher from the store's current
@@ -102,18 +125,33 @@ type Options struct {
 func New(ctx context.Context, st *store.Store, opts Options, log *slog.Logger) (*Publisher, error) {
 	// Start from a revision of our own: xDS versions carry it, so they
 	// keep increasing across restarts even when nothing else was written.
-	rev, err := st.Update(ctx, func(*store.Tx) error { return nil })
+	// On PostgreSQL the same transaction takes the replica's lease.
+	p := newPublisher(st, opts, log)
+	var rev int64
+	var err error
+	if st.Dialect() == "postgres" {
+		p.replica, p.lease, p.leaseStart = newReplicaID(), opts.Lease, time.Now()
+		if p.lease <= 0 {
+			p.lease = DefaultLease
+		}
+		rev, err = st.RegisterReplica(ctx, p.replica, p.lease, opts.Probes)
+	} else {
+		rev, err = st.Update(ctx, func(*store.Tx) error { return nil })
+	}
 	if err != nil {
 		return nil, err
 	}
-	p := newPublisher(st, opts, log)
+	if err := p.loadKept(ctx); err != nil {
+		return nil, err
+	}
 	p.revision = rev
 	p.cache = xds.NewCache(opts.DefaultFleet, rev)
 	limits := opts.Limits
 	if limits == (xds.Limits{}) {
 		limits = xds.DefaultLimits
 	}
-	p.tracker = xds.NewTracker(p.cache, p, limits, log, nil)
+	p.tracker = xds.NewTracker(p.cache, p, limits, log, opts.Metrics)
+	p.tracker.OnClientsChanged(p.poke)
 	updates := map[xds.Group]*xds.Update{}
 	var pending []*xds.Pending
 	err = st.LiveLoadBalancers(ctx, func(batch []store.LoadBalancer) error {
@@ -142,6 +180,7 @@ func newPublisher(st *store.Store, opts Options, log *slog.Logger) *Publisher {
 		store: st, log: log, poll: time.Second, accessLogPath: opts.AccessLogPath, nodeAddresses: opts.NodeAddresses,
 		drainTime: opts.DrainTime,
 		current:   map[uint32]*resources{}, good: map[uint32]*resources{}, draining: map[uint32]drainingChange{},
+		kept:  map[uint32]map[xds.Kind]kept{},
 		wake:  make(chan struct{}, 1),
 		retry: backoff.NewExponentialBackOff(),
 	}
@@ -159,9 +198,34 @@ func (p *Publisher) Cache() *xds.Cache { return p.cache }
 // Tracker follows the xDS streams.
 func (p *Publisher) Tracker() *xds.Tracker { return p.tracker }
 
+// Replica is this replica's id on PostgreSQL ("" on SQLite).
+func (p *Publisher) Replica() string { return p.replica }
+
 // Run publishes every revision committed from now on and records the
-// fleet's verdicts, until ctx ends.
-func (p *Publisher) Run(ctx context.Context) {
+// fleet's verdicts, until ctx ends (it then returns nil, having ended the
+// replica's lease) or, on PostgreSQL, until the replica's lease expires:
+// it then returns ErrLeaseLost, and the caller must stop serving xDS from
+// this publisher (its clients go to another replica; a new publisher
+// starts from the store again).
+func (p *Publisher) Run(ctx context.Context) error {
+	outer := ctx
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	if p.replica != "" {
+		go p.keepLease(ctx, p.leaseStart.Add(p.lease), func() { cancel(ErrLeaseLost) })
+		defer func() {
+			if outer.Err() != nil {
+				// A clean stop: the others need not wait for the lease.
+				bye, done := context.WithTimeout(context.Background(), 2*time.Second)
+				defer done()
+				if err := p.store.RemoveReplica(bye, p.replica); err != nil {
+					p.log.Warn("xds: end the replica's lease", "err", err)
+				}
+			}
+		}()
+	} else {
+		go p.prune(ctx)
+	}
 	revs, stop := p.store.Subscribe()
 	defer stop()
 	tick := time.NewTicker(p.poll)
@@ -170,7 +234,7 @@ func (p *Publisher) Run(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
-			return
+			return lost(ctx)
 		case <-revs:
 		case <-tick.C:
 		case <-p.wake:
@@ -180,11 +244,11 @@ func (p *Publisher) Run(ctx context.Context) {
 			// revisions and verdicts keep until then).
 			select {
 			case <-ctx.Done():
-				return
+				return lost(ctx)
 			case <-time.After(wait):
 			}
 		}
-		ok := p.sync(ctx) && p.recordVerdicts(ctx) && p.isolate(ctx)
+		ok := p.syncFleets(ctx) && p.sync(ctx) && p.recordVerdicts(ctx) && p.isolate(ctx)
 		if ok {
 			p.retry.Reset()
 			p.retryAt = time.Time{}
@@ -194,10 +258,23 @@ func (p *Publisher) Run(ctx context.Context) {
 	}
 }
 
+// lost is what Run returns once ctx ended: ErrLeaseLost, or nil.
+func lost(ctx context.Context) error {
+	if err := context.Cause(ctx); errors.Is(err, ErrLeaseLost) {
+		return err
+	}
+	return nil
+}
+
 func (p *Publisher) queue(o outcome) {
 	p.mu.Lock()
 	p.verdicts = append(p.verdicts, o)
 	p.mu.Unlock()
+	p.poke()
+}
+
+// poke wakes Run.
+func (p *Publisher) poke() {
 	select {
 	case p.wake <- struct{}{}:
 	default:
@@ -230,7 +307,14 @@ func (p *Publisher) recordVerdicts(ctx context.Context) bool {
 		}
 	}
 	if len(applied) > 0 {
-		if _, err := p.store.SetApplied(ctx, applied); err != nil {
+		setApplied := p.store.SetApplied
+		if p.replica != "" {
+			// The status is what every live replica's clients applied.
+			setApplied = func(ctx context.Context, applied []store.Applied) ([]uint32, error) {
+				return p.store.RecordApplied(ctx, p.replica, applied)
+			}
+		}
+		if _, err := setApplied(ctx, applied); err != nil {
 			p.log.WarnContext(ctx, "xds: record applied changes; retrying with backoff", "count", len(applied), "err", err)
 			// The changes stay applied in the data plane; keep their verdicts.
 			for _, a := range applied {
@@ -348,6 +432,16 @@ func (p *Publisher) stage(lb *store.LoadBalancer, updates map[xds.Group]*xds.Upd
 		}
 		next.byKind[xds.KindEnvoy] = envoy
 		next.byKind[xds.KindGRPC] = grpc
+		if lb.Status == store.StatusError {
+			// What a kind of data plane refused stays withdrawn from it.
+			for kind, k := range p.kept[lb.ID] {
+				if k.fleet == lb.Fleet {
+					next.byKind[kind] = k.resources
+				}
+			}
+		} else {
+			delete(p.kept, lb.ID)
+		}
 	}
 	p.noteDraining(lb, p.current[lb.ID], next)
 	changed := diff(p.current[lb.ID], next, updates)
@@ -483,7 +577,19 @@ func (p *Publisher) reject(ctx context.Context, o outcome) bool {
 		p.log.WarnContext(ctx, "xds: a client rejected a load balancer's configuration",
 			"id", o.lb, "revision", o.revision, "kind", o.kind, "error", o.message)
 	}
-	if _, err := p.store.SetRejected(ctx, o.lb, o.revision, "rejected by the data plane: "+o.message); err != nil {
+	// What this kind of data plane keeps running instead is kept with
+	// the ERROR, so that a restart does not publish the refused one again.
+	var keep []store.AcceptedConfig
+	p.mu.Lock()
+	if prev := p.current[o.lb]; prev != nil && o.kind != "" && o.revision != 0 {
+		next := withdrawn(prev, p.good[o.lb], o.kind)
+		b, err := encodeResources(next.byKind[o.kind])
+		if err == nil {
+			keep = append(keep, store.AcceptedConfig{Kind: string(o.kind), Fleet: prev.fleet, Config: b})
+		}
+	}
+	p.mu.Unlock()
+	if _, err := p.store.SetRejected(ctx, o.lb, o.revision, "rejected by the data plane: "+o.message, keep...); err != nil {
 		p.log.WarnContext(ctx, "xds: record rejected change; retrying with backoff", "id", o.lb, "err", err)
 		return false
 	}
@@ -498,6 +604,10 @@ func (p *Publisher) reject(ctx context.Context, o outcome) bool {
 		next := withdrawn(prev, p.good[o.lb], o.kind)
 		diff(prev, next, updates)
 		p.current[o.lb] = next
+		if p.kept[o.lb] == nil {
+			p.kept[o.lb] = map[xds.Kind]kept{}
+		}
+		p.kept[o.lb][o.kind] = kept{fleet: next.fleet, resources: next.byKind[o.kind]}
 	}
 	rev := p.revision
 	p.mu.Unlock()

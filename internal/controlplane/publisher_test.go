@@ -174,12 +174,20 @@ func itoa(id uint32) string { return strconv.FormatUint(uint64(id), 10) }
 // API update would.
 func setPort(t *testing.T, st *store.Store, id, port uint32) {
 	t.Helper()
+	pendingUpdate(t, st, id, func(lb *store.LoadBalancer) { lb.Port = port })
+}
+
+// pendingUpdate changes a load balancer and moves it to PENDING_UPDATE,
+// as an API update would.
+func pendingUpdate(t *testing.T, st *store.Store, id uint32, change func(*store.LoadBalancer)) {
+	t.Helper()
 	_, err := st.Update(context.Background(), func(tx *store.Tx) error {
 		lb, err := tx.LoadBalancer("1", id)
 		if err != nil {
 			return err
 		}
-		lb.Port, lb.Status = port, store.StatusPendingUpdate
+		change(lb)
+		lb.Status = store.StatusPendingUpdate
 		return tx.SaveLoadBalancer(lb)
 	})
 	if err != nil {

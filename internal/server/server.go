@@ -15,8 +15,10 @@ import (
 	"net/netip"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -97,7 +99,7 @@ type Config struct {
 	ManualActivation bool
 	// DisableHealthChecks runs no health monitor prober in this process:
 	// node statuses then stay as stored. By default the prober runs (on
-	// PostgreSQL, in the one replica holding its advisory lock).
+	// PostgreSQL, each replica probes its share of the shards).
 	DisableHealthChecks bool
 	// HealthCheckConcurrency bounds the probes in flight (default 256).
 	HealthCheckConcurrency int
@@ -123,7 +125,11 @@ type Config struct {
 	// a request gets 503 serviceUnavailable (gRPC UNAVAILABLE). Zero
 	// means store.DefaultTimeout.
 	DBTimeout time.Duration
-	Logger    *slog.Logger
+	// ReplicaLease is how long a replica on PostgreSQL counts for status
+	// without renewing its lease; past it, it stops serving xDS until it
+	// renews (controlplane.DefaultLease when zero).
+	ReplicaLease time.Duration
+	Logger       *slog.Logger
 }
 
 // checkTLS refuses inconsistent TLS settings and unauthenticated xDS
@@ -176,8 +182,11 @@ type Server struct {
 	httpServer  *http.Server
 	debugServer *http.Server
 	grpcServer  *grpc.Server
+	xdsMu       sync.Mutex
 	xdsServer   *grpc.Server
-	tracker     *xds.Tracker
+	tracker     atomic.Pointer[xds.Tracker]
+	fleetCheck  *xdsauth.Authorizer
+	accessLog   *accesslog.Service
 	health      *health.Server
 	tls         *tlsreload.Source // nil without --tls-cert
 	cancel      context.CancelFunc
@@ -330,8 +339,12 @@ func (s *Server) listen(cfg Config) error {
 		}
 	}
 	if !cfg.DisableHealthChecks {
-		prober := lbhealth.New(s.Store, lbhealth.Options{Logger: s.log, Concurrency: cfg.HealthCheckConcurrency,
+		prober := lbhealth.New(s.Store, lbhealth.Options{Logger: s.log, Concurrency: cfg.HealthCheckConcurrency, Lease: cfg.ReplicaLease,
 			Dialer: netguard.Dialer{Guard: guard, Resolver: cfg.NodeResolver}})
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "lbaas_health_shards",
+			Help: "Shards of the health monitors this replica probes (of " + fmt.Sprint(lbhealth.Shards) + ", shared among the replicas).",
+		}, func() float64 { return float64(prober.Shards()) }))
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
@@ -375,27 +388,69 @@ func (s *Server) serveDebug(addr string) error {
 	return nil
 }
 
-// serveXDS publishes the store to the data plane on the xDS address.
+// serveXDS publishes the store to the data plane on the xDS address. On
+// PostgreSQL the publisher holds a lease among the replicas; when it
+// cannot renew it (the database is out of reach), this replica stops
+// serving xDS — its listener closes, so its clients go to another replica
+// rather than keep a configuration nobody can update — and serves again,
+// from a fresh publisher, once it has the database back.
 func (s *Server) serveXDS(ctx context.Context, cfg Config, reg prometheus.Registerer, names *nodedns.Cache) error {
 	// Node names resolve before the first publication, so that a restart
 	// publishes no named node without its addresses.
 	if err := names.Prewarm(ctx, s.Store); err != nil {
 		return fmt.Errorf("resolve the node names: %w", err)
 	}
+	metrics := xds.NewMetrics()
+	x, err := s.startXDS(ctx, cfg, reg, metrics, names, cfg.XDSAddr)
+	if err != nil {
+		return err
+	}
+	s.XDSAddr = x.addr
+	reg.MustRegister(xdsClients{s}, metrics)
+	if cfg.XDSClientCAFile == "" && !loopback(cfg.XDSAddr) {
+		// Only with --xds-insecure (checkTLS).
+		s.log.Warn("xDS clients are not authenticated (--xds-insecure): whoever reaches the xDS port reads every fleet's configuration",
+			"xds", s.XDSAddr.String())
+	}
+	s.wg.Add(2)
+	go func() {
+		defer s.wg.Done()
+		s.runXDS(ctx, cfg, reg, metrics, names, x)
+	}()
+	go func() {
+		defer s.wg.Done()
+		names.Run(ctx, s.Store)
+	}()
+	return nil
+}
+
+// xdsServing is one incarnation of the xDS server and its publisher.
+type xdsServing struct {
+	pub    *controlplane.Publisher
+	server *grpc.Server
+	addr   net.Addr
+	ctx    context.Context
+	cancel context.CancelFunc
+	served chan struct{}
+}
+
+// startXDS builds a publisher from the store and serves it on addr.
+func (s *Server) startXDS(ctx context.Context, cfg Config, reg prometheus.Registerer, metrics *xds.Metrics,
+	names *nodedns.Cache, addr string) (*xdsServing, error) {
 	limits := xds.DefaultLimits
 	if cfg.AckTimeout != 0 {
 		limits.AckTimeout = max(cfg.AckTimeout, 0)
 	}
 	pub, err := controlplane.New(ctx, s.Store, controlplane.Options{DefaultFleet: cfg.Fleet, AccessLogPath: cfg.AccessLogPath,
-		NodeAddresses: names.Lookup, Limits: limits, DrainTime: cfg.EnvoyDrainTime}, s.log)
+		NodeAddresses: names.Lookup, Limits: limits, DrainTime: cfg.EnvoyDrainTime, Lease: cfg.ReplicaLease,
+		Probes: !cfg.DisableHealthChecks, Metrics: metrics}, s.log)
 	if err != nil {
-		return fmt.Errorf("load the data plane configuration: %w", err)
+		return nil, fmt.Errorf("load the data plane configuration: %w", err)
 	}
-	ln, err := net.Listen("tcp", cfg.XDSAddr)
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("listen on --xds-addr: %w", err)
+		return nil, fmt.Errorf("listen on --xds-addr: %w", err)
 	}
-	s.XDSAddr = ln.Addr()
 	// The tracker can end a stream (ack timeout), then the fleet check;
 	// full states are encoded once and the bytes sent to every client.
 	opts := append(xds.ServerOptions(pub.Cache(), pub.Tracker()),
@@ -409,37 +464,80 @@ func (s *Server) serveXDS(ctx context.Context, cfg Config, reg prometheus.Regist
 			// Mutual TLS: every client names its fleet in its certificate
 			// and sees only that fleet.
 			creds = s.tls.MutualConfig("h2")
-			opts = append(opts, xdsauth.New(cfg.Fleet, s.log, reg).ServerOptions()...)
+			opts = append(opts, s.xdsAuth(cfg, reg).ServerOptions()...)
 		}
 		opts = append(opts, grpc.Creds(credentials.NewTLS(creds)))
 	}
-	if cfg.XDSClientCAFile == "" && !loopback(cfg.XDSAddr) {
-		// Only with --xds-insecure (checkTLS).
-		s.log.Warn("xDS clients are not authenticated (--xds-insecure): whoever reaches the xDS port reads every fleet's configuration",
-			"xds", s.XDSAddr.String())
-	}
-	s.xdsServer = grpc.NewServer(opts...)
-	xds.Register(ctx, s.xdsServer, pub.Cache(), pub.Tracker())
+	x := &xdsServing{pub: pub, server: grpc.NewServer(opts...), addr: ln.Addr(), served: make(chan struct{})}
+	x.ctx, x.cancel = context.WithCancel(ctx)
+	xds.Register(x.ctx, x.server, pub.Cache(), pub.Tracker())
 	// Connection logs come back on the same connection (translator.AccessLogGRPC).
-	accesslog.New(s.log, reg).Register(s.xdsServer)
-	reg.MustRegister(xdsClients{pub.Tracker()}, pub.Tracker().Metrics())
-	s.tracker = pub.Tracker()
-	s.wg.Add(3)
+	s.accessLogs(reg).Register(x.server)
+	s.xdsMu.Lock()
+	s.xdsServer = x.server
+	s.xdsMu.Unlock()
+	s.tracker.Store(pub.Tracker())
 	go func() {
-		defer s.wg.Done()
-		pub.Run(ctx)
-	}()
-	go func() {
-		defer s.wg.Done()
-		names.Run(ctx, s.Store)
-	}()
-	go func() {
-		defer s.wg.Done()
-		if err := s.xdsServer.Serve(ln); err != nil {
+		defer close(x.served)
+		if err := x.server.Serve(ln); err != nil {
 			s.log.Error("xds server", "err", err)
 		}
 	}()
-	return nil
+	return x, nil
+}
+
+// accessLogs is the access log service, built once (its metrics are
+// registered) and served by every incarnation of the xDS server.
+func (s *Server) accessLogs(reg prometheus.Registerer) *accesslog.Service {
+	if s.accessLog == nil {
+		s.accessLog = accesslog.New(s.log, reg)
+	}
+	return s.accessLog
+}
+
+// xdsAuth is the xDS fleet check, built once (its metrics are registered).
+func (s *Server) xdsAuth(cfg Config, reg prometheus.Registerer) *xdsauth.Authorizer {
+	if s.fleetCheck == nil {
+		s.fleetCheck = xdsauth.New(cfg.Fleet, s.log, reg)
+	}
+	return s.fleetCheck
+}
+
+// runXDS runs the publisher until ctx ends; when the replica's lease is
+// lost, it stops serving xDS and starts again once the store answers.
+func (s *Server) runXDS(ctx context.Context, cfg Config, reg prometheus.Registerer, metrics *xds.Metrics,
+	names *nodedns.Cache, x *xdsServing) {
+	retry := backoff.NewExponentialBackOff()
+	retry.InitialInterval, retry.MaxInterval = 100*time.Millisecond, 5*time.Second
+	for {
+		err := x.pub.Run(x.ctx)
+		x.cancel()
+		// Every stream ends and the listener closes: the clients go to
+		// another replica.
+		x.server.Stop()
+		<-x.served
+		if ctx.Err() != nil || err == nil {
+			return
+		}
+		s.log.Error("xds: stopped serving xDS: this replica lost its lease among the replicas (is the database reachable?)",
+			"replica", x.pub.Replica(), "xds", x.addr.String())
+		addr := x.addr.String()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(retry.NextBackOff()):
+			}
+			next, err := s.startXDS(ctx, cfg, reg, metrics, names, addr)
+			if err == nil {
+				x = next
+				break
+			}
+			s.log.Warn("xds: serve xDS again; retrying", "err", err)
+		}
+		retry.Reset()
+		s.log.Info("xds: serving xDS again", "replica", x.pub.Replica(), "xds", x.addr.String())
+	}
 }
 
 // Services builds every API service.
@@ -549,10 +647,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if s.debugServer != nil {
 		_ = s.debugServer.Close()
 	}
+	s.xdsMu.Lock()
 	if s.xdsServer != nil {
 		// xDS streams never end by themselves: proxies reconnect elsewhere.
 		s.xdsServer.Stop()
 	}
+	s.xdsMu.Unlock()
 	s.cancel()
 	if s.tls != nil {
 		s.tls.Close()
@@ -574,18 +674,19 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // xdsClientList lists the connected xDS clients for operators: fleet,
 // kind, node, peer, what each acknowledged and how far behind it is.
 func (s *Server) xdsClientList(w http.ResponseWriter, _ *http.Request) {
-	if s.tracker == nil {
+	tracker := s.tracker.Load()
+	if tracker == nil {
 		http.Error(w, "no xDS server in this process", http.StatusNotFound)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
-	_ = enc.Encode(map[string]any{"clients": s.tracker.ClientList()})
+	_ = enc.Encode(map[string]any{"clients": tracker.ClientList()})
 }
 
 // xdsClients exports the connected xDS clients per fleet and kind.
-type xdsClients struct{ tracker *xds.Tracker }
+type xdsClients struct{ s *Server }
 
 var xdsClientsDesc = prometheus.NewDesc("lbaas_xds_clients", "Connected xDS clients by fleet and kind (envoy or grpc).",
 	[]string{"fleet", "kind"}, nil)
@@ -593,7 +694,11 @@ var xdsClientsDesc = prometheus.NewDesc("lbaas_xds_clients", "Connected xDS clie
 func (c xdsClients) Describe(ch chan<- *prometheus.Desc) { ch <- xdsClientsDesc }
 
 func (c xdsClients) Collect(ch chan<- prometheus.Metric) {
-	for g, n := range c.tracker.Clients() {
+	tracker := c.s.tracker.Load()
+	if tracker == nil {
+		return
+	}
+	for g, n := range tracker.Clients() {
 		ch <- prometheus.MustNewConstMetric(xdsClientsDesc, prometheus.GaugeValue, float64(n), g.Fleet, string(g.Kind))
 	}
 }
