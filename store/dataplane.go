@@ -102,18 +102,24 @@ func (s *Store) SetApplied(ctx context.Context, applied []Applied) ([]uint32, er
 		if changed, err = s.settle(db, current); err != nil {
 			return err
 		}
-		for _, a := range applied {
-			if a.Description == "" {
-				continue
-			}
-			if err := db.Model(&LoadBalancer{}).Where("id = ? AND revision = ? AND status = ?", a.ID, a.Revision, StatusActive).
-				Update("status_description", a.Description).Error; err != nil {
-				return err
-			}
-		}
-		return nil
+		return describeApplied(db, applied)
 	})
 	return changed, err
+}
+
+// describeApplied sets the status description of the load balancers the
+// changes applied made ACTIVE, where the change says what applying it did.
+func describeApplied(db *gorm.DB, applied []Applied) error {
+	for _, a := range applied {
+		if a.Description == "" {
+			continue
+		}
+		if err := db.Model(&LoadBalancer{}).Where("id = ? AND revision = ? AND status = ?", a.ID, a.Revision, StatusActive).
+			Update("status_description", a.Description).Error; err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // SetRejected puts a load balancer in ERROR with the data plane's message,

@@ -187,8 +187,12 @@ func (s *Store) RecordApplied(ctx context.Context, replica string, applied []App
 		if err != nil {
 			return err
 		}
-		changed, err = s.settleAgreed(db, ids)
-		return err
+		if changed, err = s.settleAgreed(db, ids); err != nil {
+			return err
+		}
+		// The replica whose verdict settles a change describes it (every
+		// replica publishes the same change, so each can).
+		return describeApplied(db, applied)
 	})
 	return changed, err
 }
