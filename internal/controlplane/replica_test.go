@@ -49,7 +49,9 @@ func TestRefusedConfigurationStaysWithdrawnAfterARestart(t *testing.T) {
 			_ = p.Run(ctx)
 		}()
 		pickyEnvoy(t, addr, []string{"lb_" + itoa(id)}, nil)
-		waitFor(t, func() bool { return len(p.Tracker().ClientList()) == 1 && len(p.Tracker().ClientList()[0].Types) == len(xds.TypeOrder) })
+		waitFor(t, func() bool {
+			return len(p.Tracker().ClientList()) == 1 && len(p.Tracker().ClientList()[0].Types) == len(xds.TypeOrder)
+		})
 		setAlgorithm(t, st, id, "LEAST_CONNECTIONS") // the picky client refuses it
 		waitStatus(t, st, id, store.StatusError)
 		waitFor(t, func() bool { return envoyCluster(t, p, id).GetLbPolicy() == clusterv3.Cluster_RANDOM })
