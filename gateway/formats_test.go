@@ -20,7 +20,7 @@ import (
 )
 
 // referenceDir holds the API contract (the reference's RST).
-const referenceDir = "../../shared/reference/rackspace-clb-v1"
+const referenceDir = "../reference/rackspace-clb-v1"
 
 // refPage is one method page of the reference: its HTTP method and
 // path, and its examples by heading ("XML request", "JSON response", ...).

@@ -28,7 +28,7 @@ import (
 // keys and allowed).
 
 // referenceMethods is where the reference keeps one RST file per method.
-var referenceMethods = filepath.Join("..", "..", "shared", "reference", "rackspace-clb-v1", "api-reference", "methods")
+var referenceMethods = filepath.Join(referenceDir, "api-reference", "methods")
 
 // excludedMethods are the methods of features another issue brings, by a
 // path fragment, with the reason. They are listed (not silently skipped),
