@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -115,11 +116,14 @@ func TestProxylessOutlierDetection(t *testing.T) {
 	d := startDaemon(t, bin, dir, nil)
 	a := newAPI(t, bin, dir, d)
 	kinds := clientKinds(t, bin, d)
-	port := 80
+	var ports atomic.Uint32
+	ports.Store(80)
 	// setup makes a load balancer over two fresh nodes, a and b, and
-	// waits until the client spreads calls over both.
+	// waits until the client spreads calls over both. The cases run in
+	// parallel (each waits out the clients' 10 s intervals on its own load
+	// balancer).
 	setup := func(t *testing.T, kind clientKind, checkPassive bool) (sampler, *backend) {
-		port++
+		port := ports.Add(1)
 		x, y := startBackend(t, "a"), startBackend(t, "b")
 		lb := a.create(fmt.Sprintf(`{"loadBalancer":{"name":"passive","protocol":"HTTP","port":%d,"algorithm":"ROUND_ROBIN","checkPassive":%v,
 			"virtualIps":[{"type":"PUBLIC","ipVersion":"IPV4"}],"nodes":[%s,%s]}}`, port, checkPassive,
@@ -131,6 +135,7 @@ func TestProxylessOutlierDetection(t *testing.T) {
 	}
 	for _, kind := range kinds {
 		t.Run(kind.name+"/default", func(t *testing.T) {
+			t.Parallel()
 			s, b := setup(t, kind, false)
 			// One failure among many successes: b stays (an interval has passed).
 			b.failNext.Store(1)
@@ -145,6 +150,7 @@ func TestProxylessOutlierDetection(t *testing.T) {
 			within(t, 25*time.Second, s, "b is ejected", func(h map[string]int) bool { return h["a"] == 20 })
 		})
 		t.Run(kind.name+"/checkPassive", func(t *testing.T) {
+			t.Parallel()
 			s, b := setup(t, kind, true)
 			// gRPC judges a percentage of each second's calls: a single
 			// failure ejects a node getting fewer than 100 calls a second.
