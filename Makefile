@@ -8,7 +8,7 @@ BIN    := $(CURDIR)/bin
 GO     ?= go
 export PATH := $(BIN):$(PATH)
 
-.PHONY: all build run test lint generate tools fuzz bench load clean
+.PHONY: all build run test lint generate tools fuzz bench bench-api load clean
 
 all: build
 
@@ -69,6 +69,11 @@ load: build
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+## bench-api: REST API req/s and latency with wrk against a real lbaasd on a temporary SQLite file
+##   (loopback, about a minute); BENCH_DATABASE_URL=postgres://... for PostgreSQL, see scripts/bench-api.sh
+bench-api: build
+	bash scripts/bench-api.sh
 
 clean:
 	rm -rf $(BIN) lbaasd.db
