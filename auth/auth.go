@@ -13,9 +13,9 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
-	"sync"
 	"time"
 
+	lru "github.com/hashicorp/golang-lru/v2"
 	"golang.org/x/crypto/bcrypt"
 	"google.golang.org/grpc/metadata"
 
@@ -36,21 +36,39 @@ type Service struct {
 	log   *slog.Logger
 	now   func() time.Time
 
-	mu    sync.Mutex
-	cache map[string]cached // token hash -> tenant
+	// tokens caches validated tokens (by hash) until they expire, so that
+	// a request costs no token lookup; RevokeTokens empties it of a user's.
+	tokens *lru.Cache[string, cached]
 }
 
 type cached struct {
+	userID  uint32
 	tenant  string
 	expires time.Time
 }
 
-// maxCached bounds the token cache; it is emptied when full.
+// maxCached bounds the token cache; the least recently used go first.
 const maxCached = 100_000
 
 // New returns the auth service; tokens live for ttl.
 func New(st *store.Store, ttl time.Duration, log *slog.Logger) *Service {
-	return &Service{store: st, ttl: ttl, log: log, now: time.Now, cache: map[string]cached{}}
+	tokens, err := lru.New[string, cached](maxCached)
+	if err != nil {
+		panic(err) // only for a size below 1
+	}
+	return &Service{store: st, ttl: ttl, log: log, now: time.Now, tokens: tokens}
+}
+
+// RevokeTokens ends every token of a user at once: they are deleted from
+// the store and forgotten by this replica's cache.
+func (s *Service) RevokeTokens(ctx context.Context, userID uint32) error {
+	err := s.store.DeleteTokens(ctx, userID)
+	for _, h := range s.tokens.Keys() {
+		if c, ok := s.tokens.Peek(h); ok && c.userID == userID {
+			s.tokens.Remove(h)
+		}
+	}
+	return err
 }
 
 var validTenant = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
@@ -151,23 +169,17 @@ func (s *Service) Authorize(ctx context.Context, account string) error {
 
 func (s *Service) tenantOf(ctx context.Context, token string) (string, error) {
 	h := hash(token)
-	now := s.now()
-	s.mu.Lock()
-	c, ok := s.cache[h]
-	s.mu.Unlock()
-	if ok && now.Before(c.expires) {
-		return c.tenant, nil
+	if c, ok := s.tokens.Get(h); ok {
+		if s.now().Before(c.expires) {
+			return c.tenant, nil
+		}
+		s.tokens.Remove(h)
 	}
 	t, err := s.store.TokenByHash(ctx, h)
 	if err != nil {
 		return "", err
 	}
-	s.mu.Lock()
-	if len(s.cache) >= maxCached {
-		s.cache = map[string]cached{}
-	}
-	s.cache[h] = cached{tenant: t.Tenant, expires: t.ExpiresAt}
-	s.mu.Unlock()
+	s.tokens.Add(h, cached{userID: t.UserID, tenant: t.Tenant, expires: t.ExpiresAt})
 	return t.Tenant, nil
 }
 
