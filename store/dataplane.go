@@ -9,14 +9,9 @@ import (
 
 // What the data-plane publisher reads and reports back.
 
-func withConfig(db *gorm.DB) *gorm.DB {
-	return db.Preload("Nodes", orderByID).Preload("VirtualIPs", orderByID).
-		Preload("AccessList", orderByID).Preload("Metadata", orderByID)
-}
-
 // ChangesSince lists the changes committed after revision since, oldest first.
 func (s *Store) ChangesSince(ctx context.Context, since int64) ([]Change, error) {
-	db, cancel := s.bounded(ctx)
+	db, cancel := s.boundedRead(ctx)
 	defer cancel()
 	var out []Change
 	err := db.Where("revision > ?", since).Order("revision, load_balancer_id").Find(&out).Error
@@ -25,14 +20,17 @@ func (s *Store) ChangesSince(ctx context.Context, since int64) ([]Change, error)
 
 // LoadBalancerByID loads any load balancer, whatever its account or status.
 func (s *Store) LoadBalancerByID(ctx context.Context, id uint32) (*LoadBalancer, error) {
-	db, cancel := s.bounded(ctx)
+	db, cancel := s.boundedRead(ctx)
 	defer cancel()
 	var lb LoadBalancer
-	err := withConfig(db).First(&lb, id).Error
+	err := db.Take(&lb, id).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return nil, ErrNotFound
 	}
-	return &lb, err
+	if err != nil {
+		return nil, err
+	}
+	return &lb, loadChildren(db, []*LoadBalancer{&lb}, configChildren)
 }
 
 // liveBatch is how many load balancers LiveLoadBalancers reads at once.
@@ -45,9 +43,12 @@ func (s *Store) LiveLoadBalancers(ctx context.Context, fn func([]LoadBalancer) e
 	var after uint32
 	for {
 		var batch []LoadBalancer
-		db, cancel := s.bounded(ctx)
-		err := withConfig(db).Where("status <> ? AND id > ?", StatusDeleted, after).
+		db, cancel := s.boundedRead(ctx)
+		err := db.Where("status <> ? AND id > ?", StatusDeleted, after).
 			Order("id").Limit(liveBatch).Find(&batch).Error
+		if err == nil {
+			err = loadChildren(db, pointers(batch), configChildren)
+		}
 		cancel()
 		if err != nil || len(batch) == 0 {
 			return err
@@ -76,29 +77,14 @@ type Applied struct {
 func (s *Store) SetApplied(ctx context.Context, applied []Applied) ([]uint32, error) {
 	db, cancel := s.bounded(ctx)
 	defer cancel()
+	lbs := make([]LoadBalancer, len(applied))
+	for i, a := range applied {
+		lbs[i] = LoadBalancer{ID: a.ID, Revision: a.Revision}
+	}
 	var changed []uint32
 	err := db.Transaction(func(db *gorm.DB) error {
-		if err := s.lockWriters(db); err != nil {
-			return err
-		}
-		want := map[uint32]int64{}
-		ids := make([]uint32, 0, len(applied))
-		for _, a := range applied {
-			want[a.ID] = a.Revision
-			ids = append(ids, a.ID)
-		}
-		var lbs []LoadBalancer
-		if err := db.Select("id", "status", "revision").Where("id IN ?", ids).Find(&lbs).Error; err != nil {
-			return err
-		}
-		var current []LoadBalancer
-		for _, lb := range lbs {
-			if lb.Revision == want[lb.ID] {
-				current = append(current, lb)
-			}
-		}
 		var err error
-		changed, err = s.settle(db, current)
+		changed, err = s.settle(db, lbs)
 		return err
 	})
 	return changed, err
@@ -120,12 +106,4 @@ func (s *Store) SetRejected(ctx context.Context, id uint32, revision int64, mess
 	}
 	res := q.Updates(map[string]any{"status": StatusError, "status_description": message, "updated_at": s.db.NowFunc()})
 	return res.RowsAffected > 0, res.Error
-}
-
-// lockWriters waits for running mutations on PostgreSQL (see Update).
-func (s *Store) lockWriters(db *gorm.DB) error {
-	if s.dialect != "postgres" {
-		return nil
-	}
-	return db.Exec("SELECT 1 FROM revisions WHERE id = 1 FOR UPDATE").Error
 }

@@ -24,7 +24,7 @@ func (s *Store) CreateUser(ctx context.Context, u *User) error {
 
 // UserByName finds a user by username.
 func (s *Store) UserByName(ctx context.Context, username string) (*User, error) {
-	db, cancel := s.bounded(ctx)
+	db, cancel := s.boundedRead(ctx)
 	defer cancel()
 	var u User
 	err := db.Where("username = ?", username).First(&u).Error
@@ -36,7 +36,7 @@ func (s *Store) UserByName(ctx context.Context, username string) (*User, error) 
 
 // CountUsers counts users.
 func (s *Store) CountUsers(ctx context.Context) (int64, error) {
-	db, cancel := s.bounded(ctx)
+	db, cancel := s.boundedRead(ctx)
 	defer cancel()
 	var n int64
 	err := db.Model(&User{}).Count(&n).Error
@@ -55,9 +55,16 @@ func (s *Store) SaveToken(ctx context.Context, t *Token) error {
 	return db.Create(t).Error
 }
 
+// DeleteTokens deletes every token of a user.
+func (s *Store) DeleteTokens(ctx context.Context, userID uint32) error {
+	db, cancel := s.bounded(ctx)
+	defer cancel()
+	return db.Where("user_id = ?", userID).Delete(&Token{}).Error
+}
+
 // TokenByHash finds an unexpired token.
 func (s *Store) TokenByHash(ctx context.Context, hash string) (*Token, error) {
-	db, cancel := s.bounded(ctx)
+	db, cancel := s.boundedRead(ctx)
 	defer cancel()
 	var t Token
 	err := db.Where("hash = ? AND expires_at > ?", hash, time.Now().UTC()).First(&t).Error
