@@ -17,6 +17,7 @@ duration=${BENCH_DURATION:-5}
 conns=${BENCH_CONNECTIONS:-32}
 threads=${BENCH_THREADS:-2}
 fill=${BENCH_FILL:-1000}
+accounts=${BENCH_ACCOUNTS:-8}
 scenarios=${BENCH_SCENARIOS:-get list create node-add node-update}
 timeout_s=${BENCH_TIMEOUT:-180}
 lbaasd=${LBAASD:-./bin/lbaasd}
@@ -55,7 +56,6 @@ while :; do
 done
 export LBAASD_DATABASE_URL=${BENCH_DATABASE_URL:-$tmp/bench.db}
 base=http://127.0.0.1:$http
-account=bench
 
 # Nodes are loopback addresses (never probed: health checks are off), and
 # the limits are raised so that the runs do not hit them.
@@ -69,83 +69,94 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 
-key=$("$lbaasd" user create --username bench --tenant $account --log-level warn)
-token=$(curl -sf "$base/v2.0/tokens" -H 'Content-Type: application/json' \
-  -d '{"auth":{"RAX-KSKEY:apiKeyCredentials":{"username":"bench","apiKey":"'"$key"'"}}}' | jq -r .access.token.id)
-lbs=$base/v1.0/$account/loadbalancers
+# The load is spread over BENCH_ACCOUNTS accounts (bench-0, bench-1, ...),
+# as a service's load is: changes of one account are serialised.
+: >"$tmp/tokens"
+for a in $(seq 0 $((accounts - 1))); do
+  key=$("$lbaasd" user create --username "bench-$a" --tenant "bench-$a" --log-level warn)
+  curl -sf "$base/v2.0/tokens" -H 'Content-Type: application/json' \
+    -d '{"auth":{"RAX-KSKEY:apiKeyCredentials":{"username":"bench-'"$a"'","apiKey":"'"$key"'"}}}' |
+    jq -r .access.token.id >>"$tmp/tokens"
+done
+token=$(head -1 "$tmp/tokens")
 
-# Fill: load balancers with 3 nodes each; keep "lb node" pairs for the
-# node scenarios.
+# Fill: load balancers with 3 nodes each, round robin over the accounts;
+# keep "lb node account" for the node scenarios.
 create_body='{"loadBalancer":{"name":"bench","port":80,"protocol":"HTTP","virtualIps":[{"type":"PUBLIC"}],"nodes":[
  {"address":"127.0.0.11","port":80,"condition":"ENABLED"},
  {"address":"127.0.0.12","port":80,"condition":"ENABLED"},
  {"address":"127.0.0.13","port":80,"condition":"ENABLED"}]}}'
-export create_body token lbs
-seq "$fill" | xargs -P 4 -n 50 sh -c 'for _ in "$@"; do
-  curl -sf "$lbs" -H "X-Auth-Token: $token" -H "Content-Type: application/json" -d "$create_body" |
-    jq -r ".loadBalancer | \"\(.id) \(.nodes[0].id)\""
+export create_body base accounts tmp
+seq 0 $((fill - 1)) | xargs -P 4 -n 50 sh -c 'for n in "$@"; do
+  a=$((n % accounts))
+  curl -sf "$base/v1.0/bench-$a/loadbalancers" -H "X-Auth-Token: $(sed -n "$((a + 1))p" "$tmp/tokens")" \
+    -H "Content-Type: application/json" -d "$create_body" | jq -r ".loadBalancer | \"\(.id) \(.nodes[0].id) $((a + 1))\""
 done' sh >"$tmp/filled"
 [ "$(wc -l <"$tmp/filled")" -eq "$fill" ] || { echo "bench-api: fill failed" >&2; cat "$tmp/lbaasd.log" >&2; exit 1; }
-first=$(sort -n "$tmp/filled" | awk "NR == 1 {print \$1}")
+first=$(awk '$3 == 1' "$tmp/filled" | sort -n | awk 'NR == 1 {print $1}')
 # Wait until the fill is applied (no xDS client is connected: at once).
 for _ in $(seq 100); do
-  [ "$(curl -sf "$lbs/$first" -H "X-Auth-Token: $token" | jq -r .loadBalancer.status)" = ACTIVE ] && break
+  [ "$(curl -sf "$base/v1.0/bench-0/loadbalancers/$first" -H "X-Auth-Token: $token" | jq -r .loadBalancer.status)" = ACTIVE ] && break
   sleep 0.1
 done
 
 # The Lua scripts: a common summary line, and the requests of each scenario.
-targets=$(awk '{printf "{%s,%s},", $1, $2}' "$tmp/filled")
+targets=$(awk '{printf "{%s,%s,%s},", $1, $2, $3}' "$tmp/filled")
+tokens=$(awk '{printf "\"%s\",", $1}' "$tmp/tokens")
 cat >"$tmp/common.lua" <<EOF
 targets = {$targets}
-token = "$token"
+tokens = {$tokens}
 counter = 0
 function setup(thread) thread:set("offset", math.random(#targets)) end
 function pick() counter = counter + 1; return targets[(offset + counter) % #targets + 1], counter end
+function account(i) return "/v1.0/bench-" .. (i - 1) end
 shown = 0
 if os.getenv("BENCH_DEBUG") then
   function response(status, headers, body)
-    if status >= 300 and shown < 3 then shown = shown + 1; io.stderr:write(status, " ", body, "\n") end
+    if status >= 300 and shown < 3 then shown = shown + 1; io.stderr:write(status, " ", body, "\\n") end
   end
 end
 function done(summary, latency, requests)
-  io.write(string.format("RESULT %d %d %d %.2f %.2f\n", summary.requests, summary.errors.status,
+  io.write(string.format("RESULT %d %d %d %.2f %.2f\\n", summary.requests, summary.errors.status,
     summary.duration, latency:percentile(50) / 1000, latency:percentile(99) / 1000))
 end
 EOF
 cat >"$tmp/get.lua" <<EOF
 dofile("$tmp/common.lua")
-wrk.headers["X-Auth-Token"] = token
-wrk.path = "/v1.0/$account/loadbalancers/$first"
+wrk.headers["X-Auth-Token"] = tokens[1]
+wrk.path = account(1) .. "/loadbalancers/$first"
 EOF
 cat >"$tmp/list.lua" <<EOF
 dofile("$tmp/common.lua")
-wrk.headers["X-Auth-Token"] = token
-wrk.path = "/v1.0/$account/loadbalancers?limit=100"
+wrk.headers["X-Auth-Token"] = tokens[1]
+wrk.path = account(1) .. "/loadbalancers?limit=100"
 EOF
 cat >"$tmp/create.lua" <<EOF
 dofile("$tmp/common.lua")
-wrk.method = "POST"
-wrk.headers["X-Auth-Token"] = token
-wrk.headers["Content-Type"] = "application/json"
-wrk.path = "/v1.0/$account/loadbalancers"
-wrk.body = [[$create_body]]
+body = [[$create_body]]
+function request()
+  counter = counter + 1
+  local a = (offset + counter) % #tokens + 1
+  return wrk.format("POST", account(a) .. "/loadbalancers",
+    {["X-Auth-Token"] = tokens[a], ["Content-Type"] = "application/json"}, body)
+end
 EOF
 cat >"$tmp/node-add.lua" <<EOF
 dofile("$tmp/common.lua")
 function request()
   local p, n = pick()
   local body = string.format('{"nodes":[{"address":"127.3.%d.%d","port":%d,"condition":"ENABLED"}]}',
-    offset % 250, n % 250 + 1, 1000 + n)
-  return wrk.format("POST", "/v1.0/$account/loadbalancers/" .. p[1] .. "/nodes",
-    {["X-Auth-Token"] = token, ["Content-Type"] = "application/json"}, body)
+    offset % 250, n % 250 + 1, 1000 + n % 60000)
+  return wrk.format("POST", account(p[3]) .. "/loadbalancers/" .. p[1] .. "/nodes",
+    {["X-Auth-Token"] = tokens[p[3]], ["Content-Type"] = "application/json"}, body)
 end
 EOF
 cat >"$tmp/node-update.lua" <<EOF
 dofile("$tmp/common.lua")
 function request()
   local p, n = pick()
-  return wrk.format("PUT", "/v1.0/$account/loadbalancers/" .. p[1] .. "/nodes/" .. p[2],
-    {["X-Auth-Token"] = token, ["Content-Type"] = "application/json"},
+  return wrk.format("PUT", account(p[3]) .. "/loadbalancers/" .. p[1] .. "/nodes/" .. p[2],
+    {["X-Auth-Token"] = tokens[p[3]], ["Content-Type"] = "application/json"},
     string.format('{"node":{"weight":%d}}', n % 100 + 1))
 end
 EOF
@@ -155,7 +166,7 @@ declare -A label=(
   [create]="create with 3 nodes" [node-add]="add a node" [node-update]="update a node"
 )
 db=sqlite; [[ $LBAASD_DATABASE_URL == postgres* ]] && db=postgres
-echo "lbaasd REST API on $db, wrk: $conns connections, $threads threads, ${duration}s per scenario, loopback"
+echo "lbaasd REST API on $db, wrk: $conns connections, $threads threads, ${duration}s per scenario, $accounts accounts, loopback"
 # cpu_ticks prints the CPU time lbaasd used so far, in clock ticks.
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
 hz=$(getconf CLK_TCK)

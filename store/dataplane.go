@@ -2,7 +2,8 @@ package store
 
 import (
 	"context"
-	"errors"
+	"fmt"
+	"slices"
 
 	"gorm.io/gorm"
 )
@@ -20,17 +21,36 @@ func (s *Store) ChangesSince(ctx context.Context, since int64) ([]Change, error)
 
 // LoadBalancerByID loads any load balancer, whatever its account or status.
 func (s *Store) LoadBalancerByID(ctx context.Context, id uint32) (*LoadBalancer, error) {
-	db, cancel := s.boundedRead(ctx)
-	defer cancel()
-	var lb LoadBalancer
-	err := db.Take(&lb, id).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return nil, ErrNotFound
-	}
+	lbs, err := s.LoadBalancersByID(ctx, []uint32{id})
 	if err != nil {
 		return nil, err
 	}
-	return &lb, loadChildren(db, []*LoadBalancer{&lb}, configChildren)
+	return lbs[0], nil
+}
+
+// LoadBalancersByID loads load balancers, whatever their account or
+// status, with what the data plane needs of them, in batches; one that
+// does not exist is ErrNotFound.
+func (s *Store) LoadBalancersByID(ctx context.Context, ids []uint32) ([]*LoadBalancer, error) {
+	db, cancel := s.boundedRead(ctx)
+	defer cancel()
+	out := make([]*LoadBalancer, 0, len(ids))
+	for batch := range slices.Chunk(ids, liveBatch) {
+		var lbs []LoadBalancer
+		if err := db.Where("id IN ?", batch).Find(&lbs).Error; err != nil {
+			return nil, err
+		}
+		if len(lbs) != len(batch) {
+			return nil, fmt.Errorf("load balancers %v: %w", batch, ErrNotFound)
+		}
+		if err := loadChildren(db, pointers(lbs), configChildren); err != nil {
+			return nil, err
+		}
+		for i := range lbs {
+			out = append(out, &lbs[i])
+		}
+	}
+	return out, nil
 }
 
 // liveBatch is how many load balancers LiveLoadBalancers reads at once.
