@@ -176,4 +176,3 @@ func (p Pool) sequence() string {
 	h.Write([]byte(p.name()))
 	return fmt.Sprintf("vip_cursor_%016x", h.Sum64())
 }
-
