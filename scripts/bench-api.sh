@@ -48,25 +48,36 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' TERM INT
 
-# Four consecutive loopback TCP ports nothing listens on.
-busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-while :; do
-  http=$((20000 + RANDOM % 40000)) grpc=$((http + 1)) xds=$((http + 2)) debug=$((http + 3))
-  busy $http || busy $grpc || busy $xds || busy $debug || break
-done
 export LBAASD_DATABASE_URL=${BENCH_DATABASE_URL:-$tmp/bench.db}
-base=http://127.0.0.1:$http
 
-# Nodes are loopback addresses (never probed: health checks are off), and
-# the limits are raised so that the runs do not hit them.
-"$lbaasd" serve --http-addr 127.0.0.1:$http --grpc-addr 127.0.0.1:$grpc --xds-addr 127.0.0.1:$xds \
-  --debug-addr 127.0.0.1:$debug --health-checks=false --demo-user=false --denied-node-networks none \
-  --limit-loadbalancers 1000000 --limit-nodes 1000 --log-level warn 2>"$tmp/lbaasd.log" &
-pid=$!
-for _ in $(seq 100); do
-  curl -sf "$base/healthz" >/dev/null 2>&1 && break
-  kill -0 "$pid" 2>/dev/null || { cat "$tmp/lbaasd.log" >&2; exit 1; }
-  sleep 0.1
+# start_lbaasd starts lbaasd on four consecutive free loopback ports and
+# waits until it answers; it fails if lbaasd exits (e.g. a port was taken
+# meanwhile by another process).
+busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+start_lbaasd() {
+  while :; do
+    http=$((20000 + RANDOM % 40000)) grpc=$((http + 1)) xds=$((http + 2)) debug=$((http + 3))
+    busy $http || busy $grpc || busy $xds || busy $debug || break
+  done
+  base=http://127.0.0.1:$http
+  # Nodes are loopback addresses (never probed: health checks are off),
+  # and the limits are raised so that the runs do not hit them.
+  "$lbaasd" serve --http-addr 127.0.0.1:$http --grpc-addr 127.0.0.1:$grpc --xds-addr 127.0.0.1:$xds \
+    --debug-addr 127.0.0.1:$debug --health-checks=false --demo-user=false --denied-node-networks none \
+    --limit-loadbalancers 1000000 --limit-nodes 1000 --log-level warn 2>"$tmp/lbaasd.log" &
+  pid=$!
+  for _ in $(seq 100); do
+    curl -sf "$base/healthz" >/dev/null 2>&1 && return 0
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  wait "$pid" 2>/dev/null || true
+  pid=
+  return 1
+}
+for attempt in 1 2 3; do
+  start_lbaasd && break
+  [ $attempt = 3 ] && { cat "$tmp/lbaasd.log" >&2; exit 1; }
 done
 
 # The load is spread over BENCH_ACCOUNTS accounts (bench-0, bench-1, ...),
