@@ -3,17 +3,29 @@ BUF_VERSION          := v1.70.0
 PROTOC_GEN_GO        := v1.36.12
 PROTOC_GEN_GO_GRPC   := v1.6.2
 GRPC_GATEWAY_VERSION := v2.31.0
+GOTESTSUM_VERSION    := v1.13.0
 
 BIN    := $(CURDIR)/bin
 GO     ?= go
 export PATH := $(BIN):$(PATH)
 
-.PHONY: all build run test lint generate tools fuzz bench load clean
+.PHONY: all build run test lint generate tools fuzz bench bench-api load clean
 
 all: build
 
+# buf: the prebuilt binary of npm's @bufbuild/buf package when npm is there
+# (seconds), else compiled from source (minutes).
 $(BIN)/buf:
-	GOBIN=$(BIN) $(GO) install github.com/bufbuild/buf/cmd/buf@$(BUF_VERSION)
+	@if command -v npm >/dev/null; then \
+		echo "installing buf $(BUF_VERSION) from npm (@bufbuild/buf, prebuilt)"; \
+		npm install --silent --no-save --no-package-lock --no-audit --no-fund --prefix $(BIN)/buf.npm @bufbuild/buf@$(BUF_VERSION:v%=%) && \
+		ln -sf "$$(find $(BIN)/buf.npm/node_modules/@bufbuild -path '*/buf-*/bin/buf' -type f | head -1)" $(BIN)/buf && \
+		$(BIN)/buf --version; \
+	else \
+		GOBIN=$(BIN) $(GO) install github.com/bufbuild/buf/cmd/buf@$(BUF_VERSION); \
+	fi
+$(BIN)/gotestsum:
+	GOBIN=$(BIN) $(GO) install gotest.tools/gotestsum@$(GOTESTSUM_VERSION)
 $(BIN)/protoc-gen-go:
 	GOBIN=$(BIN) $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO)
 $(BIN)/protoc-gen-go-grpc:
@@ -36,13 +48,15 @@ build:
 	$(GO) build -o $(BIN)/lbaasd ./cmd/lbaasd
 	$(GO) build -o $(BIN)/lbaas ./cmd/lbaas
 
-## run: the service on its embedded default (SQLite file ./lbaasd.db)
+## run: the service on its embedded default (SQLite file ./lbaasd.db); flags in ARGS:
+##   make run ARGS="--denied-node-networks none --log-level debug"
 run: build
-	$(BIN)/lbaasd serve
+	$(BIN)/lbaasd serve $(ARGS)
 
-## test: every test, Postgres included (started from the machine's PostgreSQL binaries)
-test:
-	$(GO) test -count=1 ./...
+## test: every test, Postgres included (started from the machine's PostgreSQL binaries);
+##   gotestsum lists skipped tests (and why) at the end, without -v
+test: $(BIN)/gotestsum
+	$(BIN)/gotestsum --format pkgname -- -count=1 ./...
 
 ## lint: formatting and vet
 lint:
@@ -72,6 +86,11 @@ load: build
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+## bench-api: REST API req/s and latency with wrk against a real lbaasd on a temporary SQLite file
+##   (loopback, about a minute); BENCH_DATABASE_URL=postgres://... for PostgreSQL, see scripts/bench-api.sh
+bench-api: build
+	bash scripts/bench-api.sh
 
 clean:
 	rm -rf $(BIN) lbaasd.db

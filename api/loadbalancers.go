@@ -132,10 +132,7 @@ func (s *LoadBalancers) GetLoadBalancer(ctx context.Context, req *lbaasv1.GetLoa
 }
 
 func (s *LoadBalancers) lbError(ctx context.Context, err error) error {
-	if errors.Is(err, store.ErrNotFound) {
-		return NotFound("Load balancer not found")
-	}
-	return storeError(ctx, s.log, err)
+	return lbFault(ctx, s.log, err)
 }
 
 // CreateLoadBalancer validates and stores a new load balancer in BUILD.
@@ -153,6 +150,9 @@ func (s *LoadBalancers) CreateLoadBalancer(ctx context.Context, req *lbaasv1.Cre
 		return nil, err
 	}
 	_, err = s.store.Update(ctx, func(tx *store.Tx) error {
+		if err := tx.LockAccount(account); err != nil {
+			return err
+		}
 		n, err := tx.CountLoadBalancers(account)
 		if err != nil {
 			return err
@@ -425,6 +425,46 @@ func mutable(tx *store.Tx, account string, id uint32) (*store.LoadBalancer, erro
 	return lb, nil
 }
 
+// changeLoadBalancer is the one path of every change to a load balancer:
+// in one store.Update it locks the account (changes of one account are
+// serialised, so limit and port checks hold), loads the load balancer,
+// refuses a busy one (422 immutableEntity), lets change (when not nil)
+// validate and apply the change, then moves the load balancer to status
+// (PENDING_UPDATE or PENDING_DELETE) and saves it, so that the data plane
+// republishes it. An error from change (a fault) rolls everything back.
+// Callers have authorized the request.
+func changeLoadBalancer(ctx context.Context, st *store.Store, log *slog.Logger, account string, id uint32, status string,
+	change func(tx *store.Tx, lb *store.LoadBalancer) error) error {
+	_, err := st.Update(ctx, func(tx *store.Tx) error {
+		if err := tx.LockAccount(account); err != nil {
+			return err
+		}
+		lb, err := mutable(tx, account, id)
+		if err != nil {
+			return err
+		}
+		if change != nil {
+			if err := change(tx, lb); err != nil {
+				return err
+			}
+		}
+		lb.Status = status
+		return tx.SaveLoadBalancer(lb)
+	})
+	if err != nil {
+		return lbFault(ctx, log, err)
+	}
+	return nil
+}
+
+// lbFault turns a store error into the fault: a missing load balancer is 404.
+func lbFault(ctx context.Context, log *slog.Logger, err error) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return NotFound("Load balancer not found")
+	}
+	return storeError(ctx, log, err)
+}
+
 // UpdateLoadBalancer changes a load balancer's attributes.
 func (s *LoadBalancers) UpdateLoadBalancer(ctx context.Context, req *lbaasv1.UpdateLoadBalancerRequest) (*emptypb.Empty, error) {
 	if err := s.auth.Authorize(ctx, req.GetAccount()); err != nil {
@@ -436,24 +476,20 @@ func (s *LoadBalancers) UpdateLoadBalancer(ctx context.Context, req *lbaasv1.Upd
 		in.ClientKeepAliveTimeout == nil && in.BackendKeepAlive == nil) {
 		return nil, BadRequest("loadBalancer: give at least one of name, algorithm, protocol, port, timeout, halfClosed, httpsRedirect")
 	}
-	_, err := s.store.Update(ctx, func(tx *store.Tx) error {
-		lb, err := mutable(tx, req.GetAccount(), req.GetLoadBalancerId())
-		if err != nil {
-			return err
-		}
-		if err := applyUpdate(lb, in); err != nil {
-			return err
-		}
-		for _, vip := range lb.VirtualIPs {
-			if err := checkPortFree(tx, "loadBalancer.port", &vip, lb); err != nil {
+	err := changeLoadBalancer(ctx, s.store, s.log, req.GetAccount(), req.GetLoadBalancerId(), store.StatusPendingUpdate,
+		func(tx *store.Tx, lb *store.LoadBalancer) error {
+			if err := applyUpdate(lb, in); err != nil {
 				return err
 			}
-		}
-		lb.Status = store.StatusPendingUpdate
-		return tx.SaveLoadBalancer(lb)
-	})
+			for _, vip := range lb.VirtualIPs {
+				if err := checkPortFree(tx, "loadBalancer.port", &vip, lb); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
 	if err != nil {
-		return nil, s.lbError(ctx, err)
+		return nil, err
 	}
 	return &emptypb.Empty{}, nil
 }
@@ -524,16 +560,9 @@ func (s *LoadBalancers) DeleteLoadBalancer(ctx context.Context, req *lbaasv1.Del
 	if err := s.auth.Authorize(ctx, req.GetAccount()); err != nil {
 		return nil, err
 	}
-	_, err := s.store.Update(ctx, func(tx *store.Tx) error {
-		lb, err := mutable(tx, req.GetAccount(), req.GetLoadBalancerId())
-		if err != nil {
-			return err
-		}
-		lb.Status = store.StatusPendingDelete
-		return tx.SaveLoadBalancer(lb)
-	})
+	err := changeLoadBalancer(ctx, s.store, s.log, req.GetAccount(), req.GetLoadBalancerId(), store.StatusPendingDelete, nil)
 	if err != nil {
-		return nil, s.lbError(ctx, err)
+		return nil, err
 	}
 	return &emptypb.Empty{}, nil
 }
@@ -549,6 +578,9 @@ func (s *LoadBalancers) BulkDeleteLoadBalancers(ctx context.Context, req *lbaasv
 		return nil, err
 	}
 	_, err = s.store.Update(ctx, func(tx *store.Tx) error {
+		if err := tx.LockAccount(req.GetAccount()); err != nil {
+			return err
+		}
 		var missing, busy []string
 		var lbs []*store.LoadBalancer
 		for _, id := range ids {

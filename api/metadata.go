@@ -262,6 +262,9 @@ func (s *Metadata) read(ctx context.Context, sc metaScope) (*metaOwner, error) {
 // the status stays and no change is recorded for the data plane.
 func (s *Metadata) write(ctx context.Context, sc metaScope, fn func(*store.Tx, *metaOwner) error) error {
 	_, err := s.store.Update(ctx, func(tx *store.Tx) error {
+		if err := tx.LockAccount(sc.account); err != nil {
+			return err
+		}
 		lb, err := tx.LoadBalancer(sc.account, sc.lbID)
 		if err != nil {
 			return err

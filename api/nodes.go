@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 
@@ -39,37 +38,14 @@ func (s *lbChild) read(ctx context.Context, account string, id uint32) (*store.L
 
 // commitChange is how the services of a load balancer's parts (nodes,
 // virtual IPs, health monitor, access list, throttle, persistence, logging,
-// error page, caching) change it: in one store.Update it loads the load
-// balancer, refuses a busy one (422 immutableEntity), lets change validate
-// and apply the change, then puts the load balancer in PENDING_UPDATE and
-// saves it, so that the data plane republishes it. An error from change (a
-// fault) rolls everything back.
+// error page, caching) change it: see changeLoadBalancer.
 func (s *lbChild) commitChange(ctx context.Context, account string, lbID uint32,
 	change func(tx *store.Tx, lb *store.LoadBalancer) error) error {
-	_, err := s.store.Update(ctx, func(tx *store.Tx) error {
-		lb, err := mutable(tx, account, lbID)
-		if err != nil {
-			return err
-		}
-		if err := change(tx, lb); err != nil {
-			return err
-		}
-		lb.Status = store.StatusPendingUpdate
-		return tx.SaveLoadBalancer(lb)
-	})
-	if err != nil {
-		return s.fail(ctx, err)
-	}
-	return nil
+	return changeLoadBalancer(ctx, s.store, s.log, account, lbID, store.StatusPendingUpdate, change)
 }
 
 // fail turns a store error into the fault: a missing load balancer is 404.
-func (s *lbChild) fail(ctx context.Context, err error) error {
-	if errors.Is(err, store.ErrNotFound) {
-		return NotFound("Load balancer not found")
-	}
-	return storeError(ctx, s.log, err)
-}
+func (s *lbChild) fail(ctx context.Context, err error) error { return lbFault(ctx, s.log, err) }
 
 // Nodes implements NodeService.
 type Nodes struct {
@@ -146,11 +122,7 @@ func (s *Nodes) AddNodes(ctx context.Context, req *lbaasv1.AddNodesRequest) (*lb
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	_, err := s.store.Update(ctx, func(tx *store.Tx) error {
-		lb, err := mutable(tx, req.GetAccount(), req.GetLoadBalancerId())
-		if err != nil {
-			return err
-		}
+	err := s.commitChange(ctx, req.GetAccount(), req.GetLoadBalancerId(), func(tx *store.Tx, lb *store.LoadBalancer) error {
 		if total := len(lb.Nodes) + len(added); total > int(s.limits.Nodes) {
 			return OverLimit(fmt.Sprintf("NODE_LIMIT: a load balancer may have at most %d nodes (it would have %d)", s.limits.Nodes, total))
 		}
@@ -159,11 +131,10 @@ func (s *Nodes) AddNodes(ctx context.Context, req *lbaasv1.AddNodesRequest) (*lb
 		if err := dup.err(); err != nil {
 			return err
 		}
-		lb.Status = store.StatusPendingUpdate
 		return tx.AddNodes(lb, added)
 	})
 	if err != nil {
-		return nil, s.fail(ctx, err)
+		return nil, err
 	}
 	return &lbaasv1.ListNodesResponse{Nodes: apiNodes(added)}, nil
 }

@@ -58,11 +58,7 @@ func (s *VirtualIPs) AddVirtualIp(ctx context.Context, req *lbaasv1.AddVirtualIp
 		return nil, err
 	}
 	var added store.VirtualIP
-	_, err := s.store.Update(ctx, func(tx *store.Tx) error {
-		lb, err := mutable(tx, req.GetAccount(), req.GetLoadBalancerId())
-		if err != nil {
-			return err
-		}
+	err := s.commitChange(ctx, req.GetAccount(), req.GetLoadBalancerId(), func(tx *store.Tx, lb *store.LoadBalancer) error {
 		vip, err := s.obtain(tx, lb, want)
 		if err != nil {
 			return err
@@ -70,12 +66,11 @@ func (s *VirtualIPs) AddVirtualIp(ctx context.Context, req *lbaasv1.AddVirtualIp
 		if err := checkIPv6Limit(append(lb.VirtualIPs, *vip), s.limits); err != nil {
 			return err
 		}
-		lb.Status = store.StatusPendingUpdate
 		added = *vip
 		return tx.AttachVirtualIP(lb, vip)
 	})
 	if err != nil {
-		return nil, s.fail(ctx, err)
+		return nil, err
 	}
 	return apiVirtualIP(added), nil
 }

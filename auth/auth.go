@@ -14,9 +14,9 @@ import (
 	"log/slog"
 	"regexp"
 	"slices"
-	"sync"
 	"time"
 
+	lru "github.com/hashicorp/golang-lru/v2"
 	"golang.org/x/crypto/bcrypt"
 	"google.golang.org/grpc/metadata"
 
@@ -40,8 +40,10 @@ type Service struct {
 	// limits of the caller's account.
 	Limiter RateLimiter
 
-	mu    sync.Mutex
-	cache map[string]cached // token hash -> what it allows
+	// tokens caches what validated tokens allow (by hash), each until its
+	// expiry or recheck, whichever comes first: a request then costs no
+	// token lookup.
+	tokens *lru.Cache[string, cached]
 }
 
 // RateLimiter decides whether an account may make one more request with
@@ -56,7 +58,7 @@ type cached struct {
 	expires time.Time // the token's expiry, or when to look again
 }
 
-// maxCached bounds the token cache; it is emptied when full.
+// maxCached bounds the token cache; the least recently used go first.
 const maxCached = 100_000
 
 // recheck is how long a looked-up token is trusted without looking again:
@@ -66,7 +68,11 @@ const recheck = 30 * time.Second
 
 // New returns the auth service; tokens live for ttl.
 func New(st *store.Store, ttl time.Duration, log *slog.Logger) *Service {
-	return &Service{store: st, ttl: ttl, log: log, now: time.Now, cache: map[string]cached{}}
+	tokens, err := lru.New[string, cached](maxCached)
+	if err != nil {
+		panic(err) // only for a size below 1
+	}
+	return &Service{store: st, ttl: ttl, log: log, now: time.Now, tokens: tokens}
 }
 
 var validTenant = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
@@ -267,26 +273,21 @@ func (s *Service) Authorize(ctx context.Context, account string) error {
 func (s *Service) grantOf(ctx context.Context, token string) (cached, error) {
 	h := hash(token)
 	now := s.now()
-	s.mu.Lock()
-	c, ok := s.cache[h]
-	s.mu.Unlock()
-	if ok && now.Before(c.expires) {
-		return c, nil
+	if c, ok := s.tokens.Get(h); ok {
+		if now.Before(c.expires) {
+			return c, nil
+		}
+		s.tokens.Remove(h)
 	}
 	g, err := s.store.GrantOf(ctx, h)
 	if err != nil {
 		return cached{}, err
 	}
-	c = cached{tenant: g.Tenant, roles: storedRoles(g.Roles), expires: now.Add(recheck)}
+	c := cached{tenant: g.Tenant, roles: storedRoles(g.Roles), expires: now.Add(recheck)}
 	if g.ExpiresAt.Before(c.expires) {
 		c.expires = g.ExpiresAt
 	}
-	s.mu.Lock()
-	if len(s.cache) >= maxCached {
-		s.cache = map[string]cached{}
-	}
-	s.cache[h] = c
-	s.mu.Unlock()
+	s.tokens.Add(h, c)
 	return c, nil
 }
 

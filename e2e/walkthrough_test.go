@@ -138,6 +138,28 @@ func readmeBlock(t *testing.T, name string) string {
 	return string(m[1])
 }
 
+// featureExamples extracts the sh examples of the README's "Load balancer
+// features" section, in order.
+func featureExamples(t *testing.T) string {
+	t.Helper()
+	readme, err := os.ReadFile(filepath.Join(repoRoot(t), "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile("(?s)\\n## Load balancer features\\n(.*?)\\n## ").FindSubmatch(readme)
+	if m == nil {
+		t.Fatal("README.md has no Load balancer features section")
+	}
+	var out strings.Builder
+	for _, block := range regexp.MustCompile("(?s)```sh\\n(.*?)```").FindAllSubmatch(m[1], -1) {
+		out.Write(block[1])
+	}
+	if out.Len() == 0 {
+		t.Fatal("the Load balancer features section has no examples")
+	}
+	return out.String()
+}
+
 // The README's walk-through, run as written by bash against the real
 // binary: on the embedded SQLite default, and with the database URL
 // pointing at Postgres.
@@ -149,7 +171,10 @@ func TestREADMEWalkthrough(t *testing.T) {
 	}
 	dir := t.TempDir()
 	bin := buildBinary(t, dir)
-	script := walkthrough(t)
+	// The walk-through twice in one shell (it must run again cleanly),
+	// then every feature example after it.
+	walk := walkthrough(t)
+	script := walk + walk + "echo '" + featuresMark + "'\n" + featureExamples(t)
 
 	t.Run("sqlite", func(t *testing.T) {
 		runWalkthrough(t, bin, dir, script, nil)
@@ -176,33 +201,57 @@ func runWalkthrough(t *testing.T, bin, dir, script string, env []string) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "bash", "-euo", "pipefail", "-c", script)
+	// As a user runs it: bash with the walk-through's own set -e.
+	cmd := exec.CommandContext(ctx, "bash", "-c", script)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), env...)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("walk-through failed: %v\n%s\n--- lbaasd:\n%s", err, out, d.stderr)
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("walk-through failed: %v\n%s\n%s\n--- lbaasd:\n%s", err, stdout.String(), stderr.String(), d.stderr)
 	}
-	// The last JSON document printed is the load balancer read back.
-	docs := splitJSON(t, out)
+	walked, features, found := strings.Cut(stdout.String(), featuresMark+"\n")
+	if !found {
+		t.Fatalf("the feature examples did not run:\n%s\n%s", stdout.String(), stderr.String())
+	}
+	// The last JSON document of the walk-through is the load balancer
+	// read back.
+	docs := splitJSON(t, walked)
 	last := docs[len(docs)-1]
 	lb, ok := last["loadBalancer"].(map[string]any)
 	if !ok {
 		t.Fatalf("walk-through ended with %v", last)
 	}
 	nodes, _ := lb["nodes"].([]any)
-	if lb["name"] != "a-new-loadbalancer" || len(nodes) != 2 {
+	if lb["name"] != "a-new-loadbalancer" || len(nodes) != 3 || lb["status"] != "ACTIVE" {
 		t.Errorf("read back %v", lb)
 	}
-	if lb["status"] != "ACTIVE" && lb["status"] != "BUILD" {
-		t.Errorf("status %v", lb["status"])
+	// Every feature example succeeds: no fault (each waits for the change
+	// before it to be applied, or it would get 422).
+	for _, doc := range splitJSONAllowEmpty(t, features) {
+		if code, ok := doc["code"].(float64); ok && code >= 400 {
+			t.Errorf("a feature example got a fault: %v", doc)
+		}
 	}
 	d.stop(t)
 }
 
-// splitJSON decodes the stream of JSON documents a script printed.
-func splitJSON(t *testing.T, out []byte) []map[string]any {
-	dec := json.NewDecoder(strings.NewReader(string(out)))
+// featuresMark separates the walk-through's output from the feature
+// examples'.
+const featuresMark = "=== feature examples"
+
+// splitJSON decodes the stream of JSON documents a script printed, at
+// least one.
+func splitJSON(t *testing.T, out string) []map[string]any {
+	docs := splitJSONAllowEmpty(t, out)
+	if len(docs) == 0 {
+		t.Fatalf("walk-through printed nothing:\n%s", out)
+	}
+	return docs
+}
+
+func splitJSONAllowEmpty(t *testing.T, out string) []map[string]any {
+	dec := json.NewDecoder(strings.NewReader(out))
 	var docs []map[string]any
 	for dec.More() {
 		var doc map[string]any
@@ -210,9 +259,6 @@ func splitJSON(t *testing.T, out []byte) []map[string]any {
 			t.Fatalf("walk-through printed non-JSON output: %v\n%s", err, out)
 		}
 		docs = append(docs, doc)
-	}
-	if len(docs) == 0 {
-		t.Fatalf("walk-through printed nothing:\n%s", out)
 	}
 	return docs
 }

@@ -2,7 +2,8 @@ package store
 
 import (
 	"context"
-	"errors"
+	"fmt"
+	"slices"
 
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
@@ -10,14 +11,9 @@ import (
 
 // What the data-plane publisher reads and reports back.
 
-func withConfig(db *gorm.DB) *gorm.DB {
-	return db.Preload("Nodes", orderByID).Preload("VirtualIPs", orderByID).
-		Preload("AccessList", orderByID).Preload("Metadata", orderByID)
-}
-
 // ChangesSince lists the changes committed after revision since, oldest first.
 func (s *Store) ChangesSince(ctx context.Context, since int64) ([]Change, error) {
-	db, cancel := s.bounded(ctx)
+	db, cancel := s.boundedRead(ctx)
 	defer cancel()
 	var out []Change
 	err := db.Where("revision > ?", since).Order("revision, load_balancer_id").Find(&out).Error
@@ -26,14 +22,36 @@ func (s *Store) ChangesSince(ctx context.Context, since int64) ([]Change, error)
 
 // LoadBalancerByID loads any load balancer, whatever its account or status.
 func (s *Store) LoadBalancerByID(ctx context.Context, id uint32) (*LoadBalancer, error) {
-	db, cancel := s.bounded(ctx)
-	defer cancel()
-	var lb LoadBalancer
-	err := withConfig(db).First(&lb, id).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return nil, ErrNotFound
+	lbs, err := s.LoadBalancersByID(ctx, []uint32{id})
+	if err != nil {
+		return nil, err
 	}
-	return &lb, err
+	return lbs[0], nil
+}
+
+// LoadBalancersByID loads load balancers, whatever their account or
+// status, with what the data plane needs of them, in batches; one that
+// does not exist is ErrNotFound.
+func (s *Store) LoadBalancersByID(ctx context.Context, ids []uint32) ([]*LoadBalancer, error) {
+	db, cancel := s.boundedRead(ctx)
+	defer cancel()
+	out := make([]*LoadBalancer, 0, len(ids))
+	for batch := range slices.Chunk(ids, liveBatch) {
+		var lbs []LoadBalancer
+		if err := db.Where("id IN ?", batch).Find(&lbs).Error; err != nil {
+			return nil, err
+		}
+		if len(lbs) != len(batch) {
+			return nil, fmt.Errorf("load balancers %v: %w", batch, ErrNotFound)
+		}
+		if err := loadChildren(db, pointers(lbs), configChildren); err != nil {
+			return nil, err
+		}
+		for i := range lbs {
+			out = append(out, &lbs[i])
+		}
+	}
+	return out, nil
 }
 
 // liveBatch is how many load balancers LiveLoadBalancers reads at once.
@@ -46,9 +64,12 @@ func (s *Store) LiveLoadBalancers(ctx context.Context, fn func([]LoadBalancer) e
 	var after uint32
 	for {
 		var batch []LoadBalancer
-		db, cancel := s.bounded(ctx)
-		err := withConfig(db).Where("status <> ? AND id > ?", StatusDeleted, after).
+		db, cancel := s.boundedRead(ctx)
+		err := db.Where("status <> ? AND id > ?", StatusDeleted, after).
 			Order("id").Limit(liveBatch).Find(&batch).Error
+		if err == nil {
+			err = loadChildren(db, pointers(batch), configChildren)
+		}
 		cancel()
 		if err != nil || len(batch) == 0 {
 			return err
@@ -80,26 +101,16 @@ type Applied struct {
 // balancer that has changed since (another revision) is left alone. It
 // returns the ids whose status changed.
 func (s *Store) SetApplied(ctx context.Context, applied []Applied) ([]uint32, error) {
+	db, cancel := s.bounded(ctx)
+	defer cancel()
+	lbs := make([]LoadBalancer, len(applied))
+	for i, a := range applied {
+		lbs[i] = LoadBalancer{ID: a.ID, Revision: a.Revision}
+	}
 	var changed []uint32
-	err := s.writeLocked(ctx, func(db *gorm.DB) error {
-		want := map[uint32]int64{}
-		ids := make([]uint32, 0, len(applied))
-		for _, a := range applied {
-			want[a.ID] = a.Revision
-			ids = append(ids, a.ID)
-		}
-		var lbs []LoadBalancer
-		if err := db.Select("id", "status", "revision").Where("id IN ?", ids).Find(&lbs).Error; err != nil {
-			return err
-		}
-		var current []LoadBalancer
-		for _, lb := range lbs {
-			if lb.Revision == want[lb.ID] {
-				current = append(current, lb)
-			}
-		}
+	err := db.Transaction(func(db *gorm.DB) error {
 		var err error
-		if changed, err = s.settle(db, current); err != nil {
+		if changed, err = s.settle(db, lbs); err != nil {
 			return err
 		}
 		return describeApplied(db, applied)
@@ -160,23 +171,25 @@ func (s *Store) SetRejected(ctx context.Context, id uint32, revision int64, mess
 	return changed, err
 }
 
-// writeLocked runs fn in a transaction holding the writers' lock, within
-// the store's timeout.
-func (s *Store) writeLocked(ctx context.Context, fn func(*gorm.DB) error) error {
+// verdictsLocked runs fn in a transaction holding the verdicts' lock,
+// within the store's timeout: replicas recording their clients' verdicts
+// and settling on them take turns, so of two recording at once the second
+// sees the first's verdict (each alone could miss the other's and neither
+// settle). Writers of load balancers are not locked out: settle moves a
+// row only if it is still at the revision applied. A no-op lock on SQLite
+// (one process).
+func (s *Store) verdictsLocked(ctx context.Context, fn func(*gorm.DB) error) error {
 	db, cancel := s.bounded(ctx)
 	defer cancel()
 	return db.Transaction(func(db *gorm.DB) error {
-		if err := s.lockWriters(db); err != nil {
-			return err
+		if s.dialect == "postgres" {
+			if err := db.Exec("SELECT pg_advisory_xact_lock(?, 0)", verdictsLockSpace).Error; err != nil {
+				return err
+			}
 		}
 		return fn(db)
 	})
 }
 
-// lockWriters waits for running mutations on PostgreSQL (see Update).
-func (s *Store) lockWriters(db *gorm.DB) error {
-	if s.dialect != "postgres" {
-		return nil
-	}
-	return db.Exec("SELECT 1 FROM revisions WHERE id = 1 FOR UPDATE").Error
-}
+// verdictsLockSpace is the first key of the verdicts' advisory lock.
+const verdictsLockSpace = 0x6c627664 // "lbvd"

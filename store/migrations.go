@@ -18,6 +18,7 @@ var migrations = []*gormigrate.Migration{
 	{ID: "202611300002_roles_and_rate_limits", Migrate: migrateRolesAndRateLimits},
 	{ID: "202611300003_event_callback_host", Migrate: migrateEventCallbackHost},
 	{ID: "202611300004_replicas", Migrate: migrateReplicas},
+	{ID: "202611300005_api_speed", Migrate: migrateAPISpeed},
 }
 
 // migrateEventCallbackHost records where the health checks of a node
@@ -105,6 +106,29 @@ func createTables(tx *gorm.DB, tables []table) error {
 		}
 	}
 	return nil
+}
+
+// migrateAPISpeed adds an index that lists an account's load balancers in
+// id order without sorting them all, and virtual_ips.released_by: the load
+// balancer whose change detached an address that no load balancer uses any
+// more, so that applying that change frees exactly that address (settle
+// swept the whole table before). Addresses left over by that sweep's
+// pending changes are freed now, as the next sweep would have done.
+func migrateAPISpeed(tx *gorm.DB) error {
+	if err := tx.Exec("CREATE INDEX idx_lb_account_id ON load_balancers (account, id)").Error; err != nil {
+		return err
+	}
+	type VirtualIP struct {
+		ReleasedBy *uint32 `gorm:"index"`
+	}
+	if err := tx.Table("virtual_ips").Migrator().AddColumn(&VirtualIP{}, "ReleasedBy"); err != nil {
+		return err
+	}
+	if err := tx.Exec("CREATE INDEX idx_virtual_ips_released_by ON virtual_ips (released_by)").Error; err != nil {
+		return err
+	}
+	return tx.Exec(`DELETE FROM virtual_ips WHERE NOT EXISTS
+		(SELECT 1 FROM load_balancer_virtual_ips l WHERE l.virtual_ip_id = virtual_ips.id)`).Error
 }
 
 // migrateFeatures adds the columns of the load balancer features (error

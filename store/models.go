@@ -16,8 +16,8 @@ const (
 // LoadBalancer is one customer load balancer. Rows are never removed: a
 // deleted load balancer stays, in status DELETED, for usage and billing.
 type LoadBalancer struct {
-	ID                uint32 `gorm:"primaryKey;autoIncrement"`
-	Account           string `gorm:"size:64;not null;index:idx_lb_account_status"`
+	ID                uint32 `gorm:"primaryKey;autoIncrement;index:idx_lb_account_id,priority:2"`
+	Account           string `gorm:"size:64;not null;index:idx_lb_account_status;index:idx_lb_account_id,priority:1"`
 	Name              string `gorm:"size:512;not null"`
 	Protocol          string `gorm:"size:32;not null"`
 	Port              uint32 `gorm:"not null"`
@@ -79,6 +79,10 @@ type VirtualIP struct {
 	Type      string `gorm:"size:16;not null"`
 	IPVersion string `gorm:"column:ip_version;size:8;not null"`
 	CreatedAt time.Time
+	// ReleasedBy is the load balancer whose pending change detached the
+	// address from the last load balancer using it: the address is freed
+	// when that change is applied.
+	ReleasedBy *uint32 `gorm:"index"`
 }
 
 // NetworkItem is an access list entry.

@@ -16,7 +16,7 @@ func (s *Store) NodeNames(ctx context.Context) (map[string][]uint32, error) {
 		Address        string
 		LoadBalancerID uint32
 	}
-	err := s.db.WithContext(ctx).Model(&Node{}).Distinct("nodes.address", "nodes.load_balancer_id").
+	err := s.read.WithContext(ctx).Model(&Node{}).Distinct("nodes.address", "nodes.load_balancer_id").
 		Joins("JOIN load_balancers ON load_balancers.id = nodes.load_balancer_id").
 		Where("load_balancers.status NOT IN ?", []string{StatusDeleted, StatusPendingDelete}).
 		Order("nodes.address").Order("nodes.load_balancer_id").
@@ -58,7 +58,7 @@ func (s *Store) TouchLoadBalancers(ctx context.Context, ids []uint32) (int64, er
 			tx.touch(&lbs[i])
 			live[i] = lbs[i].ID
 		}
-		return tx.db.Model(&LoadBalancer{}).Where("id IN ?", live).UpdateColumn("revision", tx.rev).Error
+		return tx.lockRows(live)
 	})
 	if errors.Is(err, errUnchanged) {
 		return 0, nil

@@ -1,8 +1,10 @@
 package store
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"math/big"
 	"net/netip"
 	"strings"
@@ -97,18 +99,11 @@ func (tx *Tx) AllocateVirtualIP(account, typ, version string) (*VirtualIP, error
 			continue
 		}
 		found = true
-		addr, err := tx.allocateFrom(p)
+		vip, err := tx.allocateFrom(p, &VirtualIP{Account: account, Type: typ, IPVersion: version})
 		if errors.Is(err, ErrOutOfVirtualIPs) {
 			continue
 		}
-		if err != nil {
-			return nil, err
-		}
-		vip := &VirtualIP{Account: account, Address: FormatAddress(addr), Type: typ, IPVersion: version}
-		if err := tx.db.Create(vip).Error; err != nil {
-			return nil, err
-		}
-		return vip, nil
+		return vip, err
 	}
 	if !found {
 		return nil, ErrNoPool
@@ -117,29 +112,67 @@ func (tx *Tx) AllocateVirtualIP(account, typ, version string) (*VirtualIP, error
 }
 
 // allocateFrom walks the pool from its cursor to the first address not in
-// use. Writers are serialised (see Update), so the address stays free
-// until the transaction commits; the unique index on address backs this up.
-func (tx *Tx) allocateFrom(p Pool) (netip.Addr, error) {
-	cur := vipPool{Name: p.name()}
-	if err := tx.db.Clauses(clause.OnConflict{DoNothing: true}).Create(&cur).Error; err != nil {
-		return netip.Addr{}, err
+// use and inserts vip with it: one statement moves the cursor on, one
+// inserts the address unless it is taken (the unique index on address
+// decides, so concurrent writers never share one). An address whose
+// transaction rolls back is skipped until the cursor comes round again.
+func (tx *Tx) allocateFrom(p Pool, vip *VirtualIP) (*VirtualIP, error) {
+	// On PostgreSQL the cursor is a sequence, which moves outside the
+	// transaction: a row holding it would stay locked until the commit
+	// and serialise every writer that allocates. (SQLite has one writer.)
+	next := "UPDATE vip_pools SET cursor = cursor % ? + 1 WHERE name = ? RETURNING cursor"
+	args := []any{p.size(), p.name()}
+	if tx.store.dialect == "postgres" {
+		next = "SELECT (nextval(?) - 1) % ? + 1"
+		args = []any{p.sequence(), p.size()}
 	}
-	if err := tx.db.First(&cur, "name = ?", p.name()).Error; err != nil {
-		return netip.Addr{}, err
-	}
-	size := p.size()
-	for i := int64(0); i < min(size, maxScan); i++ {
-		offset := (cur.Cursor+i)%size + 1
-		addr := p.address(offset)
-		var n int64
-		if err := tx.db.Model(&VirtualIP{}).Where("address = ?", FormatAddress(addr)).Count(&n).Error; err != nil {
-			return netip.Addr{}, err
+	for range min(p.size(), maxScan) {
+		var offset int64
+		res := tx.db.Raw(next, args...).Scan(&offset)
+		if res.Error != nil {
+			return nil, res.Error
 		}
-		if n == 0 {
-			next := offset % size
-			err := tx.db.Model(&vipPool{}).Where("name = ?", p.name()).Update("cursor", next).Error
-			return addr, err
+		if res.RowsAffected != 1 {
+			return nil, fmt.Errorf("store: pool %s has no cursor", p.name())
+		}
+		try := *vip
+		try.Address = FormatAddress(p.address(offset))
+		res = tx.db.Clauses(clause.OnConflict{DoNothing: true}).Create(&try)
+		if res.Error != nil {
+			return nil, res.Error
+		}
+		if res.RowsAffected == 1 {
+			return &try, nil
 		}
 	}
-	return netip.Addr{}, ErrOutOfVirtualIPs
+	return nil, ErrOutOfVirtualIPs
+}
+
+// addPools makes sure every configured pool has its cursor: a row, and on
+// PostgreSQL a sequence that starts where the row's cursor is.
+func (s *Store) addPools(ctx context.Context) error {
+	db := s.db.WithContext(ctx)
+	for _, p := range s.pools {
+		cur := vipPool{Name: p.name()}
+		if err := db.Clauses(clause.OnConflict{DoNothing: true}).Create(&cur).Error; err != nil {
+			return err
+		}
+		if s.dialect != "postgres" {
+			continue
+		}
+		if err := db.First(&cur, "name = ?", p.name()).Error; err != nil {
+			return err
+		}
+		if err := db.Exec(fmt.Sprintf("CREATE SEQUENCE IF NOT EXISTS %s START WITH %d", p.sequence(), cur.Cursor+1)).Error; err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// sequence names the pool's cursor sequence on PostgreSQL.
+func (p Pool) sequence() string {
+	h := fnv.New64a()
+	h.Write([]byte(p.name()))
+	return fmt.Sprintf("vip_cursor_%016x", h.Sum64())
 }

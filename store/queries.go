@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"errors"
+	"slices"
+	"strings"
 	"time"
 
 	"gorm.io/gorm"
@@ -10,17 +12,14 @@ import (
 
 func loadBalancer(db *gorm.DB, account string, id uint32) (*LoadBalancer, error) {
 	var lb LoadBalancer
-	err := db.Preload("Nodes", orderByID).Preload("Nodes.Metadata", orderByID).
-		Preload("VirtualIPs", orderByID).Preload("AccessList", orderByID).Preload("Metadata", orderByID).
-		Where("account = ? AND id = ? AND status <> ?", account, id, StatusDeleted).
-		First(&lb).Error
+	err := db.Where("account = ? AND id = ? AND status <> ?", account, id, StatusDeleted).Take(&lb).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return nil, ErrNotFound
 	}
 	if err != nil {
 		return nil, err
 	}
-	return &lb, nil
+	return &lb, loadChildren(db, []*LoadBalancer{&lb}, allChildren)
 }
 
 func orderByID(db *gorm.DB) *gorm.DB { return db.Order("id") }
@@ -28,7 +27,7 @@ func orderByID(db *gorm.DB) *gorm.DB { return db.Order("id") }
 // GetLoadBalancer returns a live load balancer of the account with
 // everything it owns, or ErrNotFound.
 func (s *Store) GetLoadBalancer(ctx context.Context, account string, id uint32) (*LoadBalancer, error) {
-	db, cancel := s.bounded(ctx)
+	db, cancel := s.boundedRead(ctx)
 	defer cancel()
 	return loadBalancer(db, account, id)
 }
@@ -57,7 +56,7 @@ type ListedLoadBalancer struct {
 // ListLoadBalancers returns one page of the account's load balancers in id
 // order, with their virtual IPs and node counts.
 func (s *Store) ListLoadBalancers(ctx context.Context, f ListFilter) ([]ListedLoadBalancer, error) {
-	db, cancel := s.bounded(ctx)
+	db, cancel := s.boundedRead(ctx)
 	defer cancel()
 	q := db.Model(&LoadBalancer{}).Where("account = ?", f.Account)
 	if f.Status != "" {
@@ -80,41 +79,31 @@ func (s *Store) ListLoadBalancers(ctx context.Context, f ListFilter) ([]ListedLo
 	if f.Limit > 0 {
 		q = q.Limit(f.Limit) // gorm renders Limit(0) as LIMIT 0
 	}
-	var lbs []LoadBalancer
-	err := q.Preload("VirtualIPs", orderByID).Order("id").Offset(f.Offset).Find(&lbs).Error
+	rows, err := q.Select(`id, name, protocol, port, algorithm, status, timeout, created_at, updated_at,
+		(SELECT count(*) FROM nodes WHERE nodes.load_balancer_id = load_balancers.id)`).
+		Order("id").Offset(f.Offset).Rows()
 	if err != nil {
 		return nil, err
 	}
-	counts, err := s.nodeCounts(db, lbs)
-	if err != nil {
+	defer rows.Close()
+	var out []ListedLoadBalancer
+	for rows.Next() {
+		var lb ListedLoadBalancer
+		if err := rows.Scan(&lb.ID, &lb.Name, &lb.Protocol, &lb.Port, &lb.Algorithm, &lb.Status, &lb.Timeout,
+			&lb.CreatedAt, &lb.UpdatedAt, &lb.NodeCount); err != nil {
+			return nil, err
+		}
+		lb.Account = f.Account
+		out = append(out, lb)
+	}
+	if err := rows.Err(); err != nil {
 		return nil, err
 	}
-	out := make([]ListedLoadBalancer, len(lbs))
-	for i, lb := range lbs {
-		out[i] = ListedLoadBalancer{LoadBalancer: lb, NodeCount: counts[lb.ID]}
+	lbs := make([]*LoadBalancer, len(out))
+	for i := range out {
+		lbs[i] = &out[i].LoadBalancer
 	}
-	return out, nil
-}
-
-func (s *Store) nodeCounts(db *gorm.DB, lbs []LoadBalancer) (map[uint32]uint32, error) {
-	counts := map[uint32]uint32{}
-	if len(lbs) == 0 {
-		return counts, nil
-	}
-	ids := make([]uint32, len(lbs))
-	for i, lb := range lbs {
-		ids[i] = lb.ID
-	}
-	var rows []struct {
-		LoadBalancerID uint32
-		N              uint32
-	}
-	err := db.Model(&Node{}).Select("load_balancer_id, count(*) AS n").
-		Where("load_balancer_id IN ?", ids).Group("load_balancer_id").Scan(&rows).Error
-	for _, r := range rows {
-		counts[r.LoadBalancerID] = r.N
-	}
-	return counts, err
+	return out, loadChildren(db, lbs, childSet{vips: true})
 }
 
 // MarkApplied records that the data plane of a fleet runs every change up
@@ -122,13 +111,12 @@ func (s *Store) nodeCounts(db *gorm.DB, lbs []LoadBalancer) (map[uint32]uint32, 
 // become ACTIVE, and those being deleted become DELETED and give back
 // their virtual IPs. It returns the ids whose status changed.
 func (s *Store) MarkApplied(ctx context.Context, fleet string, upTo int64) ([]uint32, error) {
+	db, cancel := s.bounded(ctx)
+	defer cancel()
 	var changed []uint32
-	// Under the writers' lock (see Update): otherwise an Update committing
-	// between the SELECT and the UPDATEs below has its newer revision
-	// marked as applied.
-	err := s.writeLocked(ctx, func(db *gorm.DB) error {
+	err := db.Transaction(func(db *gorm.DB) error {
 		var waiting []LoadBalancer
-		err := db.Select("id", "status").
+		err := db.Select("id", "status", "revision").
 			Where("fleet = ? AND revision <= ? AND status IN ?", fleet, upTo,
 				[]string{StatusBuild, StatusPendingUpdate, StatusPendingDelete}).
 			Order("id").Find(&waiting).Error
@@ -141,49 +129,70 @@ func (s *Store) MarkApplied(ctx context.Context, fleet string, upTo int64) ([]ui
 	return changed, err
 }
 
+// settleBatch bounds the load balancers one statement of settle names.
+const settleBatch = 1000
+
 // settle moves waiting load balancers on: BUILD and PENDING_UPDATE to
-// ACTIVE, PENDING_DELETE to DELETED. It returns the ids it moved.
+// ACTIVE, PENDING_DELETE to DELETED, each only if it is still at the
+// revision and status read (lbs carry id, status and revision). Writers
+// are not locked out: an Update of one of them that commits meanwhile
+// holds its row until then, and the database checks the condition again on
+// the row as that Update left it. It returns the ids it moved.
 func (s *Store) settle(db *gorm.DB, lbs []LoadBalancer) ([]uint32, error) {
-	var active, deleted []uint32
-	for _, lb := range lbs {
-		switch lb.Status {
-		case StatusBuild, StatusPendingUpdate:
-			active = append(active, lb.ID)
-		case StatusPendingDelete:
-			deleted = append(deleted, lb.ID)
-		}
-	}
 	now := s.db.NowFunc()
-	if len(active) > 0 {
-		if err := db.Model(&LoadBalancer{}).Where("id IN ?", active).
-			Updates(map[string]any{"status": StatusActive, "status_description": "", "updated_at": now}).Error; err != nil {
+	var settled []uint32
+	for batch := range slices.Chunk(lbs, settleBatch) {
+		var values strings.Builder
+		args := make([]any, 0, 2*len(batch)+4)
+		for i, lb := range batch {
+			if i > 0 {
+				values.WriteString(", ")
+			}
+			values.WriteString("(CAST(? AS BIGINT), CAST(? AS BIGINT))")
+			args = append(args, lb.ID, lb.Revision)
+		}
+		current := "(id, revision) IN (VALUES " + values.String() + ")"
+		var active, deleted []uint32
+		err := db.Raw("UPDATE load_balancers SET status = ?, status_description = '', updated_at = ? WHERE status IN ? AND "+current+" RETURNING id",
+			append([]any{StatusActive, now, []string{StatusBuild, StatusPendingUpdate}}, args...)...).Scan(&active).Error
+		if err != nil {
+			return nil, err
+		}
+		err = db.Raw("UPDATE load_balancers SET status = ?, updated_at = ?, deleted_at = ? WHERE status = ? AND "+current+" RETURNING id",
+			append([]any{StatusDeleted, now, now, StatusPendingDelete}, args...)...).Scan(&deleted).Error
+		if err != nil {
+			return nil, err
+		}
+		if len(deleted) > 0 {
+			if err := s.releaseDeleted(db, deleted); err != nil {
+				return nil, err
+			}
+			// Gone from the data plane: no replica's verdict matters any more.
+			if err := db.Where("load_balancer_id IN ?", deleted).Delete(&ReplicaVerdict{}).Error; err != nil {
+				return nil, err
+			}
+		}
+		settled = append(settled, active...)
+		settled = append(settled, deleted...)
+	}
+	if len(settled) > 0 {
+		// Applied again: nothing refused is kept running in its place.
+		if err := db.Where("load_balancer_id IN ?", settled).Delete(&AcceptedConfig{}).Error; err != nil {
+			return nil, err
+		}
+		// Addresses detached by the changes just applied are free now.
+		if err := db.Exec(`DELETE FROM virtual_ips WHERE released_by IN ? AND NOT EXISTS
+			(SELECT 1 FROM load_balancer_virtual_ips l WHERE l.virtual_ip_id = virtual_ips.id)`, settled).Error; err != nil {
 			return nil, err
 		}
 	}
-	if len(deleted) > 0 {
-		if err := s.finishDelete(db, deleted, now); err != nil {
-			return nil, err
-		}
-		// Gone from the data plane: no replica's verdict matters any more.
-		if err := db.Where("load_balancer_id IN ?", deleted).Delete(&ReplicaVerdict{}).Error; err != nil {
-			return nil, err
-		}
-	}
-	// Applied again: nothing refused is kept running in its place.
-	if ids := append(active, deleted...); len(ids) > 0 {
-		if err := db.Where("load_balancer_id IN ?", ids).Delete(&AcceptedConfig{}).Error; err != nil {
-			return nil, err
-		}
-	}
-	// Addresses detached by the changes just applied are free now.
-	if err := db.Exec(`DELETE FROM virtual_ips WHERE NOT EXISTS
-		(SELECT 1 FROM load_balancer_virtual_ips l WHERE l.virtual_ip_id = virtual_ips.id)`).Error; err != nil {
-		return nil, err
-	}
-	return append(active, deleted...), nil
+	slices.Sort(settled)
+	return settled, nil
 }
 
-func (s *Store) finishDelete(db *gorm.DB, ids []uint32, now time.Time) error {
+// releaseDeleted unlinks the virtual IPs of deleted load balancers and
+// frees those no load balancer uses any more.
+func (s *Store) releaseDeleted(db *gorm.DB, ids []uint32) error {
 	var vipIDs []uint32
 	if err := db.Table("load_balancer_virtual_ips").Where("load_balancer_id IN ?", ids).
 		Pluck("virtual_ip_id", &vipIDs).Error; err != nil {
@@ -192,19 +201,16 @@ func (s *Store) finishDelete(db *gorm.DB, ids []uint32, now time.Time) error {
 	if err := db.Exec("DELETE FROM load_balancer_virtual_ips WHERE load_balancer_id IN ?", ids).Error; err != nil {
 		return err
 	}
-	if len(vipIDs) > 0 {
-		tx := &Tx{db: db, store: s}
-		if err := tx.releaseUnused(vipIDs); err != nil {
-			return err
-		}
+	if len(vipIDs) == 0 {
+		return nil
 	}
-	return db.Model(&LoadBalancer{}).Where("id IN ?", ids).
-		Updates(map[string]any{"status": StatusDeleted, "updated_at": now, "deleted_at": now}).Error
+	tx := &Tx{db: db, store: s}
+	return tx.releaseUnused(vipIDs)
 }
 
 // Fleets lists the fleets that have load balancers waiting for the data plane.
 func (s *Store) Fleets(ctx context.Context) ([]string, error) {
-	db, cancel := s.bounded(ctx)
+	db, cancel := s.boundedRead(ctx)
 	defer cancel()
 	var fleets []string
 	err := db.Model(&LoadBalancer{}).Distinct("fleet").

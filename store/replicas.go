@@ -77,8 +77,11 @@ func (s *Store) RegisterReplica(ctx context.Context, id string, lease time.Durat
 		return 0, err
 	}
 	return s.Update(ctx, func(tx *Tx) error {
-		return tx.db.Exec("INSERT INTO replicas (id, probes, published, expires_at, started_at) VALUES (?, ?, ?, "+leaseExpiry+", now())",
-			id, probes, tx.rev, lease.Milliseconds()).Error
+		// The revision this transaction will take is not known before its
+		// commit; the one before it is as safe a floor for pruning.
+		return tx.db.Exec("INSERT INTO replicas (id, probes, published, expires_at, started_at) "+
+			"VALUES (?, ?, (SELECT value FROM revisions WHERE id = 1), "+leaseExpiry+", now())",
+			id, probes, lease.Milliseconds()).Error
 	})
 }
 
@@ -159,14 +162,14 @@ func (s *Store) SetReplicaFleets(ctx context.Context, id string, fleets []string
 // RecordApplied records that every client of a replica applied these
 // changes, then settles the load balancers every live replica with
 // clients of their fleet has applied (SetApplied's transitions). The
-// writers' lock orders concurrent recorders, so the last one sees every
+// verdicts' lock orders concurrent recorders, so the last one sees every
 // verdict. It returns the ids whose status changed.
 func (s *Store) RecordApplied(ctx context.Context, replica string, applied []Applied) ([]uint32, error) {
 	if err := s.replicated(); err != nil {
 		return nil, err
 	}
 	var changed []uint32
-	err := s.writeLocked(ctx, func(db *gorm.DB) error {
+	err := s.verdictsLocked(ctx, func(db *gorm.DB) error {
 		rows := make([]ReplicaVerdict, 0, len(applied))
 		ids := make([]uint32, 0, len(applied))
 		seen := map[uint32]int{}
@@ -200,7 +203,7 @@ func (s *Store) RecordApplied(ctx context.Context, replica string, applied []App
 // SettleAgreed settles every waiting load balancer that the live replicas
 // with clients of its fleet have all applied: run after a lease expired
 // or a replica's last client of a fleet left. It reports the ids whose
-// status changed. The writers' lock is taken only when there is one.
+// status changed. The verdicts' lock is taken only when there is one.
 func (s *Store) SettleAgreed(ctx context.Context) ([]uint32, error) {
 	db, cancel := s.bounded(ctx)
 	lbs, err := s.agreed(db, nil)
@@ -209,7 +212,7 @@ func (s *Store) SettleAgreed(ctx context.Context) ([]uint32, error) {
 		return nil, err
 	}
 	var changed []uint32
-	err = s.writeLocked(ctx, func(db *gorm.DB) error {
+	err = s.verdictsLocked(ctx, func(db *gorm.DB) error {
 		var err error
 		changed, err = s.settleAgreed(db, nil)
 		return err

@@ -1,11 +1,12 @@
 // Package store persists load balancers with gorm on SQLite (the embedded
 // default) or PostgreSQL. It knows nothing of Envoy or HTTP.
 //
-// Every mutation runs in one transaction that first bumps the global
-// revision (a single row). On PostgreSQL the row lock taken by that bump
-// serialises writers, which is what makes limit checks and VIP/port
-// allocation race-free without further locking; on SQLite the store uses a
-// single connection, which serialises them the same way.
+// Every mutation runs in one transaction that ends by bumping the global
+// revision (a single row), which orders commits. On PostgreSQL mutations of
+// one account are serialised by an advisory lock (Tx.LockAccount), which is
+// what makes limit checks and port checks race-free; virtual IP addresses
+// are unique by index. On SQLite the store writes through a single
+// connection, which serialises all writers.
 package store
 
 import (
@@ -15,6 +16,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -43,7 +45,11 @@ var (
 
 // Store is the persistence layer.
 type Store struct {
-	db      *gorm.DB
+	db *gorm.DB
+	// read serves the queries that change nothing: on SQLite a pool of
+	// its own, so that reads run beside the one writer connection (WAL);
+	// on PostgreSQL the same pool as db.
+	read    *gorm.DB
 	dialect string
 	pools   []Pool
 	log     *slog.Logger
@@ -114,14 +120,9 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	} else {
 		dialector, dialect = sqlite.Open(sqliteDSN(opts.URL, timeout)), "sqlite"
 	}
-	db, err := gorm.Open(dialector, &gorm.Config{
-		Logger:                 logger.Discard,
-		SkipDefaultTransaction: true,
-		NowFunc:                func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) },
-		TranslateError:         true,
-	})
+	db, err := openGorm(dialector, dialect)
 	if err != nil {
-		return nil, fmt.Errorf("open %s database: %w", dialect, err)
+		return nil, err
 	}
 	sqlDB, err := db.DB()
 	if err != nil {
@@ -139,10 +140,25 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if host == "" {
 		host, _ = os.Hostname()
 	}
-	s := &Store{db: db, dialect: dialect, pools: opts.Pools, log: log, timeout: timeout, host: host, subs: map[chan int64]struct{}{}}
-	if err := s.migrate(ctx); err != nil {
+	s := &Store{db: db, read: db, dialect: dialect, pools: opts.Pools, log: log, timeout: timeout, host: host, subs: map[chan int64]struct{}{}}
+	if err := errors.Join(s.migrate(ctx), s.addPools(ctx)); err != nil {
 		_ = sqlDB.Close()
 		return nil, err
+	}
+	if dialect == "sqlite" {
+		// Readers of a WAL database run beside the writer, each on a
+		// snapshot of the last commit.
+		if s.read, err = openGorm(sqlite.Open(sqliteDSN(opts.URL, timeout)), dialect); err != nil {
+			_ = sqlDB.Close()
+			return nil, err
+		}
+		readDB, err := s.read.DB()
+		if err != nil {
+			_ = sqlDB.Close()
+			return nil, err
+		}
+		readDB.SetMaxOpenConns(sqliteReaders)
+		readDB.SetMaxIdleConns(sqliteReaders)
 	}
 	if dialect == "postgres" {
 		listenCtx, cancel := context.WithCancel(context.Background())
@@ -153,6 +169,24 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	return s, nil
 }
 
+// sqliteReaders is the size of the SQLite read pool.
+var sqliteReaders = max(4, 2*runtime.GOMAXPROCS(0))
+
+func openGorm(dialector gorm.Dialector, dialect string) (*gorm.DB, error) {
+	db, err := gorm.Open(dialector, &gorm.Config{
+		Logger:                 logger.Discard,
+		SkipDefaultTransaction: true,
+		NowFunc:                func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) },
+		TranslateError:         true,
+		// go-sqlite3 compiles every statement anew; pgx caches them itself.
+		PrepareStmt: dialect == "sqlite",
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open %s database: %w", dialect, err)
+	}
+	return db, nil
+}
+
 // bounded returns the database handle for one call's work, which must end
 // within the store's timeout; call cancel when the work is done. Every
 // method of the store that touches the database goes through it (or
@@ -161,6 +195,12 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 func (s *Store) bounded(ctx context.Context) (*gorm.DB, context.CancelFunc) {
 	ctx, cancel := s.deadline(ctx)
 	return s.db.WithContext(ctx), cancel
+}
+
+// boundedRead is bounded for work that changes nothing.
+func (s *Store) boundedRead(ctx context.Context) (*gorm.DB, context.CancelFunc) {
+	ctx, cancel := s.deadline(ctx)
+	return s.read.WithContext(ctx), cancel
 }
 
 // deadline bounds one call's database work by the store's timeout. Its
@@ -314,7 +354,10 @@ func (s *Store) listenOnce(ctx context.Context, cfg *pgx.ConnConfig, listening f
 
 // sqliteDSN is the go-sqlite3 DSN of a SQLite file path (optionally
 // prefixed with sqlite://). A writer waits at most timeout for another
-// process's write lock (busy_timeout).
+// process's write lock (busy_timeout). WAL with synchronous=NORMAL (what
+// SQLite recommends for WAL) syncs at checkpoints, not at every commit:
+// a commit survives lbaasd crashing, and a power loss may undo the last
+// commits but never corrupts the database.
 func sqliteDSN(url string, timeout time.Duration) string {
 	path := strings.TrimPrefix(url, "sqlite://")
 	if path == "" {
@@ -324,7 +367,7 @@ func sqliteDSN(url string, timeout time.Duration) string {
 	if strings.Contains(path, "?") {
 		sep = "&"
 	}
-	return path + sep + fmt.Sprintf("_journal_mode=WAL&_busy_timeout=%d&_foreign_keys=on&_txlock=immediate", timeout.Milliseconds())
+	return path + sep + fmt.Sprintf("_journal_mode=WAL&_synchronous=NORMAL&_busy_timeout=%d&_foreign_keys=on&_txlock=immediate", timeout.Milliseconds())
 }
 
 // migrationLock is the PostgreSQL advisory lock key migrations hold.
@@ -388,47 +431,57 @@ func (s *Store) Close() error {
 		s.listening.Wait()
 		s.stopListening = nil
 	}
-	sqlDB, err := s.db.DB()
-	if err != nil {
-		return err
+	var errs []error
+	for _, db := range []*gorm.DB{s.read, s.db} {
+		sqlDB, err := db.DB()
+		if err == nil {
+			err = sqlDB.Close()
+		}
+		errs = append(errs, err)
+		if s.read == s.db {
+			break
+		}
 	}
-	return sqlDB.Close()
+	return errors.Join(errs...)
 }
 
 // Revision returns the current global revision.
 func (s *Store) Revision(ctx context.Context) (int64, error) {
-	db, cancel := s.bounded(ctx)
+	db, cancel := s.boundedRead(ctx)
 	defer cancel()
 	var row revisionRow
 	err := db.First(&row, 1).Error
 	return row.Value, err
 }
 
-// Update runs fn in one transaction that bumps the global revision, and
-// returns that revision. Subscribers hear of it after the commit. The
-// whole transaction, fn included, must end within the store's timeout.
+// Update runs fn in one transaction, then gives the transaction the next
+// global revision, and returns it. Subscribers hear of it after the commit.
+// The whole transaction, fn included, must end within the store's timeout.
+//
+// The revision is taken last, just before the commit: the row lock that
+// taking it holds until the commit orders revisions as commits, so a
+// reader of the changes after a revision never misses one that commits
+// later, and only that last step is serialised between writers. What fn
+// must be serialised for takes a lock of its own (Tx.LockAccount).
 func (s *Store) Update(ctx context.Context, fn func(*Tx) error) (int64, error) {
 	db, cancel := s.bounded(ctx)
 	defer cancel()
 	var rev int64
+	tx := &Tx{store: s, touched: map[uint32]*LoadBalancer{}}
 	err := db.Transaction(func(db *gorm.DB) error {
-		if err := db.Raw("UPDATE revisions SET value = value + 1 WHERE id = 1 RETURNING value").Scan(&rev).Error; err != nil {
-			return err
-		}
-		tx := &Tx{db: db, store: s, rev: rev, touched: map[uint32]string{}}
+		tx.db = db
 		if err := fn(tx); err != nil {
 			return err
 		}
-		if s.dialect == "postgres" {
-			// Delivered to the other replicas when (and only if) we commit.
-			if err := db.Exec("SELECT pg_notify(?, ?)", notifyChannel, strconv.FormatInt(rev, 10)).Error; err != nil {
-				return err
-			}
-		}
-		return tx.recordChanges()
+		var err error
+		rev, err = tx.commitRevision()
+		return err
 	})
 	if err != nil {
 		return 0, err
+	}
+	for _, lb := range tx.touched {
+		lb.Revision = rev
 	}
 	s.publish(rev)
 	return rev, nil

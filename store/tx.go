@@ -2,7 +2,7 @@ package store
 
 import (
 	"errors"
-	"sort"
+	"slices"
 
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
@@ -11,35 +11,76 @@ import (
 // Tx is one mutation in progress. Its methods are the vocabulary the API
 // layer composes its rules from; all of them run in the same transaction.
 type Tx struct {
-	db      *gorm.DB
-	store   *Store
-	rev     int64
-	touched map[uint32]string // load balancer id -> fleet
+	db    *gorm.DB
+	store *Store
+	// touched are the load balancers changed in this transaction, by id;
+	// each is locked (written) before the revision is taken.
+	touched map[uint32]*LoadBalancer
 }
 
-// Revision is the revision this transaction commits as.
-func (tx *Tx) Revision() int64 { return tx.rev }
-
-// touch records that lb changed in this revision.
+// touch records that lb changed in this transaction. Its row must be
+// written in the transaction (SaveLoadBalancer, or lockRows) before the
+// commit takes the revision: holding the revision row, a writer must not
+// wait for a load balancer's row.
 func (tx *Tx) touch(lb *LoadBalancer) {
-	lb.Revision = tx.rev
-	tx.touched[lb.ID] = lb.Fleet
+	tx.touched[lb.ID] = lb
 }
 
-func (tx *Tx) recordChanges() error {
-	if len(tx.touched) == 0 {
+// LockAccount serialises this transaction with every other one that locks
+// the account, until the commit: mutations of an account read, check and
+// write its load balancers as if alone. (A no-op on SQLite, which has one
+// writer.)
+func (tx *Tx) LockAccount(account string) error {
+	if tx.store.dialect != "postgres" {
 		return nil
 	}
+	return tx.db.Exec("SELECT pg_advisory_xact_lock(?, hashtext(?))", accountLockSpace, account).Error
+}
+
+// accountLockSpace is the first key of the accounts' advisory locks.
+const accountLockSpace = 0x6c626173 // "lbas"
+
+// commitRevision takes the next revision for this transaction, stamps it
+// on the touched load balancers and records a Change for each: on
+// PostgreSQL in one statement (with the NOTIFY the other replicas hear at
+// commit), so the revision row is held for one round trip and the commit.
+func (tx *Tx) commitRevision() (int64, error) {
 	ids := make([]uint32, 0, len(tx.touched))
 	for id := range tx.touched {
 		ids = append(ids, id)
 	}
-	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	slices.Sort(ids)
+	var rev int64
+	if tx.store.dialect == "postgres" {
+		if len(ids) == 0 {
+			ids = append(ids, 0) // no load balancer has id 0
+		}
+		err := tx.db.Raw(`WITH r AS (UPDATE revisions SET value = value + 1 WHERE id = 1 RETURNING value),
+			u AS (UPDATE load_balancers SET revision = (SELECT value FROM r) WHERE id IN ? RETURNING id, fleet),
+			c AS (INSERT INTO changes (revision, load_balancer_id, fleet) SELECT (SELECT value FROM r), id, fleet FROM u)
+			SELECT r.value FROM r CROSS JOIN LATERAL (SELECT pg_notify(?, r.value::text)) AS n`,
+			ids, notifyChannel).Scan(&rev).Error
+		return rev, err
+	}
+	if err := tx.db.Raw("UPDATE revisions SET value = value + 1 WHERE id = 1 RETURNING value").Scan(&rev).Error; err != nil {
+		return 0, err
+	}
+	if len(ids) == 0 {
+		return rev, nil
+	}
+	if err := tx.db.Model(&LoadBalancer{}).Where("id IN ?", ids).UpdateColumn("revision", rev).Error; err != nil {
+		return 0, err
+	}
 	changes := make([]Change, len(ids))
 	for i, id := range ids {
-		changes[i] = Change{Revision: tx.rev, LoadBalancerID: id, Fleet: tx.touched[id]}
+		changes[i] = Change{Revision: rev, LoadBalancerID: id, Fleet: tx.touched[id].Fleet}
 	}
-	return tx.db.Create(&changes).Error
+	return rev, tx.db.Create(&changes).Error
+}
+
+// lockRows writes (so locks) the rows of load balancers to touch.
+func (tx *Tx) lockRows(ids []uint32) error {
+	return tx.db.Exec("UPDATE load_balancers SET revision = revision WHERE id IN ?", ids).Error
 }
 
 // LoadBalancer loads a live (not deleted) load balancer of the account with
@@ -58,7 +99,6 @@ func (tx *Tx) CountLoadBalancers(account string) (int64, error) {
 // CreateLoadBalancer inserts lb with its nodes, access list and metadata,
 // and links it to lb.VirtualIPs, which must exist already.
 func (tx *Tx) CreateLoadBalancer(lb *LoadBalancer) error {
-	lb.Revision = tx.rev
 	if err := tx.db.Omit("VirtualIPs", "Nodes.Metadata").Create(lb).Error; err != nil {
 		return err
 	}
@@ -82,7 +122,8 @@ func (tx *Tx) SaveLoadBalancer(lb *LoadBalancer) error {
 	return tx.db.Omit(clause.Associations).Save(lb).Error
 }
 
-// AddNodes inserts nodes (with their metadata) into lb and marks lb changed.
+// AddNodes inserts nodes (with their metadata) into lb and marks lb
+// changed; the caller saves lb (a change moves its status).
 func (tx *Tx) AddNodes(lb *LoadBalancer, nodes []Node) error {
 	for i := range nodes {
 		nodes[i].LoadBalancerID = lb.ID
@@ -94,7 +135,8 @@ func (tx *Tx) AddNodes(lb *LoadBalancer, nodes []Node) error {
 		}
 	}
 	lb.Nodes = append(lb.Nodes, nodes...)
-	return tx.SaveLoadBalancer(lb)
+	tx.touch(lb)
+	return nil
 }
 
 func (tx *Tx) createNodeMeta(n *Node) error {
@@ -168,13 +210,15 @@ func (tx *Tx) Listeners(vipID uint32) ([]Listener, error) {
 	return out, err
 }
 
-// AttachVirtualIP links an existing virtual IP to lb.
+// AttachVirtualIP links an existing virtual IP to lb and marks lb
+// changed; the caller saves lb (a change moves its status).
 func (tx *Tx) AttachVirtualIP(lb *LoadBalancer, vip *VirtualIP) error {
 	if err := tx.linkVirtualIP(lb.ID, vip.ID); err != nil {
 		return err
 	}
 	lb.VirtualIPs = append(lb.VirtualIPs, *vip)
-	return tx.SaveLoadBalancer(lb)
+	tx.touch(lb)
+	return nil
 }
 
 func (tx *Tx) linkVirtualIP(lbID, vipID uint32) error {
@@ -186,6 +230,10 @@ func (tx *Tx) linkVirtualIP(lbID, vipID uint32) error {
 // (see settle), not before: a proxy may still listen on it until then.
 func (tx *Tx) DetachVirtualIPs(lb *LoadBalancer, ids []uint32) error {
 	if err := tx.db.Exec("DELETE FROM load_balancer_virtual_ips WHERE load_balancer_id = ? AND virtual_ip_id IN ?", lb.ID, ids).Error; err != nil {
+		return err
+	}
+	if err := tx.db.Exec(`UPDATE virtual_ips SET released_by = ? WHERE id IN ? AND NOT EXISTS
+		(SELECT 1 FROM load_balancer_virtual_ips l WHERE l.virtual_ip_id = virtual_ips.id)`, lb.ID, ids).Error; err != nil {
 		return err
 	}
 	lb.VirtualIPs = without(lb.VirtualIPs, ids, func(v VirtualIP) uint32 { return v.ID })

@@ -25,7 +25,7 @@ func (s *Store) CreateUser(ctx context.Context, u *User) error {
 
 // UserByName finds a user by username.
 func (s *Store) UserByName(ctx context.Context, username string) (*User, error) {
-	db, cancel := s.bounded(ctx)
+	db, cancel := s.boundedRead(ctx)
 	defer cancel()
 	var u User
 	err := db.Where("username = ?", username).First(&u).Error
@@ -37,7 +37,7 @@ func (s *Store) UserByName(ctx context.Context, username string) (*User, error) 
 
 // CountUsers counts users.
 func (s *Store) CountUsers(ctx context.Context) (int64, error) {
-	db, cancel := s.bounded(ctx)
+	db, cancel := s.boundedRead(ctx)
 	defer cancel()
 	var n int64
 	err := db.Model(&User{}).Count(&n).Error
@@ -132,7 +132,7 @@ type Grant struct {
 
 // GrantOf finds an unexpired token of an existing user and what it allows.
 func (s *Store) GrantOf(ctx context.Context, hash string) (*Grant, error) {
-	db, cancel := s.bounded(ctx)
+	db, cancel := s.boundedRead(ctx)
 	defer cancel()
 	var g Grant
 	err := db.Table("tokens").Select("tokens.tenant, users.roles, tokens.expires_at").

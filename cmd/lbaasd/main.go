@@ -91,7 +91,7 @@ func (c *common) logger() (*slog.Logger, error) {
 
 func root() *ffcli.Command {
 	serve := serveCommand()
-	return &ffcli.Command{
+	return strict(&ffcli.Command{
 		Name:        "lbaasd",
 		ShortUsage:  "lbaasd [serve|user|limits|migrate|envoy-bootstrap|cert] [flags]",
 		ShortHelp:   "Load-balancer-as-a-service control plane (Rackspace CLB v1.0 API, gRPC, xDS).",
@@ -99,7 +99,24 @@ func root() *ffcli.Command {
 		Options:     serve.Options,
 		Subcommands: []*ffcli.Command{serve, userCommand(), limitsCommand(), migrateCommand(), bootstrapCommand(), certCommand()},
 		Exec:        serve.Exec,
+	})
+}
+
+// strict makes c and its subcommands refuse arguments they do not take, so
+// that a mistyped command (lbaasd serv, lbaasd user craete) is an error
+// rather than the default command or a silent help text.
+func strict(c *ffcli.Command) *ffcli.Command {
+	exec := c.Exec
+	c.Exec = func(ctx context.Context, args []string) error {
+		if len(args) > 0 {
+			return fmt.Errorf("unknown command or argument %q (see %s -h)", args[0], strings.Fields(c.ShortUsage + " lbaasd")[0])
+		}
+		return exec(ctx, args)
 	}
+	for _, sub := range c.Subcommands {
+		strict(sub)
+	}
+	return c
 }
 
 func serveCommand() *ffcli.Command {

@@ -41,9 +41,9 @@ type Publisher struct {
 	// (other replicas); local commits are seen at once.
 	poll          time.Duration
 	accessLogPath string
-	// load reads one changed load balancer (the store's, but for tests
+	// load reads the changed load balancers (the store's, but for tests
 	// that make it fail).
-	load func(context.Context, uint32) (*store.LoadBalancer, error)
+	load func(context.Context, []uint32) ([]*store.LoadBalancer, error)
 	// retry spaces the attempts after a store failure (capped exponential,
 	// with jitter); retryAt is when the next may run.
 	retry         *backoff.ExponentialBackOff
@@ -187,7 +187,7 @@ func newPublisher(st *store.Store, opts Options, log *slog.Logger) *Publisher {
 	p.retry.InitialInterval = 100 * time.Millisecond
 	p.retry.MaxInterval = 30 * time.Second
 	if st != nil {
-		p.load = st.LoadBalancerByID
+		p.load = st.LoadBalancersByID
 	}
 	return p
 }
@@ -362,18 +362,18 @@ func (p *Publisher) sync(ctx context.Context) bool {
 		return true
 	}
 	latest := changes[len(changes)-1].Revision
-	ids := map[uint32]bool{}
+	seen := map[uint32]bool{}
+	var ids []uint32
 	for _, c := range changes {
-		ids[c.LoadBalancerID] = true
-	}
-	lbs := make([]*store.LoadBalancer, 0, len(ids))
-	for id := range ids {
-		lb, err := p.load(ctx, id)
-		if err != nil {
-			p.log.WarnContext(ctx, "xds: load changed load balancer; retrying with backoff", "id", id, "err", err)
-			return false
+		if !seen[c.LoadBalancerID] {
+			ids = append(ids, c.LoadBalancerID)
 		}
-		lbs = append(lbs, lb)
+		seen[c.LoadBalancerID] = true
+	}
+	lbs, err := p.load(ctx, ids)
+	if err != nil {
+		p.log.WarnContext(ctx, "xds: load changed load balancers; retrying with backoff", "count", len(ids), "err", err)
+		return false
 	}
 	updates := map[xds.Group]*xds.Update{}
 	var pending []*xds.Pending

@@ -228,12 +228,11 @@ func partlyFailedSync(t *testing.T, st *store.Store) {
 	before := p.revision
 	setPort(t, st, a, 81)
 	setPort(t, st, b, 82)
-	loads := 0
-	p.load = func(ctx context.Context, id uint32) (*store.LoadBalancer, error) {
-		if loads++; loads == 2 {
-			return nil, errors.New("connection reset")
+	p.load = func(ctx context.Context, ids []uint32) ([]*store.LoadBalancer, error) {
+		if _, err := st.LoadBalancersByID(ctx, ids[:1]); err != nil {
+			return nil, err
 		}
-		return st.LoadBalancerByID(ctx, id)
+		return nil, errors.New("connection reset")
 	}
 	if p.sync(ctx) {
 		t.Fatal("a sync whose read failed reports success")
@@ -244,7 +243,7 @@ func partlyFailedSync(t *testing.T, st *store.Store) {
 	if pa, pb := listenerPort(t, p, a), listenerPort(t, p, b); pa != 80 || pb != 80 {
 		t.Fatalf("after the failed sync the cache has ports %d and %d, want 80 and 80", pa, pb)
 	}
-	p.load = st.LoadBalancerByID
+	p.load = st.LoadBalancersByID
 	if !p.sync(ctx) || !p.recordVerdicts(ctx) {
 		t.Fatal("the retry failed")
 	}
