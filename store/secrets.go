@@ -59,7 +59,8 @@ func (s *Store) RewrapKeys(ctx context.Context, rewrap func(lbID uint32, sealed 
 				return fmt.Errorf("load balancer %d: %w", lb.ID, err)
 			}
 			t.SealedKey = sealed
-			if err := tx.Model(&LoadBalancer{ID: lb.ID}).Update("ssl_termination", t).Error; err != nil {
+			if err := tx.Model(&LoadBalancer{ID: lb.ID}).Select("SSLTermination").
+				Updates(&LoadBalancer{SSLTermination: t}).Error; err != nil {
 				return err
 			}
 			n++
