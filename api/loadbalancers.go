@@ -487,8 +487,8 @@ func applyUpdate(lb *store.LoadBalancer, in *lbaasv1.LoadBalancerUpdate) error {
 		if lb.ConnectionLogging && IsUDP(lb.Protocol) {
 			v.add("loadBalancer.protocol", "disable connection logging before switching to %s", lb.Protocol)
 		}
-		if lb.SSLTermination != nil && IsSecureProtocol(lb.Protocol) {
-			v.add("loadBalancer.protocol", "delete the SSL termination before switching to the secure protocol %s", lb.Protocol)
+		if lb.SSLTermination != nil && (IsSecureProtocol(lb.Protocol) || IsUDP(lb.Protocol)) {
+			v.add("loadBalancer.protocol", "delete the SSL termination before switching to %s", lb.Protocol)
 		}
 	}
 	if in.Port != nil {

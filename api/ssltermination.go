@@ -194,6 +194,9 @@ func (s *SSLTerminations) UpdateSSLTermination(ctx context.Context, req *lbaasv1
 		if IsSecureProtocol(lb.Protocol) {
 			return BadRequest(fmt.Sprintf("sslTermination: SSL termination is only available for load balancers of a non-secure protocol (this one is %s)", lb.Protocol))
 		}
+		if IsUDP(lb.Protocol) {
+			return BadRequest(fmt.Sprintf("sslTermination: TLS runs over TCP: SSL termination is not available for %s load balancers", lb.Protocol))
+		}
 		t := lb.SSLTermination
 		if t == nil {
 			if !replace || in.SecurePort == nil {

@@ -368,6 +368,12 @@ func TestXMLRequestsLikeJSON(t *testing.T) {
 		if len(xmlReq) == 0 || len(jsonReq) == 0 || notServed.MatchString(m.path) || strings.Contains(m.path, "certificatemappings") {
 			continue
 		}
+		if strings.HasSuffix(m.path, "/ssltermination") {
+			// The reference's XML examples elide their PEM blocks and name
+			// placeholder cipher profiles (ProfileA): TestSSLTerminationXML
+			// sends their shape with real certificates.
+			continue
+		}
 		var codes [2]int
 		var answers [2][]byte
 		for i, body := range []struct{ ct, body string }{{"application/xml", xmlReq[0]}, {"application/json", jsonReq[0]}} {

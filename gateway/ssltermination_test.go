@@ -242,9 +242,43 @@ func sslTermination(t *testing.T, e *env, driver, db string) {
 	featureFault(t, e, 400, "PUT", "/loadbalancers/"+itoa(https)+"/ssltermination",
 		sslBody(map[string]any{"certificate": p.leafPEM, "privatekey": p.leafKeyPEM, "securePort": 8443}), "non-secure protocol (this one is HTTPS)")
 
-	// DELETE: 200, gone.
+	udp := e.createLB(featureUDPLB)
+	e.activate()
+	featureFault(t, e, 400, "PUT", "/loadbalancers/"+itoa(udp)+"/ssltermination",
+		sslBody(map[string]any{"certificate": p.leafPEM, "privatekey": p.leafKeyPEM, "securePort": 8443}), "not available for UDP")
+	featureFault(t, e, 400, "PUT", lb, `{"loadBalancer":{"protocol":"UDP"}}`, "loadBalancer.protocol")
+
+	// DELETE: 200, gone, and so is the sealed key.
 	featureChange(t, e, 200, "DELETE", lb, "/ssltermination", "")
 	featureFault(t, e, 404, "GET", lb+"/ssltermination", "", "No SSL termination")
+	if n := sealedKeys(t, driver, db); n != 0 {
+		t.Errorf("%d sealed keys stored after DELETE", n)
+	}
+	// Deleting the load balancer removes its key too.
+	e.mustCall(200, "PUT", lb+"/ssltermination", full)
+	e.activate()
+	if n := sealedKeys(t, driver, db); n != 1 {
+		t.Errorf("%d sealed keys stored, want 1", n)
+	}
+	e.mustCall(202, "DELETE", lb, "")
+	if n := sealedKeys(t, driver, db); n != 0 {
+		t.Errorf("%d sealed keys stored after the load balancer's deletion", n)
+	}
+}
+
+// sealedKeys counts the rows of load_balancers holding a sealed key.
+func sealedKeys(t *testing.T, driver, url string) int {
+	t.Helper()
+	db, err := sql.Open(driver, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var n int
+	if err := db.QueryRow("SELECT COUNT(*) FROM load_balancers WHERE ssl_termination LIKE '%sealedKey%'").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
 
 func jsonEqual(a, b any) bool {
@@ -323,5 +357,43 @@ func checkStoredNoKey(t *testing.T, driver, url string, p *testPKI) {
 	}
 	if !sealed {
 		t.Error("no sealed key found in load_balancers.ssl_termination: the test looked at the wrong place")
+	}
+}
+
+// The reference's XML request, in its shape (attributes, certificate
+// elements, securityProtocols), with certificates made at test time: it
+// sets what the JSON request sets.
+func TestSSLTerminationXML(t *testing.T) {
+	e := newEnv(t, withManualActivation())
+	p := sslPKI(t)
+	id := e.createLB(simpleLB)
+	e.activate()
+	path := "/v1.0/1234/loadbalancers/" + itoa(id) + "/ssltermination"
+	doc := `<?xml version="1.0" encoding="UTF-8"?>
+<sslTermination xmlns="http://docs.openstack.org/loadbalancers/api/v1.0" enabled="true" securePort="500" secureTrafficOnly="false" cipherProfile="CLBCipherPolicy2017-08">
+<privatekey>` + p.leafKeyPEM + `</privatekey>
+<certificate>` + p.leafPEM + `</certificate>
+<intermediateCertificate>` + p.interPEM + `</intermediateCertificate>
+<securityProtocols>
+    <securityProtocol securityProtocolName="TLS_10" securityProtocolStatus="DISABLED"/>
+</securityProtocols>
+</sslTermination>`
+	code, _, body := e.request("PUT", path, []byte(doc), "Content-Type", "application/xml", "Accept", "application/xml")
+	if code != 200 {
+		t.Fatalf("PUT as XML: %d %s", code, body)
+	}
+	checkNoKey(t, p, "the XML answer", body)
+	e.activate()
+	got := e.mustCall(200, "GET", "/loadbalancers/"+itoa(id)+"/ssltermination", "")["sslTermination"].(map[string]any)
+	// XML text is trimmed (the gateway's XML reading): the PEM blocks come
+	// without their final newline.
+	want := map[string]any{"certificate": strings.TrimSpace(p.leafPEM), "intermediateCertificate": strings.TrimSpace(p.interPEM), "enabled": true,
+		"securePort": float64(500), "secureTrafficOnly": false, "cipherProfile": "CLBCipherPolicy2017-08",
+		"securityProtocols": []any{
+			map[string]any{"securityProtocolName": "TLS_10", "securityProtocolStatus": "DISABLED"},
+			map[string]any{"securityProtocolName": "TLS_11", "securityProtocolStatus": "ENABLED"},
+		}}
+	if !jsonEqual(got, want) {
+		t.Errorf("after the XML PUT:\n got %v\nwant %v", got, want)
 	}
 }
