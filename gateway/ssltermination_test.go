@@ -1,6 +1,7 @@
 package gateway_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -11,6 +12,8 @@ import (
 	"database/sql"
 	"encoding/json"
 	"encoding/pem"
+	"io"
+	"log/slog"
 	"math/big"
 	"path/filepath"
 	"strings"
@@ -22,6 +25,7 @@ import (
 	_ "github.com/mattn/go-sqlite3"    // the sqlite3 driver of database/sql
 
 	"github.com/openlbaas/lbaas/internal/pgtest"
+	"github.com/openlbaas/lbaas/internal/server"
 )
 
 // testPKI is a CA, an intermediate it signs and leaf certificates, made
@@ -126,12 +130,52 @@ func sslBody(fields map[string]any) string {
 func TestSSLTermination(t *testing.T) {
 	t.Run("sqlite", func(t *testing.T) {
 		db := filepath.Join(t.TempDir(), "lbaas.db")
-		sslTermination(t, newEnv(t, withManualActivation(), withDatabase(db)), "sqlite3", db)
+		var log lockedBuffer
+		sslTermination(t, newEnv(t, withManualActivation(), withDatabase(db), withLog(&log)), "sqlite3", db)
+		checkLog(t, &log)
 	})
 	t.Run("postgres", func(t *testing.T) {
 		db := pgtest.NewDatabase(t)
-		sslTermination(t, newEnv(t, withManualActivation(), withDatabase(db)), "pgx", db)
+		var log lockedBuffer
+		sslTermination(t, newEnv(t, withManualActivation(), withDatabase(db), withLog(&log)), "pgx", db)
+		checkLog(t, &log)
 	})
+}
+
+// lockedBuffer is a log destination the server's goroutines share.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// withLog sends the server's log, at debug level, to w.
+func withLog(w io.Writer) envOption {
+	return func(c *server.Config) {
+		c.Logger = slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+}
+
+// checkLog: the server logged (the check can see something) and no line
+// holds the key.
+func checkLog(t *testing.T, log *lockedBuffer) {
+	t.Helper()
+	text := log.String()
+	if text == "" {
+		t.Fatal("the server logged nothing: the log check sees nothing")
+	}
+	checkNoKey(t, sslPKI(t), "the server's log", []byte(text))
 }
 
 func sslTermination(t *testing.T, e *env, driver, db string) {
