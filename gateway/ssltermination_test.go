@@ -1,7 +1,6 @@
 package gateway_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -24,6 +23,7 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib" // the pgx driver of database/sql
 	_ "github.com/mattn/go-sqlite3"    // the sqlite3 driver of database/sql
 
+	"github.com/openlbaas/lbaas/internal/logutil"
 	"github.com/openlbaas/lbaas/internal/pgtest"
 	"github.com/openlbaas/lbaas/internal/server"
 )
@@ -130,34 +130,16 @@ func sslBody(fields map[string]any) string {
 func TestSSLTermination(t *testing.T) {
 	t.Run("sqlite", func(t *testing.T) {
 		db := filepath.Join(t.TempDir(), "lbaas.db")
-		var log lockedBuffer
+		var log logutil.Buffer
 		sslTermination(t, newEnv(t, withManualActivation(), withDatabase(db), withLog(&log)), "sqlite3", db)
 		checkLog(t, &log)
 	})
 	t.Run("postgres", func(t *testing.T) {
 		db := pgtest.NewDatabase(t)
-		var log lockedBuffer
+		var log logutil.Buffer
 		sslTermination(t, newEnv(t, withManualActivation(), withDatabase(db), withLog(&log)), "pgx", db)
 		checkLog(t, &log)
 	})
-}
-
-// lockedBuffer is a log destination the server's goroutines share.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // withLog sends the server's log, at debug level, to w.
@@ -169,7 +151,7 @@ func withLog(w io.Writer) envOption {
 
 // checkLog: the server logged (the check can see something) and no line
 // holds the key.
-func checkLog(t *testing.T, log *lockedBuffer) {
+func checkLog(t *testing.T, log *logutil.Buffer) {
 	t.Helper()
 	text := log.String()
 	if text == "" {
