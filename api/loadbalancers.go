@@ -14,6 +14,7 @@ import (
 
 	lbaasv1 "github.com/openlbaas/lbaas/gen/lbaas/v1"
 	"github.com/openlbaas/lbaas/internal/ratelimit"
+	"github.com/openlbaas/lbaas/internal/secrets"
 	"github.com/openlbaas/lbaas/store"
 )
 
@@ -35,6 +36,9 @@ type Config struct {
 	// RateLimits are the rate limits GET /limits shows (nil: rate
 	// limiting is off).
 	RateLimits *ratelimit.Limiter
+	// Secrets seals the private keys of SSL termination (nil: SSL
+	// termination cannot be configured, 503).
+	Secrets *secrets.Keyring
 }
 
 func nodePolicy(cfg Config) NodePolicy {
@@ -519,10 +523,16 @@ func applyUpdate(lb *store.LoadBalancer, in *lbaasv1.LoadBalancerUpdate) error {
 		if lb.ConnectionLogging && IsUDP(lb.Protocol) {
 			v.add("loadBalancer.protocol", "disable connection logging before switching to %s", lb.Protocol)
 		}
+		if lb.SSLTermination != nil && (IsSecureProtocol(lb.Protocol) || IsUDP(lb.Protocol)) {
+			v.add("loadBalancer.protocol", "delete the SSL termination before switching to %s", lb.Protocol)
+		}
 	}
 	if in.Port != nil {
 		lb.Port = in.GetPort()
 		validPort(&v, "loadBalancer.port", lb.Port)
+		if lb.SSLTermination != nil && lb.SSLTermination.SecurePort == lb.Port {
+			v.add("loadBalancer.port", "%d is the SSL termination's securePort", lb.Port)
+		}
 	}
 	if in.Algorithm != nil {
 		lb.Algorithm = in.GetAlgorithm()
@@ -560,7 +570,11 @@ func (s *LoadBalancers) DeleteLoadBalancer(ctx context.Context, req *lbaasv1.Del
 	if err := s.auth.Authorize(ctx, req.GetAccount()); err != nil {
 		return nil, err
 	}
-	err := changeLoadBalancer(ctx, s.store, s.log, req.GetAccount(), req.GetLoadBalancerId(), store.StatusPendingDelete, nil)
+	err := changeLoadBalancer(ctx, s.store, s.log, req.GetAccount(), req.GetLoadBalancerId(), store.StatusPendingDelete,
+		func(_ *store.Tx, lb *store.LoadBalancer) error {
+			lb.SSLTermination = nil // its private key goes with it
+			return nil
+		})
 	if err != nil {
 		return nil, err
 	}
@@ -608,6 +622,7 @@ func (s *LoadBalancers) BulkDeleteLoadBalancers(ctx context.Context, req *lbaasv
 		}
 		for _, lb := range lbs {
 			lb.Status = store.StatusPendingDelete
+			lb.SSLTermination = nil // its private key goes with it
 			if err := tx.SaveLoadBalancer(lb); err != nil {
 				return err
 			}

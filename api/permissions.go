@@ -91,6 +91,11 @@ var Actions = map[string]Action{
 	"/lbaas.v1.ErrorPageService/UpdateErrorPage": Update,
 	"/lbaas.v1.ErrorPageService/DeleteErrorPage": Delete,
 
+	"/lbaas.v1.SSLTerminationService/GetSSLTermination":    Read,
+	"/lbaas.v1.SSLTerminationService/ListCiphers":          Read,
+	"/lbaas.v1.SSLTerminationService/UpdateSSLTermination": Update,
+	"/lbaas.v1.SSLTerminationService/DeleteSSLTermination": Delete,
+
 	"/lbaas.v1.ContentCachingService/GetContentCaching":    Read,
 	"/lbaas.v1.ContentCachingService/UpdateContentCaching": Update,
 

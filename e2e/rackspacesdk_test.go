@@ -2,6 +2,12 @@ package e2e
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -34,9 +40,29 @@ func TestRackspaceSDK(t *testing.T) {
 	run := exec.CommandContext(ctx, "node", filepath.Join(repoRoot(t), "e2e", "rackspacesdk", "sdk.js"))
 	run.Env = append(os.Environ(), "NODE_PATH="+modules, "AUTH_URL="+d.httpURL, "USERNAME=sdk",
 		"API_KEY="+strings.TrimSpace(string(key)), "REGION=ORD", "NODE_A=127.0.0.1", "NODE_B=127.0.0.2")
+	cert, privateKey := selfSigned(t, "sdk.example.com")
+	run.Env = append(run.Env, "SSL_CERT="+cert, "SSL_KEY="+privateKey)
 	out, err := run.CombinedOutput()
 	t.Logf("pkgcloud:\n%s", out)
 	if err != nil || !strings.HasSuffix(strings.TrimSpace(string(out)), "done") {
 		t.Fatalf("the SDK's calls failed: %v\n%s\nlbaasd:\n%s", err, out, d.stderr.String())
 	}
+}
+
+// selfSigned is a certificate for host valid for a day and its RSA key,
+// in PEM, for SSL termination.
+func selfSigned(t *testing.T, host string) (cert, key string) {
+	t.Helper()
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: host}, DNSNames: []string{host},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour), KeyUsage: x509.KeyUsageDigitalSignature}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})),
+		string(pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(k)}))
 }

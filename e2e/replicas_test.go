@@ -234,6 +234,8 @@ func TestReplicas(t *testing.T) {
 	// counting after 3 s, a replica after 3 s without renewing its lease.
 	const ackTimeout, lease = 3 * time.Second, 3 * time.Second
 	replicas := make([]*daemon, 4) // 1-based
+	// Replicas of one database share its key-encryption key.
+	secretsKey := newSecretsKey(t)
 	debug := make([]string, 4)
 	for i := 1; i <= 3; i++ {
 		url := dsn
@@ -241,7 +243,7 @@ func TestReplicas(t *testing.T) {
 			url = proxy.through(t, dsn)
 		}
 		debug[i] = fmt.Sprintf("127.0.0.1:%d", freePort(t))
-		replicas[i] = startDaemon(t, bin, dir, []string{"LBAASD_DATABASE_URL=" + url},
+		replicas[i] = startDaemon(t, bin, dir, []string{"LBAASD_DATABASE_URL=" + url, "LBAASD_SECRETS_KEY=" + secretsKey},
 			"--xds-addr", xdsAddr(i), "--ack-timeout", ackTimeout.String(), "--replica-lease", lease.String(),
 			"--db-timeout", "2s", "--debug-addr", debug[i])
 	}

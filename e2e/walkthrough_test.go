@@ -4,6 +4,8 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -16,6 +18,7 @@ import (
 	"time"
 
 	"github.com/openlbaas/lbaas/internal/pgtest"
+	"github.com/openlbaas/lbaas/internal/secrets"
 )
 
 func TestMain(m *testing.M) {
@@ -181,8 +184,19 @@ func TestREADMEWalkthrough(t *testing.T) {
 	})
 	t.Run("postgres", func(t *testing.T) {
 		dsn := pgtest.NewDatabase(t)
-		runWalkthrough(t, bin, t.TempDir(), script, []string{"LBAASD_DATABASE_URL=" + dsn})
+		runWalkthrough(t, bin, t.TempDir(), script, []string{"LBAASD_DATABASE_URL=" + dsn, "LBAASD_SECRETS_KEY=" + newSecretsKey(t)})
 	})
+}
+
+// newSecretsKey is a key-encryption key for the secrets at rest, as
+// LBAASD_SECRETS_KEY takes it (a PostgreSQL database needs one).
+func newSecretsKey(t *testing.T) string {
+	t.Helper()
+	key := make([]byte, secrets.KeySize)
+	if _, err := rand.Read(key); err != nil {
+		t.Fatal(err)
+	}
+	return base64.StdEncoding.EncodeToString(key)
 }
 
 func runWalkthrough(t *testing.T, bin, dir, script string, env []string) {

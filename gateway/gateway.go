@@ -35,6 +35,7 @@ type Services struct {
 	SessionPersistence  lbaasv1.SessionPersistenceServiceServer
 	ConnectionLogging   lbaasv1.ConnectionLoggingServiceServer
 	ErrorPages          lbaasv1.ErrorPageServiceServer
+	SSLTerminations     lbaasv1.SSLTerminationServiceServer
 	ContentCaching      lbaasv1.ContentCachingServiceServer
 	Metadata            lbaasv1.MetadataServiceServer
 	NodeEvents          lbaasv1.NodeEventServiceServer
@@ -108,6 +109,9 @@ func New(svc Services, log *slog.Logger, reg prometheus.Registerer) (http.Handle
 			return lbaasv1.RegisterConnectionLoggingServiceHandlerServer(ctx, mux, svc.ConnectionLogging)
 		},
 		func() error { return lbaasv1.RegisterErrorPageServiceHandlerServer(ctx, mux, svc.ErrorPages) },
+		func() error {
+			return lbaasv1.RegisterSSLTerminationServiceHandlerServer(ctx, mux, svc.SSLTerminations)
+		},
 		func() error { return lbaasv1.RegisterContentCachingServiceHandlerServer(ctx, mux, svc.ContentCaching) },
 		func() error { return lbaasv1.RegisterMetadataServiceHandlerServer(ctx, mux, svc.Metadata) },
 		// After NodeService: nodes/events must win over nodes/{nodeId}.

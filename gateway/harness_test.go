@@ -3,6 +3,8 @@ package gateway_test
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -17,6 +19,7 @@ import (
 	"github.com/openlbaas/lbaas/api"
 	"github.com/openlbaas/lbaas/auth"
 	"github.com/openlbaas/lbaas/internal/pgtest"
+	"github.com/openlbaas/lbaas/internal/secrets"
 	"github.com/openlbaas/lbaas/internal/server"
 	"github.com/openlbaas/lbaas/store"
 )
@@ -41,8 +44,20 @@ type envOption func(*server.Config)
 func withLimits(l api.Limits) envOption { return func(c *server.Config) { c.Limits = l } }
 func withPools(spec string) envOption   { return func(c *server.Config) { c.Pools = mustPools(spec) } }
 func withManualActivation() envOption   { return func(c *server.Config) { c.ManualActivation = true } }
-func withDatabase(url string) envOption { return func(c *server.Config) { c.DatabaseURL = url } }
-func withoutProber() envOption          { return func(c *server.Config) { c.DisableHealthChecks = true } }
+
+// withDatabase runs the server on another database (a PostgreSQL one
+// gets a key-encryption key of its own for the secrets at rest).
+func withDatabase(url string) envOption {
+	return func(c *server.Config) {
+		c.DatabaseURL = url
+		if strings.HasPrefix(url, "postgres") {
+			key := make([]byte, secrets.KeySize)
+			_, _ = rand.Read(key)
+			c.SecretsKey = base64.StdEncoding.EncodeToString(key)
+		}
+	}
+}
+func withoutProber() envOption { return func(c *server.Config) { c.DisableHealthChecks = true } }
 func withSources(s server.SourceAddresses) envOption {
 	return func(c *server.Config) { c.Source = s }
 }

@@ -210,6 +210,8 @@ func TestEveryGETAnswersXML(t *testing.T) {
 		"{virtualIpId}", first(lb["virtualIps"]), "{networkItemId}", first(lb["accessList"]))
 	lbMeta := first(e.mustCall(200, "GET", lbPath+"/metadata", "")["metadata"])
 	nodeMeta := first(e.mustCall(200, "GET", lbPath+"/nodes/"+node+"/metadata", "")["metadata"])
+	p := sslPKI(t)
+	e.mustCall(200, "PUT", lbPath+"/ssltermination", sslBody(map[string]any{"certificate": p.leafPEM, "privatekey": p.leafKeyPEM, "securePort": 443}))
 	checked := 0
 	for _, route := range servedRoutes(t) {
 		method, path, _ := strings.Cut(route, " ")

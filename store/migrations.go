@@ -19,6 +19,16 @@ var migrations = []*gormigrate.Migration{
 	{ID: "202611300003_event_callback_host", Migrate: migrateEventCallbackHost},
 	{ID: "202611300004_replicas", Migrate: migrateReplicas},
 	{ID: "202611300005_api_speed", Migrate: migrateAPISpeed},
+	{ID: "202611300006_ssl_termination", Migrate: migrateSSLTermination},
+}
+
+// migrateSSLTermination adds the SSL termination of load balancers (its
+// private key sealed, see internal/secrets).
+func migrateSSLTermination(tx *gorm.DB) error {
+	type LoadBalancer struct {
+		SSLTermination string `gorm:"column:ssl_termination;type:text"`
+	}
+	return tx.Table("load_balancers").Migrator().AddColumn(&LoadBalancer{}, "SSLTermination")
 }
 
 // migrateEventCallbackHost records where the health checks of a node

@@ -1,6 +1,9 @@
 package store
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // Load balancer statuses (the Rackspace spellings).
 const (
@@ -41,7 +44,10 @@ type LoadBalancer struct {
 	// Fleet is the group of proxies serving this load balancer (the API's "cluster").
 	Fleet string `gorm:"size:128;not null"`
 	// Revision is the store revision of the last change to this load balancer.
-	Revision           int64               `gorm:"not null;index"`
+	Revision int64 `gorm:"not null;index"`
+	// SSLTermination is the SSL termination configuration (nil: none); its
+	// private key is sealed (internal/secrets), never stored in clear.
+	SSLTermination     *SSLTermination     `gorm:"column:ssl_termination;serializer:json;type:text"`
 	HealthMonitor      *HealthMonitor      `gorm:"serializer:json;type:text"`
 	SessionPersistence *SessionPersistence `gorm:"serializer:json;type:text"`
 	ConnectionThrottle *ConnectionThrottle `gorm:"serializer:json;type:text"`
@@ -53,6 +59,29 @@ type LoadBalancer struct {
 	VirtualIPs []VirtualIP `gorm:"many2many:load_balancer_virtual_ips"`
 	AccessList []NetworkItem
 	Metadata   []LoadBalancerMeta
+}
+
+// SSLTermination is a load balancer's SSL termination (the reference's
+// sslTermination): the certificate it presents on its secure port.
+type SSLTermination struct {
+	Certificate  string `json:"certificate"`
+	Intermediate string `json:"intermediateCertificate,omitempty"`
+	// SealedKey is the private key sealed by the secrets keyring with the
+	// load balancer's SecretContext: never the key in clear.
+	SealedKey         []byte `json:"sealedKey"`
+	Enabled           bool   `json:"enabled"`
+	SecurePort        uint32 `json:"securePort"`
+	SecureTrafficOnly bool   `json:"secureTrafficOnly"`
+	CipherProfile     string `json:"cipherProfile"`
+	// TLS10 and TLS11 tell whether those protocol versions are enabled.
+	TLS10 bool `json:"tls10"`
+	TLS11 bool `json:"tls11"`
+}
+
+// SecretContext is what a load balancer's sealed secrets are bound to: a
+// sealed key copied to another load balancer's row does not open.
+func SecretContext(lbID uint32) []byte {
+	return []byte(fmt.Sprintf("lbaas/loadbalancer/%d/ssltermination", lbID))
 }
 
 // Node is a back-end server of a load balancer.

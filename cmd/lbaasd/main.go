@@ -93,11 +93,11 @@ func root() *ffcli.Command {
 	serve := serveCommand()
 	return strict(&ffcli.Command{
 		Name:        "lbaasd",
-		ShortUsage:  "lbaasd [serve|user|limits|migrate|envoy-bootstrap|cert] [flags]",
+		ShortUsage:  "lbaasd [serve|user|limits|migrate|envoy-bootstrap|cert|secrets] [flags]",
 		ShortHelp:   "Load-balancer-as-a-service control plane (Rackspace CLB v1.0 API, gRPC, xDS).",
 		FlagSet:     serve.FlagSet,
 		Options:     serve.Options,
-		Subcommands: []*ffcli.Command{serve, userCommand(), limitsCommand(), migrateCommand(), bootstrapCommand(), certCommand()},
+		Subcommands: []*ffcli.Command{serve, userCommand(), limitsCommand(), migrateCommand(), bootstrapCommand(), certCommand(), secretsCommand()},
 		Exec:        serve.Exec,
 	})
 }
@@ -174,6 +174,9 @@ func serveCommand() *ffcli.Command {
 		"each client authorized for the fleet its certificate names (needs --tls-cert)")
 	fs.BoolVar(&cfg.XDSInsecure, "xds-insecure", false, "allow xDS without client certificates on an --xds-addr that is not loopback "+
 		"(refused otherwise: the xDS port exposes every tenant's configuration)")
+	fs.StringVar(&cfg.SecretsKeyFile, "secrets-key-file", "", "key-encryption key of the secrets at rest (SSL termination private keys): "+
+		"32 random bytes in base64; or the key itself in "+envPrefix+"_SECRETS_KEY. Default: a SQLite database's file plus .secrets-key, "+
+		"generated on first start; required with PostgreSQL")
 	fs.DurationVar(&cfg.TLSReloadInterval, "tls-reload-interval", tlsreload.DefaultInterval, "how often the certificate, key and client CA files are re-read")
 	limitFlags(fs, &cfg.Limits)
 	return &ffcli.Command{
@@ -194,6 +197,7 @@ func serveCommand() *ffcli.Command {
 				return fmt.Errorf("--vip-pools: %w", err)
 			}
 			cfg.DatabaseURL, cfg.DBTimeout, cfg.Logger = c.databaseURL, c.dbTimeout, log
+			cfg.SecretsKey = os.Getenv(envPrefix + "_SECRETS_KEY")
 			cfg.DisableHealthChecks = !*healthChecks
 			if cfg.AckTimeout == 0 {
 				cfg.AckTimeout = -1 // the flag's 0 is "never"; the Config's is "the default"

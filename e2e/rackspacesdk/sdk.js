@@ -200,6 +200,23 @@ async function main() {
   await step('deleteErrorPage', () => call('deleteErrorPage', id(lb)));
   lb = await active(lb);
 
+  // SSL termination, with the certificate and key the Go test made.
+  await step('updateSSLConfig', () => call('updateSSLConfig', id(lb), {
+    securePort: 443, certificate: process.env.SSL_CERT, privatekey: process.env.SSL_KEY,
+    enabled: true, secureTrafficOnly: false,
+  }));
+  lb = await active(lb);
+  const ssl = await step('getSSLConfig', () => call('getSSLConfig', id(lb)));
+  assert.strictEqual(ssl.securePort, 443);
+  assert.strictEqual(ssl.enabled, true);
+  assert.strictEqual(ssl.certificate, process.env.SSL_CERT);
+  assert(!('privatekey' in ssl), 'the private key was answered: ' + JSON.stringify(Object.keys(ssl)));
+  await step('updateSSLConfig (attributes only)', () => call('updateSSLConfig', id(lb), { securePort: 443, secureTrafficOnly: true }));
+  lb = await active(lb);
+  assert.strictEqual((await call('getSSLConfig', id(lb))).secureTrafficOnly, true);
+  await step('removeSSLConfig', () => call('removeSSLConfig', id(lb)));
+  lb = await active(lb);
+
   // Several nodes at once, then the load balancer goes.
   await call('addNodes', id(lb), [
     { address: process.env.NODE_B, port: 8083, condition: 'ENABLED' },

@@ -39,6 +39,7 @@ import (
 	"github.com/openlbaas/lbaas/internal/netguard"
 	"github.com/openlbaas/lbaas/internal/nodedns"
 	"github.com/openlbaas/lbaas/internal/ratelimit"
+	"github.com/openlbaas/lbaas/internal/secrets"
 	"github.com/openlbaas/lbaas/internal/tlsreload"
 	"github.com/openlbaas/lbaas/internal/xdsauth"
 	"github.com/openlbaas/lbaas/store"
@@ -63,11 +64,18 @@ type Config struct {
 	// DebugAddr serves Go's pprof handlers when set (keep it on loopback).
 	DebugAddr   string
 	DatabaseURL string
-	PublicURL   string
-	Region      string
-	Fleet       string
-	Pools       []store.Pool
-	Limits      api.Limits
+	// SecretsKeyFile is the key-encryption key of the secrets at rest (the
+	// private keys of SSL termination; see internal/secrets); SecretsKey,
+	// when set, is that key itself (base64, from the environment). With
+	// neither, a SQLite database gets a key file beside it (generated on
+	// first start) and a PostgreSQL one refuses to start.
+	SecretsKeyFile string
+	SecretsKey     string
+	PublicURL      string
+	Region         string
+	Fleet          string
+	Pools          []store.Pool
+	Limits         api.Limits
 	// AllowedDomains restrict the domain names nodes may use as their
 	// address (see api.Config); empty allows any.
 	AllowedDomains []string
@@ -179,6 +187,7 @@ type Server struct {
 	Store     *store.Store
 	Auth      *auth.Service
 
+	secrets     *secrets.Keyring
 	httpServer  *http.Server
 	debugServer *http.Server
 	grpcServer  *grpc.Server
@@ -226,6 +235,13 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{Store: st, Auth: auth.New(st, cfg.TokenTTL, log), log: log, tls: certs}
+	if s.secrets, err = openSecrets(ctx, cfg, st, log); err != nil {
+		_ = st.Close()
+		if certs != nil {
+			certs.Close()
+		}
+		return nil, err
+	}
 	if err := s.listen(cfg); err != nil {
 		_ = st.Close()
 		if certs != nil {
@@ -259,6 +275,7 @@ func (s *Server) listen(cfg Config) error {
 	apiCfg := api.Config{
 		Limits: cfg.Limits, Fleet: cfg.Fleet, Logger: s.log,
 		SourceAddresses: sourceAddresses(cfg.Source), AllowedDomains: cfg.AllowedDomains, ResolveNode: names.Resolve,
+		Secrets: s.secrets,
 	}
 	var rates *ratelimit.Limiter
 	if cfg.RateLimits {
@@ -553,6 +570,7 @@ func Services(st *store.Store, authz api.Authorizer, cfg api.Config) gateway.Ser
 		SessionPersistence:  api.NewSessionPersistences(st, authz, cfg),
 		ConnectionLogging:   api.NewConnectionLoggings(st, authz, cfg),
 		ErrorPages:          api.NewErrorPages(st, authz, cfg),
+		SSLTerminations:     api.NewSSLTerminations(st, authz, cfg),
 		ContentCaching:      api.NewContentCachings(st, authz, cfg),
 		Metadata:            api.NewMetadata(st, authz, cfg),
 		NodeEvents:          api.NewNodeEvents(st, authz, cfg),
@@ -570,6 +588,7 @@ func registerGRPC(g *grpc.Server, svc gateway.Services) {
 	lbaasv1.RegisterSessionPersistenceServiceServer(g, svc.SessionPersistence)
 	lbaasv1.RegisterConnectionLoggingServiceServer(g, svc.ConnectionLogging)
 	lbaasv1.RegisterErrorPageServiceServer(g, svc.ErrorPages)
+	lbaasv1.RegisterSSLTerminationServiceServer(g, svc.SSLTerminations)
 	lbaasv1.RegisterContentCachingServiceServer(g, svc.ContentCaching)
 	lbaasv1.RegisterMetadataServiceServer(g, svc.Metadata)
 	lbaasv1.RegisterNodeEventServiceServer(g, svc.NodeEvents)

@@ -878,6 +878,154 @@ func (x *UpdateErrorPageRequest) GetErrorpage() *ErrorPage {
 	return nil
 }
 
+type SSLTerminationResponse struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	SslTermination *SSLTermination        `protobuf:"bytes,1,opt,name=ssl_termination,json=sslTermination,proto3" json:"ssl_termination,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *SSLTerminationResponse) Reset() {
+	*x = SSLTerminationResponse{}
+	mi := &file_lbaas_v1_features_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SSLTerminationResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SSLTerminationResponse) ProtoMessage() {}
+
+func (x *SSLTerminationResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_lbaas_v1_features_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SSLTerminationResponse.ProtoReflect.Descriptor instead.
+func (*SSLTerminationResponse) Descriptor() ([]byte, []int) {
+	return file_lbaas_v1_features_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *SSLTerminationResponse) GetSslTermination() *SSLTermination {
+	if x != nil {
+		return x.SslTermination
+	}
+	return nil
+}
+
+type UpdateSSLTerminationRequest struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Account        string                 `protobuf:"bytes,1,opt,name=account,proto3" json:"account,omitempty"`
+	LoadBalancerId uint32                 `protobuf:"varint,2,opt,name=load_balancer_id,json=loadBalancerId,proto3" json:"load_balancer_id,omitempty"`
+	SslTermination *SSLTermination        `protobuf:"bytes,3,opt,name=ssl_termination,json=sslTermination,proto3" json:"ssl_termination,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *UpdateSSLTerminationRequest) Reset() {
+	*x = UpdateSSLTerminationRequest{}
+	mi := &file_lbaas_v1_features_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateSSLTerminationRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateSSLTerminationRequest) ProtoMessage() {}
+
+func (x *UpdateSSLTerminationRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_lbaas_v1_features_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateSSLTerminationRequest.ProtoReflect.Descriptor instead.
+func (*UpdateSSLTerminationRequest) Descriptor() ([]byte, []int) {
+	return file_lbaas_v1_features_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *UpdateSSLTerminationRequest) GetAccount() string {
+	if x != nil {
+		return x.Account
+	}
+	return ""
+}
+
+func (x *UpdateSSLTerminationRequest) GetLoadBalancerId() uint32 {
+	if x != nil {
+		return x.LoadBalancerId
+	}
+	return 0
+}
+
+func (x *UpdateSSLTerminationRequest) GetSslTermination() *SSLTermination {
+	if x != nil {
+		return x.SslTermination
+	}
+	return nil
+}
+
+type CiphersResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ciphers       []*Cipher              `protobuf:"bytes,1,rep,name=ciphers,proto3" json:"ciphers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CiphersResponse) Reset() {
+	*x = CiphersResponse{}
+	mi := &file_lbaas_v1_features_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CiphersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CiphersResponse) ProtoMessage() {}
+
+func (x *CiphersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_lbaas_v1_features_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CiphersResponse.ProtoReflect.Descriptor instead.
+func (*CiphersResponse) Descriptor() ([]byte, []int) {
+	return file_lbaas_v1_features_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *CiphersResponse) GetCiphers() []*Cipher {
+	if x != nil {
+		return x.Ciphers
+	}
+	return nil
+}
+
 type ContentCachingResponse struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
 	ContentCaching *Enabled               `protobuf:"bytes,1,opt,name=content_caching,json=contentCaching,proto3" json:"content_caching,omitempty"`
@@ -887,7 +1035,7 @@ type ContentCachingResponse struct {
 
 func (x *ContentCachingResponse) Reset() {
 	*x = ContentCachingResponse{}
-	mi := &file_lbaas_v1_features_proto_msgTypes[16]
+	mi := &file_lbaas_v1_features_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -899,7 +1047,7 @@ func (x *ContentCachingResponse) String() string {
 func (*ContentCachingResponse) ProtoMessage() {}
 
 func (x *ContentCachingResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_features_proto_msgTypes[16]
+	mi := &file_lbaas_v1_features_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -912,7 +1060,7 @@ func (x *ContentCachingResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContentCachingResponse.ProtoReflect.Descriptor instead.
 func (*ContentCachingResponse) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_features_proto_rawDescGZIP(), []int{16}
+	return file_lbaas_v1_features_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ContentCachingResponse) GetContentCaching() *Enabled {
@@ -933,7 +1081,7 @@ type UpdateContentCachingRequest struct {
 
 func (x *UpdateContentCachingRequest) Reset() {
 	*x = UpdateContentCachingRequest{}
-	mi := &file_lbaas_v1_features_proto_msgTypes[17]
+	mi := &file_lbaas_v1_features_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -945,7 +1093,7 @@ func (x *UpdateContentCachingRequest) String() string {
 func (*UpdateContentCachingRequest) ProtoMessage() {}
 
 func (x *UpdateContentCachingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_features_proto_msgTypes[17]
+	mi := &file_lbaas_v1_features_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -958,7 +1106,7 @@ func (x *UpdateContentCachingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateContentCachingRequest.ProtoReflect.Descriptor instead.
 func (*UpdateContentCachingRequest) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_features_proto_rawDescGZIP(), []int{17}
+	return file_lbaas_v1_features_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *UpdateContentCachingRequest) GetAccount() string {
@@ -995,7 +1143,7 @@ type MetaRef struct {
 
 func (x *MetaRef) Reset() {
 	*x = MetaRef{}
-	mi := &file_lbaas_v1_features_proto_msgTypes[18]
+	mi := &file_lbaas_v1_features_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1007,7 +1155,7 @@ func (x *MetaRef) String() string {
 func (*MetaRef) ProtoMessage() {}
 
 func (x *MetaRef) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_features_proto_msgTypes[18]
+	mi := &file_lbaas_v1_features_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1020,7 +1168,7 @@ func (x *MetaRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MetaRef.ProtoReflect.Descriptor instead.
 func (*MetaRef) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_features_proto_rawDescGZIP(), []int{18}
+	return file_lbaas_v1_features_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *MetaRef) GetAccount() string {
@@ -1060,7 +1208,7 @@ type MetadataResponse struct {
 
 func (x *MetadataResponse) Reset() {
 	*x = MetadataResponse{}
-	mi := &file_lbaas_v1_features_proto_msgTypes[19]
+	mi := &file_lbaas_v1_features_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1072,7 +1220,7 @@ func (x *MetadataResponse) String() string {
 func (*MetadataResponse) ProtoMessage() {}
 
 func (x *MetadataResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_features_proto_msgTypes[19]
+	mi := &file_lbaas_v1_features_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1085,7 +1233,7 @@ func (x *MetadataResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MetadataResponse.ProtoReflect.Descriptor instead.
 func (*MetadataResponse) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_features_proto_rawDescGZIP(), []int{19}
+	return file_lbaas_v1_features_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *MetadataResponse) GetMetadata() []*Meta {
@@ -1104,7 +1252,7 @@ type MetaResponse struct {
 
 func (x *MetaResponse) Reset() {
 	*x = MetaResponse{}
-	mi := &file_lbaas_v1_features_proto_msgTypes[20]
+	mi := &file_lbaas_v1_features_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1116,7 +1264,7 @@ func (x *MetaResponse) String() string {
 func (*MetaResponse) ProtoMessage() {}
 
 func (x *MetaResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_features_proto_msgTypes[20]
+	mi := &file_lbaas_v1_features_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1129,7 +1277,7 @@ func (x *MetaResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MetaResponse.ProtoReflect.Descriptor instead.
 func (*MetaResponse) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_features_proto_rawDescGZIP(), []int{20}
+	return file_lbaas_v1_features_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *MetaResponse) GetMeta() *Meta {
@@ -1155,7 +1303,7 @@ type AddMetadataRequest struct {
 
 func (x *AddMetadataRequest) Reset() {
 	*x = AddMetadataRequest{}
-	mi := &file_lbaas_v1_features_proto_msgTypes[21]
+	mi := &file_lbaas_v1_features_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1167,7 +1315,7 @@ func (x *AddMetadataRequest) String() string {
 func (*AddMetadataRequest) ProtoMessage() {}
 
 func (x *AddMetadataRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_features_proto_msgTypes[21]
+	mi := &file_lbaas_v1_features_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1180,7 +1328,7 @@ func (x *AddMetadataRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddMetadataRequest.ProtoReflect.Descriptor instead.
 func (*AddMetadataRequest) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_features_proto_rawDescGZIP(), []int{21}
+	return file_lbaas_v1_features_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *AddMetadataRequest) GetAccount() string {
@@ -1231,7 +1379,7 @@ type DeleteMetadataRequest struct {
 
 func (x *DeleteMetadataRequest) Reset() {
 	*x = DeleteMetadataRequest{}
-	mi := &file_lbaas_v1_features_proto_msgTypes[22]
+	mi := &file_lbaas_v1_features_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1243,7 +1391,7 @@ func (x *DeleteMetadataRequest) String() string {
 func (*DeleteMetadataRequest) ProtoMessage() {}
 
 func (x *DeleteMetadataRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_features_proto_msgTypes[22]
+	mi := &file_lbaas_v1_features_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1256,7 +1404,7 @@ func (x *DeleteMetadataRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteMetadataRequest.ProtoReflect.Descriptor instead.
 func (*DeleteMetadataRequest) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_features_proto_rawDescGZIP(), []int{22}
+	return file_lbaas_v1_features_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *DeleteMetadataRequest) GetAccount() string {
@@ -1301,7 +1449,7 @@ type UpdateMetaRequest struct {
 
 func (x *UpdateMetaRequest) Reset() {
 	*x = UpdateMetaRequest{}
-	mi := &file_lbaas_v1_features_proto_msgTypes[23]
+	mi := &file_lbaas_v1_features_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1313,7 +1461,7 @@ func (x *UpdateMetaRequest) String() string {
 func (*UpdateMetaRequest) ProtoMessage() {}
 
 func (x *UpdateMetaRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_features_proto_msgTypes[23]
+	mi := &file_lbaas_v1_features_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1326,7 +1474,7 @@ func (x *UpdateMetaRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateMetaRequest.ProtoReflect.Descriptor instead.
 func (*UpdateMetaRequest) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_features_proto_rawDescGZIP(), []int{23}
+	return file_lbaas_v1_features_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *UpdateMetaRequest) GetAccount() string {
@@ -1377,7 +1525,7 @@ type ListNodeEventsRequest struct {
 
 func (x *ListNodeEventsRequest) Reset() {
 	*x = ListNodeEventsRequest{}
-	mi := &file_lbaas_v1_features_proto_msgTypes[24]
+	mi := &file_lbaas_v1_features_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1389,7 +1537,7 @@ func (x *ListNodeEventsRequest) String() string {
 func (*ListNodeEventsRequest) ProtoMessage() {}
 
 func (x *ListNodeEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_features_proto_msgTypes[24]
+	mi := &file_lbaas_v1_features_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1402,7 +1550,7 @@ func (x *ListNodeEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNodeEventsRequest.ProtoReflect.Descriptor instead.
 func (*ListNodeEventsRequest) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_features_proto_rawDescGZIP(), []int{24}
+	return file_lbaas_v1_features_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ListNodeEventsRequest) GetAccount() string {
@@ -1450,7 +1598,7 @@ type ListNodeEventsResponse struct {
 
 func (x *ListNodeEventsResponse) Reset() {
 	*x = ListNodeEventsResponse{}
-	mi := &file_lbaas_v1_features_proto_msgTypes[25]
+	mi := &file_lbaas_v1_features_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1462,7 +1610,7 @@ func (x *ListNodeEventsResponse) String() string {
 func (*ListNodeEventsResponse) ProtoMessage() {}
 
 func (x *ListNodeEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_features_proto_msgTypes[25]
+	mi := &file_lbaas_v1_features_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1475,7 +1623,7 @@ func (x *ListNodeEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNodeEventsResponse.ProtoReflect.Descriptor instead.
 func (*ListNodeEventsResponse) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_features_proto_rawDescGZIP(), []int{25}
+	return file_lbaas_v1_features_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ListNodeEventsResponse) GetNodeServiceEvents() []*NodeServiceEvent {
@@ -1549,7 +1697,15 @@ const file_lbaas_v1_features_proto_rawDesc = "" +
 	"\x16UpdateErrorPageRequest\x12\x18\n" +
 	"\aaccount\x18\x01 \x01(\tR\aaccount\x12(\n" +
 	"\x10load_balancer_id\x18\x02 \x01(\rR\x0eloadBalancerId\x121\n" +
-	"\terrorpage\x18\x03 \x01(\v2\x13.lbaas.v1.ErrorPageR\terrorpage\"T\n" +
+	"\terrorpage\x18\x03 \x01(\v2\x13.lbaas.v1.ErrorPageR\terrorpage\"[\n" +
+	"\x16SSLTerminationResponse\x12A\n" +
+	"\x0fssl_termination\x18\x01 \x01(\v2\x18.lbaas.v1.SSLTerminationR\x0esslTermination\"\xa4\x01\n" +
+	"\x1bUpdateSSLTerminationRequest\x12\x18\n" +
+	"\aaccount\x18\x01 \x01(\tR\aaccount\x12(\n" +
+	"\x10load_balancer_id\x18\x02 \x01(\rR\x0eloadBalancerId\x12A\n" +
+	"\x0fssl_termination\x18\x03 \x01(\v2\x18.lbaas.v1.SSLTerminationR\x0esslTermination\"=\n" +
+	"\x0fCiphersResponse\x12*\n" +
+	"\aciphers\x18\x01 \x03(\v2\x10.lbaas.v1.CipherR\aciphers\"T\n" +
 	"\x16ContentCachingResponse\x12:\n" +
 	"\x0fcontent_caching\x18\x01 \x01(\v2\x11.lbaas.v1.EnabledR\x0econtentCaching\"\x9d\x01\n" +
 	"\x1bUpdateContentCachingRequest\x12\x18\n" +
@@ -1617,7 +1773,12 @@ const file_lbaas_v1_features_proto_rawDesc = "" +
 	"\x10ErrorPageService\x12F\n" +
 	"\fGetErrorPage\x12\x19.lbaas.v1.LoadBalancerRef\x1a\x1b.lbaas.v1.ErrorPageResponse\x12K\n" +
 	"\x0fUpdateErrorPage\x12 .lbaas.v1.UpdateErrorPageRequest\x1a\x16.google.protobuf.Empty\x12D\n" +
-	"\x0fDeleteErrorPage\x12\x19.lbaas.v1.LoadBalancerRef\x1a\x16.google.protobuf.Empty2\xc0\x01\n" +
+	"\x0fDeleteErrorPage\x12\x19.lbaas.v1.LoadBalancerRef\x1a\x16.google.protobuf.Empty2\xda\x02\n" +
+	"\x15SSLTerminationService\x12P\n" +
+	"\x11GetSSLTermination\x12\x19.lbaas.v1.LoadBalancerRef\x1a .lbaas.v1.SSLTerminationResponse\x12_\n" +
+	"\x14UpdateSSLTermination\x12%.lbaas.v1.UpdateSSLTerminationRequest\x1a .lbaas.v1.SSLTerminationResponse\x12I\n" +
+	"\x14DeleteSSLTermination\x12\x19.lbaas.v1.LoadBalancerRef\x1a\x16.google.protobuf.Empty\x12C\n" +
+	"\vListCiphers\x12\x19.lbaas.v1.LoadBalancerRef\x1a\x19.lbaas.v1.CiphersResponse2\xc0\x01\n" +
 	"\x15ContentCachingService\x12P\n" +
 	"\x11GetContentCaching\x12\x19.lbaas.v1.LoadBalancerRef\x1a .lbaas.v1.ContentCachingResponse\x12U\n" +
 	"\x14UpdateContentCaching\x12%.lbaas.v1.UpdateContentCachingRequest\x1a\x16.google.protobuf.Empty2\x83\a\n" +
@@ -1649,7 +1810,7 @@ func file_lbaas_v1_features_proto_rawDescGZIP() []byte {
 	return file_lbaas_v1_features_proto_rawDescData
 }
 
-var file_lbaas_v1_features_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_lbaas_v1_features_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
 var file_lbaas_v1_features_proto_goTypes = []any{
 	(*LoadBalancerRef)(nil),                 // 0: lbaas.v1.LoadBalancerRef
 	(*NodeRef)(nil),                         // 1: lbaas.v1.NodeRef
@@ -1667,120 +1828,136 @@ var file_lbaas_v1_features_proto_goTypes = []any{
 	(*UpdateConnectionLoggingRequest)(nil),  // 13: lbaas.v1.UpdateConnectionLoggingRequest
 	(*ErrorPageResponse)(nil),               // 14: lbaas.v1.ErrorPageResponse
 	(*UpdateErrorPageRequest)(nil),          // 15: lbaas.v1.UpdateErrorPageRequest
-	(*ContentCachingResponse)(nil),          // 16: lbaas.v1.ContentCachingResponse
-	(*UpdateContentCachingRequest)(nil),     // 17: lbaas.v1.UpdateContentCachingRequest
-	(*MetaRef)(nil),                         // 18: lbaas.v1.MetaRef
-	(*MetadataResponse)(nil),                // 19: lbaas.v1.MetadataResponse
-	(*MetaResponse)(nil),                    // 20: lbaas.v1.MetaResponse
-	(*AddMetadataRequest)(nil),              // 21: lbaas.v1.AddMetadataRequest
-	(*DeleteMetadataRequest)(nil),           // 22: lbaas.v1.DeleteMetadataRequest
-	(*UpdateMetaRequest)(nil),               // 23: lbaas.v1.UpdateMetaRequest
-	(*ListNodeEventsRequest)(nil),           // 24: lbaas.v1.ListNodeEventsRequest
-	(*ListNodeEventsResponse)(nil),          // 25: lbaas.v1.ListNodeEventsResponse
-	(*HealthMonitor)(nil),                   // 26: lbaas.v1.HealthMonitor
-	(*NetworkItem)(nil),                     // 27: lbaas.v1.NetworkItem
-	(*ConnectionThrottle)(nil),              // 28: lbaas.v1.ConnectionThrottle
-	(*SessionPersistence)(nil),              // 29: lbaas.v1.SessionPersistence
-	(*Enabled)(nil),                         // 30: lbaas.v1.Enabled
-	(*ErrorPage)(nil),                       // 31: lbaas.v1.ErrorPage
-	(*Meta)(nil),                            // 32: lbaas.v1.Meta
-	(*NodeServiceEvent)(nil),                // 33: lbaas.v1.NodeServiceEvent
-	(*Link)(nil),                            // 34: lbaas.v1.Link
-	(*emptypb.Empty)(nil),                   // 35: google.protobuf.Empty
+	(*SSLTerminationResponse)(nil),          // 16: lbaas.v1.SSLTerminationResponse
+	(*UpdateSSLTerminationRequest)(nil),     // 17: lbaas.v1.UpdateSSLTerminationRequest
+	(*CiphersResponse)(nil),                 // 18: lbaas.v1.CiphersResponse
+	(*ContentCachingResponse)(nil),          // 19: lbaas.v1.ContentCachingResponse
+	(*UpdateContentCachingRequest)(nil),     // 20: lbaas.v1.UpdateContentCachingRequest
+	(*MetaRef)(nil),                         // 21: lbaas.v1.MetaRef
+	(*MetadataResponse)(nil),                // 22: lbaas.v1.MetadataResponse
+	(*MetaResponse)(nil),                    // 23: lbaas.v1.MetaResponse
+	(*AddMetadataRequest)(nil),              // 24: lbaas.v1.AddMetadataRequest
+	(*DeleteMetadataRequest)(nil),           // 25: lbaas.v1.DeleteMetadataRequest
+	(*UpdateMetaRequest)(nil),               // 26: lbaas.v1.UpdateMetaRequest
+	(*ListNodeEventsRequest)(nil),           // 27: lbaas.v1.ListNodeEventsRequest
+	(*ListNodeEventsResponse)(nil),          // 28: lbaas.v1.ListNodeEventsResponse
+	(*HealthMonitor)(nil),                   // 29: lbaas.v1.HealthMonitor
+	(*NetworkItem)(nil),                     // 30: lbaas.v1.NetworkItem
+	(*ConnectionThrottle)(nil),              // 31: lbaas.v1.ConnectionThrottle
+	(*SessionPersistence)(nil),              // 32: lbaas.v1.SessionPersistence
+	(*Enabled)(nil),                         // 33: lbaas.v1.Enabled
+	(*ErrorPage)(nil),                       // 34: lbaas.v1.ErrorPage
+	(*SSLTermination)(nil),                  // 35: lbaas.v1.SSLTermination
+	(*Cipher)(nil),                          // 36: lbaas.v1.Cipher
+	(*Meta)(nil),                            // 37: lbaas.v1.Meta
+	(*NodeServiceEvent)(nil),                // 38: lbaas.v1.NodeServiceEvent
+	(*Link)(nil),                            // 39: lbaas.v1.Link
+	(*emptypb.Empty)(nil),                   // 40: google.protobuf.Empty
 }
 var file_lbaas_v1_features_proto_depIdxs = []int32{
-	26, // 0: lbaas.v1.HealthMonitorResponse.health_monitor:type_name -> lbaas.v1.HealthMonitor
-	26, // 1: lbaas.v1.UpdateHealthMonitorRequest.health_monitor:type_name -> lbaas.v1.HealthMonitor
-	27, // 2: lbaas.v1.AccessListResponse.access_list:type_name -> lbaas.v1.NetworkItem
-	27, // 3: lbaas.v1.AppendAccessListRequest.access_list:type_name -> lbaas.v1.NetworkItem
-	28, // 4: lbaas.v1.ConnectionThrottleResponse.connection_throttle:type_name -> lbaas.v1.ConnectionThrottle
-	28, // 5: lbaas.v1.UpdateConnectionThrottleRequest.connection_throttle:type_name -> lbaas.v1.ConnectionThrottle
-	29, // 6: lbaas.v1.SessionPersistenceResponse.session_persistence:type_name -> lbaas.v1.SessionPersistence
-	29, // 7: lbaas.v1.UpdateSessionPersistenceRequest.session_persistence:type_name -> lbaas.v1.SessionPersistence
-	30, // 8: lbaas.v1.ConnectionLoggingResponse.connection_logging:type_name -> lbaas.v1.Enabled
-	30, // 9: lbaas.v1.UpdateConnectionLoggingRequest.connection_logging:type_name -> lbaas.v1.Enabled
-	31, // 10: lbaas.v1.ErrorPageResponse.errorpage:type_name -> lbaas.v1.ErrorPage
-	31, // 11: lbaas.v1.UpdateErrorPageRequest.errorpage:type_name -> lbaas.v1.ErrorPage
-	30, // 12: lbaas.v1.ContentCachingResponse.content_caching:type_name -> lbaas.v1.Enabled
-	30, // 13: lbaas.v1.UpdateContentCachingRequest.content_caching:type_name -> lbaas.v1.Enabled
-	32, // 14: lbaas.v1.MetadataResponse.metadata:type_name -> lbaas.v1.Meta
-	32, // 15: lbaas.v1.MetaResponse.meta:type_name -> lbaas.v1.Meta
-	32, // 16: lbaas.v1.AddMetadataRequest.metadata:type_name -> lbaas.v1.Meta
-	32, // 17: lbaas.v1.AddMetadataRequest.meta:type_name -> lbaas.v1.Meta
-	32, // 18: lbaas.v1.UpdateMetaRequest.meta:type_name -> lbaas.v1.Meta
-	33, // 19: lbaas.v1.ListNodeEventsResponse.node_service_events:type_name -> lbaas.v1.NodeServiceEvent
-	34, // 20: lbaas.v1.ListNodeEventsResponse.links:type_name -> lbaas.v1.Link
-	0,  // 21: lbaas.v1.HealthMonitorService.GetHealthMonitor:input_type -> lbaas.v1.LoadBalancerRef
-	3,  // 22: lbaas.v1.HealthMonitorService.UpdateHealthMonitor:input_type -> lbaas.v1.UpdateHealthMonitorRequest
-	0,  // 23: lbaas.v1.HealthMonitorService.DeleteHealthMonitor:input_type -> lbaas.v1.LoadBalancerRef
-	0,  // 24: lbaas.v1.AccessListService.GetAccessList:input_type -> lbaas.v1.LoadBalancerRef
-	5,  // 25: lbaas.v1.AccessListService.AppendAccessList:input_type -> lbaas.v1.AppendAccessListRequest
-	6,  // 26: lbaas.v1.AccessListService.DeleteAccessList:input_type -> lbaas.v1.DeleteAccessListRequest
-	7,  // 27: lbaas.v1.AccessListService.DeleteNetworkItem:input_type -> lbaas.v1.DeleteNetworkItemRequest
-	0,  // 28: lbaas.v1.ConnectionThrottleService.GetConnectionThrottle:input_type -> lbaas.v1.LoadBalancerRef
-	9,  // 29: lbaas.v1.ConnectionThrottleService.UpdateConnectionThrottle:input_type -> lbaas.v1.UpdateConnectionThrottleRequest
-	0,  // 30: lbaas.v1.ConnectionThrottleService.DeleteConnectionThrottle:input_type -> lbaas.v1.LoadBalancerRef
-	0,  // 31: lbaas.v1.SessionPersistenceService.GetSessionPersistence:input_type -> lbaas.v1.LoadBalancerRef
-	11, // 32: lbaas.v1.SessionPersistenceService.UpdateSessionPersistence:input_type -> lbaas.v1.UpdateSessionPersistenceRequest
-	0,  // 33: lbaas.v1.SessionPersistenceService.DeleteSessionPersistence:input_type -> lbaas.v1.LoadBalancerRef
-	0,  // 34: lbaas.v1.ConnectionLoggingService.GetConnectionLogging:input_type -> lbaas.v1.LoadBalancerRef
-	13, // 35: lbaas.v1.ConnectionLoggingService.UpdateConnectionLogging:input_type -> lbaas.v1.UpdateConnectionLoggingRequest
-	0,  // 36: lbaas.v1.ErrorPageService.GetErrorPage:input_type -> lbaas.v1.LoadBalancerRef
-	15, // 37: lbaas.v1.ErrorPageService.UpdateErrorPage:input_type -> lbaas.v1.UpdateErrorPageRequest
-	0,  // 38: lbaas.v1.ErrorPageService.DeleteErrorPage:input_type -> lbaas.v1.LoadBalancerRef
-	0,  // 39: lbaas.v1.ContentCachingService.GetContentCaching:input_type -> lbaas.v1.LoadBalancerRef
-	17, // 40: lbaas.v1.ContentCachingService.UpdateContentCaching:input_type -> lbaas.v1.UpdateContentCachingRequest
-	0,  // 41: lbaas.v1.MetadataService.ListLoadBalancerMetadata:input_type -> lbaas.v1.LoadBalancerRef
-	21, // 42: lbaas.v1.MetadataService.AddLoadBalancerMetadata:input_type -> lbaas.v1.AddMetadataRequest
-	22, // 43: lbaas.v1.MetadataService.DeleteLoadBalancerMetadata:input_type -> lbaas.v1.DeleteMetadataRequest
-	18, // 44: lbaas.v1.MetadataService.GetLoadBalancerMeta:input_type -> lbaas.v1.MetaRef
-	23, // 45: lbaas.v1.MetadataService.UpdateLoadBalancerMeta:input_type -> lbaas.v1.UpdateMetaRequest
-	18, // 46: lbaas.v1.MetadataService.DeleteLoadBalancerMeta:input_type -> lbaas.v1.MetaRef
-	1,  // 47: lbaas.v1.MetadataService.ListNodeMetadata:input_type -> lbaas.v1.NodeRef
-	21, // 48: lbaas.v1.MetadataService.AddNodeMetadata:input_type -> lbaas.v1.AddMetadataRequest
-	22, // 49: lbaas.v1.MetadataService.DeleteNodeMetadata:input_type -> lbaas.v1.DeleteMetadataRequest
-	18, // 50: lbaas.v1.MetadataService.GetNodeMeta:input_type -> lbaas.v1.MetaRef
-	23, // 51: lbaas.v1.MetadataService.UpdateNodeMeta:input_type -> lbaas.v1.UpdateMetaRequest
-	18, // 52: lbaas.v1.MetadataService.DeleteNodeMeta:input_type -> lbaas.v1.MetaRef
-	24, // 53: lbaas.v1.NodeEventService.ListNodeEvents:input_type -> lbaas.v1.ListNodeEventsRequest
-	2,  // 54: lbaas.v1.HealthMonitorService.GetHealthMonitor:output_type -> lbaas.v1.HealthMonitorResponse
-	35, // 55: lbaas.v1.HealthMonitorService.UpdateHealthMonitor:output_type -> google.protobuf.Empty
-	35, // 56: lbaas.v1.HealthMonitorService.DeleteHealthMonitor:output_type -> google.protobuf.Empty
-	4,  // 57: lbaas.v1.AccessListService.GetAccessList:output_type -> lbaas.v1.AccessListResponse
-	35, // 58: lbaas.v1.AccessListService.AppendAccessList:output_type -> google.protobuf.Empty
-	35, // 59: lbaas.v1.AccessListService.DeleteAccessList:output_type -> google.protobuf.Empty
-	35, // 60: lbaas.v1.AccessListService.DeleteNetworkItem:output_type -> google.protobuf.Empty
-	8,  // 61: lbaas.v1.ConnectionThrottleService.GetConnectionThrottle:output_type -> lbaas.v1.ConnectionThrottleResponse
-	35, // 62: lbaas.v1.ConnectionThrottleService.UpdateConnectionThrottle:output_type -> google.protobuf.Empty
-	35, // 63: lbaas.v1.ConnectionThrottleService.DeleteConnectionThrottle:output_type -> google.protobuf.Empty
-	10, // 64: lbaas.v1.SessionPersistenceService.GetSessionPersistence:output_type -> lbaas.v1.SessionPersistenceResponse
-	35, // 65: lbaas.v1.SessionPersistenceService.UpdateSessionPersistence:output_type -> google.protobuf.Empty
-	35, // 66: lbaas.v1.SessionPersistenceService.DeleteSessionPersistence:output_type -> google.protobuf.Empty
-	12, // 67: lbaas.v1.ConnectionLoggingService.GetConnectionLogging:output_type -> lbaas.v1.ConnectionLoggingResponse
-	35, // 68: lbaas.v1.ConnectionLoggingService.UpdateConnectionLogging:output_type -> google.protobuf.Empty
-	14, // 69: lbaas.v1.ErrorPageService.GetErrorPage:output_type -> lbaas.v1.ErrorPageResponse
-	35, // 70: lbaas.v1.ErrorPageService.UpdateErrorPage:output_type -> google.protobuf.Empty
-	35, // 71: lbaas.v1.ErrorPageService.DeleteErrorPage:output_type -> google.protobuf.Empty
-	16, // 72: lbaas.v1.ContentCachingService.GetContentCaching:output_type -> lbaas.v1.ContentCachingResponse
-	35, // 73: lbaas.v1.ContentCachingService.UpdateContentCaching:output_type -> google.protobuf.Empty
-	19, // 74: lbaas.v1.MetadataService.ListLoadBalancerMetadata:output_type -> lbaas.v1.MetadataResponse
-	19, // 75: lbaas.v1.MetadataService.AddLoadBalancerMetadata:output_type -> lbaas.v1.MetadataResponse
-	35, // 76: lbaas.v1.MetadataService.DeleteLoadBalancerMetadata:output_type -> google.protobuf.Empty
-	20, // 77: lbaas.v1.MetadataService.GetLoadBalancerMeta:output_type -> lbaas.v1.MetaResponse
-	20, // 78: lbaas.v1.MetadataService.UpdateLoadBalancerMeta:output_type -> lbaas.v1.MetaResponse
-	35, // 79: lbaas.v1.MetadataService.DeleteLoadBalancerMeta:output_type -> google.protobuf.Empty
-	19, // 80: lbaas.v1.MetadataService.ListNodeMetadata:output_type -> lbaas.v1.MetadataResponse
-	19, // 81: lbaas.v1.MetadataService.AddNodeMetadata:output_type -> lbaas.v1.MetadataResponse
-	35, // 82: lbaas.v1.MetadataService.DeleteNodeMetadata:output_type -> google.protobuf.Empty
-	20, // 83: lbaas.v1.MetadataService.GetNodeMeta:output_type -> lbaas.v1.MetaResponse
-	20, // 84: lbaas.v1.MetadataService.UpdateNodeMeta:output_type -> lbaas.v1.MetaResponse
-	35, // 85: lbaas.v1.MetadataService.DeleteNodeMeta:output_type -> google.protobuf.Empty
-	25, // 86: lbaas.v1.NodeEventService.ListNodeEvents:output_type -> lbaas.v1.ListNodeEventsResponse
-	54, // [54:87] is the sub-list for method output_type
-	21, // [21:54] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	29, // 0: lbaas.v1.HealthMonitorResponse.health_monitor:type_name -> lbaas.v1.HealthMonitor
+	29, // 1: lbaas.v1.UpdateHealthMonitorRequest.health_monitor:type_name -> lbaas.v1.HealthMonitor
+	30, // 2: lbaas.v1.AccessListResponse.access_list:type_name -> lbaas.v1.NetworkItem
+	30, // 3: lbaas.v1.AppendAccessListRequest.access_list:type_name -> lbaas.v1.NetworkItem
+	31, // 4: lbaas.v1.ConnectionThrottleResponse.connection_throttle:type_name -> lbaas.v1.ConnectionThrottle
+	31, // 5: lbaas.v1.UpdateConnectionThrottleRequest.connection_throttle:type_name -> lbaas.v1.ConnectionThrottle
+	32, // 6: lbaas.v1.SessionPersistenceResponse.session_persistence:type_name -> lbaas.v1.SessionPersistence
+	32, // 7: lbaas.v1.UpdateSessionPersistenceRequest.session_persistence:type_name -> lbaas.v1.SessionPersistence
+	33, // 8: lbaas.v1.ConnectionLoggingResponse.connection_logging:type_name -> lbaas.v1.Enabled
+	33, // 9: lbaas.v1.UpdateConnectionLoggingRequest.connection_logging:type_name -> lbaas.v1.Enabled
+	34, // 10: lbaas.v1.ErrorPageResponse.errorpage:type_name -> lbaas.v1.ErrorPage
+	34, // 11: lbaas.v1.UpdateErrorPageRequest.errorpage:type_name -> lbaas.v1.ErrorPage
+	35, // 12: lbaas.v1.SSLTerminationResponse.ssl_termination:type_name -> lbaas.v1.SSLTermination
+	35, // 13: lbaas.v1.UpdateSSLTerminationRequest.ssl_termination:type_name -> lbaas.v1.SSLTermination
+	36, // 14: lbaas.v1.CiphersResponse.ciphers:type_name -> lbaas.v1.Cipher
+	33, // 15: lbaas.v1.ContentCachingResponse.content_caching:type_name -> lbaas.v1.Enabled
+	33, // 16: lbaas.v1.UpdateContentCachingRequest.content_caching:type_name -> lbaas.v1.Enabled
+	37, // 17: lbaas.v1.MetadataResponse.metadata:type_name -> lbaas.v1.Meta
+	37, // 18: lbaas.v1.MetaResponse.meta:type_name -> lbaas.v1.Meta
+	37, // 19: lbaas.v1.AddMetadataRequest.metadata:type_name -> lbaas.v1.Meta
+	37, // 20: lbaas.v1.AddMetadataRequest.meta:type_name -> lbaas.v1.Meta
+	37, // 21: lbaas.v1.UpdateMetaRequest.meta:type_name -> lbaas.v1.Meta
+	38, // 22: lbaas.v1.ListNodeEventsResponse.node_service_events:type_name -> lbaas.v1.NodeServiceEvent
+	39, // 23: lbaas.v1.ListNodeEventsResponse.links:type_name -> lbaas.v1.Link
+	0,  // 24: lbaas.v1.HealthMonitorService.GetHealthMonitor:input_type -> lbaas.v1.LoadBalancerRef
+	3,  // 25: lbaas.v1.HealthMonitorService.UpdateHealthMonitor:input_type -> lbaas.v1.UpdateHealthMonitorRequest
+	0,  // 26: lbaas.v1.HealthMonitorService.DeleteHealthMonitor:input_type -> lbaas.v1.LoadBalancerRef
+	0,  // 27: lbaas.v1.AccessListService.GetAccessList:input_type -> lbaas.v1.LoadBalancerRef
+	5,  // 28: lbaas.v1.AccessListService.AppendAccessList:input_type -> lbaas.v1.AppendAccessListRequest
+	6,  // 29: lbaas.v1.AccessListService.DeleteAccessList:input_type -> lbaas.v1.DeleteAccessListRequest
+	7,  // 30: lbaas.v1.AccessListService.DeleteNetworkItem:input_type -> lbaas.v1.DeleteNetworkItemRequest
+	0,  // 31: lbaas.v1.ConnectionThrottleService.GetConnectionThrottle:input_type -> lbaas.v1.LoadBalancerRef
+	9,  // 32: lbaas.v1.ConnectionThrottleService.UpdateConnectionThrottle:input_type -> lbaas.v1.UpdateConnectionThrottleRequest
+	0,  // 33: lbaas.v1.ConnectionThrottleService.DeleteConnectionThrottle:input_type -> lbaas.v1.LoadBalancerRef
+	0,  // 34: lbaas.v1.SessionPersistenceService.GetSessionPersistence:input_type -> lbaas.v1.LoadBalancerRef
+	11, // 35: lbaas.v1.SessionPersistenceService.UpdateSessionPersistence:input_type -> lbaas.v1.UpdateSessionPersistenceRequest
+	0,  // 36: lbaas.v1.SessionPersistenceService.DeleteSessionPersistence:input_type -> lbaas.v1.LoadBalancerRef
+	0,  // 37: lbaas.v1.ConnectionLoggingService.GetConnectionLogging:input_type -> lbaas.v1.LoadBalancerRef
+	13, // 38: lbaas.v1.ConnectionLoggingService.UpdateConnectionLogging:input_type -> lbaas.v1.UpdateConnectionLoggingRequest
+	0,  // 39: lbaas.v1.ErrorPageService.GetErrorPage:input_type -> lbaas.v1.LoadBalancerRef
+	15, // 40: lbaas.v1.ErrorPageService.UpdateErrorPage:input_type -> lbaas.v1.UpdateErrorPageRequest
+	0,  // 41: lbaas.v1.ErrorPageService.DeleteErrorPage:input_type -> lbaas.v1.LoadBalancerRef
+	0,  // 42: lbaas.v1.SSLTerminationService.GetSSLTermination:input_type -> lbaas.v1.LoadBalancerRef
+	17, // 43: lbaas.v1.SSLTerminationService.UpdateSSLTermination:input_type -> lbaas.v1.UpdateSSLTerminationRequest
+	0,  // 44: lbaas.v1.SSLTerminationService.DeleteSSLTermination:input_type -> lbaas.v1.LoadBalancerRef
+	0,  // 45: lbaas.v1.SSLTerminationService.ListCiphers:input_type -> lbaas.v1.LoadBalancerRef
+	0,  // 46: lbaas.v1.ContentCachingService.GetContentCaching:input_type -> lbaas.v1.LoadBalancerRef
+	20, // 47: lbaas.v1.ContentCachingService.UpdateContentCaching:input_type -> lbaas.v1.UpdateContentCachingRequest
+	0,  // 48: lbaas.v1.MetadataService.ListLoadBalancerMetadata:input_type -> lbaas.v1.LoadBalancerRef
+	24, // 49: lbaas.v1.MetadataService.AddLoadBalancerMetadata:input_type -> lbaas.v1.AddMetadataRequest
+	25, // 50: lbaas.v1.MetadataService.DeleteLoadBalancerMetadata:input_type -> lbaas.v1.DeleteMetadataRequest
+	21, // 51: lbaas.v1.MetadataService.GetLoadBalancerMeta:input_type -> lbaas.v1.MetaRef
+	26, // 52: lbaas.v1.MetadataService.UpdateLoadBalancerMeta:input_type -> lbaas.v1.UpdateMetaRequest
+	21, // 53: lbaas.v1.MetadataService.DeleteLoadBalancerMeta:input_type -> lbaas.v1.MetaRef
+	1,  // 54: lbaas.v1.MetadataService.ListNodeMetadata:input_type -> lbaas.v1.NodeRef
+	24, // 55: lbaas.v1.MetadataService.AddNodeMetadata:input_type -> lbaas.v1.AddMetadataRequest
+	25, // 56: lbaas.v1.MetadataService.DeleteNodeMetadata:input_type -> lbaas.v1.DeleteMetadataRequest
+	21, // 57: lbaas.v1.MetadataService.GetNodeMeta:input_type -> lbaas.v1.MetaRef
+	26, // 58: lbaas.v1.MetadataService.UpdateNodeMeta:input_type -> lbaas.v1.UpdateMetaRequest
+	21, // 59: lbaas.v1.MetadataService.DeleteNodeMeta:input_type -> lbaas.v1.MetaRef
+	27, // 60: lbaas.v1.NodeEventService.ListNodeEvents:input_type -> lbaas.v1.ListNodeEventsRequest
+	2,  // 61: lbaas.v1.HealthMonitorService.GetHealthMonitor:output_type -> lbaas.v1.HealthMonitorResponse
+	40, // 62: lbaas.v1.HealthMonitorService.UpdateHealthMonitor:output_type -> google.protobuf.Empty
+	40, // 63: lbaas.v1.HealthMonitorService.DeleteHealthMonitor:output_type -> google.protobuf.Empty
+	4,  // 64: lbaas.v1.AccessListService.GetAccessList:output_type -> lbaas.v1.AccessListResponse
+	40, // 65: lbaas.v1.AccessListService.AppendAccessList:output_type -> google.protobuf.Empty
+	40, // 66: lbaas.v1.AccessListService.DeleteAccessList:output_type -> google.protobuf.Empty
+	40, // 67: lbaas.v1.AccessListService.DeleteNetworkItem:output_type -> google.protobuf.Empty
+	8,  // 68: lbaas.v1.ConnectionThrottleService.GetConnectionThrottle:output_type -> lbaas.v1.ConnectionThrottleResponse
+	40, // 69: lbaas.v1.ConnectionThrottleService.UpdateConnectionThrottle:output_type -> google.protobuf.Empty
+	40, // 70: lbaas.v1.ConnectionThrottleService.DeleteConnectionThrottle:output_type -> google.protobuf.Empty
+	10, // 71: lbaas.v1.SessionPersistenceService.GetSessionPersistence:output_type -> lbaas.v1.SessionPersistenceResponse
+	40, // 72: lbaas.v1.SessionPersistenceService.UpdateSessionPersistence:output_type -> google.protobuf.Empty
+	40, // 73: lbaas.v1.SessionPersistenceService.DeleteSessionPersistence:output_type -> google.protobuf.Empty
+	12, // 74: lbaas.v1.ConnectionLoggingService.GetConnectionLogging:output_type -> lbaas.v1.ConnectionLoggingResponse
+	40, // 75: lbaas.v1.ConnectionLoggingService.UpdateConnectionLogging:output_type -> google.protobuf.Empty
+	14, // 76: lbaas.v1.ErrorPageService.GetErrorPage:output_type -> lbaas.v1.ErrorPageResponse
+	40, // 77: lbaas.v1.ErrorPageService.UpdateErrorPage:output_type -> google.protobuf.Empty
+	40, // 78: lbaas.v1.ErrorPageService.DeleteErrorPage:output_type -> google.protobuf.Empty
+	16, // 79: lbaas.v1.SSLTerminationService.GetSSLTermination:output_type -> lbaas.v1.SSLTerminationResponse
+	16, // 80: lbaas.v1.SSLTerminationService.UpdateSSLTermination:output_type -> lbaas.v1.SSLTerminationResponse
+	40, // 81: lbaas.v1.SSLTerminationService.DeleteSSLTermination:output_type -> google.protobuf.Empty
+	18, // 82: lbaas.v1.SSLTerminationService.ListCiphers:output_type -> lbaas.v1.CiphersResponse
+	19, // 83: lbaas.v1.ContentCachingService.GetContentCaching:output_type -> lbaas.v1.ContentCachingResponse
+	40, // 84: lbaas.v1.ContentCachingService.UpdateContentCaching:output_type -> google.protobuf.Empty
+	22, // 85: lbaas.v1.MetadataService.ListLoadBalancerMetadata:output_type -> lbaas.v1.MetadataResponse
+	22, // 86: lbaas.v1.MetadataService.AddLoadBalancerMetadata:output_type -> lbaas.v1.MetadataResponse
+	40, // 87: lbaas.v1.MetadataService.DeleteLoadBalancerMetadata:output_type -> google.protobuf.Empty
+	23, // 88: lbaas.v1.MetadataService.GetLoadBalancerMeta:output_type -> lbaas.v1.MetaResponse
+	23, // 89: lbaas.v1.MetadataService.UpdateLoadBalancerMeta:output_type -> lbaas.v1.MetaResponse
+	40, // 90: lbaas.v1.MetadataService.DeleteLoadBalancerMeta:output_type -> google.protobuf.Empty
+	22, // 91: lbaas.v1.MetadataService.ListNodeMetadata:output_type -> lbaas.v1.MetadataResponse
+	22, // 92: lbaas.v1.MetadataService.AddNodeMetadata:output_type -> lbaas.v1.MetadataResponse
+	40, // 93: lbaas.v1.MetadataService.DeleteNodeMetadata:output_type -> google.protobuf.Empty
+	23, // 94: lbaas.v1.MetadataService.GetNodeMeta:output_type -> lbaas.v1.MetaResponse
+	23, // 95: lbaas.v1.MetadataService.UpdateNodeMeta:output_type -> lbaas.v1.MetaResponse
+	40, // 96: lbaas.v1.MetadataService.DeleteNodeMeta:output_type -> google.protobuf.Empty
+	28, // 97: lbaas.v1.NodeEventService.ListNodeEvents:output_type -> lbaas.v1.ListNodeEventsResponse
+	61, // [61:98] is the sub-list for method output_type
+	24, // [24:61] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_lbaas_v1_features_proto_init() }
@@ -1789,16 +1966,16 @@ func file_lbaas_v1_features_proto_init() {
 		return
 	}
 	file_lbaas_v1_resources_proto_init()
-	file_lbaas_v1_features_proto_msgTypes[24].OneofWrappers = []any{}
+	file_lbaas_v1_features_proto_msgTypes[27].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_lbaas_v1_features_proto_rawDesc), len(file_lbaas_v1_features_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   26,
+			NumMessages:   29,
 			NumExtensions: 0,
-			NumServices:   9,
+			NumServices:   10,
 		},
 		GoTypes:           file_lbaas_v1_features_proto_goTypes,
 		DependencyIndexes: file_lbaas_v1_features_proto_depIdxs,

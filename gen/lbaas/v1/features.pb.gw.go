@@ -1091,6 +1091,232 @@ func local_request_ErrorPageService_DeleteErrorPage_0(ctx context.Context, marsh
 	return msg, metadata, err
 }
 
+func request_SSLTerminationService_GetSSLTermination_0(ctx context.Context, marshaler runtime.Marshaler, client SSLTerminationServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq LoadBalancerRef
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	val, ok := pathParams["account"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "account")
+	}
+	protoReq.Account, err = runtime.String(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "account", err)
+	}
+	val, ok = pathParams["load_balancer_id"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "load_balancer_id")
+	}
+	protoReq.LoadBalancerId, err = runtime.Uint32(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "load_balancer_id", err)
+	}
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	msg, err := client.GetSSLTermination(ctx, &protoReq, grpc.Header(&metadata.HeaderMD), grpc.Trailer(&metadata.TrailerMD))
+	return msg, metadata, err
+}
+
+func local_request_SSLTerminationService_GetSSLTermination_0(ctx context.Context, marshaler runtime.Marshaler, server SSLTerminationServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq LoadBalancerRef
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	val, ok := pathParams["account"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "account")
+	}
+	protoReq.Account, err = runtime.String(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "account", err)
+	}
+	val, ok = pathParams["load_balancer_id"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "load_balancer_id")
+	}
+	protoReq.LoadBalancerId, err = runtime.Uint32(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "load_balancer_id", err)
+	}
+	msg, err := server.GetSSLTermination(ctx, &protoReq)
+	return msg, metadata, err
+}
+
+func request_SSLTerminationService_UpdateSSLTermination_0(ctx context.Context, marshaler runtime.Marshaler, client SSLTerminationServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq UpdateSSLTerminationRequest
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	val, ok := pathParams["account"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "account")
+	}
+	protoReq.Account, err = runtime.String(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "account", err)
+	}
+	val, ok = pathParams["load_balancer_id"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "load_balancer_id")
+	}
+	protoReq.LoadBalancerId, err = runtime.Uint32(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "load_balancer_id", err)
+	}
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	msg, err := client.UpdateSSLTermination(ctx, &protoReq, grpc.Header(&metadata.HeaderMD), grpc.Trailer(&metadata.TrailerMD))
+	return msg, metadata, err
+}
+
+func local_request_SSLTerminationService_UpdateSSLTermination_0(ctx context.Context, marshaler runtime.Marshaler, server SSLTerminationServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq UpdateSSLTerminationRequest
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	val, ok := pathParams["account"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "account")
+	}
+	protoReq.Account, err = runtime.String(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "account", err)
+	}
+	val, ok = pathParams["load_balancer_id"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "load_balancer_id")
+	}
+	protoReq.LoadBalancerId, err = runtime.Uint32(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "load_balancer_id", err)
+	}
+	msg, err := server.UpdateSSLTermination(ctx, &protoReq)
+	return msg, metadata, err
+}
+
+func request_SSLTerminationService_DeleteSSLTermination_0(ctx context.Context, marshaler runtime.Marshaler, client SSLTerminationServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq LoadBalancerRef
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	val, ok := pathParams["account"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "account")
+	}
+	protoReq.Account, err = runtime.String(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "account", err)
+	}
+	val, ok = pathParams["load_balancer_id"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "load_balancer_id")
+	}
+	protoReq.LoadBalancerId, err = runtime.Uint32(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "load_balancer_id", err)
+	}
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	msg, err := client.DeleteSSLTermination(ctx, &protoReq, grpc.Header(&metadata.HeaderMD), grpc.Trailer(&metadata.TrailerMD))
+	return msg, metadata, err
+}
+
+func local_request_SSLTerminationService_DeleteSSLTermination_0(ctx context.Context, marshaler runtime.Marshaler, server SSLTerminationServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq LoadBalancerRef
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	val, ok := pathParams["account"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "account")
+	}
+	protoReq.Account, err = runtime.String(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "account", err)
+	}
+	val, ok = pathParams["load_balancer_id"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "load_balancer_id")
+	}
+	protoReq.LoadBalancerId, err = runtime.Uint32(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "load_balancer_id", err)
+	}
+	msg, err := server.DeleteSSLTermination(ctx, &protoReq)
+	return msg, metadata, err
+}
+
+func request_SSLTerminationService_ListCiphers_0(ctx context.Context, marshaler runtime.Marshaler, client SSLTerminationServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq LoadBalancerRef
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	val, ok := pathParams["account"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "account")
+	}
+	protoReq.Account, err = runtime.String(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "account", err)
+	}
+	val, ok = pathParams["load_balancer_id"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "load_balancer_id")
+	}
+	protoReq.LoadBalancerId, err = runtime.Uint32(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "load_balancer_id", err)
+	}
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	msg, err := client.ListCiphers(ctx, &protoReq, grpc.Header(&metadata.HeaderMD), grpc.Trailer(&metadata.TrailerMD))
+	return msg, metadata, err
+}
+
+func local_request_SSLTerminationService_ListCiphers_0(ctx context.Context, marshaler runtime.Marshaler, server SSLTerminationServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq LoadBalancerRef
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	val, ok := pathParams["account"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "account")
+	}
+	protoReq.Account, err = runtime.String(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "account", err)
+	}
+	val, ok = pathParams["load_balancer_id"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "load_balancer_id")
+	}
+	protoReq.LoadBalancerId, err = runtime.Uint32(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "load_balancer_id", err)
+	}
+	msg, err := server.ListCiphers(ctx, &protoReq)
+	return msg, metadata, err
+}
+
 func request_ContentCachingService_GetContentCaching_0(ctx context.Context, marshaler runtime.Marshaler, client ContentCachingServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
 		protoReq LoadBalancerRef
@@ -2628,6 +2854,96 @@ func RegisterErrorPageServiceHandlerServer(ctx context.Context, mux *runtime.Ser
 	return nil
 }
 
+// RegisterSSLTerminationServiceHandlerServer registers the http handlers for service SSLTerminationService to "mux".
+// UnaryRPC     :call SSLTerminationServiceServer directly.
+// StreamingRPC :currently unsupported pending https://github.com/grpc/grpc-go/issues/906.
+// Note that using this registration option will cause many gRPC library features to stop working. Consider using RegisterSSLTerminationServiceHandlerFromEndpoint instead.
+// GRPC interceptors will not work for this type of registration. To use interceptors, you must use the "runtime.WithMiddlewares" option in the "runtime.NewServeMux" call.
+func RegisterSSLTerminationServiceHandlerServer(ctx context.Context, mux *runtime.ServeMux, server SSLTerminationServiceServer) error {
+	mux.Handle(http.MethodGet, pattern_SSLTerminationService_GetSSLTermination_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		var stream runtime.ServerTransportStream
+		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/lbaas.v1.SSLTerminationService/GetSSLTermination", runtime.WithHTTPPathPattern("/v1.0/{account}/loadbalancers/{load_balancer_id}/ssltermination"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := local_request_SSLTerminationService_GetSSLTermination_0(annotatedContext, inboundMarshaler, server, req, pathParams)
+		md.HeaderMD, md.TrailerMD = metadata.Join(md.HeaderMD, stream.Header()), metadata.Join(md.TrailerMD, stream.Trailer())
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_SSLTerminationService_GetSSLTermination_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
+	mux.Handle(http.MethodPut, pattern_SSLTerminationService_UpdateSSLTermination_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		var stream runtime.ServerTransportStream
+		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/lbaas.v1.SSLTerminationService/UpdateSSLTermination", runtime.WithHTTPPathPattern("/v1.0/{account}/loadbalancers/{load_balancer_id}/ssltermination"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := local_request_SSLTerminationService_UpdateSSLTermination_0(annotatedContext, inboundMarshaler, server, req, pathParams)
+		md.HeaderMD, md.TrailerMD = metadata.Join(md.HeaderMD, stream.Header()), metadata.Join(md.TrailerMD, stream.Trailer())
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_SSLTerminationService_UpdateSSLTermination_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
+	mux.Handle(http.MethodDelete, pattern_SSLTerminationService_DeleteSSLTermination_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		var stream runtime.ServerTransportStream
+		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/lbaas.v1.SSLTerminationService/DeleteSSLTermination", runtime.WithHTTPPathPattern("/v1.0/{account}/loadbalancers/{load_balancer_id}/ssltermination"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := local_request_SSLTerminationService_DeleteSSLTermination_0(annotatedContext, inboundMarshaler, server, req, pathParams)
+		md.HeaderMD, md.TrailerMD = metadata.Join(md.HeaderMD, stream.Header()), metadata.Join(md.TrailerMD, stream.Trailer())
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_SSLTerminationService_DeleteSSLTermination_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
+	mux.Handle(http.MethodGet, pattern_SSLTerminationService_ListCiphers_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		var stream runtime.ServerTransportStream
+		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/lbaas.v1.SSLTerminationService/ListCiphers", runtime.WithHTTPPathPattern("/v1.0/{account}/loadbalancers/{load_balancer_id}/ssltermination/ciphers"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := local_request_SSLTerminationService_ListCiphers_0(annotatedContext, inboundMarshaler, server, req, pathParams)
+		md.HeaderMD, md.TrailerMD = metadata.Join(md.HeaderMD, stream.Header()), metadata.Join(md.TrailerMD, stream.Trailer())
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_SSLTerminationService_ListCiphers_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
+
+	return nil
+}
+
 // RegisterContentCachingServiceHandlerServer registers the http handlers for service ContentCachingService to "mux".
 // UnaryRPC     :call ContentCachingServiceServer directly.
 // StreamingRPC :currently unsupported pending https://github.com/grpc/grpc-go/issues/906.
@@ -3568,6 +3884,127 @@ var (
 	forward_ErrorPageService_GetErrorPage_0    = runtime.ForwardResponseMessage
 	forward_ErrorPageService_UpdateErrorPage_0 = runtime.ForwardResponseMessage
 	forward_ErrorPageService_DeleteErrorPage_0 = runtime.ForwardResponseMessage
+)
+
+// RegisterSSLTerminationServiceHandlerFromEndpoint is same as RegisterSSLTerminationServiceHandler but
+// automatically dials to "endpoint" and closes the connection when "ctx" gets done.
+func RegisterSSLTerminationServiceHandlerFromEndpoint(ctx context.Context, mux *runtime.ServeMux, endpoint string, opts []grpc.DialOption) (err error) {
+	conn, err := grpc.NewClient(endpoint, opts...)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			if cerr := conn.Close(); cerr != nil {
+				grpclog.Errorf("Failed to close conn to %s: %v", endpoint, cerr)
+			}
+			return
+		}
+		go func() {
+			<-ctx.Done()
+			if cerr := conn.Close(); cerr != nil {
+				grpclog.Errorf("Failed to close conn to %s: %v", endpoint, cerr)
+			}
+		}()
+	}()
+	return RegisterSSLTerminationServiceHandler(ctx, mux, conn)
+}
+
+// RegisterSSLTerminationServiceHandler registers the http handlers for service SSLTerminationService to "mux".
+// The handlers forward requests to the grpc endpoint over "conn".
+func RegisterSSLTerminationServiceHandler(ctx context.Context, mux *runtime.ServeMux, conn *grpc.ClientConn) error {
+	return RegisterSSLTerminationServiceHandlerClient(ctx, mux, NewSSLTerminationServiceClient(conn))
+}
+
+// RegisterSSLTerminationServiceHandlerClient registers the http handlers for service SSLTerminationService
+// to "mux". The handlers forward requests to the grpc endpoint over the given implementation of "SSLTerminationServiceClient".
+// Note: the gRPC framework executes interceptors within the gRPC handler. If the passed in "SSLTerminationServiceClient"
+// doesn't go through the normal gRPC flow (creating a gRPC client etc.) then it will be up to the passed in
+// "SSLTerminationServiceClient" to call the correct interceptors. This client ignores the HTTP middlewares.
+func RegisterSSLTerminationServiceHandlerClient(ctx context.Context, mux *runtime.ServeMux, client SSLTerminationServiceClient) error {
+	mux.Handle(http.MethodGet, pattern_SSLTerminationService_GetSSLTermination_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/lbaas.v1.SSLTerminationService/GetSSLTermination", runtime.WithHTTPPathPattern("/v1.0/{account}/loadbalancers/{load_balancer_id}/ssltermination"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_SSLTerminationService_GetSSLTermination_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_SSLTerminationService_GetSSLTermination_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
+	mux.Handle(http.MethodPut, pattern_SSLTerminationService_UpdateSSLTermination_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/lbaas.v1.SSLTerminationService/UpdateSSLTermination", runtime.WithHTTPPathPattern("/v1.0/{account}/loadbalancers/{load_balancer_id}/ssltermination"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_SSLTerminationService_UpdateSSLTermination_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_SSLTerminationService_UpdateSSLTermination_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
+	mux.Handle(http.MethodDelete, pattern_SSLTerminationService_DeleteSSLTermination_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/lbaas.v1.SSLTerminationService/DeleteSSLTermination", runtime.WithHTTPPathPattern("/v1.0/{account}/loadbalancers/{load_balancer_id}/ssltermination"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_SSLTerminationService_DeleteSSLTermination_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_SSLTerminationService_DeleteSSLTermination_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
+	mux.Handle(http.MethodGet, pattern_SSLTerminationService_ListCiphers_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/lbaas.v1.SSLTerminationService/ListCiphers", runtime.WithHTTPPathPattern("/v1.0/{account}/loadbalancers/{load_balancer_id}/ssltermination/ciphers"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_SSLTerminationService_ListCiphers_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_SSLTerminationService_ListCiphers_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
+	return nil
+}
+
+var (
+	pattern_SSLTerminationService_GetSSLTermination_0    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 1, 0, 4, 1, 5, 1, 2, 2, 1, 0, 4, 1, 5, 3, 2, 4}, []string{"v1.0", "account", "loadbalancers", "load_balancer_id", "ssltermination"}, ""))
+	pattern_SSLTerminationService_UpdateSSLTermination_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 1, 0, 4, 1, 5, 1, 2, 2, 1, 0, 4, 1, 5, 3, 2, 4}, []string{"v1.0", "account", "loadbalancers", "load_balancer_id", "ssltermination"}, ""))
+	pattern_SSLTerminationService_DeleteSSLTermination_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 1, 0, 4, 1, 5, 1, 2, 2, 1, 0, 4, 1, 5, 3, 2, 4}, []string{"v1.0", "account", "loadbalancers", "load_balancer_id", "ssltermination"}, ""))
+	pattern_SSLTerminationService_ListCiphers_0          = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 1, 0, 4, 1, 5, 1, 2, 2, 1, 0, 4, 1, 5, 3, 2, 4, 2, 5}, []string{"v1.0", "account", "loadbalancers", "load_balancer_id", "ssltermination", "ciphers"}, ""))
+)
+
+var (
+	forward_SSLTerminationService_GetSSLTermination_0    = runtime.ForwardResponseMessage
+	forward_SSLTerminationService_UpdateSSLTermination_0 = runtime.ForwardResponseMessage
+	forward_SSLTerminationService_DeleteSSLTermination_0 = runtime.ForwardResponseMessage
+	forward_SSLTerminationService_ListCiphers_0          = runtime.ForwardResponseMessage
 )
 
 // RegisterContentCachingServiceHandlerFromEndpoint is same as RegisterContentCachingServiceHandler but

@@ -1119,6 +1119,234 @@ var ErrorPageService_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
+	SSLTerminationService_GetSSLTermination_FullMethodName    = "/lbaas.v1.SSLTerminationService/GetSSLTermination"
+	SSLTerminationService_UpdateSSLTermination_FullMethodName = "/lbaas.v1.SSLTerminationService/UpdateSSLTermination"
+	SSLTerminationService_DeleteSSLTermination_FullMethodName = "/lbaas.v1.SSLTerminationService/DeleteSSLTermination"
+	SSLTerminationService_ListCiphers_FullMethodName          = "/lbaas.v1.SSLTerminationService/ListCiphers"
+)
+
+// SSLTerminationServiceClient is the client API for SSLTerminationService service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// SSLTerminationService manages SSL termination: the certificate and key a
+// load balancer terminates TLS with on its secure port. Responses never
+// contain the private key.
+type SSLTerminationServiceClient interface {
+	GetSSLTermination(ctx context.Context, in *LoadBalancerRef, opts ...grpc.CallOption) (*SSLTerminationResponse, error)
+	// Creates or updates the configuration; answers it (without the key).
+	UpdateSSLTermination(ctx context.Context, in *UpdateSSLTerminationRequest, opts ...grpc.CallOption) (*SSLTerminationResponse, error)
+	DeleteSSLTermination(ctx context.Context, in *LoadBalancerRef, opts ...grpc.CallOption) (*emptypb.Empty, error)
+	// Lists the ciphers of the load balancer's cipher profile.
+	ListCiphers(ctx context.Context, in *LoadBalancerRef, opts ...grpc.CallOption) (*CiphersResponse, error)
+}
+
+type sSLTerminationServiceClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewSSLTerminationServiceClient(cc grpc.ClientConnInterface) SSLTerminationServiceClient {
+	return &sSLTerminationServiceClient{cc}
+}
+
+func (c *sSLTerminationServiceClient) GetSSLTermination(ctx context.Context, in *LoadBalancerRef, opts ...grpc.CallOption) (*SSLTerminationResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SSLTerminationResponse)
+	err := c.cc.Invoke(ctx, SSLTerminationService_GetSSLTermination_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *sSLTerminationServiceClient) UpdateSSLTermination(ctx context.Context, in *UpdateSSLTerminationRequest, opts ...grpc.CallOption) (*SSLTerminationResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SSLTerminationResponse)
+	err := c.cc.Invoke(ctx, SSLTerminationService_UpdateSSLTermination_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *sSLTerminationServiceClient) DeleteSSLTermination(ctx context.Context, in *LoadBalancerRef, opts ...grpc.CallOption) (*emptypb.Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(emptypb.Empty)
+	err := c.cc.Invoke(ctx, SSLTerminationService_DeleteSSLTermination_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *sSLTerminationServiceClient) ListCiphers(ctx context.Context, in *LoadBalancerRef, opts ...grpc.CallOption) (*CiphersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CiphersResponse)
+	err := c.cc.Invoke(ctx, SSLTerminationService_ListCiphers_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// SSLTerminationServiceServer is the server API for SSLTerminationService service.
+// All implementations must embed UnimplementedSSLTerminationServiceServer
+// for forward compatibility.
+//
+// SSLTerminationService manages SSL termination: the certificate and key a
+// load balancer terminates TLS with on its secure port. Responses never
+// contain the private key.
+type SSLTerminationServiceServer interface {
+	GetSSLTermination(context.Context, *LoadBalancerRef) (*SSLTerminationResponse, error)
+	// Creates or updates the configuration; answers it (without the key).
+	UpdateSSLTermination(context.Context, *UpdateSSLTerminationRequest) (*SSLTerminationResponse, error)
+	DeleteSSLTermination(context.Context, *LoadBalancerRef) (*emptypb.Empty, error)
+	// Lists the ciphers of the load balancer's cipher profile.
+	ListCiphers(context.Context, *LoadBalancerRef) (*CiphersResponse, error)
+	mustEmbedUnimplementedSSLTerminationServiceServer()
+}
+
+// UnimplementedSSLTerminationServiceServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedSSLTerminationServiceServer struct{}
+
+func (UnimplementedSSLTerminationServiceServer) GetSSLTermination(context.Context, *LoadBalancerRef) (*SSLTerminationResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetSSLTermination not implemented")
+}
+func (UnimplementedSSLTerminationServiceServer) UpdateSSLTermination(context.Context, *UpdateSSLTerminationRequest) (*SSLTerminationResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateSSLTermination not implemented")
+}
+func (UnimplementedSSLTerminationServiceServer) DeleteSSLTermination(context.Context, *LoadBalancerRef) (*emptypb.Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteSSLTermination not implemented")
+}
+func (UnimplementedSSLTerminationServiceServer) ListCiphers(context.Context, *LoadBalancerRef) (*CiphersResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListCiphers not implemented")
+}
+func (UnimplementedSSLTerminationServiceServer) mustEmbedUnimplementedSSLTerminationServiceServer() {}
+func (UnimplementedSSLTerminationServiceServer) testEmbeddedByValue()                               {}
+
+// UnsafeSSLTerminationServiceServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to SSLTerminationServiceServer will
+// result in compilation errors.
+type UnsafeSSLTerminationServiceServer interface {
+	mustEmbedUnimplementedSSLTerminationServiceServer()
+}
+
+func RegisterSSLTerminationServiceServer(s grpc.ServiceRegistrar, srv SSLTerminationServiceServer) {
+	// If the following call panics, it indicates UnimplementedSSLTerminationServiceServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&SSLTerminationService_ServiceDesc, srv)
+}
+
+func _SSLTerminationService_GetSSLTermination_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(LoadBalancerRef)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SSLTerminationServiceServer).GetSSLTermination(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SSLTerminationService_GetSSLTermination_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SSLTerminationServiceServer).GetSSLTermination(ctx, req.(*LoadBalancerRef))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SSLTerminationService_UpdateSSLTermination_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateSSLTerminationRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SSLTerminationServiceServer).UpdateSSLTermination(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SSLTerminationService_UpdateSSLTermination_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SSLTerminationServiceServer).UpdateSSLTermination(ctx, req.(*UpdateSSLTerminationRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SSLTerminationService_DeleteSSLTermination_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(LoadBalancerRef)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SSLTerminationServiceServer).DeleteSSLTermination(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SSLTerminationService_DeleteSSLTermination_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SSLTerminationServiceServer).DeleteSSLTermination(ctx, req.(*LoadBalancerRef))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SSLTerminationService_ListCiphers_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(LoadBalancerRef)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SSLTerminationServiceServer).ListCiphers(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SSLTerminationService_ListCiphers_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SSLTerminationServiceServer).ListCiphers(ctx, req.(*LoadBalancerRef))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// SSLTerminationService_ServiceDesc is the grpc.ServiceDesc for SSLTerminationService service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var SSLTerminationService_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "lbaas.v1.SSLTerminationService",
+	HandlerType: (*SSLTerminationServiceServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "GetSSLTermination",
+			Handler:    _SSLTerminationService_GetSSLTermination_Handler,
+		},
+		{
+			MethodName: "UpdateSSLTermination",
+			Handler:    _SSLTerminationService_UpdateSSLTermination_Handler,
+		},
+		{
+			MethodName: "DeleteSSLTermination",
+			Handler:    _SSLTerminationService_DeleteSSLTermination_Handler,
+		},
+		{
+			MethodName: "ListCiphers",
+			Handler:    _SSLTerminationService_ListCiphers_Handler,
+		},
+	},
+	Streams:  []grpc.StreamDesc{},
+	Metadata: "lbaas/v1/features.proto",
+}
+
+const (
 	ContentCachingService_GetContentCaching_FullMethodName    = "/lbaas.v1.ContentCachingService/GetContentCaching"
 	ContentCachingService_UpdateContentCaching_FullMethodName = "/lbaas.v1.ContentCachingService/UpdateContentCaching"
 )

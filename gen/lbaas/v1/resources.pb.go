@@ -1643,6 +1643,212 @@ func (x *ErrorPage) GetContent() string {
 	return ""
 }
 
+// SSLTermination is a load balancer's SSL termination configuration.
+type SSLTermination struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The PEM certificate, as given.
+	Certificate *string `protobuf:"bytes,1,opt,name=certificate,proto3,oneof" json:"certificate,omitempty"`
+	// The PEM private key: accepted in requests, never answered.
+	Privatekey *string `protobuf:"bytes,2,opt,name=privatekey,proto3,oneof" json:"privatekey,omitempty"`
+	// The PEM intermediate certificates, the one that signs the
+	// certificate first.
+	IntermediateCertificate *string             `protobuf:"bytes,3,opt,name=intermediate_certificate,json=intermediateCertificate,proto3,oneof" json:"intermediate_certificate,omitempty"`
+	Enabled                 *bool               `protobuf:"varint,4,opt,name=enabled,proto3,oneof" json:"enabled,omitempty"`
+	SecurePort              *uint32             `protobuf:"varint,5,opt,name=secure_port,json=securePort,proto3,oneof" json:"secure_port,omitempty"`
+	SecureTrafficOnly       *bool               `protobuf:"varint,6,opt,name=secure_traffic_only,json=secureTrafficOnly,proto3,oneof" json:"secure_traffic_only,omitempty"`
+	CipherProfile           *string             `protobuf:"bytes,7,opt,name=cipher_profile,json=cipherProfile,proto3,oneof" json:"cipher_profile,omitempty"`
+	SecurityProtocols       []*SecurityProtocol `protobuf:"bytes,8,rep,name=security_protocols,json=securityProtocols,proto3" json:"security_protocols,omitempty"`
+	unknownFields           protoimpl.UnknownFields
+	sizeCache               protoimpl.SizeCache
+}
+
+func (x *SSLTermination) Reset() {
+	*x = SSLTermination{}
+	mi := &file_lbaas_v1_resources_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SSLTermination) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SSLTermination) ProtoMessage() {}
+
+func (x *SSLTermination) ProtoReflect() protoreflect.Message {
+	mi := &file_lbaas_v1_resources_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SSLTermination.ProtoReflect.Descriptor instead.
+func (*SSLTermination) Descriptor() ([]byte, []int) {
+	return file_lbaas_v1_resources_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *SSLTermination) GetCertificate() string {
+	if x != nil && x.Certificate != nil {
+		return *x.Certificate
+	}
+	return ""
+}
+
+func (x *SSLTermination) GetPrivatekey() string {
+	if x != nil && x.Privatekey != nil {
+		return *x.Privatekey
+	}
+	return ""
+}
+
+func (x *SSLTermination) GetIntermediateCertificate() string {
+	if x != nil && x.IntermediateCertificate != nil {
+		return *x.IntermediateCertificate
+	}
+	return ""
+}
+
+func (x *SSLTermination) GetEnabled() bool {
+	if x != nil && x.Enabled != nil {
+		return *x.Enabled
+	}
+	return false
+}
+
+func (x *SSLTermination) GetSecurePort() uint32 {
+	if x != nil && x.SecurePort != nil {
+		return *x.SecurePort
+	}
+	return 0
+}
+
+func (x *SSLTermination) GetSecureTrafficOnly() bool {
+	if x != nil && x.SecureTrafficOnly != nil {
+		return *x.SecureTrafficOnly
+	}
+	return false
+}
+
+func (x *SSLTermination) GetCipherProfile() string {
+	if x != nil && x.CipherProfile != nil {
+		return *x.CipherProfile
+	}
+	return ""
+}
+
+func (x *SSLTermination) GetSecurityProtocols() []*SecurityProtocol {
+	if x != nil {
+		return x.SecurityProtocols
+	}
+	return nil
+}
+
+// SecurityProtocol is the status of TLS 1.0 or TLS 1.1 on a terminating
+// load balancer.
+type SecurityProtocol struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// TLS_10 or TLS_11.
+	SecurityProtocolName *string `protobuf:"bytes,1,opt,name=security_protocol_name,json=securityProtocolName,proto3,oneof" json:"security_protocol_name,omitempty"`
+	// ENABLED or DISABLED.
+	SecurityProtocolStatus *string `protobuf:"bytes,2,opt,name=security_protocol_status,json=securityProtocolStatus,proto3,oneof" json:"security_protocol_status,omitempty"`
+	unknownFields          protoimpl.UnknownFields
+	sizeCache              protoimpl.SizeCache
+}
+
+func (x *SecurityProtocol) Reset() {
+	*x = SecurityProtocol{}
+	mi := &file_lbaas_v1_resources_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SecurityProtocol) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SecurityProtocol) ProtoMessage() {}
+
+func (x *SecurityProtocol) ProtoReflect() protoreflect.Message {
+	mi := &file_lbaas_v1_resources_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SecurityProtocol.ProtoReflect.Descriptor instead.
+func (*SecurityProtocol) Descriptor() ([]byte, []int) {
+	return file_lbaas_v1_resources_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *SecurityProtocol) GetSecurityProtocolName() string {
+	if x != nil && x.SecurityProtocolName != nil {
+		return *x.SecurityProtocolName
+	}
+	return ""
+}
+
+func (x *SecurityProtocol) GetSecurityProtocolStatus() string {
+	if x != nil && x.SecurityProtocolStatus != nil {
+		return *x.SecurityProtocolStatus
+	}
+	return ""
+}
+
+// Cipher is one cipher suite of a cipher profile, by its reference name.
+type Cipher struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          *string                `protobuf:"bytes,1,opt,name=name,proto3,oneof" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Cipher) Reset() {
+	*x = Cipher{}
+	mi := &file_lbaas_v1_resources_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Cipher) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Cipher) ProtoMessage() {}
+
+func (x *Cipher) ProtoReflect() protoreflect.Message {
+	mi := &file_lbaas_v1_resources_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Cipher.ProtoReflect.Descriptor instead.
+func (*Cipher) Descriptor() ([]byte, []int) {
+	return file_lbaas_v1_resources_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *Cipher) GetName() string {
+	if x != nil && x.Name != nil {
+		return *x.Name
+	}
+	return ""
+}
+
 // NodeServiceEvent is an entry of the node service events feed.
 type NodeServiceEvent struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
@@ -1668,7 +1874,7 @@ type NodeServiceEvent struct {
 
 func (x *NodeServiceEvent) Reset() {
 	*x = NodeServiceEvent{}
-	mi := &file_lbaas_v1_resources_proto_msgTypes[19]
+	mi := &file_lbaas_v1_resources_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1680,7 +1886,7 @@ func (x *NodeServiceEvent) String() string {
 func (*NodeServiceEvent) ProtoMessage() {}
 
 func (x *NodeServiceEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_resources_proto_msgTypes[19]
+	mi := &file_lbaas_v1_resources_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1693,7 +1899,7 @@ func (x *NodeServiceEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeServiceEvent.ProtoReflect.Descriptor instead.
 func (*NodeServiceEvent) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_resources_proto_rawDescGZIP(), []int{19}
+	return file_lbaas_v1_resources_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *NodeServiceEvent) GetId() uint32 {
@@ -1805,7 +2011,7 @@ type Link struct {
 
 func (x *Link) Reset() {
 	*x = Link{}
-	mi := &file_lbaas_v1_resources_proto_msgTypes[20]
+	mi := &file_lbaas_v1_resources_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1817,7 +2023,7 @@ func (x *Link) String() string {
 func (*Link) ProtoMessage() {}
 
 func (x *Link) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_resources_proto_msgTypes[20]
+	mi := &file_lbaas_v1_resources_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1830,7 +2036,7 @@ func (x *Link) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Link.ProtoReflect.Descriptor instead.
 func (*Link) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_resources_proto_rawDescGZIP(), []int{20}
+	return file_lbaas_v1_resources_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Link) GetHref() string {
@@ -1857,7 +2063,7 @@ type AllowedDomain struct {
 
 func (x *AllowedDomain) Reset() {
 	*x = AllowedDomain{}
-	mi := &file_lbaas_v1_resources_proto_msgTypes[21]
+	mi := &file_lbaas_v1_resources_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1869,7 +2075,7 @@ func (x *AllowedDomain) String() string {
 func (*AllowedDomain) ProtoMessage() {}
 
 func (x *AllowedDomain) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_resources_proto_msgTypes[21]
+	mi := &file_lbaas_v1_resources_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1882,7 +2088,7 @@ func (x *AllowedDomain) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AllowedDomain.ProtoReflect.Descriptor instead.
 func (*AllowedDomain) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_resources_proto_rawDescGZIP(), []int{21}
+	return file_lbaas_v1_resources_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *AllowedDomain) GetName() string {
@@ -1909,7 +2115,7 @@ type Fault struct {
 
 func (x *Fault) Reset() {
 	*x = Fault{}
-	mi := &file_lbaas_v1_resources_proto_msgTypes[22]
+	mi := &file_lbaas_v1_resources_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1921,7 +2127,7 @@ func (x *Fault) String() string {
 func (*Fault) ProtoMessage() {}
 
 func (x *Fault) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_resources_proto_msgTypes[22]
+	mi := &file_lbaas_v1_resources_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1934,7 +2140,7 @@ func (x *Fault) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Fault.ProtoReflect.Descriptor instead.
 func (*Fault) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_resources_proto_rawDescGZIP(), []int{22}
+	return file_lbaas_v1_resources_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *Fault) GetCode() uint32 {
@@ -1982,7 +2188,7 @@ type ValidationErrors struct {
 
 func (x *ValidationErrors) Reset() {
 	*x = ValidationErrors{}
-	mi := &file_lbaas_v1_resources_proto_msgTypes[23]
+	mi := &file_lbaas_v1_resources_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1994,7 +2200,7 @@ func (x *ValidationErrors) String() string {
 func (*ValidationErrors) ProtoMessage() {}
 
 func (x *ValidationErrors) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_resources_proto_msgTypes[23]
+	mi := &file_lbaas_v1_resources_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2007,7 +2213,7 @@ func (x *ValidationErrors) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValidationErrors.ProtoReflect.Descriptor instead.
 func (*ValidationErrors) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_resources_proto_rawDescGZIP(), []int{23}
+	return file_lbaas_v1_resources_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ValidationErrors) GetMessages() []string {
@@ -2274,7 +2480,35 @@ const file_lbaas_v1_resources_proto_rawDesc = "" +
 	"\tErrorPage\x12\x1d\n" +
 	"\acontent\x18\x01 \x01(\tH\x00R\acontent\x88\x01\x01B\n" +
 	"\n" +
-	"\b_content\"\xbe\x05\n" +
+	"\b_content\"\x90\x04\n" +
+	"\x0eSSLTermination\x12%\n" +
+	"\vcertificate\x18\x01 \x01(\tH\x00R\vcertificate\x88\x01\x01\x12#\n" +
+	"\n" +
+	"privatekey\x18\x02 \x01(\tH\x01R\n" +
+	"privatekey\x88\x01\x01\x12>\n" +
+	"\x18intermediate_certificate\x18\x03 \x01(\tH\x02R\x17intermediateCertificate\x88\x01\x01\x12\x1d\n" +
+	"\aenabled\x18\x04 \x01(\bH\x03R\aenabled\x88\x01\x01\x12$\n" +
+	"\vsecure_port\x18\x05 \x01(\rH\x04R\n" +
+	"securePort\x88\x01\x01\x123\n" +
+	"\x13secure_traffic_only\x18\x06 \x01(\bH\x05R\x11secureTrafficOnly\x88\x01\x01\x12*\n" +
+	"\x0ecipher_profile\x18\a \x01(\tH\x06R\rcipherProfile\x88\x01\x01\x12I\n" +
+	"\x12security_protocols\x18\b \x03(\v2\x1a.lbaas.v1.SecurityProtocolR\x11securityProtocolsB\x0e\n" +
+	"\f_certificateB\r\n" +
+	"\v_privatekeyB\x1b\n" +
+	"\x19_intermediate_certificateB\n" +
+	"\n" +
+	"\b_enabledB\x0e\n" +
+	"\f_secure_portB\x16\n" +
+	"\x14_secure_traffic_onlyB\x11\n" +
+	"\x0f_cipher_profile\"\xc4\x01\n" +
+	"\x10SecurityProtocol\x129\n" +
+	"\x16security_protocol_name\x18\x01 \x01(\tH\x00R\x14securityProtocolName\x88\x01\x01\x12=\n" +
+	"\x18security_protocol_status\x18\x02 \x01(\tH\x01R\x16securityProtocolStatus\x88\x01\x01B\x19\n" +
+	"\x17_security_protocol_nameB\x1b\n" +
+	"\x19_security_protocol_status\"*\n" +
+	"\x06Cipher\x12\x17\n" +
+	"\x04name\x18\x01 \x01(\tH\x00R\x04name\x88\x01\x01B\a\n" +
+	"\x05_name\"\xbe\x05\n" +
 	"\x10NodeServiceEvent\x12\x13\n" +
 	"\x02id\x18\x01 \x01(\rH\x00R\x02id\x88\x01\x01\x12\x1c\n" +
 	"\anode_id\x18\x02 \x01(\rH\x01R\x06nodeId\x88\x01\x01\x12,\n" +
@@ -2337,7 +2571,7 @@ func file_lbaas_v1_resources_proto_rawDescGZIP() []byte {
 	return file_lbaas_v1_resources_proto_rawDescData
 }
 
-var file_lbaas_v1_resources_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
+var file_lbaas_v1_resources_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_lbaas_v1_resources_proto_goTypes = []any{
 	(*Time)(nil),                // 0: lbaas.v1.Time
 	(*VirtualIp)(nil),           // 1: lbaas.v1.VirtualIp
@@ -2358,12 +2592,15 @@ var file_lbaas_v1_resources_proto_goTypes = []any{
 	(*LoadBalancerRequest)(nil), // 16: lbaas.v1.LoadBalancerRequest
 	(*LoadBalancerUpdate)(nil),  // 17: lbaas.v1.LoadBalancerUpdate
 	(*ErrorPage)(nil),           // 18: lbaas.v1.ErrorPage
-	(*NodeServiceEvent)(nil),    // 19: lbaas.v1.NodeServiceEvent
-	(*Link)(nil),                // 20: lbaas.v1.Link
-	(*AllowedDomain)(nil),       // 21: lbaas.v1.AllowedDomain
-	(*Fault)(nil),               // 22: lbaas.v1.Fault
-	(*ValidationErrors)(nil),    // 23: lbaas.v1.ValidationErrors
-	(*structpb.Value)(nil),      // 24: google.protobuf.Value
+	(*SSLTermination)(nil),      // 19: lbaas.v1.SSLTermination
+	(*SecurityProtocol)(nil),    // 20: lbaas.v1.SecurityProtocol
+	(*Cipher)(nil),              // 21: lbaas.v1.Cipher
+	(*NodeServiceEvent)(nil),    // 22: lbaas.v1.NodeServiceEvent
+	(*Link)(nil),                // 23: lbaas.v1.Link
+	(*AllowedDomain)(nil),       // 24: lbaas.v1.AllowedDomain
+	(*Fault)(nil),               // 25: lbaas.v1.Fault
+	(*ValidationErrors)(nil),    // 26: lbaas.v1.ValidationErrors
+	(*structpb.Value)(nil),      // 27: google.protobuf.Value
 }
 var file_lbaas_v1_resources_proto_depIdxs = []int32{
 	3,  // 0: lbaas.v1.Node.metadata:type_name -> lbaas.v1.Meta
@@ -2391,13 +2628,14 @@ var file_lbaas_v1_resources_proto_depIdxs = []int32{
 	8,  // 22: lbaas.v1.LoadBalancerRequest.health_monitor:type_name -> lbaas.v1.HealthMonitor
 	7,  // 23: lbaas.v1.LoadBalancerRequest.access_list:type_name -> lbaas.v1.NetworkItem
 	3,  // 24: lbaas.v1.LoadBalancerRequest.metadata:type_name -> lbaas.v1.Meta
-	24, // 25: lbaas.v1.NodeServiceEvent.account_id:type_name -> google.protobuf.Value
-	23, // 26: lbaas.v1.Fault.validation_errors:type_name -> lbaas.v1.ValidationErrors
-	27, // [27:27] is the sub-list for method output_type
-	27, // [27:27] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	20, // 25: lbaas.v1.SSLTermination.security_protocols:type_name -> lbaas.v1.SecurityProtocol
+	27, // 26: lbaas.v1.NodeServiceEvent.account_id:type_name -> google.protobuf.Value
+	26, // 27: lbaas.v1.Fault.validation_errors:type_name -> lbaas.v1.ValidationErrors
+	28, // [28:28] is the sub-list for method output_type
+	28, // [28:28] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_lbaas_v1_resources_proto_init() }
@@ -2426,13 +2664,16 @@ func file_lbaas_v1_resources_proto_init() {
 	file_lbaas_v1_resources_proto_msgTypes[19].OneofWrappers = []any{}
 	file_lbaas_v1_resources_proto_msgTypes[20].OneofWrappers = []any{}
 	file_lbaas_v1_resources_proto_msgTypes[21].OneofWrappers = []any{}
+	file_lbaas_v1_resources_proto_msgTypes[22].OneofWrappers = []any{}
+	file_lbaas_v1_resources_proto_msgTypes[23].OneofWrappers = []any{}
+	file_lbaas_v1_resources_proto_msgTypes[24].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_lbaas_v1_resources_proto_rawDesc), len(file_lbaas_v1_resources_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   24,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
