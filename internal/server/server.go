@@ -36,6 +36,7 @@ import (
 	lbhealth "github.com/openlbaas/lbaas/health"
 	"github.com/openlbaas/lbaas/internal/accesslog"
 	"github.com/openlbaas/lbaas/internal/controlplane"
+	"github.com/openlbaas/lbaas/internal/loadstats"
 	"github.com/openlbaas/lbaas/internal/netguard"
 	"github.com/openlbaas/lbaas/internal/nodedns"
 	"github.com/openlbaas/lbaas/internal/ratelimit"
@@ -129,7 +130,11 @@ type Config struct {
 	// without renewing its lease; past it, it stops serving xDS until it
 	// renews (controlplane.DefaultLease when zero).
 	ReplicaLease time.Duration
-	Logger       *slog.Logger
+	// LoadReportInterval is the interval at which proxies and proxyless
+	// clients report their load (LRS) on the xDS port
+	// (loadstats.DefaultInterval when zero).
+	LoadReportInterval time.Duration
+	Logger             *slog.Logger
 }
 
 // checkTLS refuses inconsistent TLS settings and unauthenticated xDS
@@ -178,6 +183,8 @@ type Server struct {
 	DebugAddr net.Addr
 	Store     *store.Store
 	Auth      *auth.Service
+	// LoadStats aggregates the load reports (LRS) per load balancer.
+	LoadStats *loadstats.Service
 
 	httpServer  *http.Server
 	debugServer *http.Server
@@ -225,7 +232,9 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		}
 		return nil, err
 	}
-	s := &Server{Store: st, Auth: auth.New(st, cfg.TokenTTL, log), log: log, tls: certs}
+	s := &Server{Store: st, Auth: auth.New(st, cfg.TokenTTL, log), log: log, tls: certs,
+		LoadStats: loadstats.New(loadstats.Options{Interval: cfg.LoadReportInterval,
+			LoadBalancerID: translator.LoadBalancerID, Logger: log})}
 	if err := s.listen(cfg); err != nil {
 		_ = st.Close()
 		if certs != nil {
@@ -473,6 +482,8 @@ func (s *Server) startXDS(ctx context.Context, cfg Config, reg prometheus.Regist
 	xds.Register(x.ctx, x.server, pub.Cache(), pub.Tracker())
 	// Connection logs come back on the same connection (translator.AccessLogGRPC).
 	s.accessLogs(reg).Register(x.server)
+	// So does the load clients and proxies report (LRS).
+	s.LoadStats.Register(x.server)
 	s.xdsMu.Lock()
 	s.xdsServer = x.server
 	s.xdsMu.Unlock()

@@ -1,0 +1,153 @@
+package loadstats_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	lrsv3 "github.com/envoyproxy/go-control-plane/envoy/service/load_stats/v3"
+
+	"github.com/openlbaas/lbaas/internal/grpctest"
+	"github.com/openlbaas/lbaas/internal/loadstats"
+	"github.com/openlbaas/lbaas/translator"
+)
+
+// clock is a settable clock.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+func serve(t *testing.T, o loadstats.Options) (*loadstats.Service, lrsv3.LoadReportingServiceClient) {
+	t.Helper()
+	o.LoadBalancerID = translator.LoadBalancerID
+	s := loadstats.New(o)
+	conn := grpctest.Loopback(t, s.Register)
+	return s, lrsv3.NewLoadReportingServiceClient(conn)
+}
+
+// reporter opens a stream as a client does: the first request names the
+// node, the answer asks for every cluster at the interval.
+func reporter(t *testing.T, c lrsv3.LoadReportingServiceClient, node string, interval time.Duration) lrsv3.LoadReportingService_StreamLoadStatsClient {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	st, err := c.StreamLoadStats(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Send(&lrsv3.LoadStatsRequest{Node: &corev3.Node{Id: node, Cluster: "default"}}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := st.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.GetSendAllClusters() || res.GetLoadReportingInterval().AsDuration() != interval {
+		t.Fatalf("answer %v, want every cluster every %v", res, interval)
+	}
+	return st
+}
+
+// load is one cluster's interval with two localities.
+func load(cluster string, issued, ok, failed, inProgress, active uint64) *endpointv3.ClusterStats {
+	half := func(n uint64) uint64 { return n / 2 }
+	return &endpointv3.ClusterStats{
+		ClusterName: cluster,
+		UpstreamLocalityStats: []*endpointv3.UpstreamLocalityStats{
+			{Locality: &corev3.Locality{Zone: "a"}, TotalIssuedRequests: half(issued), TotalSuccessfulRequests: half(ok),
+				TotalErrorRequests: half(failed), TotalRequestsInProgress: half(inProgress), TotalActiveConnections: half(active)},
+			{Locality: &corev3.Locality{Zone: "b"}, TotalIssuedRequests: issued - half(issued), TotalSuccessfulRequests: ok - half(ok),
+				TotalErrorRequests: failed - half(failed), TotalRequestsInProgress: inProgress - half(inProgress),
+				TotalActiveConnections: active - half(active)},
+		},
+	}
+}
+
+func send(t *testing.T, st lrsv3.LoadReportingService_StreamLoadStatsClient, stats ...*endpointv3.ClusterStats) {
+	t.Helper()
+	if err := st.Send(&lrsv3.LoadStatsRequest{ClusterStats: stats}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitFor polls until the snapshot of id is want (the stream is absorbed
+// asynchronously).
+func waitFor(t *testing.T, s *loadstats.Service, id uint32, want loadstats.Snapshot) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		got := s.Snapshot(id)
+		if got == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("lb %d: %+v, want %+v", id, got, want)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestAggregatesPerLoadBalancerAcrossReporters(t *testing.T) {
+	clk := &clock{now: time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)}
+	s, c := serve(t, loadstats.Options{Interval: 2 * time.Second, Now: clk.Now})
+	if got := s.Snapshot(1); got != (loadstats.Snapshot{}) {
+		t.Fatalf("nothing reported yet: %+v, want zeros", got)
+	}
+	a := reporter(t, c, "client-a", 2*time.Second)
+	b := reporter(t, c, "client-b", 2*time.Second)
+
+	send(t, a, load("lb_1", 10, 7, 3, 2, 4), load("lb_2", 5, 5, 0, 0, 1))
+	send(t, b, load("lb_1", 4, 4, 0, 1, 2))
+	waitFor(t, s, 1, loadstats.Snapshot{Totals: loadstats.Counts{Issued: 14, Succeeded: 11, Errors: 3},
+		Gauges: loadstats.Gauges{InProgress: 3, ActiveConnections: 6}, MaxActiveConnections: 6, Reporters: 2})
+	waitFor(t, s, 2, loadstats.Snapshot{Totals: loadstats.Counts{Issued: 5, Succeeded: 5},
+		Gauges: loadstats.Gauges{ActiveConnections: 1}, MaxActiveConnections: 1, Reporters: 1})
+
+	// A later interval adds to the counters and replaces the gauges.
+	send(t, a, load("lb_1", 2, 1, 1, 0, 1))
+	waitFor(t, s, 1, loadstats.Snapshot{Totals: loadstats.Counts{Issued: 16, Succeeded: 12, Errors: 4},
+		Gauges: loadstats.Gauges{InProgress: 1, ActiveConnections: 3}, MaxActiveConnections: 6, Reporters: 2})
+
+	// Clusters that are no load balancer, and drops, are counted apart.
+	send(t, b, load("xds_cluster", 9, 9, 0, 0, 0), &endpointv3.ClusterStats{ClusterName: "lb_2", TotalDroppedRequests: 3})
+	waitFor(t, s, 2, loadstats.Snapshot{Totals: loadstats.Counts{Issued: 5, Succeeded: 5, Dropped: 3},
+		Gauges: loadstats.Gauges{ActiveConnections: 1}, MaxActiveConnections: 1, Reporters: 2})
+
+	// A reporter that goes away stops counting in the gauges; what it
+	// reported stays counted.
+	if err := b.CloseSend(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, s, 1, loadstats.Snapshot{Totals: loadstats.Counts{Issued: 16, Succeeded: 12, Errors: 4},
+		Gauges: loadstats.Gauges{InProgress: 0, ActiveConnections: 1}, MaxActiveConnections: 6, Reporters: 1})
+
+	// A silent reporter stops counting after the expiry (3 intervals).
+	clk.Add(6 * time.Second)
+	waitFor(t, s, 1, loadstats.Snapshot{Totals: loadstats.Counts{Issued: 16, Succeeded: 12, Errors: 4},
+		Gauges: loadstats.Gauges{InProgress: 0, ActiveConnections: 1}, MaxActiveConnections: 6, Reporters: 1})
+	clk.Add(time.Millisecond)
+	waitFor(t, s, 1, loadstats.Snapshot{Totals: loadstats.Counts{Issued: 16, Succeeded: 12, Errors: 4},
+		MaxActiveConnections: 6})
+}
+
+func TestBoundedLoadBalancers(t *testing.T) {
+	s, c := serve(t, loadstats.Options{MaxLoadBalancers: 1})
+	r := reporter(t, c, "client", loadstats.DefaultInterval)
+	send(t, r, load("lb_1", 1, 1, 0, 0, 0), load("lb_2", 1, 1, 0, 0, 0))
+	send(t, r, load("lb_1", 1, 1, 0, 0, 0))
+	waitFor(t, s, 1, loadstats.Snapshot{Totals: loadstats.Counts{Issued: 2, Succeeded: 2}, Reporters: 1})
+	if got := s.Snapshot(2); got != (loadstats.Snapshot{}) {
+		t.Errorf("a load balancer over the bound is tracked: %+v", got)
+	}
+}
