@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/types/known/emptypb"
 
 	lbaasv1 "github.com/openlbaas/lbaas/gen/lbaas/v1"
+	"github.com/openlbaas/lbaas/internal/loadstats"
 	"github.com/openlbaas/lbaas/internal/ratelimit"
 	"github.com/openlbaas/lbaas/store"
 )
@@ -35,6 +36,10 @@ type Config struct {
 	// RateLimits are the rate limits GET /limits shows (nil: rate
 	// limiting is off).
 	RateLimits *ratelimit.Limiter
+	// LoadStats are the load reports aggregated per load balancer, which
+	// GET /loadbalancers/{id}/stats shows (nil: every load balancer shows
+	// zeros).
+	LoadStats *loadstats.Service
 }
 
 func nodePolicy(cfg Config) NodePolicy {
@@ -50,6 +55,7 @@ type LoadBalancers struct {
 	fleet           string
 	sourceAddresses *lbaasv1.SourceAddresses
 	nodePolicy      NodePolicy
+	loadStats       *loadstats.Service
 	log             *slog.Logger
 }
 
@@ -57,7 +63,8 @@ type LoadBalancers struct {
 func NewLoadBalancers(st *store.Store, auth Authorizer, cfg Config) *LoadBalancers {
 	return &LoadBalancers{
 		store: st, auth: auth, limits: cfg.Limits, fleet: cfg.Fleet,
-		sourceAddresses: cfg.SourceAddresses, nodePolicy: nodePolicy(cfg), log: cfg.Logger,
+		sourceAddresses: cfg.SourceAddresses, nodePolicy: nodePolicy(cfg), loadStats: cfg.LoadStats,
+		log: cfg.Logger,
 	}
 }
 

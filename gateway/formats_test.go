@@ -269,8 +269,8 @@ func (want xmlTree) missingFrom(got xmlTree, ignore map[string]bool) []string {
 var referenceErrata = strings.NewReplacer("<ipv6Servicenets/>", "</ipv6Servicenets>")
 
 // notServed are the reference's methods of the open SSL termination,
-// certificate mapping, usage and statistics issues.
-var notServed = regexp.MustCompile(`ssltermination|usage|stats|billable|ciphers`)
+// certificate mapping and usage issues.
+var notServed = regexp.MustCompile(`ssltermination|usage|billable|ciphers`)
 
 // featureLB is a load balancer with every sub-object the reference shows
 // in XML, so that every element of its examples has a counterpart.

@@ -38,7 +38,6 @@ var excludedMethods = []struct{ fragment, reason string }{
 	{"/ssltermination", "SSL termination and certificate mappings: issue 11"},
 	{"/usage", "usage records: issue 12"},
 	{"/billable", "billable load balancers: issue 12"},
-	{"/stats", "load balancer statistics: issue 12"},
 }
 
 // knownDifferences are examples the server answers otherwise than the

@@ -268,6 +268,7 @@ func (s *Server) listen(cfg Config) error {
 	apiCfg := api.Config{
 		Limits: cfg.Limits, Fleet: cfg.Fleet, Logger: s.log,
 		SourceAddresses: sourceAddresses(cfg.Source), AllowedDomains: cfg.AllowedDomains, ResolveNode: names.Resolve,
+		LoadStats: s.LoadStats,
 	}
 	var rates *ratelimit.Limiter
 	if cfg.RateLimits {
