@@ -51,6 +51,10 @@ type Options struct {
 	// LoadBalancerID maps a reported cluster name to its load balancer;
 	// reports for clusters it refuses are dropped and counted.
 	LoadBalancerID func(cluster string) (uint32, bool)
+	// MetricsLoadBalancers is how many load balancers get Prometheus
+	// series of their own (the label lb): the first that many to report,
+	// for as long as this process runs. 0 gives none.
+	MetricsLoadBalancers int
 	// Now is the clock (time.Now when nil).
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -103,11 +107,23 @@ type Service struct {
 	mu  sync.Mutex
 	lbs map[uint32]*lbState
 
-	reports, dropped atomic.Uint64 // cluster reports absorbed, dropped
-	live             atomic.Int64  // open streams
+	labelled int // load balancers with series of their own
+
+	reports atomic.Uint64    // cluster reports absorbed
+	dropped [2]atomic.Uint64 // cluster reports dropped, by dropReasons
+	live    atomic.Int64     // open streams
 }
 
+// Reasons a cluster's report is dropped (the label reason).
+var dropReasons = [2]string{"not_a_load_balancer", "too_many_load_balancers"}
+
+const (
+	dropNotLB = iota
+	dropOverLimit
+)
+
 type lbState struct {
+	labelled  bool // has Prometheus series of its own
 	totals    Counts
 	maxActive uint64
 	reporters map[uint64]latest // by stream
@@ -188,16 +204,19 @@ func (s *Service) absorb(stream uint64, clusters []*endpointv3.ClusterStats) {
 	for _, c := range clusters {
 		id, ok := s.opts.LoadBalancerID(c.GetClusterName())
 		if !ok {
-			s.dropped.Add(1)
+			s.dropped[dropNotLB].Add(1)
 			continue
 		}
 		lb := s.lbs[id]
 		if lb == nil {
 			if len(s.lbs) >= s.opts.MaxLoadBalancers {
-				s.dropped.Add(1)
+				s.dropped[dropOverLimit].Add(1)
 				continue
 			}
-			lb = &lbState{reporters: map[uint64]latest{}}
+			lb = &lbState{reporters: map[uint64]latest{}, labelled: s.labelled < s.opts.MetricsLoadBalancers}
+			if lb.labelled {
+				s.labelled++
+			}
 			s.lbs[id] = lb
 		}
 		counts, gauges := clusterLoad(c)

@@ -2,6 +2,7 @@ package loadstats_test
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -9,6 +10,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	lrsv3 "github.com/envoyproxy/go-control-plane/envoy/service/load_stats/v3"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/openlbaas/lbaas/internal/grpctest"
 	"github.com/openlbaas/lbaas/internal/loadstats"
@@ -149,5 +151,44 @@ func TestBoundedLoadBalancers(t *testing.T) {
 	waitFor(t, s, 1, loadstats.Snapshot{Totals: loadstats.Counts{Issued: 2, Succeeded: 2}, Reporters: 1})
 	if got := s.Snapshot(2); got != (loadstats.Snapshot{}) {
 		t.Errorf("a load balancer over the bound is tracked: %+v", got)
+	}
+}
+
+// The Prometheus series: the collector's health, and series of their own
+// for the first load balancers to report only.
+func TestMetrics(t *testing.T) {
+	s, c := serve(t, loadstats.Options{MetricsLoadBalancers: 1, MaxLoadBalancers: 2})
+	r := reporter(t, c, "client", loadstats.DefaultInterval)
+	send(t, r, load("lb_7", 4, 3, 1, 2, 0), load("lb_8", 1, 1, 0, 0, 0), load("lb_9", 1, 1, 0, 0, 0), load("other", 1, 1, 0, 0, 0))
+	waitFor(t, s, 8, loadstats.Snapshot{Totals: loadstats.Counts{Issued: 1, Succeeded: 1}, Reporters: 1})
+	want := `
+# HELP lbaas_lb_requests_completed_total Requests completed, from the load reports, by result (succeeded, error).
+# TYPE lbaas_lb_requests_completed_total counter
+lbaas_lb_requests_completed_total{lb="7",result="error"} 1
+lbaas_lb_requests_completed_total{lb="7",result="succeeded"} 3
+# HELP lbaas_lb_requests_in_progress Requests in progress at the end of the live reporters' latest intervals.
+# TYPE lbaas_lb_requests_in_progress gauge
+lbaas_lb_requests_in_progress{lb="7"} 2
+# HELP lbaas_load_balancers_reported Load balancers with load reports in memory, and how many of them have series of their own (labelled).
+# TYPE lbaas_load_balancers_reported gauge
+lbaas_load_balancers_reported{labelled="false"} 1
+lbaas_load_balancers_reported{labelled="true"} 1
+# HELP lbaas_load_reporters Load report (LRS) streams open on this replica: proxies and proxyless clients reporting.
+# TYPE lbaas_load_reporters gauge
+lbaas_load_reporters 1
+# HELP lbaas_load_reports_dropped_total Cluster load reports dropped, by reason (the cluster is no load balancer; more load balancers than tracked).
+# TYPE lbaas_load_reports_dropped_total counter
+lbaas_load_reports_dropped_total{reason="not_a_load_balancer"} 1
+lbaas_load_reports_dropped_total{reason="too_many_load_balancers"} 1
+# HELP lbaas_load_reports_total Cluster load reports (LRS) absorbed into the per-load-balancer aggregates.
+# TYPE lbaas_load_reports_total counter
+lbaas_load_reports_total 2
+`
+	if err := testutil.CollectAndCompare(s, strings.NewReader(want), "lbaas_lb_requests_completed_total", "lbaas_lb_requests_in_progress",
+		"lbaas_load_balancers_reported", "lbaas_load_reporters", "lbaas_load_reports_dropped_total", "lbaas_load_reports_total"); err != nil {
+		t.Error(err)
+	}
+	if n := testutil.CollectAndCount(s, "lbaas_lb_requests_issued_total"); n != 1 {
+		t.Errorf("%d load balancers have series, want 1", n)
 	}
 }

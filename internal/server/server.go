@@ -134,7 +134,11 @@ type Config struct {
 	// clients report their load (LRS) on the xDS port
 	// (loadstats.DefaultInterval when zero).
 	LoadReportInterval time.Duration
-	Logger             *slog.Logger
+	// LoadBalancerMetrics is how many load balancers get Prometheus series
+	// of their own from the load reports (the first that many to report;
+	// 0: none).
+	LoadBalancerMetrics int
+	Logger              *slog.Logger
 }
 
 // checkTLS refuses inconsistent TLS settings and unauthenticated xDS
@@ -234,7 +238,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s := &Server{Store: st, Auth: auth.New(st, cfg.TokenTTL, log), log: log, tls: certs,
 		LoadStats: loadstats.New(loadstats.Options{Interval: cfg.LoadReportInterval,
-			LoadBalancerID: translator.LoadBalancerID, Logger: log})}
+			LoadBalancerID: translator.LoadBalancerID, MetricsLoadBalancers: cfg.LoadBalancerMetrics, Logger: log})}
 	if err := s.listen(cfg); err != nil {
 		_ = st.Close()
 		if certs != nil {
@@ -257,6 +261,7 @@ func (s *Server) listen(cfg Config) error {
 		Name: "lbaas_db_timeouts_total",
 		Help: "Database calls, of requests and background jobs, that did not finish within --db-timeout.",
 	}, func() float64 { return float64(s.Store.Timeouts()) }))
+	reg.MustRegister(s.LoadStats)
 
 	guard, err := netguard.New(cfg.DeniedNodeNetworks, netguard.Options{HostAddresses: cfg.DenyHostAddresses, Logger: s.log})
 	if err != nil {
