@@ -52,7 +52,6 @@ func (s *LoadBalancers) GetStats(ctx context.Context, req *lbaasv1.GetStatsReque
 		RequestErrors:        count(snap.Totals.Errors),
 		RequestsDropped:      count(snap.Totals.Dropped),
 		RequestsInProgress:   count(snap.InProgress),
-		Reporters:            count(uint64(snap.Reporters)),
 	}, nil
 }
 

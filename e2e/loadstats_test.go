@@ -13,7 +13,7 @@ import (
 // stats is GET /loadbalancers/{id}/stats.
 type stats struct {
 	ConnectTimeOut, ConnectError, ConnectFailure, DataTimedOut, KeepAliveTimedOut, MaxConn, CurrentConn                      int
-	Requests, RequestsSucceeded, RequestErrors, RequestsDropped, RequestsInProgress, Reporters                               int
+	Requests, RequestsSucceeded, RequestErrors, RequestsDropped, RequestsInProgress                                          int
 	ConnectTimeOutSsl, ConnectErrorSsl, ConnectFailureSsl, DataTimedOutSsl, KeepAliveTimedOutSsl, MaxConnSsl, CurrentConnSsl int
 }
 
@@ -66,8 +66,8 @@ func TestProxylessLoadReports(t *testing.T) {
 	}
 
 	want := map[int]stats{
-		lb1: {Requests: 20, RequestsSucceeded: 17, RequestErrors: 3, Reporters: 1},
-		lb2: {Requests: 7, RequestsSucceeded: 7, Reporters: 1},
+		lb1: {Requests: 20, RequestsSucceeded: 17, RequestErrors: 3},
+		lb2: {Requests: 7, RequestsSucceeded: 7},
 	}
 	for id, w := range want {
 		var got stats

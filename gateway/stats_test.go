@@ -24,7 +24,7 @@ func TestStatsFromLoadReports(t *testing.T) {
 	zeros := e.mustCall(200, "GET", "/loadbalancers/"+itoa(id)+"/stats", "")
 	for _, f := range []string{"connectTimeOut", "connectError", "connectFailure", "dataTimedOut", "keepAliveTimedOut", "maxConn", "currentConn",
 		"connectTimeOutSsl", "connectErrorSsl", "connectFailureSsl", "dataTimedOutSsl", "keepAliveTimedOutSsl", "maxConnSsl", "currentConnSsl",
-		"requests", "requestsSucceeded", "requestErrors", "requestsDropped", "requestsInProgress", "reporters"} {
+		"requests", "requestsSucceeded", "requestErrors", "requestsDropped", "requestsInProgress"} {
 		if zeros[f] != float64(0) {
 			t.Errorf("nothing reported yet: %s is %v, want 0", f, zeros[f])
 		}
@@ -59,7 +59,7 @@ func TestStatsFromLoadReports(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string]float64{"currentConn": 5, "maxConn": 5, "connectFailure": 4, "requests": 12, "requestsSucceeded": 9,
-		"requestErrors": 1, "requestsDropped": 2, "requestsInProgress": 2, "reporters": 1, "connectTimeOut": 0, "currentConnSsl": 0}
+		"requestErrors": 1, "requestsDropped": 2, "requestsInProgress": 2, "connectTimeOut": 0, "currentConnSsl": 0}
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		got := e.mustCall(200, "GET", "/loadbalancers/"+itoa(id)+"/stats", "")

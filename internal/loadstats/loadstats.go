@@ -95,7 +95,6 @@ type Snapshot struct {
 	// MaxActiveConnections is the highest Gauges.ActiveConnections seen
 	// when a report arrived.
 	MaxActiveConnections uint64
-	Reporters            int // live reporters
 }
 
 // Service implements the LoadReportingService and holds the aggregates.
@@ -126,7 +125,7 @@ type lbState struct {
 	labelled  bool // has Prometheus series of its own
 	totals    Counts
 	maxActive uint64
-	reporters map[uint64]latest // by stream
+	reporters map[uint64]latest // by stream, non-zero gauges only
 }
 
 type latest struct {
@@ -200,7 +199,7 @@ func (s *Service) absorb(stream uint64, clusters []*endpointv3.ClusterStats) {
 	defer s.mu.Unlock()
 	// Several entries may name one cluster (one per EDS service name):
 	// the stream's gauges for a load balancer are their sum.
-	seen := map[uint32]bool{}
+	gauges := map[*lbState]Gauges{}
 	for _, c := range clusters {
 		id, ok := s.opts.LoadBalancerID(c.GetClusterName())
 		if !ok {
@@ -219,22 +218,24 @@ func (s *Service) absorb(stream uint64, clusters []*endpointv3.ClusterStats) {
 			}
 			s.lbs[id] = lb
 		}
-		counts, gauges := clusterLoad(c)
+		counts, g := clusterLoad(c)
 		lb.totals.add(counts)
-		r := lb.reporters[stream]
-		if !seen[id] {
-			r.Gauges = Gauges{}
-			seen[id] = true
-		}
-		r.Gauges.add(gauges)
-		r.at = now
-		lb.reporters[stream] = r
+		sum := gauges[lb]
+		sum.add(g)
+		gauges[lb] = sum
 		s.reports.Add(1)
 	}
-	for id := range seen {
-		lb := s.lbs[id]
-		if g := s.gauges(lb, now); g.ActiveConnections > lb.maxActive {
-			lb.maxActive = g.ActiveConnections
+	// Only non-zero gauges are kept: memory grows with the pairs of
+	// stream and load balancer that have requests in progress or open
+	// connections, not with every pair that ever reported.
+	for lb, g := range gauges {
+		if g == (Gauges{}) {
+			delete(lb.reporters, stream)
+		} else {
+			lb.reporters[stream] = latest{Gauges: g, at: now}
+		}
+		if sum := s.gauges(lb, now); sum.ActiveConnections > lb.maxActive {
+			lb.maxActive = sum.ActiveConnections
 		}
 	}
 }
@@ -285,5 +286,5 @@ func (s *Service) Snapshot(id uint32) Snapshot {
 		return Snapshot{}
 	}
 	g := s.gauges(lb, s.opts.Now())
-	return Snapshot{Totals: lb.totals, Gauges: g, MaxActiveConnections: lb.maxActive, Reporters: len(lb.reporters)}
+	return Snapshot{Totals: lb.totals, Gauges: g, MaxActiveConnections: lb.maxActive}
 }

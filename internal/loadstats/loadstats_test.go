@@ -112,19 +112,19 @@ func TestAggregatesPerLoadBalancerAcrossReporters(t *testing.T) {
 	send(t, a, load("lb_1", 10, 7, 3, 2, 4), load("lb_2", 5, 5, 0, 0, 1))
 	send(t, b, load("lb_1", 4, 4, 0, 1, 2))
 	waitFor(t, s, 1, loadstats.Snapshot{Totals: loadstats.Counts{Issued: 14, Succeeded: 11, Errors: 3},
-		Gauges: loadstats.Gauges{InProgress: 3, ActiveConnections: 6}, MaxActiveConnections: 6, Reporters: 2})
+		Gauges: loadstats.Gauges{InProgress: 3, ActiveConnections: 6}, MaxActiveConnections: 6})
 	waitFor(t, s, 2, loadstats.Snapshot{Totals: loadstats.Counts{Issued: 5, Succeeded: 5},
-		Gauges: loadstats.Gauges{ActiveConnections: 1}, MaxActiveConnections: 1, Reporters: 1})
+		Gauges: loadstats.Gauges{ActiveConnections: 1}, MaxActiveConnections: 1})
 
 	// A later interval adds to the counters and replaces the gauges.
 	send(t, a, load("lb_1", 2, 1, 1, 0, 1))
 	waitFor(t, s, 1, loadstats.Snapshot{Totals: loadstats.Counts{Issued: 16, Succeeded: 12, Errors: 4},
-		Gauges: loadstats.Gauges{InProgress: 1, ActiveConnections: 3}, MaxActiveConnections: 6, Reporters: 2})
+		Gauges: loadstats.Gauges{InProgress: 1, ActiveConnections: 3}, MaxActiveConnections: 6})
 
 	// Clusters that are no load balancer, and drops, are counted apart.
 	send(t, b, load("xds_cluster", 9, 9, 0, 0, 0), &endpointv3.ClusterStats{ClusterName: "lb_2", TotalDroppedRequests: 3})
 	waitFor(t, s, 2, loadstats.Snapshot{Totals: loadstats.Counts{Issued: 5, Succeeded: 5, Dropped: 3},
-		Gauges: loadstats.Gauges{ActiveConnections: 1}, MaxActiveConnections: 1, Reporters: 2})
+		Gauges: loadstats.Gauges{ActiveConnections: 1}, MaxActiveConnections: 1})
 
 	// A reporter that goes away stops counting in the gauges; what it
 	// reported stays counted.
@@ -132,12 +132,12 @@ func TestAggregatesPerLoadBalancerAcrossReporters(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, s, 1, loadstats.Snapshot{Totals: loadstats.Counts{Issued: 16, Succeeded: 12, Errors: 4},
-		Gauges: loadstats.Gauges{InProgress: 0, ActiveConnections: 1}, MaxActiveConnections: 6, Reporters: 1})
+		Gauges: loadstats.Gauges{InProgress: 0, ActiveConnections: 1}, MaxActiveConnections: 6})
 
 	// A silent reporter stops counting after the expiry (3 intervals).
 	clk.Add(6 * time.Second)
 	waitFor(t, s, 1, loadstats.Snapshot{Totals: loadstats.Counts{Issued: 16, Succeeded: 12, Errors: 4},
-		Gauges: loadstats.Gauges{InProgress: 0, ActiveConnections: 1}, MaxActiveConnections: 6, Reporters: 1})
+		Gauges: loadstats.Gauges{InProgress: 0, ActiveConnections: 1}, MaxActiveConnections: 6})
 	clk.Add(time.Millisecond)
 	waitFor(t, s, 1, loadstats.Snapshot{Totals: loadstats.Counts{Issued: 16, Succeeded: 12, Errors: 4},
 		MaxActiveConnections: 6})
@@ -148,7 +148,7 @@ func TestBoundedLoadBalancers(t *testing.T) {
 	r := reporter(t, c, "client", loadstats.DefaultInterval)
 	send(t, r, load("lb_1", 1, 1, 0, 0, 0), load("lb_2", 1, 1, 0, 0, 0))
 	send(t, r, load("lb_1", 1, 1, 0, 0, 0))
-	waitFor(t, s, 1, loadstats.Snapshot{Totals: loadstats.Counts{Issued: 2, Succeeded: 2}, Reporters: 1})
+	waitFor(t, s, 1, loadstats.Snapshot{Totals: loadstats.Counts{Issued: 2, Succeeded: 2}})
 	if got := s.Snapshot(2); got != (loadstats.Snapshot{}) {
 		t.Errorf("a load balancer over the bound is tracked: %+v", got)
 	}
@@ -160,7 +160,7 @@ func TestMetrics(t *testing.T) {
 	s, c := serve(t, loadstats.Options{MetricsLoadBalancers: 1, MaxLoadBalancers: 2})
 	r := reporter(t, c, "client", loadstats.DefaultInterval)
 	send(t, r, load("lb_7", 4, 3, 1, 2, 0), load("lb_8", 1, 1, 0, 0, 0), load("lb_9", 1, 1, 0, 0, 0), load("other", 1, 1, 0, 0, 0))
-	waitFor(t, s, 8, loadstats.Snapshot{Totals: loadstats.Counts{Issued: 1, Succeeded: 1}, Reporters: 1})
+	waitFor(t, s, 8, loadstats.Snapshot{Totals: loadstats.Counts{Issued: 1, Succeeded: 1}})
 	want := `
 # HELP lbaas_lb_requests_completed_total Requests completed, from the load reports, by result (succeeded, error).
 # TYPE lbaas_lb_requests_completed_total counter

@@ -1086,14 +1086,13 @@ type GetStatsResponse struct {
 	CurrentConnSsl       *uint32                `protobuf:"varint,14,opt,name=current_conn_ssl,json=currentConnSsl,proto3,oneof" json:"current_conn_ssl,omitempty"`
 	// Extensions, from the load reports (LRS) of proxyless gRPC clients and
 	// proxies: requests sent to a node, those that succeeded, those that
-	// ended with an error, those the reporter dropped, those in progress,
-	// and how many reporters count in the gauges now.
+	// ended with an error, those the reporter dropped and those in
+	// progress.
 	Requests           *uint32 `protobuf:"varint,15,opt,name=requests,proto3,oneof" json:"requests,omitempty"`
 	RequestsSucceeded  *uint32 `protobuf:"varint,16,opt,name=requests_succeeded,json=requestsSucceeded,proto3,oneof" json:"requests_succeeded,omitempty"`
 	RequestErrors      *uint32 `protobuf:"varint,17,opt,name=request_errors,json=requestErrors,proto3,oneof" json:"request_errors,omitempty"`
 	RequestsDropped    *uint32 `protobuf:"varint,18,opt,name=requests_dropped,json=requestsDropped,proto3,oneof" json:"requests_dropped,omitempty"`
 	RequestsInProgress *uint32 `protobuf:"varint,19,opt,name=requests_in_progress,json=requestsInProgress,proto3,oneof" json:"requests_in_progress,omitempty"`
-	Reporters          *uint32 `protobuf:"varint,20,opt,name=reporters,proto3,oneof" json:"reporters,omitempty"`
 	unknownFields      protoimpl.UnknownFields
 	sizeCache          protoimpl.SizeCache
 }
@@ -1257,13 +1256,6 @@ func (x *GetStatsResponse) GetRequestsDropped() uint32 {
 func (x *GetStatsResponse) GetRequestsInProgress() uint32 {
 	if x != nil && x.RequestsInProgress != nil {
 		return *x.RequestsInProgress
-	}
-	return 0
-}
-
-func (x *GetStatsResponse) GetReporters() uint32 {
-	if x != nil && x.Reporters != nil {
-		return *x.Reporters
 	}
 	return 0
 }
@@ -2701,7 +2693,7 @@ const file_lbaas_v1_service_proto_rawDesc = "" +
 	"\x18cluster_source_addresses\x18\x01 \x01(\v2\x1c.lbaas.v1.SourceAddressListsR\x16clusterSourceAddresses\"U\n" +
 	"\x0fGetStatsRequest\x12\x18\n" +
 	"\aaccount\x18\x01 \x01(\tR\aaccount\x12(\n" +
-	"\x10load_balancer_id\x18\x02 \x01(\rR\x0eloadBalancerId\"\xc7\n" +
+	"\x10load_balancer_id\x18\x02 \x01(\rR\x0eloadBalancerId\"\x96\n" +
 	"\n" +
 	"\x10GetStatsResponse\x12-\n" +
 	"\x10connect_time_out\x18\x01 \x01(\rH\x00R\x0econnectTimeOut\x88\x01\x01\x12(\n" +
@@ -2725,8 +2717,7 @@ const file_lbaas_v1_service_proto_rawDesc = "" +
 	"\x12requests_succeeded\x18\x10 \x01(\rH\x0fR\x11requestsSucceeded\x88\x01\x01\x12*\n" +
 	"\x0erequest_errors\x18\x11 \x01(\rH\x10R\rrequestErrors\x88\x01\x01\x12.\n" +
 	"\x10requests_dropped\x18\x12 \x01(\rH\x11R\x0frequestsDropped\x88\x01\x01\x125\n" +
-	"\x14requests_in_progress\x18\x13 \x01(\rH\x12R\x12requestsInProgress\x88\x01\x01\x12!\n" +
-	"\treporters\x18\x14 \x01(\rH\x13R\treporters\x88\x01\x01B\x13\n" +
+	"\x14requests_in_progress\x18\x13 \x01(\rH\x12R\x12requestsInProgress\x88\x01\x01B\x13\n" +
 	"\x11_connect_time_outB\x10\n" +
 	"\x0e_connect_errorB\x12\n" +
 	"\x10_connect_failureB\x11\n" +
@@ -2745,9 +2736,7 @@ const file_lbaas_v1_service_proto_rawDesc = "" +
 	"\x13_requests_succeededB\x11\n" +
 	"\x0f_request_errorsB\x13\n" +
 	"\x11_requests_droppedB\x17\n" +
-	"\x15_requests_in_progressB\f\n" +
-	"\n" +
-	"_reporters\"5\n" +
+	"\x15_requests_in_progress\"5\n" +
 	"\x19ListAllowedDomainsRequest\x12\x18\n" +
 	"\aaccount\x18\x01 \x01(\tR\aaccount\"T\n" +
 	"\x12AllowedDomainEntry\x12>\n" +
