@@ -103,8 +103,10 @@ type Service struct {
 	opts    Options
 	streams atomic.Uint64 // stream ids
 
-	mu  sync.Mutex
-	lbs map[uint32]*lbState
+	mu      sync.Mutex
+	lbs     map[uint32]*lbState
+	seq     uint64     // reports absorbed: marks the load balancers a report touches
+	touched []*lbState // scratch of absorb
 
 	labelled int // load balancers with series of their own
 
@@ -126,6 +128,8 @@ type lbState struct {
 	totals    Counts
 	maxActive uint64
 	reporters map[uint64]latest // by stream, non-zero gauges only
+	seq       uint64            // the last report that touched it (absorb)
+	pending   Gauges            // its gauges in that report
 }
 
 type latest struct {
@@ -199,7 +203,8 @@ func (s *Service) absorb(stream uint64, clusters []*endpointv3.ClusterStats) {
 	defer s.mu.Unlock()
 	// Several entries may name one cluster (one per EDS service name):
 	// the stream's gauges for a load balancer are their sum.
-	gauges := map[*lbState]Gauges{}
+	s.seq++
+	touched := s.touched[:0]
 	for _, c := range clusters {
 		id, ok := s.opts.LoadBalancerID(c.GetClusterName())
 		if !ok {
@@ -220,16 +225,18 @@ func (s *Service) absorb(stream uint64, clusters []*endpointv3.ClusterStats) {
 		}
 		counts, g := clusterLoad(c)
 		lb.totals.add(counts)
-		sum := gauges[lb]
-		sum.add(g)
-		gauges[lb] = sum
+		if lb.seq != s.seq {
+			lb.seq, lb.pending = s.seq, Gauges{}
+			touched = append(touched, lb)
+		}
+		lb.pending.add(g)
 		s.reports.Add(1)
 	}
 	// Only non-zero gauges are kept: memory grows with the pairs of
 	// stream and load balancer that have requests in progress or open
 	// connections, not with every pair that ever reported.
-	for lb, g := range gauges {
-		if g == (Gauges{}) {
+	for _, lb := range touched {
+		if g := lb.pending; g == (Gauges{}) {
 			delete(lb.reporters, stream)
 		} else {
 			lb.reporters[stream] = latest{Gauges: g, at: now}
@@ -238,6 +245,8 @@ func (s *Service) absorb(stream uint64, clusters []*endpointv3.ClusterStats) {
 			lb.maxActive = sum.ActiveConnections
 		}
 	}
+	clear(touched)
+	s.touched = touched
 }
 
 func clusterLoad(c *endpointv3.ClusterStats) (Counts, Gauges) {
