@@ -19,7 +19,6 @@ package loadstats
 import (
 	"errors"
 	"io"
-	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -56,8 +55,7 @@ type Options struct {
 	// for as long as this process runs. 0 gives none.
 	MetricsLoadBalancers int
 	// Now is the clock (time.Now when nil).
-	Now    func() time.Time
-	Logger *slog.Logger
+	Now func() time.Time
 }
 
 // Counts are request and connection counters.
@@ -151,9 +149,6 @@ func New(o Options) *Service {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	if o.Logger == nil {
-		o.Logger = slog.Default()
-	}
 	return &Service{opts: o, lbs: map[uint32]*lbState{}}
 }
 
@@ -217,7 +212,7 @@ func (s *Service) absorb(stream uint64, clusters []*endpointv3.ClusterStats) {
 				s.dropped[dropOverLimit].Add(1)
 				continue
 			}
-			lb = &lbState{reporters: map[uint64]latest{}, labelled: s.labelled < s.opts.MetricsLoadBalancers}
+			lb = &lbState{labelled: s.labelled < s.opts.MetricsLoadBalancers}
 			if lb.labelled {
 				s.labelled++
 			}
@@ -239,6 +234,9 @@ func (s *Service) absorb(stream uint64, clusters []*endpointv3.ClusterStats) {
 		if g := lb.pending; g == (Gauges{}) {
 			delete(lb.reporters, stream)
 		} else {
+			if lb.reporters == nil {
+				lb.reporters = map[uint64]latest{}
+			}
 			lb.reporters[stream] = latest{Gauges: g, at: now}
 		}
 		if sum := s.gauges(lb, now); sum.ActiveConnections > lb.maxActive {

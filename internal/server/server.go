@@ -238,7 +238,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s := &Server{Store: st, Auth: auth.New(st, cfg.TokenTTL, log), log: log, tls: certs,
 		LoadStats: loadstats.New(loadstats.Options{Interval: cfg.LoadReportInterval,
-			LoadBalancerID: translator.LoadBalancerID, MetricsLoadBalancers: cfg.LoadBalancerMetrics, Logger: log})}
+			LoadBalancerID: translator.LoadBalancerID, MetricsLoadBalancers: cfg.LoadBalancerMetrics})}
 	if err := s.listen(cfg); err != nil {
 		_ = st.Close()
 		if certs != nil {
