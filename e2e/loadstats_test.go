@@ -65,10 +65,16 @@ func TestProxylessLoadReports(t *testing.T) {
 		t.Fatalf("%d of 7 calls through lb %d failed", failed, lb2)
 	}
 
-	want := map[int]stats{
+	waitStats(t, a, map[int]stats{
 		lb1: {Requests: 20, RequestsSucceeded: 17, RequestErrors: 3},
 		lb2: {Requests: 7, RequestsSucceeded: 7},
-	}
+	})
+}
+
+// waitStats waits (10 s at most) until each load balancer's stats are
+// exactly want.
+func waitStats(t *testing.T, a *api, want map[int]stats) {
+	t.Helper()
 	for id, w := range want {
 		var got stats
 		deadline := time.Now().Add(10 * time.Second)
@@ -83,4 +89,22 @@ func TestProxylessLoadReports(t *testing.T) {
 			t.Errorf("lb %d: stats %+v, want %+v", id, got, w)
 		}
 	}
+}
+
+// grpc-js reports its load too.
+func TestGRPCJSLoadReports(t *testing.T) {
+	modules := grpcjsModules(t)
+	dir := t.TempDir()
+	bin := buildBinary(t, dir)
+	d := startDaemon(t, bin, dir, nil, "--load-report-interval", "200ms")
+	a := newAPI(t, bin, dir, d)
+	be := startBackend(t, "js")
+	lb := a.create(fmt.Sprintf(`{"loadBalancer":{"name":"js","protocol":"HTTP","port":80,
+		"virtualIps":[{"type":"PUBLIC","ipVersion":"IPV4"}],"nodes":[%s]}}`, nodeJSON("127.0.0.1", be.port, ""))).ID
+	a.waitStatus(lb, "ACTIVE")
+	c := startGRPCJS(t, modules, bin, d, "grpcjs-reporter", lb)
+	if h, err := c.hits(15); err != nil || h["js"] != 15 {
+		t.Fatalf("15 calls through grpc-js: %v, %v", h, err)
+	}
+	waitStats(t, a, map[int]stats{lb: {Requests: 15, RequestsSucceeded: 15}})
 }
