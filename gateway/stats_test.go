@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"context"
+	"io"
 	"testing"
 	"time"
 
@@ -20,6 +21,8 @@ import (
 func TestStatsFromLoadReports(t *testing.T) {
 	e := newEnv(t)
 	id := e.createLB(simpleLB)
+	// Published, so that the fleet's proxies may report on it.
+	e.waitStatus(id, "ACTIVE")
 	e.mustCall(404, "GET", "/loadbalancers/99999/stats", "")
 	zeros := e.mustCall(200, "GET", "/loadbalancers/"+itoa(id)+"/stats", "")
 	for _, f := range []string{"connectTimeOut", "connectError", "connectFailure", "dataTimedOut", "keepAliveTimedOut", "maxConn", "currentConn",
@@ -37,27 +40,45 @@ func TestStatsFromLoadReports(t *testing.T) {
 	defer conn.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	st, err := lrsv3.NewLoadReportingServiceClient(conn).StreamLoadStats(ctx)
-	if err != nil {
+	lrs := lrsv3.NewLoadReportingServiceClient(conn)
+	// report opens a stream for node and sends one interval on lb.
+	report := func(node *corev3.Node, lb *endpointv3.ClusterStats) lrsv3.LoadReportingService_StreamLoadStatsClient {
+		st, err := lrs.StreamLoadStats(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.Send(&lrsv3.LoadStatsRequest{Node: node}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.Recv(); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.Send(&lrsv3.LoadStatsRequest{ClusterStats: []*endpointv3.ClusterStats{lb}}); err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	load := func(issued uint64) *endpointv3.ClusterStats {
+		return &endpointv3.ClusterStats{
+			ClusterName:          translator.ResourceName(uint32(id)),
+			TotalDroppedRequests: 2,
+			UpstreamLocalityStats: []*endpointv3.UpstreamLocalityStats{{
+				TotalIssuedRequests: issued, TotalSuccessfulRequests: 9, TotalErrorRequests: 1, TotalRequestsInProgress: 2,
+				TotalActiveConnections: 5, TotalFailConnections: 4,
+			}},
+		}
+	}
+	// A proxy of another fleet may not report on this load balancer: its
+	// report is dropped (the server has read all of it once the stream
+	// has ended).
+	other := report(&corev3.Node{Id: "edge-9", Cluster: "other"}, load(1000))
+	if err := other.CloseSend(); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.Send(&lrsv3.LoadStatsRequest{Node: &corev3.Node{Id: "edge-1", Cluster: "default"}}); err != nil {
-		t.Fatal(err)
+	if _, err := other.Recv(); err != io.EOF {
+		t.Fatalf("end of the other fleet's stream: %v", err)
 	}
-	if _, err := st.Recv(); err != nil {
-		t.Fatal(err)
-	}
-	err = st.Send(&lrsv3.LoadStatsRequest{ClusterStats: []*endpointv3.ClusterStats{{
-		ClusterName:          translator.ResourceName(uint32(id)),
-		TotalDroppedRequests: 2,
-		UpstreamLocalityStats: []*endpointv3.UpstreamLocalityStats{{
-			TotalIssuedRequests: 12, TotalSuccessfulRequests: 9, TotalErrorRequests: 1, TotalRequestsInProgress: 2,
-			TotalActiveConnections: 5, TotalFailConnections: 4,
-		}},
-	}}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	report(&corev3.Node{Id: "edge-1", Cluster: "default"}, load(12))
 	want := map[string]float64{"currentConn": 5, "maxConn": 5, "connectFailure": 4, "requests": 12, "requestsSucceeded": 9,
 		"requestErrors": 1, "requestsDropped": 2, "requestsInProgress": 2, "connectTimeOut": 0, "currentConnSsl": 0}
 	deadline := time.Now().Add(5 * time.Second)

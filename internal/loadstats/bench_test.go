@@ -25,7 +25,7 @@ func BenchmarkAbsorb(b *testing.B) {
 	}
 	b.ResetTimer()
 	for i := range b.N {
-		s.absorb(uint64(i%reporters), report)
+		s.absorb(uint64(i%reporters), nil, report)
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*lbs), "ns/cluster")
 }
@@ -35,7 +35,7 @@ func BenchmarkSnapshot(b *testing.B) {
 	s := New(Options{LoadBalancerID: translator.LoadBalancerID})
 	busy := []*endpointv3.ClusterStats{{ClusterName: "lb_1", UpstreamLocalityStats: []*endpointv3.UpstreamLocalityStats{{TotalRequestsInProgress: 1}}}}
 	for r := range 1_000 {
-		s.absorb(uint64(r), busy)
+		s.absorb(uint64(r), nil, busy)
 	}
 	b.ResetTimer()
 	for range b.N {

@@ -23,6 +23,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	lrsv3 "github.com/envoyproxy/go-control-plane/envoy/service/load_stats/v3"
 	"google.golang.org/grpc"
@@ -50,6 +51,11 @@ type Options struct {
 	// LoadBalancerID maps a reported cluster name to its load balancer;
 	// reports for clusters it refuses are dropped and counted.
 	LoadBalancerID func(cluster string) (uint32, bool)
+	// Serves tells, for each cluster of a report, whether the reporter's
+	// fleet is served it (a reporter may report only on its own fleet's
+	// load balancers); the others are dropped and counted. Nil serves
+	// every cluster.
+	Serves func(node *corev3.Node, clusters []string) []bool
 	// MetricsLoadBalancers is how many load balancers get Prometheus
 	// series of their own (the label lb): the first that many to report,
 	// for as long as this process runs. 0 gives none.
@@ -114,10 +120,10 @@ type Service struct {
 }
 
 // Reasons a cluster's report is dropped (the label reason).
-var dropReasons = [2]string{"not_a_load_balancer", "too_many_load_balancers"}
+var dropReasons = [2]string{"not_served", "too_many_load_balancers"}
 
 const (
-	dropNotLB = iota
+	dropNotServed = iota
 	dropOverLimit
 )
 
@@ -165,6 +171,7 @@ func (s *Service) StreamLoadStats(stream lrsv3.LoadReportingService_StreamLoadSt
 		s.forget(id)
 	}()
 	asked := false
+	var node *corev3.Node // the first request names it; later ones may
 	for {
 		req, err := stream.Recv()
 		if errors.Is(err, io.EOF) {
@@ -173,7 +180,10 @@ func (s *Service) StreamLoadStats(stream lrsv3.LoadReportingService_StreamLoadSt
 		if err != nil {
 			return err
 		}
-		s.absorb(id, req.GetClusterStats())
+		if n := req.GetNode(); n != nil {
+			node = n
+		}
+		s.absorb(id, node, req.GetClusterStats())
 		if !asked {
 			// The first request names the node and may already carry stats.
 			err := stream.Send(&lrsv3.LoadStatsResponse{
@@ -189,9 +199,17 @@ func (s *Service) StreamLoadStats(stream lrsv3.LoadReportingService_StreamLoadSt
 }
 
 // absorb adds a reporter's interval.
-func (s *Service) absorb(stream uint64, clusters []*endpointv3.ClusterStats) {
+func (s *Service) absorb(stream uint64, node *corev3.Node, clusters []*endpointv3.ClusterStats) {
 	if len(clusters) == 0 {
 		return
+	}
+	var served []bool
+	if s.opts.Serves != nil {
+		names := make([]string, len(clusters))
+		for i, c := range clusters {
+			names[i] = c.GetClusterName()
+		}
+		served = s.opts.Serves(node, names)
 	}
 	now := s.opts.Now()
 	s.mu.Lock()
@@ -200,10 +218,10 @@ func (s *Service) absorb(stream uint64, clusters []*endpointv3.ClusterStats) {
 	// the stream's gauges for a load balancer are their sum.
 	s.seq++
 	touched := s.touched[:0]
-	for _, c := range clusters {
+	for i, c := range clusters {
 		id, ok := s.opts.LoadBalancerID(c.GetClusterName())
-		if !ok {
-			s.dropped[dropNotLB].Add(1)
+		if !ok || served != nil && !served[i] {
+			s.dropped[dropNotServed].Add(1)
 			continue
 		}
 		lb := s.lbs[id]

@@ -176,9 +176,9 @@ lbaas_load_balancers_reported{labelled="true"} 1
 # HELP lbaas_load_reporters Load report (LRS) streams open on this replica: proxies and proxyless clients reporting.
 # TYPE lbaas_load_reporters gauge
 lbaas_load_reporters 1
-# HELP lbaas_load_reports_dropped_total Cluster load reports dropped, by reason (the cluster is no load balancer; more load balancers than tracked).
+# HELP lbaas_load_reports_dropped_total Cluster load reports dropped, by reason (the cluster is no load balancer of the reporter's fleet; more load balancers than tracked).
 # TYPE lbaas_load_reports_dropped_total counter
-lbaas_load_reports_dropped_total{reason="not_a_load_balancer"} 1
+lbaas_load_reports_dropped_total{reason="not_served"} 1
 lbaas_load_reports_dropped_total{reason="too_many_load_balancers"} 1
 # HELP lbaas_load_reports_total Cluster load reports (LRS) absorbed into the per-load-balancer aggregates.
 # TYPE lbaas_load_reports_total counter

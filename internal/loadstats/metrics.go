@@ -13,7 +13,7 @@ var (
 	reportsDesc = prometheus.NewDesc("lbaas_load_reports_total",
 		"Cluster load reports (LRS) absorbed into the per-load-balancer aggregates.", nil, nil)
 	droppedDesc = prometheus.NewDesc("lbaas_load_reports_dropped_total",
-		"Cluster load reports dropped, by reason (the cluster is no load balancer; more load balancers than tracked).", []string{"reason"}, nil)
+		"Cluster load reports dropped, by reason (the cluster is no load balancer of the reporter's fleet; more load balancers than tracked).", []string{"reason"}, nil)
 	reportersDesc = prometheus.NewDesc("lbaas_load_reporters",
 		"Load report (LRS) streams open on this replica: proxies and proxyless clients reporting.", nil, nil)
 	trackedDesc = prometheus.NewDesc("lbaas_load_balancers_reported",

@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -196,6 +198,7 @@ type Server struct {
 	xdsMu       sync.Mutex
 	xdsServer   *grpc.Server
 	tracker     atomic.Pointer[xds.Tracker]
+	xdsCache    atomic.Pointer[xds.Cache]
 	fleetCheck  *xdsauth.Authorizer
 	accessLog   *accesslog.Service
 	health      *health.Server
@@ -236,9 +239,9 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		}
 		return nil, err
 	}
-	s := &Server{Store: st, Auth: auth.New(st, cfg.TokenTTL, log), log: log, tls: certs,
-		LoadStats: loadstats.New(loadstats.Options{Interval: cfg.LoadReportInterval,
-			LoadBalancerID: translator.LoadBalancerID, MetricsLoadBalancers: cfg.LoadBalancerMetrics})}
+	s := &Server{Store: st, Auth: auth.New(st, cfg.TokenTTL, log), log: log, tls: certs}
+	s.LoadStats = loadstats.New(loadstats.Options{Interval: cfg.LoadReportInterval, LoadBalancerID: translator.LoadBalancerID,
+		Serves: s.servesClusters(cfg.Fleet), MetricsLoadBalancers: cfg.LoadBalancerMetrics})
 	if err := s.listen(cfg); err != nil {
 		_ = st.Close()
 		if certs != nil {
@@ -494,6 +497,7 @@ func (s *Server) startXDS(ctx context.Context, cfg Config, reg prometheus.Regist
 	s.xdsServer = x.server
 	s.xdsMu.Unlock()
 	s.tracker.Store(pub.Tracker())
+	s.xdsCache.Store(pub.Cache())
 	go func() {
 		defer close(x.served)
 		if err := x.server.Serve(ln); err != nil {
@@ -510,6 +514,19 @@ func (s *Server) accessLogs(reg prometheus.Registerer) *accesslog.Service {
 		s.accessLog = accesslog.New(s.log, reg)
 	}
 	return s.accessLog
+}
+
+// servesClusters tells which clusters a load reporter's fleet is served
+// (its group in the xDS cache): a reporter reports only on its own
+// fleet's load balancers.
+func (s *Server) servesClusters(defaultFleet string) func(*corev3.Node, []string) []bool {
+	return func(node *corev3.Node, clusters []string) []bool {
+		c := s.xdsCache.Load()
+		if c == nil {
+			return make([]bool, len(clusters))
+		}
+		return c.Served(xds.GroupOf(node, defaultFleet), resourcev3.ClusterType, clusters)
+	}
 }
 
 // xdsAuth is the xDS fleet check, built once (its metrics are registered).
