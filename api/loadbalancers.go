@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/types/known/emptypb"
 
 	lbaasv1 "github.com/openlbaas/lbaas/gen/lbaas/v1"
+	"github.com/openlbaas/lbaas/internal/loadstats"
 	"github.com/openlbaas/lbaas/internal/ratelimit"
 	"github.com/openlbaas/lbaas/internal/secrets"
 	"github.com/openlbaas/lbaas/store"
@@ -39,6 +40,10 @@ type Config struct {
 	// Secrets seals the private keys of SSL termination (nil: SSL
 	// termination cannot be configured, 503).
 	Secrets *secrets.Keyring
+	// LoadStats are the load reports aggregated per load balancer, which
+	// GET /loadbalancers/{id}/stats shows (nil: every load balancer shows
+	// zeros).
+	LoadStats *loadstats.Service
 }
 
 func nodePolicy(cfg Config) NodePolicy {
@@ -54,6 +59,7 @@ type LoadBalancers struct {
 	fleet           string
 	sourceAddresses *lbaasv1.SourceAddresses
 	nodePolicy      NodePolicy
+	loadStats       *loadstats.Service
 	log             *slog.Logger
 }
 
@@ -61,7 +67,8 @@ type LoadBalancers struct {
 func NewLoadBalancers(st *store.Store, auth Authorizer, cfg Config) *LoadBalancers {
 	return &LoadBalancers{
 		store: st, auth: auth, limits: cfg.Limits, fleet: cfg.Fleet,
-		sourceAddresses: cfg.SourceAddresses, nodePolicy: nodePolicy(cfg), log: cfg.Logger,
+		sourceAddresses: cfg.SourceAddresses, nodePolicy: nodePolicy(cfg), loadStats: cfg.LoadStats,
+		log: cfg.Logger,
 	}
 }
 

@@ -46,6 +46,7 @@ var Actions = map[string]Action{
 	"/lbaas.v1.LoadBalancerService/DeleteLoadBalancer":        Delete,
 	"/lbaas.v1.LoadBalancerService/BulkDeleteLoadBalancers":   Delete,
 	"/lbaas.v1.LoadBalancerService/GetClusterSourceAddresses": Read,
+	"/lbaas.v1.LoadBalancerService/GetStats":                  Read,
 
 	"/lbaas.v1.CatalogService/ListProtocols":              Read,
 	"/lbaas.v1.CatalogService/ListAlgorithms":             Read,

@@ -343,11 +343,7 @@ func bootstrapProto(o Options) (*bootstrapv3.Bootstrap, error) {
 				ApiType:                   apiType,
 				TransportApiVersion:       corev3.ApiVersion_V3,
 				SetNodeOnFirstMessageOnly: true,
-				GrpcServices: []*corev3.GrpcService{{
-					TargetSpecifier: &corev3.GrpcService_EnvoyGrpc_{
-						EnvoyGrpc: &corev3.GrpcService_EnvoyGrpc{ClusterName: XDSClusterName},
-					},
-				}},
+				GrpcServices:              controlPlane(),
 			},
 			LdsConfig: ads(),
 			CdsConfig: ads(),
@@ -355,12 +351,31 @@ func bootstrapProto(o Options) (*bootstrapv3.Bootstrap, error) {
 		StaticResources: &bootstrapv3.Bootstrap_StaticResources{
 			Clusters: []*clusterv3.Cluster{cluster},
 		},
+		// Envoy reports its load (LRS: requests per cluster and locality)
+		// to the control plane, which aggregates it per load balancer.
+		ClusterManager: &bootstrapv3.ClusterManager{
+			LoadStatsConfig: &corev3.ApiConfigSource{
+				ApiType:             corev3.ApiConfigSource_GRPC,
+				TransportApiVersion: corev3.ApiVersion_V3,
+				GrpcServices:        controlPlane(),
+			},
+		},
 		Admin: &bootstrapv3.Admin{Address: admin},
 	}
 	if err := b.ValidateAll(); err != nil {
 		return nil, fmt.Errorf("envoy: invalid bootstrap: %w", err)
 	}
 	return b, nil
+}
+
+// controlPlane is the gRPC service of the control plane, through the
+// bootstrap's cluster.
+func controlPlane() []*corev3.GrpcService {
+	return []*corev3.GrpcService{{
+		TargetSpecifier: &corev3.GrpcService_EnvoyGrpc_{
+			EnvoyGrpc: &corev3.GrpcService_EnvoyGrpc{ClusterName: XDSClusterName},
+		},
+	}}
 }
 
 func socketAddress(host string, port uint32) *corev3.Address {

@@ -268,9 +268,9 @@ func (want xmlTree) missingFrom(got xmlTree, ignore map[string]bool) []string {
 // well-formed: the source addresses close ipv6Servicenets with <.../>.
 var referenceErrata = strings.NewReplacer("<ipv6Servicenets/>", "</ipv6Servicenets>")
 
-// notServed are the reference's methods of the open certificate mapping,
-// usage and statistics issues.
-var notServed = regexp.MustCompile(`certificatemappings|usage|stats|billable`)
+// notServed are the reference's methods of the open certificate mapping
+// and usage issues.
+var notServed = regexp.MustCompile(`certificatemappings|usage|billable`)
 
 // featureLB is a load balancer with every sub-object the reference shows
 // in XML, so that every element of its examples has a counterpart.

@@ -38,7 +38,6 @@ var excludedMethods = []struct{ fragment, reason string }{
 	{"/ssltermination/certificatemappings", "certificate mappings: issue 11 (not done yet)"},
 	{"/usage", "usage records: issue 12"},
 	{"/billable", "billable load balancers: issue 12"},
-	{"/stats", "load balancer statistics: issue 12"},
 }
 
 // knownDifferences are examples the server answers otherwise than the

@@ -137,6 +137,11 @@ func grpcOutlierDetection(interval time.Duration, threshold, volume uint32) *clu
 	}
 }
 
+// lrsSelf is the load reporting server of the gRPC variant: the xDS
+// server itself (gRFC A27), where lbaasd aggregates the reports per load
+// balancer.
+var lrsSelf = &corev3.ConfigSource{ConfigSourceSpecifier: &corev3.ConfigSource_Self{Self: &corev3.SelfConfigSource{}}}
+
 // grpcCluster is the gRPC variant of a load balancer's cluster: Envoy's
 // discovery and endpoints (shared, not copied), with the policy and the
 // outlier detection gRPC clients understand. It leaves out what gRPC
@@ -151,6 +156,9 @@ func grpcCluster(lb *LoadBalancer, envoy *clusterv3.Cluster) *clusterv3.Cluster 
 		LbPolicy:             grpcLegacyPolicy(lb),
 		LoadBalancingPolicy:  grpcPolicies(lb),
 		OutlierDetection:     grpcOutlier,
+		// Clients report their load (LRS) to the control plane they
+		// get this cluster from: requests per cluster and locality.
+		LrsServer: lrsSelf,
 	}
 	if lb.CheckPassive && Family(lb.Protocol) == FamilyHTTP {
 		c.OutlierDetection = grpcOutlierPassive

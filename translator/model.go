@@ -3,6 +3,8 @@ package translator
 import (
 	"fmt"
 	"net/netip"
+	"strconv"
+	"strings"
 )
 
 // LoadBalancer is the translator's input: one load balancer as the data
@@ -84,6 +86,17 @@ type Node struct {
 // its listener, route configuration, cluster and endpoints are all
 // "lb_<id>". Proxyless gRPC clients dial xds:///lb_<id>.
 func ResourceName(id uint32) string { return fmt.Sprintf("lb_%d", id) }
+
+// LoadBalancerID is the id in a ResourceName ("lb_<id>"); false for any
+// other name.
+func LoadBalancerID(name string) (uint32, bool) {
+	digits, ok := strings.CutPrefix(name, "lb_")
+	if !ok || digits == "" || digits[0] == '0' || len(digits) > 10 {
+		return 0, false
+	}
+	id, err := strconv.ParseUint(digits, 10, 32)
+	return uint32(id), err == nil
+}
 
 // RedirectListenerName names the extra port-80 listener of an HTTPS load
 // balancer with httpsRedirect.

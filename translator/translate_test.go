@@ -301,3 +301,17 @@ func TestNoChainMatchesEverySource(t *testing.T) {
 		}
 	}
 }
+
+// LoadBalancerID reads back exactly the names ResourceName makes.
+func TestLoadBalancerID(t *testing.T) {
+	for _, id := range []uint32{1, 42, 4294967295} {
+		if got, ok := LoadBalancerID(ResourceName(id)); !ok || got != id {
+			t.Errorf("LoadBalancerID(%q) = %d, %v", ResourceName(id), got, ok)
+		}
+	}
+	for _, name := range []string{"", "lb_", "lb_0", "lb_01", "lb_-1", "lb_+1", "lb_1x", "lb_4294967296", "lb_1_redirect", "xds_cluster", "LB_1"} {
+		if got, ok := LoadBalancerID(name); ok {
+			t.Errorf("LoadBalancerID(%q) = %d, want no load balancer", name, got)
+		}
+	}
+}

@@ -410,6 +410,23 @@ func (c *Cache) Resources(g Group, typeURL string) map[string]types.Resource {
 	return out
 }
 
+// Served tells, for each name, whether group g has a resource of the type
+// by that name (one lock for all of them).
+func (c *Cache) Served(g Group, typeURL string, names []string) []bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]bool, len(names))
+	tc := c.groups[g][typeURL]
+	if tc == nil {
+		return out
+	}
+	for i, name := range names {
+		e := tc.entries[name]
+		out[i] = e != nil && e.res != nil
+	}
+	return out
+}
+
 func servedType(typeURL string) error {
 	switch typeURL {
 	case resource.ClusterType, resource.EndpointType, resource.ExtensionConfigType, resource.ListenerType, resource.RouteType:

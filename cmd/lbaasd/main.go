@@ -29,6 +29,7 @@ import (
 	"github.com/openlbaas/lbaas/auth"
 	"github.com/openlbaas/lbaas/envoy"
 	"github.com/openlbaas/lbaas/internal/controlplane"
+	"github.com/openlbaas/lbaas/internal/loadstats"
 	"github.com/openlbaas/lbaas/internal/netguard"
 	"github.com/openlbaas/lbaas/internal/pki"
 	"github.com/openlbaas/lbaas/internal/ratelimit"
@@ -151,6 +152,10 @@ func serveCommand() *ffcli.Command {
 	fs.DurationVar(&cfg.ReplicaLease, "replica-lease", controlplane.DefaultLease, "on PostgreSQL, how long a replica counts for status without renewing its lease (renewed every third of it); "+
 		"a replica that cannot renew it stops serving xDS until it can, and the others stop waiting for its clients")
 	fs.DurationVar(&cfg.AckTimeout, "ack-timeout", 30*time.Second, "an xDS client that leaves a response unanswered (no ACK or NACK) this long stops counting for status and is disconnected; 0 never")
+	fs.DurationVar(&cfg.LoadReportInterval, "load-report-interval", loadstats.DefaultInterval,
+		"how often proxies and proxyless clients report their load (LRS) to lbaasd, which aggregates it per load balancer (GET /loadbalancers/{id}/stats)")
+	fs.IntVar(&cfg.LoadBalancerMetrics, "lb-metrics-max", 1000,
+		"how many load balancers get Prometheus series of their own (label lb) from the load reports: the first that many to report; 0 none")
 	fs.StringVar(&cfg.PublicURL, "public-url", "", "base URL clients reach the API at, used in the identity service catalog (default: from each request's Host)")
 	fs.StringVar(&cfg.Region, "region", "LOCAL", "region name shown in the service catalog")
 	fs.StringVar(&cfg.Fleet, "fleet", "default", "proxy fleet (Envoy node cluster) new load balancers are placed on")

@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -36,6 +38,7 @@ import (
 	lbhealth "github.com/openlbaas/lbaas/health"
 	"github.com/openlbaas/lbaas/internal/accesslog"
 	"github.com/openlbaas/lbaas/internal/controlplane"
+	"github.com/openlbaas/lbaas/internal/loadstats"
 	"github.com/openlbaas/lbaas/internal/netguard"
 	"github.com/openlbaas/lbaas/internal/nodedns"
 	"github.com/openlbaas/lbaas/internal/ratelimit"
@@ -137,7 +140,15 @@ type Config struct {
 	// without renewing its lease; past it, it stops serving xDS until it
 	// renews (controlplane.DefaultLease when zero).
 	ReplicaLease time.Duration
-	Logger       *slog.Logger
+	// LoadReportInterval is the interval at which proxies and proxyless
+	// clients report their load (LRS) on the xDS port
+	// (loadstats.DefaultInterval when zero).
+	LoadReportInterval time.Duration
+	// LoadBalancerMetrics is how many load balancers get Prometheus series
+	// of their own from the load reports (the first that many to report;
+	// 0: none).
+	LoadBalancerMetrics int
+	Logger              *slog.Logger
 }
 
 // checkTLS refuses inconsistent TLS settings and unauthenticated xDS
@@ -186,6 +197,8 @@ type Server struct {
 	DebugAddr net.Addr
 	Store     *store.Store
 	Auth      *auth.Service
+	// LoadStats aggregates the load reports (LRS) per load balancer.
+	LoadStats *loadstats.Service
 
 	secrets     *secrets.Keyring
 	httpServer  *http.Server
@@ -194,6 +207,7 @@ type Server struct {
 	xdsMu       sync.Mutex
 	xdsServer   *grpc.Server
 	tracker     atomic.Pointer[xds.Tracker]
+	xdsCache    atomic.Pointer[xds.Cache]
 	fleetCheck  *xdsauth.Authorizer
 	accessLog   *accesslog.Service
 	health      *health.Server
@@ -242,6 +256,8 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		}
 		return nil, err
 	}
+	s.LoadStats = loadstats.New(loadstats.Options{Interval: cfg.LoadReportInterval, LoadBalancerID: translator.LoadBalancerID,
+		Serves: s.servesClusters(cfg.Fleet), MetricsLoadBalancers: cfg.LoadBalancerMetrics})
 	if err := s.listen(cfg); err != nil {
 		_ = st.Close()
 		if certs != nil {
@@ -264,6 +280,7 @@ func (s *Server) listen(cfg Config) error {
 		Name: "lbaas_db_timeouts_total",
 		Help: "Database calls, of requests and background jobs, that did not finish within --db-timeout.",
 	}, func() float64 { return float64(s.Store.Timeouts()) }))
+	reg.MustRegister(s.LoadStats)
 
 	guard, err := netguard.New(cfg.DeniedNodeNetworks, netguard.Options{HostAddresses: cfg.DenyHostAddresses, Logger: s.log})
 	if err != nil {
@@ -276,6 +293,7 @@ func (s *Server) listen(cfg Config) error {
 		Limits: cfg.Limits, Fleet: cfg.Fleet, Logger: s.log,
 		SourceAddresses: sourceAddresses(cfg.Source), AllowedDomains: cfg.AllowedDomains, ResolveNode: names.Resolve,
 		Secrets: s.secrets,
+		LoadStats: s.LoadStats,
 	}
 	var rates *ratelimit.Limiter
 	if cfg.RateLimits {
@@ -490,10 +508,13 @@ func (s *Server) startXDS(ctx context.Context, cfg Config, reg prometheus.Regist
 	xds.Register(x.ctx, x.server, pub.Cache(), pub.Tracker())
 	// Connection logs come back on the same connection (translator.AccessLogGRPC).
 	s.accessLogs(reg).Register(x.server)
+	// So does the load clients and proxies report (LRS).
+	s.LoadStats.Register(x.server)
 	s.xdsMu.Lock()
 	s.xdsServer = x.server
 	s.xdsMu.Unlock()
 	s.tracker.Store(pub.Tracker())
+	s.xdsCache.Store(pub.Cache())
 	go func() {
 		defer close(x.served)
 		if err := x.server.Serve(ln); err != nil {
@@ -510,6 +531,19 @@ func (s *Server) accessLogs(reg prometheus.Registerer) *accesslog.Service {
 		s.accessLog = accesslog.New(s.log, reg)
 	}
 	return s.accessLog
+}
+
+// servesClusters tells which clusters a load reporter's fleet is served
+// (its group in the xDS cache): a reporter reports only on its own
+// fleet's load balancers.
+func (s *Server) servesClusters(defaultFleet string) func(*corev3.Node, []string) []bool {
+	return func(node *corev3.Node, clusters []string) []bool {
+		c := s.xdsCache.Load()
+		if c == nil {
+			return make([]bool, len(clusters))
+		}
+		return c.Served(xds.GroupOf(node, defaultFleet), resourcev3.ClusterType, clusters)
+	}
 }
 
 // xdsAuth is the xDS fleet check, built once (its metrics are registered).

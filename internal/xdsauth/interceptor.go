@@ -26,8 +26,9 @@ const (
 )
 
 // nodeRequest is a request that carries the client's xDS node:
-// DiscoveryRequest and DeltaDiscoveryRequest (and LRS's LoadStatsRequest,
-// should the xDS server serve it). Anything else is refused.
+// DiscoveryRequest and DeltaDiscoveryRequest, and LRS's LoadStatsRequest
+// (load reports, on the xDS port: the node comes in the first one).
+// Anything else is refused.
 type nodeRequest interface {
 	GetNode() *corev3.Node
 }

@@ -18,6 +18,7 @@ import (
 	accesslogv3 "github.com/envoyproxy/go-control-plane/envoy/service/accesslog/v3"
 	clusterservice "github.com/envoyproxy/go-control-plane/envoy/service/cluster/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	lrsv3 "github.com/envoyproxy/go-control-plane/envoy/service/load_stats/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
@@ -30,9 +31,11 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/openlbaas/lbaas/internal/accesslog"
+	"github.com/openlbaas/lbaas/internal/loadstats"
 	"github.com/openlbaas/lbaas/internal/pki"
 	"github.com/openlbaas/lbaas/internal/tlsreload"
 	"github.com/openlbaas/lbaas/internal/xdsauth"
+	"github.com/openlbaas/lbaas/translator"
 )
 
 const defaultFleet = "default"
@@ -128,6 +131,7 @@ func startServer(t *testing.T) *xdsServer {
 	discoveryv3.RegisterAggregatedDiscoveryServiceServer(gs, xds)
 	clusterservice.RegisterClusterDiscoveryServiceServer(gs, xds)
 	accesslog.New(slog.New(slog.NewTextHandler(io.Discard, nil)), nil).Register(gs)
+	loadstats.New(loadstats.Options{LoadBalancerID: translator.LoadBalancerID}).Register(gs)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -298,6 +302,24 @@ func TestStreamAuthorization(t *testing.T) {
 			t.Errorf("logs of the own fleet: %v", err)
 		}
 		wantCode(t, "logs claiming another fleet", logs(&corev3.Node{Id: "n1", Cluster: "other"}), codes.PermissionDenied, `claims fleet "other"`)
+	})
+	t.Run("load report streams are checked by their node", func(t *testing.T) {
+		report := func(node *corev3.Node) error {
+			st, err := lrsv3.NewLoadReportingServiceClient(s.dial(t, edgeN1)).StreamLoadStats(ctxT(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := st.Send(&lrsv3.LoadStatsRequest{Node: node}); err != nil {
+				t.Fatal(err)
+			}
+			_, err = st.Recv()
+			return err
+		}
+		if err := report(&corev3.Node{Id: "n1", Cluster: "edge"}); err != nil {
+			t.Errorf("reports of the own fleet: %v", err)
+		}
+		wantCode(t, "reports claiming another fleet", report(&corev3.Node{Id: "n1", Cluster: "other"}), codes.PermissionDenied, `claims fleet "other"`)
+		wantCode(t, "reports claiming another node", report(&corev3.Node{Id: "n2", Cluster: "edge"}), codes.PermissionDenied, `names node "n2"`)
 	})
 	t.Run("unary Fetch is checked", func(t *testing.T) {
 		cds := clusterservice.NewClusterDiscoveryServiceClient(s.dial(t, edgeN1))

@@ -1012,6 +1012,254 @@ func (x *GetClusterSourceAddressesResponse) GetClusterSourceAddresses() *SourceA
 	return nil
 }
 
+type GetStatsRequest struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Account        string                 `protobuf:"bytes,1,opt,name=account,proto3" json:"account,omitempty"`
+	LoadBalancerId uint32                 `protobuf:"varint,2,opt,name=load_balancer_id,json=loadBalancerId,proto3" json:"load_balancer_id,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *GetStatsRequest) Reset() {
+	*x = GetStatsRequest{}
+	mi := &file_lbaas_v1_service_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetStatsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetStatsRequest) ProtoMessage() {}
+
+func (x *GetStatsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_lbaas_v1_service_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetStatsRequest.ProtoReflect.Descriptor instead.
+func (*GetStatsRequest) Descriptor() ([]byte, []int) {
+	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *GetStatsRequest) GetAccount() string {
+	if x != nil {
+		return x.Account
+	}
+	return ""
+}
+
+func (x *GetStatsRequest) GetLoadBalancerId() uint32 {
+	if x != nil {
+		return x.LoadBalancerId
+	}
+	return 0
+}
+
+// GetStatsResponse is the reference's statistics object. Counters count
+// since the serving lbaasd started and stop at 4294967295. Which report
+// feeds which field, and which are 0 because nothing reports them yet, is
+// in the README (Statistics).
+type GetStatsResponse struct {
+	state                protoimpl.MessageState `protogen:"open.v1"`
+	ConnectTimeOut       *uint32                `protobuf:"varint,1,opt,name=connect_time_out,json=connectTimeOut,proto3,oneof" json:"connect_time_out,omitempty"`
+	ConnectError         *uint32                `protobuf:"varint,2,opt,name=connect_error,json=connectError,proto3,oneof" json:"connect_error,omitempty"`
+	ConnectFailure       *uint32                `protobuf:"varint,3,opt,name=connect_failure,json=connectFailure,proto3,oneof" json:"connect_failure,omitempty"`
+	DataTimedOut         *uint32                `protobuf:"varint,4,opt,name=data_timed_out,json=dataTimedOut,proto3,oneof" json:"data_timed_out,omitempty"`
+	KeepAliveTimedOut    *uint32                `protobuf:"varint,5,opt,name=keep_alive_timed_out,json=keepAliveTimedOut,proto3,oneof" json:"keep_alive_timed_out,omitempty"`
+	MaxConn              *uint32                `protobuf:"varint,6,opt,name=max_conn,json=maxConn,proto3,oneof" json:"max_conn,omitempty"`
+	CurrentConn          *uint32                `protobuf:"varint,7,opt,name=current_conn,json=currentConn,proto3,oneof" json:"current_conn,omitempty"`
+	ConnectTimeOutSsl    *uint32                `protobuf:"varint,8,opt,name=connect_time_out_ssl,json=connectTimeOutSsl,proto3,oneof" json:"connect_time_out_ssl,omitempty"`
+	ConnectErrorSsl      *uint32                `protobuf:"varint,9,opt,name=connect_error_ssl,json=connectErrorSsl,proto3,oneof" json:"connect_error_ssl,omitempty"`
+	ConnectFailureSsl    *uint32                `protobuf:"varint,10,opt,name=connect_failure_ssl,json=connectFailureSsl,proto3,oneof" json:"connect_failure_ssl,omitempty"`
+	DataTimedOutSsl      *uint32                `protobuf:"varint,11,opt,name=data_timed_out_ssl,json=dataTimedOutSsl,proto3,oneof" json:"data_timed_out_ssl,omitempty"`
+	KeepAliveTimedOutSsl *uint32                `protobuf:"varint,12,opt,name=keep_alive_timed_out_ssl,json=keepAliveTimedOutSsl,proto3,oneof" json:"keep_alive_timed_out_ssl,omitempty"`
+	MaxConnSsl           *uint32                `protobuf:"varint,13,opt,name=max_conn_ssl,json=maxConnSsl,proto3,oneof" json:"max_conn_ssl,omitempty"`
+	CurrentConnSsl       *uint32                `protobuf:"varint,14,opt,name=current_conn_ssl,json=currentConnSsl,proto3,oneof" json:"current_conn_ssl,omitempty"`
+	// Extensions, from the load reports (LRS) of proxyless gRPC clients and
+	// proxies: requests sent to a node, those that succeeded, those that
+	// ended with an error, those the reporter dropped and those in
+	// progress.
+	Requests           *uint32 `protobuf:"varint,15,opt,name=requests,proto3,oneof" json:"requests,omitempty"`
+	RequestsSucceeded  *uint32 `protobuf:"varint,16,opt,name=requests_succeeded,json=requestsSucceeded,proto3,oneof" json:"requests_succeeded,omitempty"`
+	RequestErrors      *uint32 `protobuf:"varint,17,opt,name=request_errors,json=requestErrors,proto3,oneof" json:"request_errors,omitempty"`
+	RequestsDropped    *uint32 `protobuf:"varint,18,opt,name=requests_dropped,json=requestsDropped,proto3,oneof" json:"requests_dropped,omitempty"`
+	RequestsInProgress *uint32 `protobuf:"varint,19,opt,name=requests_in_progress,json=requestsInProgress,proto3,oneof" json:"requests_in_progress,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *GetStatsResponse) Reset() {
+	*x = GetStatsResponse{}
+	mi := &file_lbaas_v1_service_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetStatsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetStatsResponse) ProtoMessage() {}
+
+func (x *GetStatsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_lbaas_v1_service_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetStatsResponse.ProtoReflect.Descriptor instead.
+func (*GetStatsResponse) Descriptor() ([]byte, []int) {
+	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *GetStatsResponse) GetConnectTimeOut() uint32 {
+	if x != nil && x.ConnectTimeOut != nil {
+		return *x.ConnectTimeOut
+	}
+	return 0
+}
+
+func (x *GetStatsResponse) GetConnectError() uint32 {
+	if x != nil && x.ConnectError != nil {
+		return *x.ConnectError
+	}
+	return 0
+}
+
+func (x *GetStatsResponse) GetConnectFailure() uint32 {
+	if x != nil && x.ConnectFailure != nil {
+		return *x.ConnectFailure
+	}
+	return 0
+}
+
+func (x *GetStatsResponse) GetDataTimedOut() uint32 {
+	if x != nil && x.DataTimedOut != nil {
+		return *x.DataTimedOut
+	}
+	return 0
+}
+
+func (x *GetStatsResponse) GetKeepAliveTimedOut() uint32 {
+	if x != nil && x.KeepAliveTimedOut != nil {
+		return *x.KeepAliveTimedOut
+	}
+	return 0
+}
+
+func (x *GetStatsResponse) GetMaxConn() uint32 {
+	if x != nil && x.MaxConn != nil {
+		return *x.MaxConn
+	}
+	return 0
+}
+
+func (x *GetStatsResponse) GetCurrentConn() uint32 {
+	if x != nil && x.CurrentConn != nil {
+		return *x.CurrentConn
+	}
+	return 0
+}
+
+func (x *GetStatsResponse) GetConnectTimeOutSsl() uint32 {
+	if x != nil && x.ConnectTimeOutSsl != nil {
+		return *x.ConnectTimeOutSsl
+	}
+	return 0
+}
+
+func (x *GetStatsResponse) GetConnectErrorSsl() uint32 {
+	if x != nil && x.ConnectErrorSsl != nil {
+		return *x.ConnectErrorSsl
+	}
+	return 0
+}
+
+func (x *GetStatsResponse) GetConnectFailureSsl() uint32 {
+	if x != nil && x.ConnectFailureSsl != nil {
+		return *x.ConnectFailureSsl
+	}
+	return 0
+}
+
+func (x *GetStatsResponse) GetDataTimedOutSsl() uint32 {
+	if x != nil && x.DataTimedOutSsl != nil {
+		return *x.DataTimedOutSsl
+	}
+	return 0
+}
+
+func (x *GetStatsResponse) GetKeepAliveTimedOutSsl() uint32 {
+	if x != nil && x.KeepAliveTimedOutSsl != nil {
+		return *x.KeepAliveTimedOutSsl
+	}
+	return 0
+}
+
+func (x *GetStatsResponse) GetMaxConnSsl() uint32 {
+	if x != nil && x.MaxConnSsl != nil {
+		return *x.MaxConnSsl
+	}
+	return 0
+}
+
+func (x *GetStatsResponse) GetCurrentConnSsl() uint32 {
+	if x != nil && x.CurrentConnSsl != nil {
+		return *x.CurrentConnSsl
+	}
+	return 0
+}
+
+func (x *GetStatsResponse) GetRequests() uint32 {
+	if x != nil && x.Requests != nil {
+		return *x.Requests
+	}
+	return 0
+}
+
+func (x *GetStatsResponse) GetRequestsSucceeded() uint32 {
+	if x != nil && x.RequestsSucceeded != nil {
+		return *x.RequestsSucceeded
+	}
+	return 0
+}
+
+func (x *GetStatsResponse) GetRequestErrors() uint32 {
+	if x != nil && x.RequestErrors != nil {
+		return *x.RequestErrors
+	}
+	return 0
+}
+
+func (x *GetStatsResponse) GetRequestsDropped() uint32 {
+	if x != nil && x.RequestsDropped != nil {
+		return *x.RequestsDropped
+	}
+	return 0
+}
+
+func (x *GetStatsResponse) GetRequestsInProgress() uint32 {
+	if x != nil && x.RequestsInProgress != nil {
+		return *x.RequestsInProgress
+	}
+	return 0
+}
+
 type ListAllowedDomainsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Account       string                 `protobuf:"bytes,1,opt,name=account,proto3" json:"account,omitempty"`
@@ -1021,7 +1269,7 @@ type ListAllowedDomainsRequest struct {
 
 func (x *ListAllowedDomainsRequest) Reset() {
 	*x = ListAllowedDomainsRequest{}
-	mi := &file_lbaas_v1_service_proto_msgTypes[19]
+	mi := &file_lbaas_v1_service_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1033,7 +1281,7 @@ func (x *ListAllowedDomainsRequest) String() string {
 func (*ListAllowedDomainsRequest) ProtoMessage() {}
 
 func (x *ListAllowedDomainsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_service_proto_msgTypes[19]
+	mi := &file_lbaas_v1_service_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1046,7 +1294,7 @@ func (x *ListAllowedDomainsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAllowedDomainsRequest.ProtoReflect.Descriptor instead.
 func (*ListAllowedDomainsRequest) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{19}
+	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ListAllowedDomainsRequest) GetAccount() string {
@@ -1066,7 +1314,7 @@ type AllowedDomainEntry struct {
 
 func (x *AllowedDomainEntry) Reset() {
 	*x = AllowedDomainEntry{}
-	mi := &file_lbaas_v1_service_proto_msgTypes[20]
+	mi := &file_lbaas_v1_service_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1078,7 +1326,7 @@ func (x *AllowedDomainEntry) String() string {
 func (*AllowedDomainEntry) ProtoMessage() {}
 
 func (x *AllowedDomainEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_service_proto_msgTypes[20]
+	mi := &file_lbaas_v1_service_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1091,7 +1339,7 @@ func (x *AllowedDomainEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AllowedDomainEntry.ProtoReflect.Descriptor instead.
 func (*AllowedDomainEntry) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{20}
+	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *AllowedDomainEntry) GetAllowedDomain() *AllowedDomain {
@@ -1110,7 +1358,7 @@ type ListAllowedDomainsResponse struct {
 
 func (x *ListAllowedDomainsResponse) Reset() {
 	*x = ListAllowedDomainsResponse{}
-	mi := &file_lbaas_v1_service_proto_msgTypes[21]
+	mi := &file_lbaas_v1_service_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1122,7 +1370,7 @@ func (x *ListAllowedDomainsResponse) String() string {
 func (*ListAllowedDomainsResponse) ProtoMessage() {}
 
 func (x *ListAllowedDomainsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_service_proto_msgTypes[21]
+	mi := &file_lbaas_v1_service_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1135,7 +1383,7 @@ func (x *ListAllowedDomainsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAllowedDomainsResponse.ProtoReflect.Descriptor instead.
 func (*ListAllowedDomainsResponse) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{21}
+	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ListAllowedDomainsResponse) GetAllowedDomains() []*AllowedDomainEntry {
@@ -1154,7 +1402,7 @@ type GetAbsoluteLimitsRequest struct {
 
 func (x *GetAbsoluteLimitsRequest) Reset() {
 	*x = GetAbsoluteLimitsRequest{}
-	mi := &file_lbaas_v1_service_proto_msgTypes[22]
+	mi := &file_lbaas_v1_service_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1166,7 +1414,7 @@ func (x *GetAbsoluteLimitsRequest) String() string {
 func (*GetAbsoluteLimitsRequest) ProtoMessage() {}
 
 func (x *GetAbsoluteLimitsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_service_proto_msgTypes[22]
+	mi := &file_lbaas_v1_service_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1179,7 +1427,7 @@ func (x *GetAbsoluteLimitsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAbsoluteLimitsRequest.ProtoReflect.Descriptor instead.
 func (*GetAbsoluteLimitsRequest) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{22}
+	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *GetAbsoluteLimitsRequest) GetAccount() string {
@@ -1199,7 +1447,7 @@ type AbsoluteLimit struct {
 
 func (x *AbsoluteLimit) Reset() {
 	*x = AbsoluteLimit{}
-	mi := &file_lbaas_v1_service_proto_msgTypes[23]
+	mi := &file_lbaas_v1_service_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1211,7 +1459,7 @@ func (x *AbsoluteLimit) String() string {
 func (*AbsoluteLimit) ProtoMessage() {}
 
 func (x *AbsoluteLimit) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_service_proto_msgTypes[23]
+	mi := &file_lbaas_v1_service_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1224,7 +1472,7 @@ func (x *AbsoluteLimit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AbsoluteLimit.ProtoReflect.Descriptor instead.
 func (*AbsoluteLimit) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{23}
+	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *AbsoluteLimit) GetName() string {
@@ -1250,7 +1498,7 @@ type GetAbsoluteLimitsResponse struct {
 
 func (x *GetAbsoluteLimitsResponse) Reset() {
 	*x = GetAbsoluteLimitsResponse{}
-	mi := &file_lbaas_v1_service_proto_msgTypes[24]
+	mi := &file_lbaas_v1_service_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1262,7 +1510,7 @@ func (x *GetAbsoluteLimitsResponse) String() string {
 func (*GetAbsoluteLimitsResponse) ProtoMessage() {}
 
 func (x *GetAbsoluteLimitsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_service_proto_msgTypes[24]
+	mi := &file_lbaas_v1_service_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1275,7 +1523,7 @@ func (x *GetAbsoluteLimitsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAbsoluteLimitsResponse.ProtoReflect.Descriptor instead.
 func (*GetAbsoluteLimitsResponse) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{24}
+	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *GetAbsoluteLimitsResponse) GetAbsolute() []*AbsoluteLimit {
@@ -1294,7 +1542,7 @@ type GetLimitsRequest struct {
 
 func (x *GetLimitsRequest) Reset() {
 	*x = GetLimitsRequest{}
-	mi := &file_lbaas_v1_service_proto_msgTypes[25]
+	mi := &file_lbaas_v1_service_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1306,7 +1554,7 @@ func (x *GetLimitsRequest) String() string {
 func (*GetLimitsRequest) ProtoMessage() {}
 
 func (x *GetLimitsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_service_proto_msgTypes[25]
+	mi := &file_lbaas_v1_service_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1319,7 +1567,7 @@ func (x *GetLimitsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetLimitsRequest.ProtoReflect.Descriptor instead.
 func (*GetLimitsRequest) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{25}
+	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *GetLimitsRequest) GetAccount() string {
@@ -1338,7 +1586,7 @@ type GetLimitsResponse struct {
 
 func (x *GetLimitsResponse) Reset() {
 	*x = GetLimitsResponse{}
-	mi := &file_lbaas_v1_service_proto_msgTypes[26]
+	mi := &file_lbaas_v1_service_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1350,7 +1598,7 @@ func (x *GetLimitsResponse) String() string {
 func (*GetLimitsResponse) ProtoMessage() {}
 
 func (x *GetLimitsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_service_proto_msgTypes[26]
+	mi := &file_lbaas_v1_service_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1363,7 +1611,7 @@ func (x *GetLimitsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetLimitsResponse.ProtoReflect.Descriptor instead.
 func (*GetLimitsResponse) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{26}
+	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *GetLimitsResponse) GetLimits() *Limits {
@@ -1385,7 +1633,7 @@ type Limits struct {
 
 func (x *Limits) Reset() {
 	*x = Limits{}
-	mi := &file_lbaas_v1_service_proto_msgTypes[27]
+	mi := &file_lbaas_v1_service_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1397,7 +1645,7 @@ func (x *Limits) String() string {
 func (*Limits) ProtoMessage() {}
 
 func (x *Limits) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_service_proto_msgTypes[27]
+	mi := &file_lbaas_v1_service_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1410,7 +1658,7 @@ func (x *Limits) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Limits.ProtoReflect.Descriptor instead.
 func (*Limits) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{27}
+	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *Limits) GetRate() []*RateLimits {
@@ -1439,7 +1687,7 @@ type RateLimits struct {
 
 func (x *RateLimits) Reset() {
 	*x = RateLimits{}
-	mi := &file_lbaas_v1_service_proto_msgTypes[28]
+	mi := &file_lbaas_v1_service_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1451,7 +1699,7 @@ func (x *RateLimits) String() string {
 func (*RateLimits) ProtoMessage() {}
 
 func (x *RateLimits) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_service_proto_msgTypes[28]
+	mi := &file_lbaas_v1_service_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1464,7 +1712,7 @@ func (x *RateLimits) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RateLimits.ProtoReflect.Descriptor instead.
 func (*RateLimits) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{28}
+	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *RateLimits) GetUri() string {
@@ -1504,7 +1752,7 @@ type RateLimit struct {
 
 func (x *RateLimit) Reset() {
 	*x = RateLimit{}
-	mi := &file_lbaas_v1_service_proto_msgTypes[29]
+	mi := &file_lbaas_v1_service_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1516,7 +1764,7 @@ func (x *RateLimit) String() string {
 func (*RateLimit) ProtoMessage() {}
 
 func (x *RateLimit) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_service_proto_msgTypes[29]
+	mi := &file_lbaas_v1_service_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1529,7 +1777,7 @@ func (x *RateLimit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RateLimit.ProtoReflect.Descriptor instead.
 func (*RateLimit) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{29}
+	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *RateLimit) GetVerb() string {
@@ -1579,7 +1827,7 @@ type ListNodesRequest struct {
 
 func (x *ListNodesRequest) Reset() {
 	*x = ListNodesRequest{}
-	mi := &file_lbaas_v1_service_proto_msgTypes[30]
+	mi := &file_lbaas_v1_service_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1591,7 +1839,7 @@ func (x *ListNodesRequest) String() string {
 func (*ListNodesRequest) ProtoMessage() {}
 
 func (x *ListNodesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_service_proto_msgTypes[30]
+	mi := &file_lbaas_v1_service_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1604,7 +1852,7 @@ func (x *ListNodesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNodesRequest.ProtoReflect.Descriptor instead.
 func (*ListNodesRequest) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{30}
+	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ListNodesRequest) GetAccount() string {
@@ -1637,7 +1885,7 @@ type ListNodesResponse struct {
 
 func (x *ListNodesResponse) Reset() {
 	*x = ListNodesResponse{}
-	mi := &file_lbaas_v1_service_proto_msgTypes[31]
+	mi := &file_lbaas_v1_service_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1649,7 +1897,7 @@ func (x *ListNodesResponse) String() string {
 func (*ListNodesResponse) ProtoMessage() {}
 
 func (x *ListNodesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_service_proto_msgTypes[31]
+	mi := &file_lbaas_v1_service_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1662,7 +1910,7 @@ func (x *ListNodesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNodesResponse.ProtoReflect.Descriptor instead.
 func (*ListNodesResponse) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{31}
+	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ListNodesResponse) GetNodes() []*Node {
@@ -1683,7 +1931,7 @@ type AddNodesRequest struct {
 
 func (x *AddNodesRequest) Reset() {
 	*x = AddNodesRequest{}
-	mi := &file_lbaas_v1_service_proto_msgTypes[32]
+	mi := &file_lbaas_v1_service_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1695,7 +1943,7 @@ func (x *AddNodesRequest) String() string {
 func (*AddNodesRequest) ProtoMessage() {}
 
 func (x *AddNodesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_service_proto_msgTypes[32]
+	mi := &file_lbaas_v1_service_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1708,7 +1956,7 @@ func (x *AddNodesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddNodesRequest.ProtoReflect.Descriptor instead.
 func (*AddNodesRequest) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{32}
+	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *AddNodesRequest) GetAccount() string {
@@ -1743,7 +1991,7 @@ type GetNodeRequest struct {
 
 func (x *GetNodeRequest) Reset() {
 	*x = GetNodeRequest{}
-	mi := &file_lbaas_v1_service_proto_msgTypes[33]
+	mi := &file_lbaas_v1_service_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1755,7 +2003,7 @@ func (x *GetNodeRequest) String() string {
 func (*GetNodeRequest) ProtoMessage() {}
 
 func (x *GetNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_service_proto_msgTypes[33]
+	mi := &file_lbaas_v1_service_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1768,7 +2016,7 @@ func (x *GetNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetNodeRequest.ProtoReflect.Descriptor instead.
 func (*GetNodeRequest) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{33}
+	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *GetNodeRequest) GetAccount() string {
@@ -1801,7 +2049,7 @@ type NodeResponse struct {
 
 func (x *NodeResponse) Reset() {
 	*x = NodeResponse{}
-	mi := &file_lbaas_v1_service_proto_msgTypes[34]
+	mi := &file_lbaas_v1_service_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1813,7 +2061,7 @@ func (x *NodeResponse) String() string {
 func (*NodeResponse) ProtoMessage() {}
 
 func (x *NodeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_service_proto_msgTypes[34]
+	mi := &file_lbaas_v1_service_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1826,7 +2074,7 @@ func (x *NodeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeResponse.ProtoReflect.Descriptor instead.
 func (*NodeResponse) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{34}
+	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *NodeResponse) GetNode() *Node {
@@ -1848,7 +2096,7 @@ type UpdateNodeRequest struct {
 
 func (x *UpdateNodeRequest) Reset() {
 	*x = UpdateNodeRequest{}
-	mi := &file_lbaas_v1_service_proto_msgTypes[35]
+	mi := &file_lbaas_v1_service_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1860,7 +2108,7 @@ func (x *UpdateNodeRequest) String() string {
 func (*UpdateNodeRequest) ProtoMessage() {}
 
 func (x *UpdateNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_service_proto_msgTypes[35]
+	mi := &file_lbaas_v1_service_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1873,7 +2121,7 @@ func (x *UpdateNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateNodeRequest.ProtoReflect.Descriptor instead.
 func (*UpdateNodeRequest) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{35}
+	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *UpdateNodeRequest) GetAccount() string {
@@ -1915,7 +2163,7 @@ type BulkUpdateNodesRequest struct {
 
 func (x *BulkUpdateNodesRequest) Reset() {
 	*x = BulkUpdateNodesRequest{}
-	mi := &file_lbaas_v1_service_proto_msgTypes[36]
+	mi := &file_lbaas_v1_service_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1927,7 +2175,7 @@ func (x *BulkUpdateNodesRequest) String() string {
 func (*BulkUpdateNodesRequest) ProtoMessage() {}
 
 func (x *BulkUpdateNodesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_service_proto_msgTypes[36]
+	mi := &file_lbaas_v1_service_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1940,7 +2188,7 @@ func (x *BulkUpdateNodesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BulkUpdateNodesRequest.ProtoReflect.Descriptor instead.
 func (*BulkUpdateNodesRequest) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{36}
+	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *BulkUpdateNodesRequest) GetAccount() string {
@@ -1975,7 +2223,7 @@ type DeleteNodeRequest struct {
 
 func (x *DeleteNodeRequest) Reset() {
 	*x = DeleteNodeRequest{}
-	mi := &file_lbaas_v1_service_proto_msgTypes[37]
+	mi := &file_lbaas_v1_service_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1987,7 +2235,7 @@ func (x *DeleteNodeRequest) String() string {
 func (*DeleteNodeRequest) ProtoMessage() {}
 
 func (x *DeleteNodeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_service_proto_msgTypes[37]
+	mi := &file_lbaas_v1_service_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2000,7 +2248,7 @@ func (x *DeleteNodeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteNodeRequest.ProtoReflect.Descriptor instead.
 func (*DeleteNodeRequest) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{37}
+	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *DeleteNodeRequest) GetAccount() string {
@@ -2035,7 +2283,7 @@ type BulkDeleteNodesRequest struct {
 
 func (x *BulkDeleteNodesRequest) Reset() {
 	*x = BulkDeleteNodesRequest{}
-	mi := &file_lbaas_v1_service_proto_msgTypes[38]
+	mi := &file_lbaas_v1_service_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2047,7 +2295,7 @@ func (x *BulkDeleteNodesRequest) String() string {
 func (*BulkDeleteNodesRequest) ProtoMessage() {}
 
 func (x *BulkDeleteNodesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_service_proto_msgTypes[38]
+	mi := &file_lbaas_v1_service_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2060,7 +2308,7 @@ func (x *BulkDeleteNodesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BulkDeleteNodesRequest.ProtoReflect.Descriptor instead.
 func (*BulkDeleteNodesRequest) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{38}
+	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *BulkDeleteNodesRequest) GetAccount() string {
@@ -2094,7 +2342,7 @@ type ListVirtualIpsRequest struct {
 
 func (x *ListVirtualIpsRequest) Reset() {
 	*x = ListVirtualIpsRequest{}
-	mi := &file_lbaas_v1_service_proto_msgTypes[39]
+	mi := &file_lbaas_v1_service_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2106,7 +2354,7 @@ func (x *ListVirtualIpsRequest) String() string {
 func (*ListVirtualIpsRequest) ProtoMessage() {}
 
 func (x *ListVirtualIpsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_service_proto_msgTypes[39]
+	mi := &file_lbaas_v1_service_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2119,7 +2367,7 @@ func (x *ListVirtualIpsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListVirtualIpsRequest.ProtoReflect.Descriptor instead.
 func (*ListVirtualIpsRequest) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{39}
+	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ListVirtualIpsRequest) GetAccount() string {
@@ -2145,7 +2393,7 @@ type ListVirtualIpsResponse struct {
 
 func (x *ListVirtualIpsResponse) Reset() {
 	*x = ListVirtualIpsResponse{}
-	mi := &file_lbaas_v1_service_proto_msgTypes[40]
+	mi := &file_lbaas_v1_service_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2157,7 +2405,7 @@ func (x *ListVirtualIpsResponse) String() string {
 func (*ListVirtualIpsResponse) ProtoMessage() {}
 
 func (x *ListVirtualIpsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_service_proto_msgTypes[40]
+	mi := &file_lbaas_v1_service_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2170,7 +2418,7 @@ func (x *ListVirtualIpsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListVirtualIpsResponse.ProtoReflect.Descriptor instead.
 func (*ListVirtualIpsResponse) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{40}
+	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ListVirtualIpsResponse) GetVirtualIps() []*VirtualIp {
@@ -2196,7 +2444,7 @@ type AddVirtualIpRequest struct {
 
 func (x *AddVirtualIpRequest) Reset() {
 	*x = AddVirtualIpRequest{}
-	mi := &file_lbaas_v1_service_proto_msgTypes[41]
+	mi := &file_lbaas_v1_service_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2208,7 +2456,7 @@ func (x *AddVirtualIpRequest) String() string {
 func (*AddVirtualIpRequest) ProtoMessage() {}
 
 func (x *AddVirtualIpRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_service_proto_msgTypes[41]
+	mi := &file_lbaas_v1_service_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2221,7 +2469,7 @@ func (x *AddVirtualIpRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddVirtualIpRequest.ProtoReflect.Descriptor instead.
 func (*AddVirtualIpRequest) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{41}
+	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *AddVirtualIpRequest) GetAccount() string {
@@ -2263,7 +2511,7 @@ type DeleteVirtualIpRequest struct {
 
 func (x *DeleteVirtualIpRequest) Reset() {
 	*x = DeleteVirtualIpRequest{}
-	mi := &file_lbaas_v1_service_proto_msgTypes[42]
+	mi := &file_lbaas_v1_service_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2275,7 +2523,7 @@ func (x *DeleteVirtualIpRequest) String() string {
 func (*DeleteVirtualIpRequest) ProtoMessage() {}
 
 func (x *DeleteVirtualIpRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_service_proto_msgTypes[42]
+	mi := &file_lbaas_v1_service_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2288,7 +2536,7 @@ func (x *DeleteVirtualIpRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteVirtualIpRequest.ProtoReflect.Descriptor instead.
 func (*DeleteVirtualIpRequest) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{42}
+	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *DeleteVirtualIpRequest) GetAccount() string {
@@ -2323,7 +2571,7 @@ type BulkDeleteVirtualIpsRequest struct {
 
 func (x *BulkDeleteVirtualIpsRequest) Reset() {
 	*x = BulkDeleteVirtualIpsRequest{}
-	mi := &file_lbaas_v1_service_proto_msgTypes[43]
+	mi := &file_lbaas_v1_service_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2335,7 +2583,7 @@ func (x *BulkDeleteVirtualIpsRequest) String() string {
 func (*BulkDeleteVirtualIpsRequest) ProtoMessage() {}
 
 func (x *BulkDeleteVirtualIpsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_service_proto_msgTypes[43]
+	mi := &file_lbaas_v1_service_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2348,7 +2596,7 @@ func (x *BulkDeleteVirtualIpsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BulkDeleteVirtualIpsRequest.ProtoReflect.Descriptor instead.
 func (*BulkDeleteVirtualIpsRequest) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{43}
+	return file_lbaas_v1_service_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *BulkDeleteVirtualIpsRequest) GetAccount() string {
@@ -2442,7 +2690,53 @@ const file_lbaas_v1_service_proto_rawDesc = "" +
 	"\aaccount\x18\x01 \x01(\tR\aaccount\x12(\n" +
 	"\x10load_balancer_id\x18\x02 \x01(\rR\x0eloadBalancerId\"{\n" +
 	"!GetClusterSourceAddressesResponse\x12V\n" +
-	"\x18cluster_source_addresses\x18\x01 \x01(\v2\x1c.lbaas.v1.SourceAddressListsR\x16clusterSourceAddresses\"5\n" +
+	"\x18cluster_source_addresses\x18\x01 \x01(\v2\x1c.lbaas.v1.SourceAddressListsR\x16clusterSourceAddresses\"U\n" +
+	"\x0fGetStatsRequest\x12\x18\n" +
+	"\aaccount\x18\x01 \x01(\tR\aaccount\x12(\n" +
+	"\x10load_balancer_id\x18\x02 \x01(\rR\x0eloadBalancerId\"\x96\n" +
+	"\n" +
+	"\x10GetStatsResponse\x12-\n" +
+	"\x10connect_time_out\x18\x01 \x01(\rH\x00R\x0econnectTimeOut\x88\x01\x01\x12(\n" +
+	"\rconnect_error\x18\x02 \x01(\rH\x01R\fconnectError\x88\x01\x01\x12,\n" +
+	"\x0fconnect_failure\x18\x03 \x01(\rH\x02R\x0econnectFailure\x88\x01\x01\x12)\n" +
+	"\x0edata_timed_out\x18\x04 \x01(\rH\x03R\fdataTimedOut\x88\x01\x01\x124\n" +
+	"\x14keep_alive_timed_out\x18\x05 \x01(\rH\x04R\x11keepAliveTimedOut\x88\x01\x01\x12\x1e\n" +
+	"\bmax_conn\x18\x06 \x01(\rH\x05R\amaxConn\x88\x01\x01\x12&\n" +
+	"\fcurrent_conn\x18\a \x01(\rH\x06R\vcurrentConn\x88\x01\x01\x124\n" +
+	"\x14connect_time_out_ssl\x18\b \x01(\rH\aR\x11connectTimeOutSsl\x88\x01\x01\x12/\n" +
+	"\x11connect_error_ssl\x18\t \x01(\rH\bR\x0fconnectErrorSsl\x88\x01\x01\x123\n" +
+	"\x13connect_failure_ssl\x18\n" +
+	" \x01(\rH\tR\x11connectFailureSsl\x88\x01\x01\x120\n" +
+	"\x12data_timed_out_ssl\x18\v \x01(\rH\n" +
+	"R\x0fdataTimedOutSsl\x88\x01\x01\x12;\n" +
+	"\x18keep_alive_timed_out_ssl\x18\f \x01(\rH\vR\x14keepAliveTimedOutSsl\x88\x01\x01\x12%\n" +
+	"\fmax_conn_ssl\x18\r \x01(\rH\fR\n" +
+	"maxConnSsl\x88\x01\x01\x12-\n" +
+	"\x10current_conn_ssl\x18\x0e \x01(\rH\rR\x0ecurrentConnSsl\x88\x01\x01\x12\x1f\n" +
+	"\brequests\x18\x0f \x01(\rH\x0eR\brequests\x88\x01\x01\x122\n" +
+	"\x12requests_succeeded\x18\x10 \x01(\rH\x0fR\x11requestsSucceeded\x88\x01\x01\x12*\n" +
+	"\x0erequest_errors\x18\x11 \x01(\rH\x10R\rrequestErrors\x88\x01\x01\x12.\n" +
+	"\x10requests_dropped\x18\x12 \x01(\rH\x11R\x0frequestsDropped\x88\x01\x01\x125\n" +
+	"\x14requests_in_progress\x18\x13 \x01(\rH\x12R\x12requestsInProgress\x88\x01\x01B\x13\n" +
+	"\x11_connect_time_outB\x10\n" +
+	"\x0e_connect_errorB\x12\n" +
+	"\x10_connect_failureB\x11\n" +
+	"\x0f_data_timed_outB\x17\n" +
+	"\x15_keep_alive_timed_outB\v\n" +
+	"\t_max_connB\x0f\n" +
+	"\r_current_connB\x17\n" +
+	"\x15_connect_time_out_sslB\x14\n" +
+	"\x12_connect_error_sslB\x16\n" +
+	"\x14_connect_failure_sslB\x15\n" +
+	"\x13_data_timed_out_sslB\x1b\n" +
+	"\x19_keep_alive_timed_out_sslB\x0f\n" +
+	"\r_max_conn_sslB\x13\n" +
+	"\x11_current_conn_sslB\v\n" +
+	"\t_requestsB\x15\n" +
+	"\x13_requests_succeededB\x11\n" +
+	"\x0f_request_errorsB\x13\n" +
+	"\x11_requests_droppedB\x17\n" +
+	"\x15_requests_in_progress\"5\n" +
 	"\x19ListAllowedDomainsRequest\x12\x18\n" +
 	"\aaccount\x18\x01 \x01(\tR\aaccount\"T\n" +
 	"\x12AllowedDomainEntry\x12>\n" +
@@ -2530,7 +2824,7 @@ const file_lbaas_v1_service_proto_rawDesc = "" +
 	"\x1bBulkDeleteVirtualIpsRequest\x12\x18\n" +
 	"\aaccount\x18\x01 \x01(\tR\aaccount\x12(\n" +
 	"\x10load_balancer_id\x18\x02 \x01(\rR\x0eloadBalancerId\x12\x0e\n" +
-	"\x02id\x18\x03 \x03(\rR\x02id2\x9c\x05\n" +
+	"\x02id\x18\x03 \x03(\rR\x02id2\xdf\x05\n" +
 	"\x13LoadBalancerService\x12\\\n" +
 	"\x11ListLoadBalancers\x12\".lbaas.v1.ListLoadBalancersRequest\x1a#.lbaas.v1.ListLoadBalancersResponse\x12Y\n" +
 	"\x12CreateLoadBalancer\x12#.lbaas.v1.CreateLoadBalancerRequest\x1a\x1e.lbaas.v1.LoadBalancerResponse\x12S\n" +
@@ -2538,7 +2832,8 @@ const file_lbaas_v1_service_proto_rawDesc = "" +
 	"\x12UpdateLoadBalancer\x12#.lbaas.v1.UpdateLoadBalancerRequest\x1a\x16.google.protobuf.Empty\x12Q\n" +
 	"\x12DeleteLoadBalancer\x12#.lbaas.v1.DeleteLoadBalancerRequest\x1a\x16.google.protobuf.Empty\x12[\n" +
 	"\x17BulkDeleteLoadBalancers\x12(.lbaas.v1.BulkDeleteLoadBalancersRequest\x1a\x16.google.protobuf.Empty\x12t\n" +
-	"\x19GetClusterSourceAddresses\x12*.lbaas.v1.GetClusterSourceAddressesRequest\x1a+.lbaas.v1.GetClusterSourceAddressesResponse2\xb5\x04\n" +
+	"\x19GetClusterSourceAddresses\x12*.lbaas.v1.GetClusterSourceAddressesRequest\x1a+.lbaas.v1.GetClusterSourceAddressesResponse\x12A\n" +
+	"\bGetStats\x12\x19.lbaas.v1.GetStatsRequest\x1a\x1a.lbaas.v1.GetStatsResponse2\xb5\x04\n" +
 	"\x0eCatalogService\x12P\n" +
 	"\rListProtocols\x12\x1e.lbaas.v1.ListProtocolsRequest\x1a\x1f.lbaas.v1.ListProtocolsResponse\x12S\n" +
 	"\x0eListAlgorithms\x12\x1f.lbaas.v1.ListAlgorithmsRequest\x1a .lbaas.v1.ListAlgorithmsResponse\x12\\\n" +
@@ -2574,7 +2869,7 @@ func file_lbaas_v1_service_proto_rawDescGZIP() []byte {
 	return file_lbaas_v1_service_proto_rawDescData
 }
 
-var file_lbaas_v1_service_proto_msgTypes = make([]protoimpl.MessageInfo, 44)
+var file_lbaas_v1_service_proto_msgTypes = make([]protoimpl.MessageInfo, 46)
 var file_lbaas_v1_service_proto_goTypes = []any{
 	(*ListLoadBalancersRequest)(nil),           // 0: lbaas.v1.ListLoadBalancersRequest
 	(*ListLoadBalancersResponse)(nil),          // 1: lbaas.v1.ListLoadBalancersResponse
@@ -2595,66 +2890,68 @@ var file_lbaas_v1_service_proto_goTypes = []any{
 	(*GetRegionalSourceAddressesResponse)(nil), // 16: lbaas.v1.GetRegionalSourceAddressesResponse
 	(*GetClusterSourceAddressesRequest)(nil),   // 17: lbaas.v1.GetClusterSourceAddressesRequest
 	(*GetClusterSourceAddressesResponse)(nil),  // 18: lbaas.v1.GetClusterSourceAddressesResponse
-	(*ListAllowedDomainsRequest)(nil),          // 19: lbaas.v1.ListAllowedDomainsRequest
-	(*AllowedDomainEntry)(nil),                 // 20: lbaas.v1.AllowedDomainEntry
-	(*ListAllowedDomainsResponse)(nil),         // 21: lbaas.v1.ListAllowedDomainsResponse
-	(*GetAbsoluteLimitsRequest)(nil),           // 22: lbaas.v1.GetAbsoluteLimitsRequest
-	(*AbsoluteLimit)(nil),                      // 23: lbaas.v1.AbsoluteLimit
-	(*GetAbsoluteLimitsResponse)(nil),          // 24: lbaas.v1.GetAbsoluteLimitsResponse
-	(*GetLimitsRequest)(nil),                   // 25: lbaas.v1.GetLimitsRequest
-	(*GetLimitsResponse)(nil),                  // 26: lbaas.v1.GetLimitsResponse
-	(*Limits)(nil),                             // 27: lbaas.v1.Limits
-	(*RateLimits)(nil),                         // 28: lbaas.v1.RateLimits
-	(*RateLimit)(nil),                          // 29: lbaas.v1.RateLimit
-	(*ListNodesRequest)(nil),                   // 30: lbaas.v1.ListNodesRequest
-	(*ListNodesResponse)(nil),                  // 31: lbaas.v1.ListNodesResponse
-	(*AddNodesRequest)(nil),                    // 32: lbaas.v1.AddNodesRequest
-	(*GetNodeRequest)(nil),                     // 33: lbaas.v1.GetNodeRequest
-	(*NodeResponse)(nil),                       // 34: lbaas.v1.NodeResponse
-	(*UpdateNodeRequest)(nil),                  // 35: lbaas.v1.UpdateNodeRequest
-	(*BulkUpdateNodesRequest)(nil),             // 36: lbaas.v1.BulkUpdateNodesRequest
-	(*DeleteNodeRequest)(nil),                  // 37: lbaas.v1.DeleteNodeRequest
-	(*BulkDeleteNodesRequest)(nil),             // 38: lbaas.v1.BulkDeleteNodesRequest
-	(*ListVirtualIpsRequest)(nil),              // 39: lbaas.v1.ListVirtualIpsRequest
-	(*ListVirtualIpsResponse)(nil),             // 40: lbaas.v1.ListVirtualIpsResponse
-	(*AddVirtualIpRequest)(nil),                // 41: lbaas.v1.AddVirtualIpRequest
-	(*DeleteVirtualIpRequest)(nil),             // 42: lbaas.v1.DeleteVirtualIpRequest
-	(*BulkDeleteVirtualIpsRequest)(nil),        // 43: lbaas.v1.BulkDeleteVirtualIpsRequest
-	(*LoadBalancer)(nil),                       // 44: lbaas.v1.LoadBalancer
-	(*LoadBalancerRequest)(nil),                // 45: lbaas.v1.LoadBalancerRequest
-	(*LoadBalancerUpdate)(nil),                 // 46: lbaas.v1.LoadBalancerUpdate
-	(*AllowedDomain)(nil),                      // 47: lbaas.v1.AllowedDomain
-	(*Node)(nil),                               // 48: lbaas.v1.Node
-	(*NodeRequest)(nil),                        // 49: lbaas.v1.NodeRequest
-	(*NodeUpdate)(nil),                         // 50: lbaas.v1.NodeUpdate
-	(*VirtualIp)(nil),                          // 51: lbaas.v1.VirtualIp
-	(*VirtualIpRequest)(nil),                   // 52: lbaas.v1.VirtualIpRequest
-	(*emptypb.Empty)(nil),                      // 53: google.protobuf.Empty
+	(*GetStatsRequest)(nil),                    // 19: lbaas.v1.GetStatsRequest
+	(*GetStatsResponse)(nil),                   // 20: lbaas.v1.GetStatsResponse
+	(*ListAllowedDomainsRequest)(nil),          // 21: lbaas.v1.ListAllowedDomainsRequest
+	(*AllowedDomainEntry)(nil),                 // 22: lbaas.v1.AllowedDomainEntry
+	(*ListAllowedDomainsResponse)(nil),         // 23: lbaas.v1.ListAllowedDomainsResponse
+	(*GetAbsoluteLimitsRequest)(nil),           // 24: lbaas.v1.GetAbsoluteLimitsRequest
+	(*AbsoluteLimit)(nil),                      // 25: lbaas.v1.AbsoluteLimit
+	(*GetAbsoluteLimitsResponse)(nil),          // 26: lbaas.v1.GetAbsoluteLimitsResponse
+	(*GetLimitsRequest)(nil),                   // 27: lbaas.v1.GetLimitsRequest
+	(*GetLimitsResponse)(nil),                  // 28: lbaas.v1.GetLimitsResponse
+	(*Limits)(nil),                             // 29: lbaas.v1.Limits
+	(*RateLimits)(nil),                         // 30: lbaas.v1.RateLimits
+	(*RateLimit)(nil),                          // 31: lbaas.v1.RateLimit
+	(*ListNodesRequest)(nil),                   // 32: lbaas.v1.ListNodesRequest
+	(*ListNodesResponse)(nil),                  // 33: lbaas.v1.ListNodesResponse
+	(*AddNodesRequest)(nil),                    // 34: lbaas.v1.AddNodesRequest
+	(*GetNodeRequest)(nil),                     // 35: lbaas.v1.GetNodeRequest
+	(*NodeResponse)(nil),                       // 36: lbaas.v1.NodeResponse
+	(*UpdateNodeRequest)(nil),                  // 37: lbaas.v1.UpdateNodeRequest
+	(*BulkUpdateNodesRequest)(nil),             // 38: lbaas.v1.BulkUpdateNodesRequest
+	(*DeleteNodeRequest)(nil),                  // 39: lbaas.v1.DeleteNodeRequest
+	(*BulkDeleteNodesRequest)(nil),             // 40: lbaas.v1.BulkDeleteNodesRequest
+	(*ListVirtualIpsRequest)(nil),              // 41: lbaas.v1.ListVirtualIpsRequest
+	(*ListVirtualIpsResponse)(nil),             // 42: lbaas.v1.ListVirtualIpsResponse
+	(*AddVirtualIpRequest)(nil),                // 43: lbaas.v1.AddVirtualIpRequest
+	(*DeleteVirtualIpRequest)(nil),             // 44: lbaas.v1.DeleteVirtualIpRequest
+	(*BulkDeleteVirtualIpsRequest)(nil),        // 45: lbaas.v1.BulkDeleteVirtualIpsRequest
+	(*LoadBalancer)(nil),                       // 46: lbaas.v1.LoadBalancer
+	(*LoadBalancerRequest)(nil),                // 47: lbaas.v1.LoadBalancerRequest
+	(*LoadBalancerUpdate)(nil),                 // 48: lbaas.v1.LoadBalancerUpdate
+	(*AllowedDomain)(nil),                      // 49: lbaas.v1.AllowedDomain
+	(*Node)(nil),                               // 50: lbaas.v1.Node
+	(*NodeRequest)(nil),                        // 51: lbaas.v1.NodeRequest
+	(*NodeUpdate)(nil),                         // 52: lbaas.v1.NodeUpdate
+	(*VirtualIp)(nil),                          // 53: lbaas.v1.VirtualIp
+	(*VirtualIpRequest)(nil),                   // 54: lbaas.v1.VirtualIpRequest
+	(*emptypb.Empty)(nil),                      // 55: google.protobuf.Empty
 }
 var file_lbaas_v1_service_proto_depIdxs = []int32{
-	44, // 0: lbaas.v1.ListLoadBalancersResponse.load_balancers:type_name -> lbaas.v1.LoadBalancer
-	45, // 1: lbaas.v1.CreateLoadBalancerRequest.load_balancer:type_name -> lbaas.v1.LoadBalancerRequest
-	44, // 2: lbaas.v1.LoadBalancerResponse.load_balancer:type_name -> lbaas.v1.LoadBalancer
-	46, // 3: lbaas.v1.UpdateLoadBalancerRequest.load_balancer:type_name -> lbaas.v1.LoadBalancerUpdate
+	46, // 0: lbaas.v1.ListLoadBalancersResponse.load_balancers:type_name -> lbaas.v1.LoadBalancer
+	47, // 1: lbaas.v1.CreateLoadBalancerRequest.load_balancer:type_name -> lbaas.v1.LoadBalancerRequest
+	46, // 2: lbaas.v1.LoadBalancerResponse.load_balancer:type_name -> lbaas.v1.LoadBalancer
+	48, // 3: lbaas.v1.UpdateLoadBalancerRequest.load_balancer:type_name -> lbaas.v1.LoadBalancerUpdate
 	9,  // 4: lbaas.v1.ListProtocolsResponse.protocols:type_name -> lbaas.v1.Protocol
 	12, // 5: lbaas.v1.ListAlgorithmsResponse.algorithms:type_name -> lbaas.v1.Algorithm
 	14, // 6: lbaas.v1.GetRegionalSourceAddressesResponse.regional_source_addresses:type_name -> lbaas.v1.SourceAddressLists
 	14, // 7: lbaas.v1.GetClusterSourceAddressesResponse.cluster_source_addresses:type_name -> lbaas.v1.SourceAddressLists
-	47, // 8: lbaas.v1.AllowedDomainEntry.allowed_domain:type_name -> lbaas.v1.AllowedDomain
-	20, // 9: lbaas.v1.ListAllowedDomainsResponse.allowed_domains:type_name -> lbaas.v1.AllowedDomainEntry
-	23, // 10: lbaas.v1.GetAbsoluteLimitsResponse.absolute:type_name -> lbaas.v1.AbsoluteLimit
-	27, // 11: lbaas.v1.GetLimitsResponse.limits:type_name -> lbaas.v1.Limits
-	28, // 12: lbaas.v1.Limits.rate:type_name -> lbaas.v1.RateLimits
-	23, // 13: lbaas.v1.Limits.absolute:type_name -> lbaas.v1.AbsoluteLimit
-	29, // 14: lbaas.v1.RateLimits.limit:type_name -> lbaas.v1.RateLimit
-	48, // 15: lbaas.v1.ListNodesResponse.nodes:type_name -> lbaas.v1.Node
-	49, // 16: lbaas.v1.AddNodesRequest.nodes:type_name -> lbaas.v1.NodeRequest
-	48, // 17: lbaas.v1.NodeResponse.node:type_name -> lbaas.v1.Node
-	50, // 18: lbaas.v1.UpdateNodeRequest.node:type_name -> lbaas.v1.NodeUpdate
-	50, // 19: lbaas.v1.BulkUpdateNodesRequest.nodes:type_name -> lbaas.v1.NodeUpdate
-	51, // 20: lbaas.v1.ListVirtualIpsResponse.virtual_ips:type_name -> lbaas.v1.VirtualIp
-	52, // 21: lbaas.v1.AddVirtualIpRequest.virtual_ip:type_name -> lbaas.v1.VirtualIpRequest
-	45, // 22: lbaas.v1.AddVirtualIpRequest.load_balancer:type_name -> lbaas.v1.LoadBalancerRequest
+	49, // 8: lbaas.v1.AllowedDomainEntry.allowed_domain:type_name -> lbaas.v1.AllowedDomain
+	22, // 9: lbaas.v1.ListAllowedDomainsResponse.allowed_domains:type_name -> lbaas.v1.AllowedDomainEntry
+	25, // 10: lbaas.v1.GetAbsoluteLimitsResponse.absolute:type_name -> lbaas.v1.AbsoluteLimit
+	29, // 11: lbaas.v1.GetLimitsResponse.limits:type_name -> lbaas.v1.Limits
+	30, // 12: lbaas.v1.Limits.rate:type_name -> lbaas.v1.RateLimits
+	25, // 13: lbaas.v1.Limits.absolute:type_name -> lbaas.v1.AbsoluteLimit
+	31, // 14: lbaas.v1.RateLimits.limit:type_name -> lbaas.v1.RateLimit
+	50, // 15: lbaas.v1.ListNodesResponse.nodes:type_name -> lbaas.v1.Node
+	51, // 16: lbaas.v1.AddNodesRequest.nodes:type_name -> lbaas.v1.NodeRequest
+	50, // 17: lbaas.v1.NodeResponse.node:type_name -> lbaas.v1.Node
+	52, // 18: lbaas.v1.UpdateNodeRequest.node:type_name -> lbaas.v1.NodeUpdate
+	52, // 19: lbaas.v1.BulkUpdateNodesRequest.nodes:type_name -> lbaas.v1.NodeUpdate
+	53, // 20: lbaas.v1.ListVirtualIpsResponse.virtual_ips:type_name -> lbaas.v1.VirtualIp
+	54, // 21: lbaas.v1.AddVirtualIpRequest.virtual_ip:type_name -> lbaas.v1.VirtualIpRequest
+	47, // 22: lbaas.v1.AddVirtualIpRequest.load_balancer:type_name -> lbaas.v1.LoadBalancerRequest
 	0,  // 23: lbaas.v1.LoadBalancerService.ListLoadBalancers:input_type -> lbaas.v1.ListLoadBalancersRequest
 	2,  // 24: lbaas.v1.LoadBalancerService.CreateLoadBalancer:input_type -> lbaas.v1.CreateLoadBalancerRequest
 	4,  // 25: lbaas.v1.LoadBalancerService.GetLoadBalancer:input_type -> lbaas.v1.GetLoadBalancerRequest
@@ -2662,49 +2959,51 @@ var file_lbaas_v1_service_proto_depIdxs = []int32{
 	6,  // 27: lbaas.v1.LoadBalancerService.DeleteLoadBalancer:input_type -> lbaas.v1.DeleteLoadBalancerRequest
 	7,  // 28: lbaas.v1.LoadBalancerService.BulkDeleteLoadBalancers:input_type -> lbaas.v1.BulkDeleteLoadBalancersRequest
 	17, // 29: lbaas.v1.LoadBalancerService.GetClusterSourceAddresses:input_type -> lbaas.v1.GetClusterSourceAddressesRequest
-	8,  // 30: lbaas.v1.CatalogService.ListProtocols:input_type -> lbaas.v1.ListProtocolsRequest
-	11, // 31: lbaas.v1.CatalogService.ListAlgorithms:input_type -> lbaas.v1.ListAlgorithmsRequest
-	22, // 32: lbaas.v1.CatalogService.GetAbsoluteLimits:input_type -> lbaas.v1.GetAbsoluteLimitsRequest
-	25, // 33: lbaas.v1.CatalogService.GetLimits:input_type -> lbaas.v1.GetLimitsRequest
-	19, // 34: lbaas.v1.CatalogService.ListAllowedDomains:input_type -> lbaas.v1.ListAllowedDomainsRequest
-	15, // 35: lbaas.v1.CatalogService.GetRegionalSourceAddresses:input_type -> lbaas.v1.GetRegionalSourceAddressesRequest
-	30, // 36: lbaas.v1.NodeService.ListNodes:input_type -> lbaas.v1.ListNodesRequest
-	32, // 37: lbaas.v1.NodeService.AddNodes:input_type -> lbaas.v1.AddNodesRequest
-	33, // 38: lbaas.v1.NodeService.GetNode:input_type -> lbaas.v1.GetNodeRequest
-	35, // 39: lbaas.v1.NodeService.UpdateNode:input_type -> lbaas.v1.UpdateNodeRequest
-	36, // 40: lbaas.v1.NodeService.BulkUpdateNodes:input_type -> lbaas.v1.BulkUpdateNodesRequest
-	37, // 41: lbaas.v1.NodeService.DeleteNode:input_type -> lbaas.v1.DeleteNodeRequest
-	38, // 42: lbaas.v1.NodeService.BulkDeleteNodes:input_type -> lbaas.v1.BulkDeleteNodesRequest
-	39, // 43: lbaas.v1.VirtualIpService.ListVirtualIps:input_type -> lbaas.v1.ListVirtualIpsRequest
-	41, // 44: lbaas.v1.VirtualIpService.AddVirtualIp:input_type -> lbaas.v1.AddVirtualIpRequest
-	42, // 45: lbaas.v1.VirtualIpService.DeleteVirtualIp:input_type -> lbaas.v1.DeleteVirtualIpRequest
-	43, // 46: lbaas.v1.VirtualIpService.BulkDeleteVirtualIps:input_type -> lbaas.v1.BulkDeleteVirtualIpsRequest
-	1,  // 47: lbaas.v1.LoadBalancerService.ListLoadBalancers:output_type -> lbaas.v1.ListLoadBalancersResponse
-	3,  // 48: lbaas.v1.LoadBalancerService.CreateLoadBalancer:output_type -> lbaas.v1.LoadBalancerResponse
-	3,  // 49: lbaas.v1.LoadBalancerService.GetLoadBalancer:output_type -> lbaas.v1.LoadBalancerResponse
-	53, // 50: lbaas.v1.LoadBalancerService.UpdateLoadBalancer:output_type -> google.protobuf.Empty
-	53, // 51: lbaas.v1.LoadBalancerService.DeleteLoadBalancer:output_type -> google.protobuf.Empty
-	53, // 52: lbaas.v1.LoadBalancerService.BulkDeleteLoadBalancers:output_type -> google.protobuf.Empty
-	18, // 53: lbaas.v1.LoadBalancerService.GetClusterSourceAddresses:output_type -> lbaas.v1.GetClusterSourceAddressesResponse
-	10, // 54: lbaas.v1.CatalogService.ListProtocols:output_type -> lbaas.v1.ListProtocolsResponse
-	13, // 55: lbaas.v1.CatalogService.ListAlgorithms:output_type -> lbaas.v1.ListAlgorithmsResponse
-	24, // 56: lbaas.v1.CatalogService.GetAbsoluteLimits:output_type -> lbaas.v1.GetAbsoluteLimitsResponse
-	26, // 57: lbaas.v1.CatalogService.GetLimits:output_type -> lbaas.v1.GetLimitsResponse
-	21, // 58: lbaas.v1.CatalogService.ListAllowedDomains:output_type -> lbaas.v1.ListAllowedDomainsResponse
-	16, // 59: lbaas.v1.CatalogService.GetRegionalSourceAddresses:output_type -> lbaas.v1.GetRegionalSourceAddressesResponse
-	31, // 60: lbaas.v1.NodeService.ListNodes:output_type -> lbaas.v1.ListNodesResponse
-	31, // 61: lbaas.v1.NodeService.AddNodes:output_type -> lbaas.v1.ListNodesResponse
-	34, // 62: lbaas.v1.NodeService.GetNode:output_type -> lbaas.v1.NodeResponse
-	53, // 63: lbaas.v1.NodeService.UpdateNode:output_type -> google.protobuf.Empty
-	31, // 64: lbaas.v1.NodeService.BulkUpdateNodes:output_type -> lbaas.v1.ListNodesResponse
-	53, // 65: lbaas.v1.NodeService.DeleteNode:output_type -> google.protobuf.Empty
-	53, // 66: lbaas.v1.NodeService.BulkDeleteNodes:output_type -> google.protobuf.Empty
-	40, // 67: lbaas.v1.VirtualIpService.ListVirtualIps:output_type -> lbaas.v1.ListVirtualIpsResponse
-	51, // 68: lbaas.v1.VirtualIpService.AddVirtualIp:output_type -> lbaas.v1.VirtualIp
-	53, // 69: lbaas.v1.VirtualIpService.DeleteVirtualIp:output_type -> google.protobuf.Empty
-	53, // 70: lbaas.v1.VirtualIpService.BulkDeleteVirtualIps:output_type -> google.protobuf.Empty
-	47, // [47:71] is the sub-list for method output_type
-	23, // [23:47] is the sub-list for method input_type
+	19, // 30: lbaas.v1.LoadBalancerService.GetStats:input_type -> lbaas.v1.GetStatsRequest
+	8,  // 31: lbaas.v1.CatalogService.ListProtocols:input_type -> lbaas.v1.ListProtocolsRequest
+	11, // 32: lbaas.v1.CatalogService.ListAlgorithms:input_type -> lbaas.v1.ListAlgorithmsRequest
+	24, // 33: lbaas.v1.CatalogService.GetAbsoluteLimits:input_type -> lbaas.v1.GetAbsoluteLimitsRequest
+	27, // 34: lbaas.v1.CatalogService.GetLimits:input_type -> lbaas.v1.GetLimitsRequest
+	21, // 35: lbaas.v1.CatalogService.ListAllowedDomains:input_type -> lbaas.v1.ListAllowedDomainsRequest
+	15, // 36: lbaas.v1.CatalogService.GetRegionalSourceAddresses:input_type -> lbaas.v1.GetRegionalSourceAddressesRequest
+	32, // 37: lbaas.v1.NodeService.ListNodes:input_type -> lbaas.v1.ListNodesRequest
+	34, // 38: lbaas.v1.NodeService.AddNodes:input_type -> lbaas.v1.AddNodesRequest
+	35, // 39: lbaas.v1.NodeService.GetNode:input_type -> lbaas.v1.GetNodeRequest
+	37, // 40: lbaas.v1.NodeService.UpdateNode:input_type -> lbaas.v1.UpdateNodeRequest
+	38, // 41: lbaas.v1.NodeService.BulkUpdateNodes:input_type -> lbaas.v1.BulkUpdateNodesRequest
+	39, // 42: lbaas.v1.NodeService.DeleteNode:input_type -> lbaas.v1.DeleteNodeRequest
+	40, // 43: lbaas.v1.NodeService.BulkDeleteNodes:input_type -> lbaas.v1.BulkDeleteNodesRequest
+	41, // 44: lbaas.v1.VirtualIpService.ListVirtualIps:input_type -> lbaas.v1.ListVirtualIpsRequest
+	43, // 45: lbaas.v1.VirtualIpService.AddVirtualIp:input_type -> lbaas.v1.AddVirtualIpRequest
+	44, // 46: lbaas.v1.VirtualIpService.DeleteVirtualIp:input_type -> lbaas.v1.DeleteVirtualIpRequest
+	45, // 47: lbaas.v1.VirtualIpService.BulkDeleteVirtualIps:input_type -> lbaas.v1.BulkDeleteVirtualIpsRequest
+	1,  // 48: lbaas.v1.LoadBalancerService.ListLoadBalancers:output_type -> lbaas.v1.ListLoadBalancersResponse
+	3,  // 49: lbaas.v1.LoadBalancerService.CreateLoadBalancer:output_type -> lbaas.v1.LoadBalancerResponse
+	3,  // 50: lbaas.v1.LoadBalancerService.GetLoadBalancer:output_type -> lbaas.v1.LoadBalancerResponse
+	55, // 51: lbaas.v1.LoadBalancerService.UpdateLoadBalancer:output_type -> google.protobuf.Empty
+	55, // 52: lbaas.v1.LoadBalancerService.DeleteLoadBalancer:output_type -> google.protobuf.Empty
+	55, // 53: lbaas.v1.LoadBalancerService.BulkDeleteLoadBalancers:output_type -> google.protobuf.Empty
+	18, // 54: lbaas.v1.LoadBalancerService.GetClusterSourceAddresses:output_type -> lbaas.v1.GetClusterSourceAddressesResponse
+	20, // 55: lbaas.v1.LoadBalancerService.GetStats:output_type -> lbaas.v1.GetStatsResponse
+	10, // 56: lbaas.v1.CatalogService.ListProtocols:output_type -> lbaas.v1.ListProtocolsResponse
+	13, // 57: lbaas.v1.CatalogService.ListAlgorithms:output_type -> lbaas.v1.ListAlgorithmsResponse
+	26, // 58: lbaas.v1.CatalogService.GetAbsoluteLimits:output_type -> lbaas.v1.GetAbsoluteLimitsResponse
+	28, // 59: lbaas.v1.CatalogService.GetLimits:output_type -> lbaas.v1.GetLimitsResponse
+	23, // 60: lbaas.v1.CatalogService.ListAllowedDomains:output_type -> lbaas.v1.ListAllowedDomainsResponse
+	16, // 61: lbaas.v1.CatalogService.GetRegionalSourceAddresses:output_type -> lbaas.v1.GetRegionalSourceAddressesResponse
+	33, // 62: lbaas.v1.NodeService.ListNodes:output_type -> lbaas.v1.ListNodesResponse
+	33, // 63: lbaas.v1.NodeService.AddNodes:output_type -> lbaas.v1.ListNodesResponse
+	36, // 64: lbaas.v1.NodeService.GetNode:output_type -> lbaas.v1.NodeResponse
+	55, // 65: lbaas.v1.NodeService.UpdateNode:output_type -> google.protobuf.Empty
+	33, // 66: lbaas.v1.NodeService.BulkUpdateNodes:output_type -> lbaas.v1.ListNodesResponse
+	55, // 67: lbaas.v1.NodeService.DeleteNode:output_type -> google.protobuf.Empty
+	55, // 68: lbaas.v1.NodeService.BulkDeleteNodes:output_type -> google.protobuf.Empty
+	42, // 69: lbaas.v1.VirtualIpService.ListVirtualIps:output_type -> lbaas.v1.ListVirtualIpsResponse
+	53, // 70: lbaas.v1.VirtualIpService.AddVirtualIp:output_type -> lbaas.v1.VirtualIp
+	55, // 71: lbaas.v1.VirtualIpService.DeleteVirtualIp:output_type -> google.protobuf.Empty
+	55, // 72: lbaas.v1.VirtualIpService.BulkDeleteVirtualIps:output_type -> google.protobuf.Empty
+	48, // [48:73] is the sub-list for method output_type
+	23, // [23:48] is the sub-list for method input_type
 	23, // [23:23] is the sub-list for extension type_name
 	23, // [23:23] is the sub-list for extension extendee
 	0,  // [0:23] is the sub-list for field type_name
@@ -2718,15 +3017,16 @@ func file_lbaas_v1_service_proto_init() {
 	file_lbaas_v1_resources_proto_init()
 	file_lbaas_v1_service_proto_msgTypes[0].OneofWrappers = []any{}
 	file_lbaas_v1_service_proto_msgTypes[9].OneofWrappers = []any{}
-	file_lbaas_v1_service_proto_msgTypes[29].OneofWrappers = []any{}
-	file_lbaas_v1_service_proto_msgTypes[30].OneofWrappers = []any{}
+	file_lbaas_v1_service_proto_msgTypes[20].OneofWrappers = []any{}
+	file_lbaas_v1_service_proto_msgTypes[31].OneofWrappers = []any{}
+	file_lbaas_v1_service_proto_msgTypes[32].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_lbaas_v1_service_proto_rawDesc), len(file_lbaas_v1_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   44,
+			NumMessages:   46,
 			NumExtensions: 0,
 			NumServices:   4,
 		},

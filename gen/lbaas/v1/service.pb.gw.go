@@ -412,6 +412,61 @@ func local_request_LoadBalancerService_GetClusterSourceAddresses_0(ctx context.C
 	return msg, metadata, err
 }
 
+func request_LoadBalancerService_GetStats_0(ctx context.Context, marshaler runtime.Marshaler, client LoadBalancerServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq GetStatsRequest
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	val, ok := pathParams["account"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "account")
+	}
+	protoReq.Account, err = runtime.String(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "account", err)
+	}
+	val, ok = pathParams["load_balancer_id"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "load_balancer_id")
+	}
+	protoReq.LoadBalancerId, err = runtime.Uint32(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "load_balancer_id", err)
+	}
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	msg, err := client.GetStats(ctx, &protoReq, grpc.Header(&metadata.HeaderMD), grpc.Trailer(&metadata.TrailerMD))
+	return msg, metadata, err
+}
+
+func local_request_LoadBalancerService_GetStats_0(ctx context.Context, marshaler runtime.Marshaler, server LoadBalancerServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq GetStatsRequest
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	val, ok := pathParams["account"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "account")
+	}
+	protoReq.Account, err = runtime.String(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "account", err)
+	}
+	val, ok = pathParams["load_balancer_id"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "load_balancer_id")
+	}
+	protoReq.LoadBalancerId, err = runtime.Uint32(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "load_balancer_id", err)
+	}
+	msg, err := server.GetStats(ctx, &protoReq)
+	return msg, metadata, err
+}
+
 func request_CatalogService_ListProtocols_0(ctx context.Context, marshaler runtime.Marshaler, client CatalogServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
 		protoReq ListProtocolsRequest
@@ -1527,6 +1582,26 @@ func RegisterLoadBalancerServiceHandlerServer(ctx context.Context, mux *runtime.
 		}
 		forward_LoadBalancerService_GetClusterSourceAddresses_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
+	mux.Handle(http.MethodGet, pattern_LoadBalancerService_GetStats_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		var stream runtime.ServerTransportStream
+		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/lbaas.v1.LoadBalancerService/GetStats", runtime.WithHTTPPathPattern("/v1.0/{account}/loadbalancers/{load_balancer_id}/stats"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := local_request_LoadBalancerService_GetStats_0(annotatedContext, inboundMarshaler, server, req, pathParams)
+		md.HeaderMD, md.TrailerMD = metadata.Join(md.HeaderMD, stream.Header()), metadata.Join(md.TrailerMD, stream.Trailer())
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_LoadBalancerService_GetStats_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
 
 	return nil
 }
@@ -2056,6 +2131,23 @@ func RegisterLoadBalancerServiceHandlerClient(ctx context.Context, mux *runtime.
 		}
 		forward_LoadBalancerService_GetClusterSourceAddresses_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
+	mux.Handle(http.MethodGet, pattern_LoadBalancerService_GetStats_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/lbaas.v1.LoadBalancerService/GetStats", runtime.WithHTTPPathPattern("/v1.0/{account}/loadbalancers/{load_balancer_id}/stats"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_LoadBalancerService_GetStats_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_LoadBalancerService_GetStats_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
 	return nil
 }
 
@@ -2067,6 +2159,7 @@ var (
 	pattern_LoadBalancerService_DeleteLoadBalancer_0        = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 1, 0, 4, 1, 5, 1, 2, 2, 1, 0, 4, 1, 5, 3}, []string{"v1.0", "account", "loadbalancers", "load_balancer_id"}, ""))
 	pattern_LoadBalancerService_BulkDeleteLoadBalancers_0   = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 1, 0, 4, 1, 5, 1, 2, 2}, []string{"v1.0", "account", "loadbalancers"}, ""))
 	pattern_LoadBalancerService_GetClusterSourceAddresses_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 1, 0, 4, 1, 5, 1, 2, 2, 1, 0, 4, 1, 5, 3, 2, 4}, []string{"v1.0", "account", "loadbalancers", "load_balancer_id", "clustersourceaddresses"}, ""))
+	pattern_LoadBalancerService_GetStats_0                  = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 1, 0, 4, 1, 5, 1, 2, 2, 1, 0, 4, 1, 5, 3, 2, 4}, []string{"v1.0", "account", "loadbalancers", "load_balancer_id", "stats"}, ""))
 )
 
 var (
@@ -2077,6 +2170,7 @@ var (
 	forward_LoadBalancerService_DeleteLoadBalancer_0        = runtime.ForwardResponseMessage
 	forward_LoadBalancerService_BulkDeleteLoadBalancers_0   = runtime.ForwardResponseMessage
 	forward_LoadBalancerService_GetClusterSourceAddresses_0 = runtime.ForwardResponseMessage
+	forward_LoadBalancerService_GetStats_0                  = runtime.ForwardResponseMessage
 )
 
 // RegisterCatalogServiceHandlerFromEndpoint is same as RegisterCatalogServiceHandler but

@@ -27,6 +27,7 @@ const (
 	LoadBalancerService_DeleteLoadBalancer_FullMethodName        = "/lbaas.v1.LoadBalancerService/DeleteLoadBalancer"
 	LoadBalancerService_BulkDeleteLoadBalancers_FullMethodName   = "/lbaas.v1.LoadBalancerService/BulkDeleteLoadBalancers"
 	LoadBalancerService_GetClusterSourceAddresses_FullMethodName = "/lbaas.v1.LoadBalancerService/GetClusterSourceAddresses"
+	LoadBalancerService_GetStats_FullMethodName                  = "/lbaas.v1.LoadBalancerService/GetStats"
 )
 
 // LoadBalancerServiceClient is the client API for LoadBalancerService service.
@@ -42,6 +43,9 @@ type LoadBalancerServiceClient interface {
 	DeleteLoadBalancer(ctx context.Context, in *DeleteLoadBalancerRequest, opts ...grpc.CallOption) (*emptypb.Empty, error)
 	BulkDeleteLoadBalancers(ctx context.Context, in *BulkDeleteLoadBalancersRequest, opts ...grpc.CallOption) (*emptypb.Empty, error)
 	GetClusterSourceAddresses(ctx context.Context, in *GetClusterSourceAddressesRequest, opts ...grpc.CallOption) (*GetClusterSourceAddressesResponse, error)
+	// GetStats shows the traffic numbers of a load balancer, aggregated
+	// from the load reports of its clients and proxies (README, Statistics).
+	GetStats(ctx context.Context, in *GetStatsRequest, opts ...grpc.CallOption) (*GetStatsResponse, error)
 }
 
 type loadBalancerServiceClient struct {
@@ -122,6 +126,16 @@ func (c *loadBalancerServiceClient) GetClusterSourceAddresses(ctx context.Contex
 	return out, nil
 }
 
+func (c *loadBalancerServiceClient) GetStats(ctx context.Context, in *GetStatsRequest, opts ...grpc.CallOption) (*GetStatsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetStatsResponse)
+	err := c.cc.Invoke(ctx, LoadBalancerService_GetStats_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // LoadBalancerServiceServer is the server API for LoadBalancerService service.
 // All implementations must embed UnimplementedLoadBalancerServiceServer
 // for forward compatibility.
@@ -135,6 +149,9 @@ type LoadBalancerServiceServer interface {
 	DeleteLoadBalancer(context.Context, *DeleteLoadBalancerRequest) (*emptypb.Empty, error)
 	BulkDeleteLoadBalancers(context.Context, *BulkDeleteLoadBalancersRequest) (*emptypb.Empty, error)
 	GetClusterSourceAddresses(context.Context, *GetClusterSourceAddressesRequest) (*GetClusterSourceAddressesResponse, error)
+	// GetStats shows the traffic numbers of a load balancer, aggregated
+	// from the load reports of its clients and proxies (README, Statistics).
+	GetStats(context.Context, *GetStatsRequest) (*GetStatsResponse, error)
 	mustEmbedUnimplementedLoadBalancerServiceServer()
 }
 
@@ -165,6 +182,9 @@ func (UnimplementedLoadBalancerServiceServer) BulkDeleteLoadBalancers(context.Co
 }
 func (UnimplementedLoadBalancerServiceServer) GetClusterSourceAddresses(context.Context, *GetClusterSourceAddressesRequest) (*GetClusterSourceAddressesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetClusterSourceAddresses not implemented")
+}
+func (UnimplementedLoadBalancerServiceServer) GetStats(context.Context, *GetStatsRequest) (*GetStatsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetStats not implemented")
 }
 func (UnimplementedLoadBalancerServiceServer) mustEmbedUnimplementedLoadBalancerServiceServer() {}
 func (UnimplementedLoadBalancerServiceServer) testEmbeddedByValue()                             {}
@@ -313,6 +333,24 @@ func _LoadBalancerService_GetClusterSourceAddresses_Handler(srv interface{}, ctx
 	return interceptor(ctx, in, info, handler)
 }
 
+func _LoadBalancerService_GetStats_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetStatsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LoadBalancerServiceServer).GetStats(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: LoadBalancerService_GetStats_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LoadBalancerServiceServer).GetStats(ctx, req.(*GetStatsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // LoadBalancerService_ServiceDesc is the grpc.ServiceDesc for LoadBalancerService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -347,6 +385,10 @@ var LoadBalancerService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetClusterSourceAddresses",
 			Handler:    _LoadBalancerService_GetClusterSourceAddresses_Handler,
+		},
+		{
+			MethodName: "GetStats",
+			Handler:    _LoadBalancerService_GetStats_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -1,0 +1,315 @@
+// Package loadstats receives load reports (LRS, envoy.service.load_stats.v3)
+// on the xDS port and aggregates them per load balancer, in memory.
+//
+// Proxyless gRPC clients report for the clusters whose lrs_server is the
+// control plane (the translator's gRPC variant of every cluster), Envoy for
+// every cluster once its bootstrap has cluster_manager.load_stats_config:
+// per cluster and locality, the requests issued, succeeded and failed during
+// the interval, the requests in progress at its end and, from reporters that
+// count them, connections. A cluster is a load balancer (lb_<id>); the
+// localities of a report are summed.
+//
+// Counters (requests, errors, failed connections) are the sum of every
+// interval every reporter sent since this process started. Gauges (requests
+// in progress, active connections) are the sum of each reporter's latest
+// interval; a reporter whose stream ends stops counting at once, one that
+// stays silent for longer than Options.Expiry stops counting then.
+package loadstats
+
+import (
+	"errors"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	lrsv3 "github.com/envoyproxy/go-control-plane/envoy/service/load_stats/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/types/known/durationpb"
+)
+
+// Defaults of Options.
+const (
+	DefaultInterval         = 10 * time.Second
+	DefaultMaxLoadBalancers = 100_000
+)
+
+// Options configure the Service.
+type Options struct {
+	// Interval is the reporting interval asked of every reporter
+	// (DefaultInterval when 0).
+	Interval time.Duration
+	// Expiry is how long a silent reporter's latest interval keeps
+	// counting (3 intervals when 0).
+	Expiry time.Duration
+	// MaxLoadBalancers bounds the load balancers tracked in memory
+	// (DefaultMaxLoadBalancers when 0); reports for more are dropped and
+	// counted.
+	MaxLoadBalancers int
+	// LoadBalancerID maps a reported cluster name to its load balancer;
+	// reports for clusters it refuses are dropped and counted.
+	LoadBalancerID func(cluster string) (uint32, bool)
+	// Serves tells, for each cluster of a report, whether the reporter's
+	// fleet is served it (a reporter may report only on its own fleet's
+	// load balancers); the others are dropped and counted. Nil serves
+	// every cluster.
+	Serves func(node *corev3.Node, clusters []string) []bool
+	// MetricsLoadBalancers is how many load balancers get Prometheus
+	// series of their own (the label lb): the first that many to report,
+	// for as long as this process runs. 0 gives none.
+	MetricsLoadBalancers int
+	// Now is the clock (time.Now when nil).
+	Now func() time.Time
+}
+
+// Counts are request and connection counters.
+type Counts struct {
+	Issued            uint64 // requests sent to a node
+	Succeeded         uint64 // requests that completed successfully
+	Errors            uint64 // requests that completed with an error
+	Dropped           uint64 // requests the reporter dropped (no healthy node, circuit breaking)
+	FailedConnections uint64 // connection attempts that failed (reporters that count them)
+}
+
+func (c *Counts) add(o Counts) {
+	c.Issued += o.Issued
+	c.Succeeded += o.Succeeded
+	c.Errors += o.Errors
+	c.Dropped += o.Dropped
+	c.FailedConnections += o.FailedConnections
+}
+
+// Gauges are the state at the end of a reporter's interval.
+type Gauges struct {
+	InProgress        uint64 // requests in progress
+	ActiveConnections uint64 // open connections (reporters that count them)
+}
+
+func (g *Gauges) add(o Gauges) {
+	g.InProgress += o.InProgress
+	g.ActiveConnections += o.ActiveConnections
+}
+
+// Snapshot is a load balancer's aggregate.
+type Snapshot struct {
+	Totals Counts // every interval of every reporter since this process started
+	Gauges        // sum of the live reporters' latest intervals
+	// MaxActiveConnections is the highest Gauges.ActiveConnections seen
+	// when a report arrived.
+	MaxActiveConnections uint64
+}
+
+// Service implements the LoadReportingService and holds the aggregates.
+type Service struct {
+	lrsv3.UnimplementedLoadReportingServiceServer
+	opts    Options
+	streams atomic.Uint64 // stream ids
+
+	mu      sync.Mutex
+	lbs     map[uint32]*lbState
+	seq     uint64     // reports absorbed: marks the load balancers a report touches
+	touched []*lbState // scratch of absorb
+
+	labelled int // load balancers with series of their own
+
+	reports atomic.Uint64    // cluster reports absorbed
+	dropped [2]atomic.Uint64 // cluster reports dropped, by dropReasons
+	live    atomic.Int64     // open streams
+}
+
+// Reasons a cluster's report is dropped (the label reason).
+var dropReasons = [2]string{"not_served", "too_many_load_balancers"}
+
+const (
+	dropNotServed = iota
+	dropOverLimit
+)
+
+type lbState struct {
+	labelled  bool // has Prometheus series of its own
+	totals    Counts
+	maxActive uint64
+	reporters map[uint64]latest // by stream, non-zero gauges only
+	seq       uint64            // the last report that touched it (absorb)
+	pending   Gauges            // its gauges in that report
+}
+
+type latest struct {
+	Gauges
+	at time.Time
+}
+
+// New returns the service.
+func New(o Options) *Service {
+	if o.Interval <= 0 {
+		o.Interval = DefaultInterval
+	}
+	if o.Expiry <= 0 {
+		o.Expiry = 3 * o.Interval
+	}
+	if o.MaxLoadBalancers <= 0 {
+		o.MaxLoadBalancers = DefaultMaxLoadBalancers
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return &Service{opts: o, lbs: map[uint32]*lbState{}}
+}
+
+// Register serves the service on a gRPC server (the xDS server).
+func (s *Service) Register(g *grpc.Server) { lrsv3.RegisterLoadReportingServiceServer(g, s) }
+
+// StreamLoadStats asks the reporter for every cluster at the configured
+// interval, then absorbs its reports until the stream ends.
+func (s *Service) StreamLoadStats(stream lrsv3.LoadReportingService_StreamLoadStatsServer) error {
+	id := s.streams.Add(1)
+	s.live.Add(1)
+	defer func() {
+		s.live.Add(-1)
+		s.forget(id)
+	}()
+	asked := false
+	var node *corev3.Node // the first request names it; later ones may
+	for {
+		req, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if n := req.GetNode(); n != nil {
+			node = n
+		}
+		s.absorb(id, node, req.GetClusterStats())
+		if !asked {
+			// The first request names the node and may already carry stats.
+			err := stream.Send(&lrsv3.LoadStatsResponse{
+				SendAllClusters:       true,
+				LoadReportingInterval: durationpb.New(s.opts.Interval),
+			})
+			if err != nil {
+				return err
+			}
+			asked = true
+		}
+	}
+}
+
+// absorb adds a reporter's interval.
+func (s *Service) absorb(stream uint64, node *corev3.Node, clusters []*endpointv3.ClusterStats) {
+	if len(clusters) == 0 {
+		return
+	}
+	var served []bool
+	if s.opts.Serves != nil {
+		names := make([]string, len(clusters))
+		for i, c := range clusters {
+			names[i] = c.GetClusterName()
+		}
+		served = s.opts.Serves(node, names)
+	}
+	now := s.opts.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	// Several entries may name one cluster (one per EDS service name):
+	// the stream's gauges for a load balancer are their sum.
+	s.seq++
+	touched := s.touched[:0]
+	for i, c := range clusters {
+		id, ok := s.opts.LoadBalancerID(c.GetClusterName())
+		if !ok || served != nil && !served[i] {
+			s.dropped[dropNotServed].Add(1)
+			continue
+		}
+		lb := s.lbs[id]
+		if lb == nil {
+			if len(s.lbs) >= s.opts.MaxLoadBalancers {
+				s.dropped[dropOverLimit].Add(1)
+				continue
+			}
+			lb = &lbState{labelled: s.labelled < s.opts.MetricsLoadBalancers}
+			if lb.labelled {
+				s.labelled++
+			}
+			s.lbs[id] = lb
+		}
+		counts, g := clusterLoad(c)
+		lb.totals.add(counts)
+		if lb.seq != s.seq {
+			lb.seq, lb.pending = s.seq, Gauges{}
+			touched = append(touched, lb)
+		}
+		lb.pending.add(g)
+		s.reports.Add(1)
+	}
+	// Only non-zero gauges are kept: memory grows with the pairs of
+	// stream and load balancer that have requests in progress or open
+	// connections, not with every pair that ever reported.
+	for _, lb := range touched {
+		if g := lb.pending; g == (Gauges{}) {
+			delete(lb.reporters, stream)
+		} else {
+			if lb.reporters == nil {
+				lb.reporters = map[uint64]latest{}
+			}
+			lb.reporters[stream] = latest{Gauges: g, at: now}
+		}
+		if sum := s.gauges(lb, now); sum.ActiveConnections > lb.maxActive {
+			lb.maxActive = sum.ActiveConnections
+		}
+	}
+	clear(touched)
+	s.touched = touched
+}
+
+func clusterLoad(c *endpointv3.ClusterStats) (Counts, Gauges) {
+	counts := Counts{Dropped: c.GetTotalDroppedRequests()}
+	var g Gauges
+	for _, l := range c.GetUpstreamLocalityStats() {
+		counts.Issued += l.GetTotalIssuedRequests()
+		counts.Succeeded += l.GetTotalSuccessfulRequests()
+		counts.Errors += l.GetTotalErrorRequests()
+		counts.FailedConnections += l.GetTotalFailConnections()
+		g.InProgress += l.GetTotalRequestsInProgress()
+		g.ActiveConnections += l.GetTotalActiveConnections()
+	}
+	return counts, g
+}
+
+// gauges sums the live reporters' latest gauges, forgetting the expired.
+func (s *Service) gauges(lb *lbState, now time.Time) Gauges {
+	var g Gauges
+	for id, r := range lb.reporters {
+		if now.Sub(r.at) > s.opts.Expiry {
+			delete(lb.reporters, id)
+			continue
+		}
+		g.add(r.Gauges)
+	}
+	return g
+}
+
+// forget drops an ended stream's gauges.
+func (s *Service) forget(stream uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, lb := range s.lbs {
+		delete(lb.reporters, stream)
+	}
+}
+
+// Snapshot is the aggregate of load balancer id; zeros when nothing
+// reported it.
+func (s *Service) Snapshot(id uint32) Snapshot {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	lb := s.lbs[id]
+	if lb == nil {
+		return Snapshot{}
+	}
+	g := s.gauges(lb, s.opts.Now())
+	return Snapshot{Totals: lb.totals, Gauges: g, MaxActiveConnections: lb.maxActive}
+}
