@@ -292,7 +292,7 @@ func (s *Server) listen(cfg Config) error {
 	apiCfg := api.Config{
 		Limits: cfg.Limits, Fleet: cfg.Fleet, Logger: s.log,
 		SourceAddresses: sourceAddresses(cfg.Source), AllowedDomains: cfg.AllowedDomains, ResolveNode: names.Resolve,
-		Secrets: s.secrets,
+		Secrets:   s.secrets,
 		LoadStats: s.LoadStats,
 	}
 	var rates *ratelimit.Limiter
