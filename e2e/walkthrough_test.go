@@ -142,7 +142,9 @@ func readmeBlock(t *testing.T, name string) string {
 }
 
 // featureExamples extracts the sh examples of the README's "Load balancer
-// features" section, in order.
+// features" section, in order, a second apart: at a reader's pace, under
+// the default rate limits (10 GETs and PUTs, 5 POSTs a second), which
+// examples sent back to back would exceed.
 func featureExamples(t *testing.T) string {
 	t.Helper()
 	readme, err := os.ReadFile(filepath.Join(repoRoot(t), "README.md"))
@@ -156,6 +158,7 @@ func featureExamples(t *testing.T) string {
 	var out strings.Builder
 	for _, block := range regexp.MustCompile("(?s)```sh\\n(.*?)```").FindAllSubmatch(m[1], -1) {
 		out.Write(block[1])
+		out.WriteString("sleep 1\n")
 	}
 	if out.Len() == 0 {
 		t.Fatal("the Load balancer features section has no examples")
@@ -167,7 +170,7 @@ func featureExamples(t *testing.T) string {
 // binary: on the embedded SQLite default, and with the database URL
 // pointing at Postgres.
 func TestREADMEWalkthrough(t *testing.T) {
-	for _, tool := range []string{"bash", "curl", "jq"} {
+	for _, tool := range []string{"bash", "curl", "jq", "openssl"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Skipf("SKIPPING the README walk-through: %s is not installed (.ci/run installs it)", tool)
 		}
