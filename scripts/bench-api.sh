@@ -61,10 +61,10 @@ start_lbaasd() {
   done
   base=http://127.0.0.1:$http
   # Nodes are loopback addresses (never probed: health checks are off),
-  # and the limits are raised so that the runs do not hit them.
+  # and the limits are raised (rate limits off) so that the runs do not hit them.
   "$lbaasd" serve --http-addr 127.0.0.1:$http --grpc-addr 127.0.0.1:$grpc --xds-addr 127.0.0.1:$xds \
     --debug-addr 127.0.0.1:$debug --health-checks=false --demo-user=false --denied-node-networks none \
-    --limit-loadbalancers 1000000 --limit-nodes 1000 --log-level warn 2>"$tmp/lbaasd.log" &
+    --limit-loadbalancers 1000000 --limit-nodes 1000 --rate-limits=false --log-level warn 2>"$tmp/lbaasd.log" &
   pid=$!
   for _ in $(seq 100); do
     curl -sf "$base/healthz" >/dev/null 2>&1 && return 0
