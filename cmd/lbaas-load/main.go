@@ -10,6 +10,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -50,6 +52,9 @@ type config struct {
 	connectOver   time.Duration
 	maxDuration   time.Duration
 	replicas      int
+	// secretsKeyFile is the key of the secrets at rest the replicas share
+	// (PostgreSQL needs one; SQLite makes its own beside the database).
+	secretsKeyFile string
 }
 
 // Bounds: the tool shares a machine, so a typo must not start a flood.
@@ -147,6 +152,14 @@ func run(ctx context.Context, c config) error {
 		}
 		defer pg.Stop()
 		if dbURL, err = pg.CreateDatabase(ctx); err != nil {
+			return err
+		}
+		key := make([]byte, 32)
+		if _, err := rand.Read(key); err != nil {
+			return err
+		}
+		c.secretsKeyFile = filepath.Join(dir, "secrets.key")
+		if err := os.WriteFile(c.secretsKeyFile, []byte(base64.StdEncoding.EncodeToString(key)), 0o600); err != nil {
 			return err
 		}
 	}
@@ -332,6 +345,9 @@ func startDaemon(ctx context.Context, c config, dir, dbURL, debugAddr string) (*
 		"--denied-node-networks", "none") // the backends are on loopback
 	if debugAddr != "" {
 		cmd.Args = append(cmd.Args, "--debug-addr", debugAddr)
+	}
+	if c.secretsKeyFile != "" {
+		cmd.Args = append(cmd.Args, "--secrets-key-file", c.secretsKeyFile)
 	}
 	cmd.Dir = dir
 	// On the deadline or a signal the daemon gets an interrupt and time to
