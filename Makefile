@@ -71,7 +71,7 @@ fuzz:
 	$(GO) test ./xds -run '^$$' -fuzz FuzzNACKMessage -fuzztime 30s
 
 ## load: the load harness against a real lbaasd (10,000 LBs; loopback only, bounded; see docs/load.md)
-##   make load MODE=envoy-delta CLIENTS=50 CHANGE=both CHANGES=200 LBS=10000 MAX_DURATION=10m [REPLICAS=3]
+##   make load MODE=envoy-delta CLIENTS=50 CHANGE=both CHANGES=200 LBS=10000 MAX_DURATION=10m [REPLICAS=3] [CONNECT_OVER=90s]
 MODE         ?= grpc
 CLIENTS      ?= 50
 CHANGE       ?= both
@@ -79,10 +79,12 @@ CHANGES      ?= 200
 LBS          ?= 10000
 MAX_DURATION ?= 10m
 REPLICAS     ?= 1
+CONNECT_OVER ?= 0s
 load: build
 	$(GO) build -o $(BIN)/lbaas-load ./cmd/lbaas-load
 	$(BIN)/lbaas-load -lbaasd $(BIN)/lbaasd -mode $(MODE) -clients $(CLIENTS) -change $(CHANGE) \
-		-changes $(CHANGES) -load-balancers $(LBS) -max-duration $(MAX_DURATION) -replicas $(REPLICAS)
+		-changes $(CHANGES) -load-balancers $(LBS) -max-duration $(MAX_DURATION) -replicas $(REPLICAS) \
+		-connect-over $(CONNECT_OVER)
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
