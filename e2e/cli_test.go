@@ -3,10 +3,16 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"database/sql"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
+	"math/big"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -261,6 +267,40 @@ func TestCLI(t *testing.T) {
 		c.ok("sessionpersistence", "delete", id, "--wait")
 		c.ok("connectionlogging", "disable", id, "--wait")
 		c.ok("errorpage", "delete", id, "--wait")
+
+		// SSL termination: files in, the key never out.
+		certFile, keyFile := trialCertificate(t)
+		c.ok("ssltermination", "set", id, "--certificate-file", certFile, "--key-file", keyFile, "--secure-port", "443", "--wait")
+		var ssl map[string]any
+		c.json(&ssl, "ssltermination", "get", id)
+		if ssl["securePort"] != float64(443) || ssl["enabled"] != true || ssl["certificate"] == nil {
+			t.Errorf("ssl termination %v", ssl)
+		}
+		if out := c.ok("ssltermination", "get", id, "-o", "json"); strings.Contains(out, "PRIVATE KEY") || strings.Contains(out, "privatekey") {
+			t.Errorf("the private key was shown:\n%s", out)
+		}
+		c.ok("ssltermination", "set", id, "--secure-traffic-only", "--wait")
+		c.json(&ssl, "ssltermination", "get", id)
+		if ssl["secureTrafficOnly"] != true || ssl["securePort"] != float64(443) {
+			t.Errorf("after --secure-traffic-only: %v", ssl)
+		}
+		if out := c.ok("ssltermination", "ciphers", id); !strings.Contains(out, "NAME") || !strings.Contains(out, "AES") {
+			t.Errorf("ciphers table:\n%s", out)
+		}
+		c.fails(2, "securePort", "ssltermination", "set", id, "--secure-port", "80")
+		c.ok("ssltermination", "delete", id, "--wait")
+		c.fails(2, "", "ssltermination", "get", id)
+
+		// Statistics: the reference's fields, zeros with no reporter.
+		var stats map[string]any
+		c.json(&stats, "stats", id)
+		if _, ok := stats["connectTimeOut"]; !ok {
+			t.Errorf("stats %v", stats)
+		}
+		if out := c.ok("stats", id); !strings.Contains(out, "connectTimeOut") {
+			t.Errorf("stats table:\n%s", out)
+		}
+
 		c.ok("lb", "update", id, "--algorithm", "ROUND_ROBIN", "--wait")
 		c.json(&lb, "lb", "get", id)
 		if lb.Algorithm != "ROUND_ROBIN" || lb.Status != "ACTIVE" {
@@ -585,4 +625,30 @@ func TestREADMECLIWalkthrough(t *testing.T) {
 		}
 	}
 	t.Logf("the walk-through printed:\n%s", out)
+}
+
+// trialCertificate writes a self-signed RSA 2048 certificate valid for a
+// day and its key as PEM files, and returns their paths.
+func trialCertificate(t *testing.T) (certFile, keyFile string) {
+	t.Helper()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "www.example.com"},
+		DNSNames: []string{"www.example.com"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return certFile, keyFile
 }

@@ -22,7 +22,8 @@ type feature struct {
 
 func (a *app) featureCommands() []*cobra.Command {
 	return []*cobra.Command{a.healthMonitorCommand(), a.sessionPersistenceCommand(), a.connectionLoggingCommand(),
-		a.connectionThrottleCommand(), a.accessListCommand(), a.contentCachingCommand(), a.errorPageCommand()}
+		a.connectionThrottleCommand(), a.accessListCommand(), a.contentCachingCommand(), a.errorPageCommand(),
+		a.sslTerminationCommand()}
 }
 
 func (a *app) featureRoot(f feature) *cobra.Command {
@@ -73,6 +74,8 @@ func changed(fs *pflag.FlagSet, names map[string]string) map[string]any {
 			switch f.Value.Type() {
 			case "uint32":
 				out[key] = mustUint(f.Value.String())
+			case "bool":
+				out[key] = f.Value.String() == "true"
 			default:
 				out[key] = f.Value.String()
 			}

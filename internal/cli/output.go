@@ -259,6 +259,7 @@ var listColumns = map[string][]column{
 	"metadata":       cols("ID", "id", "KEY", "key", "VALUE", "value"),
 	"protocols":      cols("NAME", "name", "DEFAULT PORT", "port"),
 	"algorithms":     cols("NAME", "name"),
+	"ciphers":        cols("NAME", "name"),
 	"absolute":       cols("NAME", "name", "VALUE", "value"),
 	"allowedDomains": cols("NAME", "allowedDomain.name"),
 	"nodeServiceEvents": cols("ID", "id", "NODE", "nodeId", "CREATED", "created", "SEVERITY", "severity",

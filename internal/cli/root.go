@@ -155,6 +155,9 @@ func (a *app) rootCommand() *cobra.Command {
 		c.GroupID = "resources"
 		root.AddCommand(group(c))
 	}
+	stats := a.statsCommand()
+	stats.GroupID = "resources"
+	root.AddCommand(stats)
 	for _, c := range a.featureCommands() {
 		c.GroupID = "features"
 		root.AddCommand(c)

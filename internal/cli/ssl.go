@@ -1,0 +1,64 @@
+package cli
+
+import (
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+)
+
+// sslTerminationCommand: the load balancer's SSL termination (reference:
+// ssl-termination.rst). The private key is sent, never shown: the API
+// answers every field but it.
+func (a *app) sslTerminationCommand() *cobra.Command {
+	f := feature{use: "ssltermination", aliases: []string{"ssl", "ssl-termination"}, short: "SSL termination",
+		summary: "a certificate and key for a secure port",
+		long: "SSL termination gives a load balancer a certificate, its private key and intermediates, and a\n" +
+			"secure port. The key is stored encrypted and never shown again. (The service stores and validates\n" +
+			"the configuration; its proxies do not terminate TLS yet: see the README.)",
+		path: "/ssltermination", key: "sslTermination"}
+	c := a.featureRoot(f)
+	var certFile, keyFile, chainFile string
+	set := a.featurePut(f, "set", "Configure SSL termination",
+		"  lbaas ssltermination set 12 --certificate-file cert.pem --key-file key.pem --secure-port 443 --wait\n"+
+			"  lbaas ssltermination set 12 --secure-traffic-only --cipher-profile CLBCipherPolicy2019-05",
+		cobra.ExactArgs(1),
+		func(fs *pflag.FlagSet) {
+			fs.StringVar(&certFile, "certificate-file", "", "the certificate (PEM)")
+			fs.StringVar(&keyFile, "key-file", "", "its private key (PEM; RSA, at least 2048 bits)")
+			fs.StringVar(&chainFile, "intermediate-file", "", "the intermediate certificates (PEM), the one that signs the certificate first")
+			fs.Uint32("secure-port", 0, "the port of the terminated traffic")
+			fs.Bool("enabled", true, "whether the termination is on")
+			fs.Bool("secure-traffic-only", false, "serve only the secure port")
+			fs.String("cipher-profile", "", "the cipher profile (lbaas ssltermination ciphers shows a load balancer's)")
+		},
+		func(cmd *cobra.Command, _ []string) (any, error) {
+			body := changed(cmd.Flags(), map[string]string{"secure-port": "securePort", "enabled": "enabled",
+				"secure-traffic-only": "secureTrafficOnly", "cipher-profile": "cipherProfile"})
+			for flag, field := range map[string]string{"certificate-file": "certificate", "key-file": "privatekey",
+				"intermediate-file": "intermediateCertificate"} {
+				name, _ := cmd.Flags().GetString(flag)
+				if name == "" {
+					continue
+				}
+				b, err := readInput(name)
+				if err != nil {
+					return nil, err
+				}
+				body[field] = string(b)
+			}
+			if len(body) == 0 {
+				return nil, usageErrorf("give what to set (--certificate-file, --key-file, --secure-port, ...)")
+			}
+			return body, nil
+		})
+	ciphers := a.lbShow("ciphers", "List the ciphers of the load balancer's cipher profile", "  lbaas ssltermination ciphers 12",
+		fixedPath(f.path+"/ciphers"), listView("ciphers"))
+	c.AddCommand(a.featureGet(f), set, a.featureDelete(f, "delete"), ciphers)
+	return c
+}
+
+// statsCommand shows a load balancer's traffic statistics (reference:
+// stats.rst, plus the request counts gRPC clients report).
+func (a *app) statsCommand() *cobra.Command {
+	return a.lbShow("stats", "Show a load balancer's traffic statistics",
+		"  lbaas stats 12\n  lbaas stats 12 -o json", fixedPath("/stats"), view{})
+}
