@@ -115,9 +115,18 @@ func goBuild(t *testing.T, dir, pkg string) string {
 }
 
 func startCLI(t *testing.T) (*cli, *daemon, string) {
+	return startCLIWith(t, nil, nil)
+}
+
+// startCLIWith starts the daemon with env, after before (given the lbaasd
+// binary and its directory) has run.
+func startCLIWith(t *testing.T, env []string, before func(lbaasd, dir string)) (*cli, *daemon, string) {
 	dir := t.TempDir()
 	lbaasd := buildBinary(t, dir)
-	d := startDaemon(t, lbaasd, dir, nil)
+	if before != nil {
+		before(lbaasd, dir)
+	}
+	d := startDaemon(t, lbaasd, dir, env)
 	cmd := exec.Command(lbaasd, "user", "create", "--username", "alice", "--tenant", "1234")
 	cmd.Dir = dir
 	key, err := cmd.Output()
@@ -625,6 +634,30 @@ func TestREADMECLIWalkthrough(t *testing.T) {
 		}
 	}
 	t.Logf("the walk-through printed:\n%s", out)
+}
+
+// A request refused by a rate limit (413 with Retry-After) is sent again
+// when the limit allows: with one GET a second allowed, three quick
+// commands all succeed, and the client says (with --debug) that it waited.
+func TestCLIRateLimited(t *testing.T) {
+	c, _, _ := startCLIWith(t, []string{"LBAASD_RATE_LIMITS=true"}, func(lbaasd, dir string) {
+		cmd := exec.Command(lbaasd, "limits", "set", "--account", "1234", "--method", "GET", "--unit", "SECOND", "--value", "1")
+		cmd.Dir = dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("limits set: %v\n%s", err, out)
+		}
+	})
+	waited := false
+	for range 3 {
+		r := c.run("lb", "list", "--debug")
+		if r.code != 0 {
+			t.Fatalf("lb list under a rate limit: exit %d\n%s", r.code, r.stderr)
+		}
+		waited = waited || strings.Contains(r.stderr, "rate limited: sending again")
+	}
+	if !waited {
+		t.Error("three GETs within a second under a limit of one a second: none was rate limited and sent again")
+	}
 }
 
 // trialCertificate writes a self-signed RSA 2048 certificate valid for a

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -29,6 +30,9 @@ type APIError struct {
 	Message  string
 	Details  string
 	Messages []string // one per invalid field
+	// RetryAfter is when a rate-limited request may be sent again (the
+	// Retry-After header of a 413 overLimit; 0 when none was given).
+	RetryAfter time.Duration
 }
 
 func (e *APIError) Error() string {
@@ -149,7 +153,9 @@ func (c *Client) authenticate(ctx context.Context) (*cachedToken, error) {
 
 // Do calls the API: path is relative to the account's endpoint
 // (/loadbalancers/12); body is JSON or nil. A token the API refuses is
-// renewed once.
+// renewed once. A request refused by a rate limit (413 with Retry-After:
+// the API did nothing with it) is sent again when the limit allows, up to
+// maxRateRetries times and never after waiting more than maxRateWait.
 func (c *Client) Do(ctx context.Context, method, path string, query url.Values, body any) (json.RawMessage, error) {
 	var payload []byte
 	if body != nil {
@@ -158,6 +164,7 @@ func (c *Client) Do(ctx context.Context, method, path string, query url.Values, 
 			return nil, err
 		}
 	}
+	limited := 0
 	for attempt := 0; ; attempt++ {
 		t, err := c.token(ctx)
 		if err != nil {
@@ -177,9 +184,29 @@ func (c *Client) Do(ctx context.Context, method, path string, query url.Values, 
 			c.forget()
 			continue
 		}
+		if errors.As(err, &apiErr) && apiErr.Status == http.StatusRequestEntityTooLarge &&
+			apiErr.RetryAfter > 0 && apiErr.RetryAfter <= maxRateWait && limited < maxRateRetries {
+			limited++
+			if c.cfg.Debug != nil {
+				fmt.Fprintf(c.cfg.Debug, "  rate limited: sending again in %s\n", apiErr.RetryAfter)
+			}
+			select {
+			case <-ctx.Done():
+				return nil, err
+			case <-time.After(apiErr.RetryAfter):
+			}
+			continue
+		}
 		return raw, err
 	}
 }
+
+// A rate-limited request is sent again at most maxRateRetries times, each
+// after the Retry-After the API gave, when that is at most maxRateWait.
+const (
+	maxRateRetries = 5
+	maxRateWait    = 10 * time.Second
+)
 
 func (c *Client) send(ctx context.Context, method, u, token string, payload []byte) (json.RawMessage, error) {
 	var rd io.Reader
@@ -231,6 +258,9 @@ func faultFrom(res *http.Response, raw []byte) *APIError {
 		} `json:"validationErrors"`
 	}
 	e := &APIError{Status: res.StatusCode}
+	if secs, err := strconv.Atoi(res.Header.Get("Retry-After")); err == nil && secs > 0 {
+		e.RetryAfter = time.Duration(secs) * time.Second
+	}
 	var f fault
 	if json.Unmarshal(raw, &f) == nil && f.Message == "" {
 		var wrapped map[string]fault
