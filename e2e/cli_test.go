@@ -658,6 +658,18 @@ func TestCLIRateLimited(t *testing.T) {
 	if !waited {
 		t.Error("three GETs within a second under a limit of one a second: none was rate limited and sent again")
 	}
+	// The account's rate limits, with its override (the GET itself waits
+	// for the limit, as above).
+	out := c.ok("rate-limits")
+	var get []string
+	for _, line := range strings.Split(out, "\n") {
+		if f := strings.Fields(line); len(f) >= 4 && f[1] == "GET" && f[2] == "SECOND" {
+			get = f
+		}
+	}
+	if len(get) == 0 || get[3] != "1" {
+		t.Errorf("rate limits table has no GET SECOND 1 row:\n%s", out)
+	}
 }
 
 // trialCertificate writes a self-signed RSA 2048 certificate valid for a

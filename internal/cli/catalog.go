@@ -1,7 +1,9 @@
 package cli
 
 import (
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -42,6 +44,7 @@ Allow them in the nodes' firewalls.`,
 		simple("algorithms", "List the load-balancing algorithms", "/loadbalancers/algorithms", "algorithms", "  lbaas algorithms"),
 		simple("limits", "Show the account's absolute limits (load balancers, nodes per load balancer, ...)",
 			"/loadbalancers/absolutelimits", "absolute", "  lbaas limits -o json", "absolutelimits"),
+		a.rateLimitsCommand(),
 		simple("allowed-domains", "List the domains whose names nodes may use as their address",
 			"/loadbalancers/alloweddomains", "allowedDomains", "  lbaas allowed-domains", "alloweddomains"),
 		sources,
@@ -97,4 +100,53 @@ authenticate by themselves when needed; login checks the credentials.`,
 		},
 	}
 	return []*cobra.Command{login, token, logout}
+}
+
+// rateLimitsCommand shows the account's rate limits (GET /limits): a row
+// per HTTP method and unit, with what is left of it now.
+func (a *app) rateLimitsCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:     "rate-limits",
+		Aliases: []string{"ratelimits"},
+		Short:   "Show the account's rate limits (requests a second and a minute, by HTTP method) and what is left",
+		Example: "  lbaas rate-limits\n  lbaas rate-limits -o json   # the whole /limits answer, absolute limits included",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			raw, err := a.client.Do(cmd.Context(), http.MethodGet, "/limits", nil, nil)
+			if err != nil {
+				return err
+			}
+			if a.cfg.Output != "table" {
+				return render(a.stdout, a.cfg.Output, raw, view{key: "limits"})
+			}
+			var doc struct {
+				Limits struct {
+					Rate []struct {
+						URI   string           `json:"uri"`
+						Limit []map[string]any `json:"limit"`
+					} `json:"rate"`
+				} `json:"limits"`
+			}
+			if err := json.Unmarshal(raw, &doc); err != nil {
+				return err
+			}
+			rows := []map[string]any{}
+			for _, r := range doc.Limits.Rate {
+				for _, l := range r.Limit {
+					l["uri"] = r.URI
+					rows = append(rows, l)
+				}
+			}
+			if len(rows) == 0 {
+				_, err := fmt.Fprintln(a.stdout, "No rate limits: the operator turned them off.")
+				return err
+			}
+			flat, err := json.Marshal(rows)
+			if err != nil {
+				return err
+			}
+			return render(a.stdout, "table", flat, view{columns: cols("URI", "uri", "VERB", "verb", "UNIT", "unit",
+				"VALUE", "value", "REMAINING", "remaining", "NEXT AVAILABLE", "next-available")})
+		},
+	}
 }
