@@ -133,6 +133,7 @@ func adjustOperation(doc *openapi3.T, path, method, rpc string, op *openapi3.Ope
 		body := op.RequestBody.Value
 		if mt := body.Content.Get(mimeJSON); mt != nil {
 			body.Content[mimeXML] = &openapi3.MediaType{Schema: xmlRoot(doc, mt.Schema)}
+			mt.Schema = unwrappable(doc, mt.Schema)
 		}
 	}
 	sort.Ints(faults)
@@ -221,6 +222,38 @@ func xmlRoot(doc *openapi3.T, schema *openapi3.SchemaRef) *openapi3.SchemaRef {
 		return list.NewRef()
 	}
 	return schema
+}
+
+// unwrappable describes a JSON request body as the gateway takes it
+// (bodies.go): the wrapped form, or the object of one of its wrappers
+// without the wrapper ({"name": ...} for {"loadBalancer": {"name": ...}}).
+func unwrappable(doc *openapi3.T, schema *openapi3.SchemaRef) *openapi3.SchemaRef {
+	target := schema.Value
+	if schema.Ref != "" {
+		if c := doc.Components.Schemas[strings.TrimPrefix(schema.Ref, "#/components/schemas/")]; c != nil {
+			target = c.Value
+		}
+	}
+	if target == nil {
+		return schema
+	}
+	names := make([]string, 0, len(target.Properties))
+	for name, prop := range target.Properties {
+		if prop.Ref != "" {
+			names = append(names, name)
+		}
+	}
+	if len(names) == 0 {
+		return schema
+	}
+	sort.Strings(names)
+	forms := openapi3.SchemaRefs{schema}
+	for _, name := range names {
+		forms = append(forms, openapi3.NewSchemaRef(target.Properties[name].Ref, nil))
+	}
+	return (&openapi3.Schema{AnyOf: forms, Description: "The body as the reference shows it, or the object of its " +
+		strings.Join(names, " / ") + " without that wrapper, as some SDKs send it. Booleans may also be sent as " +
+		`the strings "true" and "false", integers as strings of digits.`}).NewRef()
 }
 
 func isEmptyObject(s *openapi3.SchemaRef) bool {

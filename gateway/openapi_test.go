@@ -67,6 +67,32 @@ func loadOpenAPI(t *testing.T, e *env) *openapi3.T {
 	return doc
 }
 
+// The description says what the gateway takes (bodies.go): a request body
+// with or without its root wrapper.
+func TestOpenAPIDescribesUnwrappedBodies(t *testing.T) {
+	doc := loadOpenAPI(t, newEnv(t))
+	for _, c := range []struct{ path, method, inner string }{
+		{"/v1.0/{account}/loadbalancers", "POST", "#/components/schemas/LoadBalancerRequest"},
+		{"/v1.0/{account}/loadbalancers/{loadBalancerId}/healthmonitor", "PUT", ""},
+	} {
+		item := doc.Paths.Find(c.path)
+		if item == nil {
+			t.Errorf("%s is not described", c.path)
+			continue
+		}
+		op := item.GetOperation(c.method)
+		mt := op.RequestBody.Value.Content.Get("application/json")
+		forms := mt.Schema.Value.AnyOf
+		if len(forms) < 2 || !strings.HasPrefix(forms[0].Ref, "#/components/schemas/") {
+			t.Errorf("%s %s: the JSON body is not described as wrapped or not: %+v", c.method, c.path, mt.Schema.Value)
+			continue
+		}
+		if c.inner != "" && forms[1].Ref != c.inner {
+			t.Errorf("%s %s: the unwrapped form is %q, want %q", c.method, c.path, forms[1].Ref, c.inner)
+		}
+	}
+}
+
 // TestOpenAPIDescribesEveryRoute: the served OpenAPI 3 description is
 // valid, has every route of the gateway and no other, and every route it
 // describes is served (the router answers it, whatever the service says).
