@@ -187,15 +187,21 @@ func xmlNamed(schema *openapi3.SchemaRef, name string) *openapi3.SchemaRef {
 	return (&openapi3.Schema{AllOf: openapi3.SchemaRefs{schema}, XML: &openapi3.XML{Name: name, Namespace: xmlNamespace}}).NewRef()
 }
 
+// resolved is the schema a reference names among the components, or the
+// inline schema (nil when neither is there).
+func resolved(doc *openapi3.T, schema *openapi3.SchemaRef) *openapi3.Schema {
+	if schema.Ref != "" {
+		if c := doc.Components.Schemas[strings.TrimPrefix(schema.Ref, "#/components/schemas/")]; c != nil {
+			return c.Value
+		}
+	}
+	return schema.Value
+}
+
 // xmlRoot is the XML body of a JSON body: the message's one field (its
 // links aside) is the root element (xml.go).
 func xmlRoot(doc *openapi3.T, schema *openapi3.SchemaRef) *openapi3.SchemaRef {
-	target := schema.Value
-	if schema.Ref != "" {
-		if c := doc.Components.Schemas[strings.TrimPrefix(schema.Ref, "#/components/schemas/")]; c != nil {
-			target = c.Value
-		}
-	}
+	target := resolved(doc, schema)
 	if target == nil {
 		return schema
 	}
@@ -228,12 +234,7 @@ func xmlRoot(doc *openapi3.T, schema *openapi3.SchemaRef) *openapi3.SchemaRef {
 // (bodies.go): the wrapped form, or the object of one of its wrappers
 // without the wrapper ({"name": ...} for {"loadBalancer": {"name": ...}}).
 func unwrappable(doc *openapi3.T, schema *openapi3.SchemaRef) *openapi3.SchemaRef {
-	target := schema.Value
-	if schema.Ref != "" {
-		if c := doc.Components.Schemas[strings.TrimPrefix(schema.Ref, "#/components/schemas/")]; c != nil {
-			target = c.Value
-		}
-	}
+	target := resolved(doc, schema)
 	if target == nil {
 		return schema
 	}
