@@ -214,11 +214,26 @@ func TestMutualTLS(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer conn.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-		defer cancel()
-		_, err = testgrpc.NewTestServiceClient(conn).UnaryCall(ctx, &testgrpc.SimpleRequest{})
-		if status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "PermissionDenied") {
-			t.Errorf("a call through the refused client: %v, want Unavailable carrying the PermissionDenied", err)
+		// grpc-go's resolver puts the channel in TRANSIENT_FAILURE in two
+		// steps: an update with no addresses, then the ADS error. A call
+		// landing between them fails with "produced zero addresses"; every
+		// call must fail Unavailable, and the ADS error must show within
+		// the deadline.
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			_, err = testgrpc.NewTestServiceClient(conn).UnaryCall(ctx, &testgrpc.SimpleRequest{})
+			cancel()
+			if status.Code(err) != codes.Unavailable {
+				t.Fatalf("a call through the refused client: %v, want Unavailable", err)
+			}
+			if strings.Contains(err.Error(), "PermissionDenied") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("a call through the refused client: %v, want Unavailable carrying the PermissionDenied", err)
+			}
+			time.Sleep(50 * time.Millisecond)
 		}
 		if n := deniedMetric(t, httpsClient, httpAddr, "fleet"); n < 2 {
 			t.Errorf("lbaas_xds_auth_denied_total{reason=\"fleet\"} = %v, want at least 2", n)
