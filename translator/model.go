@@ -44,6 +44,44 @@ type LoadBalancer struct {
 	// AccessLogStdout or a file path on the proxies ("{lb}" is replaced by
 	// the resource name); empty means DefaultAccessLogPath.
 	AccessLogPath string
+	// TLS is nil unless the load balancer terminates TLS (the reference's
+	// SSL termination, enabled).
+	TLS *TLSTermination
+}
+
+// TLSTermination is what a terminating load balancer presents on its
+// secure port. It carries private keys in clear: the translator turns them
+// into SDS secrets, which the xDS layer serves only to authenticated
+// clients of the load balancer's fleet.
+type TLSTermination struct {
+	SecurePort uint32
+	// SecureTrafficOnly closes the plain port: only SecurePort listens.
+	SecureTrafficOnly bool
+	// Ciphers are the cipher suites by the reference's names
+	// (ciphers.rst), in its order; the translator maps them to BoringSSL's.
+	Ciphers []string
+	// TLS10 and TLS11 tell whether those protocol versions are enabled
+	// (the reference's securityProtocols); TLS 1.2 and 1.3 always are.
+	TLS10, TLS11 bool
+	// Default is presented when no mapping's host name matches the SNI.
+	Default Certificate
+	// Mappings are the certificate mappings (certificatemappings.rst):
+	// a certificate per host name, chosen by SNI.
+	Mappings []CertificateMapping
+}
+
+// Certificate is a certificate chain and its private key, in PEM.
+type Certificate struct {
+	// Chain is the certificate followed by its intermediates.
+	Chain      string
+	PrivateKey string
+}
+
+// CertificateMapping presents Certificate to clients asking for HostName.
+type CertificateMapping struct {
+	ID       uint32
+	HostName string
+	Certificate
 }
 
 // NetworkItem is an access list entry: an address or CIDR network.
