@@ -43,6 +43,7 @@ func envoyListeners(lb *LoadBalancer) ([]*listenerv3.Listener, []*corev3.TypedEx
 	}
 	name := ResourceName(lb.ID)
 	var l *listenerv3.Listener
+	var serving *listenerv3.FilterChain
 	var proxy *corev3.TypedExtensionConfig
 	switch Family(lb.Protocol) {
 	case FamilyHTTP:
@@ -52,17 +53,18 @@ func envoyListeners(lb *LoadBalancer) ([]*listenerv3.Listener, []*corev3.TypedEx
 		hcm.AccessLog = accessLogs(lb, true)
 		hcm.LocalReplyConfig = localReply(lb)
 		hcm.CommonHttpProtocolOptions = clientIdleTimeout(lb)
-		var serving *listenerv3.FilterChain
 		serving, proxy = servingChain(lb, FamilyHTTP, hcm)
 		l = tcpListener(name, lb.VIPs, lb.Port, chains(lb, serving)...)
 	case FamilyUDP:
 		l = udpListener(name, lb)
 	default:
-		var serving *listenerv3.FilterChain
 		serving, proxy = servingChain(lb, FamilyTCP, tcpProxy(name, lb))
 		l = tcpListener(name, lb.VIPs, lb.Port, chains(lb, serving)...)
 	}
 	listeners := []*listenerv3.Listener{l}
+	if lb.TLS != nil && serving != nil {
+		listeners = terminating(lb, l, serving)
+	}
 	if lb.HTTPSRedirect && lb.Protocol == "HTTPS" {
 		listeners = append(listeners, redirectListener(lb))
 	}
@@ -153,7 +155,12 @@ func routeConfig(name string, lb *LoadBalancer) *routev3.RouteConfiguration {
 // redirectListener answers plain HTTP on port 80 of an HTTPS load
 // balancer's virtual IPs with a 301 to the same URL over HTTPS.
 func redirectListener(lb *LoadBalancer) *listenerv3.Listener {
-	name := RedirectListenerName(lb.ID)
+	return redirectOn(lb, RedirectListenerName(lb.ID), 80, 443)
+}
+
+// redirectOn is a listener named name on port that answers every request
+// with a 301 to the same URL over HTTPS on port to.
+func redirectOn(lb *LoadBalancer, name string, port, to uint32) *listenerv3.Listener {
 	rc := &routev3.RouteConfiguration{
 		Name: name,
 		VirtualHosts: []*routev3.VirtualHost{{
@@ -163,7 +170,7 @@ func redirectListener(lb *LoadBalancer) *listenerv3.Listener {
 				Match: &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}},
 				Action: &routev3.Route_Redirect{Redirect: &routev3.RedirectAction{
 					SchemeRewriteSpecifier: &routev3.RedirectAction_HttpsRedirect{HttpsRedirect: true},
-					PortRedirect:           443,
+					PortRedirect:           to,
 					ResponseCode:           routev3.RedirectAction_MOVED_PERMANENTLY,
 				}},
 			}},
@@ -171,7 +178,7 @@ func redirectListener(lb *LoadBalancer) *listenerv3.Listener {
 	}
 	hcm := httpConnectionManager(name)
 	hcm.RouteSpecifier = &hcmv3.HttpConnectionManager_RouteConfig{RouteConfig: rc}
-	l := tcpListener(name, lb.VIPs, 80, filterChain(hcmFilter, hcm))
+	l := tcpListener(name, lb.VIPs, port, filterChain(hcmFilter, hcm))
 	// The access list holds on every port of the load balancer.
 	if deny := accessListChain(lb); deny != nil {
 		deny.Name = name + "_access_list_deny"

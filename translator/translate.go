@@ -11,6 +11,7 @@ import (
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -27,6 +28,9 @@ type Resources struct {
 	// what a customer edits lives here, so an edit does not rebuild the
 	// listener (see ecds.go).
 	Extensions []*corev3.TypedExtensionConfig
+	// Secrets are the certificates and keys of TLS termination, over SDS
+	// (Envoy only; see tls.go).
+	Secrets []*tlsv3.Secret
 }
 
 // Output is a load balancer translated for both kinds of data plane.
@@ -81,6 +85,7 @@ func Translate(lb *LoadBalancer) (*Output, error) {
 	out.Envoy.Listeners, out.Envoy.Extensions = envoyListeners(lb)
 	if len(out.Envoy.Listeners) > 0 {
 		out.Envoy.Routes = routes
+		out.Envoy.Secrets = tlsSecrets(lb)
 	}
 	return out, nil
 }
@@ -111,7 +116,7 @@ func check(lb *LoadBalancer) error {
 	if !utf8.ValidString(lb.ErrorPage) || !utf8.ValidString(lb.AccessLogPath) {
 		return fmt.Errorf("load balancer %d: error page or log path is not UTF-8", lb.ID)
 	}
-	return nil
+	return checkTLS(lb)
 }
 
 func timeout(lb *LoadBalancer) *durationpb.Duration {
@@ -308,6 +313,9 @@ func (r Resources) messages() []proto.Message {
 		out = append(out, m)
 	}
 	for _, m := range r.Extensions {
+		out = append(out, m)
+	}
+	for _, m := range r.Secrets {
 		out = append(out, m)
 	}
 	return out

@@ -202,6 +202,9 @@ func render(t *testing.T, out *Output) []byte {
 		for _, m := range r.Extensions {
 			add("extensions", m)
 		}
+		for _, m := range r.Secrets {
+			add("secrets", m)
+		}
 		return s
 	}
 	raw, err := json.Marshal(map[string]any{"envoy": section(out.Envoy), "grpc": section(out.GRPC)})
