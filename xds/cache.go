@@ -49,12 +49,14 @@ func GroupOf(n *corev3.Node, defaultFleet string) Group {
 }
 
 // TypeOrder is the order resources are published in on ADS: clusters
-// before endpoints before filter configurations (ECDS) before listeners
-// before routes, so that nothing refers to what a client has not received
-// yet. Removals go in the reverse order: a listener goes before the filter
-// configurations it names (Envoy closes new connections on a listener
-// whose filter configuration was removed).
-var TypeOrder = []string{resource.ClusterType, resource.EndpointType, resource.ExtensionConfigType, resource.ListenerType, resource.RouteType}
+// before endpoints before filter configurations (ECDS) before secrets
+// (SDS) before listeners before routes, so that nothing refers to what a
+// client has not received yet: a listener naming a secret is warmed (not
+// serving) until the secret arrives, and the secret is in the cache before
+// the listener is. Removals go in the reverse order: a listener goes
+// before the filter configurations and secrets it names (Envoy closes new
+// connections on a listener whose filter configuration was removed).
+var TypeOrder = []string{resource.ClusterType, resource.EndpointType, resource.ExtensionConfigType, resource.SecretType, resource.ListenerType, resource.RouteType}
 
 // fullState tells the types whose state-of-the-world responses carry every
 // resource the client subscribes to (the xDS protocol's rule for listeners
@@ -105,6 +107,9 @@ type Cache struct {
 	gate *gate
 	// shared are the full states the codec sends pre-encoded.
 	shared *shared
+	// secretsFor decides which streams may be sent their group's secrets
+	// (see ServeSecrets); nil: none.
+	secretsFor func(ctx context.Context, g Group) bool
 }
 
 type typeCache struct {
@@ -429,7 +434,7 @@ func (c *Cache) Served(g Group, typeURL string, names []string) []bool {
 
 func servedType(typeURL string) error {
 	switch typeURL {
-	case resource.ClusterType, resource.EndpointType, resource.ExtensionConfigType, resource.ListenerType, resource.RouteType:
+	case resource.ClusterType, resource.EndpointType, resource.ExtensionConfigType, resource.SecretType, resource.ListenerType, resource.RouteType:
 		return nil
 	case "":
 		return errors.New("xds: request without a type URL")
@@ -447,6 +452,9 @@ func (c *Cache) CreateWatch(req *cache.Request, sub cache.Subscription, ch chan 
 	id, ok := c.bound[req]
 	delete(c.bound, req)
 	g := GroupOf(req.GetNode(), c.defaultFleet)
+	if err := c.entitled(id, ok, g, req.GetTypeUrl()); err != nil {
+		return nil, err
+	}
 	w := &watch{
 		typeURL: req.GetTypeUrl(), sub: sub, sotw: ch,
 		conn: c.connType(id, ok, g, req.GetTypeUrl()),
@@ -464,6 +472,9 @@ func (c *Cache) CreateDeltaWatch(req *cache.DeltaRequest, sub cache.Subscription
 	id, ok := c.delta[req]
 	delete(c.delta, req)
 	g := GroupOf(req.GetNode(), c.defaultFleet)
+	if err := c.entitled(id, ok, g, req.GetTypeUrl()); err != nil {
+		return nil, err
+	}
 	w := &watch{
 		typeURL: req.GetTypeUrl(), sub: sub, deltaCh: ch,
 		conn: c.connType(id, ok, g, req.GetTypeUrl()),

@@ -62,7 +62,7 @@ func TestDroppedAnswerKeepsTheNamesItAdded(t *testing.T) {
 	put("lb_2") // lb_2's endpoints exist, unchanged from now on
 	put("lb_1") // seq 2
 	const id = 1
-	c.open(id, nil)
+	c.open(context.Background(), id)
 	node := &corev3.Node{Id: "e", Cluster: "default", UserAgentName: "envoy"}
 	watch := func(sub subscription) cache.Response {
 		req := &discoveryv3.DiscoveryRequest{Node: node, TypeUrl: resource.EndpointType}
@@ -131,7 +131,7 @@ func TestPerTypeStreamHoldsOnlyItsType(t *testing.T) {
 func TestRemovalRecordsAreCompacted(t *testing.T) {
 	c := NewCache("default", 0)
 	g := Group{"default", KindEnvoy}
-	c.open(1, nil) // a quiet client of another group
+	c.open(context.Background(), 1) // a quiet client of another group
 	c.conns[1].group = Group{"other", KindEnvoy}
 	c.conns[1].typ(resource.ClusterType).sentAny = true
 	for i := range 5000 {

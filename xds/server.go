@@ -12,6 +12,7 @@ import (
 	extensionservice "github.com/envoyproxy/go-control-plane/envoy/service/extension/v3"
 	listenerservice "github.com/envoyproxy/go-control-plane/envoy/service/listener/v3"
 	routeservice "github.com/envoyproxy/go-control-plane/envoy/service/route/v3"
+	secretservice "github.com/envoyproxy/go-control-plane/envoy/service/secret/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/server/sotw/v3"
 	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
 	"github.com/prometheus/client_golang/prometheus"
@@ -29,7 +30,7 @@ func ServerOptions(c *Cache, t *Tracker) []grpc.ServerOption {
 
 // Register serves the cache on a gRPC server: ADS (state of the world with
 // ordered responses, and delta) and the per-type discovery services (ECDS
-// included). The
+// and SDS included; secrets only to entitled streams, see ServeSecrets). The
 // server must have been built with ServerOptions.
 func Register(ctx context.Context, g *grpc.Server, c *Cache, t *Tracker) {
 	srv := serverv3.NewServer(ctx, c, t.Callbacks(), sotw.WithOrderedADS())
@@ -39,6 +40,7 @@ func Register(ctx context.Context, g *grpc.Server, c *Cache, t *Tracker) {
 	listenerservice.RegisterListenerDiscoveryServiceServer(g, srv)
 	routeservice.RegisterRouteDiscoveryServiceServer(g, srv)
 	extensionservice.RegisterExtensionConfigDiscoveryServiceServer(g, srv)
+	secretservice.RegisterSecretDiscoveryServiceServer(g, srv)
 }
 
 type killKey struct{}
@@ -201,7 +203,7 @@ type Metrics struct {
 func NewMetrics() *Metrics {
 	return &Metrics{
 		nacks: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lbaas_xds_nacks_total",
-			Help: "Responses xDS clients refused (NACK), by fleet and type (cds, eds, lds, rds)."}, []string{"fleet", "type"}),
+			Help: "Responses xDS clients refused (NACK), by fleet and type (cds, eds, ecds, sds, lds, rds)."}, []string{"fleet", "type"}),
 		ackTimeouts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lbaas_xds_ack_timeouts_total",
 			Help: "xDS clients disconnected for leaving a response unanswered past --ack-timeout."}, []string{"fleet", "kind"}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lbaas_xds_refused_streams_total",

@@ -292,7 +292,7 @@ func (t *Tracker) open(ctx context.Context, id int64, typeURL string) {
 	if t.limits.RequestRate > 0 {
 		s.limiter = rate.NewLimiter(rate.Limit(t.limits.RequestRate), max(t.limits.RequestBurst, 1))
 	}
-	t.cache.open(id, ctx.Done())
+	t.cache.open(ctx, id)
 	t.mu.Lock()
 	t.streams[id] = s
 	t.mu.Unlock()
@@ -562,6 +562,8 @@ func shortType(typeURL string) string {
 		return "rds"
 	case resource.ExtensionConfigType:
 		return "ecds"
+	case resource.SecretType:
+		return "sds"
 	}
 	return "other"
 }

@@ -16,6 +16,7 @@ import (
 type conn struct {
 	id    int64
 	group Group           // known from the first watch
+	ctx   context.Context // the stream's (its peer, for ServeSecrets)
 	done  <-chan struct{} // closed when the stream ends
 	types map[string]*connType
 	// bound are the requests bound to this stream and not yet watched,
@@ -70,10 +71,10 @@ func (w *watch) subscribes(name string) bool {
 	return ok
 }
 
-// open registers a stream; done is closed when it ends.
-func (c *Cache) open(id int64, done <-chan struct{}) {
+// open registers a stream, whose context ends with it.
+func (c *Cache) open(ctx context.Context, id int64) {
 	c.mu.Lock()
-	c.conns[id] = &conn{id: id, done: done, types: map[string]*connType{},
+	c.conns[id] = &conn{id: id, ctx: ctx, done: ctx.Done(), types: map[string]*connType{},
 		bound: map[string]*discoveryv3.DiscoveryRequest{}, boundDelta: map[string]*discoveryv3.DeltaDiscoveryRequest{}}
 	c.mu.Unlock()
 }
