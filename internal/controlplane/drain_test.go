@@ -12,7 +12,6 @@ import (
 
 	"github.com/openlbaas/lbaas/envoy"
 	"github.com/openlbaas/lbaas/store"
-	"github.com/openlbaas/lbaas/xds"
 )
 
 // An edit Envoy takes in place leaves the status description empty; one
@@ -56,7 +55,7 @@ func TestStatusTellsTheDrainTimeTheEnvoysDeclare(t *testing.T) {
 	pickyEnvoy(t, addr, []string{"lb_" + itoa(id)},
 		&structpb.Struct{Fields: map[string]*structpb.Value{envoy.DrainTimeMetadataKey: structpb.NewNumberValue(45)}})
 	waitFor(t, func() bool {
-		return len(p.Tracker().ClientList()) == 1 && len(p.Tracker().ClientList()[0].Types) == len(xds.TypeOrder)
+		return len(p.Tracker().ClientList()) == 1 && len(p.Tracker().ClientList()[0].Types) == pickyTypes
 	})
 	editStored(t, st, id, func(lb *store.LoadBalancer) { lb.Port, lb.Status = 8080, store.StatusPendingUpdate })
 	if lb := waitStatus(t, st, id, store.StatusActive); !strings.Contains(lb.StatusDescription, "45 s") {

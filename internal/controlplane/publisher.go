@@ -19,6 +19,7 @@ import (
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/protobuf/types/known/anypb"
 
+	"github.com/openlbaas/lbaas/internal/secrets"
 	"github.com/openlbaas/lbaas/store"
 	"github.com/openlbaas/lbaas/translator"
 	"github.com/openlbaas/lbaas/xds"
@@ -50,6 +51,9 @@ type Publisher struct {
 	retryAt       time.Time
 	nodeAddresses func(lb uint32, address string) []netip.Addr
 	drainTime     time.Duration
+	// keys and secretsEntitled: see Options.
+	keys            *secrets.Keyring
+	secretsEntitled func(ctx context.Context, fleet string) bool
 	// replica is this process's id among the replicas sharing a
 	// PostgreSQL database, and lease the length of its lease, taken at
 	// leaseStart; "" on SQLite (one process, no lease).
@@ -88,6 +92,9 @@ type outcome struct {
 	kind     xds.Kind
 	message  string
 	retried  bool
+	// local: the publisher held the change back (message is the status
+	// description as is); no data plane saw it.
+	local bool
 }
 
 // Options configure the publisher.
@@ -117,6 +124,13 @@ type Options struct {
 	// Metrics are the tracker's (new ones when nil), so that a rebuilt
 	// publisher keeps counting in the same series.
 	Metrics *xds.Metrics
+	// Keys open the sealed private keys of SSL termination.
+	Keys *secrets.Keyring
+	// SecretsEntitled tells whether an xDS stream (its context: its gRPC
+	// peer) is authenticated as a client of fleet; only such streams get
+	// secrets. Nil when the xDS port does not authenticate its clients:
+	// then no terminating load balancer is published (see tls.go).
+	SecretsEntitled func(ctx context.Context, fleet string) bool
 }
 
 // New builds the cache, tracker and publisher from the store's current
@@ -146,6 +160,7 @@ func New(ctx context.Context, st *store.Store, opts Options, log *slog.Logger) (
 	}
 	p.revision = rev
 	p.cache = xds.NewCache(opts.DefaultFleet, rev)
+	p.entitledStreams()
 	limits := opts.Limits
 	if limits == (xds.Limits{}) {
 		limits = xds.DefaultLimits
@@ -178,8 +193,8 @@ func New(ctx context.Context, st *store.Store, opts Options, log *slog.Logger) (
 func newPublisher(st *store.Store, opts Options, log *slog.Logger) *Publisher {
 	p := &Publisher{
 		store: st, log: log, poll: time.Second, accessLogPath: opts.AccessLogPath, nodeAddresses: opts.NodeAddresses,
-		drainTime: opts.DrainTime,
-		current:   map[uint32]*resources{}, good: map[uint32]*resources{}, draining: map[uint32]drainingChange{},
+		drainTime: opts.DrainTime, keys: opts.Keys, secretsEntitled: opts.SecretsEntitled,
+		current: map[uint32]*resources{}, good: map[uint32]*resources{}, draining: map[uint32]drainingChange{},
 		kept:  map[uint32]map[xds.Kind]kept{},
 		wake:  make(chan struct{}, 1),
 		retry: backoff.NewExponentialBackOff(),
@@ -407,7 +422,12 @@ func (p *Publisher) stage(lb *store.LoadBalancer, updates map[xds.Group]*xds.Upd
 	if live {
 		m := Model(lb, p.nodeAddresses)
 		m.AccessLogPath = p.accessLogPath
-		out, err := translator.Translate(m)
+		var out *translator.Output
+		var err error
+		m.TLS, err = p.termination(lb)
+		if err == nil {
+			out, err = translator.Translate(m)
+		}
 		if err == nil {
 			// What fails validation would be refused by every proxy.
 			err = out.Validate()
@@ -420,10 +440,15 @@ func (p *Publisher) stage(lb *store.LoadBalancer, updates map[xds.Group]*xds.Upd
 			grpc, err = keyed(out.GRPC)
 		}
 		if err != nil {
-			// The API only stores what translates, so this is a bug; the
+			// The API only stores what translates, so this is a bug (or a
+			// termination this control plane may not publish, tls.go); the
 			// load balancer's previous configuration stays in force.
-			p.log.Error("xds: translate", "id", lb.ID, "err", err)
-			p.verdicts = append(p.verdicts, outcome{lb: lb.ID, revision: lb.Revision, rejected: true, message: err.Error()})
+			var held notPublished
+			local := errors.As(err, &held)
+			if !local {
+				p.log.Error("xds: translate", "id", lb.ID, "err", err)
+			}
+			p.verdicts = append(p.verdicts, outcome{lb: lb.ID, revision: lb.Revision, rejected: true, message: err.Error(), local: local})
 			select {
 			case p.wake <- struct{}{}:
 			default:
@@ -436,7 +461,7 @@ func (p *Publisher) stage(lb *store.LoadBalancer, updates map[xds.Group]*xds.Upd
 			// What a kind of data plane refused stays withdrawn from it.
 			for kind, k := range p.kept[lb.ID] {
 				if k.fleet == lb.Fleet {
-					next.byKind[kind] = k.resources
+					next.byKind[kind] = keptWithSecrets(lb.ID, k.resources, next.byKind[kind])
 				}
 			}
 		} else {
@@ -483,6 +508,9 @@ func keyed(r translator.Resources) (map[xds.Key]*anypb.Any, error) {
 	}
 	for _, e := range r.Extensions {
 		errs = append(errs, add(resource.ExtensionConfigType, e.GetName(), e))
+	}
+	for _, s := range r.Secrets {
+		errs = append(errs, add(resource.SecretType, s.GetName(), s))
 	}
 	return out, errors.Join(errs...)
 }
@@ -531,7 +559,8 @@ func diff(prev, next *resources, updates map[xds.Group]*xds.Update) map[xds.Kind
 // named tells the types a client subscribes to by name once a cluster or
 // listener names them.
 func named(typeURL string) bool {
-	return typeURL == resource.EndpointType || typeURL == resource.RouteType || typeURL == resource.ExtensionConfigType
+	return typeURL == resource.EndpointType || typeURL == resource.RouteType || typeURL == resource.ExtensionConfigType ||
+		typeURL == resource.SecretType
 }
 
 type xdsUpdate struct{ *xds.Update }
@@ -573,7 +602,7 @@ func (p *Publisher) Rejected(lb uint32, revision int64, kind xds.Kind, message s
 // configuration already in force elsewhere (revision 0) is only reported.
 // It reports false when the store failed (the verdict is kept).
 func (p *Publisher) reject(ctx context.Context, o outcome) bool {
-	if !o.retried {
+	if !o.retried && !o.local {
 		p.log.WarnContext(ctx, "xds: a client rejected a load balancer's configuration",
 			"id", o.lb, "revision", o.revision, "kind", o.kind, "error", o.message)
 	}
@@ -583,13 +612,17 @@ func (p *Publisher) reject(ctx context.Context, o outcome) bool {
 	p.mu.Lock()
 	if prev := p.current[o.lb]; prev != nil && o.kind != "" && o.revision != 0 {
 		next := withdrawn(prev, p.good[o.lb], o.kind)
-		b, err := encodeResources(next.byKind[o.kind])
+		b, err := encodeResources(withoutSecrets(next.byKind[o.kind]))
 		if err == nil {
 			keep = append(keep, store.AcceptedConfig{Kind: string(o.kind), Fleet: prev.fleet, Config: b})
 		}
 	}
 	p.mu.Unlock()
-	if _, err := p.store.SetRejected(ctx, o.lb, o.revision, "rejected by the data plane: "+o.message, keep...); err != nil {
+	description := "rejected by the data plane: " + o.message
+	if o.local {
+		description = o.message
+	}
+	if _, err := p.store.SetRejected(ctx, o.lb, o.revision, description, keep...); err != nil {
 		p.log.WarnContext(ctx, "xds: record rejected change; retrying with backoff", "id", o.lb, "err", err)
 		return false
 	}

@@ -50,7 +50,7 @@ func TestRefusedConfigurationStaysWithdrawnAfterARestart(t *testing.T) {
 		}()
 		pickyEnvoy(t, addr, []string{"lb_" + itoa(id)}, nil)
 		waitFor(t, func() bool {
-			return len(p.Tracker().ClientList()) == 1 && len(p.Tracker().ClientList()[0].Types) == len(xds.TypeOrder)
+			return len(p.Tracker().ClientList()) == 1 && len(p.Tracker().ClientList()[0].Types) == pickyTypes
 		})
 		setAlgorithm(t, st, id, "LEAST_CONNECTIONS") // the picky client refuses it
 		waitStatus(t, st, id, store.StatusError)

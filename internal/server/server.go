@@ -476,9 +476,15 @@ func (s *Server) startXDS(ctx context.Context, cfg Config, reg prometheus.Regist
 	if cfg.AckTimeout != 0 {
 		limits.AckTimeout = max(cfg.AckTimeout, 0)
 	}
-	pub, err := controlplane.New(ctx, s.Store, controlplane.Options{DefaultFleet: cfg.Fleet, AccessLogPath: cfg.AccessLogPath,
+	pubOpts := controlplane.Options{DefaultFleet: cfg.Fleet, AccessLogPath: cfg.AccessLogPath,
 		NodeAddresses: names.Lookup, Limits: limits, DrainTime: cfg.EnvoyDrainTime, Lease: cfg.ReplicaLease,
-		Probes: !cfg.DisableHealthChecks, Metrics: metrics}, s.log)
+		Probes: !cfg.DisableHealthChecks, Metrics: metrics, Keys: s.secrets}
+	if s.tls != nil && cfg.XDSClientCAFile != "" {
+		// Mutual TLS: private keys of SSL termination go to the streams
+		// whose client certificate names the load balancer's fleet.
+		pubOpts.SecretsEntitled = xdsauth.Entitled
+	}
+	pub, err := controlplane.New(ctx, s.Store, pubOpts, s.log)
 	if err != nil {
 		return nil, fmt.Errorf("load the data plane configuration: %w", err)
 	}

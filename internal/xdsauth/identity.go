@@ -21,12 +21,15 @@
 package xdsauth
 
 import (
+	"context"
 	"crypto/x509"
 	"fmt"
 	"net/url"
 	"strings"
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/peer"
 )
 
 // TrustDomain is the SPIFFE trust domain of lbaas identities.
@@ -102,4 +105,20 @@ func FromCertificate(c *x509.Certificate) (Identity, error) {
 		return found[0], nil
 	}
 	return Identity{}, fmt.Errorf("the certificate (subject %q) names %d lbaas identities, want one", c.Subject, len(found))
+}
+
+// Entitled tells whether the peer of a gRPC call (its context) presented
+// a verified client certificate naming fleet: such a client may be sent
+// the fleet's secrets (xds.Cache.ServeSecrets).
+func Entitled(ctx context.Context, fleet string) bool {
+	p, ok := peer.FromContext(ctx)
+	if !ok {
+		return false
+	}
+	ti, ok := p.AuthInfo.(credentials.TLSInfo)
+	if !ok || len(ti.State.VerifiedChains) == 0 || len(ti.State.VerifiedChains[0]) == 0 {
+		return false
+	}
+	id, err := FromCertificate(ti.State.VerifiedChains[0][0])
+	return err == nil && id.Fleet == fleet
 }
