@@ -2,6 +2,7 @@ package controlplane
 
 import (
 	"context"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"strings"
@@ -50,11 +51,13 @@ func (p *Publisher) termination(lb *store.LoadBalancer) (*translator.TLSTerminat
 	if p.keys == nil {
 		return nil, notPublished{errors.New("SSL termination is not published: this control plane has no secrets key (--secrets-key-file)")}
 	}
-	key, err := p.keys.Open(t.SealedKey, store.SecretContext(lb.ID))
+	der, err := p.keys.Open(t.SealedKey, store.SecretContext(lb.ID))
 	if err != nil {
 		// The error names the key-encryption key's id, never the secret.
 		return nil, notPublished{fmt.Errorf("SSL termination is not published: its private key does not open: %w", err)}
 	}
+	// The API seals the key's PKCS #8 encoding; Envoy reads PEM.
+	key := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
 	ciphers, ok := api.CipherProfiles[t.CipherProfile]
 	if !ok {
 		return nil, fmt.Errorf("SSL termination: unknown cipher profile %q", t.CipherProfile)
