@@ -72,3 +72,16 @@ func TestSecretsOnlyToEntitledStreams(t *testing.T) {
 		t.Errorf("fleet b's stream: %v, %v; want no secret", r, err)
 	}
 }
+
+// A refusal naming a secret is pinned on its load balancer, like one
+// naming any other resource of it; secrets count as "sds".
+func TestSecretNamesAttributeToTheirLoadBalancer(t *testing.T) {
+	for name, want := range map[string]uint32{"lb_43_tls": 43, "lb_43_tls_7": 43, "lb_9_secure": 9} {
+		if id, ok := lbOf(name); !ok || id != want {
+			t.Errorf("lbOf(%q) = %d, %v; want %d", name, id, ok, want)
+		}
+	}
+	if got := shortType(resource.SecretType); got != "sds" {
+		t.Errorf("shortType(secret) = %q", got)
+	}
+}
