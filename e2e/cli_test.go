@@ -169,6 +169,7 @@ type cliLB struct {
 // YAML, nodes, virtual IPs, every feature, metadata, the catalog, faults
 // and their exit codes, and the token cache, against a real lbaasd.
 func TestCLI(t *testing.T) {
+	t.Parallel()
 	c, d, home := startCLI(t)
 
 	var lb cliLB
@@ -596,6 +597,7 @@ func startRefusingClient(t *testing.T, addr string) *refusingClient {
 // The README's walk-through with the client, run as written by bash
 // against the real binaries.
 func TestREADMECLIWalkthrough(t *testing.T) {
+	t.Parallel()
 	for _, tool := range []string{"bash", "jq"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			msg := "SKIPPING the README's client walk-through: " + tool + " is not installed (.ci/run installs it)"
@@ -640,6 +642,7 @@ func TestREADMECLIWalkthrough(t *testing.T) {
 // when the limit allows: with one GET a second allowed, three quick
 // commands all succeed, and the client says (with --debug) that it waited.
 func TestCLIRateLimited(t *testing.T) {
+	t.Parallel()
 	c, _, _ := startCLIWith(t, []string{"LBAASD_RATE_LIMITS=true"}, func(lbaasd, dir string) {
 		cmd := exec.Command(lbaasd, "limits", "set", "--account", "1234", "--method", "GET", "--unit", "SECOND", "--value", "1")
 		cmd.Dir = dir

@@ -189,6 +189,7 @@ func vipOf(t *testing.T, a *api, id int) string {
 // The same scenarios as the proxyless test, through a real Envoy binding
 // the virtual IPs on loopback (127.1.0.0/16).
 func TestEnvoy(t *testing.T) {
+	t.Parallel()
 	a, _ := envoyStack(t, nil)
 
 	pa, _ := httpBackend(t, "a")
