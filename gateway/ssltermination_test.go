@@ -39,8 +39,12 @@ type testPKI struct {
 	// otherKeyPEM is a 2048-bit key that matches none of them; weakPEM a
 	// 1024-bit leaf and weakKeyPEM its key; ecKeyPEM an ECDSA key.
 	otherKeyPEM, weakPEM, weakKeyPEM, ecKeyPEM string
-	// leafPKCS8 is leafKey's PKCS #8 DER, to look for in stored bytes.
-	leafPKCS8 []byte
+	// otherPEM is a leaf (api.example.com) with otherKey, signed by the
+	// intermediate (for certificate mappings).
+	otherPEM string
+	// leafPKCS8 and otherPKCS8 are the keys' PKCS #8 DER, to look for in
+	// stored bytes.
+	leafPKCS8, otherPKCS8 []byte
 }
 
 var (
@@ -98,6 +102,7 @@ func sslPKI(t *testing.T) *testPKI {
 		_, p.leafPEM = signCert(t, tmpl("www.example.com", false, now.Add(-time.Hour), now.Add(12*time.Hour)), inter, &leafKey.PublicKey, interKey)
 		_, p.expiredPEM = signCert(t, tmpl("old.example.com", false, now.Add(-48*time.Hour), now.Add(-24*time.Hour)), inter, &leafKey.PublicKey, interKey)
 		_, p.futurePEM = signCert(t, tmpl("new.example.com", false, now.Add(24*time.Hour), now.Add(48*time.Hour)), inter, &leafKey.PublicKey, interKey)
+		_, p.otherPEM = signCert(t, tmpl("api.example.com", false, now.Add(-time.Hour), now.Add(12*time.Hour)), inter, &other.PublicKey, interKey)
 		_, p.weakPEM = signCert(t, tmpl("weak.example.com", false, now.Add(-time.Hour), now.Add(12*time.Hour)), inter, &weak.PublicKey, interKey)
 		p.caPEM, p.interPEM = caPEM, interPEM
 		p.leafKeyPEM = pemOf("RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(leafKey))
@@ -110,6 +115,7 @@ func sslPKI(t *testing.T) *testPKI {
 		ecDER, _ := x509.MarshalECPrivateKey(ec)
 		p.ecKeyPEM = pemOf("EC PRIVATE KEY", ecDER)
 		p.leafPKCS8, _ = x509.MarshalPKCS8PrivateKey(leafKey)
+		p.otherPKCS8, _ = x509.MarshalPKCS8PrivateKey(other)
 		pkiData = p
 	})
 	if pkiData == nil {
@@ -222,7 +228,8 @@ func sslTermination(t *testing.T, e *env, driver, db string) {
 	e.activate()
 	want := map[string]any{"sslTermination": map[string]any{
 		"certificate": p.leafPEM, "intermediateCertificate": p.interPEM + p.caPEM, "enabled": true, "securePort": float64(443),
-		"secureTrafficOnly": false, "cipherProfile": "default",
+		"secureTrafficOnly": false, "cipherProfile": "default", "cipherSuite": "legacy",
+		"sslFingerprint": fingerprint(t, p.leafPEM), "sslCommonName": "www.example.com",
 		"securityProtocols": []any{
 			map[string]any{"securityProtocolName": "TLS_10", "securityProtocolStatus": "ENABLED"},
 			map[string]any{"securityProtocolName": "TLS_11", "securityProtocolStatus": "ENABLED"},
@@ -318,7 +325,7 @@ func jsonEqual(a, b any) bool {
 func checkNoKey(t *testing.T, p *testPKI, what string, text []byte) {
 	t.Helper()
 	s := string(text)
-	if strings.Contains(s, "PRIVATE KEY") || strings.Contains(s, "privatekey") {
+	if strings.Contains(s, "PRIVATE KEY") || strings.Contains(s, "privatekey") || strings.Contains(s, "privateKey") {
 		t.Errorf("%s holds a private key: %s", what, text)
 	}
 	if holdsKeyLines(p, s) {
@@ -326,11 +333,14 @@ func checkNoKey(t *testing.T, p *testPKI, what string, text []byte) {
 	}
 }
 
-// holdsKeyLines tells whether s holds a line of the base64 of the key.
+// holdsKeyLines tells whether s holds a line of the base64 of a key (the
+// termination's, or the other one certificate mappings use).
 func holdsKeyLines(p *testPKI, s string) bool {
-	for _, line := range strings.Split(p.leafKeyPEM, "\n")[1:5] {
-		if strings.Contains(s, line) || strings.Contains(s, strings.ReplaceAll(line, "/", `\/`)) {
-			return true
+	for _, key := range []string{p.leafKeyPEM, p.otherKeyPEM} {
+		for _, line := range strings.Split(key, "\n")[1:5] {
+			if strings.Contains(s, line) || strings.Contains(s, strings.ReplaceAll(line, "/", `\/`)) {
+				return true
+			}
 		}
 	}
 	return false
@@ -351,7 +361,7 @@ func checkStoredNoKey(t *testing.T, driver, url string, p *testPKI) {
 	}
 	defer rows.Close()
 	cols, _ := rows.Columns()
-	der := string(p.leafPKCS8[len(p.leafPKCS8)-64:])
+	ders := []string{string(p.leafPKCS8[len(p.leafPKCS8)-64:]), string(p.otherPKCS8[len(p.otherPKCS8)-64:])}
 	sealed := false
 	for rows.Next() {
 		vals := make([]any, len(cols))
@@ -373,8 +383,10 @@ func checkStoredNoKey(t *testing.T, driver, url string, p *testPKI) {
 				continue
 			}
 			checkNoKey(t, p, "column "+cols[i], []byte(s))
-			if strings.Contains(s, der) {
-				t.Errorf("column %s holds the key's DER", cols[i])
+			for _, der := range ders {
+				if strings.Contains(s, der) {
+					t.Errorf("column %s holds a key's DER", cols[i])
+				}
 			}
 			if cols[i] == "ssl_termination" && strings.Contains(s, "sealedKey") {
 				sealed = true
@@ -415,6 +427,7 @@ func TestSSLTerminationXML(t *testing.T) {
 	// without their final newline.
 	want := map[string]any{"certificate": strings.TrimSpace(p.leafPEM), "intermediateCertificate": strings.TrimSpace(p.interPEM), "enabled": true,
 		"securePort": float64(500), "secureTrafficOnly": false, "cipherProfile": "CLBCipherPolicy2017-08",
+		"sslFingerprint": fingerprint(t, p.leafPEM), "sslCommonName": "www.example.com",
 		"securityProtocols": []any{
 			map[string]any{"securityProtocolName": "TLS_10", "securityProtocolStatus": "DISABLED"},
 			map[string]any{"securityProtocolName": "TLS_11", "securityProtocolStatus": "ENABLED"},
