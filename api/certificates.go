@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/rsa"
@@ -89,20 +90,34 @@ func parseKeyPair(in pemInput, now time.Time) (*keyPair, []string) {
 		}
 	}
 	validAt(&v, field+".certificate", leaf, now)
+	weakSignature(&v, field+".certificate", leaf)
 	prev := leaf
 	for i, c := range chain {
 		f := fmt.Sprintf("%s.intermediateCertificate[%d]", field, i)
-		if err := prev.CheckSignatureFrom(c); err != nil {
+		// (A weak signature cannot be checked; weakSignature reported it.)
+		if err := prev.CheckSignatureFrom(c); err != nil && !errors.As(err, new(x509.InsecureAlgorithmError)) {
 			v.add(f, "does not sign the certificate before it (%q): intermediates go in order, the one that signs the certificate first", prev.Subject.CommonName)
 			break
 		}
 		validAt(&v, f, c, now)
+		if !bytes.Equal(c.RawIssuer, c.RawSubject) { // a root's own signature is not checked by clients
+			weakSignature(&v, f, c)
+		}
 		prev = c
 	}
 	if len(v) > 0 {
 		return nil, v
 	}
 	return &keyPair{leaf: leaf, key: der}, nil
+}
+
+// weakSignature refuses a certificate signed with an algorithm TLS
+// clients refuse (MD5, SHA-1): Go's crypto/x509 cannot even check it.
+func weakSignature(v *validation, field string, c *x509.Certificate) {
+	switch c.SignatureAlgorithm {
+	case x509.MD2WithRSA, x509.MD5WithRSA, x509.SHA1WithRSA, x509.DSAWithSHA1, x509.ECDSAWithSHA1:
+		v.add(field, "is signed with %s, which TLS clients refuse: it needs a SHA-256 (or stronger) signature", c.SignatureAlgorithm)
+	}
 }
 
 func validAt(v *validation, field string, c *x509.Certificate, now time.Time) {

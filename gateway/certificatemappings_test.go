@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"encoding/pem"
+	"encoding/xml"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -110,6 +111,7 @@ func certificateMappings(t *testing.T, e *env, driver, db string) {
 		{with("privateKey", p.ecKeyPEM), "ECDSA keys are not accepted"},
 		{mappingBody(map[string]any{"hostName": "old.example.com", "certificate": p.expiredPEM, "privateKey": p.leafKeyPEM}), "certificateMapping.certificate: expired"},
 		{mappingBody(map[string]any{"hostName": "new.example.com", "certificate": p.futurePEM, "privateKey": p.leafKeyPEM}), "certificateMapping.certificate: is not valid before"},
+		{mappingBody(map[string]any{"hostName": "sha1.example.com", "certificate": p.sha1PEM, "privateKey": p.leafKeyPEM}), "certificateMapping.certificate: is signed with SHA1-RSA"},
 		{with("intermediateCertificate", p.caPEM+p.interPEM), "certificateMapping.intermediateCertificate[0]: does not sign"},
 		{with("intermediateCertificate", p.caPEM), "certificateMapping.intermediateCertificate[0]: does not sign"},
 		{with("intermediateCertificate", "junk"), "certificateMapping.intermediateCertificate: is not PEM"},
@@ -247,4 +249,46 @@ func sealedKeyCount(t *testing.T, e *env) int {
 		t.Fatal(err)
 	}
 	return len(keys)
+}
+
+// The reference's XML shapes: the add request (hostName an attribute,
+// the PEM blocks elements), the list of id/hostName attributes, the
+// mapping with its certificates as elements.
+func TestCertificateMappingsXML(t *testing.T) {
+	e := newEnv(t, withManualActivation())
+	p := sslPKI(t)
+	id := e.createLB(simpleLB)
+	e.activate()
+	lb := "/loadbalancers/" + itoa(id)
+	e.mustCall(200, "PUT", lb+"/ssltermination", sslBody(map[string]any{"certificate": p.leafPEM, "privatekey": p.leafKeyPEM, "securePort": 443}))
+	e.activate()
+	path := "/v1.0/1234" + lb + "/ssltermination/certificatemappings"
+	doc := `<certificateMapping xmlns="http://docs.openstack.org/loadbalancers/api/v1.0" hostName="rackspace.com">
+<privateKey>` + p.otherKeyPEM + `</privateKey>
+<certificate>` + p.otherPEM + `</certificate>
+<intermediateCertificate>` + p.interPEM + `</intermediateCertificate>
+</certificateMapping>`
+	code, _, body := e.request("POST", path, []byte(doc), "Content-Type", "application/xml", "Accept", "application/xml")
+	if code != 202 {
+		t.Fatalf("POST as XML: %d %s", code, body)
+	}
+	checkNoKey(t, p, "the XML answer", body)
+	e.activate()
+	var added struct {
+		ID       int    `xml:"id,attr"`
+		HostName string `xml:"hostName,attr"`
+		Cert     string `xml:"certificate"`
+		Inter    string `xml:"intermediateCertificate"`
+		CN       string `xml:"sslCommonName,attr"`
+	}
+	if err := xml.Unmarshal(body, &added); err != nil || added.HostName != "rackspace.com" || added.ID == 0 ||
+		strings.TrimSpace(added.Cert) != strings.TrimSpace(p.otherPEM) || strings.TrimSpace(added.Inter) != strings.TrimSpace(p.interPEM) ||
+		added.CN != "api.example.com" {
+		t.Fatalf("the XML answer %s: %+v %v", body, added, err)
+	}
+	code, _, body = e.request("GET", path, nil, "Accept", "application/xml")
+	want := `<certificateMappings xmlns="http://docs.openstack.org/loadbalancers/api/v1.0"><certificateMapping id="` + itoa(added.ID) + `" hostName="rackspace.com"></certificateMapping></certificateMappings>`
+	if code != 200 || !strings.Contains(string(body), want) {
+		t.Errorf("the XML list: %d %s, want %s", code, body, want)
+	}
 }

@@ -34,8 +34,9 @@ type testPKI struct {
 	caPEM, interPEM string
 	// leaf is valid now, signed by the intermediate, with leafKey.
 	leafPEM, leafKeyPEM string
-	// expired and future are leaves signed by the intermediate, with leafKey.
-	expiredPEM, futurePEM string
+	// expired and future are leaves signed by the intermediate, with
+	// leafKey; sha1 one it signed with SHA-1.
+	expiredPEM, futurePEM, sha1PEM string
 	// otherKeyPEM is a 2048-bit key that matches none of them; weakPEM a
 	// 1024-bit leaf and weakKeyPEM its key; ecKeyPEM an ECDSA key.
 	otherKeyPEM, weakPEM, weakKeyPEM, ecKeyPEM string
@@ -102,6 +103,9 @@ func sslPKI(t *testing.T) *testPKI {
 		_, p.leafPEM = signCert(t, tmpl("www.example.com", false, now.Add(-time.Hour), now.Add(12*time.Hour)), inter, &leafKey.PublicKey, interKey)
 		_, p.expiredPEM = signCert(t, tmpl("old.example.com", false, now.Add(-48*time.Hour), now.Add(-24*time.Hour)), inter, &leafKey.PublicKey, interKey)
 		_, p.futurePEM = signCert(t, tmpl("new.example.com", false, now.Add(24*time.Hour), now.Add(48*time.Hour)), inter, &leafKey.PublicKey, interKey)
+		sha1 := tmpl("sha1.example.com", false, now.Add(-time.Hour), now.Add(12*time.Hour))
+		sha1.SignatureAlgorithm = x509.SHA1WithRSA
+		_, p.sha1PEM = signCert(t, sha1, inter, &leafKey.PublicKey, interKey)
 		_, p.otherPEM = signCert(t, tmpl("api.example.com", false, now.Add(-time.Hour), now.Add(12*time.Hour)), inter, &other.PublicKey, interKey)
 		_, p.weakPEM = signCert(t, tmpl("weak.example.com", false, now.Add(-time.Hour), now.Add(12*time.Hour)), inter, &weak.PublicKey, interKey)
 		p.caPEM, p.interPEM = caPEM, interPEM
@@ -195,6 +199,8 @@ func sslTermination(t *testing.T, e *env, driver, db string) {
 		{sslBody(map[string]any{"certificate": p.leafPEM, "privatekey": p.ecKeyPEM, "securePort": 443}), "ECDSA keys are not accepted"},
 		{sslBody(map[string]any{"certificate": p.expiredPEM, "privatekey": p.leafKeyPEM, "securePort": 443}), "sslTermination.certificate: expired"},
 		{sslBody(map[string]any{"certificate": p.futurePEM, "privatekey": p.leafKeyPEM, "securePort": 443}), "sslTermination.certificate: is not valid before"},
+		{sslBody(map[string]any{"certificate": p.sha1PEM, "privatekey": p.leafKeyPEM, "intermediateCertificate": p.interPEM, "securePort": 443}),
+			"sslTermination.certificate: is signed with SHA1-RSA"},
 		// Out of order: the root first.
 		{sslBody(map[string]any{"certificate": p.leafPEM, "privatekey": p.leafKeyPEM, "intermediateCertificate": p.caPEM + p.interPEM, "securePort": 443}),
 			"sslTermination.intermediateCertificate[0]: does not sign"},
@@ -259,6 +265,27 @@ func sslTermination(t *testing.T, e *env, driver, db string) {
 	if got := e.mustCall(200, "GET", lb+"/ssltermination/ciphers", "")["ciphers"].([]any); len(got) != 4 ||
 		got[0].(map[string]any)["name"] != "TLS_AES_256_GCM_SHA384" {
 		t.Errorf("CLBCipherPolicy2019-05 ciphers: %v", got)
+	}
+
+	// Linode's cipher_suite: recommended is CLBCipherPolicy2019-05 (set
+	// above, so answered), legacy the default profile; another profile is
+	// neither (not answered).
+	if tls["cipherSuite"] != "recommended" {
+		t.Errorf("cipherSuite of CLBCipherPolicy2019-05: %v, want recommended", tls["cipherSuite"])
+	}
+	featureFault(t, e, 400, "PUT", lb+"/ssltermination", sslBody(map[string]any{"cipherSuite": "modern"}), "sslTermination.cipherSuite: must be recommended or legacy")
+	featureFault(t, e, 400, "PUT", lb+"/ssltermination", sslBody(map[string]any{"cipherSuite": "legacy", "cipherProfile": "CLBCipherPolicy2019-05"}),
+		"contradicts cipherProfile")
+	for _, c := range []struct{ body, profile, suite string }{
+		{sslBody(map[string]any{"cipherSuite": "legacy"}), "default", "legacy"},
+		{sslBody(map[string]any{"cipherProfile": "CLBCipherPolicy2017-08"}), "CLBCipherPolicy2017-08", ""},
+		{sslBody(map[string]any{"cipherSuite": "recommended", "cipherProfile": "CLBCipherPolicy2019-05"}), "CLBCipherPolicy2019-05", "recommended"},
+	} {
+		out := e.mustCall(200, "PUT", lb+"/ssltermination", c.body)["sslTermination"].(map[string]any)
+		e.activate()
+		if suite, _ := out["cipherSuite"].(string); out["cipherProfile"] != c.profile || suite != c.suite {
+			t.Errorf("PUT %s: cipherProfile %v cipherSuite %q, want %s %q", c.body, out["cipherProfile"], suite, c.profile, c.suite)
+		}
 	}
 
 	// What the database holds: the key sealed, never in clear.

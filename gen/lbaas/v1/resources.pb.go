@@ -1662,9 +1662,9 @@ type SSLTermination struct {
 	// "legacy" (default). Accepted in requests; answered when the profile
 	// is one of those two.
 	CipherSuite *string `protobuf:"bytes,9,opt,name=cipher_suite,json=cipherSuite,proto3,oneof" json:"cipher_suite,omitempty"`
-	// Read-only (Linode's ssl_fingerprint and ssl_commonname): the SHA-256
-	// fingerprint of the certificate (colon-separated upper-case hex) and
-	// its subject's common name.
+	// Read-only, ignored in requests (Linode's ssl_fingerprint and
+	// ssl_commonname): the SHA-256 fingerprint of the certificate
+	// (colon-separated upper-case hex) and its subject's common name.
 	SslFingerprint *string `protobuf:"bytes,10,opt,name=ssl_fingerprint,json=sslFingerprint,proto3,oneof" json:"ssl_fingerprint,omitempty"`
 	SslCommonName  *string `protobuf:"bytes,11,opt,name=ssl_common_name,json=sslCommonName,proto3,oneof" json:"ssl_common_name,omitempty"`
 	unknownFields  protoimpl.UnknownFields
@@ -1789,7 +1789,7 @@ type CertificateMapping struct {
 	// The PEM private key: accepted in requests, never answered.
 	PrivateKey              *string `protobuf:"bytes,4,opt,name=private_key,json=privateKey,proto3,oneof" json:"private_key,omitempty"`
 	IntermediateCertificate *string `protobuf:"bytes,5,opt,name=intermediate_certificate,json=intermediateCertificate,proto3,oneof" json:"intermediate_certificate,omitempty"`
-	// Read-only, as on SSLTermination.
+	// Read-only, ignored in requests, as on SSLTermination.
 	SslFingerprint *string `protobuf:"bytes,6,opt,name=ssl_fingerprint,json=sslFingerprint,proto3,oneof" json:"ssl_fingerprint,omitempty"`
 	SslCommonName  *string `protobuf:"bytes,7,opt,name=ssl_common_name,json=sslCommonName,proto3,oneof" json:"ssl_common_name,omitempty"`
 	unknownFields  protoimpl.UnknownFields
