@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"math/big"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -373,8 +374,9 @@ func holdsKeyLines(p *testPKI, s string) bool {
 	return false
 }
 
-// checkStoredNoKey reads every column of the load balancers' rows as
-// text and fails if one holds the key (PEM, its base64, or its DER).
+// checkStoredNoKey reads every column of every table as text and fails if
+// one holds a key (PEM, its base64, or its DER); it checks that it saw a
+// sealed key where they are kept (load_balancers.ssl_termination).
 func checkStoredNoKey(t *testing.T, driver, url string, p *testPKI) {
 	t.Helper()
 	db, err := sql.Open(driver, url)
@@ -382,7 +384,42 @@ func checkStoredNoKey(t *testing.T, driver, url string, p *testPKI) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	rows, err := db.QueryContext(context.Background(), "SELECT * FROM load_balancers")
+	list := "SELECT name FROM sqlite_master WHERE type = 'table'"
+	if driver == "pgx" {
+		list = "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
+	}
+	var tables []string
+	rows, err := db.QueryContext(context.Background(), list)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			t.Fatal(err)
+		}
+		tables = append(tables, name)
+	}
+	rows.Close()
+	if !slices.Contains(tables, "load_balancers") {
+		t.Fatalf("tables %v: no load_balancers", tables)
+	}
+	sealed := false
+	for _, table := range tables {
+		if checkTableNoKey(t, db, table, p) {
+			sealed = true
+		}
+	}
+	if !sealed {
+		t.Error("no sealed key found in load_balancers.ssl_termination: the test looked at the wrong place")
+	}
+}
+
+// checkTableNoKey is checkStoredNoKey for one table; it tells whether
+// the table has a sealed key in an ssl_termination column.
+func checkTableNoKey(t *testing.T, db *sql.DB, table string, p *testPKI) bool {
+	t.Helper()
+	rows, err := db.QueryContext(context.Background(), `SELECT * FROM "`+table+`"`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -409,20 +446,19 @@ func checkStoredNoKey(t *testing.T, driver, url string, p *testPKI) {
 			default:
 				continue
 			}
-			checkNoKey(t, p, "column "+cols[i], []byte(s))
+			column := table + "." + cols[i]
+			checkNoKey(t, p, "column "+column, []byte(s))
 			for _, der := range ders {
 				if strings.Contains(s, der) {
-					t.Errorf("column %s holds a key's DER", cols[i])
+					t.Errorf("column %s holds a key's DER", column)
 				}
 			}
-			if cols[i] == "ssl_termination" && strings.Contains(s, "sealedKey") {
+			if column == "load_balancers.ssl_termination" && strings.Contains(s, "sealedKey") {
 				sealed = true
 			}
 		}
 	}
-	if !sealed {
-		t.Error("no sealed key found in load_balancers.ssl_termination: the test looked at the wrong place")
-	}
+	return sealed
 }
 
 // The reference's XML request, in its shape (attributes, certificate
