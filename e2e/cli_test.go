@@ -298,6 +298,35 @@ func TestCLI(t *testing.T) {
 			t.Errorf("ciphers table:\n%s", out)
 		}
 		c.fails(2, "securePort", "ssltermination", "set", id, "--secure-port", "80")
+
+		// Certificate mappings: files in, the key never out.
+		mapCert, mapKey := trialCertificate(t)
+		var m map[string]any
+		c.json(&m, "certificate-mapping", "create", id, "--host-name", "api.example.com",
+			"--certificate-file", mapCert, "--key-file", mapKey, "--wait")
+		mid := fmt.Sprint(m["id"])
+		if m["hostName"] != "api.example.com" || m["sslCommonName"] != "www.example.com" || m["sslFingerprint"] == nil {
+			t.Errorf("created mapping %v", m)
+		}
+		for _, args := range [][]string{{"list", id}, {"list", id, "-o", "json"}, {"get", id, mid}, {"get", id, mid, "-o", "yaml"}} {
+			out := c.ok(append([]string{"certificate-mapping"}, args...)...)
+			if strings.Contains(out, "PRIVATE KEY") || strings.Contains(out, "privateKey") {
+				t.Errorf("lbaas certificate-mapping %v showed the private key:\n%s", args, out)
+			}
+			if args[0] == "list" && len(args) == 2 && (!strings.Contains(out, "HOST NAME") || !strings.Contains(out, "api.example.com")) {
+				t.Errorf("certificate mappings table:\n%s", out)
+			}
+		}
+		c.ok("certificate-mapping", "update", id, mid, "--host-name", "*.example.com", "--wait")
+		c.json(&m, "certificate-mapping", "get", id, mid)
+		if m["hostName"] != "*.example.com" {
+			t.Errorf("after update: %v", m)
+		}
+		// The termination's key does not match the mapping's certificate.
+		c.fails(2, "certificateMapping.privateKey: does not match", "certificate-mapping", "update", id, mid, "--key-file", keyFile)
+		c.fails(1, "give what to change", "certificate-mapping", "update", id, mid)
+		c.ok("certificate-mapping", "delete", id, mid, "--wait")
+		c.fails(2, "not found", "certificate-mapping", "get", id, mid)
 		c.ok("ssltermination", "delete", id, "--wait")
 		c.fails(2, "", "ssltermination", "get", id)
 

@@ -605,6 +605,7 @@ func Services(st *store.Store, authz api.Authorizer, cfg api.Config) gateway.Ser
 		ConnectionLogging:   api.NewConnectionLoggings(st, authz, cfg),
 		ErrorPages:          api.NewErrorPages(st, authz, cfg),
 		SSLTerminations:     api.NewSSLTerminations(st, authz, cfg),
+		CertificateMappings: api.NewCertificateMappings(st, authz, cfg),
 		ContentCaching:      api.NewContentCachings(st, authz, cfg),
 		Metadata:            api.NewMetadata(st, authz, cfg),
 		NodeEvents:          api.NewNodeEvents(st, authz, cfg),
@@ -623,6 +624,7 @@ func registerGRPC(g *grpc.Server, svc gateway.Services) {
 	lbaasv1.RegisterConnectionLoggingServiceServer(g, svc.ConnectionLogging)
 	lbaasv1.RegisterErrorPageServiceServer(g, svc.ErrorPages)
 	lbaasv1.RegisterSSLTerminationServiceServer(g, svc.SSLTerminations)
+	lbaasv1.RegisterCertificateMappingServiceServer(g, svc.CertificateMappings)
 	lbaasv1.RegisterContentCachingServiceServer(g, svc.ContentCaching)
 	lbaasv1.RegisterMetadataServiceServer(g, svc.Metadata)
 	lbaasv1.RegisterNodeEventServiceServer(g, svc.NodeEvents)
