@@ -37,6 +37,7 @@ import (
 	lbaasv1 "github.com/openlbaas/lbaas/gen/lbaas/v1"
 	lbhealth "github.com/openlbaas/lbaas/health"
 	"github.com/openlbaas/lbaas/internal/accesslog"
+	"github.com/openlbaas/lbaas/internal/console"
 	"github.com/openlbaas/lbaas/internal/controlplane"
 	"github.com/openlbaas/lbaas/internal/loadstats"
 	"github.com/openlbaas/lbaas/internal/netguard"
@@ -317,6 +318,9 @@ func (s *Server) listen(cfg Config) error {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("GET /readyz", s.ready)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	// The web console is a client of the API above, served in-process.
+	mux.Handle(console.Prefix+"/", console.New(console.Options{API: mux, Logger: s.log}))
+	mux.Handle("GET "+console.Prefix, http.RedirectHandler(console.Prefix+"/", http.StatusMovedPermanently))
 
 	grpcOpts := []grpc.ServerOption{grpc.UnaryInterceptor(api.RefuseNUL)}
 	if s.tls != nil {
