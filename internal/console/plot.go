@@ -312,21 +312,31 @@ func plotsFromSamples(window string, readings []statsSample, now time.Time) plot
 	if !ok {
 		window, span = "hour", time.Hour
 	}
+	// The first reading is the baseline: nothing counted before it shows.
 	var samples []sample
-	for i := 1; i < len(readings); i++ {
-		prev, cur := readings[i-1].s, readings[i].s
-		samples = append(samples, sample{t: readings[i].t, values: map[string]int64{
-			seriesRequests:    increase(prev.Requests, cur.Requests),
-			seriesErrors:      increase(prev.RequestErrors, cur.RequestErrors),
-			seriesConnections: cur.CurrentConn,
-		}})
+	for i, r := range readings {
+		values := map[string]int64{seriesRequests: 0, seriesErrors: 0, seriesConnections: r.s.CurrentConn}
+		if i > 0 {
+			prev := readings[i-1].s
+			values[seriesRequests] = increase(prev.Requests, r.s.Requests)
+			values[seriesErrors] = increase(prev.RequestErrors, r.s.RequestErrors)
+		}
+		samples = append(samples, sample{t: r.t, values: values})
+	}
+	// The plots span what was read (at least a minute), up to the window.
+	from := now.Add(-span)
+	if len(readings) > 0 && readings[0].t.After(from) {
+		from = readings[0].t
+		if now.Sub(from) < time.Minute {
+			from = now.Add(-time.Minute)
+		}
 	}
 	note := "The statistics history is not served here: these plots are GET /stats read at each refresh while the console shows this load balancer"
 	if len(readings) > 0 {
 		note += fmt.Sprintf(" (%d readings since %s UTC)", len(readings), readings[0].t.UTC().Format("15:04:05"))
 	}
 	return plotSet{Window: window, Source: sampled, Note: note + ".",
-		Charts: charts(samples, now.Add(-span), now, "between readings", false)}
+		Charts: charts(samples, from, now, "between readings", false)}
 }
 
 func increase(prev, cur int64) int64 {

@@ -89,6 +89,14 @@ func TestPlotsFromSamples(t *testing.T) {
 	if ps.Source != sampled || req.Series[0].Total != 25 || req.Series[1].Total != 3 || req.Series[0].Peak != 20 {
 		t.Errorf("requests %+v", req.Series)
 	}
+	// The baseline reading is drawn at zero; the plot spans the readings
+	// (at least a minute), so a few seconds of them are not lost at the
+	// edge of an hour.
+	pts := strings.Fields(req.Series[0].Points)
+	if len(pts) != 3 || !strings.HasPrefix(pts[2], fmt.Sprintf("%.1f,", plotLeft+plotWidth)) ||
+		!strings.HasPrefix(pts[0], fmt.Sprintf("%.1f,", plotLeft+plotWidth*54/60)) {
+		t.Errorf("requests polyline %q", req.Series[0].Points)
+	}
 	if c := ps.Charts[1].Series[0]; c.Total != 1 || c.Peak != 3 {
 		t.Errorf("connections %+v", c)
 	}
