@@ -3,6 +3,10 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -200,4 +204,35 @@ func TestConsoleBrowser(t *testing.T) {
 	if got := text("#lb-list td .status"); got != "ACTIVE" {
 		t.Errorf("list status %q", got)
 	}
+}
+
+// consoleSignIn signs in to the console over plain HTTP (its pages are
+// rendered on the server: what a browser shows is in the HTML).
+func consoleSignIn(t *testing.T, base, user, key string) *http.Client {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar}
+	res, err := c.PostForm(base+"/console/signin", url.Values{"username": {user}, "apiKey": {key}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK || res.Request.URL.Path != "/console/" {
+		t.Fatalf("console sign-in: %d at %s", res.StatusCode, res.Request.URL)
+	}
+	return c
+}
+
+func consolePage(t *testing.T, c *http.Client, u string) string {
+	t.Helper()
+	res, err := c.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d\n%s", u, res.StatusCode, b)
+	}
+	return string(b)
 }

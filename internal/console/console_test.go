@@ -236,6 +236,18 @@ func TestConsole(t *testing.T) {
 		t.Errorf("a bad health monitor: %d", hm.status)
 	}
 
+	// ERROR shows the data plane's message (set here as the xDS server
+	// does when a proxy refuses the configuration; e2e/cli_test.go has a
+	// real refusing client).
+	const refusal = "Proxy envoy-1 refused lb_1: invalid listener: duplicate port"
+	if _, err := srv.Store.SetRejected(ctx, mustAtoi(t, id), 0, refusal); err != nil {
+		t.Fatal(err)
+	}
+	if p := b.do("GET", "/console/loadbalancers/"+id, nil); !strings.Contains(p.body, `<span class="status status-error">ERROR</span>`) ||
+		!strings.Contains(p.body, `<p class="message">`+refusal+`</p>`) {
+		t.Errorf("an ERROR load balancer's page lacks the data plane's message:\n%s", p.body)
+	}
+
 	// Another tenant sees none of it, even with its session's account
 	// changed to alice's.
 	key2, _ := srv.Auth.CreateUser(ctx, "mallory", "43", "")

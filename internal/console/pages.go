@@ -175,6 +175,9 @@ func (c *Console) signOut(w http.ResponseWriter, r *http.Request, _ session) {
 	http.Redirect(w, r, Prefix+"/signin", http.StatusSeeOther)
 }
 
+// refreshHeader marks the script's live refreshes.
+const refreshHeader = "X-Console-Refresh"
+
 // loadBalancer is what the console shows of the API's load balancer.
 type loadBalancer struct {
 	ID                int       `json:"id"`
@@ -381,7 +384,12 @@ func (c *Console) renderDetail(w http.ResponseWriter, r *http.Request, s session
 	}
 	plots := c.plots(r, s, path, window)
 	plots.Windows = []string{"hour", "day"}
-	_, algorithms := c.catalog(r, s, false)
+	// A live refresh replaces only the live parts: the forms' choices
+	// need not be read again.
+	var algorithms []string
+	if r.Header.Get(refreshHeader) == "" {
+		_, algorithms = c.catalog(r, s, false)
+	}
 	data := map[string]any{"LB": out.LoadBalancer, "Events": ev.Events, "Plots": plots, "Now": c.now(),
 		"LiveURL":    fmt.Sprintf("%s/loadbalancers/%s?window=%s", Prefix, id, window),
 		"Algorithms": algorithms, "Conditions": []string{"ENABLED", "DRAINING", "DISABLED"}}

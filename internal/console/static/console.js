@@ -11,7 +11,7 @@
   var failed = 0;
   function refresh() {
     if (document.hidden) { return schedule(); }
-    fetch(url, { credentials: "same-origin", headers: { "Accept": "text/html" } })
+    fetch(url, { credentials: "same-origin", headers: { "Accept": "text/html", "X-Console-Refresh": "1" } })
       .then(function (res) {
         if (res.redirected || res.status === 401) { window.location.reload(); return null; }
         return res.ok ? res.text() : null;
