@@ -52,7 +52,7 @@ func TestConsoleBrowser(t *testing.T) {
 	shots := artifacts(t, "console")
 	dir := t.TempDir()
 	bin := buildBinary(t, dir)
-	d := startDaemon(t, bin, dir, nil, "--load-report-interval", "200ms")
+	d := startDaemon(t, bin, dir, nil, "--load-report-interval", "200ms", "--console-refresh", "1s")
 	create := exec.Command(bin, "user", "create", "--username", "web", "--tenant", "777")
 	create.Dir = dir
 	key, err := create.Output()
@@ -60,6 +60,8 @@ func TestConsoleBrowser(t *testing.T) {
 		t.Fatalf("user create: %v", err)
 	}
 	be := startBackend(t, "web")
+	began := time.Now()
+	defer func() { t.Logf("the browser's part took %s", time.Since(began).Round(time.Millisecond)) }()
 
 	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(browserBin), chromedp.NoSandbox, chromedp.WindowSize(1280, 1000),
@@ -199,8 +201,29 @@ func TestConsoleBrowser(t *testing.T) {
 	run("scroll to the plots", chromedp.ScrollIntoView(chromedp.ID("plots")))
 	shot("4-traffic")
 
+	// A feature edited in the console: a health monitor (CONNECT, every
+	// second). The node's backend stops; its live status turns OFFLINE and
+	// the monitor's event shows, without a reload.
+	run("set a health monitor",
+		chromedp.SetValue(chromedp.ID("healthmonitor-type"), "CONNECT"),
+		chromedp.SetValue(chromedp.ID("healthmonitor-delay"), "1"),
+		chromedp.SetValue(chromedp.ID("healthmonitor-timeout"), "1"),
+		chromedp.SetValue(chromedp.ID("healthmonitor-attemptsBeforeDeactivation"), "1"),
+		chromedp.Submit(chromedp.ID("healthmonitor-type")),
+		chromedp.WaitVisible(chromedp.ID("lb-status")),
+	)
+	if got := attr("#healthmonitor-type option[selected]", "value"); got != "CONNECT" {
+		t.Errorf("the health monitor's type after saving: %q", got)
+	}
+	waitFor("ACTIVE with the monitor", "#lb-status .status", func(s string) bool { return s == "ACTIVE" })
+	be.srv.Stop()
+	waitFor("the node turns OFFLINE", "#nodes .node-status", func(s string) bool { return s == "OFFLINE" })
+	waitFor("the monitor's event", "#events", func(s string) bool { return strings.Contains(s, "status changed to 'OFFLINE'") })
+	run("scroll to the nodes", chromedp.ScrollIntoView(chromedp.ID("nodes")))
+	shot("5-node-offline")
+
 	run("the list", chromedp.Navigate(d.httpURL+"/console/"), chromedp.WaitVisible(chromedp.CSS("#lb-list table")))
-	shot("5-list")
+	shot("6-list")
 	if got := text("#lb-list td .status"); got != "ACTIVE" {
 		t.Errorf("list status %q", got)
 	}

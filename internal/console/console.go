@@ -42,7 +42,13 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock of the plots (time.Now when nil).
 	Now func() time.Time
+	// Refresh is how often pages refresh their live parts (DefaultRefresh
+	// when zero; negative: never).
+	Refresh time.Duration
 }
+
+// DefaultRefresh is how often pages refresh their live parts.
+const DefaultRefresh = 3 * time.Second
 
 // Console is the console's HTTP handler.
 type Console struct {
@@ -53,11 +59,15 @@ type Console struct {
 	mux     *http.ServeMux
 	handler http.Handler
 	samples *sampler
+	refresh time.Duration
 }
 
 // New builds the console; mount it at Prefix+"/".
 func New(o Options) *Console {
-	c := &Console{api: client{api: o.API}, log: o.Logger, now: o.Now, samples: newSampler()}
+	c := &Console{api: client{api: o.API}, log: o.Logger, now: o.Now, samples: newSampler(), refresh: o.Refresh}
+	if c.refresh == 0 {
+		c.refresh = DefaultRefresh
+	}
 	if c.log == nil {
 		c.log = slog.Default()
 	}

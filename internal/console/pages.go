@@ -114,6 +114,10 @@ func (c *Console) render(w http.ResponseWriter, r *http.Request, status int, pag
 		data["CSRF"] = s.csrf()
 	}
 	data["Prefix"] = Prefix
+	if c.refresh < 0 {
+		delete(data, "LiveURL")
+	}
+	data["RefreshMS"] = c.refresh.Milliseconds()
 	var buf bytes.Buffer
 	if err := c.pages[page].ExecuteTemplate(&buf, "layout", data); err != nil {
 		c.log.Error("console: render", "page", page, "err", err)
