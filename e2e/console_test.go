@@ -122,15 +122,15 @@ func TestConsoleBrowser(t *testing.T) {
 		}
 	}
 
+	// Sign in with the keyboard only: type the name, Tab to the key, Enter.
 	run("sign in",
 		chromedp.Navigate(d.httpURL+"/console/"),
 		chromedp.WaitVisible(chromedp.ID("signin-username")),
-		chromedp.SendKeys(chromedp.ID("signin-username"), "web"),
-		chromedp.SendKeys(chromedp.ID("signin-apiKey"), strings.TrimSpace(string(key))),
+		chromedp.SendKeys(chromedp.ID("signin-username"), "web\t"+strings.TrimSpace(string(key))),
 	)
 	shot("1-signin")
-	run("submit the sign-in form",
-		chromedp.Submit(chromedp.ID("signin-username")),
+	run("submit the sign-in form with Enter",
+		chromedp.KeyEvent("\r"),
 		chromedp.WaitVisible(chromedp.ID("lb-list")),
 		chromedp.Click(chromedp.CSS(`a[href="/console/loadbalancers/new"]`)),
 		chromedp.WaitVisible(chromedp.ID("create-name")),
@@ -171,6 +171,12 @@ func TestConsoleBrowser(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS("#nodes tr[data-node]")),
 	)
 	waitFor("ACTIVE again with the node", "#lb-status .status", func(s string) bool { return s == "ACTIVE" })
+	// Every control of the page has a label.
+	unlabelled, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll("input:not([type=hidden]), select, textarea")]
+		.filter(e => !e.labels || e.labels.length === 0).map(e => e.name)`))
+	if err != nil || len(unlabelled) > 0 {
+		t.Errorf("controls without a label: %v (%v)", unlabelled, err)
+	}
 	waitFor("the node is ONLINE", "#nodes .node-status", func(s string) bool { return s == "ONLINE" })
 	if got := text("#nodes .condition"); got != "ENABLED" {
 		t.Errorf("node condition %q", got)
@@ -190,6 +196,9 @@ func TestConsoleBrowser(t *testing.T) {
 	})
 	if series := attr("#chart-requests svg", "data-series"); series != "Requests=20 Errors=3" {
 		t.Errorf("the requests plot's series: %q", series)
+	}
+	if got, want := attr("#plots", "data-source"), plotSource(t, newAPI(t, bin, dir, d), lbID); got != want {
+		t.Errorf("the plots come from %q, want %q", got, want)
 	}
 	if after := attr("main", "data-refreshed"); after == refreshedBefore {
 		t.Errorf("the page was not refreshed in place (data-refreshed %q)", after)
@@ -258,4 +267,25 @@ func consolePage(t *testing.T, c *http.Client, u string) string {
 		t.Fatalf("GET %s: %d\n%s", u, res.StatusCode, b)
 	}
 	return string(b)
+}
+
+// plotSource is where the console's plots must come from: the statistics
+// history where the API serves it, else readings of /stats.
+func plotSource(t *testing.T, a *api, lbID int) string {
+	t.Helper()
+	req, _ := http.NewRequest("GET", a.base+a.lbPath(lbID, "/stats/history?window=hour"), nil)
+	req.Header.Set("X-Auth-Token", a.token)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	switch res.StatusCode {
+	case http.StatusOK:
+		return "history"
+	case http.StatusNotFound:
+		return "sampled"
+	}
+	t.Fatalf("GET .../stats/history: %d", res.StatusCode)
+	return ""
 }
