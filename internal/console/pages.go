@@ -58,6 +58,16 @@ func refused(name string, values url.Values, err error, fields ...string) *form 
 	return f
 }
 
+// The choices the forms offer, as the API spells them ("" is none: the
+// feature is removed). Protocols and algorithms come from the API's
+// catalog.
+var choices = map[string][]string{
+	"condition":       {"ENABLED", "DRAINING", "DISABLED"},
+	"monitorType":     {"", "CONNECT", "HTTP", "HTTPS"},
+	"persistenceType": {"", "HTTP_COOKIE", "SOURCE_IP", "SSL_ID"},
+	"vipType":         {"PUBLIC", "SERVICENET"},
+}
+
 // fieldView is one labelled input of a form, with the API's messages
 // about it.
 type fieldView struct {
@@ -68,8 +78,8 @@ type fieldView struct {
 
 func parsePages() map[string]*template.Template {
 	funcs := template.FuncMap{
-		"lower": strings.ToLower,
-		"list":  func(s ...string) []string { return s },
+		"lower":   strings.ToLower,
+		"choices": func(name string) []string { return choices[name] },
 		"when": func(t time.Time) string {
 			if t.IsZero() {
 				return ""
@@ -396,7 +406,7 @@ func (c *Console) renderDetail(w http.ResponseWriter, r *http.Request, s session
 	}
 	data := map[string]any{"LB": out.LoadBalancer, "Events": ev.Events, "Plots": plots, "Now": c.now(),
 		"LiveURL":    fmt.Sprintf("%s/loadbalancers/%s?window=%s", Prefix, id, window),
-		"Algorithms": algorithms, "Conditions": []string{"ENABLED", "DRAINING", "DISABLED"}}
+		"Algorithms": algorithms}
 	if f != nil {
 		data["Form"] = f
 		if strings.HasPrefix(f.Name, "node-") {
