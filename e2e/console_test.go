@@ -27,7 +27,7 @@ func chromium(t *testing.T) string {
 }
 
 // artifacts is where the test keeps its screenshots: $LBAAS_ARTIFACTS/name
-// when set (CI keeps that directory), else a temporary directory.
+// when set (.ci/run sets it to ./artifacts), else a temporary directory.
 func artifacts(t *testing.T, name string) string {
 	t.Helper()
 	dir := t.TempDir()
