@@ -242,6 +242,19 @@ func TestConsole(t *testing.T) {
 		t.Errorf("a bad health monitor: %d", hm.status)
 	}
 
+	// A name is shown as text, whatever it holds (the API takes any).
+	const evil = `<script>alert(1)</script>`
+	if p := b.post("/console/loadbalancers/"+id+"/settings", url.Values{"name": {evil}, "algorithm": {"ROUND_ROBIN"}, "timeout": {"30"}}); p.status != http.StatusSeeOther {
+		t.Fatalf("rename: %d %s", p.status, p.body)
+	}
+	waitActive(t, srv, id)
+	for _, path := range []string{"/console/", "/console/loadbalancers/" + id} {
+		p := b.do("GET", path, nil)
+		if strings.Contains(p.body, evil) || !strings.Contains(p.body, "&lt;script&gt;alert(1)&lt;/script&gt;") {
+			t.Errorf("%s shows the name %s unescaped or not at all", path, evil)
+		}
+	}
+
 	// ERROR shows the data plane's message (set here as the xDS server
 	// does when a proxy refuses the configuration; e2e/cli_test.go has a
 	// real refusing client).
