@@ -48,6 +48,7 @@ func artifacts(t *testing.T, name string) string {
 // whose load reports lbaasd aggregates) shows in the requests plot
 // without reloading the page. Each page's screenshot is kept.
 func TestConsoleBrowser(t *testing.T) {
+	t.Parallel()
 	browserBin := chromium(t)
 	shots := artifacts(t, "console")
 	dir := t.TempDir()
@@ -69,7 +70,7 @@ func TestConsoleBrowser(t *testing.T) {
 	defer cancelAlloc()
 	ctx, cancel := chromedp.NewContext(alloc)
 	defer cancel()
-	ctx, cancelTimeout := context.WithTimeout(ctx, 60*time.Second)
+	ctx, cancelTimeout := context.WithTimeout(ctx, 90*time.Second)
 	defer cancelTimeout()
 
 	run := func(what string, steps ...chromedp.Action[chromedp.Void]) {
