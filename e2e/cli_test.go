@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -638,6 +639,9 @@ func TestREADMECLIWalkthrough(t *testing.T) {
 	d := startDaemon(t, buildBinary(t, dir), dir, nil)
 	goBuild(t, dir, "./cmd/lbaas")
 	script := strings.ReplaceAll(readmeBlock(t, "cli-walkthrough"), "http://127.0.0.1:8080", d.httpURL)
+	// Then, as the README says, the same load balancer in the console,
+	// signed in with bob's key.
+	script += "\necho \"console-key=$LBAAS_API_KEY\"\n"
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -651,7 +655,7 @@ func TestREADMECLIWalkthrough(t *testing.T) {
 		t.Fatalf("client walk-through failed: %v\n%s\n--- lbaasd:\n%s", err, out, d.stderr)
 	}
 	// It ends with the load balancer as JSON: three nodes, ACTIVE.
-	text := string(out)
+	text, _, _ := strings.Cut(string(out), "console-key=")
 	var lb cliLB
 	if err := json.Unmarshal([]byte(text[strings.LastIndex(text, "\n{")+1:]), &lb); err != nil {
 		t.Fatalf("the walk-through did not end with the load balancer's JSON: %v\n%s", err, out)
@@ -665,6 +669,22 @@ func TestREADMECLIWalkthrough(t *testing.T) {
 		}
 	}
 	t.Logf("the walk-through printed:\n%s", out)
+
+	key := regexp.MustCompile(`console-key=(\w+)`).FindStringSubmatch(string(out))
+	if key == nil {
+		t.Fatalf("no key printed:\n%s", out)
+	}
+	web := consoleSignIn(t, d.httpURL, "bob", key[1])
+	list := consolePage(t, web, d.httpURL+"/console/")
+	if !strings.Contains(list, ">a-new-loadbalancer</a>") || !strings.Contains(list, `<span class="status status-active">ACTIVE</span>`) {
+		t.Errorf("the console's list lacks the walk-through's load balancer:\n%s", list)
+	}
+	page := consolePage(t, web, fmt.Sprintf("%s/console/loadbalancers/%d", d.httpURL, lb.ID))
+	for _, want := range []string{"10.1.1.1", "10.1.1.2", "10.1.1.3", `<td class="condition">DRAINING</td>`, "Connection logging is <strong>on</strong>", `id="chart-requests"`} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the console's page of the load balancer lacks %q", want)
+		}
+	}
 }
 
 // A request refused by a rate limit (413 with Retry-After) is sent again
