@@ -55,8 +55,10 @@ run: build
 
 ## test: every test, Postgres included (started from the machine's PostgreSQL binaries);
 ##   gotestsum lists skipped tests (and why) at the end, without -v
+# -parallel 4: the e2e tests (t.Parallel) mostly wait on their own daemons and
+# clients, so four at a time fit two cores.
 test: $(BIN)/gotestsum
-	$(BIN)/gotestsum --format pkgname -- -count=1 ./...
+	$(BIN)/gotestsum --format pkgname -- -count=1 -parallel 4 ./...
 
 ## lint: formatting and vet
 lint:

@@ -97,6 +97,12 @@ var Actions = map[string]Action{
 	"/lbaas.v1.SSLTerminationService/UpdateSSLTermination": Update,
 	"/lbaas.v1.SSLTerminationService/DeleteSSLTermination": Delete,
 
+	"/lbaas.v1.CertificateMappingService/ListCertificateMappings":  Read,
+	"/lbaas.v1.CertificateMappingService/GetCertificateMapping":    Read,
+	"/lbaas.v1.CertificateMappingService/AddCertificateMapping":    Create,
+	"/lbaas.v1.CertificateMappingService/UpdateCertificateMapping": Update,
+	"/lbaas.v1.CertificateMappingService/DeleteCertificateMapping": Delete,
+
 	"/lbaas.v1.ContentCachingService/GetContentCaching":    Read,
 	"/lbaas.v1.ContentCachingService/UpdateContentCaching": Update,
 

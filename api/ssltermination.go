@@ -2,22 +2,13 @@ package api
 
 import (
 	"context"
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/rsa"
-	"crypto/x509"
-	"encoding/pem"
-	"errors"
 	"fmt"
 	"slices"
-	"strings"
-	"time"
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/emptypb"
 
 	lbaasv1 "github.com/openlbaas/lbaas/gen/lbaas/v1"
-	"github.com/openlbaas/lbaas/internal/secrets"
 	"github.com/openlbaas/lbaas/store"
 )
 
@@ -51,6 +42,30 @@ var CipherProfiles = map[string][]string{
 	CipherProfile201905:  ciphers201905,
 }
 
+// Linode's cipher_suite values and the cipher profiles they stand for:
+// "recommended" is the strictest profile (TLS 1.2+ forward-secret AEAD
+// suites), "legacy" (which Linode calls insecure) the default profile,
+// 3DES and all.
+const (
+	CipherSuiteRecommended = "recommended"
+	CipherSuiteLegacy      = "legacy"
+)
+
+var cipherSuiteProfiles = map[string]string{
+	CipherSuiteRecommended: CipherProfile201905,
+	CipherSuiteLegacy:      CipherProfileDefault,
+}
+
+// cipherSuiteOf is the cipher suite a profile is ("": none of them).
+func cipherSuiteOf(profile string) string {
+	for suite, p := range cipherSuiteProfiles {
+		if p == profile {
+			return suite
+		}
+	}
+	return ""
+}
+
 // Security protocols a termination can turn off, and their statuses.
 const (
 	SecurityProtocolTLS10 = "TLS_10"
@@ -73,15 +88,13 @@ func IsSecureProtocol(protocol string) bool { return slices.Contains(secureProto
 // SSLTerminations implements SSLTerminationService.
 type SSLTerminations struct {
 	lbaasv1.UnimplementedSSLTerminationServiceServer
-	lbChild
-	keys *secrets.Keyring
-	now  func() time.Time
+	keyedChild
 }
 
-// NewSSLTerminations returns the SSLTerminationService; keys seals the
-// private keys it stores.
+// NewSSLTerminations returns the SSLTerminationService; cfg.Secrets seals
+// the private keys it stores.
 func NewSSLTerminations(st *store.Store, auth Authorizer, cfg Config) *SSLTerminations {
-	return &SSLTerminations{lbChild: newLBChild(st, auth, cfg), keys: cfg.Secrets, now: time.Now}
+	return &SSLTerminations{keyedChild: newKeyedChild(st, auth, cfg)}
 }
 
 // noTermination is the fault of a load balancer without SSL termination.
@@ -110,7 +123,23 @@ func sslTerminationOut(t *store.SSLTermination) *lbaasv1.SSLTermination {
 	if t.Intermediate != "" {
 		out.IntermediateCertificate = proto.String(t.Intermediate)
 	}
+	if suite := cipherSuiteOf(t.CipherProfile); suite != "" {
+		out.CipherSuite = proto.String(suite)
+	}
+	out.SslFingerprint, out.SslCommonName = facts(t.Certificate)
 	return out
+}
+
+// facts are certificateFacts as optional fields (unset when unknown).
+func facts(certPEM string) (fingerprint, commonName *string) {
+	fp, cn := certificateFacts(certPEM)
+	if fp != "" {
+		fingerprint = proto.String(fp)
+	}
+	if cn != "" {
+		commonName = proto.String(cn)
+	}
+	return fingerprint, commonName
 }
 
 // GetSSLTermination shows the configuration (without the private key).
@@ -162,6 +191,18 @@ func (s *SSLTerminations) UpdateSSLTermination(ctx context.Context, req *lbaasv1
 				CipherProfileDefault, CipherProfile201708, CipherProfile201905, in.GetCipherProfile())
 		}
 	}
+	if in.CipherSuite != nil {
+		profile, ok := cipherSuiteProfiles[in.GetCipherSuite()]
+		switch {
+		case !ok:
+			v.add("sslTermination.cipherSuite", "must be %s or %s (got %q)", CipherSuiteRecommended, CipherSuiteLegacy, in.GetCipherSuite())
+		case in.CipherProfile != nil && in.GetCipherProfile() != profile:
+			v.add("sslTermination.cipherSuite", "%q is the cipher profile %s, which contradicts cipherProfile %q: give one of them",
+				in.GetCipherSuite(), profile, in.GetCipherProfile())
+		default:
+			in.CipherProfile = proto.String(profile)
+		}
+	}
 	for i, p := range in.GetSecurityProtocols() {
 		field := fmt.Sprintf("sslTermination.securityProtocols[%d]", i)
 		if !oneOf(p.GetSecurityProtocolName(), SecurityProtocolTLS10, SecurityProtocolTLS11) {
@@ -182,7 +223,8 @@ func (s *SSLTerminations) UpdateSSLTermination(ctx context.Context, req *lbaasv1
 			v.add("sslTermination", "a new certificate needs certificate and privatekey together (intermediateCertificate may only come with them)")
 		default:
 			var errs []string
-			pair, errs = parseKeyPair("sslTermination", in.GetCertificate(), in.GetPrivatekey(), in.GetIntermediateCertificate(), s.now())
+			pair, errs = parseKeyPair(pemInput{field: "sslTermination", keyField: "privatekey",
+				cert: in.GetCertificate(), key: in.GetPrivatekey(), chain: in.GetIntermediateCertificate()}, s.now())
 			v = append(v, errs...)
 		}
 	}
@@ -207,10 +249,7 @@ func (s *SSLTerminations) UpdateSSLTermination(ctx context.Context, req *lbaasv1
 			t = new(*t)
 		}
 		if replace {
-			if s.keys == nil {
-				return Unavailable()
-			}
-			sealed, err := s.keys.Seal(pair.key, store.SecretContext(lb.ID))
+			sealed, err := sealKey(s.keys, pair, store.SecretContext(lb.ID))
 			if err != nil {
 				return err
 			}
@@ -285,135 +324,4 @@ func (s *SSLTerminations) DeleteSSLTermination(ctx context.Context, req *lbaasv1
 		return nil, err
 	}
 	return &emptypb.Empty{}, nil
-}
-
-// keyPair is a validated certificate and its private key (PKCS #8 DER).
-type keyPair struct {
-	leaf *x509.Certificate
-	key  []byte
-}
-
-// parseKeyPair validates a certificate, its private key and intermediates:
-// each parses; the key is RSA of at least MinRSABits bits and matches the
-// certificate; each intermediate signs the certificate before it (the first
-// signs the certificate); every certificate is valid at now. An expired or
-// not-yet-valid certificate is refused: clients would refuse it anyway,
-// and the load balancer would serve a certificate no client accepts. The
-// messages name the fields and never contain the key.
-func parseKeyPair(field, certPEM, keyPEM, chainPEM string, now time.Time) (*keyPair, []string) {
-	var v validation
-	certs, err := parseCertificates(certPEM)
-	switch {
-	case err != nil:
-		v.add(field+".certificate", "%v", err)
-	case len(certs) != 1:
-		v.add(field+".certificate", "must be one PEM certificate (got %d)", len(certs))
-		certs = nil
-	}
-	var chain []*x509.Certificate
-	if strings.TrimSpace(chainPEM) != "" {
-		if chain, err = parseCertificates(chainPEM); err != nil {
-			v.add(field+".intermediateCertificate", "%v", err)
-		}
-	}
-	key, der, err := parsePrivateKey(keyPEM)
-	if err != nil {
-		v.add(field+".privatekey", "%v", err)
-	}
-	if len(certs) == 0 {
-		return nil, v
-	}
-	leaf := certs[0]
-	if key != nil {
-		if rsaKey, ok := key.(*rsa.PrivateKey); ok && rsaKey.N.BitLen() < MinRSABits {
-			v.add(field+".privatekey", "an RSA key must have at least %d bits (got %d)", MinRSABits, rsaKey.N.BitLen())
-		} else if pub, ok := key.Public().(interface{ Equal(crypto.PublicKey) bool }); !ok || !pub.Equal(leaf.PublicKey) {
-			v.add(field+".privatekey", "does not match the certificate's public key")
-		}
-	}
-	validAt(&v, field+".certificate", leaf, now)
-	prev := leaf
-	for i, c := range chain {
-		f := fmt.Sprintf("%s.intermediateCertificate[%d]", field, i)
-		if err := prev.CheckSignatureFrom(c); err != nil {
-			v.add(f, "does not sign the certificate before it (%q): intermediates go in order, the one that signs the certificate first", prev.Subject.CommonName)
-			break
-		}
-		validAt(&v, f, c, now)
-		prev = c
-	}
-	if len(v) > 0 {
-		return nil, v
-	}
-	return &keyPair{leaf: leaf, key: der}, nil
-}
-
-func validAt(v *validation, field string, c *x509.Certificate, now time.Time) {
-	switch {
-	case now.After(c.NotAfter):
-		v.add(field, "expired on %s", c.NotAfter.UTC().Format(time.RFC3339))
-	case now.Before(c.NotBefore):
-		v.add(field, "is not valid before %s", c.NotBefore.UTC().Format(time.RFC3339))
-	}
-}
-
-// parseCertificates parses PEM CERTIFICATE blocks (at least one, nothing else).
-func parseCertificates(text string) ([]*x509.Certificate, error) {
-	var out []*x509.Certificate
-	rest := []byte(strings.TrimSpace(text))
-	for len(rest) > 0 {
-		var block *pem.Block
-		block, rest = pem.Decode(rest)
-		if block == nil {
-			return nil, errors.New("is not PEM (-----BEGIN CERTIFICATE----- ... -----END CERTIFICATE-----)")
-		}
-		if block.Type != "CERTIFICATE" {
-			return nil, fmt.Errorf("holds a PEM %q block, want CERTIFICATE", block.Type)
-		}
-		c, err := x509.ParseCertificate(block.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("a certificate does not parse: %v", err)
-		}
-		out = append(out, c)
-		rest = []byte(strings.TrimSpace(string(rest)))
-	}
-	if len(out) == 0 {
-		return nil, errors.New("is empty")
-	}
-	return out, nil
-}
-
-// parsePrivateKey parses one PEM RSA private key (PKCS #1 or #8) and
-// returns it with its PKCS #8 encoding. Its errors never quote the key.
-func parsePrivateKey(text string) (crypto.Signer, []byte, error) {
-	block, rest := pem.Decode([]byte(strings.TrimSpace(text)))
-	if block == nil || len(strings.TrimSpace(string(rest))) > 0 {
-		return nil, nil, errors.New("must be one PEM private key (-----BEGIN RSA PRIVATE KEY----- or -----BEGIN PRIVATE KEY-----)")
-	}
-	var key any
-	var err error
-	switch block.Type {
-	case "RSA PRIVATE KEY":
-		key, err = x509.ParsePKCS1PrivateKey(block.Bytes)
-	case "PRIVATE KEY":
-		key, err = x509.ParsePKCS8PrivateKey(block.Bytes)
-	case "EC PRIVATE KEY":
-		return nil, nil, errors.New("ECDSA keys are not accepted for SSL termination: use RSA")
-	default:
-		return nil, nil, fmt.Errorf("holds a PEM %q block, want RSA PRIVATE KEY or PRIVATE KEY (an encrypted key must be decrypted first)", block.Type)
-	}
-	if err != nil {
-		return nil, nil, errors.New("the private key does not parse")
-	}
-	switch k := key.(type) {
-	case *rsa.PrivateKey:
-		der, err := x509.MarshalPKCS8PrivateKey(k)
-		if err != nil {
-			return nil, nil, errors.New("the private key does not parse")
-		}
-		return k, der, nil
-	case *ecdsa.PrivateKey:
-		return nil, nil, errors.New("ECDSA keys are not accepted for SSL termination: use RSA")
-	}
-	return nil, nil, errors.New("only RSA keys are accepted for SSL termination")
 }

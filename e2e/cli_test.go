@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -169,6 +170,7 @@ type cliLB struct {
 // YAML, nodes, virtual IPs, every feature, metadata, the catalog, faults
 // and their exit codes, and the token cache, against a real lbaasd.
 func TestCLI(t *testing.T) {
+	t.Parallel()
 	c, d, home := startCLI(t)
 
 	var lb cliLB
@@ -299,6 +301,35 @@ func TestCLI(t *testing.T) {
 			t.Errorf("ciphers table:\n%s", out)
 		}
 		c.fails(2, "securePort", "ssltermination", "set", id, "--secure-port", "80")
+
+		// Certificate mappings: files in, the key never out.
+		mapCert, mapKey := trialCertificate(t)
+		var m map[string]any
+		c.json(&m, "certificate-mapping", "create", id, "--host-name", "api.example.com",
+			"--certificate-file", mapCert, "--key-file", mapKey, "--wait")
+		mid := fmt.Sprint(m["id"])
+		if m["hostName"] != "api.example.com" || m["sslCommonName"] != "www.example.com" || m["sslFingerprint"] == nil {
+			t.Errorf("created mapping %v", m)
+		}
+		for _, args := range [][]string{{"list", id}, {"list", id, "-o", "json"}, {"get", id, mid}, {"get", id, mid, "-o", "yaml"}} {
+			out := c.ok(append([]string{"certificate-mapping"}, args...)...)
+			if strings.Contains(out, "PRIVATE KEY") || strings.Contains(out, "privateKey") {
+				t.Errorf("lbaas certificate-mapping %v showed the private key:\n%s", args, out)
+			}
+			if args[0] == "list" && len(args) == 2 && (!strings.Contains(out, "HOST NAME") || !strings.Contains(out, "api.example.com")) {
+				t.Errorf("certificate mappings table:\n%s", out)
+			}
+		}
+		c.ok("certificate-mapping", "update", id, mid, "--host-name", "*.example.com", "--wait")
+		c.json(&m, "certificate-mapping", "get", id, mid)
+		if m["hostName"] != "*.example.com" {
+			t.Errorf("after update: %v", m)
+		}
+		// The termination's key does not match the mapping's certificate.
+		c.fails(2, "certificateMapping.privateKey: does not match", "certificate-mapping", "update", id, mid, "--key-file", keyFile)
+		c.fails(1, "give what to change", "certificate-mapping", "update", id, mid)
+		c.ok("certificate-mapping", "delete", id, mid, "--wait")
+		c.fails(2, "not found", "certificate-mapping", "get", id, mid)
 		c.ok("ssltermination", "delete", id, "--wait")
 		c.fails(2, "", "ssltermination", "get", id)
 
@@ -598,6 +629,7 @@ func startRefusingClient(t *testing.T, addr string) *refusingClient {
 // The README's walk-through with the client, run as written by bash
 // against the real binaries.
 func TestREADMECLIWalkthrough(t *testing.T) {
+	t.Parallel()
 	for _, tool := range []string{"bash", "jq"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			msg := "SKIPPING the README's client walk-through: " + tool + " is not installed (.ci/run installs it)"
@@ -609,6 +641,9 @@ func TestREADMECLIWalkthrough(t *testing.T) {
 	d := startDaemon(t, buildBinary(t, dir), dir, nil)
 	goBuild(t, dir, "./cmd/lbaas")
 	script := strings.ReplaceAll(readmeBlock(t, "cli-walkthrough"), "http://127.0.0.1:8080", d.httpURL)
+	// Then, as the README says, the same load balancer in the console,
+	// signed in with bob's key.
+	script += "\necho \"console-key=$LBAAS_API_KEY\"\n"
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -622,7 +657,7 @@ func TestREADMECLIWalkthrough(t *testing.T) {
 		t.Fatalf("client walk-through failed: %v\n%s\n--- lbaasd:\n%s", err, out, d.stderr)
 	}
 	// It ends with the load balancer as JSON: three nodes, ACTIVE.
-	text := string(out)
+	text, _, _ := strings.Cut(string(out), "console-key=")
 	var lb cliLB
 	if err := json.Unmarshal([]byte(text[strings.LastIndex(text, "\n{")+1:]), &lb); err != nil {
 		t.Fatalf("the walk-through did not end with the load balancer's JSON: %v\n%s", err, out)
@@ -636,12 +671,29 @@ func TestREADMECLIWalkthrough(t *testing.T) {
 		}
 	}
 	t.Logf("the walk-through printed:\n%s", out)
+
+	key := regexp.MustCompile(`console-key=(\w+)`).FindStringSubmatch(string(out))
+	if key == nil {
+		t.Fatalf("no key printed:\n%s", out)
+	}
+	web := consoleSignIn(t, d.httpURL, "bob", key[1])
+	list := consolePage(t, web, d.httpURL+"/console/")
+	if !strings.Contains(list, ">a-new-loadbalancer</a>") || !strings.Contains(list, `<span class="status status-active">ACTIVE</span>`) {
+		t.Errorf("the console's list lacks the walk-through's load balancer:\n%s", list)
+	}
+	page := consolePage(t, web, fmt.Sprintf("%s/console/loadbalancers/%d", d.httpURL, lb.ID))
+	for _, want := range []string{"10.1.1.1", "10.1.1.2", "10.1.1.3", `<td class="condition">DRAINING</td>`, "Connection logging is <strong>on</strong>", `id="chart-requests"`} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the console's page of the load balancer lacks %q", want)
+		}
+	}
 }
 
 // A request refused by a rate limit (413 with Retry-After) is sent again
 // when the limit allows: with one GET a second allowed, three quick
 // commands all succeed, and the client says (with --debug) that it waited.
 func TestCLIRateLimited(t *testing.T) {
+	t.Parallel()
 	c, _, _ := startCLIWith(t, []string{"LBAASD_RATE_LIMITS=true"}, func(lbaasd, dir string) {
 		cmd := exec.Command(lbaasd, "limits", "set", "--account", "1234", "--method", "GET", "--unit", "SECOND", "--value", "1")
 		cmd.Dir = dir

@@ -22,6 +22,7 @@ import (
 // change (the listener itself) are said to drain, and do. Skipped without
 // Envoy.
 func TestEnvoyEditUnderLongLivedConnections(t *testing.T) {
+	t.Parallel()
 	a, _ := envoyStack(t, []string{"LBAASD_ENVOY_DRAIN_TIME=1s"}, "--drain-time", "1s")
 
 	tport := freePort(t)

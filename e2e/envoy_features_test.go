@@ -17,6 +17,7 @@ import (
 // The load balancer features through a real Envoy: access list, throttle,
 // cookie persistence, error page and access log. Skipped without Envoy.
 func TestEnvoyFeatures(t *testing.T) {
+	t.Parallel()
 	logs := t.TempDir()
 	a, _ := envoyStack(t, []string{"LBAASD_ACCESS_LOG_PATH=" + filepath.Join(logs, "{lb}.log")})
 

@@ -89,6 +89,7 @@ func vipAddresses(t *testing.T, a *api, id int) (v4, v6 string) {
 // without source ranges under /0; a refusal chain at /0 too would tie with
 // it, envoyproxy/envoy#34299, so the refusal is two /1s per family.)
 func TestEnvoyAccessListsBothFamilies(t *testing.T) {
+	t.Parallel()
 	// The IPv6 pool ::/127 has one address, ::1: IPv6 stays on loopback.
 	a, _ := envoyStack(t, []string{"LBAASD_VIP_POOLS=PUBLIC=127.1.0.0/16,PUBLIC=::/127"})
 
@@ -193,6 +194,7 @@ func getAs(url, host string) (string, error) {
 // reaches a node, which this pins too.) The victim's connection logs reach lbaasd over the xDS
 // connection, the default destination.
 func TestEnvoyContentCachingIsolation(t *testing.T) {
+	t.Parallel()
 	a, d := envoyStack(t, nil)
 
 	create := func(name string, nodePort int) (lbJSON, string) {

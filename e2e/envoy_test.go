@@ -19,13 +19,23 @@ import (
 // one the test skips loudly (fails with ENVOY_REQUIRED=1).
 func envoyBinary(t *testing.T) string {
 	t.Helper()
-	if bin := os.Getenv("ENVOY_BIN"); bin != "" {
+	return findTool(t, "ENVOY_BIN", "ENVOY_REQUIRED", []string{"envoy"},
+		fmt.Sprintf("the Envoy end-to-end test %s: no Envoy binary (set ENVOY_BIN or put envoy on PATH)", t.Name()))
+}
+
+// findTool is the binary $binEnv names, else the first of names on PATH;
+// without one the test skips loudly with why (fails when $required is 1).
+func findTool(t *testing.T, binEnv, required string, names []string, why string) string {
+	t.Helper()
+	if bin := os.Getenv(binEnv); bin != "" {
 		return bin
 	}
-	if bin, err := exec.LookPath("envoy"); err == nil {
-		return bin
+	for _, name := range names {
+		if bin, err := exec.LookPath(name); err == nil {
+			return bin
+		}
 	}
-	skipUnlessRequired(t, "ENVOY_REQUIRED", "the Envoy end-to-end test %s: no Envoy binary (set ENVOY_BIN or put envoy on PATH)", t.Name())
+	skipUnlessRequired(t, required, "%s", why)
 	return ""
 }
 
@@ -189,6 +199,7 @@ func vipOf(t *testing.T, a *api, id int) string {
 // The same scenarios as the proxyless test, through a real Envoy binding
 // the virtual IPs on loopback (127.1.0.0/16).
 func TestEnvoy(t *testing.T) {
+	t.Parallel()
 	a, _ := envoyStack(t, nil)
 
 	pa, _ := httpBackend(t, "a")

@@ -109,6 +109,7 @@ func tlsGet(addr, sni string, roots *x509.CertPool) (body, cn, proto string, err
 // X-Forwarded-Proto https on the secure port and http on the plain one,
 // and (where port 443 can be bound) the redirect of the plain port.
 func TestEnvoyTerminatesTLS(t *testing.T) {
+	t.Parallel()
 	envoyBin := envoyBinary(t)
 	dir := t.TempDir()
 	bin := buildBinary(t, dir)

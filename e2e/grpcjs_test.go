@@ -232,6 +232,7 @@ func eventuallyJS(t *testing.T, c *grpcjsClient, what string, ok func(map[string
 // cluster's load_balancing_policy), a DISABLED node, and the status
 // following grpc-js's acknowledgements.
 func TestProxylessGRPCJS(t *testing.T) {
+	t.Parallel()
 	modules := grpcjsModules(t)
 	dir := t.TempDir()
 	bin := buildBinary(t, dir)
@@ -334,6 +335,7 @@ func metric(t *testing.T, d *daemon, series string) float64 {
 // pending change (the client joined later); the other stays ACTIVE and
 // serves; the refused version is not sent again (no NACK storm).
 func TestGRPCJSRefusalIsPinnedByIndex(t *testing.T) {
+	t.Parallel()
 	modules := grpcjsModules(t)
 	dir := t.TempDir()
 	bin := buildBinary(t, dir)

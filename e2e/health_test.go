@@ -111,6 +111,7 @@ type nodeEvent struct {
 // node out of a proxyless gRPC client's rotation through EDS, shows it
 // OFFLINE with an event in the API, and puts it back when it recovers.
 func TestHealthMonitorProxyless(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	bin := buildBinary(t, dir)
 	d := startDaemon(t, bin, dir, nil)

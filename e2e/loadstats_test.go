@@ -35,6 +35,7 @@ func calls(t *testing.T, c testgrpc.TestServiceClient, n int) (failed int) {
 // them failing, its stats show exactly those counts; two clients on two
 // load balancers never mix.
 func TestProxylessLoadReports(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	bin := buildBinary(t, dir)
 	d := startDaemon(t, bin, dir, nil, "--load-report-interval", "200ms")
@@ -93,6 +94,7 @@ func waitStats(t *testing.T, a *api, want map[int]stats) {
 
 // grpc-js reports its load too.
 func TestGRPCJSLoadReports(t *testing.T) {
+	t.Parallel()
 	modules := grpcjsModules(t)
 	dir := t.TempDir()
 	bin := buildBinary(t, dir)

@@ -75,6 +75,7 @@ func (d tlsFiles) roots(t *testing.T) *x509.CertPool {
 // fleet than its certificate names is refused; REST and gRPC answer over
 // TLS to clients trusting the minted CA.
 func TestMutualTLS(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	bin := buildBinary(t, dir)
 	pki := filepath.Join(dir, "pki")

@@ -62,6 +62,7 @@ func within(t *testing.T, d time.Duration, s sampler, what string, ok func(map[s
 // round robin where grpc-go has least request or weighted round robin), so
 // neither refuses a load balancer, and the status stays ACTIVE.
 func TestProxylessEveryPolicy(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	bin := buildBinary(t, dir)
 	d := startDaemon(t, bin, dir, nil)
@@ -111,6 +112,7 @@ func TestProxylessEveryPolicy(t *testing.T) {
 // successes is not (clients judge every 10 s, hence the long waits); with
 // checkPassive (Linode) a single failed call ejects the node.
 func TestProxylessOutlierDetection(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	bin := buildBinary(t, dir)
 	d := startDaemon(t, bin, dir, nil)

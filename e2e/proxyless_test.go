@@ -234,6 +234,7 @@ func eventually(t *testing.T, c testgrpc.TestServiceClient, what string, ok func
 // Traffic through a real xDS data plane (grpc-go's proxyless client),
 // configured by the real binary through its REST API.
 func TestProxylessGRPC(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	bin := buildBinary(t, dir)
 	// Node names resolve through a DNS server on loopback, never the
@@ -313,6 +314,7 @@ func TestProxylessGRPC(t *testing.T) {
 // BUILD (a client waiting for it) or PENDING_UPDATE (a client using it);
 // when the client resumes, it acknowledges and the status follows.
 func TestStatusWaitsForTheClientsACK(t *testing.T) {
+	t.Parallel()
 	if os.Getenv("E2E_CLIENT_TARGET") != "" {
 		runClientProcess()
 		return
@@ -485,6 +487,7 @@ type syncBuffer = logutil.Buffer
 // With session persistence a proxyless client's calls stick to one node:
 // the channel is the session (ring hash on grpc-go's channel id).
 func TestProxylessSessionPersistence(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	bin := buildBinary(t, dir)
 	d := startDaemon(t, bin, dir, nil)

@@ -25,6 +25,7 @@ import (
 // addresses. Without node or npm, or the registry, the test skips loudly;
 // SDK_REQUIRED=1 (CI) makes that a failure.
 func TestRackspaceSDK(t *testing.T) {
+	t.Parallel()
 	modules := nodeModules(t, "rackspacesdk", "the Rackspace SDK (pkgcloud) end-to-end test", "SDK_REQUIRED")
 	dir := t.TempDir()
 	bin := buildBinary(t, dir)

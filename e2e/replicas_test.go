@@ -210,6 +210,7 @@ func tryCreate(base, token, body string) (int, bool) {
 // and strands no load balancer; a replica cut from the database stops
 // serving xDS, its lease lapses, and it comes back when the database does.
 func TestReplicas(t *testing.T) {
+	t.Parallel()
 	if os.Getenv("E2E_CLIENT_TARGET") != "" {
 		runClientProcess()
 		return

@@ -118,6 +118,7 @@ func secretsIn(t *testing.T, r *discoveryv3.DiscoveryResponse) map[string]*tlsv3
 // ERROR with the proxy's message; deleting the termination withdraws the
 // secret; the daemon's log never holds the key.
 func TestSDSOverMutualTLS(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	bin := buildBinary(t, dir)
 	pki := filepath.Join(dir, "pki")

@@ -170,6 +170,7 @@ func featureExamples(t *testing.T) string {
 // binary: on the embedded SQLite default, and with the database URL
 // pointing at Postgres.
 func TestREADMEWalkthrough(t *testing.T) {
+	t.Parallel()
 	for _, tool := range []string{"bash", "curl", "jq", "openssl"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Skipf("SKIPPING the README walk-through: %s is not installed (.ci/run installs it)", tool)

@@ -36,6 +36,7 @@ type Services struct {
 	ConnectionLogging   lbaasv1.ConnectionLoggingServiceServer
 	ErrorPages          lbaasv1.ErrorPageServiceServer
 	SSLTerminations     lbaasv1.SSLTerminationServiceServer
+	CertificateMappings lbaasv1.CertificateMappingServiceServer
 	ContentCaching      lbaasv1.ContentCachingServiceServer
 	Metadata            lbaasv1.MetadataServiceServer
 	NodeEvents          lbaasv1.NodeEventServiceServer
@@ -65,6 +66,9 @@ var successCodes = map[string]int{
 	"/lbaas.v1.SessionPersistenceService/UpdateSessionPersistence": http.StatusAccepted,
 	"/lbaas.v1.SessionPersistenceService/DeleteSessionPersistence": http.StatusAccepted,
 	"/lbaas.v1.ContentCachingService/UpdateContentCaching":         http.StatusAccepted,
+	"/lbaas.v1.CertificateMappingService/AddCertificateMapping":    http.StatusAccepted,
+	"/lbaas.v1.CertificateMappingService/UpdateCertificateMapping": http.StatusAccepted,
+	"/lbaas.v1.CertificateMappingService/DeleteCertificateMapping": http.StatusAccepted,
 }
 
 // New returns the REST handler for the /v1.0 API.
@@ -111,6 +115,9 @@ func New(svc Services, log *slog.Logger, reg prometheus.Registerer) (http.Handle
 		func() error { return lbaasv1.RegisterErrorPageServiceHandlerServer(ctx, mux, svc.ErrorPages) },
 		func() error {
 			return lbaasv1.RegisterSSLTerminationServiceHandlerServer(ctx, mux, svc.SSLTerminations)
+		},
+		func() error {
+			return lbaasv1.RegisterCertificateMappingServiceHandlerServer(ctx, mux, svc.CertificateMappings)
 		},
 		func() error { return lbaasv1.RegisterContentCachingServiceHandlerServer(ctx, mux, svc.ContentCaching) },
 		func() error { return lbaasv1.RegisterMetadataServiceHandlerServer(ctx, mux, svc.Metadata) },

@@ -232,12 +232,16 @@ func TestEveryGETAnswersXML(t *testing.T) {
 	first := func(v any) string { return itoa(int(v.([]any)[0].(map[string]any)["id"].(float64))) }
 	node := first(lb["nodes"])
 	lbPath := "/loadbalancers/" + itoa(id)
-	ids := strings.NewReplacer("{account}", e.account, "{loadBalancerId}", itoa(id), "{nodeId}", node,
-		"{virtualIpId}", first(lb["virtualIps"]), "{networkItemId}", first(lb["accessList"]))
 	lbMeta := first(e.mustCall(200, "GET", lbPath+"/metadata", "")["metadata"])
 	nodeMeta := first(e.mustCall(200, "GET", lbPath+"/nodes/"+node+"/metadata", "")["metadata"])
 	p := sslPKI(t)
 	e.mustCall(200, "PUT", lbPath+"/ssltermination", sslBody(map[string]any{"certificate": p.leafPEM, "privatekey": p.leafKeyPEM, "securePort": 443}))
+	e.waitStatus(id, "ACTIVE")
+	mapping := e.mustCall(202, "POST", lbPath+"/ssltermination/certificatemappings", mappingBody(map[string]any{"hostName": "api.example.com",
+		"certificate": p.otherPEM, "privateKey": p.otherKeyPEM, "intermediateCertificate": p.interPEM}))["certificateMapping"]
+	ids := strings.NewReplacer("{account}", e.account, "{loadBalancerId}", itoa(id), "{nodeId}", node,
+		"{virtualIpId}", first(lb["virtualIps"]), "{networkItemId}", first(lb["accessList"]),
+		"{certificateMappingId}", itoa(int(mapping.(map[string]any)["id"].(float64))))
 	checked := 0
 	for _, route := range servedRoutes(t) {
 		method, path, _ := strings.Cut(route, " ")

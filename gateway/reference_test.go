@@ -35,7 +35,6 @@ var referenceMethods = filepath.Join(referenceDir, "api-reference", "methods")
 // and the test fails once one of them answers with success: the exclusion
 // must then go.
 var excludedMethods = []struct{ fragment, reason string }{
-	{"/ssltermination/certificatemappings", "certificate mappings: issue 11 (not done yet)"},
 	{"/usage", "usage records: issue 12"},
 	{"/billable", "billable load balancers: issue 12"},
 }
@@ -44,10 +43,12 @@ var excludedMethods = []struct{ fragment, reason string }{
 // reference on purpose, by file and example title, with the reason.
 var knownDifferences = map[string]string{
 	// Excluded examples (they run once the feature exists).
-	"put-update-load-balancer-properties-v1.0-account-loadbalancers-loadbalancerid.rst|Example Update load balancer properties: JSON request":                                              "sets httpsRedirect on an HTTP load balancer, which needs SSL termination (issue 11)",
-	"put-enable-content-caching-v1.0-account-loadbalancers-loadbalancerid-contentcaching.rst|Example Enable content caching: JSON request":                                                 "content caching is refused, not offered (README, Content caching)",
-	"put-update-ssl-termination-configuration-v1.0-account-loadbalancers-loadbalancerid-ssltermination.rst|Example Update Load Balancing SSL Termination Full Certification Request: JSON": "its certificate and intermediate expired in 2014 (refused: README, SSL termination) and its cipherProfile \"ProfileA\" is none of ciphers.rst's profiles; TestSSLTermination sends the same request with certificates made at test time",
-	"put-update-ssl-termination-configuration-v1.0-account-loadbalancers-loadbalancerid-ssltermination.rst|Example Update Load Balancing SSL Termination Attribute Request: JSON":          "its cipherProfile \"ProfileB\" is none of ciphers.rst's profiles (default, CLBCipherPolicy2017-08, CLBCipherPolicy2019-05); TestSSLTermination updates the same attributes with a real profile",
+	"put-update-load-balancer-properties-v1.0-account-loadbalancers-loadbalancerid.rst|Example Update load balancer properties: JSON request":                                               "sets httpsRedirect on an HTTP load balancer, which needs SSL termination (issue 11)",
+	"put-enable-content-caching-v1.0-account-loadbalancers-loadbalancerid-contentcaching.rst|Example Enable content caching: JSON request":                                                  "content caching is refused, not offered (README, Content caching)",
+	"put-update-ssl-termination-configuration-v1.0-account-loadbalancers-loadbalancerid-ssltermination.rst|Example Update Load Balancing SSL Termination Full Certification Request: JSON":  "its certificate and intermediate expired in 2014 and are signed with SHA-1 (both refused: README, SSL termination) and its cipherProfile \"ProfileA\" is none of ciphers.rst's profiles; TestSSLTermination sends the same request with certificates made at test time",
+	"post-add-certificate-mapping-v1.0-account-loadbalancers-loadbalancerid-ssltermination-certificatemappings.rst|Example Add certificate mapping: JSON request":                           "its certificate and intermediate expired in 2014 and are signed with SHA-1 (both refused, as for SSL termination: README; api.TestReferenceMappingExamplesRefusedOnlyAsDocumented shows nothing else is wrong); TestCertificateMappings adds the same mapping with certificates made at test time",
+	"put-update-certificate-mapping-v1.0-account-loadbalancers-loadbalancerid-ssltermination-certificatemappings-certificatemappingid.rst|Example Update certificate mapping: JSON request": "its certificate and intermediate expired in 2014 and are signed with SHA-1 (both refused, as for SSL termination: README; api.TestReferenceMappingExamplesRefusedOnlyAsDocumented shows nothing else is wrong); TestCertificateMappings updates the same attributes with certificates made at test time",
+	"put-update-ssl-termination-configuration-v1.0-account-loadbalancers-loadbalancerid-ssltermination.rst|Example Update Load Balancing SSL Termination Attribute Request: JSON":           "its cipherProfile \"ProfileB\" is none of ciphers.rst's profiles (default, CLBCipherPolicy2017-08, CLBCipherPolicy2019-05); TestSSLTermination updates the same attributes with a real profile",
 }
 
 // answersMore are methods the reference documents without an answer body
@@ -153,6 +154,7 @@ type fixture struct {
 	items    []int // access list
 	meta     int   // load balancer metadata item
 	nodeMeta int   // metadata item of nodes[0]
+	mapping  int   // certificate mapping
 }
 
 func newFixture(t *testing.T, e *env) *fixture {
@@ -191,6 +193,10 @@ func newFixture(t *testing.T, e *env) *fixture {
 	p := sslPKI(t)
 	e.mustCall(200, "PUT", base+"/ssltermination", sslBody(map[string]any{"certificate": p.leafPEM, "privatekey": p.leafKeyPEM,
 		"intermediateCertificate": p.interPEM, "securePort": 443}))
+	e.activate()
+	out = e.mustCall(202, "POST", base+"/ssltermination/certificatemappings", mappingBody(map[string]any{"hostName": "rackspace.com",
+		"certificate": p.otherPEM, "privateKey": p.otherKeyPEM, "intermediateCertificate": p.interPEM}))
+	f.mapping = int(out["certificateMapping"].(map[string]any)["id"].(float64))
 	// A measured status change, as the prober records it: a node service event.
 	if _, err := e.srv.Store.SetNodeStatus(context.Background(), uint32(f.lb), uint32(f.nodes[0]), "OFFLINE", "connection refused"); err != nil {
 		t.Fatal(err)
@@ -208,7 +214,7 @@ func (f *fixture) path(p string) string {
 	}
 	return strings.NewReplacer(
 		"{loadBalancerId}", itoa(f.lb), "{loadbalancerid}", itoa(f.lb), "{nodeId}", itoa(f.nodes[0]), "{metaId}", itoa(meta),
-		"{virtualIpId}", itoa(f.vips[1]), "{networkItemId}", itoa(f.items[0]),
+		"{virtualIpId}", itoa(f.vips[1]), "{networkItemId}", itoa(f.items[0]), "{certificateMappingId}", itoa(f.mapping),
 	).Replace(p)
 }
 

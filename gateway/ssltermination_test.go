@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"math/big"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -34,13 +35,18 @@ type testPKI struct {
 	caPEM, interPEM string
 	// leaf is valid now, signed by the intermediate, with leafKey.
 	leafPEM, leafKeyPEM string
-	// expired and future are leaves signed by the intermediate, with leafKey.
-	expiredPEM, futurePEM string
+	// expired and future are leaves signed by the intermediate, with
+	// leafKey; sha1 one it signed with SHA-1.
+	expiredPEM, futurePEM, sha1PEM string
 	// otherKeyPEM is a 2048-bit key that matches none of them; weakPEM a
 	// 1024-bit leaf and weakKeyPEM its key; ecKeyPEM an ECDSA key.
 	otherKeyPEM, weakPEM, weakKeyPEM, ecKeyPEM string
-	// leafPKCS8 is leafKey's PKCS #8 DER, to look for in stored bytes.
-	leafPKCS8 []byte
+	// otherPEM is a leaf (api.example.com) with otherKey, signed by the
+	// intermediate (for certificate mappings).
+	otherPEM string
+	// leafPKCS8 and otherPKCS8 are the keys' PKCS #8 DER, to look for in
+	// stored bytes.
+	leafPKCS8, otherPKCS8 []byte
 }
 
 var (
@@ -98,6 +104,10 @@ func sslPKI(t *testing.T) *testPKI {
 		_, p.leafPEM = signCert(t, tmpl("www.example.com", false, now.Add(-time.Hour), now.Add(12*time.Hour)), inter, &leafKey.PublicKey, interKey)
 		_, p.expiredPEM = signCert(t, tmpl("old.example.com", false, now.Add(-48*time.Hour), now.Add(-24*time.Hour)), inter, &leafKey.PublicKey, interKey)
 		_, p.futurePEM = signCert(t, tmpl("new.example.com", false, now.Add(24*time.Hour), now.Add(48*time.Hour)), inter, &leafKey.PublicKey, interKey)
+		sha1 := tmpl("sha1.example.com", false, now.Add(-time.Hour), now.Add(12*time.Hour))
+		sha1.SignatureAlgorithm = x509.SHA1WithRSA
+		_, p.sha1PEM = signCert(t, sha1, inter, &leafKey.PublicKey, interKey)
+		_, p.otherPEM = signCert(t, tmpl("api.example.com", false, now.Add(-time.Hour), now.Add(12*time.Hour)), inter, &other.PublicKey, interKey)
 		_, p.weakPEM = signCert(t, tmpl("weak.example.com", false, now.Add(-time.Hour), now.Add(12*time.Hour)), inter, &weak.PublicKey, interKey)
 		p.caPEM, p.interPEM = caPEM, interPEM
 		p.leafKeyPEM = pemOf("RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(leafKey))
@@ -110,6 +120,7 @@ func sslPKI(t *testing.T) *testPKI {
 		ecDER, _ := x509.MarshalECPrivateKey(ec)
 		p.ecKeyPEM = pemOf("EC PRIVATE KEY", ecDER)
 		p.leafPKCS8, _ = x509.MarshalPKCS8PrivateKey(leafKey)
+		p.otherPKCS8, _ = x509.MarshalPKCS8PrivateKey(other)
 		pkiData = p
 	})
 	if pkiData == nil {
@@ -189,6 +200,8 @@ func sslTermination(t *testing.T, e *env, driver, db string) {
 		{sslBody(map[string]any{"certificate": p.leafPEM, "privatekey": p.ecKeyPEM, "securePort": 443}), "ECDSA keys are not accepted"},
 		{sslBody(map[string]any{"certificate": p.expiredPEM, "privatekey": p.leafKeyPEM, "securePort": 443}), "sslTermination.certificate: expired"},
 		{sslBody(map[string]any{"certificate": p.futurePEM, "privatekey": p.leafKeyPEM, "securePort": 443}), "sslTermination.certificate: is not valid before"},
+		{sslBody(map[string]any{"certificate": p.sha1PEM, "privatekey": p.leafKeyPEM, "intermediateCertificate": p.interPEM, "securePort": 443}),
+			"sslTermination.certificate: is signed with SHA1-RSA"},
 		// Out of order: the root first.
 		{sslBody(map[string]any{"certificate": p.leafPEM, "privatekey": p.leafKeyPEM, "intermediateCertificate": p.caPEM + p.interPEM, "securePort": 443}),
 			"sslTermination.intermediateCertificate[0]: does not sign"},
@@ -222,7 +235,8 @@ func sslTermination(t *testing.T, e *env, driver, db string) {
 	e.activate()
 	want := map[string]any{"sslTermination": map[string]any{
 		"certificate": p.leafPEM, "intermediateCertificate": p.interPEM + p.caPEM, "enabled": true, "securePort": float64(443),
-		"secureTrafficOnly": false, "cipherProfile": "default",
+		"secureTrafficOnly": false, "cipherProfile": "default", "cipherSuite": "legacy",
+		"sslFingerprint": fingerprint(t, p.leafPEM), "sslCommonName": "www.example.com",
 		"securityProtocols": []any{
 			map[string]any{"securityProtocolName": "TLS_10", "securityProtocolStatus": "ENABLED"},
 			map[string]any{"securityProtocolName": "TLS_11", "securityProtocolStatus": "ENABLED"},
@@ -252,6 +266,27 @@ func sslTermination(t *testing.T, e *env, driver, db string) {
 	if got := e.mustCall(200, "GET", lb+"/ssltermination/ciphers", "")["ciphers"].([]any); len(got) != 4 ||
 		got[0].(map[string]any)["name"] != "TLS_AES_256_GCM_SHA384" {
 		t.Errorf("CLBCipherPolicy2019-05 ciphers: %v", got)
+	}
+
+	// Linode's cipher_suite: recommended is CLBCipherPolicy2019-05 (set
+	// above, so answered), legacy the default profile; another profile is
+	// neither (not answered).
+	if tls["cipherSuite"] != "recommended" {
+		t.Errorf("cipherSuite of CLBCipherPolicy2019-05: %v, want recommended", tls["cipherSuite"])
+	}
+	featureFault(t, e, 400, "PUT", lb+"/ssltermination", sslBody(map[string]any{"cipherSuite": "modern"}), "sslTermination.cipherSuite: must be recommended or legacy")
+	featureFault(t, e, 400, "PUT", lb+"/ssltermination", sslBody(map[string]any{"cipherSuite": "legacy", "cipherProfile": "CLBCipherPolicy2019-05"}),
+		"contradicts cipherProfile")
+	for _, c := range []struct{ body, profile, suite string }{
+		{sslBody(map[string]any{"cipherSuite": "legacy"}), "default", "legacy"},
+		{sslBody(map[string]any{"cipherProfile": "CLBCipherPolicy2017-08"}), "CLBCipherPolicy2017-08", ""},
+		{sslBody(map[string]any{"cipherSuite": "recommended", "cipherProfile": "CLBCipherPolicy2019-05"}), "CLBCipherPolicy2019-05", "recommended"},
+	} {
+		out := e.mustCall(200, "PUT", lb+"/ssltermination", c.body)["sslTermination"].(map[string]any)
+		e.activate()
+		if suite, _ := out["cipherSuite"].(string); out["cipherProfile"] != c.profile || suite != c.suite {
+			t.Errorf("PUT %s: cipherProfile %v cipherSuite %q, want %s %q", c.body, out["cipherProfile"], suite, c.profile, c.suite)
+		}
 	}
 
 	// What the database holds: the key sealed, never in clear.
@@ -318,7 +353,7 @@ func jsonEqual(a, b any) bool {
 func checkNoKey(t *testing.T, p *testPKI, what string, text []byte) {
 	t.Helper()
 	s := string(text)
-	if strings.Contains(s, "PRIVATE KEY") || strings.Contains(s, "privatekey") {
+	if strings.Contains(s, "PRIVATE KEY") || strings.Contains(s, "privatekey") || strings.Contains(s, "privateKey") {
 		t.Errorf("%s holds a private key: %s", what, text)
 	}
 	if holdsKeyLines(p, s) {
@@ -326,18 +361,22 @@ func checkNoKey(t *testing.T, p *testPKI, what string, text []byte) {
 	}
 }
 
-// holdsKeyLines tells whether s holds a line of the base64 of the key.
+// holdsKeyLines tells whether s holds a line of the base64 of a key (the
+// termination's, or the other one certificate mappings use).
 func holdsKeyLines(p *testPKI, s string) bool {
-	for _, line := range strings.Split(p.leafKeyPEM, "\n")[1:5] {
-		if strings.Contains(s, line) || strings.Contains(s, strings.ReplaceAll(line, "/", `\/`)) {
-			return true
+	for _, key := range []string{p.leafKeyPEM, p.otherKeyPEM} {
+		for _, line := range strings.Split(key, "\n")[1:5] {
+			if strings.Contains(s, line) || strings.Contains(s, strings.ReplaceAll(line, "/", `\/`)) {
+				return true
+			}
 		}
 	}
 	return false
 }
 
-// checkStoredNoKey reads every column of the load balancers' rows as
-// text and fails if one holds the key (PEM, its base64, or its DER).
+// checkStoredNoKey reads every column of every table as text and fails if
+// one holds a key (PEM, its base64, or its DER); it checks that it saw a
+// sealed key where they are kept (load_balancers.ssl_termination).
 func checkStoredNoKey(t *testing.T, driver, url string, p *testPKI) {
 	t.Helper()
 	db, err := sql.Open(driver, url)
@@ -345,13 +384,48 @@ func checkStoredNoKey(t *testing.T, driver, url string, p *testPKI) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	rows, err := db.QueryContext(context.Background(), "SELECT * FROM load_balancers")
+	list := "SELECT name FROM sqlite_master WHERE type = 'table'"
+	if driver == "pgx" {
+		list = "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
+	}
+	var tables []string
+	rows, err := db.QueryContext(context.Background(), list)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			t.Fatal(err)
+		}
+		tables = append(tables, name)
+	}
+	rows.Close()
+	if !slices.Contains(tables, "load_balancers") {
+		t.Fatalf("tables %v: no load_balancers", tables)
+	}
+	sealed := false
+	for _, table := range tables {
+		if checkTableNoKey(t, db, table, p) {
+			sealed = true
+		}
+	}
+	if !sealed {
+		t.Error("no sealed key found in load_balancers.ssl_termination: the test looked at the wrong place")
+	}
+}
+
+// checkTableNoKey is checkStoredNoKey for one table; it tells whether
+// the table has a sealed key in an ssl_termination column.
+func checkTableNoKey(t *testing.T, db *sql.DB, table string, p *testPKI) bool {
+	t.Helper()
+	rows, err := db.QueryContext(context.Background(), `SELECT * FROM "`+table+`"`)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer rows.Close()
 	cols, _ := rows.Columns()
-	der := string(p.leafPKCS8[len(p.leafPKCS8)-64:])
+	ders := []string{string(p.leafPKCS8[len(p.leafPKCS8)-64:]), string(p.otherPKCS8[len(p.otherPKCS8)-64:])}
 	sealed := false
 	for rows.Next() {
 		vals := make([]any, len(cols))
@@ -372,18 +446,19 @@ func checkStoredNoKey(t *testing.T, driver, url string, p *testPKI) {
 			default:
 				continue
 			}
-			checkNoKey(t, p, "column "+cols[i], []byte(s))
-			if strings.Contains(s, der) {
-				t.Errorf("column %s holds the key's DER", cols[i])
+			column := table + "." + cols[i]
+			checkNoKey(t, p, "column "+column, []byte(s))
+			for _, der := range ders {
+				if strings.Contains(s, der) {
+					t.Errorf("column %s holds a key's DER", column)
+				}
 			}
-			if cols[i] == "ssl_termination" && strings.Contains(s, "sealedKey") {
+			if column == "load_balancers.ssl_termination" && strings.Contains(s, "sealedKey") {
 				sealed = true
 			}
 		}
 	}
-	if !sealed {
-		t.Error("no sealed key found in load_balancers.ssl_termination: the test looked at the wrong place")
-	}
+	return sealed
 }
 
 // The reference's XML request, in its shape (attributes, certificate
@@ -415,6 +490,7 @@ func TestSSLTerminationXML(t *testing.T) {
 	// without their final newline.
 	want := map[string]any{"certificate": strings.TrimSpace(p.leafPEM), "intermediateCertificate": strings.TrimSpace(p.interPEM), "enabled": true,
 		"securePort": float64(500), "secureTrafficOnly": false, "cipherProfile": "CLBCipherPolicy2017-08",
+		"sslFingerprint": fingerprint(t, p.leafPEM), "sslCommonName": "www.example.com",
 		"securityProtocols": []any{
 			map[string]any{"securityProtocolName": "TLS_10", "securityProtocolStatus": "DISABLED"},
 			map[string]any{"securityProtocolName": "TLS_11", "securityProtocolStatus": "ENABLED"},

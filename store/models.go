@@ -76,12 +76,46 @@ type SSLTermination struct {
 	// TLS10 and TLS11 tell whether those protocol versions are enabled.
 	TLS10 bool `json:"tls10"`
 	TLS11 bool `json:"tls11"`
+	// Mappings are the certificate mappings (a certificate per host
+	// name): they belong to the termination and go with it.
+	Mappings []CertificateMapping `json:"certificateMappings,omitempty"`
+	// LastMappingID is the id given to the last mapping added: ids are
+	// never reused while the termination lives.
+	LastMappingID uint32 `json:"lastMappingId,omitempty"`
+}
+
+// CertificateMapping is a certificate a terminating load balancer presents
+// to clients asking (SNI) for HostName.
+type CertificateMapping struct {
+	ID           uint32 `json:"id"`
+	HostName     string `json:"hostName"`
+	Certificate  string `json:"certificate"`
+	Intermediate string `json:"intermediateCertificate,omitempty"`
+	// SealedKey is the private key sealed with the mapping's
+	// MappingSecretContext: never the key in clear.
+	SealedKey []byte `json:"sealedKey"`
+}
+
+// Mapping returns the mapping with id (nil: none).
+func (t *SSLTermination) Mapping(id uint32) *CertificateMapping {
+	for i := range t.Mappings {
+		if t.Mappings[i].ID == id {
+			return &t.Mappings[i]
+		}
+	}
+	return nil
 }
 
 // SecretContext is what a load balancer's sealed secrets are bound to: a
 // sealed key copied to another load balancer's row does not open.
 func SecretContext(lbID uint32) []byte {
 	return []byte(fmt.Sprintf("lbaas/loadbalancer/%d/ssltermination", lbID))
+}
+
+// MappingSecretContext is what the key of a certificate mapping is bound
+// to: a sealed key copied to another mapping or load balancer does not open.
+func MappingSecretContext(lbID, mappingID uint32) []byte {
+	return []byte(fmt.Sprintf("lbaas/loadbalancer/%d/ssltermination/certificatemapping/%d", lbID, mappingID))
 }
 
 // Node is a back-end server of a load balancer.

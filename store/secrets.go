@@ -8,10 +8,28 @@ import (
 )
 
 // SealedKey is one sealed private key of the database and the load
-// balancer it belongs to.
+// balancer it belongs to: its SSL termination's (MappingID 0) or one of
+// its certificate mappings'.
 type SealedKey struct {
 	LoadBalancerID uint32
+	MappingID      uint32
 	Sealed         []byte
+}
+
+// Context is the context the key is sealed with.
+func (k SealedKey) Context() []byte {
+	if k.MappingID != 0 {
+		return MappingSecretContext(k.LoadBalancerID, k.MappingID)
+	}
+	return SecretContext(k.LoadBalancerID)
+}
+
+// Owner names the key's owner in messages.
+func (k SealedKey) Owner() string {
+	if k.MappingID != 0 {
+		return fmt.Sprintf("load balancer %d (certificate mapping %d)", k.LoadBalancerID, k.MappingID)
+	}
+	return fmt.Sprintf("load balancer %d", k.LoadBalancerID)
 }
 
 // SealedKeys lists the sealed private keys of load balancers that are not
@@ -28,15 +46,19 @@ func (s *Store) SealedKeys(ctx context.Context) ([]SealedKey, error) {
 	}
 	var out []SealedKey
 	for _, lb := range lbs {
-		if lb.SSLTermination != nil {
-			out = append(out, SealedKey{LoadBalancerID: lb.ID, Sealed: lb.SSLTermination.SealedKey})
+		if t := lb.SSLTermination; t != nil {
+			out = append(out, SealedKey{LoadBalancerID: lb.ID, Sealed: t.SealedKey})
+			for _, m := range t.Mappings {
+				out = append(out, SealedKey{LoadBalancerID: lb.ID, MappingID: m.ID, Sealed: m.SealedKey})
+			}
 		}
 	}
 	return out, nil
 }
 
-// RewrapKeys replaces each sealed private key by rewrap's result, in one
-// transaction (all or none), and returns how many it replaced. The load
+// RewrapKeys replaces each sealed private key (SSL terminations' and
+// certificate mappings') by rewrap's result, in one transaction (all or
+// none), and returns how many it replaced. The load
 // balancers' configuration does not change (no revision, nothing to
 // publish): only the wrapping of their data keys does.
 func (s *Store) RewrapKeys(ctx context.Context, rewrap func(lbID uint32, sealed []byte) ([]byte, error)) (int, error) {
@@ -59,6 +81,13 @@ func (s *Store) RewrapKeys(ctx context.Context, rewrap func(lbID uint32, sealed 
 				return fmt.Errorf("load balancer %d: %w", lb.ID, err)
 			}
 			t.SealedKey = sealed
+			for i := range t.Mappings {
+				m := &t.Mappings[i]
+				if m.SealedKey, err = rewrap(lb.ID, m.SealedKey); err != nil {
+					return fmt.Errorf("load balancer %d, certificate mapping %d: %w", lb.ID, m.ID, err)
+				}
+				n++
+			}
 			if err := tx.Model(&LoadBalancer{ID: lb.ID}).Select("SSLTermination").
 				Updates(&LoadBalancer{SSLTermination: t}).Error; err != nil {
 				return err

@@ -28,6 +28,7 @@ import (
 	"github.com/openlbaas/lbaas/api"
 	"github.com/openlbaas/lbaas/auth"
 	"github.com/openlbaas/lbaas/envoy"
+	"github.com/openlbaas/lbaas/internal/console"
 	"github.com/openlbaas/lbaas/internal/controlplane"
 	"github.com/openlbaas/lbaas/internal/loadstats"
 	"github.com/openlbaas/lbaas/internal/netguard"
@@ -152,6 +153,8 @@ func serveCommand() *ffcli.Command {
 	fs.DurationVar(&cfg.ReplicaLease, "replica-lease", controlplane.DefaultLease, "on PostgreSQL, how long a replica counts for status without renewing its lease (renewed every third of it); "+
 		"a replica that cannot renew it stops serving xDS until it can, and the others stop waiting for its clients")
 	fs.DurationVar(&cfg.AckTimeout, "ack-timeout", 30*time.Second, "an xDS client that leaves a response unanswered (no ACK or NACK) this long stops counting for status and is disconnected; 0 never")
+	serveConsole := fs.Bool("console", true, "serve the web console at /console (a client of the REST API, in-process)")
+	fs.DurationVar(&cfg.ConsoleRefresh, "console-refresh", console.DefaultRefresh, "how often the web console's pages refresh their live parts (status, nodes, events, plots); 0 never")
 	fs.DurationVar(&cfg.LoadReportInterval, "load-report-interval", loadstats.DefaultInterval,
 		"how often proxies and proxyless clients report their load (LRS) to lbaasd, which aggregates it per load balancer (GET /loadbalancers/{id}/stats)")
 	fs.IntVar(&cfg.LoadBalancerMetrics, "lb-metrics-max", 1000,
@@ -204,6 +207,13 @@ func serveCommand() *ffcli.Command {
 			cfg.DatabaseURL, cfg.DBTimeout, cfg.Logger = c.databaseURL, c.dbTimeout, log
 			cfg.SecretsKey = os.Getenv(envPrefix + "_SECRETS_KEY")
 			cfg.DisableHealthChecks = !*healthChecks
+			cfg.DisableConsole = !*serveConsole
+			switch {
+			case cfg.ConsoleRefresh == 0:
+				cfg.ConsoleRefresh = -1 // never
+			case cfg.ConsoleRefresh < time.Second:
+				return fmt.Errorf("--console-refresh: %s is less than a second (0 turns the refresh off)", cfg.ConsoleRefresh)
+			}
 			if cfg.AckTimeout == 0 {
 				cfg.AckTimeout = -1 // the flag's 0 is "never"; the Config's is "the default"
 			}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"path/filepath"
@@ -17,7 +18,8 @@ import (
 	"github.com/openlbaas/lbaas/store"
 )
 
-// 'lbaasd secrets rotate' re-wraps every sealed key with the new key; a
+// 'lbaasd secrets rotate' re-wraps every sealed key (SSL terminations'
+// and certificate mappings') with the new key; a
 // server then starts with the new key only, and refuses the old one with
 // a clear error. On SQLite and PostgreSQL.
 func TestSecretsRotate(t *testing.T) {
@@ -38,7 +40,8 @@ func testSecretsRotate(t *testing.T, db string) {
 		t.Fatal(err)
 	}
 	newKeys, _ := secrets.Generate(newFile)
-	if _, err := secrets.Generate(otherFile); err != nil {
+	otherKeys, err := secrets.Generate(otherFile)
+	if err != nil {
 		t.Fatal(err)
 	}
 	secret := []byte("the private key of load balancer 1")
@@ -59,7 +62,12 @@ func testSecretsRotate(t *testing.T, db string) {
 			if err != nil {
 				return err
 			}
-			lb.SSLTermination = &store.SSLTermination{Certificate: "cert", SealedKey: sealed, Enabled: true, SecurePort: 443}
+			mapped, err := oldKeys.Seal(secret, store.MappingSecretContext(lb.ID, 1))
+			if err != nil {
+				return err
+			}
+			lb.SSLTermination = &store.SSLTermination{Certificate: "cert", SealedKey: sealed, Enabled: true, SecurePort: 443,
+				Mappings: []store.CertificateMapping{{ID: 1, HostName: "a.example.com", Certificate: "cert", SealedKey: mapped}}, LastMappingID: 1}
 			ids = append(ids, lb.ID)
 			return tx.SaveLoadBalancer(lb)
 		}); err != nil {
@@ -105,17 +113,17 @@ func testSecretsRotate(t *testing.T, db string) {
 	}
 	defer st.Close()
 	sealed, err := st.SealedKeys(ctx)
-	if err != nil || len(sealed) != 2 {
+	if err != nil || len(sealed) != 4 {
 		t.Fatalf("sealed keys: %v, %v", sealed, err)
 	}
 	for i, k := range sealed {
-		if k.LoadBalancerID != ids[i] {
-			t.Errorf("sealed key %d belongs to %d, want %d", i, k.LoadBalancerID, ids[i])
+		if k.LoadBalancerID != ids[i/2] || k.MappingID != uint32(i%2) {
+			t.Errorf("sealed key %d belongs to %s, want load balancer %d mapping %d", i, k.Owner(), ids[i/2], i%2)
 		}
-		if got, err := newKeys.Open(k.Sealed, store.SecretContext(k.LoadBalancerID)); err != nil || !bytes.Equal(got, secret) {
+		if got, err := newKeys.Open(k.Sealed, k.Context()); err != nil || !bytes.Equal(got, secret) {
 			t.Errorf("the new key opens %q, %v", got, err)
 		}
-		if _, err := oldKeys.Open(k.Sealed, store.SecretContext(k.LoadBalancerID)); err == nil {
+		if _, err := oldKeys.Open(k.Sealed, k.Context()); err == nil {
 			t.Error("the old key still opens a rotated secret")
 		}
 	}
@@ -124,5 +132,23 @@ func testSecretsRotate(t *testing.T, db string) {
 	}
 	if err := start(oldFile); err == nil {
 		t.Fatal("the old key still starts the server after the rotation")
+	}
+
+	// A certificate mapping's key the server's key does not open stops
+	// the start too, naming the mapping.
+	if _, err := st.Update(ctx, func(tx *store.Tx) error {
+		lb, err := tx.LoadBalancer("1", ids[1])
+		if err != nil {
+			return err
+		}
+		if lb.SSLTermination.Mappings[0].SealedKey, err = otherKeys.Seal(secret, store.MappingSecretContext(lb.ID, 1)); err != nil {
+			return err
+		}
+		return tx.SaveLoadBalancer(lb)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := start(newFile); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("load balancer %d (certificate mapping 1)", ids[1])) {
+		t.Fatalf("start with a mapping key sealed by another key: %v, want a refusal naming the mapping", err)
 	}
 }

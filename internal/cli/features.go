@@ -23,7 +23,7 @@ type feature struct {
 func (a *app) featureCommands() []*cobra.Command {
 	return []*cobra.Command{a.healthMonitorCommand(), a.sessionPersistenceCommand(), a.connectionLoggingCommand(),
 		a.connectionThrottleCommand(), a.accessListCommand(), a.contentCachingCommand(), a.errorPageCommand(),
-		a.sslTerminationCommand()}
+		a.sslTerminationCommand(), a.certificateMappingCommand()}
 }
 
 func (a *app) featureRoot(f feature) *cobra.Command {

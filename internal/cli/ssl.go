@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"net/http"
+
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
@@ -29,21 +31,13 @@ func (a *app) sslTerminationCommand() *cobra.Command {
 			fs.Bool("enabled", true, "whether the termination is on")
 			fs.Bool("secure-traffic-only", false, "serve only the secure port")
 			fs.String("cipher-profile", "", "the cipher profile (lbaas ssltermination ciphers shows a load balancer's)")
+			fs.String("cipher-suite", "", "Linode's name of a cipher profile: recommended (CLBCipherPolicy2019-05) or legacy (default)")
 		},
 		func(cmd *cobra.Command, _ []string) (any, error) {
 			body := changed(cmd.Flags(), map[string]string{"secure-port": "securePort", "enabled": "enabled",
-				"secure-traffic-only": "secureTrafficOnly", "cipher-profile": "cipherProfile"})
-			for flag, field := range map[string]string{"certificate-file": "certificate", "key-file": "privatekey",
-				"intermediate-file": "intermediateCertificate"} {
-				name, _ := cmd.Flags().GetString(flag)
-				if name == "" {
-					continue
-				}
-				b, err := readInput(name)
-				if err != nil {
-					return nil, err
-				}
-				body[field] = string(b)
+				"secure-traffic-only": "secureTrafficOnly", "cipher-profile": "cipherProfile", "cipher-suite": "cipherSuite"})
+			if err := readPEMFiles(body, certFile, keyFile, chainFile, "privatekey"); err != nil {
+				return nil, err
 			}
 			if len(body) == 0 {
 				return nil, usageErrorf("give what to set (--certificate-file, --key-file, --secure-port, ...)")
@@ -53,6 +47,102 @@ func (a *app) sslTerminationCommand() *cobra.Command {
 	ciphers := a.lbShow("ciphers", "List the ciphers of the load balancer's cipher profile", "  lbaas ssltermination ciphers 12",
 		fixedPath(f.path+"/ciphers"), listView("ciphers"))
 	c.AddCommand(a.featureGet(f), set, a.featureDelete(f, "delete"), ciphers)
+	return c
+}
+
+// readPEMFiles puts the contents of the files given (a name may be '-',
+// standard input) into body: the certificate, the private key under
+// keyField (the API spells it privatekey in SSL termination, privateKey in
+// certificate mappings) and the intermediates. The key is sent, never
+// printed.
+func readPEMFiles(body map[string]any, certFile, keyFile, chainFile, keyField string) error {
+	for field, name := range map[string]string{"certificate": certFile, keyField: keyFile, "intermediateCertificate": chainFile} {
+		if name == "" {
+			continue
+		}
+		b, err := readInput(name)
+		if err != nil {
+			return err
+		}
+		body[field] = string(b)
+	}
+	return nil
+}
+
+// certificateMappingCommand: the certificate mappings of a load balancer's
+// SSL termination (reference: certificatemappings.rst), a certificate per
+// host name. Keys are read from files and never shown.
+func (a *app) certificateMappingCommand() *cobra.Command {
+	c := group(&cobra.Command{Use: "certificate-mapping", Aliases: []string{"certificatemapping", "certmap"},
+		Short: "Certificate mappings: a certificate per host name on an SSL-terminated load balancer",
+		Long: "A certificate mapping presents its own certificate to clients asking (SNI) for its host name, or a name\n" +
+			"its wildcard (*.example.com) covers; the most specific match wins, and the SSL termination's certificate\n" +
+			"answers the others. The key is stored encrypted and never shown again."})
+	path := func(lb string, id ...string) string {
+		p := "/loadbalancers/" + lb + "/ssltermination/certificatemappings"
+		if len(id) > 0 {
+			p += "/" + id[0]
+		}
+		return p
+	}
+	item := view{key: "certificateMapping"}
+	var host, certFile, keyFile, chainFile string
+	pemFlags := func(fs *pflag.FlagSet) {
+		fs.StringVar(&host, "host-name", "", "the host name (or *.example.com)")
+		fs.StringVar(&certFile, "certificate-file", "", "the certificate (PEM)")
+		fs.StringVar(&keyFile, "key-file", "", "its private key (PEM; RSA, at least 2048 bits)")
+		fs.StringVar(&chainFile, "intermediate-file", "", "the intermediate certificates (PEM), the one that signs the certificate first")
+	}
+	body := func(cmd *cobra.Command) (map[string]any, error) {
+		b := map[string]any{}
+		if cmd.Flags().Changed("host-name") {
+			b["hostName"] = host
+		}
+		return b, readPEMFiles(b, certFile, keyFile, chainFile, "privateKey")
+	}
+	get := a.lbCommand(onLB{use: "get LOADBALANCER MAPPING", aliases: []string{"show"}, short: "Show a certificate mapping (never its key)",
+		example: "  lbaas certificate-mapping get 12 3", args: cobra.ExactArgs(2), what: "certificate mapping",
+		run: func(cmd *cobra.Command, lb string, ids []string) error {
+			return a.show(cmd, path(lb, ids[0]), nil, item)
+		}})
+	var createWait, updateWait, deleteWait waitFlags
+	create := a.lbCommand(onLB{use: "create LOADBALANCER", aliases: []string{"add"}, short: "Add a certificate mapping",
+		example: "  lbaas certificate-mapping create 12 --host-name api.example.com --certificate-file api.pem --key-file api.key --wait",
+		wait:    &createWait,
+		run: func(cmd *cobra.Command, lb string, _ []string) error {
+			b, err := body(cmd)
+			if err != nil {
+				return err
+			}
+			return a.mutate(cmd, change{method: http.MethodPost, path: path(lb), body: map[string]any{"certificateMapping": b},
+				view: item, lb: lb, wait: createWait})
+		}})
+	pemFlags(create.Flags())
+	update := a.lbCommand(onLB{use: "update LOADBALANCER MAPPING", short: "Change a certificate mapping",
+		example: "  lbaas certificate-mapping update 12 3 --host-name www.example.com\n" +
+			"  lbaas certificate-mapping update 12 3 --certificate-file renewed.pem --key-file renewed.key --wait",
+		args: cobra.ExactArgs(2), what: "certificate mapping", wait: &updateWait,
+		run: func(cmd *cobra.Command, lb string, ids []string) error {
+			b, err := body(cmd)
+			if err != nil {
+				return err
+			}
+			if len(b) == 0 {
+				return usageErrorf("give what to change (--host-name, --certificate-file, --key-file, --intermediate-file)")
+			}
+			return a.mutate(cmd, change{method: http.MethodPut, path: path(lb, ids[0]), body: map[string]any{"certificateMapping": b},
+				done: "Certificate mapping " + ids[0] + " updated.", lb: lb, wait: updateWait})
+		}})
+	pemFlags(update.Flags())
+	del := a.lbCommand(onLB{use: "delete LOADBALANCER MAPPING", aliases: []string{"remove", "rm"}, short: "Remove a certificate mapping and its key",
+		example: "  lbaas certificate-mapping delete 12 3 --wait", args: cobra.ExactArgs(2), what: "certificate mapping", wait: &deleteWait,
+		run: func(cmd *cobra.Command, lb string, ids []string) error {
+			return a.mutate(cmd, change{method: http.MethodDelete, path: path(lb, ids[0]),
+				done: "Certificate mapping " + ids[0] + " removed.", lb: lb, wait: deleteWait})
+		}})
+	list := a.lbShow("list", "List certificate mappings (id and host name)", "  lbaas certificate-mapping list 12",
+		func(lb string) (string, error) { return path(lb), nil }, listView("certificateMappings"))
+	c.AddCommand(list, get, create, update, del)
 	return c
 }
 

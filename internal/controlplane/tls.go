@@ -5,7 +5,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/protobuf/types/known/anypb"
@@ -62,20 +61,16 @@ func (p *Publisher) termination(lb *store.LoadBalancer) (*translator.TLSTerminat
 	if !ok {
 		return nil, fmt.Errorf("SSL termination: unknown cipher profile %q", t.CipherProfile)
 	}
+	mappings, err := tlsMappings(lb.ID, t, p.keys)
+	if err != nil {
+		return nil, notPublished{fmt.Errorf("SSL termination is not published: %w", err)}
+	}
 	return &translator.TLSTermination{
 		SecurePort: t.SecurePort, SecureTrafficOnly: t.SecureTrafficOnly, Ciphers: ciphers,
 		TLS10: t.TLS10, TLS11: t.TLS11,
-		Default: translator.Certificate{Chain: chain(t.Certificate, t.Intermediate), PrivateKey: string(key)},
+		Default:  translator.Certificate{Chain: pemChain(t.Certificate, t.Intermediate), PrivateKey: string(key)},
+		Mappings: mappings,
 	}, nil
-}
-
-// chain is a certificate followed by its intermediates, as Envoy reads a
-// certificate_chain.
-func chain(cert, intermediates string) string {
-	if strings.TrimSpace(intermediates) == "" {
-		return cert
-	}
-	return strings.TrimRight(cert, "\n") + "\n" + intermediates
 }
 
 // withoutSecrets is a load balancer's resources less its secrets: what may

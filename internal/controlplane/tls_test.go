@@ -57,11 +57,17 @@ func terminate(t *testing.T, st *store.Store, keys *secrets.Keyring, id uint32) 
 	if err != nil {
 		t.Fatal(err)
 	}
+	mapped, err := keys.Seal([]byte(testKey), store.MappingSecretContext(id, 5))
+	if err != nil {
+		t.Fatal(err)
+	}
 	editStored(t, st, id, func(lb *store.LoadBalancer) {
 		lb.Status = store.StatusPendingUpdate
 		lb.SSLTermination = &store.SSLTermination{Certificate: "-----BEGIN CERTIFICATE-----\nLEAF\n-----END CERTIFICATE-----\n",
 			Intermediate: "-----BEGIN CERTIFICATE-----\nCA\n-----END CERTIFICATE-----\n", SealedKey: sealed, Enabled: true,
-			SecurePort: 443, CipherProfile: api.CipherProfileDefault, TLS10: true, TLS11: true}
+			SecurePort: 443, CipherProfile: api.CipherProfileDefault, TLS10: true, TLS11: true,
+			Mappings: []store.CertificateMapping{{ID: 5, HostName: "api.example.com",
+				Certificate: "-----BEGIN CERTIFICATE-----\nAPI\n-----END CERTIFICATE-----\n", SealedKey: mapped}}}
 	})
 }
 
@@ -135,6 +141,11 @@ func TestTerminationPublishesSecrets(t *testing.T) {
 	}
 	if _, ok := p.Cache().Resources(g, resource.ListenerType)[translator.SecureListenerName(id)].(*listenerv3.Listener); !ok {
 		t.Error("no secure listener")
+	}
+	// The certificate mapping is a secret of its own.
+	m, ok := p.Cache().Resources(g, resource.SecretType)[translator.MappingSecretName(id, 5)].(*tlsv3.Secret)
+	if !ok || m.GetTlsCertificate().GetPrivateKey().GetInlineString() != testKeyPEM {
+		t.Errorf("mapping secret %v", m)
 	}
 	if s := p.Cache().Resources(xds.Group{Fleet: "default", Kind: xds.KindGRPC}, resource.SecretType); len(s) > 0 {
 		t.Errorf("proxyless clients get secrets: %v", s)

@@ -26,10 +26,10 @@ func openSecrets(ctx context.Context, cfg Config, st *store.Store, log *slog.Log
 		return nil, err
 	}
 	for _, k := range sealed {
-		if _, err := keys.Open(k.Sealed, store.SecretContext(k.LoadBalancerID)); err != nil {
-			return nil, fmt.Errorf("secrets key %s does not open the private key of load balancer %d (%v): "+
+		if _, err := keys.Open(k.Sealed, k.Context()); err != nil {
+			return nil, fmt.Errorf("secrets key %s does not open the private key of %s (%v): "+
 				"start with the key the database was sealed with (--secrets-key-file), or rotate with 'lbaasd secrets rotate'",
-				keys.ID(), k.LoadBalancerID, err)
+				keys.ID(), k.Owner(), err)
 		}
 	}
 	return keys, nil

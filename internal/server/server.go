@@ -37,6 +37,7 @@ import (
 	lbaasv1 "github.com/openlbaas/lbaas/gen/lbaas/v1"
 	lbhealth "github.com/openlbaas/lbaas/health"
 	"github.com/openlbaas/lbaas/internal/accesslog"
+	"github.com/openlbaas/lbaas/internal/console"
 	"github.com/openlbaas/lbaas/internal/controlplane"
 	"github.com/openlbaas/lbaas/internal/loadstats"
 	"github.com/openlbaas/lbaas/internal/netguard"
@@ -140,6 +141,11 @@ type Config struct {
 	// without renewing its lease; past it, it stops serving xDS until it
 	// renews (controlplane.DefaultLease when zero).
 	ReplicaLease time.Duration
+	// DisableConsole serves no web console at /console.
+	DisableConsole bool
+	// ConsoleRefresh is how often the console's pages refresh their live
+	// parts (0: console.DefaultRefresh; negative: never).
+	ConsoleRefresh time.Duration
 	// LoadReportInterval is the interval at which proxies and proxyless
 	// clients report their load (LRS) on the xDS port
 	// (loadstats.DefaultInterval when zero).
@@ -317,6 +323,11 @@ func (s *Server) listen(cfg Config) error {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("GET /readyz", s.ready)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	if !cfg.DisableConsole {
+		// The web console is a client of the API above, served in-process.
+		mux.Handle(console.Prefix+"/", console.New(console.Options{API: mux, Logger: s.log, Refresh: cfg.ConsoleRefresh}))
+		mux.Handle("GET "+console.Prefix, http.RedirectHandler(console.Prefix+"/", http.StatusMovedPermanently))
+	}
 
 	grpcOpts := []grpc.ServerOption{grpc.UnaryInterceptor(api.RefuseNUL)}
 	if s.tls != nil {
@@ -611,6 +622,7 @@ func Services(st *store.Store, authz api.Authorizer, cfg api.Config) gateway.Ser
 		ConnectionLogging:   api.NewConnectionLoggings(st, authz, cfg),
 		ErrorPages:          api.NewErrorPages(st, authz, cfg),
 		SSLTerminations:     api.NewSSLTerminations(st, authz, cfg),
+		CertificateMappings: api.NewCertificateMappings(st, authz, cfg),
 		ContentCaching:      api.NewContentCachings(st, authz, cfg),
 		Metadata:            api.NewMetadata(st, authz, cfg),
 		NodeEvents:          api.NewNodeEvents(st, authz, cfg),
@@ -629,6 +641,7 @@ func registerGRPC(g *grpc.Server, svc gateway.Services) {
 	lbaasv1.RegisterConnectionLoggingServiceServer(g, svc.ConnectionLogging)
 	lbaasv1.RegisterErrorPageServiceServer(g, svc.ErrorPages)
 	lbaasv1.RegisterSSLTerminationServiceServer(g, svc.SSLTerminations)
+	lbaasv1.RegisterCertificateMappingServiceServer(g, svc.CertificateMappings)
 	lbaasv1.RegisterContentCachingServiceServer(g, svc.ContentCaching)
 	lbaasv1.RegisterMetadataServiceServer(g, svc.Metadata)
 	lbaasv1.RegisterNodeEventServiceServer(g, svc.NodeEvents)

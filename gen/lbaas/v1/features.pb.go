@@ -1026,6 +1026,282 @@ func (x *CiphersResponse) GetCiphers() []*Cipher {
 	return nil
 }
 
+type CertificateMappingRef struct {
+	state                protoimpl.MessageState `protogen:"open.v1"`
+	Account              string                 `protobuf:"bytes,1,opt,name=account,proto3" json:"account,omitempty"`
+	LoadBalancerId       uint32                 `protobuf:"varint,2,opt,name=load_balancer_id,json=loadBalancerId,proto3" json:"load_balancer_id,omitempty"`
+	CertificateMappingId uint32                 `protobuf:"varint,3,opt,name=certificate_mapping_id,json=certificateMappingId,proto3" json:"certificate_mapping_id,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
+}
+
+func (x *CertificateMappingRef) Reset() {
+	*x = CertificateMappingRef{}
+	mi := &file_lbaas_v1_features_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CertificateMappingRef) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CertificateMappingRef) ProtoMessage() {}
+
+func (x *CertificateMappingRef) ProtoReflect() protoreflect.Message {
+	mi := &file_lbaas_v1_features_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CertificateMappingRef.ProtoReflect.Descriptor instead.
+func (*CertificateMappingRef) Descriptor() ([]byte, []int) {
+	return file_lbaas_v1_features_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *CertificateMappingRef) GetAccount() string {
+	if x != nil {
+		return x.Account
+	}
+	return ""
+}
+
+func (x *CertificateMappingRef) GetLoadBalancerId() uint32 {
+	if x != nil {
+		return x.LoadBalancerId
+	}
+	return 0
+}
+
+func (x *CertificateMappingRef) GetCertificateMappingId() uint32 {
+	if x != nil {
+		return x.CertificateMappingId
+	}
+	return 0
+}
+
+type CertificateMappingsResponse struct {
+	state               protoimpl.MessageState    `protogen:"open.v1"`
+	CertificateMappings []*CertificateMappingItem `protobuf:"bytes,1,rep,name=certificate_mappings,json=certificateMappings,proto3" json:"certificate_mappings,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
+}
+
+func (x *CertificateMappingsResponse) Reset() {
+	*x = CertificateMappingsResponse{}
+	mi := &file_lbaas_v1_features_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CertificateMappingsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CertificateMappingsResponse) ProtoMessage() {}
+
+func (x *CertificateMappingsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_lbaas_v1_features_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CertificateMappingsResponse.ProtoReflect.Descriptor instead.
+func (*CertificateMappingsResponse) Descriptor() ([]byte, []int) {
+	return file_lbaas_v1_features_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *CertificateMappingsResponse) GetCertificateMappings() []*CertificateMappingItem {
+	if x != nil {
+		return x.CertificateMappings
+	}
+	return nil
+}
+
+type CertificateMappingResponse struct {
+	state              protoimpl.MessageState `protogen:"open.v1"`
+	CertificateMapping *CertificateMapping    `protobuf:"bytes,1,opt,name=certificate_mapping,json=certificateMapping,proto3" json:"certificate_mapping,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *CertificateMappingResponse) Reset() {
+	*x = CertificateMappingResponse{}
+	mi := &file_lbaas_v1_features_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CertificateMappingResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CertificateMappingResponse) ProtoMessage() {}
+
+func (x *CertificateMappingResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_lbaas_v1_features_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CertificateMappingResponse.ProtoReflect.Descriptor instead.
+func (*CertificateMappingResponse) Descriptor() ([]byte, []int) {
+	return file_lbaas_v1_features_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *CertificateMappingResponse) GetCertificateMapping() *CertificateMapping {
+	if x != nil {
+		return x.CertificateMapping
+	}
+	return nil
+}
+
+type AddCertificateMappingRequest struct {
+	state              protoimpl.MessageState `protogen:"open.v1"`
+	Account            string                 `protobuf:"bytes,1,opt,name=account,proto3" json:"account,omitempty"`
+	LoadBalancerId     uint32                 `protobuf:"varint,2,opt,name=load_balancer_id,json=loadBalancerId,proto3" json:"load_balancer_id,omitempty"`
+	CertificateMapping *CertificateMapping    `protobuf:"bytes,3,opt,name=certificate_mapping,json=certificateMapping,proto3" json:"certificate_mapping,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *AddCertificateMappingRequest) Reset() {
+	*x = AddCertificateMappingRequest{}
+	mi := &file_lbaas_v1_features_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddCertificateMappingRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddCertificateMappingRequest) ProtoMessage() {}
+
+func (x *AddCertificateMappingRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_lbaas_v1_features_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddCertificateMappingRequest.ProtoReflect.Descriptor instead.
+func (*AddCertificateMappingRequest) Descriptor() ([]byte, []int) {
+	return file_lbaas_v1_features_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *AddCertificateMappingRequest) GetAccount() string {
+	if x != nil {
+		return x.Account
+	}
+	return ""
+}
+
+func (x *AddCertificateMappingRequest) GetLoadBalancerId() uint32 {
+	if x != nil {
+		return x.LoadBalancerId
+	}
+	return 0
+}
+
+func (x *AddCertificateMappingRequest) GetCertificateMapping() *CertificateMapping {
+	if x != nil {
+		return x.CertificateMapping
+	}
+	return nil
+}
+
+type UpdateCertificateMappingRequest struct {
+	state                protoimpl.MessageState `protogen:"open.v1"`
+	Account              string                 `protobuf:"bytes,1,opt,name=account,proto3" json:"account,omitempty"`
+	LoadBalancerId       uint32                 `protobuf:"varint,2,opt,name=load_balancer_id,json=loadBalancerId,proto3" json:"load_balancer_id,omitempty"`
+	CertificateMappingId uint32                 `protobuf:"varint,3,opt,name=certificate_mapping_id,json=certificateMappingId,proto3" json:"certificate_mapping_id,omitempty"`
+	CertificateMapping   *CertificateMapping    `protobuf:"bytes,4,opt,name=certificate_mapping,json=certificateMapping,proto3" json:"certificate_mapping,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
+}
+
+func (x *UpdateCertificateMappingRequest) Reset() {
+	*x = UpdateCertificateMappingRequest{}
+	mi := &file_lbaas_v1_features_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateCertificateMappingRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateCertificateMappingRequest) ProtoMessage() {}
+
+func (x *UpdateCertificateMappingRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_lbaas_v1_features_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateCertificateMappingRequest.ProtoReflect.Descriptor instead.
+func (*UpdateCertificateMappingRequest) Descriptor() ([]byte, []int) {
+	return file_lbaas_v1_features_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *UpdateCertificateMappingRequest) GetAccount() string {
+	if x != nil {
+		return x.Account
+	}
+	return ""
+}
+
+func (x *UpdateCertificateMappingRequest) GetLoadBalancerId() uint32 {
+	if x != nil {
+		return x.LoadBalancerId
+	}
+	return 0
+}
+
+func (x *UpdateCertificateMappingRequest) GetCertificateMappingId() uint32 {
+	if x != nil {
+		return x.CertificateMappingId
+	}
+	return 0
+}
+
+func (x *UpdateCertificateMappingRequest) GetCertificateMapping() *CertificateMapping {
+	if x != nil {
+		return x.CertificateMapping
+	}
+	return nil
+}
+
 type ContentCachingResponse struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
 	ContentCaching *Enabled               `protobuf:"bytes,1,opt,name=content_caching,json=contentCaching,proto3" json:"content_caching,omitempty"`
@@ -1035,7 +1311,7 @@ type ContentCachingResponse struct {
 
 func (x *ContentCachingResponse) Reset() {
 	*x = ContentCachingResponse{}
-	mi := &file_lbaas_v1_features_proto_msgTypes[19]
+	mi := &file_lbaas_v1_features_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1047,7 +1323,7 @@ func (x *ContentCachingResponse) String() string {
 func (*ContentCachingResponse) ProtoMessage() {}
 
 func (x *ContentCachingResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_features_proto_msgTypes[19]
+	mi := &file_lbaas_v1_features_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1060,7 +1336,7 @@ func (x *ContentCachingResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContentCachingResponse.ProtoReflect.Descriptor instead.
 func (*ContentCachingResponse) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_features_proto_rawDescGZIP(), []int{19}
+	return file_lbaas_v1_features_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ContentCachingResponse) GetContentCaching() *Enabled {
@@ -1081,7 +1357,7 @@ type UpdateContentCachingRequest struct {
 
 func (x *UpdateContentCachingRequest) Reset() {
 	*x = UpdateContentCachingRequest{}
-	mi := &file_lbaas_v1_features_proto_msgTypes[20]
+	mi := &file_lbaas_v1_features_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1093,7 +1369,7 @@ func (x *UpdateContentCachingRequest) String() string {
 func (*UpdateContentCachingRequest) ProtoMessage() {}
 
 func (x *UpdateContentCachingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_features_proto_msgTypes[20]
+	mi := &file_lbaas_v1_features_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1106,7 +1382,7 @@ func (x *UpdateContentCachingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateContentCachingRequest.ProtoReflect.Descriptor instead.
 func (*UpdateContentCachingRequest) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_features_proto_rawDescGZIP(), []int{20}
+	return file_lbaas_v1_features_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *UpdateContentCachingRequest) GetAccount() string {
@@ -1143,7 +1419,7 @@ type MetaRef struct {
 
 func (x *MetaRef) Reset() {
 	*x = MetaRef{}
-	mi := &file_lbaas_v1_features_proto_msgTypes[21]
+	mi := &file_lbaas_v1_features_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1155,7 +1431,7 @@ func (x *MetaRef) String() string {
 func (*MetaRef) ProtoMessage() {}
 
 func (x *MetaRef) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_features_proto_msgTypes[21]
+	mi := &file_lbaas_v1_features_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1168,7 +1444,7 @@ func (x *MetaRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MetaRef.ProtoReflect.Descriptor instead.
 func (*MetaRef) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_features_proto_rawDescGZIP(), []int{21}
+	return file_lbaas_v1_features_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *MetaRef) GetAccount() string {
@@ -1208,7 +1484,7 @@ type MetadataResponse struct {
 
 func (x *MetadataResponse) Reset() {
 	*x = MetadataResponse{}
-	mi := &file_lbaas_v1_features_proto_msgTypes[22]
+	mi := &file_lbaas_v1_features_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1220,7 +1496,7 @@ func (x *MetadataResponse) String() string {
 func (*MetadataResponse) ProtoMessage() {}
 
 func (x *MetadataResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_features_proto_msgTypes[22]
+	mi := &file_lbaas_v1_features_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1233,7 +1509,7 @@ func (x *MetadataResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MetadataResponse.ProtoReflect.Descriptor instead.
 func (*MetadataResponse) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_features_proto_rawDescGZIP(), []int{22}
+	return file_lbaas_v1_features_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *MetadataResponse) GetMetadata() []*Meta {
@@ -1252,7 +1528,7 @@ type MetaResponse struct {
 
 func (x *MetaResponse) Reset() {
 	*x = MetaResponse{}
-	mi := &file_lbaas_v1_features_proto_msgTypes[23]
+	mi := &file_lbaas_v1_features_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1264,7 +1540,7 @@ func (x *MetaResponse) String() string {
 func (*MetaResponse) ProtoMessage() {}
 
 func (x *MetaResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_features_proto_msgTypes[23]
+	mi := &file_lbaas_v1_features_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1277,7 +1553,7 @@ func (x *MetaResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MetaResponse.ProtoReflect.Descriptor instead.
 func (*MetaResponse) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_features_proto_rawDescGZIP(), []int{23}
+	return file_lbaas_v1_features_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *MetaResponse) GetMeta() *Meta {
@@ -1303,7 +1579,7 @@ type AddMetadataRequest struct {
 
 func (x *AddMetadataRequest) Reset() {
 	*x = AddMetadataRequest{}
-	mi := &file_lbaas_v1_features_proto_msgTypes[24]
+	mi := &file_lbaas_v1_features_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1315,7 +1591,7 @@ func (x *AddMetadataRequest) String() string {
 func (*AddMetadataRequest) ProtoMessage() {}
 
 func (x *AddMetadataRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_features_proto_msgTypes[24]
+	mi := &file_lbaas_v1_features_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1328,7 +1604,7 @@ func (x *AddMetadataRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddMetadataRequest.ProtoReflect.Descriptor instead.
 func (*AddMetadataRequest) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_features_proto_rawDescGZIP(), []int{24}
+	return file_lbaas_v1_features_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *AddMetadataRequest) GetAccount() string {
@@ -1379,7 +1655,7 @@ type DeleteMetadataRequest struct {
 
 func (x *DeleteMetadataRequest) Reset() {
 	*x = DeleteMetadataRequest{}
-	mi := &file_lbaas_v1_features_proto_msgTypes[25]
+	mi := &file_lbaas_v1_features_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1391,7 +1667,7 @@ func (x *DeleteMetadataRequest) String() string {
 func (*DeleteMetadataRequest) ProtoMessage() {}
 
 func (x *DeleteMetadataRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_features_proto_msgTypes[25]
+	mi := &file_lbaas_v1_features_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1404,7 +1680,7 @@ func (x *DeleteMetadataRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteMetadataRequest.ProtoReflect.Descriptor instead.
 func (*DeleteMetadataRequest) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_features_proto_rawDescGZIP(), []int{25}
+	return file_lbaas_v1_features_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *DeleteMetadataRequest) GetAccount() string {
@@ -1449,7 +1725,7 @@ type UpdateMetaRequest struct {
 
 func (x *UpdateMetaRequest) Reset() {
 	*x = UpdateMetaRequest{}
-	mi := &file_lbaas_v1_features_proto_msgTypes[26]
+	mi := &file_lbaas_v1_features_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1461,7 +1737,7 @@ func (x *UpdateMetaRequest) String() string {
 func (*UpdateMetaRequest) ProtoMessage() {}
 
 func (x *UpdateMetaRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_features_proto_msgTypes[26]
+	mi := &file_lbaas_v1_features_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1474,7 +1750,7 @@ func (x *UpdateMetaRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateMetaRequest.ProtoReflect.Descriptor instead.
 func (*UpdateMetaRequest) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_features_proto_rawDescGZIP(), []int{26}
+	return file_lbaas_v1_features_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *UpdateMetaRequest) GetAccount() string {
@@ -1525,7 +1801,7 @@ type ListNodeEventsRequest struct {
 
 func (x *ListNodeEventsRequest) Reset() {
 	*x = ListNodeEventsRequest{}
-	mi := &file_lbaas_v1_features_proto_msgTypes[27]
+	mi := &file_lbaas_v1_features_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1537,7 +1813,7 @@ func (x *ListNodeEventsRequest) String() string {
 func (*ListNodeEventsRequest) ProtoMessage() {}
 
 func (x *ListNodeEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_features_proto_msgTypes[27]
+	mi := &file_lbaas_v1_features_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1550,7 +1826,7 @@ func (x *ListNodeEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNodeEventsRequest.ProtoReflect.Descriptor instead.
 func (*ListNodeEventsRequest) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_features_proto_rawDescGZIP(), []int{27}
+	return file_lbaas_v1_features_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ListNodeEventsRequest) GetAccount() string {
@@ -1598,7 +1874,7 @@ type ListNodeEventsResponse struct {
 
 func (x *ListNodeEventsResponse) Reset() {
 	*x = ListNodeEventsResponse{}
-	mi := &file_lbaas_v1_features_proto_msgTypes[28]
+	mi := &file_lbaas_v1_features_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1610,7 +1886,7 @@ func (x *ListNodeEventsResponse) String() string {
 func (*ListNodeEventsResponse) ProtoMessage() {}
 
 func (x *ListNodeEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_features_proto_msgTypes[28]
+	mi := &file_lbaas_v1_features_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1623,7 +1899,7 @@ func (x *ListNodeEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListNodeEventsResponse.ProtoReflect.Descriptor instead.
 func (*ListNodeEventsResponse) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_features_proto_rawDescGZIP(), []int{28}
+	return file_lbaas_v1_features_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ListNodeEventsResponse) GetNodeServiceEvents() []*NodeServiceEvent {
@@ -1705,7 +1981,24 @@ const file_lbaas_v1_features_proto_rawDesc = "" +
 	"\x10load_balancer_id\x18\x02 \x01(\rR\x0eloadBalancerId\x12A\n" +
 	"\x0fssl_termination\x18\x03 \x01(\v2\x18.lbaas.v1.SSLTerminationR\x0esslTermination\"=\n" +
 	"\x0fCiphersResponse\x12*\n" +
-	"\aciphers\x18\x01 \x03(\v2\x10.lbaas.v1.CipherR\aciphers\"T\n" +
+	"\aciphers\x18\x01 \x03(\v2\x10.lbaas.v1.CipherR\aciphers\"\x91\x01\n" +
+	"\x15CertificateMappingRef\x12\x18\n" +
+	"\aaccount\x18\x01 \x01(\tR\aaccount\x12(\n" +
+	"\x10load_balancer_id\x18\x02 \x01(\rR\x0eloadBalancerId\x124\n" +
+	"\x16certificate_mapping_id\x18\x03 \x01(\rR\x14certificateMappingId\"r\n" +
+	"\x1bCertificateMappingsResponse\x12S\n" +
+	"\x14certificate_mappings\x18\x01 \x03(\v2 .lbaas.v1.CertificateMappingItemR\x13certificateMappings\"k\n" +
+	"\x1aCertificateMappingResponse\x12M\n" +
+	"\x13certificate_mapping\x18\x01 \x01(\v2\x1c.lbaas.v1.CertificateMappingR\x12certificateMapping\"\xb1\x01\n" +
+	"\x1cAddCertificateMappingRequest\x12\x18\n" +
+	"\aaccount\x18\x01 \x01(\tR\aaccount\x12(\n" +
+	"\x10load_balancer_id\x18\x02 \x01(\rR\x0eloadBalancerId\x12M\n" +
+	"\x13certificate_mapping\x18\x03 \x01(\v2\x1c.lbaas.v1.CertificateMappingR\x12certificateMapping\"\xea\x01\n" +
+	"\x1fUpdateCertificateMappingRequest\x12\x18\n" +
+	"\aaccount\x18\x01 \x01(\tR\aaccount\x12(\n" +
+	"\x10load_balancer_id\x18\x02 \x01(\rR\x0eloadBalancerId\x124\n" +
+	"\x16certificate_mapping_id\x18\x03 \x01(\rR\x14certificateMappingId\x12M\n" +
+	"\x13certificate_mapping\x18\x04 \x01(\v2\x1c.lbaas.v1.CertificateMappingR\x12certificateMapping\"T\n" +
 	"\x16ContentCachingResponse\x12:\n" +
 	"\x0fcontent_caching\x18\x01 \x01(\v2\x11.lbaas.v1.EnabledR\x0econtentCaching\"\x9d\x01\n" +
 	"\x1bUpdateContentCachingRequest\x12\x18\n" +
@@ -1778,7 +2071,13 @@ const file_lbaas_v1_features_proto_rawDesc = "" +
 	"\x11GetSSLTermination\x12\x19.lbaas.v1.LoadBalancerRef\x1a .lbaas.v1.SSLTerminationResponse\x12_\n" +
 	"\x14UpdateSSLTermination\x12%.lbaas.v1.UpdateSSLTerminationRequest\x1a .lbaas.v1.SSLTerminationResponse\x12I\n" +
 	"\x14DeleteSSLTermination\x12\x19.lbaas.v1.LoadBalancerRef\x1a\x16.google.protobuf.Empty\x12C\n" +
-	"\vListCiphers\x12\x19.lbaas.v1.LoadBalancerRef\x1a\x19.lbaas.v1.CiphersResponse2\xc0\x01\n" +
+	"\vListCiphers\x12\x19.lbaas.v1.LoadBalancerRef\x1a\x19.lbaas.v1.CiphersResponse2\xf3\x03\n" +
+	"\x19CertificateMappingService\x12[\n" +
+	"\x17ListCertificateMappings\x12\x19.lbaas.v1.LoadBalancerRef\x1a%.lbaas.v1.CertificateMappingsResponse\x12e\n" +
+	"\x15AddCertificateMapping\x12&.lbaas.v1.AddCertificateMappingRequest\x1a$.lbaas.v1.CertificateMappingResponse\x12^\n" +
+	"\x15GetCertificateMapping\x12\x1f.lbaas.v1.CertificateMappingRef\x1a$.lbaas.v1.CertificateMappingResponse\x12]\n" +
+	"\x18UpdateCertificateMapping\x12).lbaas.v1.UpdateCertificateMappingRequest\x1a\x16.google.protobuf.Empty\x12S\n" +
+	"\x18DeleteCertificateMapping\x12\x1f.lbaas.v1.CertificateMappingRef\x1a\x16.google.protobuf.Empty2\xc0\x01\n" +
 	"\x15ContentCachingService\x12P\n" +
 	"\x11GetContentCaching\x12\x19.lbaas.v1.LoadBalancerRef\x1a .lbaas.v1.ContentCachingResponse\x12U\n" +
 	"\x14UpdateContentCaching\x12%.lbaas.v1.UpdateContentCachingRequest\x1a\x16.google.protobuf.Empty2\x83\a\n" +
@@ -1810,7 +2109,7 @@ func file_lbaas_v1_features_proto_rawDescGZIP() []byte {
 	return file_lbaas_v1_features_proto_rawDescData
 }
 
-var file_lbaas_v1_features_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
+var file_lbaas_v1_features_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
 var file_lbaas_v1_features_proto_goTypes = []any{
 	(*LoadBalancerRef)(nil),                 // 0: lbaas.v1.LoadBalancerRef
 	(*NodeRef)(nil),                         // 1: lbaas.v1.NodeRef
@@ -1831,133 +2130,154 @@ var file_lbaas_v1_features_proto_goTypes = []any{
 	(*SSLTerminationResponse)(nil),          // 16: lbaas.v1.SSLTerminationResponse
 	(*UpdateSSLTerminationRequest)(nil),     // 17: lbaas.v1.UpdateSSLTerminationRequest
 	(*CiphersResponse)(nil),                 // 18: lbaas.v1.CiphersResponse
-	(*ContentCachingResponse)(nil),          // 19: lbaas.v1.ContentCachingResponse
-	(*UpdateContentCachingRequest)(nil),     // 20: lbaas.v1.UpdateContentCachingRequest
-	(*MetaRef)(nil),                         // 21: lbaas.v1.MetaRef
-	(*MetadataResponse)(nil),                // 22: lbaas.v1.MetadataResponse
-	(*MetaResponse)(nil),                    // 23: lbaas.v1.MetaResponse
-	(*AddMetadataRequest)(nil),              // 24: lbaas.v1.AddMetadataRequest
-	(*DeleteMetadataRequest)(nil),           // 25: lbaas.v1.DeleteMetadataRequest
-	(*UpdateMetaRequest)(nil),               // 26: lbaas.v1.UpdateMetaRequest
-	(*ListNodeEventsRequest)(nil),           // 27: lbaas.v1.ListNodeEventsRequest
-	(*ListNodeEventsResponse)(nil),          // 28: lbaas.v1.ListNodeEventsResponse
-	(*HealthMonitor)(nil),                   // 29: lbaas.v1.HealthMonitor
-	(*NetworkItem)(nil),                     // 30: lbaas.v1.NetworkItem
-	(*ConnectionThrottle)(nil),              // 31: lbaas.v1.ConnectionThrottle
-	(*SessionPersistence)(nil),              // 32: lbaas.v1.SessionPersistence
-	(*Enabled)(nil),                         // 33: lbaas.v1.Enabled
-	(*ErrorPage)(nil),                       // 34: lbaas.v1.ErrorPage
-	(*SSLTermination)(nil),                  // 35: lbaas.v1.SSLTermination
-	(*Cipher)(nil),                          // 36: lbaas.v1.Cipher
-	(*Meta)(nil),                            // 37: lbaas.v1.Meta
-	(*NodeServiceEvent)(nil),                // 38: lbaas.v1.NodeServiceEvent
-	(*Link)(nil),                            // 39: lbaas.v1.Link
-	(*emptypb.Empty)(nil),                   // 40: google.protobuf.Empty
+	(*CertificateMappingRef)(nil),           // 19: lbaas.v1.CertificateMappingRef
+	(*CertificateMappingsResponse)(nil),     // 20: lbaas.v1.CertificateMappingsResponse
+	(*CertificateMappingResponse)(nil),      // 21: lbaas.v1.CertificateMappingResponse
+	(*AddCertificateMappingRequest)(nil),    // 22: lbaas.v1.AddCertificateMappingRequest
+	(*UpdateCertificateMappingRequest)(nil), // 23: lbaas.v1.UpdateCertificateMappingRequest
+	(*ContentCachingResponse)(nil),          // 24: lbaas.v1.ContentCachingResponse
+	(*UpdateContentCachingRequest)(nil),     // 25: lbaas.v1.UpdateContentCachingRequest
+	(*MetaRef)(nil),                         // 26: lbaas.v1.MetaRef
+	(*MetadataResponse)(nil),                // 27: lbaas.v1.MetadataResponse
+	(*MetaResponse)(nil),                    // 28: lbaas.v1.MetaResponse
+	(*AddMetadataRequest)(nil),              // 29: lbaas.v1.AddMetadataRequest
+	(*DeleteMetadataRequest)(nil),           // 30: lbaas.v1.DeleteMetadataRequest
+	(*UpdateMetaRequest)(nil),               // 31: lbaas.v1.UpdateMetaRequest
+	(*ListNodeEventsRequest)(nil),           // 32: lbaas.v1.ListNodeEventsRequest
+	(*ListNodeEventsResponse)(nil),          // 33: lbaas.v1.ListNodeEventsResponse
+	(*HealthMonitor)(nil),                   // 34: lbaas.v1.HealthMonitor
+	(*NetworkItem)(nil),                     // 35: lbaas.v1.NetworkItem
+	(*ConnectionThrottle)(nil),              // 36: lbaas.v1.ConnectionThrottle
+	(*SessionPersistence)(nil),              // 37: lbaas.v1.SessionPersistence
+	(*Enabled)(nil),                         // 38: lbaas.v1.Enabled
+	(*ErrorPage)(nil),                       // 39: lbaas.v1.ErrorPage
+	(*SSLTermination)(nil),                  // 40: lbaas.v1.SSLTermination
+	(*Cipher)(nil),                          // 41: lbaas.v1.Cipher
+	(*CertificateMappingItem)(nil),          // 42: lbaas.v1.CertificateMappingItem
+	(*CertificateMapping)(nil),              // 43: lbaas.v1.CertificateMapping
+	(*Meta)(nil),                            // 44: lbaas.v1.Meta
+	(*NodeServiceEvent)(nil),                // 45: lbaas.v1.NodeServiceEvent
+	(*Link)(nil),                            // 46: lbaas.v1.Link
+	(*emptypb.Empty)(nil),                   // 47: google.protobuf.Empty
 }
 var file_lbaas_v1_features_proto_depIdxs = []int32{
-	29, // 0: lbaas.v1.HealthMonitorResponse.health_monitor:type_name -> lbaas.v1.HealthMonitor
-	29, // 1: lbaas.v1.UpdateHealthMonitorRequest.health_monitor:type_name -> lbaas.v1.HealthMonitor
-	30, // 2: lbaas.v1.AccessListResponse.access_list:type_name -> lbaas.v1.NetworkItem
-	30, // 3: lbaas.v1.AppendAccessListRequest.access_list:type_name -> lbaas.v1.NetworkItem
-	31, // 4: lbaas.v1.ConnectionThrottleResponse.connection_throttle:type_name -> lbaas.v1.ConnectionThrottle
-	31, // 5: lbaas.v1.UpdateConnectionThrottleRequest.connection_throttle:type_name -> lbaas.v1.ConnectionThrottle
-	32, // 6: lbaas.v1.SessionPersistenceResponse.session_persistence:type_name -> lbaas.v1.SessionPersistence
-	32, // 7: lbaas.v1.UpdateSessionPersistenceRequest.session_persistence:type_name -> lbaas.v1.SessionPersistence
-	33, // 8: lbaas.v1.ConnectionLoggingResponse.connection_logging:type_name -> lbaas.v1.Enabled
-	33, // 9: lbaas.v1.UpdateConnectionLoggingRequest.connection_logging:type_name -> lbaas.v1.Enabled
-	34, // 10: lbaas.v1.ErrorPageResponse.errorpage:type_name -> lbaas.v1.ErrorPage
-	34, // 11: lbaas.v1.UpdateErrorPageRequest.errorpage:type_name -> lbaas.v1.ErrorPage
-	35, // 12: lbaas.v1.SSLTerminationResponse.ssl_termination:type_name -> lbaas.v1.SSLTermination
-	35, // 13: lbaas.v1.UpdateSSLTerminationRequest.ssl_termination:type_name -> lbaas.v1.SSLTermination
-	36, // 14: lbaas.v1.CiphersResponse.ciphers:type_name -> lbaas.v1.Cipher
-	33, // 15: lbaas.v1.ContentCachingResponse.content_caching:type_name -> lbaas.v1.Enabled
-	33, // 16: lbaas.v1.UpdateContentCachingRequest.content_caching:type_name -> lbaas.v1.Enabled
-	37, // 17: lbaas.v1.MetadataResponse.metadata:type_name -> lbaas.v1.Meta
-	37, // 18: lbaas.v1.MetaResponse.meta:type_name -> lbaas.v1.Meta
-	37, // 19: lbaas.v1.AddMetadataRequest.metadata:type_name -> lbaas.v1.Meta
-	37, // 20: lbaas.v1.AddMetadataRequest.meta:type_name -> lbaas.v1.Meta
-	37, // 21: lbaas.v1.UpdateMetaRequest.meta:type_name -> lbaas.v1.Meta
-	38, // 22: lbaas.v1.ListNodeEventsResponse.node_service_events:type_name -> lbaas.v1.NodeServiceEvent
-	39, // 23: lbaas.v1.ListNodeEventsResponse.links:type_name -> lbaas.v1.Link
-	0,  // 24: lbaas.v1.HealthMonitorService.GetHealthMonitor:input_type -> lbaas.v1.LoadBalancerRef
-	3,  // 25: lbaas.v1.HealthMonitorService.UpdateHealthMonitor:input_type -> lbaas.v1.UpdateHealthMonitorRequest
-	0,  // 26: lbaas.v1.HealthMonitorService.DeleteHealthMonitor:input_type -> lbaas.v1.LoadBalancerRef
-	0,  // 27: lbaas.v1.AccessListService.GetAccessList:input_type -> lbaas.v1.LoadBalancerRef
-	5,  // 28: lbaas.v1.AccessListService.AppendAccessList:input_type -> lbaas.v1.AppendAccessListRequest
-	6,  // 29: lbaas.v1.AccessListService.DeleteAccessList:input_type -> lbaas.v1.DeleteAccessListRequest
-	7,  // 30: lbaas.v1.AccessListService.DeleteNetworkItem:input_type -> lbaas.v1.DeleteNetworkItemRequest
-	0,  // 31: lbaas.v1.ConnectionThrottleService.GetConnectionThrottle:input_type -> lbaas.v1.LoadBalancerRef
-	9,  // 32: lbaas.v1.ConnectionThrottleService.UpdateConnectionThrottle:input_type -> lbaas.v1.UpdateConnectionThrottleRequest
-	0,  // 33: lbaas.v1.ConnectionThrottleService.DeleteConnectionThrottle:input_type -> lbaas.v1.LoadBalancerRef
-	0,  // 34: lbaas.v1.SessionPersistenceService.GetSessionPersistence:input_type -> lbaas.v1.LoadBalancerRef
-	11, // 35: lbaas.v1.SessionPersistenceService.UpdateSessionPersistence:input_type -> lbaas.v1.UpdateSessionPersistenceRequest
-	0,  // 36: lbaas.v1.SessionPersistenceService.DeleteSessionPersistence:input_type -> lbaas.v1.LoadBalancerRef
-	0,  // 37: lbaas.v1.ConnectionLoggingService.GetConnectionLogging:input_type -> lbaas.v1.LoadBalancerRef
-	13, // 38: lbaas.v1.ConnectionLoggingService.UpdateConnectionLogging:input_type -> lbaas.v1.UpdateConnectionLoggingRequest
-	0,  // 39: lbaas.v1.ErrorPageService.GetErrorPage:input_type -> lbaas.v1.LoadBalancerRef
-	15, // 40: lbaas.v1.ErrorPageService.UpdateErrorPage:input_type -> lbaas.v1.UpdateErrorPageRequest
-	0,  // 41: lbaas.v1.ErrorPageService.DeleteErrorPage:input_type -> lbaas.v1.LoadBalancerRef
-	0,  // 42: lbaas.v1.SSLTerminationService.GetSSLTermination:input_type -> lbaas.v1.LoadBalancerRef
-	17, // 43: lbaas.v1.SSLTerminationService.UpdateSSLTermination:input_type -> lbaas.v1.UpdateSSLTerminationRequest
-	0,  // 44: lbaas.v1.SSLTerminationService.DeleteSSLTermination:input_type -> lbaas.v1.LoadBalancerRef
-	0,  // 45: lbaas.v1.SSLTerminationService.ListCiphers:input_type -> lbaas.v1.LoadBalancerRef
-	0,  // 46: lbaas.v1.ContentCachingService.GetContentCaching:input_type -> lbaas.v1.LoadBalancerRef
-	20, // 47: lbaas.v1.ContentCachingService.UpdateContentCaching:input_type -> lbaas.v1.UpdateContentCachingRequest
-	0,  // 48: lbaas.v1.MetadataService.ListLoadBalancerMetadata:input_type -> lbaas.v1.LoadBalancerRef
-	24, // 49: lbaas.v1.MetadataService.AddLoadBalancerMetadata:input_type -> lbaas.v1.AddMetadataRequest
-	25, // 50: lbaas.v1.MetadataService.DeleteLoadBalancerMetadata:input_type -> lbaas.v1.DeleteMetadataRequest
-	21, // 51: lbaas.v1.MetadataService.GetLoadBalancerMeta:input_type -> lbaas.v1.MetaRef
-	26, // 52: lbaas.v1.MetadataService.UpdateLoadBalancerMeta:input_type -> lbaas.v1.UpdateMetaRequest
-	21, // 53: lbaas.v1.MetadataService.DeleteLoadBalancerMeta:input_type -> lbaas.v1.MetaRef
-	1,  // 54: lbaas.v1.MetadataService.ListNodeMetadata:input_type -> lbaas.v1.NodeRef
-	24, // 55: lbaas.v1.MetadataService.AddNodeMetadata:input_type -> lbaas.v1.AddMetadataRequest
-	25, // 56: lbaas.v1.MetadataService.DeleteNodeMetadata:input_type -> lbaas.v1.DeleteMetadataRequest
-	21, // 57: lbaas.v1.MetadataService.GetNodeMeta:input_type -> lbaas.v1.MetaRef
-	26, // 58: lbaas.v1.MetadataService.UpdateNodeMeta:input_type -> lbaas.v1.UpdateMetaRequest
-	21, // 59: lbaas.v1.MetadataService.DeleteNodeMeta:input_type -> lbaas.v1.MetaRef
-	27, // 60: lbaas.v1.NodeEventService.ListNodeEvents:input_type -> lbaas.v1.ListNodeEventsRequest
-	2,  // 61: lbaas.v1.HealthMonitorService.GetHealthMonitor:output_type -> lbaas.v1.HealthMonitorResponse
-	40, // 62: lbaas.v1.HealthMonitorService.UpdateHealthMonitor:output_type -> google.protobuf.Empty
-	40, // 63: lbaas.v1.HealthMonitorService.DeleteHealthMonitor:output_type -> google.protobuf.Empty
-	4,  // 64: lbaas.v1.AccessListService.GetAccessList:output_type -> lbaas.v1.AccessListResponse
-	40, // 65: lbaas.v1.AccessListService.AppendAccessList:output_type -> google.protobuf.Empty
-	40, // 66: lbaas.v1.AccessListService.DeleteAccessList:output_type -> google.protobuf.Empty
-	40, // 67: lbaas.v1.AccessListService.DeleteNetworkItem:output_type -> google.protobuf.Empty
-	8,  // 68: lbaas.v1.ConnectionThrottleService.GetConnectionThrottle:output_type -> lbaas.v1.ConnectionThrottleResponse
-	40, // 69: lbaas.v1.ConnectionThrottleService.UpdateConnectionThrottle:output_type -> google.protobuf.Empty
-	40, // 70: lbaas.v1.ConnectionThrottleService.DeleteConnectionThrottle:output_type -> google.protobuf.Empty
-	10, // 71: lbaas.v1.SessionPersistenceService.GetSessionPersistence:output_type -> lbaas.v1.SessionPersistenceResponse
-	40, // 72: lbaas.v1.SessionPersistenceService.UpdateSessionPersistence:output_type -> google.protobuf.Empty
-	40, // 73: lbaas.v1.SessionPersistenceService.DeleteSessionPersistence:output_type -> google.protobuf.Empty
-	12, // 74: lbaas.v1.ConnectionLoggingService.GetConnectionLogging:output_type -> lbaas.v1.ConnectionLoggingResponse
-	40, // 75: lbaas.v1.ConnectionLoggingService.UpdateConnectionLogging:output_type -> google.protobuf.Empty
-	14, // 76: lbaas.v1.ErrorPageService.GetErrorPage:output_type -> lbaas.v1.ErrorPageResponse
-	40, // 77: lbaas.v1.ErrorPageService.UpdateErrorPage:output_type -> google.protobuf.Empty
-	40, // 78: lbaas.v1.ErrorPageService.DeleteErrorPage:output_type -> google.protobuf.Empty
-	16, // 79: lbaas.v1.SSLTerminationService.GetSSLTermination:output_type -> lbaas.v1.SSLTerminationResponse
-	16, // 80: lbaas.v1.SSLTerminationService.UpdateSSLTermination:output_type -> lbaas.v1.SSLTerminationResponse
-	40, // 81: lbaas.v1.SSLTerminationService.DeleteSSLTermination:output_type -> google.protobuf.Empty
-	18, // 82: lbaas.v1.SSLTerminationService.ListCiphers:output_type -> lbaas.v1.CiphersResponse
-	19, // 83: lbaas.v1.ContentCachingService.GetContentCaching:output_type -> lbaas.v1.ContentCachingResponse
-	40, // 84: lbaas.v1.ContentCachingService.UpdateContentCaching:output_type -> google.protobuf.Empty
-	22, // 85: lbaas.v1.MetadataService.ListLoadBalancerMetadata:output_type -> lbaas.v1.MetadataResponse
-	22, // 86: lbaas.v1.MetadataService.AddLoadBalancerMetadata:output_type -> lbaas.v1.MetadataResponse
-	40, // 87: lbaas.v1.MetadataService.DeleteLoadBalancerMetadata:output_type -> google.protobuf.Empty
-	23, // 88: lbaas.v1.MetadataService.GetLoadBalancerMeta:output_type -> lbaas.v1.MetaResponse
-	23, // 89: lbaas.v1.MetadataService.UpdateLoadBalancerMeta:output_type -> lbaas.v1.MetaResponse
-	40, // 90: lbaas.v1.MetadataService.DeleteLoadBalancerMeta:output_type -> google.protobuf.Empty
-	22, // 91: lbaas.v1.MetadataService.ListNodeMetadata:output_type -> lbaas.v1.MetadataResponse
-	22, // 92: lbaas.v1.MetadataService.AddNodeMetadata:output_type -> lbaas.v1.MetadataResponse
-	40, // 93: lbaas.v1.MetadataService.DeleteNodeMetadata:output_type -> google.protobuf.Empty
-	23, // 94: lbaas.v1.MetadataService.GetNodeMeta:output_type -> lbaas.v1.MetaResponse
-	23, // 95: lbaas.v1.MetadataService.UpdateNodeMeta:output_type -> lbaas.v1.MetaResponse
-	40, // 96: lbaas.v1.MetadataService.DeleteNodeMeta:output_type -> google.protobuf.Empty
-	28, // 97: lbaas.v1.NodeEventService.ListNodeEvents:output_type -> lbaas.v1.ListNodeEventsResponse
-	61, // [61:98] is the sub-list for method output_type
-	24, // [24:61] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	34, // 0: lbaas.v1.HealthMonitorResponse.health_monitor:type_name -> lbaas.v1.HealthMonitor
+	34, // 1: lbaas.v1.UpdateHealthMonitorRequest.health_monitor:type_name -> lbaas.v1.HealthMonitor
+	35, // 2: lbaas.v1.AccessListResponse.access_list:type_name -> lbaas.v1.NetworkItem
+	35, // 3: lbaas.v1.AppendAccessListRequest.access_list:type_name -> lbaas.v1.NetworkItem
+	36, // 4: lbaas.v1.ConnectionThrottleResponse.connection_throttle:type_name -> lbaas.v1.ConnectionThrottle
+	36, // 5: lbaas.v1.UpdateConnectionThrottleRequest.connection_throttle:type_name -> lbaas.v1.ConnectionThrottle
+	37, // 6: lbaas.v1.SessionPersistenceResponse.session_persistence:type_name -> lbaas.v1.SessionPersistence
+	37, // 7: lbaas.v1.UpdateSessionPersistenceRequest.session_persistence:type_name -> lbaas.v1.SessionPersistence
+	38, // 8: lbaas.v1.ConnectionLoggingResponse.connection_logging:type_name -> lbaas.v1.Enabled
+	38, // 9: lbaas.v1.UpdateConnectionLoggingRequest.connection_logging:type_name -> lbaas.v1.Enabled
+	39, // 10: lbaas.v1.ErrorPageResponse.errorpage:type_name -> lbaas.v1.ErrorPage
+	39, // 11: lbaas.v1.UpdateErrorPageRequest.errorpage:type_name -> lbaas.v1.ErrorPage
+	40, // 12: lbaas.v1.SSLTerminationResponse.ssl_termination:type_name -> lbaas.v1.SSLTermination
+	40, // 13: lbaas.v1.UpdateSSLTerminationRequest.ssl_termination:type_name -> lbaas.v1.SSLTermination
+	41, // 14: lbaas.v1.CiphersResponse.ciphers:type_name -> lbaas.v1.Cipher
+	42, // 15: lbaas.v1.CertificateMappingsResponse.certificate_mappings:type_name -> lbaas.v1.CertificateMappingItem
+	43, // 16: lbaas.v1.CertificateMappingResponse.certificate_mapping:type_name -> lbaas.v1.CertificateMapping
+	43, // 17: lbaas.v1.AddCertificateMappingRequest.certificate_mapping:type_name -> lbaas.v1.CertificateMapping
+	43, // 18: lbaas.v1.UpdateCertificateMappingRequest.certificate_mapping:type_name -> lbaas.v1.CertificateMapping
+	38, // 19: lbaas.v1.ContentCachingResponse.content_caching:type_name -> lbaas.v1.Enabled
+	38, // 20: lbaas.v1.UpdateContentCachingRequest.content_caching:type_name -> lbaas.v1.Enabled
+	44, // 21: lbaas.v1.MetadataResponse.metadata:type_name -> lbaas.v1.Meta
+	44, // 22: lbaas.v1.MetaResponse.meta:type_name -> lbaas.v1.Meta
+	44, // 23: lbaas.v1.AddMetadataRequest.metadata:type_name -> lbaas.v1.Meta
+	44, // 24: lbaas.v1.AddMetadataRequest.meta:type_name -> lbaas.v1.Meta
+	44, // 25: lbaas.v1.UpdateMetaRequest.meta:type_name -> lbaas.v1.Meta
+	45, // 26: lbaas.v1.ListNodeEventsResponse.node_service_events:type_name -> lbaas.v1.NodeServiceEvent
+	46, // 27: lbaas.v1.ListNodeEventsResponse.links:type_name -> lbaas.v1.Link
+	0,  // 28: lbaas.v1.HealthMonitorService.GetHealthMonitor:input_type -> lbaas.v1.LoadBalancerRef
+	3,  // 29: lbaas.v1.HealthMonitorService.UpdateHealthMonitor:input_type -> lbaas.v1.UpdateHealthMonitorRequest
+	0,  // 30: lbaas.v1.HealthMonitorService.DeleteHealthMonitor:input_type -> lbaas.v1.LoadBalancerRef
+	0,  // 31: lbaas.v1.AccessListService.GetAccessList:input_type -> lbaas.v1.LoadBalancerRef
+	5,  // 32: lbaas.v1.AccessListService.AppendAccessList:input_type -> lbaas.v1.AppendAccessListRequest
+	6,  // 33: lbaas.v1.AccessListService.DeleteAccessList:input_type -> lbaas.v1.DeleteAccessListRequest
+	7,  // 34: lbaas.v1.AccessListService.DeleteNetworkItem:input_type -> lbaas.v1.DeleteNetworkItemRequest
+	0,  // 35: lbaas.v1.ConnectionThrottleService.GetConnectionThrottle:input_type -> lbaas.v1.LoadBalancerRef
+	9,  // 36: lbaas.v1.ConnectionThrottleService.UpdateConnectionThrottle:input_type -> lbaas.v1.UpdateConnectionThrottleRequest
+	0,  // 37: lbaas.v1.ConnectionThrottleService.DeleteConnectionThrottle:input_type -> lbaas.v1.LoadBalancerRef
+	0,  // 38: lbaas.v1.SessionPersistenceService.GetSessionPersistence:input_type -> lbaas.v1.LoadBalancerRef
+	11, // 39: lbaas.v1.SessionPersistenceService.UpdateSessionPersistence:input_type -> lbaas.v1.UpdateSessionPersistenceRequest
+	0,  // 40: lbaas.v1.SessionPersistenceService.DeleteSessionPersistence:input_type -> lbaas.v1.LoadBalancerRef
+	0,  // 41: lbaas.v1.ConnectionLoggingService.GetConnectionLogging:input_type -> lbaas.v1.LoadBalancerRef
+	13, // 42: lbaas.v1.ConnectionLoggingService.UpdateConnectionLogging:input_type -> lbaas.v1.UpdateConnectionLoggingRequest
+	0,  // 43: lbaas.v1.ErrorPageService.GetErrorPage:input_type -> lbaas.v1.LoadBalancerRef
+	15, // 44: lbaas.v1.ErrorPageService.UpdateErrorPage:input_type -> lbaas.v1.UpdateErrorPageRequest
+	0,  // 45: lbaas.v1.ErrorPageService.DeleteErrorPage:input_type -> lbaas.v1.LoadBalancerRef
+	0,  // 46: lbaas.v1.SSLTerminationService.GetSSLTermination:input_type -> lbaas.v1.LoadBalancerRef
+	17, // 47: lbaas.v1.SSLTerminationService.UpdateSSLTermination:input_type -> lbaas.v1.UpdateSSLTerminationRequest
+	0,  // 48: lbaas.v1.SSLTerminationService.DeleteSSLTermination:input_type -> lbaas.v1.LoadBalancerRef
+	0,  // 49: lbaas.v1.SSLTerminationService.ListCiphers:input_type -> lbaas.v1.LoadBalancerRef
+	0,  // 50: lbaas.v1.CertificateMappingService.ListCertificateMappings:input_type -> lbaas.v1.LoadBalancerRef
+	22, // 51: lbaas.v1.CertificateMappingService.AddCertificateMapping:input_type -> lbaas.v1.AddCertificateMappingRequest
+	19, // 52: lbaas.v1.CertificateMappingService.GetCertificateMapping:input_type -> lbaas.v1.CertificateMappingRef
+	23, // 53: lbaas.v1.CertificateMappingService.UpdateCertificateMapping:input_type -> lbaas.v1.UpdateCertificateMappingRequest
+	19, // 54: lbaas.v1.CertificateMappingService.DeleteCertificateMapping:input_type -> lbaas.v1.CertificateMappingRef
+	0,  // 55: lbaas.v1.ContentCachingService.GetContentCaching:input_type -> lbaas.v1.LoadBalancerRef
+	25, // 56: lbaas.v1.ContentCachingService.UpdateContentCaching:input_type -> lbaas.v1.UpdateContentCachingRequest
+	0,  // 57: lbaas.v1.MetadataService.ListLoadBalancerMetadata:input_type -> lbaas.v1.LoadBalancerRef
+	29, // 58: lbaas.v1.MetadataService.AddLoadBalancerMetadata:input_type -> lbaas.v1.AddMetadataRequest
+	30, // 59: lbaas.v1.MetadataService.DeleteLoadBalancerMetadata:input_type -> lbaas.v1.DeleteMetadataRequest
+	26, // 60: lbaas.v1.MetadataService.GetLoadBalancerMeta:input_type -> lbaas.v1.MetaRef
+	31, // 61: lbaas.v1.MetadataService.UpdateLoadBalancerMeta:input_type -> lbaas.v1.UpdateMetaRequest
+	26, // 62: lbaas.v1.MetadataService.DeleteLoadBalancerMeta:input_type -> lbaas.v1.MetaRef
+	1,  // 63: lbaas.v1.MetadataService.ListNodeMetadata:input_type -> lbaas.v1.NodeRef
+	29, // 64: lbaas.v1.MetadataService.AddNodeMetadata:input_type -> lbaas.v1.AddMetadataRequest
+	30, // 65: lbaas.v1.MetadataService.DeleteNodeMetadata:input_type -> lbaas.v1.DeleteMetadataRequest
+	26, // 66: lbaas.v1.MetadataService.GetNodeMeta:input_type -> lbaas.v1.MetaRef
+	31, // 67: lbaas.v1.MetadataService.UpdateNodeMeta:input_type -> lbaas.v1.UpdateMetaRequest
+	26, // 68: lbaas.v1.MetadataService.DeleteNodeMeta:input_type -> lbaas.v1.MetaRef
+	32, // 69: lbaas.v1.NodeEventService.ListNodeEvents:input_type -> lbaas.v1.ListNodeEventsRequest
+	2,  // 70: lbaas.v1.HealthMonitorService.GetHealthMonitor:output_type -> lbaas.v1.HealthMonitorResponse
+	47, // 71: lbaas.v1.HealthMonitorService.UpdateHealthMonitor:output_type -> google.protobuf.Empty
+	47, // 72: lbaas.v1.HealthMonitorService.DeleteHealthMonitor:output_type -> google.protobuf.Empty
+	4,  // 73: lbaas.v1.AccessListService.GetAccessList:output_type -> lbaas.v1.AccessListResponse
+	47, // 74: lbaas.v1.AccessListService.AppendAccessList:output_type -> google.protobuf.Empty
+	47, // 75: lbaas.v1.AccessListService.DeleteAccessList:output_type -> google.protobuf.Empty
+	47, // 76: lbaas.v1.AccessListService.DeleteNetworkItem:output_type -> google.protobuf.Empty
+	8,  // 77: lbaas.v1.ConnectionThrottleService.GetConnectionThrottle:output_type -> lbaas.v1.ConnectionThrottleResponse
+	47, // 78: lbaas.v1.ConnectionThrottleService.UpdateConnectionThrottle:output_type -> google.protobuf.Empty
+	47, // 79: lbaas.v1.ConnectionThrottleService.DeleteConnectionThrottle:output_type -> google.protobuf.Empty
+	10, // 80: lbaas.v1.SessionPersistenceService.GetSessionPersistence:output_type -> lbaas.v1.SessionPersistenceResponse
+	47, // 81: lbaas.v1.SessionPersistenceService.UpdateSessionPersistence:output_type -> google.protobuf.Empty
+	47, // 82: lbaas.v1.SessionPersistenceService.DeleteSessionPersistence:output_type -> google.protobuf.Empty
+	12, // 83: lbaas.v1.ConnectionLoggingService.GetConnectionLogging:output_type -> lbaas.v1.ConnectionLoggingResponse
+	47, // 84: lbaas.v1.ConnectionLoggingService.UpdateConnectionLogging:output_type -> google.protobuf.Empty
+	14, // 85: lbaas.v1.ErrorPageService.GetErrorPage:output_type -> lbaas.v1.ErrorPageResponse
+	47, // 86: lbaas.v1.ErrorPageService.UpdateErrorPage:output_type -> google.protobuf.Empty
+	47, // 87: lbaas.v1.ErrorPageService.DeleteErrorPage:output_type -> google.protobuf.Empty
+	16, // 88: lbaas.v1.SSLTerminationService.GetSSLTermination:output_type -> lbaas.v1.SSLTerminationResponse
+	16, // 89: lbaas.v1.SSLTerminationService.UpdateSSLTermination:output_type -> lbaas.v1.SSLTerminationResponse
+	47, // 90: lbaas.v1.SSLTerminationService.DeleteSSLTermination:output_type -> google.protobuf.Empty
+	18, // 91: lbaas.v1.SSLTerminationService.ListCiphers:output_type -> lbaas.v1.CiphersResponse
+	20, // 92: lbaas.v1.CertificateMappingService.ListCertificateMappings:output_type -> lbaas.v1.CertificateMappingsResponse
+	21, // 93: lbaas.v1.CertificateMappingService.AddCertificateMapping:output_type -> lbaas.v1.CertificateMappingResponse
+	21, // 94: lbaas.v1.CertificateMappingService.GetCertificateMapping:output_type -> lbaas.v1.CertificateMappingResponse
+	47, // 95: lbaas.v1.CertificateMappingService.UpdateCertificateMapping:output_type -> google.protobuf.Empty
+	47, // 96: lbaas.v1.CertificateMappingService.DeleteCertificateMapping:output_type -> google.protobuf.Empty
+	24, // 97: lbaas.v1.ContentCachingService.GetContentCaching:output_type -> lbaas.v1.ContentCachingResponse
+	47, // 98: lbaas.v1.ContentCachingService.UpdateContentCaching:output_type -> google.protobuf.Empty
+	27, // 99: lbaas.v1.MetadataService.ListLoadBalancerMetadata:output_type -> lbaas.v1.MetadataResponse
+	27, // 100: lbaas.v1.MetadataService.AddLoadBalancerMetadata:output_type -> lbaas.v1.MetadataResponse
+	47, // 101: lbaas.v1.MetadataService.DeleteLoadBalancerMetadata:output_type -> google.protobuf.Empty
+	28, // 102: lbaas.v1.MetadataService.GetLoadBalancerMeta:output_type -> lbaas.v1.MetaResponse
+	28, // 103: lbaas.v1.MetadataService.UpdateLoadBalancerMeta:output_type -> lbaas.v1.MetaResponse
+	47, // 104: lbaas.v1.MetadataService.DeleteLoadBalancerMeta:output_type -> google.protobuf.Empty
+	27, // 105: lbaas.v1.MetadataService.ListNodeMetadata:output_type -> lbaas.v1.MetadataResponse
+	27, // 106: lbaas.v1.MetadataService.AddNodeMetadata:output_type -> lbaas.v1.MetadataResponse
+	47, // 107: lbaas.v1.MetadataService.DeleteNodeMetadata:output_type -> google.protobuf.Empty
+	28, // 108: lbaas.v1.MetadataService.GetNodeMeta:output_type -> lbaas.v1.MetaResponse
+	28, // 109: lbaas.v1.MetadataService.UpdateNodeMeta:output_type -> lbaas.v1.MetaResponse
+	47, // 110: lbaas.v1.MetadataService.DeleteNodeMeta:output_type -> google.protobuf.Empty
+	33, // 111: lbaas.v1.NodeEventService.ListNodeEvents:output_type -> lbaas.v1.ListNodeEventsResponse
+	70, // [70:112] is the sub-list for method output_type
+	28, // [28:70] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_lbaas_v1_features_proto_init() }
@@ -1966,16 +2286,16 @@ func file_lbaas_v1_features_proto_init() {
 		return
 	}
 	file_lbaas_v1_resources_proto_init()
-	file_lbaas_v1_features_proto_msgTypes[27].OneofWrappers = []any{}
+	file_lbaas_v1_features_proto_msgTypes[32].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_lbaas_v1_features_proto_rawDesc), len(file_lbaas_v1_features_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   29,
+			NumMessages:   34,
 			NumExtensions: 0,
-			NumServices:   10,
+			NumServices:   11,
 		},
 		GoTypes:           file_lbaas_v1_features_proto_goTypes,
 		DependencyIndexes: file_lbaas_v1_features_proto_depIdxs,

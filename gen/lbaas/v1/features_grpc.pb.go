@@ -1347,6 +1347,271 @@ var SSLTerminationService_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
+	CertificateMappingService_ListCertificateMappings_FullMethodName  = "/lbaas.v1.CertificateMappingService/ListCertificateMappings"
+	CertificateMappingService_AddCertificateMapping_FullMethodName    = "/lbaas.v1.CertificateMappingService/AddCertificateMapping"
+	CertificateMappingService_GetCertificateMapping_FullMethodName    = "/lbaas.v1.CertificateMappingService/GetCertificateMapping"
+	CertificateMappingService_UpdateCertificateMapping_FullMethodName = "/lbaas.v1.CertificateMappingService/UpdateCertificateMapping"
+	CertificateMappingService_DeleteCertificateMapping_FullMethodName = "/lbaas.v1.CertificateMappingService/DeleteCertificateMapping"
+)
+
+// CertificateMappingServiceClient is the client API for CertificateMappingService service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// CertificateMappingService manages the certificate mappings of an
+// SSL-terminated load balancer: a certificate per host name. Responses
+// never contain a private key.
+type CertificateMappingServiceClient interface {
+	// Lists the mappings (id and host name only).
+	ListCertificateMappings(ctx context.Context, in *LoadBalancerRef, opts ...grpc.CallOption) (*CertificateMappingsResponse, error)
+	AddCertificateMapping(ctx context.Context, in *AddCertificateMappingRequest, opts ...grpc.CallOption) (*CertificateMappingResponse, error)
+	GetCertificateMapping(ctx context.Context, in *CertificateMappingRef, opts ...grpc.CallOption) (*CertificateMappingResponse, error)
+	UpdateCertificateMapping(ctx context.Context, in *UpdateCertificateMappingRequest, opts ...grpc.CallOption) (*emptypb.Empty, error)
+	DeleteCertificateMapping(ctx context.Context, in *CertificateMappingRef, opts ...grpc.CallOption) (*emptypb.Empty, error)
+}
+
+type certificateMappingServiceClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewCertificateMappingServiceClient(cc grpc.ClientConnInterface) CertificateMappingServiceClient {
+	return &certificateMappingServiceClient{cc}
+}
+
+func (c *certificateMappingServiceClient) ListCertificateMappings(ctx context.Context, in *LoadBalancerRef, opts ...grpc.CallOption) (*CertificateMappingsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CertificateMappingsResponse)
+	err := c.cc.Invoke(ctx, CertificateMappingService_ListCertificateMappings_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *certificateMappingServiceClient) AddCertificateMapping(ctx context.Context, in *AddCertificateMappingRequest, opts ...grpc.CallOption) (*CertificateMappingResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CertificateMappingResponse)
+	err := c.cc.Invoke(ctx, CertificateMappingService_AddCertificateMapping_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *certificateMappingServiceClient) GetCertificateMapping(ctx context.Context, in *CertificateMappingRef, opts ...grpc.CallOption) (*CertificateMappingResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CertificateMappingResponse)
+	err := c.cc.Invoke(ctx, CertificateMappingService_GetCertificateMapping_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *certificateMappingServiceClient) UpdateCertificateMapping(ctx context.Context, in *UpdateCertificateMappingRequest, opts ...grpc.CallOption) (*emptypb.Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(emptypb.Empty)
+	err := c.cc.Invoke(ctx, CertificateMappingService_UpdateCertificateMapping_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *certificateMappingServiceClient) DeleteCertificateMapping(ctx context.Context, in *CertificateMappingRef, opts ...grpc.CallOption) (*emptypb.Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(emptypb.Empty)
+	err := c.cc.Invoke(ctx, CertificateMappingService_DeleteCertificateMapping_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// CertificateMappingServiceServer is the server API for CertificateMappingService service.
+// All implementations must embed UnimplementedCertificateMappingServiceServer
+// for forward compatibility.
+//
+// CertificateMappingService manages the certificate mappings of an
+// SSL-terminated load balancer: a certificate per host name. Responses
+// never contain a private key.
+type CertificateMappingServiceServer interface {
+	// Lists the mappings (id and host name only).
+	ListCertificateMappings(context.Context, *LoadBalancerRef) (*CertificateMappingsResponse, error)
+	AddCertificateMapping(context.Context, *AddCertificateMappingRequest) (*CertificateMappingResponse, error)
+	GetCertificateMapping(context.Context, *CertificateMappingRef) (*CertificateMappingResponse, error)
+	UpdateCertificateMapping(context.Context, *UpdateCertificateMappingRequest) (*emptypb.Empty, error)
+	DeleteCertificateMapping(context.Context, *CertificateMappingRef) (*emptypb.Empty, error)
+	mustEmbedUnimplementedCertificateMappingServiceServer()
+}
+
+// UnimplementedCertificateMappingServiceServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedCertificateMappingServiceServer struct{}
+
+func (UnimplementedCertificateMappingServiceServer) ListCertificateMappings(context.Context, *LoadBalancerRef) (*CertificateMappingsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListCertificateMappings not implemented")
+}
+func (UnimplementedCertificateMappingServiceServer) AddCertificateMapping(context.Context, *AddCertificateMappingRequest) (*CertificateMappingResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AddCertificateMapping not implemented")
+}
+func (UnimplementedCertificateMappingServiceServer) GetCertificateMapping(context.Context, *CertificateMappingRef) (*CertificateMappingResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetCertificateMapping not implemented")
+}
+func (UnimplementedCertificateMappingServiceServer) UpdateCertificateMapping(context.Context, *UpdateCertificateMappingRequest) (*emptypb.Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateCertificateMapping not implemented")
+}
+func (UnimplementedCertificateMappingServiceServer) DeleteCertificateMapping(context.Context, *CertificateMappingRef) (*emptypb.Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteCertificateMapping not implemented")
+}
+func (UnimplementedCertificateMappingServiceServer) mustEmbedUnimplementedCertificateMappingServiceServer() {
+}
+func (UnimplementedCertificateMappingServiceServer) testEmbeddedByValue() {}
+
+// UnsafeCertificateMappingServiceServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to CertificateMappingServiceServer will
+// result in compilation errors.
+type UnsafeCertificateMappingServiceServer interface {
+	mustEmbedUnimplementedCertificateMappingServiceServer()
+}
+
+func RegisterCertificateMappingServiceServer(s grpc.ServiceRegistrar, srv CertificateMappingServiceServer) {
+	// If the following call panics, it indicates UnimplementedCertificateMappingServiceServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&CertificateMappingService_ServiceDesc, srv)
+}
+
+func _CertificateMappingService_ListCertificateMappings_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(LoadBalancerRef)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CertificateMappingServiceServer).ListCertificateMappings(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CertificateMappingService_ListCertificateMappings_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CertificateMappingServiceServer).ListCertificateMappings(ctx, req.(*LoadBalancerRef))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CertificateMappingService_AddCertificateMapping_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AddCertificateMappingRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CertificateMappingServiceServer).AddCertificateMapping(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CertificateMappingService_AddCertificateMapping_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CertificateMappingServiceServer).AddCertificateMapping(ctx, req.(*AddCertificateMappingRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CertificateMappingService_GetCertificateMapping_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CertificateMappingRef)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CertificateMappingServiceServer).GetCertificateMapping(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CertificateMappingService_GetCertificateMapping_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CertificateMappingServiceServer).GetCertificateMapping(ctx, req.(*CertificateMappingRef))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CertificateMappingService_UpdateCertificateMapping_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateCertificateMappingRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CertificateMappingServiceServer).UpdateCertificateMapping(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CertificateMappingService_UpdateCertificateMapping_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CertificateMappingServiceServer).UpdateCertificateMapping(ctx, req.(*UpdateCertificateMappingRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CertificateMappingService_DeleteCertificateMapping_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CertificateMappingRef)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CertificateMappingServiceServer).DeleteCertificateMapping(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CertificateMappingService_DeleteCertificateMapping_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CertificateMappingServiceServer).DeleteCertificateMapping(ctx, req.(*CertificateMappingRef))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// CertificateMappingService_ServiceDesc is the grpc.ServiceDesc for CertificateMappingService service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var CertificateMappingService_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "lbaas.v1.CertificateMappingService",
+	HandlerType: (*CertificateMappingServiceServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "ListCertificateMappings",
+			Handler:    _CertificateMappingService_ListCertificateMappings_Handler,
+		},
+		{
+			MethodName: "AddCertificateMapping",
+			Handler:    _CertificateMappingService_AddCertificateMapping_Handler,
+		},
+		{
+			MethodName: "GetCertificateMapping",
+			Handler:    _CertificateMappingService_GetCertificateMapping_Handler,
+		},
+		{
+			MethodName: "UpdateCertificateMapping",
+			Handler:    _CertificateMappingService_UpdateCertificateMapping_Handler,
+		},
+		{
+			MethodName: "DeleteCertificateMapping",
+			Handler:    _CertificateMappingService_DeleteCertificateMapping_Handler,
+		},
+	},
+	Streams:  []grpc.StreamDesc{},
+	Metadata: "lbaas/v1/features.proto",
+}
+
+const (
 	ContentCachingService_GetContentCaching_FullMethodName    = "/lbaas.v1.ContentCachingService/GetContentCaching"
 	ContentCachingService_UpdateContentCaching_FullMethodName = "/lbaas.v1.ContentCachingService/UpdateContentCaching"
 )

@@ -1658,8 +1658,17 @@ type SSLTermination struct {
 	SecureTrafficOnly       *bool               `protobuf:"varint,6,opt,name=secure_traffic_only,json=secureTrafficOnly,proto3,oneof" json:"secure_traffic_only,omitempty"`
 	CipherProfile           *string             `protobuf:"bytes,7,opt,name=cipher_profile,json=cipherProfile,proto3,oneof" json:"cipher_profile,omitempty"`
 	SecurityProtocols       []*SecurityProtocol `protobuf:"bytes,8,rep,name=security_protocols,json=securityProtocols,proto3" json:"security_protocols,omitempty"`
-	unknownFields           protoimpl.UnknownFields
-	sizeCache               protoimpl.SizeCache
+	// Linode's cipher_suite: "recommended" (CLBCipherPolicy2019-05) or
+	// "legacy" (default). Accepted in requests; answered when the profile
+	// is one of those two.
+	CipherSuite *string `protobuf:"bytes,9,opt,name=cipher_suite,json=cipherSuite,proto3,oneof" json:"cipher_suite,omitempty"`
+	// Read-only, ignored in requests (Linode's ssl_fingerprint and
+	// ssl_commonname): the SHA-256 fingerprint of the certificate
+	// (colon-separated upper-case hex) and its subject's common name.
+	SslFingerprint *string `protobuf:"bytes,10,opt,name=ssl_fingerprint,json=sslFingerprint,proto3,oneof" json:"ssl_fingerprint,omitempty"`
+	SslCommonName  *string `protobuf:"bytes,11,opt,name=ssl_common_name,json=sslCommonName,proto3,oneof" json:"ssl_common_name,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *SSLTermination) Reset() {
@@ -1748,6 +1757,169 @@ func (x *SSLTermination) GetSecurityProtocols() []*SecurityProtocol {
 	return nil
 }
 
+func (x *SSLTermination) GetCipherSuite() string {
+	if x != nil && x.CipherSuite != nil {
+		return *x.CipherSuite
+	}
+	return ""
+}
+
+func (x *SSLTermination) GetSslFingerprint() string {
+	if x != nil && x.SslFingerprint != nil {
+		return *x.SslFingerprint
+	}
+	return ""
+}
+
+func (x *SSLTermination) GetSslCommonName() string {
+	if x != nil && x.SslCommonName != nil {
+		return *x.SslCommonName
+	}
+	return ""
+}
+
+// CertificateMapping is a certificate an SSL-terminated load balancer
+// presents to clients asking (SNI) for host_name.
+type CertificateMapping struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    *uint32                `protobuf:"varint,1,opt,name=id,proto3,oneof" json:"id,omitempty"`
+	// A host name, or a wildcard (*.example.com).
+	HostName    *string `protobuf:"bytes,2,opt,name=host_name,json=hostName,proto3,oneof" json:"host_name,omitempty"`
+	Certificate *string `protobuf:"bytes,3,opt,name=certificate,proto3,oneof" json:"certificate,omitempty"`
+	// The PEM private key: accepted in requests, never answered.
+	PrivateKey              *string `protobuf:"bytes,4,opt,name=private_key,json=privateKey,proto3,oneof" json:"private_key,omitempty"`
+	IntermediateCertificate *string `protobuf:"bytes,5,opt,name=intermediate_certificate,json=intermediateCertificate,proto3,oneof" json:"intermediate_certificate,omitempty"`
+	// Read-only, ignored in requests, as on SSLTermination.
+	SslFingerprint *string `protobuf:"bytes,6,opt,name=ssl_fingerprint,json=sslFingerprint,proto3,oneof" json:"ssl_fingerprint,omitempty"`
+	SslCommonName  *string `protobuf:"bytes,7,opt,name=ssl_common_name,json=sslCommonName,proto3,oneof" json:"ssl_common_name,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *CertificateMapping) Reset() {
+	*x = CertificateMapping{}
+	mi := &file_lbaas_v1_resources_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CertificateMapping) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CertificateMapping) ProtoMessage() {}
+
+func (x *CertificateMapping) ProtoReflect() protoreflect.Message {
+	mi := &file_lbaas_v1_resources_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CertificateMapping.ProtoReflect.Descriptor instead.
+func (*CertificateMapping) Descriptor() ([]byte, []int) {
+	return file_lbaas_v1_resources_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *CertificateMapping) GetId() uint32 {
+	if x != nil && x.Id != nil {
+		return *x.Id
+	}
+	return 0
+}
+
+func (x *CertificateMapping) GetHostName() string {
+	if x != nil && x.HostName != nil {
+		return *x.HostName
+	}
+	return ""
+}
+
+func (x *CertificateMapping) GetCertificate() string {
+	if x != nil && x.Certificate != nil {
+		return *x.Certificate
+	}
+	return ""
+}
+
+func (x *CertificateMapping) GetPrivateKey() string {
+	if x != nil && x.PrivateKey != nil {
+		return *x.PrivateKey
+	}
+	return ""
+}
+
+func (x *CertificateMapping) GetIntermediateCertificate() string {
+	if x != nil && x.IntermediateCertificate != nil {
+		return *x.IntermediateCertificate
+	}
+	return ""
+}
+
+func (x *CertificateMapping) GetSslFingerprint() string {
+	if x != nil && x.SslFingerprint != nil {
+		return *x.SslFingerprint
+	}
+	return ""
+}
+
+func (x *CertificateMapping) GetSslCommonName() string {
+	if x != nil && x.SslCommonName != nil {
+		return *x.SslCommonName
+	}
+	return ""
+}
+
+// CertificateMappingItem is a list item: {"certificateMapping": {...}}.
+type CertificateMappingItem struct {
+	state              protoimpl.MessageState `protogen:"open.v1"`
+	CertificateMapping *CertificateMapping    `protobuf:"bytes,1,opt,name=certificate_mapping,json=certificateMapping,proto3" json:"certificate_mapping,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *CertificateMappingItem) Reset() {
+	*x = CertificateMappingItem{}
+	mi := &file_lbaas_v1_resources_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CertificateMappingItem) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CertificateMappingItem) ProtoMessage() {}
+
+func (x *CertificateMappingItem) ProtoReflect() protoreflect.Message {
+	mi := &file_lbaas_v1_resources_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CertificateMappingItem.ProtoReflect.Descriptor instead.
+func (*CertificateMappingItem) Descriptor() ([]byte, []int) {
+	return file_lbaas_v1_resources_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *CertificateMappingItem) GetCertificateMapping() *CertificateMapping {
+	if x != nil {
+		return x.CertificateMapping
+	}
+	return nil
+}
+
 // SecurityProtocol is the status of TLS 1.0 or TLS 1.1 on a terminating
 // load balancer.
 type SecurityProtocol struct {
@@ -1762,7 +1934,7 @@ type SecurityProtocol struct {
 
 func (x *SecurityProtocol) Reset() {
 	*x = SecurityProtocol{}
-	mi := &file_lbaas_v1_resources_proto_msgTypes[20]
+	mi := &file_lbaas_v1_resources_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1774,7 +1946,7 @@ func (x *SecurityProtocol) String() string {
 func (*SecurityProtocol) ProtoMessage() {}
 
 func (x *SecurityProtocol) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_resources_proto_msgTypes[20]
+	mi := &file_lbaas_v1_resources_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1787,7 +1959,7 @@ func (x *SecurityProtocol) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SecurityProtocol.ProtoReflect.Descriptor instead.
 func (*SecurityProtocol) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_resources_proto_rawDescGZIP(), []int{20}
+	return file_lbaas_v1_resources_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *SecurityProtocol) GetSecurityProtocolName() string {
@@ -1814,7 +1986,7 @@ type Cipher struct {
 
 func (x *Cipher) Reset() {
 	*x = Cipher{}
-	mi := &file_lbaas_v1_resources_proto_msgTypes[21]
+	mi := &file_lbaas_v1_resources_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1826,7 +1998,7 @@ func (x *Cipher) String() string {
 func (*Cipher) ProtoMessage() {}
 
 func (x *Cipher) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_resources_proto_msgTypes[21]
+	mi := &file_lbaas_v1_resources_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1839,7 +2011,7 @@ func (x *Cipher) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Cipher.ProtoReflect.Descriptor instead.
 func (*Cipher) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_resources_proto_rawDescGZIP(), []int{21}
+	return file_lbaas_v1_resources_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Cipher) GetName() string {
@@ -1874,7 +2046,7 @@ type NodeServiceEvent struct {
 
 func (x *NodeServiceEvent) Reset() {
 	*x = NodeServiceEvent{}
-	mi := &file_lbaas_v1_resources_proto_msgTypes[22]
+	mi := &file_lbaas_v1_resources_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1886,7 +2058,7 @@ func (x *NodeServiceEvent) String() string {
 func (*NodeServiceEvent) ProtoMessage() {}
 
 func (x *NodeServiceEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_resources_proto_msgTypes[22]
+	mi := &file_lbaas_v1_resources_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1899,7 +2071,7 @@ func (x *NodeServiceEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeServiceEvent.ProtoReflect.Descriptor instead.
 func (*NodeServiceEvent) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_resources_proto_rawDescGZIP(), []int{22}
+	return file_lbaas_v1_resources_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *NodeServiceEvent) GetId() uint32 {
@@ -2011,7 +2183,7 @@ type Link struct {
 
 func (x *Link) Reset() {
 	*x = Link{}
-	mi := &file_lbaas_v1_resources_proto_msgTypes[23]
+	mi := &file_lbaas_v1_resources_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2023,7 +2195,7 @@ func (x *Link) String() string {
 func (*Link) ProtoMessage() {}
 
 func (x *Link) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_resources_proto_msgTypes[23]
+	mi := &file_lbaas_v1_resources_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2036,7 +2208,7 @@ func (x *Link) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Link.ProtoReflect.Descriptor instead.
 func (*Link) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_resources_proto_rawDescGZIP(), []int{23}
+	return file_lbaas_v1_resources_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *Link) GetHref() string {
@@ -2063,7 +2235,7 @@ type AllowedDomain struct {
 
 func (x *AllowedDomain) Reset() {
 	*x = AllowedDomain{}
-	mi := &file_lbaas_v1_resources_proto_msgTypes[24]
+	mi := &file_lbaas_v1_resources_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2075,7 +2247,7 @@ func (x *AllowedDomain) String() string {
 func (*AllowedDomain) ProtoMessage() {}
 
 func (x *AllowedDomain) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_resources_proto_msgTypes[24]
+	mi := &file_lbaas_v1_resources_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2088,7 +2260,7 @@ func (x *AllowedDomain) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AllowedDomain.ProtoReflect.Descriptor instead.
 func (*AllowedDomain) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_resources_proto_rawDescGZIP(), []int{24}
+	return file_lbaas_v1_resources_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *AllowedDomain) GetName() string {
@@ -2115,7 +2287,7 @@ type Fault struct {
 
 func (x *Fault) Reset() {
 	*x = Fault{}
-	mi := &file_lbaas_v1_resources_proto_msgTypes[25]
+	mi := &file_lbaas_v1_resources_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2127,7 +2299,7 @@ func (x *Fault) String() string {
 func (*Fault) ProtoMessage() {}
 
 func (x *Fault) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_resources_proto_msgTypes[25]
+	mi := &file_lbaas_v1_resources_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2140,7 +2312,7 @@ func (x *Fault) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Fault.ProtoReflect.Descriptor instead.
 func (*Fault) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_resources_proto_rawDescGZIP(), []int{25}
+	return file_lbaas_v1_resources_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *Fault) GetCode() uint32 {
@@ -2188,7 +2360,7 @@ type ValidationErrors struct {
 
 func (x *ValidationErrors) Reset() {
 	*x = ValidationErrors{}
-	mi := &file_lbaas_v1_resources_proto_msgTypes[26]
+	mi := &file_lbaas_v1_resources_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2200,7 +2372,7 @@ func (x *ValidationErrors) String() string {
 func (*ValidationErrors) ProtoMessage() {}
 
 func (x *ValidationErrors) ProtoReflect() protoreflect.Message {
-	mi := &file_lbaas_v1_resources_proto_msgTypes[26]
+	mi := &file_lbaas_v1_resources_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2213,7 +2385,7 @@ func (x *ValidationErrors) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ValidationErrors.ProtoReflect.Descriptor instead.
 func (*ValidationErrors) Descriptor() ([]byte, []int) {
-	return file_lbaas_v1_resources_proto_rawDescGZIP(), []int{26}
+	return file_lbaas_v1_resources_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ValidationErrors) GetMessages() []string {
@@ -2480,7 +2652,7 @@ const file_lbaas_v1_resources_proto_rawDesc = "" +
 	"\tErrorPage\x12\x1d\n" +
 	"\acontent\x18\x01 \x01(\tH\x00R\acontent\x88\x01\x01B\n" +
 	"\n" +
-	"\b_content\"\x90\x04\n" +
+	"\b_content\"\xcc\x05\n" +
 	"\x0eSSLTermination\x12%\n" +
 	"\vcertificate\x18\x01 \x01(\tH\x00R\vcertificate\x88\x01\x01\x12#\n" +
 	"\n" +
@@ -2492,7 +2664,11 @@ const file_lbaas_v1_resources_proto_rawDesc = "" +
 	"securePort\x88\x01\x01\x123\n" +
 	"\x13secure_traffic_only\x18\x06 \x01(\bH\x05R\x11secureTrafficOnly\x88\x01\x01\x12*\n" +
 	"\x0ecipher_profile\x18\a \x01(\tH\x06R\rcipherProfile\x88\x01\x01\x12I\n" +
-	"\x12security_protocols\x18\b \x03(\v2\x1a.lbaas.v1.SecurityProtocolR\x11securityProtocolsB\x0e\n" +
+	"\x12security_protocols\x18\b \x03(\v2\x1a.lbaas.v1.SecurityProtocolR\x11securityProtocols\x12&\n" +
+	"\fcipher_suite\x18\t \x01(\tH\aR\vcipherSuite\x88\x01\x01\x12,\n" +
+	"\x0fssl_fingerprint\x18\n" +
+	" \x01(\tH\bR\x0esslFingerprint\x88\x01\x01\x12+\n" +
+	"\x0fssl_common_name\x18\v \x01(\tH\tR\rsslCommonName\x88\x01\x01B\x0e\n" +
 	"\f_certificateB\r\n" +
 	"\v_privatekeyB\x1b\n" +
 	"\x19_intermediate_certificateB\n" +
@@ -2500,7 +2676,29 @@ const file_lbaas_v1_resources_proto_rawDesc = "" +
 	"\b_enabledB\x0e\n" +
 	"\f_secure_portB\x16\n" +
 	"\x14_secure_traffic_onlyB\x11\n" +
-	"\x0f_cipher_profile\"\xc4\x01\n" +
+	"\x0f_cipher_profileB\x0f\n" +
+	"\r_cipher_suiteB\x12\n" +
+	"\x10_ssl_fingerprintB\x12\n" +
+	"\x10_ssl_common_name\"\xad\x03\n" +
+	"\x12CertificateMapping\x12\x13\n" +
+	"\x02id\x18\x01 \x01(\rH\x00R\x02id\x88\x01\x01\x12 \n" +
+	"\thost_name\x18\x02 \x01(\tH\x01R\bhostName\x88\x01\x01\x12%\n" +
+	"\vcertificate\x18\x03 \x01(\tH\x02R\vcertificate\x88\x01\x01\x12$\n" +
+	"\vprivate_key\x18\x04 \x01(\tH\x03R\n" +
+	"privateKey\x88\x01\x01\x12>\n" +
+	"\x18intermediate_certificate\x18\x05 \x01(\tH\x04R\x17intermediateCertificate\x88\x01\x01\x12,\n" +
+	"\x0fssl_fingerprint\x18\x06 \x01(\tH\x05R\x0esslFingerprint\x88\x01\x01\x12+\n" +
+	"\x0fssl_common_name\x18\a \x01(\tH\x06R\rsslCommonName\x88\x01\x01B\x05\n" +
+	"\x03_idB\f\n" +
+	"\n" +
+	"_host_nameB\x0e\n" +
+	"\f_certificateB\x0e\n" +
+	"\f_private_keyB\x1b\n" +
+	"\x19_intermediate_certificateB\x12\n" +
+	"\x10_ssl_fingerprintB\x12\n" +
+	"\x10_ssl_common_name\"g\n" +
+	"\x16CertificateMappingItem\x12M\n" +
+	"\x13certificate_mapping\x18\x01 \x01(\v2\x1c.lbaas.v1.CertificateMappingR\x12certificateMapping\"\xc4\x01\n" +
 	"\x10SecurityProtocol\x129\n" +
 	"\x16security_protocol_name\x18\x01 \x01(\tH\x00R\x14securityProtocolName\x88\x01\x01\x12=\n" +
 	"\x18security_protocol_status\x18\x02 \x01(\tH\x01R\x16securityProtocolStatus\x88\x01\x01B\x19\n" +
@@ -2571,36 +2769,38 @@ func file_lbaas_v1_resources_proto_rawDescGZIP() []byte {
 	return file_lbaas_v1_resources_proto_rawDescData
 }
 
-var file_lbaas_v1_resources_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
+var file_lbaas_v1_resources_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
 var file_lbaas_v1_resources_proto_goTypes = []any{
-	(*Time)(nil),                // 0: lbaas.v1.Time
-	(*VirtualIp)(nil),           // 1: lbaas.v1.VirtualIp
-	(*VirtualIpRequest)(nil),    // 2: lbaas.v1.VirtualIpRequest
-	(*Meta)(nil),                // 3: lbaas.v1.Meta
-	(*Node)(nil),                // 4: lbaas.v1.Node
-	(*NodeRequest)(nil),         // 5: lbaas.v1.NodeRequest
-	(*NodeUpdate)(nil),          // 6: lbaas.v1.NodeUpdate
-	(*NetworkItem)(nil),         // 7: lbaas.v1.NetworkItem
-	(*HealthMonitor)(nil),       // 8: lbaas.v1.HealthMonitor
-	(*SessionPersistence)(nil),  // 9: lbaas.v1.SessionPersistence
-	(*ConnectionThrottle)(nil),  // 10: lbaas.v1.ConnectionThrottle
-	(*Enabled)(nil),             // 11: lbaas.v1.Enabled
-	(*Cluster)(nil),             // 12: lbaas.v1.Cluster
-	(*SourceAddresses)(nil),     // 13: lbaas.v1.SourceAddresses
-	(*LoadBalancer)(nil),        // 14: lbaas.v1.LoadBalancer
-	(*NodesStatus)(nil),         // 15: lbaas.v1.NodesStatus
-	(*LoadBalancerRequest)(nil), // 16: lbaas.v1.LoadBalancerRequest
-	(*LoadBalancerUpdate)(nil),  // 17: lbaas.v1.LoadBalancerUpdate
-	(*ErrorPage)(nil),           // 18: lbaas.v1.ErrorPage
-	(*SSLTermination)(nil),      // 19: lbaas.v1.SSLTermination
-	(*SecurityProtocol)(nil),    // 20: lbaas.v1.SecurityProtocol
-	(*Cipher)(nil),              // 21: lbaas.v1.Cipher
-	(*NodeServiceEvent)(nil),    // 22: lbaas.v1.NodeServiceEvent
-	(*Link)(nil),                // 23: lbaas.v1.Link
-	(*AllowedDomain)(nil),       // 24: lbaas.v1.AllowedDomain
-	(*Fault)(nil),               // 25: lbaas.v1.Fault
-	(*ValidationErrors)(nil),    // 26: lbaas.v1.ValidationErrors
-	(*structpb.Value)(nil),      // 27: google.protobuf.Value
+	(*Time)(nil),                   // 0: lbaas.v1.Time
+	(*VirtualIp)(nil),              // 1: lbaas.v1.VirtualIp
+	(*VirtualIpRequest)(nil),       // 2: lbaas.v1.VirtualIpRequest
+	(*Meta)(nil),                   // 3: lbaas.v1.Meta
+	(*Node)(nil),                   // 4: lbaas.v1.Node
+	(*NodeRequest)(nil),            // 5: lbaas.v1.NodeRequest
+	(*NodeUpdate)(nil),             // 6: lbaas.v1.NodeUpdate
+	(*NetworkItem)(nil),            // 7: lbaas.v1.NetworkItem
+	(*HealthMonitor)(nil),          // 8: lbaas.v1.HealthMonitor
+	(*SessionPersistence)(nil),     // 9: lbaas.v1.SessionPersistence
+	(*ConnectionThrottle)(nil),     // 10: lbaas.v1.ConnectionThrottle
+	(*Enabled)(nil),                // 11: lbaas.v1.Enabled
+	(*Cluster)(nil),                // 12: lbaas.v1.Cluster
+	(*SourceAddresses)(nil),        // 13: lbaas.v1.SourceAddresses
+	(*LoadBalancer)(nil),           // 14: lbaas.v1.LoadBalancer
+	(*NodesStatus)(nil),            // 15: lbaas.v1.NodesStatus
+	(*LoadBalancerRequest)(nil),    // 16: lbaas.v1.LoadBalancerRequest
+	(*LoadBalancerUpdate)(nil),     // 17: lbaas.v1.LoadBalancerUpdate
+	(*ErrorPage)(nil),              // 18: lbaas.v1.ErrorPage
+	(*SSLTermination)(nil),         // 19: lbaas.v1.SSLTermination
+	(*CertificateMapping)(nil),     // 20: lbaas.v1.CertificateMapping
+	(*CertificateMappingItem)(nil), // 21: lbaas.v1.CertificateMappingItem
+	(*SecurityProtocol)(nil),       // 22: lbaas.v1.SecurityProtocol
+	(*Cipher)(nil),                 // 23: lbaas.v1.Cipher
+	(*NodeServiceEvent)(nil),       // 24: lbaas.v1.NodeServiceEvent
+	(*Link)(nil),                   // 25: lbaas.v1.Link
+	(*AllowedDomain)(nil),          // 26: lbaas.v1.AllowedDomain
+	(*Fault)(nil),                  // 27: lbaas.v1.Fault
+	(*ValidationErrors)(nil),       // 28: lbaas.v1.ValidationErrors
+	(*structpb.Value)(nil),         // 29: google.protobuf.Value
 }
 var file_lbaas_v1_resources_proto_depIdxs = []int32{
 	3,  // 0: lbaas.v1.Node.metadata:type_name -> lbaas.v1.Meta
@@ -2628,14 +2828,15 @@ var file_lbaas_v1_resources_proto_depIdxs = []int32{
 	8,  // 22: lbaas.v1.LoadBalancerRequest.health_monitor:type_name -> lbaas.v1.HealthMonitor
 	7,  // 23: lbaas.v1.LoadBalancerRequest.access_list:type_name -> lbaas.v1.NetworkItem
 	3,  // 24: lbaas.v1.LoadBalancerRequest.metadata:type_name -> lbaas.v1.Meta
-	20, // 25: lbaas.v1.SSLTermination.security_protocols:type_name -> lbaas.v1.SecurityProtocol
-	27, // 26: lbaas.v1.NodeServiceEvent.account_id:type_name -> google.protobuf.Value
-	26, // 27: lbaas.v1.Fault.validation_errors:type_name -> lbaas.v1.ValidationErrors
-	28, // [28:28] is the sub-list for method output_type
-	28, // [28:28] is the sub-list for method input_type
-	28, // [28:28] is the sub-list for extension type_name
-	28, // [28:28] is the sub-list for extension extendee
-	0,  // [0:28] is the sub-list for field type_name
+	22, // 25: lbaas.v1.SSLTermination.security_protocols:type_name -> lbaas.v1.SecurityProtocol
+	20, // 26: lbaas.v1.CertificateMappingItem.certificate_mapping:type_name -> lbaas.v1.CertificateMapping
+	29, // 27: lbaas.v1.NodeServiceEvent.account_id:type_name -> google.protobuf.Value
+	28, // 28: lbaas.v1.Fault.validation_errors:type_name -> lbaas.v1.ValidationErrors
+	29, // [29:29] is the sub-list for method output_type
+	29, // [29:29] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_lbaas_v1_resources_proto_init() }
@@ -2663,17 +2864,18 @@ func file_lbaas_v1_resources_proto_init() {
 	file_lbaas_v1_resources_proto_msgTypes[18].OneofWrappers = []any{}
 	file_lbaas_v1_resources_proto_msgTypes[19].OneofWrappers = []any{}
 	file_lbaas_v1_resources_proto_msgTypes[20].OneofWrappers = []any{}
-	file_lbaas_v1_resources_proto_msgTypes[21].OneofWrappers = []any{}
 	file_lbaas_v1_resources_proto_msgTypes[22].OneofWrappers = []any{}
 	file_lbaas_v1_resources_proto_msgTypes[23].OneofWrappers = []any{}
 	file_lbaas_v1_resources_proto_msgTypes[24].OneofWrappers = []any{}
+	file_lbaas_v1_resources_proto_msgTypes[25].OneofWrappers = []any{}
+	file_lbaas_v1_resources_proto_msgTypes[26].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_lbaas_v1_resources_proto_rawDesc), len(file_lbaas_v1_resources_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   27,
+			NumMessages:   29,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
