@@ -304,9 +304,13 @@ func TestCLI(t *testing.T) {
 
 		// Certificate mappings: files in, the key never out.
 		mapCert, mapKey := trialCertificate(t)
+		// Held back like the termination on this plaintext xDS port.
 		var m map[string]any
-		c.json(&m, "certificate-mapping", "create", id, "--host-name", "api.example.com",
-			"--certificate-file", mapCert, "--key-file", mapKey, "--wait")
+		created := c.fails(4, "--xds-client-ca", "certificate-mapping", "create", id, "--host-name", "api.example.com",
+			"--certificate-file", mapCert, "--key-file", mapKey, "--wait", "-o", "json")
+		if err := json.Unmarshal([]byte(created.stdout), &m); err != nil {
+			t.Fatalf("certificate-mapping create printed %q: %v", created.stdout, err)
+		}
 		mid := fmt.Sprint(m["id"])
 		if m["hostName"] != "api.example.com" || m["sslCommonName"] != "www.example.com" || m["sslFingerprint"] == nil {
 			t.Errorf("created mapping %v", m)
@@ -320,7 +324,7 @@ func TestCLI(t *testing.T) {
 				t.Errorf("certificate mappings table:\n%s", out)
 			}
 		}
-		c.ok("certificate-mapping", "update", id, mid, "--host-name", "*.example.com", "--wait")
+		c.fails(4, "--xds-client-ca", "certificate-mapping", "update", id, mid, "--host-name", "*.example.com", "--wait")
 		c.json(&m, "certificate-mapping", "get", id, mid)
 		if m["hostName"] != "*.example.com" {
 			t.Errorf("after update: %v", m)
@@ -328,7 +332,7 @@ func TestCLI(t *testing.T) {
 		// The termination's key does not match the mapping's certificate.
 		c.fails(2, "certificateMapping.privateKey: does not match", "certificate-mapping", "update", id, mid, "--key-file", keyFile)
 		c.fails(1, "give what to change", "certificate-mapping", "update", id, mid)
-		c.ok("certificate-mapping", "delete", id, mid, "--wait")
+		c.fails(4, "--xds-client-ca", "certificate-mapping", "delete", id, mid, "--wait")
 		c.fails(2, "not found", "certificate-mapping", "get", id, mid)
 		c.ok("ssltermination", "delete", id, "--wait")
 		c.fails(2, "", "ssltermination", "get", id)
