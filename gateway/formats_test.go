@@ -301,16 +301,18 @@ func TestXMLResponsesMatchReference(t *testing.T) {
 	e.mustCall(200, "POST", "/loadbalancers/"+itoa(id)+"/nodes/"+nodeID+"/metadata", `{"metadata":[{"key":"color","value":"red"}]}`)
 	e.mustCall(200, "PUT", "/loadbalancers/"+itoa(id)+"/errorpage", `{"errorpage":{"content":"<html>oops</html>"}}`)
 	e.waitStatus(id, "ACTIVE")
-	p := sslPKI(t)
-	e.mustCall(200, "PUT", "/loadbalancers/"+itoa(id)+"/ssltermination", sslBody(map[string]any{"certificate": p.leafPEM,
-		"privatekey": p.leafKeyPEM, "intermediateCertificate": p.interPEM, "securePort": 443}))
-	e.waitStatus(id, "ACTIVE")
 	// Node service events come from health checks; record one as the
 	// prober would (it is off: nothing is probed from a test).
 	if ok, err := e.srv.Store.SetNodeStatus(context.Background(), uint32(id), uint32(atoi(t, nodeID)), "OFFLINE", "connection refused"); !ok || err != nil {
 		t.Fatalf("record a node event: %v %v", ok, err)
 	}
 	e.waitStatus(id, "ACTIVE")
+	p := sslPKI(t)
+	e.mustCall(200, "PUT", "/loadbalancers/"+itoa(id)+"/ssltermination", sslBody(map[string]any{"certificate": p.leafPEM,
+		"privatekey": p.leafKeyPEM, "intermediateCertificate": p.interPEM, "securePort": 443}))
+	// This server's xDS port is plaintext: the termination is held back
+	// (ERROR, README "SSL termination"); its XML is what is checked here.
+	e.waitStatus(id, "ERROR")
 	subst := strings.NewReplacer("{account}", e.account, "{loadBalancerId}", itoa(id), "{loadbalancerid}", itoa(id), "{nodeId}", nodeID, "{metaId}", "1")
 
 	checked := 0

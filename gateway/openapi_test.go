@@ -236,7 +236,8 @@ func TestEveryGETAnswersXML(t *testing.T) {
 	nodeMeta := first(e.mustCall(200, "GET", lbPath+"/nodes/"+node+"/metadata", "")["metadata"])
 	p := sslPKI(t)
 	e.mustCall(200, "PUT", lbPath+"/ssltermination", sslBody(map[string]any{"certificate": p.leafPEM, "privatekey": p.leafKeyPEM, "securePort": 443}))
-	e.waitStatus(id, "ACTIVE")
+	// Held back on this plaintext xDS port (ERROR); changes are still accepted.
+	e.waitStatus(id, "ERROR")
 	mapping := e.mustCall(202, "POST", lbPath+"/ssltermination/certificatemappings", mappingBody(map[string]any{"hostName": "api.example.com",
 		"certificate": p.otherPEM, "privateKey": p.otherKeyPEM, "intermediateCertificate": p.interPEM}))["certificateMapping"]
 	ids := strings.NewReplacer("{account}", e.account, "{loadBalancerId}", itoa(id), "{nodeId}", node,
