@@ -110,8 +110,9 @@ func secretsIn(t *testing.T, r *discoveryv3.DiscoveryResponse) map[string]*tlsv3
 	return out
 }
 
-// SSL termination reaches the proxies of the load balancer's fleet over
-// SDS on the mutual-TLS xDS port, and nobody else: a client of another
+// SSL termination and its certificate mappings reach the proxies of the
+// load balancer's fleet over SDS on the mutual-TLS xDS port, and nobody
+// else: a client of another
 // fleet gets nothing, a certificate claiming another fleet and a client
 // without one are refused. The status is ACTIVE only once the fleet
 // acknowledged the secret; a refused secret puts the load balancer in
@@ -154,10 +155,10 @@ func TestSDSOverMutualTLS(t *testing.T) {
 		t.Cleanup(func() { conn.Close() })
 		return conn
 	}
-	// sds asks the per-type secret service for the secret as a node of
-	// claimed, and returns the secrets of the first answer (none when
+	// sds asks the per-type secret service for the named secrets as a node
+	// of claimed, and returns the secrets of the first answer (none when
 	// there is none within a second) or the stream's error.
-	sds := func(cert *tls.Certificate, claimed string) (map[string]*tlsv3.Secret, error) {
+	sds := func(cert *tls.Certificate, claimed string, names ...string) (map[string]*tlsv3.Secret, error) {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -166,7 +167,7 @@ func TestSDSOverMutualTLS(t *testing.T) {
 			return nil, err
 		}
 		if err := st.Send(&discoveryv3.DiscoveryRequest{Node: &corev3.Node{Id: "probe", Cluster: claimed, UserAgentName: "envoy"},
-			TypeUrl: resource.SecretType, ResourceNames: []string{secretName}}); err != nil {
+			TypeUrl: resource.SecretType, ResourceNames: names}); err != nil {
 			return nil, err
 		}
 		got := make(chan struct{})
@@ -221,23 +222,43 @@ func TestSDSOverMutualTLS(t *testing.T) {
 	envoy.send(resource.SecretType, []string{secretName}, r, "")
 	a.waitStatus(lb.ID, "ACTIVE")
 
+	// A certificate mapping: a chain for its host name on the secure
+	// listener, and a secret of its own the Envoy then asks for.
+	mapped := newKeyPair(t, "api.example.com")
+	var created struct {
+		CertificateMapping struct{ ID int } `json:"certificateMapping"`
+	}
+	body, _ := json.Marshal(map[string]any{"certificateMapping": map[string]any{"hostName": "api.example.com",
+		"certificate": mapped.cert, "privateKey": mapped.key}})
+	a.do("POST", a.lbPath(lb.ID, "/ssltermination/certificatemappings"), string(body), 202, &created)
+	mappingName := fmt.Sprintf("lb_%d_tls_%d", lb.ID, created.CertificateMapping.ID)
+	lr := envoy.next(resource.ListenerType)
+	envoy.send(resource.ListenerType, nil, lr, "")
+	envoy.send(resource.SecretType, []string{secretName, mappingName}, r, "")
+	r = envoy.next(resource.SecretType)
+	if got := secretsIn(t, r)[mappingName].GetTlsCertificate(); got.GetPrivateKey().GetInlineString() != mapped.delivered() {
+		t.Fatalf("the fleet's Envoy got %v, want %s", secretsIn(t, r), mappingName)
+	}
+	envoy.send(resource.SecretType, []string{secretName, mappingName}, r, "")
+	a.waitStatus(lb.ID, "ACTIVE")
+
 	t.Run("another fleet's client gets nothing", func(t *testing.T) {
 		c := other.cert(t)
-		if got, err := sds(&c, "edge"); err != nil || len(got) > 0 {
+		if got, err := sds(&c, "edge", secretName, mappingName); err != nil || len(got) > 0 {
 			t.Errorf("fleet edge: %v, %v; want no secret", got, err)
 		}
-		if got, err := sds(&c, "default"); grpcstatus.Code(err) != codes.PermissionDenied {
+		if got, err := sds(&c, "default", secretName); grpcstatus.Code(err) != codes.PermissionDenied {
 			t.Errorf("fleet edge's certificate claiming fleet default: %v, %v; want PermissionDenied", got, err)
 		}
 	})
 	t.Run("a client without a certificate gets nothing", func(t *testing.T) {
-		if got, err := sds(nil, "default"); grpcstatus.Code(err) != codes.Unavailable {
+		if got, err := sds(nil, "default", secretName); grpcstatus.Code(err) != codes.Unavailable {
 			t.Errorf("no certificate: %v, %v; want Unavailable", got, err)
 		}
 	})
 	t.Run("the fleet's certificate on the secret service", func(t *testing.T) {
-		if got, err := sds(&fleetCert, "default"); err != nil || got[secretName] == nil {
-			t.Errorf("fleet default: %v, %v; want %s", got, err, secretName)
+		if got, err := sds(&fleetCert, "default", secretName, mappingName); err != nil || got[secretName] == nil || got[mappingName] == nil {
+			t.Errorf("fleet default: %v, %v; want %s and %s", got, err, secretName, mappingName)
 		}
 	})
 
@@ -247,7 +268,7 @@ func TestSDSOverMutualTLS(t *testing.T) {
 	a.do("PUT", a.lbPath(lb.ID, "/ssltermination"), second.termination(""), 200, nil)
 	r = envoy.next(resource.SecretType)
 	const refusal = "Failed to load private key from <inline>"
-	envoy.send(resource.SecretType, []string{secretName}, r, refusal)
+	envoy.send(resource.SecretType, []string{secretName, mappingName}, r, refusal)
 	if s := a.waitStatus(lb.ID, "ERROR"); !strings.Contains(s.StatusDescription, refusal) {
 		t.Errorf("status description %q, want the refusal", s.StatusDescription)
 	}
@@ -263,14 +284,14 @@ func TestSDSOverMutualTLS(t *testing.T) {
 		}
 	}
 	a.waitStatus(lb.ID, "ACTIVE")
-	if got, err := sds(&fleetCert, "default"); err != nil || len(got) > 0 {
+	if got, err := sds(&fleetCert, "default", secretName, mappingName); err != nil || len(got) > 0 {
 		t.Errorf("after deletion: %v, %v; want no secret", got, err)
 	}
 
 	// No line of the daemon's log holds either key, as the customer's
 	// PEM, the delivered PEM, base64 or hex of its DER.
 	log := d.stderr.String()
-	for _, kp := range []keyPair{first, second} {
+	for _, kp := range []keyPair{first, second, mapped} {
 		pkcs1, _ := pem.Decode([]byte(kp.key))
 		for _, s := range []string{strings.Split(kp.key, "\n")[1], strings.Split(kp.delivered(), "\n")[1],
 			base64.StdEncoding.EncodeToString(pkcs1.Bytes)[:64], base64.StdEncoding.EncodeToString(kp.pkcs8)[:64],
