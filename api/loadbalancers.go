@@ -238,7 +238,7 @@ func (s *LoadBalancers) newLoadBalancer(ctx context.Context, account string, in 
 		validTimeout(&v, "loadBalancer.timeout", lb.Timeout)
 	}
 	checkHalfClosed(&v, "loadBalancer.halfClosed", lb.HalfClosed, lb.Protocol)
-	checkHTTPSRedirect(&v, "loadBalancer.httpsRedirect", lb.HTTPSRedirect, lb.Protocol, lb.Port)
+	checkHTTPSRedirect(&v, "loadBalancer.httpsRedirect", lb.HTTPSRedirect, lb.Protocol, lb.Port, nil)
 	checkContentCaching(&v, "loadBalancer.contentCaching", lb.ContentCaching)
 	if lb.ConnectionLogging && IsUDP(lb.Protocol) {
 		v.add("loadBalancer.connectionLogging", "is not available for protocol %s", lb.Protocol)
@@ -568,7 +568,7 @@ func applyUpdate(lb *store.LoadBalancer, in *lbaasv1.LoadBalancerUpdate) error {
 		validKeepAlive(&v, "loadBalancer.clientKeepAliveTimeout", lb.ClientKeepAliveTimeout)
 	}
 	checkHalfClosed(&v, "loadBalancer.halfClosed", lb.HalfClosed, lb.Protocol)
-	checkHTTPSRedirect(&v, "loadBalancer.httpsRedirect", lb.HTTPSRedirect, lb.Protocol, lb.Port)
+	checkHTTPSRedirect(&v, "loadBalancer.httpsRedirect", lb.HTTPSRedirect, lb.Protocol, lb.Port, lb.SSLTermination)
 	return v.err()
 }
 

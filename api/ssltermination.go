@@ -278,6 +278,9 @@ func (s *SSLTerminations) UpdateSSLTermination(ctx context.Context, req *lbaasv1
 		if err := checkSecurePort(tx, lb, t.SecurePort); err != nil {
 			return err
 		}
+		if lb.HTTPSRedirect && lb.Protocol == "HTTP" && !redirects(t) {
+			return BadRequest("sslTermination: the load balancer redirects to HTTPS (httpsRedirect), which needs SSL termination enabled on securePort 443 with secureTrafficOnly true: turn httpsRedirect off first")
+		}
 		lb.SSLTermination, out = t, t
 		return nil
 	})
@@ -316,6 +319,9 @@ func (s *SSLTerminations) DeleteSSLTermination(ctx context.Context, req *lbaasv1
 	err := s.commitChange(ctx, req.GetAccount(), req.GetLoadBalancerId(), func(_ *store.Tx, lb *store.LoadBalancer) error {
 		if lb.SSLTermination == nil {
 			return noTermination()
+		}
+		if lb.HTTPSRedirect && lb.Protocol == "HTTP" {
+			return BadRequest("sslTermination: the load balancer redirects to HTTPS (httpsRedirect): turn httpsRedirect off first")
 		}
 		lb.SSLTermination = nil
 		return nil

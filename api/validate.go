@@ -431,10 +431,16 @@ func checkHalfClosed(v *validation, field string, halfClosed bool, protocol stri
 	}
 }
 
-func checkHTTPSRedirect(v *validation, field string, redirect bool, protocol string, port uint32) {
-	if redirect && !(protocol == "HTTPS" && port == 443) {
-		v.add(field, "requires protocol HTTPS on port 443 (or HTTP with SSL termination on secure port 443)")
+func checkHTTPSRedirect(v *validation, field string, redirect bool, protocol string, port uint32, t *store.SSLTermination) {
+	if redirect && !(protocol == "HTTPS" && port == 443) && !(protocol == "HTTP" && redirects(t)) {
+		v.add(field, "requires protocol HTTPS on port 443, or HTTP with SSL termination enabled on securePort 443 with secureTrafficOnly true")
 	}
+}
+
+// redirects tells whether an SSL termination is one an HTTP load balancer
+// may redirect to (the reference: securePort 443, secureTrafficOnly).
+func redirects(t *store.SSLTermination) bool {
+	return t != nil && t.Enabled && t.SecurePort == 443 && t.SecureTrafficOnly
 }
 
 // ContentCachingRefused is why turning content caching on is refused: no

@@ -16,6 +16,7 @@ import (
 	"math/big"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -498,4 +499,33 @@ func TestSSLTerminationXML(t *testing.T) {
 	if !jsonEqual(got, want) {
 		t.Errorf("after the XML PUT:\n got %v\nwant %v", got, want)
 	}
+}
+
+// httpsRedirect on an HTTP load balancer needs SSL termination enabled on
+// securePort 443 with secureTrafficOnly (the reference's ssl-termination.rst
+// and httpsRedirect), and the termination cannot leave that shape, nor go,
+// while the load balancer redirects.
+func TestHTTPSRedirectWithSSLTermination(t *testing.T) {
+	e := newEnv(t, withManualActivation())
+	id := e.createLB(simpleLB)
+	e.activate()
+	lb := "/loadbalancers/" + itoa(id)
+	p := sslPKI(t)
+	redirect := func(on bool) string { return `{"loadBalancer":{"httpsRedirect":` + strconv.FormatBool(on) + `}}` }
+
+	featureFault(t, e, 400, "PUT", lb, redirect(true), "loadBalancer.httpsRedirect")
+	e.mustCall(200, "PUT", lb+"/ssltermination", sslBody(map[string]any{"certificate": p.leafPEM, "privatekey": p.leafKeyPEM, "securePort": 443}))
+	e.activate()
+	featureFault(t, e, 400, "PUT", lb, redirect(true), "secureTrafficOnly true")
+	e.mustCall(200, "PUT", lb+"/ssltermination", sslBody(map[string]any{"secureTrafficOnly": true}))
+	e.activate()
+	featureChange(t, e, 202, "PUT", lb, "", redirect(true))
+	if d := featureDetails(t, e, lb); d["httpsRedirect"] != true {
+		t.Errorf("httpsRedirect not on: %v", d["httpsRedirect"])
+	}
+	featureFault(t, e, 400, "PUT", lb+"/ssltermination", sslBody(map[string]any{"secureTrafficOnly": false}), "turn httpsRedirect off first")
+	featureFault(t, e, 400, "PUT", lb+"/ssltermination", sslBody(map[string]any{"enabled": false}), "turn httpsRedirect off first")
+	featureFault(t, e, 400, "DELETE", lb+"/ssltermination", "", "turn httpsRedirect off first")
+	featureChange(t, e, 202, "PUT", lb, "", redirect(false))
+	e.mustCall(200, "DELETE", lb+"/ssltermination", "")
 }
