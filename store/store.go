@@ -473,6 +473,9 @@ func (s *Store) Update(ctx context.Context, fn func(*Tx) error) (int64, error) {
 		if err := fn(tx); err != nil {
 			return err
 		}
+		if err := tx.recordUsageEvents(); err != nil {
+			return err
+		}
 		var err error
 		rev, err = tx.commitRevision()
 		return err

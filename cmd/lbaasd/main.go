@@ -35,6 +35,7 @@ import (
 	"github.com/openlbaas/lbaas/internal/ratelimit"
 	"github.com/openlbaas/lbaas/internal/server"
 	"github.com/openlbaas/lbaas/internal/tlsreload"
+	"github.com/openlbaas/lbaas/internal/usage"
 	"github.com/openlbaas/lbaas/store"
 	"github.com/openlbaas/lbaas/translator"
 )
@@ -156,6 +157,10 @@ func serveCommand() *ffcli.Command {
 		"how often proxies and proxyless clients report their load (LRS) to lbaasd, which aggregates it per load balancer (GET /loadbalancers/{id}/stats)")
 	fs.IntVar(&cfg.LoadBalancerMetrics, "lb-metrics-max", 1000,
 		"how many load balancers get Prometheus series of their own (label lb) from the load reports: the first that many to report; 0 none")
+	fs.DurationVar(&cfg.UsageRetention, "usage-retention", usage.DefaultRetention,
+		"how long usage (GET /loadbalancers/{id}/usage, /loadbalancers/usage, /loadbalancers/billable) stays in the database, pruned hourly by one replica at a time; the longest window usage reports may ask for")
+	fs.DurationVar(&cfg.UsageFlushInterval, "usage-flush-interval", usage.DefaultFlushInterval,
+		"how often this replica writes the numbers its reporters sent into the usage history (a restart loses at most that much)")
 	fs.StringVar(&cfg.PublicURL, "public-url", "", "base URL clients reach the API at, used in the identity service catalog (default: from each request's Host)")
 	fs.StringVar(&cfg.Region, "region", "LOCAL", "region name shown in the service catalog")
 	fs.StringVar(&cfg.Fleet, "fleet", "default", "proxy fleet (Envoy node cluster) new load balancers are placed on")

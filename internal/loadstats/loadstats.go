@@ -26,6 +26,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	lrsv3 "github.com/envoyproxy/go-control-plane/envoy/service/load_stats/v3"
+	metricsv3 "github.com/envoyproxy/go-control-plane/envoy/service/metrics/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/durationpb"
 )
@@ -64,13 +65,26 @@ type Options struct {
 	Now func() time.Time
 }
 
-// Counts are request and connection counters.
+// Counts are request, connection and byte counters. The load reports
+// (LRS) count requests and failed connections, Envoy's metrics (the
+// metrics service sink, see metricsMapping) the rest.
 type Counts struct {
 	Issued            uint64 // requests sent to a node
 	Succeeded         uint64 // requests that completed successfully
 	Errors            uint64 // requests that completed with an error
 	Dropped           uint64 // requests the reporter dropped (no healthy node, circuit breaking)
 	FailedConnections uint64 // connection attempts that failed (reporters that count them)
+
+	ConnectTimeouts      uint64 // connection attempts to a node that timed out
+	ConnectErrors        uint64 // connections a node closed with requests in flight
+	DataTimeouts         uint64 // requests or connections ended by the load balancer's timeout
+	KeepAliveTimeouts    uint64 // idle client connections closed
+	DataTimeoutsSSL      uint64 // DataTimeouts of the secure listener
+	KeepAliveTimeoutsSSL uint64 // KeepAliveTimeouts of the secure listener
+	BytesIn              uint64 // bytes received from clients
+	BytesOut             uint64 // bytes sent to clients
+	BytesInSSL           uint64 // BytesIn of the secure listener
+	BytesOutSSL          uint64 // BytesOut of the secure listener
 }
 
 func (c *Counts) add(o Counts) {
@@ -79,17 +93,29 @@ func (c *Counts) add(o Counts) {
 	c.Errors += o.Errors
 	c.Dropped += o.Dropped
 	c.FailedConnections += o.FailedConnections
+	c.ConnectTimeouts += o.ConnectTimeouts
+	c.ConnectErrors += o.ConnectErrors
+	c.DataTimeouts += o.DataTimeouts
+	c.KeepAliveTimeouts += o.KeepAliveTimeouts
+	c.DataTimeoutsSSL += o.DataTimeoutsSSL
+	c.KeepAliveTimeoutsSSL += o.KeepAliveTimeoutsSSL
+	c.BytesIn += o.BytesIn
+	c.BytesOut += o.BytesOut
+	c.BytesInSSL += o.BytesInSSL
+	c.BytesOutSSL += o.BytesOutSSL
 }
 
 // Gauges are the state at the end of a reporter's interval.
 type Gauges struct {
-	InProgress        uint64 // requests in progress
-	ActiveConnections uint64 // open connections (reporters that count them)
+	InProgress           uint64 // requests in progress
+	ActiveConnections    uint64 // open connections (reporters that count them)
+	ActiveConnectionsSSL uint64 // open connections of the secure listener
 }
 
 func (g *Gauges) add(o Gauges) {
 	g.InProgress += o.InProgress
 	g.ActiveConnections += o.ActiveConnections
+	g.ActiveConnectionsSSL += o.ActiveConnectionsSSL
 }
 
 // Snapshot is a load balancer's aggregate.
@@ -97,8 +123,8 @@ type Snapshot struct {
 	Totals Counts // every interval of every reporter since this process started
 	Gauges        // sum of the live reporters' latest intervals
 	// MaxActiveConnections is the highest Gauges.ActiveConnections seen
-	// when a report arrived.
-	MaxActiveConnections uint64
+	// when a report arrived, MaxActiveConnectionsSSL its secure twin.
+	MaxActiveConnections, MaxActiveConnectionsSSL uint64
 }
 
 // Service implements the LoadReportingService and holds the aggregates.
@@ -114,9 +140,32 @@ type Service struct {
 
 	labelled int // load balancers with series of their own
 
-	reports atomic.Uint64    // cluster reports absorbed
-	dropped [2]atomic.Uint64 // cluster reports dropped, by dropReasons
-	live    atomic.Int64     // open streams
+	pending  map[usageKey]*Usage // absorbed since the last TakeUsage
+	lastPoll time.Time           // the last TakeUsage that polled the gauges
+
+	reports [kinds]atomic.Uint64    // cluster reports absorbed, by kind
+	dropped [kinds][2]atomic.Uint64 // cluster reports dropped, by kind and dropReasons
+	live    [kinds]atomic.Int64     // open streams, by kind
+}
+
+// The kinds of report streams (the label kind).
+const (
+	kindLRS     = iota // envoy.service.load_stats.v3
+	kindMetrics        // envoy.service.metrics.v3
+	kinds
+)
+
+var kindNames = [kinds]string{"lrs", "metrics"}
+
+// load is what one report says of one load balancer.
+type load struct {
+	name   string // the resource name, lb_<id>
+	counts Counts
+	gauges Gauges
+	// Of Envoy's metrics: whether the load balancer has HTTP listener
+	// stats, and its cluster's active connections (metricsLoads).
+	http           bool
+	upstreamActive uint64
 }
 
 // Reasons a cluster's report is dropped (the label reason).
@@ -128,12 +177,13 @@ const (
 )
 
 type lbState struct {
-	labelled  bool // has Prometheus series of its own
-	totals    Counts
-	maxActive uint64
-	reporters map[uint64]latest // by stream, non-zero gauges only
-	seq       uint64            // the last report that touched it (absorb)
-	pending   Gauges            // its gauges in that report
+	labelled     bool // has Prometheus series of its own
+	totals       Counts
+	maxActive    uint64
+	maxActiveSSL uint64
+	reporters    map[uint64]latest // by stream, non-zero gauges only
+	seq          uint64            // the last report that touched it (absorb)
+	pending      Gauges            // its gauges in that report
 }
 
 type latest struct {
@@ -155,21 +205,33 @@ func New(o Options) *Service {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Service{opts: o, lbs: map[uint32]*lbState{}}
+	return &Service{opts: o, lbs: map[uint32]*lbState{}, pending: map[usageKey]*Usage{}}
 }
 
-// Register serves the service on a gRPC server (the xDS server).
-func (s *Service) Register(g *grpc.Server) { lrsv3.RegisterLoadReportingServiceServer(g, s) }
+// Register serves the load reporting service on a gRPC server (the xDS
+// server),
+// and the metrics sink (envoy.service.metrics.v3) beside it.
+func (s *Service) Register(g *grpc.Server) {
+	lrsv3.RegisterLoadReportingServiceServer(g, s)
+	metricsv3.RegisterMetricsServiceServer(g, metricsSink{s})
+}
+
+// open counts a stream of a kind and returns its id and the function
+// that ends it (forgetting its gauges).
+func (s *Service) open(kind int) (uint64, func()) {
+	id := s.streams.Add(1)
+	s.live[kind].Add(1)
+	return id, func() {
+		s.live[kind].Add(-1)
+		s.forget(id)
+	}
+}
 
 // StreamLoadStats asks the reporter for every cluster at the configured
 // interval, then absorbs its reports until the stream ends.
 func (s *Service) StreamLoadStats(stream lrsv3.LoadReportingService_StreamLoadStatsServer) error {
-	id := s.streams.Add(1)
-	s.live.Add(1)
-	defer func() {
-		s.live.Add(-1)
-		s.forget(id)
-	}()
+	id, done := s.open(kindLRS)
+	defer done()
 	asked := false
 	var node *corev3.Node // the first request names it; later ones may
 	for {
@@ -200,34 +262,44 @@ func (s *Service) StreamLoadStats(stream lrsv3.LoadReportingService_StreamLoadSt
 
 // absorb adds a reporter's interval.
 func (s *Service) absorb(stream uint64, node *corev3.Node, clusters []*endpointv3.ClusterStats) {
-	if len(clusters) == 0 {
+	loads := make([]load, len(clusters))
+	for i, c := range clusters {
+		loads[i] = clusterLoad(c)
+	}
+	s.absorbLoads(kindLRS, stream, node, loads)
+}
+
+// absorbLoads adds what a report of a kind says of each load balancer.
+func (s *Service) absorbLoads(kind int, stream uint64, node *corev3.Node, loads []load) {
+	if len(loads) == 0 {
 		return
 	}
 	var served []bool
 	if s.opts.Serves != nil {
-		names := make([]string, len(clusters))
-		for i, c := range clusters {
-			names[i] = c.GetClusterName()
+		names := make([]string, len(loads))
+		for i, l := range loads {
+			names[i] = l.name
 		}
 		served = s.opts.Serves(node, names)
 	}
 	now := s.opts.Now()
+	minute := now.Truncate(time.Minute).Unix()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	// Several entries may name one cluster (one per EDS service name):
 	// the stream's gauges for a load balancer are their sum.
 	s.seq++
 	touched := s.touched[:0]
-	for i, c := range clusters {
-		id, ok := s.opts.LoadBalancerID(c.GetClusterName())
+	for i, l := range loads {
+		id, ok := s.opts.LoadBalancerID(l.name)
 		if !ok || served != nil && !served[i] {
-			s.dropped[dropNotServed].Add(1)
+			s.dropped[kind][dropNotServed].Add(1)
 			continue
 		}
 		lb := s.lbs[id]
 		if lb == nil {
 			if len(s.lbs) >= s.opts.MaxLoadBalancers {
-				s.dropped[dropOverLimit].Add(1)
+				s.dropped[kind][dropOverLimit].Add(1)
 				continue
 			}
 			lb = &lbState{labelled: s.labelled < s.opts.MetricsLoadBalancers}
@@ -236,14 +308,22 @@ func (s *Service) absorb(stream uint64, node *corev3.Node, clusters []*endpointv
 			}
 			s.lbs[id] = lb
 		}
-		counts, g := clusterLoad(c)
-		lb.totals.add(counts)
+		lb.totals.add(l.counts)
+		if l.counts != (Counts{}) {
+			k := usageKey{id, minute}
+			u := s.pending[k]
+			if u == nil {
+				u = &Usage{LoadBalancerID: id, Minute: time.Unix(minute, 0).UTC()}
+				s.pending[k] = u
+			}
+			u.Counts.add(l.counts)
+		}
 		if lb.seq != s.seq {
 			lb.seq, lb.pending = s.seq, Gauges{}
 			touched = append(touched, lb)
 		}
-		lb.pending.add(g)
-		s.reports.Add(1)
+		lb.pending.add(l.gauges)
+		s.reports[kind].Add(1)
 	}
 	// Only non-zero gauges are kept: memory grows with the pairs of
 	// stream and load balancer that have requests in progress or open
@@ -257,26 +337,25 @@ func (s *Service) absorb(stream uint64, node *corev3.Node, clusters []*endpointv
 			}
 			lb.reporters[stream] = latest{Gauges: g, at: now}
 		}
-		if sum := s.gauges(lb, now); sum.ActiveConnections > lb.maxActive {
-			lb.maxActive = sum.ActiveConnections
-		}
+		sum := s.gauges(lb, now)
+		lb.maxActive = max(lb.maxActive, sum.ActiveConnections)
+		lb.maxActiveSSL = max(lb.maxActiveSSL, sum.ActiveConnectionsSSL)
 	}
 	clear(touched)
 	s.touched = touched
 }
 
-func clusterLoad(c *endpointv3.ClusterStats) (Counts, Gauges) {
-	counts := Counts{Dropped: c.GetTotalDroppedRequests()}
-	var g Gauges
-	for _, l := range c.GetUpstreamLocalityStats() {
-		counts.Issued += l.GetTotalIssuedRequests()
-		counts.Succeeded += l.GetTotalSuccessfulRequests()
-		counts.Errors += l.GetTotalErrorRequests()
-		counts.FailedConnections += l.GetTotalFailConnections()
-		g.InProgress += l.GetTotalRequestsInProgress()
-		g.ActiveConnections += l.GetTotalActiveConnections()
+func clusterLoad(c *endpointv3.ClusterStats) load {
+	l := load{name: c.GetClusterName(), counts: Counts{Dropped: c.GetTotalDroppedRequests()}}
+	for _, u := range c.GetUpstreamLocalityStats() {
+		l.counts.Issued += u.GetTotalIssuedRequests()
+		l.counts.Succeeded += u.GetTotalSuccessfulRequests()
+		l.counts.Errors += u.GetTotalErrorRequests()
+		l.counts.FailedConnections += u.GetTotalFailConnections()
+		l.gauges.InProgress += u.GetTotalRequestsInProgress()
+		l.gauges.ActiveConnections += u.GetTotalActiveConnections()
 	}
-	return counts, g
+	return l
 }
 
 // gauges sums the live reporters' latest gauges, forgetting the expired.
@@ -311,5 +390,5 @@ func (s *Service) Snapshot(id uint32) Snapshot {
 		return Snapshot{}
 	}
 	g := s.gauges(lb, s.opts.Now())
-	return Snapshot{Totals: lb.totals, Gauges: g, MaxActiveConnections: lb.maxActive}
+	return Snapshot{Totals: lb.totals, Gauges: g, MaxActiveConnections: lb.maxActive, MaxActiveConnectionsSSL: lb.maxActiveSSL}
 }

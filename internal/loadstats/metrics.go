@@ -11,11 +11,11 @@ import (
 // series stays bounded whatever the fleet holds.
 var (
 	reportsDesc = prometheus.NewDesc("lbaas_load_reports_total",
-		"Cluster load reports (LRS) absorbed into the per-load-balancer aggregates.", nil, nil)
+		"Per-load-balancer reports absorbed into the aggregates, by kind (lrs: a cluster's load report; metrics: a load balancer's share of an Envoy metrics message).", []string{"kind"}, nil)
 	droppedDesc = prometheus.NewDesc("lbaas_load_reports_dropped_total",
-		"Cluster load reports dropped, by reason (the cluster is no load balancer of the reporter's fleet; more load balancers than tracked).", []string{"reason"}, nil)
+		"Per-load-balancer reports dropped, by kind and reason (the cluster is no load balancer of the reporter's fleet; more load balancers than tracked).", []string{"kind", "reason"}, nil)
 	reportersDesc = prometheus.NewDesc("lbaas_load_reporters",
-		"Load report (LRS) streams open on this replica: proxies and proxyless clients reporting.", nil, nil)
+		"Report streams open on this replica, by kind (lrs: proxies and proxyless clients; metrics: Envoy's metrics service sink).", []string{"kind"}, nil)
 	trackedDesc = prometheus.NewDesc("lbaas_load_balancers_reported",
 		"Load balancers with load reports in memory, and how many of them have series of their own (labelled).", []string{"labelled"}, nil)
 	lbIssuedDesc = prometheus.NewDesc("lbaas_lb_requests_issued_total",
@@ -42,11 +42,13 @@ func (s *Service) Describe(ch chan<- *prometheus.Desc) {
 
 // Collect implements prometheus.Collector.
 func (s *Service) Collect(ch chan<- prometheus.Metric) {
-	ch <- prometheus.MustNewConstMetric(reportsDesc, prometheus.CounterValue, float64(s.reports.Load()))
-	for i, reason := range dropReasons {
-		ch <- prometheus.MustNewConstMetric(droppedDesc, prometheus.CounterValue, float64(s.dropped[i].Load()), reason)
+	for k, kind := range kindNames {
+		ch <- prometheus.MustNewConstMetric(reportsDesc, prometheus.CounterValue, float64(s.reports[k].Load()), kind)
+		for i, reason := range dropReasons {
+			ch <- prometheus.MustNewConstMetric(droppedDesc, prometheus.CounterValue, float64(s.dropped[k][i].Load()), kind, reason)
+		}
+		ch <- prometheus.MustNewConstMetric(reportersDesc, prometheus.GaugeValue, float64(s.live[k].Load()), kind)
 	}
-	ch <- prometheus.MustNewConstMetric(reportersDesc, prometheus.GaugeValue, float64(s.live.Load()))
 
 	now := s.opts.Now()
 	s.mu.Lock()
