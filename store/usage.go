@@ -337,7 +337,7 @@ func (tx *Tx) recordUsageEvents() error {
 		WHERE l.load_balancer_id IN ? GROUP BY l.load_balancer_id, v.type = 'PUBLIC'`, ids).Scan(&counts).Error; err != nil {
 		return err
 	}
-	now := time.Now().UTC()
+	now := tx.store.now().UTC()
 	var events []UsageEvent
 	for _, id := range ids {
 		lb := tx.touched[id]

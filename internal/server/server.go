@@ -257,7 +257,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("TLS: %w", err)
 		}
 	}
-	st, err := store.Open(ctx, store.Options{URL: cfg.DatabaseURL, Pools: cfg.Pools, Logger: log, Timeout: cfg.DBTimeout})
+	st, err := store.Open(ctx, store.Options{URL: cfg.DatabaseURL, Pools: cfg.Pools, Logger: log, Timeout: cfg.DBTimeout, Now: cfg.Now})
 	if err != nil {
 		if certs != nil {
 			certs.Close()
