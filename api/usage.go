@@ -225,8 +225,9 @@ func (s *Usage) GetStatsHistory(ctx context.Context, req *lbaasv1.GetStatsHistor
 	h := &lbaasv1.StatsHistory{Window: window, Step: uint32(w.Step / time.Second), Points: make([]*lbaasv1.StatsPoint, len(points))}
 	for i, p := range points {
 		h.Points[i] = &lbaasv1.StatsPoint{
-			Time: usageTime(p.Time), Requests: float64(p.Requests), RequestErrors: float64(p.RequestErrors),
-			CurrentConn: p.Connections, IncomingTransfer: float64(p.BytesIn), OutgoingTransfer: float64(p.BytesOut),
+			Time: usageTime(p.Time), Requests: proto.Float64(float64(p.Requests)), RequestErrors: proto.Float64(float64(p.RequestErrors)),
+			CurrentConn: proto.Float64(p.Connections), IncomingTransfer: proto.Float64(float64(p.BytesIn)),
+			OutgoingTransfer: proto.Float64(float64(p.BytesOut)),
 		}
 	}
 	return &lbaasv1.GetStatsHistoryResponse{History: h}, nil

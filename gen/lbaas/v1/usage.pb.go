@@ -844,11 +844,11 @@ func (x *GetStatsHistoryRequest) GetWindow() string {
 type StatsPoint struct {
 	state            protoimpl.MessageState `protogen:"open.v1"`
 	Time             string                 `protobuf:"bytes,1,opt,name=time,proto3" json:"time,omitempty"`
-	Requests         float64                `protobuf:"fixed64,2,opt,name=requests,proto3" json:"requests,omitempty"`
-	RequestErrors    float64                `protobuf:"fixed64,3,opt,name=request_errors,json=requestErrors,proto3" json:"request_errors,omitempty"`
-	CurrentConn      float64                `protobuf:"fixed64,4,opt,name=current_conn,json=currentConn,proto3" json:"current_conn,omitempty"`
-	IncomingTransfer float64                `protobuf:"fixed64,5,opt,name=incoming_transfer,json=incomingTransfer,proto3" json:"incoming_transfer,omitempty"`
-	OutgoingTransfer float64                `protobuf:"fixed64,6,opt,name=outgoing_transfer,json=outgoingTransfer,proto3" json:"outgoing_transfer,omitempty"`
+	Requests         *float64               `protobuf:"fixed64,2,opt,name=requests,proto3,oneof" json:"requests,omitempty"`
+	RequestErrors    *float64               `protobuf:"fixed64,3,opt,name=request_errors,json=requestErrors,proto3,oneof" json:"request_errors,omitempty"`
+	CurrentConn      *float64               `protobuf:"fixed64,4,opt,name=current_conn,json=currentConn,proto3,oneof" json:"current_conn,omitempty"`
+	IncomingTransfer *float64               `protobuf:"fixed64,5,opt,name=incoming_transfer,json=incomingTransfer,proto3,oneof" json:"incoming_transfer,omitempty"`
+	OutgoingTransfer *float64               `protobuf:"fixed64,6,opt,name=outgoing_transfer,json=outgoingTransfer,proto3,oneof" json:"outgoing_transfer,omitempty"`
 	unknownFields    protoimpl.UnknownFields
 	sizeCache        protoimpl.SizeCache
 }
@@ -891,36 +891,36 @@ func (x *StatsPoint) GetTime() string {
 }
 
 func (x *StatsPoint) GetRequests() float64 {
-	if x != nil {
-		return x.Requests
+	if x != nil && x.Requests != nil {
+		return *x.Requests
 	}
 	return 0
 }
 
 func (x *StatsPoint) GetRequestErrors() float64 {
-	if x != nil {
-		return x.RequestErrors
+	if x != nil && x.RequestErrors != nil {
+		return *x.RequestErrors
 	}
 	return 0
 }
 
 func (x *StatsPoint) GetCurrentConn() float64 {
-	if x != nil {
-		return x.CurrentConn
+	if x != nil && x.CurrentConn != nil {
+		return *x.CurrentConn
 	}
 	return 0
 }
 
 func (x *StatsPoint) GetIncomingTransfer() float64 {
-	if x != nil {
-		return x.IncomingTransfer
+	if x != nil && x.IncomingTransfer != nil {
+		return *x.IncomingTransfer
 	}
 	return 0
 }
 
 func (x *StatsPoint) GetOutgoingTransfer() float64 {
-	if x != nil {
-		return x.OutgoingTransfer
+	if x != nil && x.OutgoingTransfer != nil {
+		return *x.OutgoingTransfer
 	}
 	return 0
 }
@@ -1131,15 +1131,20 @@ const file_lbaas_v1_usage_proto_rawDesc = "" +
 	"\aaccount\x18\x01 \x01(\tR\aaccount\x12(\n" +
 	"\x10load_balancer_id\x18\x02 \x01(\rR\x0eloadBalancerId\x12\x1b\n" +
 	"\x06window\x18\x03 \x01(\tH\x00R\x06window\x88\x01\x01B\t\n" +
-	"\a_window\"\xe0\x01\n" +
+	"\a_window\"\xd6\x02\n" +
 	"\n" +
 	"StatsPoint\x12\x12\n" +
-	"\x04time\x18\x01 \x01(\tR\x04time\x12\x1a\n" +
-	"\brequests\x18\x02 \x01(\x01R\brequests\x12%\n" +
-	"\x0erequest_errors\x18\x03 \x01(\x01R\rrequestErrors\x12!\n" +
-	"\fcurrent_conn\x18\x04 \x01(\x01R\vcurrentConn\x12+\n" +
-	"\x11incoming_transfer\x18\x05 \x01(\x01R\x10incomingTransfer\x12+\n" +
-	"\x11outgoing_transfer\x18\x06 \x01(\x01R\x10outgoingTransfer\"h\n" +
+	"\x04time\x18\x01 \x01(\tR\x04time\x12\x1f\n" +
+	"\brequests\x18\x02 \x01(\x01H\x00R\brequests\x88\x01\x01\x12*\n" +
+	"\x0erequest_errors\x18\x03 \x01(\x01H\x01R\rrequestErrors\x88\x01\x01\x12&\n" +
+	"\fcurrent_conn\x18\x04 \x01(\x01H\x02R\vcurrentConn\x88\x01\x01\x120\n" +
+	"\x11incoming_transfer\x18\x05 \x01(\x01H\x03R\x10incomingTransfer\x88\x01\x01\x120\n" +
+	"\x11outgoing_transfer\x18\x06 \x01(\x01H\x04R\x10outgoingTransfer\x88\x01\x01B\v\n" +
+	"\t_requestsB\x11\n" +
+	"\x0f_request_errorsB\x0f\n" +
+	"\r_current_connB\x14\n" +
+	"\x12_incoming_transferB\x14\n" +
+	"\x12_outgoing_transfer\"h\n" +
 	"\fStatsHistory\x12\x16\n" +
 	"\x06window\x18\x01 \x01(\tR\x06window\x12\x12\n" +
 	"\x04step\x18\x02 \x01(\rR\x04step\x12,\n" +
@@ -1229,6 +1234,7 @@ func file_lbaas_v1_usage_proto_init() {
 	file_lbaas_v1_usage_proto_msgTypes[7].OneofWrappers = []any{}
 	file_lbaas_v1_usage_proto_msgTypes[9].OneofWrappers = []any{}
 	file_lbaas_v1_usage_proto_msgTypes[11].OneofWrappers = []any{}
+	file_lbaas_v1_usage_proto_msgTypes[12].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
