@@ -244,6 +244,7 @@ func apiUsageRecords(recs []usage.Record) []*lbaasv1.UsageRecord {
 			NumVips: proto.Uint32(r.NumVIPs), NumPolls: proto.Uint32(r.NumPolls),
 			StartTime: proto.String(usageTime(r.Start)), EndTime: proto.String(usageTime(r.End)),
 			VipType: proto.String(r.VIPType), SslMode: proto.String(r.SSLMode),
+			Requests: proto.Float64(float64(r.Requests)), RequestErrors: proto.Float64(float64(r.RequestErrors)),
 		}
 		if r.Event != "" {
 			out[i].EventType = proto.String(r.Event)

@@ -14,6 +14,7 @@ type Record struct {
 	ID                                  uint32 // unique per load balancer
 	Start, End                          time.Time
 	AverageConnections, AverageConnsSSL float64
+	Requests, RequestErrors             int64
 	BytesIn, BytesOut                   int64
 	BytesInSSL, BytesOutSSL             int64
 	NumVIPs                             uint32
@@ -22,7 +23,7 @@ type Record struct {
 	Event                               string // the event the span starts with, if any
 }
 
-// idEpoch is where record ids count seconds from.
+// idEpoch is where the hours of record ids count from.
 var idEpoch = time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // Records are a load balancer's usage records over [from, to), up to now:
@@ -126,6 +127,7 @@ func record(state store.UsageEvent, event string, start, end time.Time, h *store
 	}
 	if h != nil {
 		r.BytesIn, r.BytesOut, r.BytesInSSL, r.BytesOutSSL = h.BytesIn, h.BytesOut, h.BytesInSSL, h.BytesOutSSL
+		r.Requests, r.RequestErrors = h.Requests, h.RequestErrors
 		r.NumPolls = uint32(h.Polls)
 		// The hour's open connections, sampled once a minute by each
 		// replica, averaged over the minutes of the hour so far.

@@ -162,8 +162,13 @@ type UsageRecord struct {
 	VipType                  *string                `protobuf:"bytes,12,opt,name=vip_type,json=vipType,proto3,oneof" json:"vip_type,omitempty"`
 	SslMode                  *string                `protobuf:"bytes,13,opt,name=ssl_mode,json=sslMode,proto3,oneof" json:"ssl_mode,omitempty"`
 	EventType                *string                `protobuf:"bytes,14,opt,name=event_type,json=eventType,proto3,oneof" json:"event_type,omitempty"`
-	unknownFields            protoimpl.UnknownFields
-	sizeCache                protoimpl.SizeCache
+	// Extensions: requests through the load balancer during the span (from
+	// the load reports of proxyless gRPC clients and proxies), and those
+	// that ended with an error.
+	Requests      *float64 `protobuf:"fixed64,15,opt,name=requests,proto3,oneof" json:"requests,omitempty"`
+	RequestErrors *float64 `protobuf:"fixed64,16,opt,name=request_errors,json=requestErrors,proto3,oneof" json:"request_errors,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *UsageRecord) Reset() {
@@ -292,6 +297,20 @@ func (x *UsageRecord) GetEventType() string {
 		return *x.EventType
 	}
 	return ""
+}
+
+func (x *UsageRecord) GetRequests() float64 {
+	if x != nil && x.Requests != nil {
+		return *x.Requests
+	}
+	return 0
+}
+
+func (x *UsageRecord) GetRequestErrors() float64 {
+	if x != nil && x.RequestErrors != nil {
+		return *x.RequestErrors
+	}
+	return 0
 }
 
 type LoadBalancerUsage struct {
@@ -1044,7 +1063,7 @@ const file_lbaas_v1_usage_proto_rawDesc = "" +
 	"\t_end_time\"Z\n" +
 	"\x14LoadBalancerUsageRef\x12\x18\n" +
 	"\aaccount\x18\x01 \x01(\tR\aaccount\x12(\n" +
-	"\x10load_balancer_id\x18\x02 \x01(\rR\x0eloadBalancerId\"\xe6\x06\n" +
+	"\x10load_balancer_id\x18\x02 \x01(\rR\x0eloadBalancerId\"\xd3\a\n" +
 	"\vUsageRecord\x12\x13\n" +
 	"\x02id\x18\x01 \x01(\rH\x00R\x02id\x88\x01\x01\x12;\n" +
 	"\x17average_num_connections\x18\x02 \x01(\x01H\x01R\x15averageNumConnections\x88\x01\x01\x120\n" +
@@ -1063,7 +1082,9 @@ const file_lbaas_v1_usage_proto_rawDesc = "" +
 	"\bvip_type\x18\f \x01(\tH\vR\avipType\x88\x01\x01\x12\x1e\n" +
 	"\bssl_mode\x18\r \x01(\tH\fR\asslMode\x88\x01\x01\x12\"\n" +
 	"\n" +
-	"event_type\x18\x0e \x01(\tH\rR\teventType\x88\x01\x01B\x05\n" +
+	"event_type\x18\x0e \x01(\tH\rR\teventType\x88\x01\x01\x12\x1f\n" +
+	"\brequests\x18\x0f \x01(\x01H\x0eR\brequests\x88\x01\x01\x12*\n" +
+	"\x0erequest_errors\x18\x10 \x01(\x01H\x0fR\rrequestErrors\x88\x01\x01B\x05\n" +
 	"\x03_idB\x1a\n" +
 	"\x18_average_num_connectionsB\x14\n" +
 	"\x12_incoming_transferB\x14\n" +
@@ -1078,7 +1099,9 @@ const file_lbaas_v1_usage_proto_rawDesc = "" +
 	"\t_end_timeB\v\n" +
 	"\t_vip_typeB\v\n" +
 	"\t_ssl_modeB\r\n" +
-	"\v_event_type\"\x8f\x01\n" +
+	"\v_event_typeB\v\n" +
+	"\t_requestsB\x11\n" +
+	"\x0f_request_errors\"\x8f\x01\n" +
 	"\x11LoadBalancerUsage\x12T\n" +
 	"\x1bload_balancer_usage_records\x18\x01 \x03(\v2\x15.lbaas.v1.UsageRecordR\x18loadBalancerUsageRecords\x12$\n" +
 	"\x05links\x18\x02 \x03(\v2\x0e.lbaas.v1.LinkR\x05links\"\x92\x01\n" +
