@@ -396,7 +396,7 @@ func metricsSink(b *bootstrapv3.Bootstrap) error {
 		Name:       "envoy.stat_sinks.metrics_service",
 		ConfigType: &metricsconfigv3.StatsSink_TypedConfig{TypedConfig: sink},
 	}}
-	b.StatsFlushInterval = durationpb.New(StatsFlushInterval)
+	b.StatsFlushInterval = durationpb.New(loadstats.MetricsFlushInterval)
 	keep := []*matcherv3.StringMatcher{{MatchPattern: &matcherv3.StringMatcher_SafeRegex{
 		SafeRegex: &matcherv3.RegexMatcher{Regex: loadstats.StatsMatcher()},
 	}}}
@@ -408,10 +408,6 @@ func metricsSink(b *bootstrapv3.Bootstrap) error {
 	}}
 	return nil
 }
-
-// StatsFlushInterval is how often Envoy sends its stats to the control
-// plane.
-const StatsFlushInterval = 10 * time.Second
 
 // controlPlane is the gRPC service of the control plane, through the
 // bootstrap's cluster.

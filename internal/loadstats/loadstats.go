@@ -140,8 +140,9 @@ type Service struct {
 
 	labelled int // load balancers with series of their own
 
-	pending  map[usageKey]*Usage // absorbed since the last TakeUsage
-	lastPoll time.Time           // the last TakeUsage that polled the gauges
+	dirty    []uint32  // load balancers with usage since the last TakeUsage
+	spilled  []Usage   // usage of earlier minutes not taken yet
+	lastPoll time.Time // the last TakeUsage that polled the gauges
 
 	reports [kinds]atomic.Uint64    // cluster reports absorbed, by kind
 	dropped [kinds][2]atomic.Uint64 // cluster reports dropped, by kind and dropReasons
@@ -160,6 +161,7 @@ var kindNames = [kinds]string{"lrs", "metrics"}
 // load is what one report says of one load balancer.
 type load struct {
 	name   string // the resource name, lb_<id>
+	id     uint32 // of metricsLoads: lb_<id>'s number (0: another name)
 	counts Counts
 	gauges Gauges
 	// Of Envoy's metrics: whether the load balancer has HTTP listener
@@ -182,8 +184,36 @@ type lbState struct {
 	maxActive    uint64
 	maxActiveSSL uint64
 	reporters    map[uint64]latest // by stream, non-zero gauges only
+	sum          Gauges            // the sum of reporters (expired ones until swept)
 	seq          uint64            // the last report that touched it (absorb)
 	pending      Gauges            // its gauges in that report
+	// usage is what was absorbed in minute usageMinute (unix seconds)
+	// since the last TakeUsage; usageMinute is 0 when nothing is.
+	usage       Counts
+	usageMinute int64
+}
+
+// sub takes o from g.
+func (g *Gauges) sub(o Gauges) {
+	g.InProgress -= o.InProgress
+	g.ActiveConnections -= o.ActiveConnections
+	g.ActiveConnectionsSSL -= o.ActiveConnectionsSSL
+}
+
+// setReporter replaces a stream's gauges (none when g is zero).
+func (lb *lbState) setReporter(stream uint64, g Gauges, at time.Time) {
+	if old, ok := lb.reporters[stream]; ok {
+		lb.sum.sub(old.Gauges)
+		delete(lb.reporters, stream)
+	}
+	if g == (Gauges{}) {
+		return
+	}
+	if lb.reporters == nil {
+		lb.reporters = map[uint64]latest{}
+	}
+	lb.reporters[stream] = latest{Gauges: g, at: at}
+	lb.sum.add(g)
 }
 
 type latest struct {
@@ -205,7 +235,7 @@ func New(o Options) *Service {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Service{opts: o, lbs: map[uint32]*lbState{}, pending: map[usageKey]*Usage{}}
+	return &Service{opts: o, lbs: map[uint32]*lbState{}}
 }
 
 // Register serves the load reporting service on a gRPC server (the xDS
@@ -262,23 +292,23 @@ func (s *Service) StreamLoadStats(stream lrsv3.LoadReportingService_StreamLoadSt
 
 // absorb adds a reporter's interval.
 func (s *Service) absorb(stream uint64, node *corev3.Node, clusters []*endpointv3.ClusterStats) {
-	loads := make([]load, len(clusters))
-	for i, c := range clusters {
-		loads[i] = clusterLoad(c)
-	}
-	s.absorbLoads(kindLRS, stream, node, loads)
+	s.absorbLoads(kindLRS, stream, node, len(clusters),
+		func(i int) string { return clusters[i].GetClusterName() },
+		func(i int, l *load) { clusterLoad(clusters[i], l) })
 }
 
-// absorbLoads adds what a report of a kind says of each load balancer.
-func (s *Service) absorbLoads(kind int, stream uint64, node *corev3.Node, loads []load) {
-	if len(loads) == 0 {
+// absorbLoads adds what a report of a kind says of each of n load
+// balancers: name(i) is the i-th's resource name, fill(i, l) sets l (a
+// zero load) to what the report says of it.
+func (s *Service) absorbLoads(kind int, stream uint64, node *corev3.Node, n int, name func(int) string, fill func(int, *load)) {
+	if n == 0 {
 		return
 	}
 	var served []bool
 	if s.opts.Serves != nil {
-		names := make([]string, len(loads))
-		for i, l := range loads {
-			names[i] = l.name
+		names := make([]string, n)
+		for i := range n {
+			names[i] = name(i)
 		}
 		served = s.opts.Serves(node, names)
 	}
@@ -290,8 +320,11 @@ func (s *Service) absorbLoads(kind int, stream uint64, node *corev3.Node, loads 
 	// the stream's gauges for a load balancer are their sum.
 	s.seq++
 	touched := s.touched[:0]
-	for i, l := range loads {
-		id, ok := s.opts.LoadBalancerID(l.name)
+	var l load
+	absorbed := 0
+	defer func() { s.reports[kind].Add(uint64(absorbed)) }()
+	for i := range n {
+		id, ok := s.opts.LoadBalancerID(name(i))
 		if !ok || served != nil && !served[i] {
 			s.dropped[kind][dropNotServed].Add(1)
 			continue
@@ -308,45 +341,36 @@ func (s *Service) absorbLoads(kind int, stream uint64, node *corev3.Node, loads 
 			}
 			s.lbs[id] = lb
 		}
+		l = load{}
+		fill(i, &l)
 		lb.totals.add(l.counts)
 		if l.counts != (Counts{}) {
-			k := usageKey{id, minute}
-			u := s.pending[k]
-			if u == nil {
-				u = &Usage{LoadBalancerID: id, Minute: time.Unix(minute, 0).UTC()}
-				s.pending[k] = u
-			}
-			u.Counts.add(l.counts)
+			s.pend(id, lb, minute)
+			lb.usage.add(l.counts)
 		}
 		if lb.seq != s.seq {
 			lb.seq, lb.pending = s.seq, Gauges{}
 			touched = append(touched, lb)
 		}
 		lb.pending.add(l.gauges)
-		s.reports[kind].Add(1)
+		absorbed++
 	}
 	// Only non-zero gauges are kept: memory grows with the pairs of
 	// stream and load balancer that have requests in progress or open
-	// connections, not with every pair that ever reported.
+	// connections, not with every pair that ever reported. The sums are
+	// kept as they change (expired reporters leave them when swept: on
+	// reads, and each TakeUsage).
 	for _, lb := range touched {
-		if g := lb.pending; g == (Gauges{}) {
-			delete(lb.reporters, stream)
-		} else {
-			if lb.reporters == nil {
-				lb.reporters = map[uint64]latest{}
-			}
-			lb.reporters[stream] = latest{Gauges: g, at: now}
-		}
-		sum := s.gauges(lb, now)
-		lb.maxActive = max(lb.maxActive, sum.ActiveConnections)
-		lb.maxActiveSSL = max(lb.maxActiveSSL, sum.ActiveConnectionsSSL)
+		lb.setReporter(stream, lb.pending, now)
+		lb.maxActive = max(lb.maxActive, lb.sum.ActiveConnections)
+		lb.maxActiveSSL = max(lb.maxActiveSSL, lb.sum.ActiveConnectionsSSL)
 	}
 	clear(touched)
 	s.touched = touched
 }
 
-func clusterLoad(c *endpointv3.ClusterStats) load {
-	l := load{name: c.GetClusterName(), counts: Counts{Dropped: c.GetTotalDroppedRequests()}}
+func clusterLoad(c *endpointv3.ClusterStats, l *load) {
+	l.counts.Dropped = c.GetTotalDroppedRequests()
 	for _, u := range c.GetUpstreamLocalityStats() {
 		l.counts.Issued += u.GetTotalIssuedRequests()
 		l.counts.Succeeded += u.GetTotalSuccessfulRequests()
@@ -355,20 +379,16 @@ func clusterLoad(c *endpointv3.ClusterStats) load {
 		l.gauges.InProgress += u.GetTotalRequestsInProgress()
 		l.gauges.ActiveConnections += u.GetTotalActiveConnections()
 	}
-	return l
 }
 
 // gauges sums the live reporters' latest gauges, forgetting the expired.
 func (s *Service) gauges(lb *lbState, now time.Time) Gauges {
-	var g Gauges
 	for id, r := range lb.reporters {
 		if now.Sub(r.at) > s.opts.Expiry {
-			delete(lb.reporters, id)
-			continue
+			lb.setReporter(id, Gauges{}, now)
 		}
-		g.add(r.Gauges)
 	}
-	return g
+	return lb.sum
 }
 
 // forget drops an ended stream's gauges.
@@ -376,7 +396,9 @@ func (s *Service) forget(stream uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, lb := range s.lbs {
-		delete(lb.reporters, stream)
+		if len(lb.reporters) > 0 {
+			lb.setReporter(stream, Gauges{}, time.Time{})
+		}
 	}
 }
 

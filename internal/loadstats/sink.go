@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"strings"
+	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	metricsv3 "github.com/envoyproxy/go-control-plane/envoy/service/metrics/v3"
@@ -55,6 +56,14 @@ var metricsMapping = []struct {
 	{"http", "downstream_cx_idle_timeout", true, func(l *load, v uint64) { l.counts.KeepAliveTimeoutsSSL += v }},
 }
 
+// MetricsFlushInterval is how often the bootstrap has Envoy send its
+// stats: a minute, the history's step. An Envoy's flush carries every
+// kept stat of every load balancer it serves (about seven each), so the
+// sink's cost grows with proxies × load balancers / this interval
+// (BenchmarkIntervalMetrics); the request counts and in-flight gauges
+// come every --load-report-interval through LRS.
+const MetricsFlushInterval = time.Minute
+
 // SecureSuffix ends the stat prefix of a load balancer's secure listener
 // (SSL termination): lb_<id>_tls.
 const SecureSuffix = "_tls"
@@ -86,6 +95,7 @@ func (m metricsSink) StreamMetrics(stream metricsv3.MetricsService_StreamMetrics
 	id, done := m.s.open(kindMetrics)
 	defer done()
 	var node *corev3.Node
+	var loads []load // reused
 	for {
 		msg, err := stream.Recv()
 		if errors.Is(err, io.EOF) {
@@ -97,41 +107,91 @@ func (m metricsSink) StreamMetrics(stream metricsv3.MetricsService_StreamMetrics
 		if n := msg.GetIdentifier().GetNode(); n != nil {
 			node = n
 		}
-		m.s.absorbLoads(kindMetrics, id, node, metricsLoads(msg.GetEnvoyMetrics()))
+		loads = metricsLoads(msg.GetEnvoyMetrics(), loads[:0])
+		m.s.absorbMetrics(id, node, loads)
 	}
 }
 
-// metricsLoads groups a message's stats by load balancer.
-func metricsLoads(families []*promv1.MetricFamily) []load {
-	var loads []load
-	at := map[string]int{} // index in loads by name
+// absorbMetrics absorbs an Envoy's flush, grouped by load balancer.
+func (s *Service) absorbMetrics(stream uint64, node *corev3.Node, loads []load) {
+	s.absorbLoads(kindMetrics, stream, node, len(loads), func(i int) string { return loads[i].name },
+		func(i int, l *load) { *l = loads[i] })
+}
+
+// The scopes of metricsMapping, by index.
+var scopes = []string{"http", "tcp", "udp", "cluster"}
+
+func scopeIndex(scope string) int {
+	for i, s := range scopes {
+		if s == scope {
+			return i
+		}
+	}
+	return -1
+}
+
+// statIndex finds metricsMapping's entry of a stat: by stat name, then
+// scope and whether it is the secure listener's (one string hash per stat).
+var statIndex = func() map[string]*[4][2]func(*load, uint64) {
+	m := map[string]*[4][2]func(*load, uint64){}
+	for _, e := range metricsMapping {
+		if m[e.stat] == nil {
+			m[e.stat] = &[4][2]func(*load, uint64){}
+		}
+		secure := 0
+		if e.secure {
+			secure = 1
+		}
+		m[e.stat][scopeIndex(e.scope)][secure] = e.apply
+	}
+	return m
+}()
+
+// metricsLoads groups a message's stats by load balancer, into loads.
+func metricsLoads(families []*promv1.MetricFamily, loads []load) []load {
+	var at map[uint32]int // index in loads by load balancer
+	last := -1
 	for _, f := range families {
 		scope, rest, ok := strings.Cut(f.GetName(), ".")
 		if !ok {
 			continue
 		}
+		sc := scopeIndex(scope)
 		i := strings.LastIndexByte(rest, '.')
-		if i < 0 {
+		if sc < 0 || i < 0 {
 			continue
 		}
-		name, stat := rest[:i], rest[i+1:]
-		base, secure := strings.CutSuffix(name, SecureSuffix)
-		for _, m := range metricsMapping {
-			if m.scope != scope || m.stat != stat || m.secure != secure {
-				continue
-			}
-			j, ok := at[base]
-			if !ok {
-				j = len(loads)
-				at[base] = j
-				loads = append(loads, load{name: base})
-			}
-			if scope == "http" {
-				loads[j].http = true
-			}
-			m.apply(&loads[j], value(f))
-			break
+		byScope := statIndex[rest[i+1:]]
+		if byScope == nil {
+			continue
 		}
+		base, secure := strings.CutSuffix(rest[:i], SecureSuffix)
+		apply := byScope[sc][0]
+		if secure {
+			apply = byScope[sc][1]
+		}
+		if apply == nil {
+			continue
+		}
+		id := lbNumber(base)
+		j := last
+		if j < 0 || loads[j].id != id || loads[j].name != base {
+			if at == nil {
+				at = make(map[uint32]int, len(families)/4)
+			}
+			if j, ok = at[id]; !ok || loads[j].name != base {
+				j = len(loads)
+				loads = append(loads, load{name: base, id: id})
+				if id != 0 {
+					at[id] = j
+				}
+			}
+			last = j
+		}
+		if sc == 0 {
+			loads[j].http = true
+		}
+		apply(&loads[j], value(f))
 	}
 	for i := range loads {
 		if !loads[i].http {
@@ -139,6 +199,27 @@ func metricsLoads(families []*promv1.MetricFamily) []load {
 		}
 	}
 	return loads
+}
+
+// lbNumber is the number of lb_<number>, 0 for any other name (grouped
+// by name alone).
+func lbNumber(name string) uint32 {
+	digits, ok := strings.CutPrefix(name, "lb_")
+	if !ok || len(digits) == 0 || len(digits) > 10 {
+		return 0
+	}
+	var n uint64
+	for i := 0; i < len(digits); i++ {
+		c := digits[i]
+		if c < '0' || c > '9' {
+			return 0
+		}
+		n = n*10 + uint64(c-'0')
+	}
+	if n > 1<<32-1 {
+		return 0
+	}
+	return uint32(n)
 }
 
 // value is a family's value: counters (as deltas) and gauges, summed over

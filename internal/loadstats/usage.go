@@ -17,43 +17,56 @@ type Usage struct {
 	Connections, ConnectionsSSL uint64
 }
 
-type usageKey struct {
-	lb     uint32
-	minute int64 // unix seconds
+// pend makes lb's pending usage that of minute (unix seconds), spilling
+// an earlier minute's, and marks lb for the next TakeUsage.
+func (s *Service) pend(id uint32, lb *lbState, minute int64) {
+	switch lb.usageMinute {
+	case minute:
+		return
+	case 0:
+		s.dirty = append(s.dirty, id)
+	default:
+		s.spilled = append(s.spilled, Usage{LoadBalancerID: id, Minute: time.Unix(lb.usageMinute, 0).UTC(), Counts: lb.usage})
+		lb.usage = Counts{}
+	}
+	lb.usageMinute = minute
 }
 
 // TakeUsage returns what was absorbed since the last call, by load
 // balancer and minute, and forgets it. The first call of each minute also
 // samples the open connections of every load balancer that has any (one
-// sample per minute, so averages do not depend on how often it is called).
+// sample per minute, so averages do not depend on how often it is called)
+// and sweeps the expired reporters out of the sums.
 func (s *Service) TakeUsage(now time.Time) []Usage {
 	minute := now.UTC().Truncate(time.Minute)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	var polled map[uint32]Gauges
 	if !s.lastPoll.Equal(minute) {
 		s.lastPoll = minute
+		polled = map[uint32]Gauges{}
 		for id, lb := range s.lbs {
 			if len(lb.reporters) == 0 {
 				continue
 			}
-			g := s.gauges(lb, now)
-			if g.ActiveConnections == 0 && g.ActiveConnectionsSSL == 0 {
-				continue
+			if g := s.gauges(lb, now); g.ActiveConnections != 0 || g.ActiveConnectionsSSL != 0 {
+				polled[id] = g
+				s.pend(id, lb, minute.Unix())
 			}
-			k := usageKey{id, minute.Unix()}
-			u := s.pending[k]
-			if u == nil {
-				u = &Usage{LoadBalancerID: id, Minute: minute}
-				s.pending[k] = u
-			}
-			u.Polled, u.Connections, u.ConnectionsSSL = true, g.ActiveConnections, g.ActiveConnectionsSSL
 		}
 	}
-	out := make([]Usage, 0, len(s.pending))
-	for _, u := range s.pending {
-		out = append(out, *u)
+	out := s.spilled
+	s.spilled = nil
+	for _, id := range s.dirty {
+		lb := s.lbs[id]
+		u := Usage{LoadBalancerID: id, Minute: time.Unix(lb.usageMinute, 0).UTC(), Counts: lb.usage}
+		if g, ok := polled[id]; ok && lb.usageMinute == minute.Unix() {
+			u.Polled, u.Connections, u.ConnectionsSSL = true, g.ActiveConnections, g.ActiveConnectionsSSL
+		}
+		out = append(out, u)
+		lb.usage, lb.usageMinute = Counts{}, 0
 	}
-	clear(s.pending)
+	s.dirty = s.dirty[:0]
 	return out
 }
 
@@ -62,17 +75,5 @@ func (s *Service) TakeUsage(now time.Time) []Usage {
 func (s *Service) ReturnUsage(us []Usage) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, u := range us {
-		k := usageKey{u.LoadBalancerID, u.Minute.Unix()}
-		p := s.pending[k]
-		if p == nil {
-			c := u
-			s.pending[k] = &c
-			continue
-		}
-		p.Counts.add(u.Counts)
-		if u.Polled && !p.Polled {
-			p.Polled, p.Connections, p.ConnectionsSSL = true, u.Connections, u.ConnectionsSSL
-		}
-	}
+	s.spilled = append(s.spilled, us...)
 }
