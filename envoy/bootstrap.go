@@ -101,6 +101,10 @@ type Options struct {
 	// whole seconds; DefaultDrainTime when zero. The bootstrap records it
 	// in the node metadata. Unused by GRPCBootstrap.
 	DrainTime time.Duration
+	// StatsFlushInterval is how often Envoy sends its stats to the
+	// control plane (loadstats.MetricsFlushInterval when zero). Unused by
+	// GRPCBootstrap.
+	StatsFlushInterval time.Duration
 }
 
 // DefaultNodeID returns a node id derived from the host name, for callers
@@ -365,7 +369,7 @@ func bootstrapProto(o Options) (*bootstrapv3.Bootstrap, error) {
 		},
 		Admin: &bootstrapv3.Admin{Address: admin},
 	}
-	if err := metricsSink(b); err != nil {
+	if err := metricsSink(b, o.StatsFlushInterval); err != nil {
 		return nil, err
 	}
 	if err := b.ValidateAll(); err != nil {
@@ -382,7 +386,7 @@ func bootstrapProto(o Options) (*bootstrapv3.Bootstrap, error) {
 // Envoy's own health (server, managers, control plane, the xDS cluster):
 // without it every flush would send every stat of every listener and
 // cluster.
-func metricsSink(b *bootstrapv3.Bootstrap) error {
+func metricsSink(b *bootstrapv3.Bootstrap, every time.Duration) error {
 	sink, err := anypb.New(&metricsconfigv3.MetricsServiceConfig{
 		GrpcService:            controlPlane()[0],
 		TransportApiVersion:    corev3.ApiVersion_V3,
@@ -396,7 +400,10 @@ func metricsSink(b *bootstrapv3.Bootstrap) error {
 		Name:       "envoy.stat_sinks.metrics_service",
 		ConfigType: &metricsconfigv3.StatsSink_TypedConfig{TypedConfig: sink},
 	}}
-	b.StatsFlushInterval = durationpb.New(loadstats.MetricsFlushInterval)
+	if every <= 0 {
+		every = loadstats.MetricsFlushInterval
+	}
+	b.StatsFlushInterval = durationpb.New(every)
 	keep := []*matcherv3.StringMatcher{{MatchPattern: &matcherv3.StringMatcher_SafeRegex{
 		SafeRegex: &matcherv3.RegexMatcher{Regex: loadstats.StatsMatcher()},
 	}}}

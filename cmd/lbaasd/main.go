@@ -535,6 +535,8 @@ func bootstrapCommand() *ffcli.Command {
 		"state of the world resends every cluster and listener on any change)")
 	fs.DurationVar(&o.DrainTime, "drain-time", envoy.DefaultDrainTime, "Envoy: how long it drains the connections of a listener it rebuilds "+
 		"(its --drain-time-s, which the command prints on standard error; whole seconds; recorded in the node metadata)")
+	fs.DurationVar(&o.StatsFlushInterval, "stats-flush-interval", loadstats.MetricsFlushInterval,
+		"Envoy: how often it sends its per-load-balancer stats to the control plane (the metrics service sink; the usage history's step is a minute)")
 	proxyless := fs.Bool("proxyless", false, "write the bootstrap of a proxyless gRPC client (GRPC_XDS_BOOTSTRAP) instead of Envoy's")
 	return &ffcli.Command{
 		Name:       "envoy-bootstrap",
