@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"context"
+	"encoding/xml"
 	"strings"
 	"sync"
 	"testing"
@@ -139,6 +140,40 @@ func TestUsageAPI(t *testing.T) {
 	}
 	if lbs := acct["loadBalancerUsages"].([]any); len(lbs) != 2 || acct["accountId"] != 1234.0 {
 		t.Errorf("account usage %v", acct)
+	}
+
+	// XML in the reference's shapes.
+	var lbXML struct {
+		XMLName xml.Name
+		Records []struct {
+			EventType        string `xml:"eventType,attr"`
+			IncomingTransfer string `xml:"incomingTransfer,attr"`
+		} `xml:"loadBalancerUsageRecord"`
+	}
+	_, _, body := e.request("GET", "/v1.0/"+e.account+base+"/usage", nil, "Accept", "application/xml")
+	if err := xml.Unmarshal(body, &lbXML); err != nil || lbXML.XMLName.Local != "loadBalancerUsage" || len(lbXML.Records) != len(recs) ||
+		lbXML.Records[0].EventType != "CREATE_LOADBALANCER" || lbXML.Records[0].IncomingTransfer != "710" {
+		t.Errorf("usage as XML: %v %s", err, body)
+	}
+	var acctXML struct {
+		XMLName      xml.Name
+		AccountID    string `xml:"accountId,attr"`
+		AccountUsage struct {
+			Records []struct {
+				NumLoadBalancers string `xml:"numLoadBalancers,attr"`
+			} `xml:"accountUsageRecord"`
+		} `xml:"accountUsage"`
+		LoadBalancers []struct {
+			ID      string `xml:"loadBalancerId,attr"`
+			Records []struct {
+				ID string `xml:"id,attr"`
+			} `xml:"loadBalancerUsageRecord"`
+		} `xml:"loadBalancerUsage"`
+	}
+	_, _, body = e.request("GET", "/v1.0/"+e.account+"/loadbalancers/usage", nil, "Accept", "application/xml")
+	if err := xml.Unmarshal(body, &acctXML); err != nil || acctXML.XMLName.Local != "accountBilling" || acctXML.AccountID != "1234" ||
+		len(acctXML.AccountUsage.Records) != len(accRecs) || len(acctXML.LoadBalancers) != 2 || len(acctXML.LoadBalancers[0].Records) == 0 {
+		t.Errorf("account usage as XML: %v %s", err, body)
 	}
 
 	// Bad input: 400 naming the parameter, for every form of window.
