@@ -13,7 +13,8 @@
 // interval every reporter sent since this process started. Gauges (requests
 // in progress, active connections) are the sum of each reporter's latest
 // interval; a reporter whose stream ends stops counting at once, one that
-// stays silent for longer than Options.Expiry stops counting then.
+// stays silent for longer than Options.Expiry (Envoy's metrics streams:
+// Options.MetricsExpiry) stops counting then.
 package loadstats
 
 import (
@@ -45,6 +46,9 @@ type Options struct {
 	// Expiry is how long a silent reporter's latest interval keeps
 	// counting (3 intervals when 0).
 	Expiry time.Duration
+	// MetricsExpiry is the same for Envoy's metrics streams (3 ×
+	// MetricsFlushInterval when 0, or Expiry when that is longer).
+	MetricsExpiry time.Duration
 	// MaxLoadBalancers bounds the load balancers tracked in memory
 	// (DefaultMaxLoadBalancers when 0); reports for more are dropped and
 	// counted.
@@ -201,7 +205,7 @@ func (g *Gauges) sub(o Gauges) {
 }
 
 // setReporter replaces a stream's gauges (none when g is zero).
-func (lb *lbState) setReporter(stream uint64, g Gauges, at time.Time) {
+func (lb *lbState) setReporter(stream uint64, g Gauges, until time.Time) {
 	if old, ok := lb.reporters[stream]; ok {
 		lb.sum.sub(old.Gauges)
 		delete(lb.reporters, stream)
@@ -212,13 +216,13 @@ func (lb *lbState) setReporter(stream uint64, g Gauges, at time.Time) {
 	if lb.reporters == nil {
 		lb.reporters = map[uint64]latest{}
 	}
-	lb.reporters[stream] = latest{Gauges: g, at: at}
+	lb.reporters[stream] = latest{Gauges: g, until: until}
 	lb.sum.add(g)
 }
 
 type latest struct {
 	Gauges
-	at time.Time
+	until time.Time // counts until then unless the reporter reports again
 }
 
 // New returns the service.
@@ -228,6 +232,9 @@ func New(o Options) *Service {
 	}
 	if o.Expiry <= 0 {
 		o.Expiry = 3 * o.Interval
+	}
+	if o.MetricsExpiry <= 0 {
+		o.MetricsExpiry = max(3*MetricsFlushInterval, o.Expiry)
 	}
 	if o.MaxLoadBalancers <= 0 {
 		o.MaxLoadBalancers = DefaultMaxLoadBalancers
@@ -360,8 +367,12 @@ func (s *Service) absorbLoads(kind int, stream uint64, node *corev3.Node, n int,
 	// connections, not with every pair that ever reported. The sums are
 	// kept as they change (expired reporters leave them when swept: on
 	// reads, and each TakeUsage).
+	until := now.Add(s.opts.Expiry)
+	if kind == kindMetrics {
+		until = now.Add(s.opts.MetricsExpiry)
+	}
 	for _, lb := range touched {
-		lb.setReporter(stream, lb.pending, now)
+		lb.setReporter(stream, lb.pending, until)
 		lb.maxActive = max(lb.maxActive, lb.sum.ActiveConnections)
 		lb.maxActiveSSL = max(lb.maxActiveSSL, lb.sum.ActiveConnectionsSSL)
 	}
@@ -384,7 +395,7 @@ func clusterLoad(c *endpointv3.ClusterStats, l *load) {
 // gauges sums the live reporters' latest gauges, forgetting the expired.
 func (s *Service) gauges(lb *lbState, now time.Time) Gauges {
 	for id, r := range lb.reporters {
-		if now.Sub(r.at) > s.opts.Expiry {
+		if now.After(r.until) {
 			lb.setReporter(id, Gauges{}, now)
 		}
 	}

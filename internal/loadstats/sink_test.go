@@ -195,3 +195,19 @@ func TestStatsMatcher(t *testing.T) {
 		t.Error("the matcher is not anchored")
 	}
 }
+
+// An Envoy flushes its metrics less often than load reports come: its
+// gauges count for three flush intervals, not three load report intervals.
+func TestMetricsGaugesOutliveLoadReportExpiry(t *testing.T) {
+	clk := &clock{now: time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)}
+	s := loadstats.New(loadstats.Options{LoadBalancerID: translator.LoadBalancerID, Interval: 10 * time.Second, Now: clk.Now})
+	c := metricsv3.NewMetricsServiceClient(grpctest.Loopback(t, s.Register))
+	st, _ := envoyStream(t, c, "default")
+	flush(t, st, gauge("http.lb_1.downstream_cx_active", 3))
+	want := loadstats.Snapshot{Gauges: loadstats.Gauges{ActiveConnections: 3}, MaxActiveConnections: 3}
+	waitFor(t, s, 1, want)
+	clk.Add(2 * loadstats.MetricsFlushInterval) // far past 3 load report intervals
+	waitFor(t, s, 1, want)
+	clk.Add(loadstats.MetricsFlushInterval + time.Millisecond)
+	waitFor(t, s, 1, loadstats.Snapshot{MaxActiveConnections: 3})
+}
