@@ -28,6 +28,8 @@ var (
 		"Requests in progress at the end of the live reporters' latest intervals.", []string{"lb"}, nil)
 	lbConnectionsDesc = prometheus.NewDesc("lbaas_lb_connections",
 		"Open connections at the end of the live reporters' latest intervals (reporters that count them).", []string{"lb"}, nil)
+	lbBytesDesc = prometheus.NewDesc("lbaas_lb_bytes_total",
+		"Bytes clients sent (direction in) and received (out), secure listener included, from Envoy's metrics.", []string{"lb", "direction"}, nil)
 	lbFailedConnectionsDesc = prometheus.NewDesc("lbaas_lb_connection_failures_total",
 		"Failed connection attempts, from the load reports (reporters that count them).", []string{"lb"}, nil)
 )
@@ -35,7 +37,7 @@ var (
 // Describe implements prometheus.Collector.
 func (s *Service) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{reportsDesc, droppedDesc, reportersDesc, trackedDesc,
-		lbIssuedDesc, lbCompletedDesc, lbDroppedDesc, lbInProgressDesc, lbConnectionsDesc, lbFailedConnectionsDesc} {
+		lbIssuedDesc, lbCompletedDesc, lbDroppedDesc, lbInProgressDesc, lbConnectionsDesc, lbFailedConnectionsDesc, lbBytesDesc} {
 		ch <- d
 	}
 }
@@ -67,6 +69,8 @@ func (s *Service) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(lbDroppedDesc, prometheus.CounterValue, float64(lb.totals.Dropped), name)
 		ch <- prometheus.MustNewConstMetric(lbFailedConnectionsDesc, prometheus.CounterValue, float64(lb.totals.FailedConnections), name)
 		ch <- prometheus.MustNewConstMetric(lbInProgressDesc, prometheus.GaugeValue, float64(g.InProgress), name)
-		ch <- prometheus.MustNewConstMetric(lbConnectionsDesc, prometheus.GaugeValue, float64(g.ActiveConnections), name)
+		ch <- prometheus.MustNewConstMetric(lbConnectionsDesc, prometheus.GaugeValue, float64(g.ActiveConnections+g.ActiveConnectionsSSL), name)
+		ch <- prometheus.MustNewConstMetric(lbBytesDesc, prometheus.CounterValue, float64(lb.totals.BytesIn+lb.totals.BytesInSSL), name, "in")
+		ch <- prometheus.MustNewConstMetric(lbBytesDesc, prometheus.CounterValue, float64(lb.totals.BytesOut+lb.totals.BytesOutSSL), name, "out")
 	}
 }

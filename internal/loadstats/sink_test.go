@@ -60,7 +60,7 @@ func flush(t *testing.T, st metricsv3.MetricsService_StreamMetricsClient, famili
 // stats feed the Ssl twins, and another fleet's report is dropped.
 func TestMetricsSink(t *testing.T) {
 	// Fleet a is served lb_1 and lb_2; fleet b nothing.
-	s := loadstats.New(loadstats.Options{LoadBalancerID: translator.LoadBalancerID,
+	s := loadstats.New(loadstats.Options{LoadBalancerID: translator.LoadBalancerID, MetricsLoadBalancers: 2,
 		Serves: func(node *corev3.Node, names []string) []bool {
 			out := make([]bool, len(names))
 			for i := range names {
@@ -114,6 +114,15 @@ func TestMetricsSink(t *testing.T) {
 	}
 	if got := s.Snapshot(1); got != want1 {
 		t.Errorf("after another fleet's report: %+v, want %+v", got, want1)
+	}
+	// Per load balancer series: bytes (the secure listener's included)
+	// and connections.
+	if in, out := metricValue(t, s, "lbaas_lb_bytes_total", "lb", "1", "direction", "in"),
+		metricValue(t, s, "lbaas_lb_bytes_total", "lb", "1", "direction", "out"); in != 115 || out != 1020 {
+		t.Errorf("lbaas_lb_bytes_total of lb 1: %v in, %v out; want 115 and 1020", in, out)
+	}
+	if n := metricValue(t, s, "lbaas_lb_connections", "lb", "1"); n != 4 {
+		t.Errorf("lbaas_lb_connections of lb 1: %v, want 4", n)
 	}
 	if n := metricValue(t, s, "lbaas_load_reporters", "kind", "metrics"); n != 2 {
 		t.Errorf("%v metrics streams open, want 2", n)
