@@ -9,6 +9,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	lbaasv1 "github.com/openlbaas/lbaas/gen/lbaas/v1"
+	"github.com/openlbaas/lbaas/internal/loadstats"
 	"github.com/openlbaas/lbaas/internal/usage"
 	"github.com/openlbaas/lbaas/store"
 )
@@ -27,13 +28,14 @@ type Usage struct {
 	store     *store.Store
 	auth      Authorizer
 	retention time.Duration
+	loadStats *loadstats.Service // this replica's unwritten numbers (nil: none)
 	now       func() time.Time
 	log       *slog.Logger
 }
 
 // NewUsage returns the UsageService.
 func NewUsage(st *store.Store, auth Authorizer, cfg Config) *Usage {
-	u := &Usage{store: st, auth: auth, retention: cfg.UsageRetention, now: cfg.Now, log: cfg.Logger}
+	u := &Usage{store: st, auth: auth, retention: cfg.UsageRetention, loadStats: cfg.LoadStats, now: cfg.Now, log: cfg.Logger}
 	if u.retention <= 0 {
 		u.retention = usage.DefaultRetention
 	}
@@ -218,7 +220,11 @@ func (s *Usage) GetStatsHistory(ctx context.Context, req *lbaasv1.GetStatsHistor
 	if _, err := s.loadBalancer(ctx, req.GetAccount(), req.GetLoadBalancerId()); err != nil {
 		return nil, err
 	}
-	points, err := usage.History(ctx, s.store, req.GetLoadBalancerId(), window, s.now())
+	var pending []loadstats.Usage
+	if s.loadStats != nil {
+		pending = s.loadStats.PendingUsage(req.GetLoadBalancerId())
+	}
+	points, err := usage.History(ctx, s.store, req.GetLoadBalancerId(), window, s.now(), pending)
 	if err != nil {
 		return nil, storeError(ctx, s.log, err)
 	}

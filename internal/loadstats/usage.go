@@ -77,3 +77,22 @@ func (s *Service) ReturnUsage(us []Usage) {
 	defer s.mu.Unlock()
 	s.spilled = append(s.spilled, us...)
 }
+
+// PendingUsage is what this replica absorbed for load balancer id and has
+// not written yet (TakeUsage would return it), by minute: reads of recent
+// history add it to the database's rows, so this replica's own traffic
+// shows before the next flush.
+func (s *Service) PendingUsage(id uint32) []Usage {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []Usage
+	for _, u := range s.spilled {
+		if u.LoadBalancerID == id {
+			out = append(out, u)
+		}
+	}
+	if lb, ok := s.lbs[id]; ok && lb.usageMinute != 0 {
+		out = append(out, Usage{LoadBalancerID: id, Minute: time.Unix(lb.usageMinute, 0).UTC(), Counts: lb.usage})
+	}
+	return out
+}

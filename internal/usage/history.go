@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/openlbaas/lbaas/internal/loadstats"
 	"github.com/openlbaas/lbaas/store"
 )
 
@@ -27,8 +28,11 @@ type Point struct {
 }
 
 // History is a load balancer's last steps of a window, oldest first, the
-// current step last, steps without numbers as zeros.
-func History(ctx context.Context, st *store.Store, id uint32, window string, now time.Time) ([]Point, error) {
+// current step last, steps without numbers as zeros. pending is what this
+// replica has not written yet (loadstats' PendingUsage; nil for none): it
+// is added, so this replica's own traffic shows before its next flush
+// (another replica's shows after that replica's flush).
+func History(ctx context.Context, st *store.Store, id uint32, window string, now time.Time, pending []loadstats.Usage) ([]Point, error) {
 	w := Windows[window]
 	end := now.UTC().Truncate(w.Step).Add(w.Step)
 	begin := end.Add(-time.Duration(w.Steps) * w.Step)
@@ -48,6 +52,16 @@ func History(ctx context.Context, st *store.Store, id uint32, window string, now
 		p.BytesIn += r.BytesIn
 		p.BytesOut += r.BytesOut
 		p.Connections += float64(r.Connections) / minutes
+	}
+	for _, u := range pending {
+		if u.Minute.Before(begin) || !u.Minute.Before(end) {
+			continue
+		}
+		p := &points[int(u.Minute.Sub(begin)/w.Step)]
+		p.Requests += clamp(u.Issued)
+		p.RequestErrors += clamp(u.Errors)
+		p.BytesIn += clamp(u.BytesIn)
+		p.BytesOut += clamp(u.BytesOut)
 	}
 	return points, nil
 }
