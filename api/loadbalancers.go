@@ -44,6 +44,11 @@ type Config struct {
 	// GET /loadbalancers/{id}/stats shows (nil: every load balancer shows
 	// zeros).
 	LoadStats *loadstats.Service
+	// UsageRetention is how long usage is kept, the longest window usage
+	// reports may ask for (usage.DefaultRetention when 0).
+	UsageRetention time.Duration
+	// Now is the clock of usage reports (time.Now when nil).
+	Now func() time.Time
 }
 
 func nodePolicy(cfg Config) NodePolicy {

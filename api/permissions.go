@@ -120,6 +120,12 @@ var Actions = map[string]Action{
 	"/lbaas.v1.MetadataService/DeleteNodeMeta":             Delete,
 
 	"/lbaas.v1.NodeEventService/ListNodeEvents": Read,
+
+	"/lbaas.v1.UsageService/GetUsage":                  Read,
+	"/lbaas.v1.UsageService/GetCurrentUsage":           Read,
+	"/lbaas.v1.UsageService/GetAccountUsage":           Read,
+	"/lbaas.v1.UsageService/ListBillableLoadBalancers": Read,
+	"/lbaas.v1.UsageService/GetStatsHistory":           Read,
 }
 
 // CalledMethod is the full name of the lbaas.v1 method a request calls,

@@ -9,17 +9,9 @@ import (
 )
 
 // GetStats shows a load balancer's traffic numbers, from the load reports
-// (LRS) this replica aggregated; a load balancer nothing reported shows
-// zeros. What feeds each field (README, Statistics):
-//   - currentConn: the reporters' open connections (LRS
-//     total_active_connections), maxConn the highest sum seen;
-//   - connectFailure: failed connection attempts (LRS
-//     total_fail_connections);
-//   - requests, requestsSucceeded, requestErrors, requestsDropped,
-//     requestsInProgress: the reported requests;
-//   - connectTimeOut, connectError, dataTimedOut, keepAliveTimedOut: 0,
-//     as no report carries them yet (Envoy's metrics service, issue 12);
-//   - the ...Ssl twins: 0, as no load balancer terminates SSL yet.
+// (LRS) and Envoy's metrics (the metrics service sink) this replica
+// aggregated; a load balancer nothing reported shows zeros. Which report
+// feeds each field: README, Statistics (and loadstats' metricsMapping).
 func (s *LoadBalancers) GetStats(ctx context.Context, req *lbaasv1.GetStatsRequest) (*lbaasv1.GetStatsResponse, error) {
 	if err := s.auth.Authorize(ctx, req.GetAccount()); err != nil {
 		return nil, err
@@ -31,26 +23,29 @@ func (s *LoadBalancers) GetStats(ctx context.Context, req *lbaasv1.GetStatsReque
 	if s.loadStats != nil {
 		snap = s.loadStats.Snapshot(req.GetLoadBalancerId())
 	}
-	zero := func() *uint32 { return new(uint32) }
+	t := snap.Totals
 	return &lbaasv1.GetStatsResponse{
-		ConnectTimeOut:       zero(),
-		ConnectError:         zero(),
-		ConnectFailure:       count(snap.Totals.FailedConnections),
-		DataTimedOut:         zero(),
-		KeepAliveTimedOut:    zero(),
-		MaxConn:              count(snap.MaxActiveConnections),
-		CurrentConn:          count(snap.ActiveConnections),
-		ConnectTimeOutSsl:    zero(),
-		ConnectErrorSsl:      zero(),
-		ConnectFailureSsl:    zero(),
-		DataTimedOutSsl:      zero(),
-		KeepAliveTimedOutSsl: zero(),
-		MaxConnSsl:           zero(),
-		CurrentConnSsl:       zero(),
-		Requests:             count(snap.Totals.Issued),
-		RequestsSucceeded:    count(snap.Totals.Succeeded),
-		RequestErrors:        count(snap.Totals.Errors),
-		RequestsDropped:      count(snap.Totals.Dropped),
+		ConnectTimeOut:    count(t.ConnectTimeouts),
+		ConnectError:      count(t.ConnectErrors),
+		ConnectFailure:    count(t.FailedConnections),
+		DataTimedOut:      count(t.DataTimeouts),
+		KeepAliveTimedOut: count(t.KeepAliveTimeouts),
+		MaxConn:           count(snap.MaxActiveConnections),
+		CurrentConn:       count(snap.ActiveConnections),
+		// The secure listener shares the cluster: what happens on the
+		// node side (connect timeouts, errors, failures) is not told
+		// apart, and is counted in the plain fields.
+		ConnectTimeOutSsl:    count(0),
+		ConnectErrorSsl:      count(0),
+		ConnectFailureSsl:    count(0),
+		DataTimedOutSsl:      count(t.DataTimeoutsSSL),
+		KeepAliveTimedOutSsl: count(t.KeepAliveTimeoutsSSL),
+		MaxConnSsl:           count(snap.MaxActiveConnectionsSSL),
+		CurrentConnSsl:       count(snap.ActiveConnectionsSSL),
+		Requests:             count(t.Issued),
+		RequestsSucceeded:    count(t.Succeeded),
+		RequestErrors:        count(t.Errors),
+		RequestsDropped:      count(t.Dropped),
 		RequestsInProgress:   count(snap.InProgress),
 	}, nil
 }

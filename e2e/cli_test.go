@@ -17,6 +17,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -346,6 +347,30 @@ func TestCLI(t *testing.T) {
 		if out := c.ok("stats", id); !strings.Contains(out, "connectTimeOut") {
 			t.Errorf("stats table:\n%s", out)
 		}
+
+		// Usage: the records of the load balancer's events so far (its
+		// creation, SSL termination on and off), its history, and the
+		// API's fault for a bad window.
+		var records []struct{ EventType, SslMode string }
+		c.json(&records, "usage", id)
+		var events []string
+		for _, r := range records {
+			events = append(events, r.EventType)
+		}
+		if len(records) == 0 || records[0].EventType != "CREATE_LOADBALANCER" || !slices.Contains(events, "SSL_OFF") ||
+			records[len(records)-1].SslMode != "OFF" {
+			t.Errorf("usage records %+v", records)
+		}
+		if out := c.ok("usage", id, "--start", "2026-01-01"); !strings.Contains(out, "CREATE_LOADBALANCER") || !strings.Contains(out, "START") {
+			t.Errorf("usage table:\n%s", out)
+		}
+		var points []map[string]any
+		c.json(&points, "usage", id, "--history", "day")
+		if len(points) != 288 || points[0]["requests"] != float64(0) {
+			t.Errorf("%d points of history, the first %v", len(points), points[0])
+		}
+		c.fails(2, "startTime", "usage", id, "--start", "yesterday")
+		c.fails(2, "window", "usage", id, "--history", "week")
 
 		c.ok("lb", "update", id, "--algorithm", "ROUND_ROBIN", "--wait")
 		c.json(&lb, "lb", "get", id)

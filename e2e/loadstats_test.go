@@ -38,7 +38,7 @@ func TestProxylessLoadReports(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	bin := buildBinary(t, dir)
-	d := startDaemon(t, bin, dir, nil, "--load-report-interval", "200ms")
+	d := startDaemon(t, bin, dir, nil, "--load-report-interval", "200ms", "--usage-flush-interval", "200ms")
 	a := newAPI(t, bin, dir, d)
 	one, two := startBackend(t, "one"), startBackend(t, "two")
 
@@ -70,6 +70,46 @@ func TestProxylessLoadReports(t *testing.T) {
 		lb1: {Requests: 20, RequestsSucceeded: 17, RequestErrors: 3},
 		lb2: {Requests: 7, RequestsSucceeded: 7},
 	})
+	// The usage history (written by the replica each flush interval) has
+	// exactly those calls too: the current usage and the console's history.
+	waitUsage(t, a, map[int][2]int{lb1: {20, 3}, lb2: {7, 0}})
+}
+
+// waitUsage waits (10 s at most) until each load balancer's current usage
+// and history count exactly want's requests and errors.
+func waitUsage(t *testing.T, a *api, want map[int][2]int) {
+	t.Helper()
+	for id, w := range want {
+		var got, hist [2]int
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			var cur struct {
+				LoadBalancerUsageRecords []struct{ Requests, RequestErrors int }
+			}
+			a.do("GET", a.lbPath(id, "/usage/current"), "", 200, &cur)
+			got = [2]int{}
+			for _, r := range cur.LoadBalancerUsageRecords {
+				got[0], got[1] = got[0]+r.Requests, got[1]+r.RequestErrors
+			}
+			var h struct {
+				History struct {
+					Points []struct{ Requests, RequestErrors int }
+				}
+			}
+			a.do("GET", a.lbPath(id, "/stats/history?window=hour"), "", 200, &h)
+			hist = [2]int{}
+			for _, p := range h.History.Points {
+				hist[0], hist[1] = hist[0]+p.Requests, hist[1]+p.RequestErrors
+			}
+			if got == w && hist == w || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if got != w || hist != w {
+			t.Errorf("lb %d: current usage %v and history %v requests and errors, want %v", id, got, hist, w)
+		}
+	}
 }
 
 // waitStats waits (10 s at most) until each load balancer's stats are

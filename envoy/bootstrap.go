@@ -18,13 +18,16 @@ import (
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	metricsconfigv3 "github.com/envoyproxy/go-control-plane/envoy/config/metrics/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	"github.com/openlbaas/lbaas/internal/loadstats"
 	"github.com/openlbaas/lbaas/translator"
 )
 
@@ -98,6 +101,10 @@ type Options struct {
 	// whole seconds; DefaultDrainTime when zero. The bootstrap records it
 	// in the node metadata. Unused by GRPCBootstrap.
 	DrainTime time.Duration
+	// StatsFlushInterval is how often Envoy sends its stats to the
+	// control plane (loadstats.MetricsFlushInterval when zero). Unused by
+	// GRPCBootstrap.
+	StatsFlushInterval time.Duration
 }
 
 // DefaultNodeID returns a node id derived from the host name, for callers
@@ -362,10 +369,51 @@ func bootstrapProto(o Options) (*bootstrapv3.Bootstrap, error) {
 		},
 		Admin: &bootstrapv3.Admin{Address: admin},
 	}
+	if err := metricsSink(b, o.StatsFlushInterval); err != nil {
+		return nil, err
+	}
 	if err := b.ValidateAll(); err != nil {
 		return nil, fmt.Errorf("envoy: invalid bootstrap: %w", err)
 	}
 	return b, nil
+}
+
+// metricsSink makes Envoy stream its stats to the control plane (the
+// metrics service sink, envoy.service.metrics.v3, on the xDS port): the
+// per-load-balancer listener and cluster stats the statistics and usage
+// need, counters as deltas, full names (tags not extracted: the names
+// carry the load balancers). The stats matcher keeps only those, and
+// Envoy's own health (server, managers, control plane, the xDS cluster):
+// without it every flush would send every stat of every listener and
+// cluster.
+func metricsSink(b *bootstrapv3.Bootstrap, every time.Duration) error {
+	sink, err := anypb.New(&metricsconfigv3.MetricsServiceConfig{
+		GrpcService:            controlPlane()[0],
+		TransportApiVersion:    corev3.ApiVersion_V3,
+		ReportCountersAsDeltas: wrapperspb.Bool(true),
+		EmitTagsAsLabels:       false,
+	})
+	if err != nil {
+		return fmt.Errorf("envoy: %w", err)
+	}
+	b.StatsSinks = []*metricsconfigv3.StatsSink{{
+		Name:       "envoy.stat_sinks.metrics_service",
+		ConfigType: &metricsconfigv3.StatsSink_TypedConfig{TypedConfig: sink},
+	}}
+	if every <= 0 {
+		every = loadstats.MetricsFlushInterval
+	}
+	b.StatsFlushInterval = durationpb.New(every)
+	keep := []*matcherv3.StringMatcher{{MatchPattern: &matcherv3.StringMatcher_SafeRegex{
+		SafeRegex: &matcherv3.RegexMatcher{Regex: loadstats.StatsMatcher()},
+	}}}
+	for _, prefix := range []string{"server.", "cluster_manager.", "listener_manager.", "control_plane.", "cluster." + XDSClusterName + "."} {
+		keep = append(keep, &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Prefix{Prefix: prefix}})
+	}
+	b.StatsConfig = &metricsconfigv3.StatsConfig{StatsMatcher: &metricsconfigv3.StatsMatcher{
+		StatsMatcher: &metricsconfigv3.StatsMatcher_InclusionList{InclusionList: &matcherv3.ListStringMatcher{Patterns: keep}},
+	}}
+	return nil
 }
 
 // controlPlane is the gRPC service of the control plane, through the

@@ -40,6 +40,7 @@ type Services struct {
 	ContentCaching      lbaasv1.ContentCachingServiceServer
 	Metadata            lbaasv1.MetadataServiceServer
 	NodeEvents          lbaasv1.NodeEventServiceServer
+	Usage               lbaasv1.UsageServiceServer
 }
 
 // successCodes are the reference's status codes for each operation;
@@ -123,6 +124,9 @@ func New(svc Services, log *slog.Logger, reg prometheus.Registerer) (http.Handle
 		func() error { return lbaasv1.RegisterMetadataServiceHandlerServer(ctx, mux, svc.Metadata) },
 		// After NodeService: nodes/events must win over nodes/{nodeId}.
 		func() error { return lbaasv1.RegisterNodeEventServiceHandlerServer(ctx, mux, svc.NodeEvents) },
+		// After LoadBalancerService: loadbalancers/usage and
+		// loadbalancers/billable must win over loadbalancers/{loadBalancerId}.
+		func() error { return lbaasv1.RegisterUsageServiceHandlerServer(ctx, mux, svc.Usage) },
 		// Last: loadbalancers/protocols and the like must win over
 		// loadbalancers/{loadBalancerId}.
 		func() error { return lbaasv1.RegisterCatalogServiceHandlerServer(ctx, mux, svc.Catalog) },
@@ -131,20 +135,8 @@ func New(svc Services, log *slog.Logger, reg prometheus.Registerer) (http.Handle
 			return nil, err
 		}
 	}
-	// Account-level paths of features not served yet (usage and billing,
-	// issue 12): a 404 like any unknown resource, not a malformed
-	// loadBalancerId.
-	for _, path := range []string{"/v1.0/{account}/loadbalancers/billable", "/v1.0/{account}/loadbalancers/usage"} {
-		if err := mux.HandlePath(http.MethodGet, path, notServed); err != nil {
-			return nil, err
-		}
-	}
 	rest := compat(mux)
 	return m.instrument(compress(negotiate(rest, atomFeed(rest))), log), nil
-}
-
-func notServed(w http.ResponseWriter, r *http.Request, _ map[string]string) {
-	routingErrorHandler(r.Context(), nil, nil, w, r, http.StatusNotFound)
 }
 
 // incomingHeader passes the token (and nothing else custom) to the services.

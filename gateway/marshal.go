@@ -93,8 +93,9 @@ func withEmptyLists(msg proto.Message, out []byte) ([]byte, error) {
 }
 
 // alwaysShown are the lists of other messages the reference shows even
-// when empty ("metadata": [] of each node).
-var alwaysShown = map[protoreflect.FullName]bool{"lbaas.v1.Node.metadata": true}
+// when empty ("metadata": [] of each node, "links": [] of each load
+// balancer's usage).
+var alwaysShown = map[protoreflect.FullName]bool{"lbaas.v1.Node.metadata": true, "lbaas.v1.LoadBalancerUsageOfAccount.links": true}
 
 // listsOnly tells whether every field of md is repeated.
 func listsOnly(md protoreflect.MessageDescriptor) bool {

@@ -255,6 +255,9 @@ func TestEveryGETAnswersXML(t *testing.T) {
 			meta = nodeMeta
 		}
 		url := strings.ReplaceAll(ids.Replace(path), "{metaId}", meta)
+		if strings.HasSuffix(url, "/billable") {
+			url += "?startTime=2026-01-01&endTime=2026-01-02" // required
+		}
 		for _, format := range []string{"application/xml", "application/json"} {
 			code, h, body := e.request("GET", url, nil, "Accept", format)
 			if code != 200 || h.Get("Content-Type") != format {

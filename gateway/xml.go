@@ -65,6 +65,16 @@ func itemName(list string) string {
 	return strings.TrimSuffix(list, "s")
 }
 
+// listRoots name the root element of a list answer where the reference
+// does not name it after the list (<loadBalancerUsage> holding
+// <loadBalancerUsageRecord>s).
+var listRoots = map[string]string{"loadBalancerUsageRecords": "loadBalancerUsage"}
+
+// inlineLists are lists whose items the reference writes straight into
+// their parent, without an element for the list (the usage records of an
+// account's usage).
+var inlineLists = map[string]bool{"accountUsageRecords": true, "loadBalancerUsageRecords": true, "loadBalancerUsages": true}
+
 // textFields are string fields written as element content: as a child
 // element of their own, or (contentField) as the content of the element
 // of their message.
@@ -137,7 +147,11 @@ func encodeResponse(enc *xml.Encoder, msg protoreflect.Message) error {
 	name := elementName(root)
 	switch {
 	case root.IsList():
-		start := xml.StartElement{Name: xml.Name{Local: name}, Attr: ns}
+		wrapper := name
+		if w, ok := listRoots[name]; ok {
+			wrapper = w
+		}
+		start := xml.StartElement{Name: xml.Name{Local: wrapper}, Attr: ns}
 		if err := enc.EncodeToken(start); err != nil {
 			return err
 		}
@@ -249,6 +263,8 @@ func encodeMessage(enc *xml.Encoder, name string, m protoreflect.Message, attrs 
 		name := elementName(f)
 		var err error
 		switch {
+		case f.IsList() && inlineLists[name]:
+			err = encodeItems(enc, name, f, m.Get(f).List())
 		case f.IsList():
 			list := xml.StartElement{Name: xml.Name{Local: name}}
 			if err = enc.EncodeToken(list); err == nil {

@@ -20,6 +20,7 @@ var migrations = []*gormigrate.Migration{
 	{ID: "202611300004_replicas", Migrate: migrateReplicas},
 	{ID: "202611300005_api_speed", Migrate: migrateAPISpeed},
 	{ID: "202611300006_ssl_termination", Migrate: migrateSSLTermination},
+	{ID: "202612010001_usage", Migrate: migrateUsage},
 }
 
 // migrateSSLTermination adds the SSL termination of load balancers (its

@@ -79,9 +79,22 @@ func (s *Store) ListLoadBalancers(ctx context.Context, f ListFilter) ([]ListedLo
 	if f.Limit > 0 {
 		q = q.Limit(f.Limit) // gorm renders Limit(0) as LIMIT 0
 	}
+	out, err := listed(q.Order("id").Offset(f.Offset), f.Account)
+	if err != nil {
+		return nil, err
+	}
+	lbs := make([]*LoadBalancer, len(out))
+	for i := range out {
+		lbs[i] = &out[i].LoadBalancer
+	}
+	return out, loadChildren(db, lbs, childSet{vips: true})
+}
+
+// listed runs a query of load balancers in their list form (with their
+// node counts, not what they own).
+func listed(q *gorm.DB, account string) ([]ListedLoadBalancer, error) {
 	rows, err := q.Select(`id, name, protocol, port, algorithm, status, timeout, created_at, updated_at,
-		(SELECT count(*) FROM nodes WHERE nodes.load_balancer_id = load_balancers.id)`).
-		Order("id").Offset(f.Offset).Rows()
+		(SELECT count(*) FROM nodes WHERE nodes.load_balancer_id = load_balancers.id)`).Rows()
 	if err != nil {
 		return nil, err
 	}
@@ -93,17 +106,10 @@ func (s *Store) ListLoadBalancers(ctx context.Context, f ListFilter) ([]ListedLo
 			&lb.CreatedAt, &lb.UpdatedAt, &lb.NodeCount); err != nil {
 			return nil, err
 		}
-		lb.Account = f.Account
+		lb.Account = account
 		out = append(out, lb)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	lbs := make([]*LoadBalancer, len(out))
-	for i := range out {
-		lbs[i] = &out[i].LoadBalancer
-	}
-	return out, loadChildren(db, lbs, childSet{vips: true})
+	return out, rows.Err()
 }
 
 // MarkApplied records that the data plane of a fleet runs every change up

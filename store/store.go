@@ -57,6 +57,7 @@ type Store struct {
 	timeout time.Duration
 	// host is the callbackHost of the node service events (Options.Host).
 	host string
+	now  func() time.Time // Options.Now
 	// timeouts counts the calls whose timeout passed.
 	timeouts atomic.Uint64
 
@@ -91,6 +92,9 @@ type Options struct {
 	// Host names this replica in the node service events it writes (their
 	// callbackHost: where the health checks ran). Default: os.Hostname.
 	Host string
+	// Now is the clock of the usage events it writes (time.Now when nil;
+	// tests set it).
+	Now func() time.Time
 }
 
 // DefaultTimeout is Options.Timeout when none is given.
@@ -140,7 +144,11 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if host == "" {
 		host, _ = os.Hostname()
 	}
-	s := &Store{db: db, read: db, dialect: dialect, pools: opts.Pools, log: log, timeout: timeout, host: host, subs: map[chan int64]struct{}{}}
+	s := &Store{db: db, read: db, dialect: dialect, pools: opts.Pools, log: log, timeout: timeout, host: host, now: opts.Now,
+		subs: map[chan int64]struct{}{}}
+	if s.now == nil {
+		s.now = time.Now
+	}
 	if err := errors.Join(s.migrate(ctx), s.addPools(ctx)); err != nil {
 		_ = sqlDB.Close()
 		return nil, err
@@ -471,6 +479,9 @@ func (s *Store) Update(ctx context.Context, fn func(*Tx) error) (int64, error) {
 	err := db.Transaction(func(db *gorm.DB) error {
 		tx.db = db
 		if err := fn(tx); err != nil {
+			return err
+		}
+		if err := tx.recordUsageEvents(); err != nil {
 			return err
 		}
 		var err error

@@ -36,6 +36,7 @@ import (
 	"github.com/openlbaas/lbaas/internal/ratelimit"
 	"github.com/openlbaas/lbaas/internal/server"
 	"github.com/openlbaas/lbaas/internal/tlsreload"
+	"github.com/openlbaas/lbaas/internal/usage"
 	"github.com/openlbaas/lbaas/store"
 	"github.com/openlbaas/lbaas/translator"
 )
@@ -159,6 +160,10 @@ func serveCommand() *ffcli.Command {
 		"how often proxies and proxyless clients report their load (LRS) to lbaasd, which aggregates it per load balancer (GET /loadbalancers/{id}/stats)")
 	fs.IntVar(&cfg.LoadBalancerMetrics, "lb-metrics-max", 1000,
 		"how many load balancers get Prometheus series of their own (label lb) from the load reports: the first that many to report; 0 none")
+	fs.DurationVar(&cfg.UsageRetention, "usage-retention", usage.DefaultRetention,
+		"how long usage (GET /loadbalancers/{id}/usage, /loadbalancers/usage, /loadbalancers/billable) stays in the database, pruned hourly by one replica at a time; the longest window usage reports may ask for")
+	fs.DurationVar(&cfg.UsageFlushInterval, "usage-flush-interval", usage.DefaultFlushInterval,
+		"how often this replica writes the numbers its reporters sent into the usage history (a restart loses at most that much)")
 	fs.StringVar(&cfg.PublicURL, "public-url", "", "base URL clients reach the API at, used in the identity service catalog (default: from each request's Host)")
 	fs.StringVar(&cfg.Region, "region", "LOCAL", "region name shown in the service catalog")
 	fs.StringVar(&cfg.Fleet, "fleet", "default", "proxy fleet (Envoy node cluster) new load balancers are placed on")
@@ -540,6 +545,8 @@ func bootstrapCommand() *ffcli.Command {
 		"state of the world resends every cluster and listener on any change)")
 	fs.DurationVar(&o.DrainTime, "drain-time", envoy.DefaultDrainTime, "Envoy: how long it drains the connections of a listener it rebuilds "+
 		"(its --drain-time-s, which the command prints on standard error; whole seconds; recorded in the node metadata)")
+	fs.DurationVar(&o.StatsFlushInterval, "stats-flush-interval", loadstats.MetricsFlushInterval,
+		"Envoy: how often it sends its per-load-balancer stats to the control plane (the metrics service sink; the usage history's step is a minute)")
 	proxyless := fs.Bool("proxyless", false, "write the bootstrap of a proxyless gRPC client (GRPC_XDS_BOOTSTRAP) instead of Envoy's")
 	return &ffcli.Command{
 		Name:       "envoy-bootstrap",

@@ -62,7 +62,36 @@ async function notPublished(lb) {
   throw new Error('load balancer never settled');
 }
 
+// sum adds up a field of usage records.
+const sum = (records, field) => records.reduce((n, r) => n + (r[field] || 0), 0);
+
 async function main() {
+  // Statistics and usage of the load balancer the Go test sent real gRPC
+  // calls through (TRAFFIC_LB: TRAFFIC_CALLS calls, TRAFFIC_ERRORS failed).
+  const traffic = process.env.TRAFFIC_LB;
+  const calls = Number(process.env.TRAFFIC_CALLS);
+  const errors = Number(process.env.TRAFFIC_ERRORS);
+  const stats = await step('getStats', () => call('getStats', traffic));
+  assert.strictEqual(stats.requests, calls, JSON.stringify(stats));
+  assert.strictEqual(stats.requestErrors, errors, JSON.stringify(stats));
+  assert.strictEqual(stats.connectTimeOut, 0, JSON.stringify(stats));
+  const current = await step('getCurrentUsage', () => call('getCurrentUsage', traffic));
+  const records = current.loadBalancerUsageRecords;
+  assert.strictEqual(records[0].eventType, 'CREATE_LOADBALANCER', JSON.stringify(records));
+  assert.strictEqual(sum(records, 'requests'), calls, JSON.stringify(records));
+  assert.strictEqual(sum(records, 'requestErrors'), errors, JSON.stringify(records));
+  const start = new Date(Date.now() - 24 * 3600 * 1000).toISOString();
+  const end = new Date(Date.now() + 3600 * 1000).toISOString();
+  const historical = await step('getHistoricalUsage', () => call('getHistoricalUsage', traffic, start, end));
+  assert.strictEqual(sum(historical.loadBalancerUsageRecords, 'requests'), calls, JSON.stringify(historical));
+  const account = await step('getAccountUsage', () => call('getAccountUsage', start, end));
+  const mine = account.loadBalancerUsages.find((u) => String(u.loadBalancerId) === traffic);
+  assert(mine, JSON.stringify(account));
+  assert.strictEqual(sum(mine.loadBalancerUsageRecords, 'requests'), calls, JSON.stringify(mine));
+  assert.strictEqual(account.accountUsage.accountUsageRecords.slice(-1)[0].numLoadBalancers, 1, JSON.stringify(account.accountUsage));
+  const billable = await step('getBillableLoadBalancers', () => call('getBillableLoadBalancers', start, end, { limit: 10 }));
+  assert.deepStrictEqual(billable.map(id), [traffic]);
+
   const protocols = await step('getProtocols', () => call('getProtocols'));
   assert(protocols.some((p) => p.name === 'HTTP'), JSON.stringify(protocols));
   const algorithms = await step('getAlgorithms', () => call('getAlgorithms'));
@@ -246,6 +275,9 @@ async function main() {
   await step('deleteLoadBalancer', () => call('deleteLoadBalancer', id(lb)));
   const gone = await call('getLoadBalancer', id(lb)).catch((err) => err);
   assert(gone instanceof Error || ['PENDING_DELETE', 'DELETED'].includes(gone.status), String(gone && gone.status));
+  // Deleted, it stays billable for the window it existed in.
+  const billed = await step('getBillableLoadBalancers (deleted included)', () => call('getBillableLoadBalancers', start, end));
+  assert(billed.some((b) => id(b) === id(lb)), JSON.stringify(billed.map(id)));
   console.log('done');
 }
 

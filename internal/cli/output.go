@@ -71,7 +71,8 @@ func render(w io.Writer, format string, raw json.RawMessage, v view) error {
 	return nil
 }
 
-// unwrap returns the value under key, or the whole document.
+// unwrap returns the value under key (dotted for nested objects:
+// history.points), or the whole document.
 func unwrap(raw json.RawMessage, key string) json.RawMessage {
 	if len(bytes.TrimSpace(raw)) == 0 {
 		return json.RawMessage("{}")
@@ -79,13 +80,15 @@ func unwrap(raw json.RawMessage, key string) json.RawMessage {
 	if key == "" {
 		return raw
 	}
-	var m map[string]json.RawMessage
-	if json.Unmarshal(raw, &m) == nil {
-		if inner, ok := m[key]; ok {
-			return inner
+	doc := raw
+	for _, k := range strings.Split(key, ".") {
+		var m map[string]json.RawMessage
+		if json.Unmarshal(doc, &m) != nil || m[k] == nil {
+			return raw
 		}
+		doc = m[k]
 	}
-	return raw
+	return doc
 }
 
 func newTable(w io.Writer) table.Writer {
@@ -263,6 +266,11 @@ var listColumns = map[string][]column{
 	"certificateMappings": cols("ID", "certificateMapping.id", "HOST NAME", "certificateMapping.hostName"),
 	"absolute":            cols("NAME", "name", "VALUE", "value"),
 	"allowedDomains":      cols("NAME", "allowedDomain.name"),
+	"loadBalancerUsageRecords": cols("START", "startTime", "END", "endTime", "EVENT", "eventType", "IN", "incomingTransfer",
+		"OUT", "outgoingTransfer", "IN SSL", "incomingTransferSsl", "OUT SSL", "outgoingTransferSsl",
+		"AVG CONN", "averageNumConnections", "REQUESTS", "requests", "ERRORS", "requestErrors", "VIPS", "numVips", "SSL", "sslMode"),
+	"history.points": cols("TIME", "time", "REQUESTS", "requests", "ERRORS", "requestErrors", "CONN", "currentConn",
+		"IN", "incomingTransfer", "OUT", "outgoingTransfer"),
 	"nodeServiceEvents": cols("ID", "id", "NODE", "nodeId", "CREATED", "created", "SEVERITY", "severity",
 		"TITLE", "title", "MESSAGE", "detailedMessage"),
 }

@@ -155,9 +155,10 @@ func (a *app) rootCommand() *cobra.Command {
 		c.GroupID = "resources"
 		root.AddCommand(group(c))
 	}
-	stats := a.statsCommand()
-	stats.GroupID = "resources"
-	root.AddCommand(stats)
+	for _, c := range []*cobra.Command{a.statsCommand(), a.usageCommand()} {
+		c.GroupID = "resources"
+		root.AddCommand(c)
+	}
 	for _, c := range a.featureCommands() {
 		c.GroupID = "features"
 		root.AddCommand(c)

@@ -5,6 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	"net/url"
 )
 
 // sslTerminationCommand: the load balancer's SSL termination (reference:
@@ -143,6 +144,42 @@ func (a *app) certificateMappingCommand() *cobra.Command {
 	list := a.lbShow("list", "List certificate mappings (id and host name)", "  lbaas certificate-mapping list 12",
 		func(lb string) (string, error) { return path(lb), nil }, listView("certificateMappings"))
 	c.AddCommand(list, get, create, update, del)
+	return c
+}
+
+// usageCommand shows a load balancer's usage records (reference:
+// usage-reports.rst): the preceding 24 hours, a window, or its traffic
+// history step by step.
+func (a *app) usageCommand() *cobra.Command {
+	var start, end, history string
+	c := a.lbCommand(onLB{use: "usage LOADBALANCER", short: "Show a load balancer's usage: current, over a window, or its history",
+		long: "Without flags, the usage records of the preceding 24 hours (/usage/current); with --start or --end, " +
+			"those of that window (/usage); with --history hour|day, the traffic step by step (/stats/history).",
+		example: "  lbaas usage 12\n  lbaas usage 12 --start 2026-11-01 --end 2026-11-30\n  lbaas usage 12 --history hour\n  lbaas usage 12 -o json",
+		run: func(cmd *cobra.Command, lb string, _ []string) error {
+			q := url.Values{}
+			switch {
+			case history != "":
+				if start != "" || end != "" {
+					return usageErrorf("--history shows the last hour or day: it takes no --start or --end")
+				}
+				q.Set("window", history)
+				return a.show(cmd, "/loadbalancers/"+lb+"/stats/history", q, listView("history.points"))
+			case start != "" || end != "":
+				if start != "" {
+					q.Set("startTime", start)
+				}
+				if end != "" {
+					q.Set("endTime", end)
+				}
+				return a.show(cmd, "/loadbalancers/"+lb+"/usage", q, listView("loadBalancerUsageRecords"))
+			}
+			return a.show(cmd, "/loadbalancers/"+lb+"/usage/current", nil, listView("loadBalancerUsageRecords"))
+		}})
+	c.Flags().StringVar(&start, "start", "", "the window's start (ISO 8601: 2026-11-30 or 2026-11-30T12:00:00Z)")
+	c.Flags().StringVar(&end, "end", "", "the window's end (ISO 8601)")
+	c.Flags().StringVar(&history, "history", "", "show the traffic history of the last hour (one-minute steps) or day (five-minute steps)")
+	_ = c.RegisterFlagCompletionFunc("history", fixedCompletion("hour", "day"))
 	return c
 }
 

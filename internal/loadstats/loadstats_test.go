@@ -173,16 +173,20 @@ lbaas_lb_requests_in_progress{lb="7"} 2
 # TYPE lbaas_load_balancers_reported gauge
 lbaas_load_balancers_reported{labelled="false"} 1
 lbaas_load_balancers_reported{labelled="true"} 1
-# HELP lbaas_load_reporters Load report (LRS) streams open on this replica: proxies and proxyless clients reporting.
+# HELP lbaas_load_reporters Report streams open on this replica, by kind (lrs: proxies and proxyless clients; metrics: Envoy's metrics service sink).
 # TYPE lbaas_load_reporters gauge
-lbaas_load_reporters 1
-# HELP lbaas_load_reports_dropped_total Cluster load reports dropped, by reason (the cluster is no load balancer of the reporter's fleet; more load balancers than tracked).
+lbaas_load_reporters{kind="lrs"} 1
+lbaas_load_reporters{kind="metrics"} 0
+# HELP lbaas_load_reports_dropped_total Per-load-balancer reports dropped, by kind and reason (the cluster is no load balancer of the reporter's fleet; more load balancers than tracked).
 # TYPE lbaas_load_reports_dropped_total counter
-lbaas_load_reports_dropped_total{reason="not_served"} 1
-lbaas_load_reports_dropped_total{reason="too_many_load_balancers"} 1
-# HELP lbaas_load_reports_total Cluster load reports (LRS) absorbed into the per-load-balancer aggregates.
+lbaas_load_reports_dropped_total{kind="lrs",reason="not_served"} 1
+lbaas_load_reports_dropped_total{kind="lrs",reason="too_many_load_balancers"} 1
+lbaas_load_reports_dropped_total{kind="metrics",reason="not_served"} 0
+lbaas_load_reports_dropped_total{kind="metrics",reason="too_many_load_balancers"} 0
+# HELP lbaas_load_reports_total Per-load-balancer reports absorbed into the aggregates, by kind (lrs: a cluster's load report; metrics: a load balancer's share of an Envoy metrics message).
 # TYPE lbaas_load_reports_total counter
-lbaas_load_reports_total 2
+lbaas_load_reports_total{kind="lrs"} 2
+lbaas_load_reports_total{kind="metrics"} 0
 `
 	if err := testutil.CollectAndCompare(s, strings.NewReader(want), "lbaas_lb_requests_completed_total", "lbaas_lb_requests_in_progress",
 		"lbaas_load_balancers_reported", "lbaas_load_reporters", "lbaas_load_reports_dropped_total", "lbaas_load_reports_total"); err != nil {

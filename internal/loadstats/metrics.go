@@ -11,11 +11,11 @@ import (
 // series stays bounded whatever the fleet holds.
 var (
 	reportsDesc = prometheus.NewDesc("lbaas_load_reports_total",
-		"Cluster load reports (LRS) absorbed into the per-load-balancer aggregates.", nil, nil)
+		"Per-load-balancer reports absorbed into the aggregates, by kind (lrs: a cluster's load report; metrics: a load balancer's share of an Envoy metrics message).", []string{"kind"}, nil)
 	droppedDesc = prometheus.NewDesc("lbaas_load_reports_dropped_total",
-		"Cluster load reports dropped, by reason (the cluster is no load balancer of the reporter's fleet; more load balancers than tracked).", []string{"reason"}, nil)
+		"Per-load-balancer reports dropped, by kind and reason (the cluster is no load balancer of the reporter's fleet; more load balancers than tracked).", []string{"kind", "reason"}, nil)
 	reportersDesc = prometheus.NewDesc("lbaas_load_reporters",
-		"Load report (LRS) streams open on this replica: proxies and proxyless clients reporting.", nil, nil)
+		"Report streams open on this replica, by kind (lrs: proxies and proxyless clients; metrics: Envoy's metrics service sink).", []string{"kind"}, nil)
 	trackedDesc = prometheus.NewDesc("lbaas_load_balancers_reported",
 		"Load balancers with load reports in memory, and how many of them have series of their own (labelled).", []string{"labelled"}, nil)
 	lbIssuedDesc = prometheus.NewDesc("lbaas_lb_requests_issued_total",
@@ -28,6 +28,8 @@ var (
 		"Requests in progress at the end of the live reporters' latest intervals.", []string{"lb"}, nil)
 	lbConnectionsDesc = prometheus.NewDesc("lbaas_lb_connections",
 		"Open connections at the end of the live reporters' latest intervals (reporters that count them).", []string{"lb"}, nil)
+	lbBytesDesc = prometheus.NewDesc("lbaas_lb_bytes_total",
+		"Bytes clients sent (direction in) and received (out), secure listener included, from Envoy's metrics.", []string{"lb", "direction"}, nil)
 	lbFailedConnectionsDesc = prometheus.NewDesc("lbaas_lb_connection_failures_total",
 		"Failed connection attempts, from the load reports (reporters that count them).", []string{"lb"}, nil)
 )
@@ -35,18 +37,20 @@ var (
 // Describe implements prometheus.Collector.
 func (s *Service) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{reportsDesc, droppedDesc, reportersDesc, trackedDesc,
-		lbIssuedDesc, lbCompletedDesc, lbDroppedDesc, lbInProgressDesc, lbConnectionsDesc, lbFailedConnectionsDesc} {
+		lbIssuedDesc, lbCompletedDesc, lbDroppedDesc, lbInProgressDesc, lbConnectionsDesc, lbFailedConnectionsDesc, lbBytesDesc} {
 		ch <- d
 	}
 }
 
 // Collect implements prometheus.Collector.
 func (s *Service) Collect(ch chan<- prometheus.Metric) {
-	ch <- prometheus.MustNewConstMetric(reportsDesc, prometheus.CounterValue, float64(s.reports.Load()))
-	for i, reason := range dropReasons {
-		ch <- prometheus.MustNewConstMetric(droppedDesc, prometheus.CounterValue, float64(s.dropped[i].Load()), reason)
+	for k, kind := range kindNames {
+		ch <- prometheus.MustNewConstMetric(reportsDesc, prometheus.CounterValue, float64(s.reports[k].Load()), kind)
+		for i, reason := range dropReasons {
+			ch <- prometheus.MustNewConstMetric(droppedDesc, prometheus.CounterValue, float64(s.dropped[k][i].Load()), kind, reason)
+		}
+		ch <- prometheus.MustNewConstMetric(reportersDesc, prometheus.GaugeValue, float64(s.live[k].Load()), kind)
 	}
-	ch <- prometheus.MustNewConstMetric(reportersDesc, prometheus.GaugeValue, float64(s.live.Load()))
 
 	now := s.opts.Now()
 	s.mu.Lock()
@@ -65,6 +69,8 @@ func (s *Service) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(lbDroppedDesc, prometheus.CounterValue, float64(lb.totals.Dropped), name)
 		ch <- prometheus.MustNewConstMetric(lbFailedConnectionsDesc, prometheus.CounterValue, float64(lb.totals.FailedConnections), name)
 		ch <- prometheus.MustNewConstMetric(lbInProgressDesc, prometheus.GaugeValue, float64(g.InProgress), name)
-		ch <- prometheus.MustNewConstMetric(lbConnectionsDesc, prometheus.GaugeValue, float64(g.ActiveConnections), name)
+		ch <- prometheus.MustNewConstMetric(lbConnectionsDesc, prometheus.GaugeValue, float64(g.ActiveConnections+g.ActiveConnectionsSSL), name)
+		ch <- prometheus.MustNewConstMetric(lbBytesDesc, prometheus.CounterValue, float64(lb.totals.BytesIn+lb.totals.BytesInSSL), name, "in")
+		ch <- prometheus.MustNewConstMetric(lbBytesDesc, prometheus.CounterValue, float64(lb.totals.BytesOut+lb.totals.BytesOutSSL), name, "out")
 	}
 }

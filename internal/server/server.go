@@ -5,6 +5,8 @@ package server
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -45,6 +47,7 @@ import (
 	"github.com/openlbaas/lbaas/internal/ratelimit"
 	"github.com/openlbaas/lbaas/internal/secrets"
 	"github.com/openlbaas/lbaas/internal/tlsreload"
+	"github.com/openlbaas/lbaas/internal/usage"
 	"github.com/openlbaas/lbaas/internal/xdsauth"
 	"github.com/openlbaas/lbaas/store"
 	"github.com/openlbaas/lbaas/translator"
@@ -154,7 +157,17 @@ type Config struct {
 	// of their own from the load reports (the first that many to report;
 	// 0: none).
 	LoadBalancerMetrics int
-	Logger              *slog.Logger
+	// UsageFlushInterval is how often this replica writes its reporters'
+	// numbers into the usage history (usage.DefaultFlushInterval when
+	// zero): a restart loses at most that much.
+	UsageFlushInterval time.Duration
+	// UsageRetention is how long usage stays in the database
+	// (usage.DefaultRetention when zero).
+	UsageRetention time.Duration
+	// Now is the clock of the load reports and usage (time.Now when nil;
+	// tests set it).
+	Now    func() time.Time
+	Logger *slog.Logger
 }
 
 // checkTLS refuses inconsistent TLS settings and unauthenticated xDS
@@ -203,8 +216,11 @@ type Server struct {
 	DebugAddr net.Addr
 	Store     *store.Store
 	Auth      *auth.Service
-	// LoadStats aggregates the load reports (LRS) per load balancer.
+	// LoadStats aggregates the load reports (LRS) and Envoy's metrics
+	// per load balancer.
 	LoadStats *loadstats.Service
+	// Usage writes them into the usage history.
+	Usage *usage.Recorder
 
 	secrets     *secrets.Keyring
 	httpServer  *http.Server
@@ -247,7 +263,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("TLS: %w", err)
 		}
 	}
-	st, err := store.Open(ctx, store.Options{URL: cfg.DatabaseURL, Pools: cfg.Pools, Logger: log, Timeout: cfg.DBTimeout})
+	st, err := store.Open(ctx, store.Options{URL: cfg.DatabaseURL, Pools: cfg.Pools, Logger: log, Timeout: cfg.DBTimeout, Now: cfg.Now})
 	if err != nil {
 		if certs != nil {
 			certs.Close()
@@ -263,7 +279,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.LoadStats = loadstats.New(loadstats.Options{Interval: cfg.LoadReportInterval, LoadBalancerID: translator.LoadBalancerID,
-		Serves: s.servesClusters(cfg.Fleet), MetricsLoadBalancers: cfg.LoadBalancerMetrics})
+		Serves: s.servesClusters(cfg.Fleet), MetricsLoadBalancers: cfg.LoadBalancerMetrics, Now: cfg.Now})
 	if err := s.listen(cfg); err != nil {
 		_ = st.Close()
 		if certs != nil {
@@ -298,8 +314,9 @@ func (s *Server) listen(cfg Config) error {
 	apiCfg := api.Config{
 		Limits: cfg.Limits, Fleet: cfg.Fleet, Logger: s.log,
 		SourceAddresses: sourceAddresses(cfg.Source), AllowedDomains: cfg.AllowedDomains, ResolveNode: names.Resolve,
-		Secrets:   s.secrets,
-		LoadStats: s.LoadStats,
+		Secrets:        s.secrets,
+		LoadStats:      s.LoadStats,
+		UsageRetention: cfg.UsageRetention, Now: cfg.Now,
 	}
 	var rates *ratelimit.Limiter
 	if cfg.RateLimits {
@@ -368,6 +385,13 @@ func (s *Server) listen(cfg Config) error {
 			rates.Run(ctx)
 		}()
 	}
+	s.Usage = &usage.Recorder{Store: s.Store, Stats: s.LoadStats, Replica: usageReplica(), FlushInterval: cfg.UsageFlushInterval,
+		Retention: cfg.UsageRetention, Now: cfg.Now, Log: s.log}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.Usage.Run(ctx)
+	}()
 	if !cfg.ManualActivation {
 		if err := s.serveXDS(ctx, cfg, reg, names); err != nil {
 			cancel()
@@ -550,6 +574,18 @@ func (s *Server) accessLogs(reg prometheus.Registerer) *accesslog.Service {
 	return s.accessLog
 }
 
+// usageReplica names this process's usage rows: unique among the
+// replicas and their restarts (readers sum every replica's rows).
+func usageReplica() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	host, _ := os.Hostname()
+	if len(host) > 40 {
+		host = host[:40]
+	}
+	return host + "-" + hex.EncodeToString(b)
+}
+
 // servesClusters tells which clusters a load reporter's fleet is served
 // (its group in the xDS cache): a reporter reports only on its own
 // fleet's load balancers.
@@ -626,6 +662,7 @@ func Services(st *store.Store, authz api.Authorizer, cfg api.Config) gateway.Ser
 		ContentCaching:      api.NewContentCachings(st, authz, cfg),
 		Metadata:            api.NewMetadata(st, authz, cfg),
 		NodeEvents:          api.NewNodeEvents(st, authz, cfg),
+		Usage:               api.NewUsage(st, authz, cfg),
 	}
 }
 
@@ -645,6 +682,7 @@ func registerGRPC(g *grpc.Server, svc gateway.Services) {
 	lbaasv1.RegisterContentCachingServiceServer(g, svc.ContentCaching)
 	lbaasv1.RegisterMetadataServiceServer(g, svc.Metadata)
 	lbaasv1.RegisterNodeEventServiceServer(g, svc.NodeEvents)
+	lbaasv1.RegisterUsageServiceServer(g, svc.Usage)
 }
 
 func sourceAddresses(src SourceAddresses) *lbaasv1.SourceAddresses {

@@ -8,6 +8,7 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	accesslogv3 "github.com/envoyproxy/go-control-plane/envoy/service/accesslog/v3"
+	metricsv3 "github.com/envoyproxy/go-control-plane/envoy/service/metrics/v3"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -41,6 +42,8 @@ func nodeOf(m any) (*corev3.Node, bool) {
 	case nodeRequest:
 		return r.GetNode(), true
 	case *accesslogv3.StreamAccessLogsMessage:
+		return r.GetIdentifier().GetNode(), true
+	case *metricsv3.StreamMetricsMessage:
 		return r.GetIdentifier().GetNode(), true
 	}
 	return nil, false

@@ -19,6 +19,7 @@ import (
 	clusterservice "github.com/envoyproxy/go-control-plane/envoy/service/cluster/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	lrsv3 "github.com/envoyproxy/go-control-plane/envoy/service/load_stats/v3"
+	metricsv3 "github.com/envoyproxy/go-control-plane/envoy/service/metrics/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
@@ -320,6 +321,27 @@ func TestStreamAuthorization(t *testing.T) {
 		}
 		wantCode(t, "reports claiming another fleet", report(&corev3.Node{Id: "n1", Cluster: "other"}), codes.PermissionDenied, `claims fleet "other"`)
 		wantCode(t, "reports claiming another node", report(&corev3.Node{Id: "n2", Cluster: "edge"}), codes.PermissionDenied, `names node "n2"`)
+	})
+	t.Run("metrics streams are checked by their identifier", func(t *testing.T) {
+		flush := func(node *corev3.Node) error {
+			st, err := metricsv3.NewMetricsServiceClient(s.dial(t, edgeN1)).StreamMetrics(ctxT(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := st.Send(&metricsv3.StreamMetricsMessage{Identifier: &metricsv3.StreamMetricsMessage_Identifier{Node: node}}); err != nil {
+				t.Fatal(err)
+			}
+			// Later messages carry no identifier: the stream's node holds.
+			if err := st.Send(&metricsv3.StreamMetricsMessage{}); err != nil && err != io.EOF {
+				t.Fatal(err)
+			}
+			_, err = st.CloseAndRecv()
+			return err
+		}
+		if err := flush(&corev3.Node{Id: "n1", Cluster: "edge"}); err != nil {
+			t.Errorf("metrics of the own fleet: %v", err)
+		}
+		wantCode(t, "metrics claiming another fleet", flush(&corev3.Node{Id: "n1", Cluster: "other"}), codes.PermissionDenied, `claims fleet "other"`)
 	})
 	t.Run("unary Fetch is checked", func(t *testing.T) {
 		cds := clusterservice.NewClusterDiscoveryServiceClient(s.dial(t, edgeN1))
