@@ -47,7 +47,12 @@ func ProxyFilterName(id uint32, family string) string {
 // (in the chain), then the proxy filter for the family, a reference to its
 // ECDS configuration, which is returned too.
 func servingChain(lb *LoadBalancer, family string, proxy proto.Message) (*listenerv3.FilterChain, *corev3.TypedExtensionConfig) {
-	config := extension(ProxyFilterName(lb.ID, family), proxy)
+	return proxyChain(lb, ProxyFilterName(lb.ID, family), proxy)
+}
+
+// proxyChain is servingChain with the ECDS configuration named name.
+func proxyChain(lb *LoadBalancer, name string, proxy proto.Message) (*listenerv3.FilterChain, *corev3.TypedExtensionConfig) {
+	config := extension(name, proxy)
 	chain := &listenerv3.FilterChain{Filters: append(throttleFilters(lb), &listenerv3.Filter{
 		Name: config.GetName(),
 		ConfigType: &listenerv3.Filter_ConfigDiscovery{ConfigDiscovery: &corev3.ExtensionConfigSource{

@@ -45,6 +45,7 @@ func envoyListeners(lb *LoadBalancer) ([]*listenerv3.Listener, []*corev3.TypedEx
 	var l *listenerv3.Listener
 	var serving *listenerv3.FilterChain
 	var proxy *corev3.TypedExtensionConfig
+	var proxyMsg proto.Message // the proxy filter's configuration (TCP listeners)
 	switch Family(lb.Protocol) {
 	case FamilyHTTP:
 		hcm := httpConnectionManager(name)
@@ -53,25 +54,35 @@ func envoyListeners(lb *LoadBalancer) ([]*listenerv3.Listener, []*corev3.TypedEx
 		hcm.AccessLog = accessLogs(lb, true)
 		hcm.LocalReplyConfig = localReply(lb)
 		hcm.CommonHttpProtocolOptions = clientIdleTimeout(lb)
+		proxyMsg = hcm
 		serving, proxy = servingChain(lb, FamilyHTTP, hcm)
 		l = tcpListener(name, lb.VIPs, lb.Port, chains(lb, serving)...)
 	case FamilyUDP:
 		l = udpListener(name, lb)
 	default:
-		serving, proxy = servingChain(lb, FamilyTCP, tcpProxy(name, lb))
+		proxyMsg = tcpProxy(name, lb)
+		serving, proxy = servingChain(lb, FamilyTCP, proxyMsg)
 		l = tcpListener(name, lb.VIPs, lb.Port, chains(lb, serving)...)
 	}
 	listeners := []*listenerv3.Listener{l}
-	if lb.TLS != nil && serving != nil {
-		listeners = terminating(lb, l, serving)
+	var extensions []*corev3.TypedExtensionConfig
+	if proxy != nil {
+		extensions = append(extensions, proxy)
+	}
+	if lb.TLS != nil && proxyMsg != nil {
+		var secureProxy *corev3.TypedExtensionConfig
+		listeners, secureProxy = terminating(lb, l, proxyMsg)
+		if listeners[0] != l {
+			// No plain listener (secure traffic only, or the redirect in
+			// its place): nothing names the plain proxy configuration.
+			extensions = nil
+		}
+		extensions = append(extensions, secureProxy)
 	}
 	if lb.HTTPSRedirect && lb.Protocol == "HTTPS" {
 		listeners = append(listeners, redirectListener(lb))
 	}
-	if proxy == nil {
-		return listeners, nil
-	}
-	return listeners, []*corev3.TypedExtensionConfig{proxy}
+	return listeners, extensions
 }
 
 func tcpListener(name string, vips []VIP, port uint32, chains ...*listenerv3.FilterChain) *listenerv3.Listener {

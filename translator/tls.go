@@ -9,6 +9,8 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	tlsinspectorv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/tls_inspector/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	tcpproxyv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"google.golang.org/protobuf/proto"
 )
@@ -21,8 +23,11 @@ import (
 //     secureTrafficOnly; with httpsRedirect the plain port answers every
 //     request with a 301 to https on the secure port instead;
 //   - its filter chains are the plain listener's serving chain (the same
-//     throttle filters, the same proxy configuration over ECDS: access
-//     log, error page, keep-alive and routes are shared) with a
+//     throttle filters) ending in a proxy configuration of its own over
+//     ECDS, lb_<id>_secure_http or lb_<id>_secure_tcp: the plain one's
+//     (access log, error page, keep-alive, routes) with the stat prefix
+//     lb_<id>_tls, so Envoy's metrics tell secure traffic apart (the
+//     usage's SSL fields, internal/loadstats); each with a
 //     DownstreamTlsContext: one chain per certificate mapping, chosen by
 //     SNI (filter_chain_match.server_names), then the default chain;
 //     each is preceded by its access list refusal chain, because Envoy
@@ -50,6 +55,17 @@ const (
 // SecureListenerName names the listener on a terminating load balancer's
 // secure port.
 func SecureListenerName(id uint32) string { return ResourceName(id) + "_secure" }
+
+// SecureStatPrefix is the stat prefix of a terminating load balancer's
+// secure listener (its proxy filter's): lb_<id>_tls (internal/loadstats
+// reads it as the secure twin of lb_<id>).
+func SecureStatPrefix(id uint32) string { return ResourceName(id) + "_tls" }
+
+// SecureProxyFilterName names the ECDS configuration of the secure
+// listener's proxy filter: lb_<id>_secure_http or lb_<id>_secure_tcp.
+func SecureProxyFilterName(id uint32, family string) string {
+	return fmt.Sprintf("%s_secure_%s", ResourceName(id), family)
+}
 
 // SecretName names the SDS secret holding a terminating load balancer's
 // certificate and key.
@@ -146,22 +162,34 @@ func checkTLS(lb *LoadBalancer) error {
 }
 
 // terminating returns the listeners of a terminating load balancer: the
-// plain one (or the redirect in its place, or none), and the secure one.
-// serving is the plain listener's serving chain.
-func terminating(lb *LoadBalancer, plain *listenerv3.Listener, serving *listenerv3.FilterChain) []*listenerv3.Listener {
+// plain one (or the redirect in its place, or none), and the secure one;
+// and the secure listener's proxy configuration (ECDS). proxy is the
+// plain listener's proxy configuration (an HTTP connection manager or a
+// TCP proxy).
+func terminating(lb *LoadBalancer, plain *listenerv3.Listener, proxy proto.Message) ([]*listenerv3.Listener, *corev3.TypedExtensionConfig) {
+	family := Family(lb.Protocol)
+	secureProxy := proto.Clone(proxy)
+	switch m := secureProxy.(type) {
+	case *hcmv3.HttpConnectionManager:
+		m.StatPrefix = SecureStatPrefix(lb.ID)
+	case *tcpproxyv3.TcpProxy:
+		m.StatPrefix = SecureStatPrefix(lb.ID)
+	}
+	serving, config := proxyChain(lb, SecureProxyFilterName(lb.ID, family), secureProxy)
 	secure := secureListener(lb, serving)
 	switch {
-	case lb.HTTPSRedirect && Family(lb.Protocol) == FamilyHTTP:
-		return []*listenerv3.Listener{redirectOn(lb, ResourceName(lb.ID), lb.Port, lb.TLS.SecurePort), secure}
+	case lb.HTTPSRedirect && family == FamilyHTTP:
+		return []*listenerv3.Listener{redirectOn(lb, ResourceName(lb.ID), lb.Port, lb.TLS.SecurePort), secure}, config
 	case lb.TLS.SecureTrafficOnly:
-		return []*listenerv3.Listener{secure}
+		return []*listenerv3.Listener{secure}, config
 	}
-	return []*listenerv3.Listener{plain, secure}
+	return []*listenerv3.Listener{plain, secure}, config
 }
 
 // secureListener listens on the secure port: per mapping (in the order
 // given) a chain for its host name, then the default chain, each behind
-// the access list's refusal chain for the same server names.
+// the access list's refusal chain for the same server names. serving is
+// the secure listener's serving chain (without TLS).
 func secureListener(lb *LoadBalancer, serving *listenerv3.FilterChain) *listenerv3.Listener {
 	t := lb.TLS
 	ciphers, _ := boringCiphers(t.Ciphers) // checked by checkTLS

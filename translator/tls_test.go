@@ -218,3 +218,52 @@ func TestTerminationChecks(t *testing.T) {
 		}
 	}
 }
+
+// Every filter configuration served over ECDS is named by a chain of a
+// listener, and every chain's name is served: nothing published that no
+// proxy would ask for, nothing asked for that is not published.
+func TestEveryExtensionIsNamed(t *testing.T) {
+	for name, lb := range goldenCases {
+		out, err := Translate(lb)
+		if err != nil {
+			t.Fatal(err)
+		}
+		served, named := map[string]bool{}, map[string]bool{}
+		for _, e := range out.Envoy.Extensions {
+			served[e.GetName()] = true
+		}
+		for _, l := range out.Envoy.Listeners {
+			for _, fc := range l.GetFilterChains() {
+				for _, f := range fc.GetFilters() {
+					if f.GetConfigDiscovery() != nil {
+						named[f.GetName()] = true
+					}
+				}
+			}
+		}
+		if fmt.Sprint(served) != fmt.Sprint(named) {
+			t.Errorf("%s: served %v, named %v", name, served, named)
+		}
+	}
+}
+
+// The secure listener's proxy configuration counts under lb_<id>_tls.
+func TestSecureStatPrefix(t *testing.T) {
+	out, err := Translate(goldenCases["tls_http_terminated"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range out.Envoy.Extensions {
+		hcm := &hcmv3.HttpConnectionManager{}
+		if err := e.GetTypedConfig().UnmarshalTo(hcm); err != nil {
+			t.Fatal(err)
+		}
+		want := "lb_40"
+		if e.GetName() == SecureProxyFilterName(40, FamilyHTTP) {
+			want = SecureStatPrefix(40)
+		}
+		if hcm.GetStatPrefix() != want {
+			t.Errorf("%s: stat prefix %q, want %q", e.GetName(), hcm.GetStatPrefix(), want)
+		}
+	}
+}

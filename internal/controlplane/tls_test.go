@@ -12,6 +12,7 @@ import (
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 
 	"github.com/openlbaas/lbaas/api"
+	"github.com/openlbaas/lbaas/internal/loadstats"
 	"github.com/openlbaas/lbaas/internal/secrets"
 	"github.com/openlbaas/lbaas/store"
 	"github.com/openlbaas/lbaas/translator"
@@ -189,5 +190,13 @@ func TestKeptConfigurationHoldsNoSecret(t *testing.T) {
 	restored := keptWithSecrets(3, back, all)
 	if _, ok := restored[xds.Key{TypeURL: resource.SecretType, Name: translator.SecretName(3)}]; !ok || len(restored) != len(all) {
 		t.Errorf("restored %d of %d resources", len(restored), len(all))
+	}
+}
+
+// The usage's metrics sink reads the secure listener's stats under the
+// prefix the translator gives it.
+func TestSecureStatPrefixIsTheSinks(t *testing.T) {
+	if got, want := translator.SecureStatPrefix(7), translator.ResourceName(7)+loadstats.SecureSuffix; got != want {
+		t.Errorf("translator %q, loadstats %q", got, want)
 	}
 }
