@@ -21,7 +21,9 @@ import (
 //   - lb_<id>_http: the HTTP connection manager (access log, error page,
 //     HTTP filters, client keep-alive), its routes over RDS (timeout,
 //     persistence hash policy);
-//   - lb_<id>_tcp: the TCP proxy (idle timeout, access log, hash policy).
+//   - lb_<id>_tcp: the TCP proxy (idle timeout, access log, hash policy);
+//   - lb_<id>_secure_http, lb_<id>_secure_tcp: the same for the secure
+//     listener of SSL termination, under the stat prefix lb_<id>_tls (tls.go).
 //
 // The throttling filters before it (connection limit, connection rate),
 // when set, are in the chain itself: a throttle edit rebuilds the chain
