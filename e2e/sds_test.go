@@ -10,7 +10,9 @@ import (
 	"fmt"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -61,16 +63,88 @@ func (kp keyPair) termination(extra string) string {
 }
 
 // sdsEnvoy is an Envoy-shaped ADS client (state of the world): wildcard
-// clusters and listeners, and the secrets the listeners name, by name.
+// clusters and listeners, by name the filter configurations (ECDS) the
+// listeners name and the secrets the test asks for. A reader acknowledges
+// every cluster and filter configuration response at once and hands
+// listener and secret responses to the test.
 type sdsEnvoy struct {
-	t  *testing.T
-	st discoveryv3.AggregatedDiscoveryService_StreamAggregatedResourcesClient
+	t    *testing.T
+	st   discoveryv3.AggregatedDiscoveryService_StreamAggregatedResourcesClient
+	mu   sync.Mutex // one Send at a time
+	subs map[string][]string
+	last map[string]*discoveryv3.DiscoveryResponse
+	got  chan *discoveryv3.DiscoveryResponse
+	errc chan error
 }
 
+func newSDSEnvoy(t *testing.T, st discoveryv3.AggregatedDiscoveryService_StreamAggregatedResourcesClient) *sdsEnvoy {
+	e := &sdsEnvoy{t: t, st: st, subs: map[string][]string{}, last: map[string]*discoveryv3.DiscoveryResponse{},
+		got: make(chan *discoveryv3.DiscoveryResponse, 64), errc: make(chan error, 1)}
+	go e.read()
+	return e
+}
+
+func (e *sdsEnvoy) read() {
+	for {
+		r, err := e.st.Recv()
+		if err != nil {
+			e.errc <- err
+			return
+		}
+		switch r.GetTypeUrl() {
+		case resource.ListenerType:
+			e.follow(r)
+			e.got <- r
+		case resource.SecretType:
+			e.got <- r
+		default:
+			e.send(r.GetTypeUrl(), nil, r, "")
+		}
+	}
+}
+
+// follow subscribes to the filter configurations a listener response names.
+func (e *sdsEnvoy) follow(r *discoveryv3.DiscoveryResponse) {
+	var names []string
+	for _, a := range r.GetResources() {
+		l := &listenerv3.Listener{}
+		if err := a.UnmarshalTo(l); err != nil {
+			e.t.Error(err)
+			return
+		}
+		for _, fc := range l.GetFilterChains() {
+			for _, f := range fc.GetFilters() {
+				if f.GetConfigDiscovery() != nil && !slices.Contains(names, f.GetName()) {
+					names = append(names, f.GetName())
+				}
+			}
+		}
+	}
+	slices.Sort(names)
+	e.mu.Lock()
+	same := slices.Equal(names, e.subs[resource.ExtensionConfigType])
+	e.mu.Unlock()
+	if !same {
+		e.send(resource.ExtensionConfigType, append([]string{}, names...), nil, "")
+	}
+}
+
+// send requests a type: names (nil: the current subscription), the
+// version and nonce of r (nil: of the last response of the type), and a
+// refusal when nack is set.
 func (e *sdsEnvoy) send(typeURL string, names []string, r *discoveryv3.DiscoveryResponse, nack string) {
-	e.t.Helper()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if names != nil {
+		e.subs[typeURL] = names
+	}
+	if r != nil {
+		e.last[typeURL] = r
+	} else {
+		r = e.last[typeURL]
+	}
 	req := &discoveryv3.DiscoveryRequest{Node: &corev3.Node{Id: "sds-envoy", Cluster: "default", UserAgentName: "envoy"},
-		TypeUrl: typeURL, ResourceNames: names}
+		TypeUrl: typeURL, ResourceNames: e.subs[typeURL]}
 	if r != nil {
 		req.VersionInfo, req.ResponseNonce = r.GetVersionInfo(), r.GetNonce()
 	}
@@ -78,22 +152,26 @@ func (e *sdsEnvoy) send(typeURL string, names []string, r *discoveryv3.Discovery
 		req.ErrorDetail = &status.Status{Code: int32(codes.InvalidArgument), Message: nack}
 	}
 	if err := e.st.Send(req); err != nil {
-		e.t.Fatal(err)
+		e.t.Error(err)
 	}
 }
 
-// next is the next response of a type (acknowledging any other type's).
+// next is the next listener or secret response of a type (acknowledging
+// one of the other type).
 func (e *sdsEnvoy) next(typeURL string) *discoveryv3.DiscoveryResponse {
 	e.t.Helper()
 	for {
-		r, err := e.st.Recv()
-		if err != nil {
+		select {
+		case r := <-e.got:
+			if r.GetTypeUrl() == typeURL {
+				return r
+			}
+			e.send(r.GetTypeUrl(), nil, r, "")
+		case err := <-e.errc:
 			e.t.Fatalf("waiting for %s: %v", typeURL, err)
+		case <-time.After(15 * time.Second):
+			e.t.Fatalf("no %s response", typeURL)
 		}
-		if r.GetTypeUrl() == typeURL {
-			return r
-		}
-		e.send(r.GetTypeUrl(), nil, r, "")
 	}
 }
 
@@ -193,10 +271,9 @@ func TestSDSOverMutualTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	envoy := &sdsEnvoy{t: t, st: st}
+	envoy := newSDSEnvoy(t, st)
 	envoy.send(resource.ClusterType, nil, nil, "")
 	envoy.send(resource.ListenerType, nil, nil, "")
-	envoy.send(resource.ClusterType, nil, envoy.next(resource.ClusterType), "")
 	envoy.send(resource.ListenerType, nil, envoy.next(resource.ListenerType), "")
 
 	first := newKeyPair(t, "www.example.com")
