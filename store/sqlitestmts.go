@@ -42,9 +42,14 @@ func (c *sqliteConnector) Connect(context.Context) (driver.Conn, error) {
 
 func (c *sqliteConnector) Driver() driver.Driver { return c.driver }
 
-// keptStatements bounds the statements a connection keeps; the least
-// recently used go first.
-const keptStatements = 256
+// keptStatements bounds the statements a connection keeps (the least
+// recently used go first), and keptLength the length of their text: the
+// long ones are batches of many ids, each length a statement of its own,
+// whose compiling costs little beside their work.
+const (
+	keptStatements = 128
+	keptLength     = 4096
+)
 
 // stmtConn is a SQLite connection that keeps its statements. database/sql
 // uses a connection from one goroutine at a time.
@@ -82,10 +87,10 @@ func (k *keptStmt) release() {
 
 // statement returns the kept statement of query, compiling and keeping it
 // the first time, marked busy; or nil when query is not one to keep: more
-// than one statement (go-sqlite3 runs those one by one), or in use by an
-// open result set.
+// than one statement (go-sqlite3 runs those one by one), too long, or in
+// use by an open result set.
 func (c *stmtConn) statement(ctx context.Context, query string) (*keptStmt, error) {
-	if strings.Contains(query, ";") {
+	if len(query) > keptLength || strings.Contains(query, ";") {
 		return nil, nil
 	}
 	if k, ok := c.stmts.Get(query); ok {
