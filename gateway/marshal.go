@@ -14,7 +14,6 @@ import (
 	"google.golang.org/protobuf/types/known/emptypb"
 
 	"github.com/openlbaas/lbaas/api"
-	lbaasv1 "github.com/openlbaas/lbaas/gen/lbaas/v1"
 )
 
 // marshaler speaks the Rackspace JSON dialect of the lbaas.v1 messages:
@@ -43,29 +42,20 @@ func (m *marshaler) Marshal(v any) ([]byte, error) {
 	if _, empty := msg.(*emptypb.Empty); empty {
 		return nil, nil
 	}
+	if out, ok := appendJSON(make([]byte, 0, 512), msg.ProtoReflect()); ok {
+		return out, nil
+	}
+	return m.marshalSlowly(msg)
+}
+
+// marshalSlowly is protojson's way, with the empty lists added to its
+// output: for what appendJSON does not write.
+func (m *marshaler) marshalSlowly(msg proto.Message) ([]byte, error) {
 	out, err := m.MarshalOptions.Marshal(msg)
 	if err != nil {
 		return nil, err
 	}
-	if l, ok := msg.(*lbaasv1.GetLimitsResponse); ok {
-		// {"limits": {"rate": [], ...}}: the lists are one level down.
-		return withEmptyListsIn(l.GetLimits(), "limits", out)
-	}
 	return withEmptyLists(msg, out)
-}
-
-// withEmptyListsIn applies withEmptyLists to the object under name.
-func withEmptyListsIn(inner proto.Message, name string, out []byte) ([]byte, error) {
-	obj := map[string]json.RawMessage{}
-	if err := json.Unmarshal(out, &obj); err != nil {
-		return nil, err
-	}
-	filled, err := withEmptyLists(inner, obj[name])
-	if err != nil {
-		return nil, err
-	}
-	obj[name] = filled
-	return json.Marshal(obj)
 }
 
 // withEmptyLists adds "name": [] for every empty repeated field of a

@@ -9,11 +9,13 @@ import (
 )
 
 // What load balancers own is read here for a whole batch of load
-// balancers at once, in at most three plain queries scanned without
-// reflection: nodes; virtual IPs through their link table; and the access
-// list, load balancer metadata and node metadata, which share one shape
-// (id, owner, two strings), in one UNION ALL. gorm's preloads cost a query
-// per association and link table, and most of a request's CPU time.
+// balancers at once, in one plain query scanned without reflection: a
+// UNION ALL of their nodes, virtual IPs (through their link table),
+// access lists, metadata and node metadata, as rows of one shape (a kind,
+// an id, the owner's id, then strings, numbers and times that each kind
+// uses as it needs). gorm's preloads cost a query per association and
+// link table, and most of a request's CPU time; one query is one round
+// trip to PostgreSQL.
 
 // childSet selects which parts loadChildren reads.
 type childSet struct {
@@ -25,7 +27,40 @@ var (
 	configChildren = childSet{nodes: true, vips: true, accessList: true, meta: true}
 )
 
-// loadChildren fills the parts of lbs that want selects, in id order.
+// The kinds of rows of loadChildren's query, in the order they come.
+const (
+	kindNode = iota + 1
+	kindVIP
+	kindAccess
+	kindMeta
+	kindNodeMeta
+)
+
+// childParts are the parts of loadChildren's query. The typed columns
+// (numbers and times) are those of the first parts: PostgreSQL settles
+// the type of a UNION's column pairwise from the left, so a column of
+// NULLs must not come before its typed values.
+var childParts = []struct {
+	kind  int
+	query string
+	want  func(childSet) bool
+}{
+	{kindNode, `SELECT 1 AS kind, id, load_balancer_id AS owner, address AS s1, "condition" AS s2, type AS s3, status AS s4,
+		port AS n1, weight AS n2, created_at AS t1, updated_at AS t2 FROM nodes WHERE load_balancer_id IN ?`,
+		func(w childSet) bool { return w.nodes }},
+	{kindVIP, `SELECT 2, v.id, l.load_balancer_id, v.address, v.type, v.ip_version, v.account, v.released_by, NULL, v.created_at, NULL
+		FROM load_balancer_virtual_ips l JOIN virtual_ips v ON v.id = l.virtual_ip_id WHERE l.load_balancer_id IN ?`,
+		func(w childSet) bool { return w.vips }},
+	{kindAccess, `SELECT 3, id, load_balancer_id, address, type, NULL, NULL, NULL, NULL, NULL, NULL FROM network_items WHERE load_balancer_id IN ?`,
+		func(w childSet) bool { return w.accessList }},
+	{kindMeta, `SELECT 4, id, load_balancer_id, "key", "value", NULL, NULL, NULL, NULL, NULL, NULL FROM load_balancer_meta WHERE load_balancer_id IN ?`,
+		func(w childSet) bool { return w.meta }},
+	{kindNodeMeta, `SELECT 5, id, node_id, "key", "value", NULL, NULL, NULL, NULL, NULL, NULL FROM node_meta
+		WHERE node_id IN (SELECT id FROM nodes WHERE load_balancer_id IN ?)`,
+		func(w childSet) bool { return w.nodeMeta }},
+}
+
+// loadChildren fills the parts of lbs that want selects, each in id order.
 func loadChildren(db *gorm.DB, lbs []*LoadBalancer, want childSet) error {
 	if len(lbs) == 0 {
 		return nil
@@ -37,112 +72,74 @@ func loadChildren(db *gorm.DB, lbs []*LoadBalancer, want childSet) error {
 		byID[lb.ID] = lb
 		lb.Nodes, lb.VirtualIPs, lb.AccessList, lb.Metadata = nil, nil, nil, nil
 	}
-	nodes := map[uint32]*Node{}
-	if want.nodes {
-		if err := loadNodes(db, ids, byID); err != nil {
-			return err
-		}
-		for _, lb := range lbs {
-			for i := range lb.Nodes {
-				nodes[lb.Nodes[i].ID] = &lb.Nodes[i]
-			}
-		}
-	}
-	if want.vips {
-		if err := loadVirtualIPs(db, ids, byID); err != nil {
-			return err
-		}
-	}
-	want.nodeMeta = want.nodeMeta && len(nodes) > 0
-	return loadItems(db, ids, byID, nodes, want)
-}
-
-func loadNodes(db *gorm.DB, ids []uint32, byID map[uint32]*LoadBalancer) error {
-	return eachRow(db, `SELECT id, load_balancer_id, address, port, "condition", type, weight, status, created_at, updated_at
-		FROM nodes WHERE load_balancer_id IN ? ORDER BY id`, []any{ids}, func(rows *sql.Rows) error {
-		var n Node
-		var created, updated sql.NullTime
-		if err := rows.Scan(&n.ID, &n.LoadBalancerID, &n.Address, &n.Port, &n.Condition, &n.Type, &n.Weight, &n.Status, &created, &updated); err != nil {
-			return err
-		}
-		n.CreatedAt, n.UpdatedAt = created.Time, updated.Time
-		lb := byID[n.LoadBalancerID]
-		lb.Nodes = append(lb.Nodes, n)
-		return nil
-	})
-}
-
-func loadVirtualIPs(db *gorm.DB, ids []uint32, byID map[uint32]*LoadBalancer) error {
-	return eachRow(db, `SELECT l.load_balancer_id, v.id, v.account, v.address, v.type, v.ip_version, v.created_at, v.released_by
-		FROM load_balancer_virtual_ips l JOIN virtual_ips v ON v.id = l.virtual_ip_id
-		WHERE l.load_balancer_id IN ? ORDER BY v.id`, []any{ids}, func(rows *sql.Rows) error {
-		var lbID uint32
-		var v VirtualIP
-		var created sql.NullTime
-		var released sql.NullInt64
-		if err := rows.Scan(&lbID, &v.ID, &v.Account, &v.Address, &v.Type, &v.IPVersion, &created, &released); err != nil {
-			return err
-		}
-		v.CreatedAt = created.Time
-		if released.Valid {
-			r := uint32(released.Int64)
-			v.ReleasedBy = &r
-		}
-		lb := byID[lbID]
-		lb.VirtualIPs = append(lb.VirtualIPs, v)
-		return nil
-	})
-}
-
-// The kinds of rows of loadItems' query.
-const (
-	kindAccess   = "a"
-	kindMeta     = "m"
-	kindNodeMeta = "n"
-)
-
-// loadItems reads the access lists and metadata wanted in one query.
-func loadItems(db *gorm.DB, ids []uint32, byID map[uint32]*LoadBalancer, nodes map[uint32]*Node, want childSet) error {
 	var parts []string
 	var args []any
-	if want.accessList {
-		parts = append(parts, `SELECT '`+kindAccess+`' AS kind, id, load_balancer_id AS owner, address AS a, type AS b FROM network_items WHERE load_balancer_id IN ?`)
-		args = append(args, ids)
-	}
-	if want.meta {
-		parts = append(parts, `SELECT '`+kindMeta+`', id, load_balancer_id, "key", "value" FROM load_balancer_meta WHERE load_balancer_id IN ?`)
-		args = append(args, ids)
-	}
-	if want.nodeMeta {
-		parts = append(parts, `SELECT '`+kindNodeMeta+`', id, node_id, "key", "value" FROM node_meta
-			WHERE node_id IN (SELECT id FROM nodes WHERE load_balancer_id IN ?)`)
-		args = append(args, ids)
+	for _, p := range childParts {
+		if p.want(want) {
+			parts = append(parts, p.query)
+			args = append(args, ids)
+		}
 	}
 	if len(parts) == 0 {
 		return nil
 	}
-	return eachRow(db, strings.Join(parts, " UNION ALL ")+" ORDER BY 1, 2", args, func(rows *sql.Rows) error {
-		var kind, a, b string
-		var id, owner uint32
-		if err := rows.Scan(&kind, &id, &owner, &a, &b); err != nil {
+	var nodeMeta []NodeMeta
+	err := eachRow(db, strings.Join(parts, " UNION ALL ")+" ORDER BY 1, 2", args, func(rows *sql.Rows) error {
+		var (
+			kind           int
+			id, owner      uint32
+			s1, s2, s3, s4 sql.NullString
+			n1, n2         sql.NullInt64
+			t1, t2         sql.NullTime
+		)
+		if err := rows.Scan(&kind, &id, &owner, &s1, &s2, &s3, &s4, &n1, &n2, &t1, &t2); err != nil {
 			return err
 		}
+		if kind == kindNodeMeta {
+			nodeMeta = append(nodeMeta, NodeMeta{ID: id, NodeID: owner, Key: s1.String, Value: s2.String})
+			return nil
+		}
+		lb := byID[owner]
+		if lb == nil {
+			return fmt.Errorf("store: a part of load balancer %d, which was not asked for", owner)
+		}
 		switch kind {
-		case kindAccess:
-			lb := byID[owner]
-			lb.AccessList = append(lb.AccessList, NetworkItem{ID: id, LoadBalancerID: owner, Address: a, Type: b})
-		case kindMeta:
-			lb := byID[owner]
-			lb.Metadata = append(lb.Metadata, LoadBalancerMeta{ID: id, LoadBalancerID: owner, Key: a, Value: b})
-		case kindNodeMeta:
-			if n := nodes[owner]; n != nil {
-				n.Metadata = append(n.Metadata, NodeMeta{ID: id, NodeID: owner, Key: a, Value: b})
+		case kindNode:
+			lb.Nodes = append(lb.Nodes, Node{ID: id, LoadBalancerID: owner, Address: s1.String, Condition: s2.String,
+				Type: s3.String, Status: s4.String, Port: uint32(n1.Int64), Weight: uint32(n2.Int64),
+				CreatedAt: t1.Time, UpdatedAt: t2.Time})
+		case kindVIP:
+			v := VirtualIP{ID: id, Address: s1.String, Type: s2.String, IPVersion: s3.String, Account: s4.String, CreatedAt: t1.Time}
+			if n1.Valid {
+				r := uint32(n1.Int64)
+				v.ReleasedBy = &r
 			}
+			lb.VirtualIPs = append(lb.VirtualIPs, v)
+		case kindAccess:
+			lb.AccessList = append(lb.AccessList, NetworkItem{ID: id, LoadBalancerID: owner, Address: s1.String, Type: s2.String})
+		case kindMeta:
+			lb.Metadata = append(lb.Metadata, LoadBalancerMeta{ID: id, LoadBalancerID: owner, Key: s1.String, Value: s2.String})
 		default:
-			return fmt.Errorf("store: unknown item kind %q", kind)
+			return fmt.Errorf("store: unknown part kind %d", kind)
 		}
 		return nil
 	})
+	if err != nil || len(nodeMeta) == 0 {
+		return err
+	}
+	// The nodes are all read now: their addresses are settled.
+	nodes := map[uint32]*Node{}
+	for _, lb := range lbs {
+		for i := range lb.Nodes {
+			nodes[lb.Nodes[i].ID] = &lb.Nodes[i]
+		}
+	}
+	for _, m := range nodeMeta {
+		if n := nodes[m.NodeID]; n != nil {
+			n.Metadata = append(n.Metadata, m)
+		}
+	}
+	return nil
 }
 
 func pointers(lbs []LoadBalancer) []*LoadBalancer {

@@ -122,7 +122,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		}
 		dialector, dialect = postgres.New(postgres.Config{Conn: stdlib.OpenDB(*pgConfig)}), "postgres"
 	} else {
-		dialector, dialect = sqlite.Open(sqliteDSN(opts.URL, timeout)), "sqlite"
+		dialector, dialect = sqlite.New(sqlite.Config{Conn: openSQLite(sqliteDSN(opts.URL, timeout))}), "sqlite"
 	}
 	db, err := openGorm(dialector, dialect)
 	if err != nil {
@@ -156,7 +156,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if dialect == "sqlite" {
 		// Readers of a WAL database run beside the writer, each on a
 		// snapshot of the last commit.
-		if s.read, err = openGorm(sqlite.Open(sqliteDSN(opts.URL, timeout)), dialect); err != nil {
+		if s.read, err = openGorm(sqlite.New(sqlite.Config{Conn: openSQLite(sqliteDSN(opts.URL, timeout))}), dialect); err != nil {
 			_ = sqlDB.Close()
 			return nil, err
 		}
@@ -186,8 +186,8 @@ func openGorm(dialector gorm.Dialector, dialect string) (*gorm.DB, error) {
 		SkipDefaultTransaction: true,
 		NowFunc:                func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) },
 		TranslateError:         true,
-		// go-sqlite3 compiles every statement anew; pgx caches them itself.
-		PrepareStmt: dialect == "sqlite",
+		// Statements are kept by the connections: pgx's cache, and on
+		// SQLite stmtConn's (sqlitestmts.go).
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open %s database: %w", dialect, err)
