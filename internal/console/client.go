@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -103,7 +104,7 @@ func readFault(status int, raw []byte) *Fault {
 // fieldOf is the form field a validation message names, or "" when it
 // names none: "loadBalancer.port: ..." is port, "loadBalancer.nodes[0].port:
 // ..." and "node.port: ..." are node.port, "loadBalancer.virtualIps[0].type"
-// is vip.type; a message of the JSON decoder ("invalid value for uint32
+// is vip.type, "accessList[0].address" is address; a message of the JSON decoder ("invalid value for uint32
 // field maxConnections") names maxConnections.
 func fieldOf(message string) string {
 	if m := decoderField.FindStringSubmatch(message); m != nil {
@@ -125,7 +126,7 @@ func fieldOf(message string) string {
 			parts[i] = name
 		}
 	}
-	return strings.Join(parts, ".")
+	return strings.Join(slices.DeleteFunc(parts, func(p string) bool { return p == "" }), ".")
 }
 
 var decoderField = regexp.MustCompile(`invalid value for \w+ field (\w+)`)
@@ -133,8 +134,11 @@ var decoderField = regexp.MustCompile(`invalid value for \w+ field (\w+)`)
 // wrappers are the request bodies' root objects, which forms leave out.
 var wrappers = map[string]bool{
 	"loadBalancer": true, "healthMonitor": true, "sessionPersistence": true,
-	"connectionThrottle": true, "connectionLogging": true,
+	"connectionThrottle": true, "connectionLogging": true, "sslTermination": true,
+	"certificateMapping": true, "errorpage": true,
 }
 
-// collections are list fields whose elements a form edits one at a time.
-var collections = map[string]string{"nodes": "node", "node": "node", "virtualIps": "vip"}
+// collections are list fields whose elements a form edits one at a time,
+// and the prefix of their fields in the form ("": none, the form edits
+// nothing else).
+var collections = map[string]string{"nodes": "node", "node": "node", "virtualIps": "vip", "accessList": "", "metadata": ""}

@@ -98,6 +98,9 @@ func (c *Console) routes() {
 	m.HandleFunc("GET "+Prefix+"/loadbalancers/{id}", c.signedIn(c.detailPage))
 	m.HandleFunc("POST "+Prefix+"/loadbalancers/{id}/{form}", c.signedIn(c.edit))
 	m.HandleFunc("POST "+Prefix+"/loadbalancers/{id}/nodes/{node}", c.signedIn(c.nodeCondition))
+	m.HandleFunc("GET "+Prefix+"/loadbalancers/{id}/delete", c.signedIn(c.deletePage))
+	m.HandleFunc("POST "+Prefix+"/loadbalancers/{id}/delete", c.signedIn(c.deleteLoadBalancer))
+	m.HandleFunc("POST "+Prefix+"/loadbalancers/{id}/{list}/{item}/delete", c.signedIn(c.deleteItem))
 	c.mux = m
 }
 
@@ -127,6 +130,9 @@ type session struct {
 }
 
 const cookieName = "lbaas_console"
+
+// maxFormBytes bounds a signed-in form's body (the API's own bound).
+const maxFormBytes = 1 << 20
 
 func (s session) base() string { return "/v1.0/" + s.Account }
 
@@ -184,7 +190,13 @@ func (c *Console) signedIn(h func(http.ResponseWriter, *http.Request, session)) 
 			return
 		}
 		if r.Method == http.MethodPost {
-			r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+			// As large as the API takes: an error page of 65,536
+			// characters, or PEM certificates and keys, URL-encoded.
+			r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+			if err := r.ParseForm(); err != nil {
+				http.Error(w, "This form could not be read (it may be over 1 MiB): nothing was changed.", http.StatusRequestEntityTooLarge)
+				return
+			}
 			if subtle.ConstantTimeCompare([]byte(r.PostFormValue("csrf")), []byte(s.csrf())) != 1 {
 				http.Error(w, "This form is stale or was not sent by the console: reload the page and try again.", http.StatusForbidden)
 				return

@@ -66,6 +66,9 @@ var choices = map[string][]string{
 	"monitorType":     {"", "CONNECT", "HTTP", "HTTPS"},
 	"persistenceType": {"", "HTTP_COOKIE", "SOURCE_IP", "SSL_ID"},
 	"vipType":         {"PUBLIC", "SERVICENET"},
+	"accessType":      {"DENY", "ALLOW"},
+	// The reference's cipher profiles (ciphers.rst).
+	"cipherProfile": {"default", "CLBCipherPolicy2017-08", "CLBCipherPolicy2019-05"},
 }
 
 // fieldView is one labelled input of a form, with the API's messages
@@ -100,6 +103,28 @@ func parsePages() map[string]*template.Template {
 			return fieldView{ID: formName + "-" + strings.ReplaceAll(name, ".", "-"), Name: name, Label: label,
 				Options: options, Value: f.Value(name, def), Errors: f.Errors(name)}
 		},
+		// check is a checkbox; def is its value when the form was not
+		// sent (a bool, or a nil termination: off).
+		"check": func(f *form, formName, name, label string, def any) fieldView {
+			on, _ := def.(bool)
+			if f != nil && f.Values.Has(name) {
+				on = slices.Contains(f.Values[name], "true")
+			}
+			return fieldView{ID: formName + "-" + name, Name: name, Label: label, Type: "checkbox",
+				Value: strconv.FormatBool(on), Errors: f.Errors(name)}
+		},
+		// area is a textarea; a secret one (a private key) is never
+		// written back into the page, even refused.
+		"area": func(f *form, formName, name, label, def string, secret bool) fieldView {
+			v := f.Value(name, def)
+			if secret {
+				v = ""
+			}
+			return fieldView{ID: formName + "-" + name, Name: name, Label: label, Type: "textarea", Value: v, Errors: f.Errors(name)}
+		},
+		"deleteButton": func(prefix string, lb int, list string, item int, what, csrf string) map[string]any {
+			return map[string]any{"Prefix": prefix, "LB": lb, "List": list, "Item": item, "What": what, "CSRF": csrf}
+		},
 		"viewBox": func() string { return fmt.Sprintf("0 0 %d %d", viewWidth, viewHeight) },
 		"dims": func() map[string]float64 {
 			return map[string]float64{"left": plotLeft, "top": plotTop, "right": plotLeft + plotWidth,
@@ -108,7 +133,7 @@ func parsePages() map[string]*template.Template {
 	}
 	base := template.Must(template.New("").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/parts.html"))
 	pages := map[string]*template.Template{}
-	for _, name := range []string{"signin", "list", "new", "detail", "error"} {
+	for _, name := range []string{"signin", "list", "new", "detail", "error", "delete"} {
 		pages[name] = template.Must(template.Must(base.Clone()).ParseFS(templateFS, "templates/"+name+".html"))
 	}
 	return pages
@@ -232,9 +257,15 @@ type loadBalancer struct {
 		RateInterval      int `json:"rateInterval"`
 	} `json:"connectionThrottle"`
 	AccessList []struct {
+		ID      int    `json:"id"`
 		Address string `json:"address"`
 		Type    string `json:"type"`
 	} `json:"accessList"`
+	Metadata []struct {
+		ID    int    `json:"id"`
+		Key   string `json:"key"`
+		Value string `json:"value"`
+	} `json:"metadata"`
 }
 
 type vip struct {
@@ -367,21 +398,31 @@ func (c *Console) detailPage(w http.ResponseWriter, r *http.Request, s session) 
 	c.renderDetail(w, r, s, http.StatusOK, nil)
 }
 
-// renderDetail draws a load balancer's page, with f the refused form.
-func (c *Console) renderDetail(w http.ResponseWriter, r *http.Request, s session, status int, f *form) {
-	id, ok := lbID(r)
+// readLB reads the load balancer the URL names; when it cannot, it
+// answers the browser and ok is false.
+func (c *Console) readLB(w http.ResponseWriter, r *http.Request, s session) (id string, lb loadBalancer, ok bool) {
+	id, ok = lbID(r)
 	if !ok {
 		c.apiFailed(w, r, &s, &Fault{Status: http.StatusNotFound, Message: "Load balancer not found"})
-		return
+		return id, lb, false
 	}
-	path := s.base() + "/loadbalancers/" + id
 	var out struct {
 		LoadBalancer loadBalancer `json:"loadBalancer"`
 	}
-	if _, err := c.api.call(r.Context(), r, s.Token, http.MethodGet, path, nil, &out); err != nil {
+	if _, err := c.api.call(r.Context(), r, s.Token, http.MethodGet, s.base()+"/loadbalancers/"+id, nil, &out); err != nil {
 		c.apiFailed(w, r, &s, err)
+		return id, lb, false
+	}
+	return id, out.LoadBalancer, true
+}
+
+// renderDetail draws a load balancer's page, with f the refused form.
+func (c *Console) renderDetail(w http.ResponseWriter, r *http.Request, s session, status int, f *form) {
+	id, lb, ok := c.readLB(w, r, s)
+	if !ok {
 		return
 	}
+	path := s.base() + "/loadbalancers/" + id
 	var ev struct {
 		Events []nodeEvent `json:"nodeServiceEvents"`
 	}
@@ -400,16 +441,20 @@ func (c *Console) renderDetail(w http.ResponseWriter, r *http.Request, s session
 	plots.Windows = []string{"hour", "day"}
 	// A live refresh replaces only the live parts: the forms' choices
 	// need not be read again.
-	var algorithms []string
+	var (
+		algorithms []string
+		feats      features
+	)
 	if r.Header.Get(refreshHeader) == "" {
 		_, algorithms = c.catalog(r, s, false)
+		feats = c.readFeatures(r, s, path)
 	}
-	data := map[string]any{"LB": out.LoadBalancer, "Events": ev.Events, "Plots": plots, "Now": c.now(),
+	data := map[string]any{"LB": lb, "Events": ev.Events, "Plots": plots, "Now": c.now(),
 		"LiveURL":    fmt.Sprintf("%s/loadbalancers/%s?window=%s", Prefix, id, window),
-		"Algorithms": algorithms}
+		"Algorithms": algorithms, "Features": feats}
 	if f != nil {
 		data["Form"] = f
-		if strings.HasPrefix(f.Name, "node-") {
+		if strings.HasPrefix(f.Name, "node-") || f.Name == "nodes-delete" {
 			data["NodeFault"] = f
 		}
 	}
@@ -506,6 +551,34 @@ func (c *Console) edit(w http.ResponseWriter, r *http.Request, s session) {
 		body = map[string]any{"connectionThrottle": map[string]any{
 			"maxConnections": number(v.Get("maxConnections")), "minConnections": number(v.Get("minConnections")),
 			"maxConnectionRate": number(v.Get("maxConnectionRate")), "rateInterval": number(v.Get("rateInterval"))}}
+	case "accesslist":
+		target, method, fields = path+"/accesslist", http.MethodPost, []string{"address", "type"}
+		body = map[string]any{"accessList": []any{map[string]any{"address": strings.TrimSpace(v.Get("address")), "type": v.Get("type")}}}
+	case "errorpage":
+		target, fields = path+"/errorpage", []string{"content"}
+		if v.Get("reset") != "" {
+			method = http.MethodDelete
+			break
+		}
+		body = map[string]any{"errorpage": map[string]any{"content": v.Get("content")}}
+	case "ssltermination":
+		target, fields = path+"/ssltermination", sslFields
+		if v.Get("remove") != "" {
+			method = http.MethodDelete
+			break
+		}
+		body = map[string]any{"sslTermination": sslTerminationBody(v)}
+	case "certificatemappings":
+		target, method = path+"/ssltermination/certificatemappings", http.MethodPost
+		fields = []string{"hostName", "certificate", "privateKey", "intermediateCertificate"}
+		m := map[string]any{"hostName": strings.TrimSpace(v.Get("hostName")), "certificate": v.Get("certificate"), "privateKey": v.Get("privateKey")}
+		if in := strings.TrimSpace(v.Get("intermediateCertificate")); in != "" {
+			m["intermediateCertificate"] = in
+		}
+		body = map[string]any{"certificateMapping": m}
+	case "metadata":
+		target, method, fields = path+"/metadata", http.MethodPost, []string{"key", "value"}
+		body = map[string]any{"metadata": []any{map[string]any{"key": v.Get("key"), "value": v.Get("value")}}}
 	default:
 		http.NotFound(w, r)
 		return

@@ -129,6 +129,12 @@ func TestFieldOf(t *testing.T) {
 		"healthMonitor.delay: must be from 1 to 3600 (got 0)":                                   "delay",
 		"proto: (line 1:41): invalid value for uint32 field maxConnections: \"abc\"":            "maxConnections",
 		"The load balancer is busy: try again":                                                  "",
+		"accessList[0].address: \"10.0.0.0/33\" is not an IP address or CIDR network":           "address",
+		"metadata[0].key: is required":                                                          "key",
+		"errorpage.content: is required (the HTML of the page)":                                 "content",
+		"sslTermination.securePort: must differ from the load balancer's port 80":               "securePort",
+		"certificateMapping.hostName: \"bad host\" is not a host name":                          "hostName",
+		"certificateMapping: hostName, certificate and privateKey are required":                 "certificateMapping",
 	} {
 		if got := fieldOf(msg); got != want {
 			t.Errorf("fieldOf(%q) = %q, want %q", msg, got, want)
