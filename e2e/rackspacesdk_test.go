@@ -2,13 +2,7 @@ package e2e
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/rsa"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/openlbaas/lbaas/internal/pki"
 )
 
 // TestRackspaceSDK runs a real Rackspace SDK from a public package
@@ -83,16 +79,9 @@ func TestRackspaceSDK(t *testing.T) {
 // in PEM, for SSL termination.
 func selfSigned(t *testing.T, host string) (cert, key string) {
 	t.Helper()
-	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	p, err := pki.SelfSignedRSA(host, 24*time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: host}, DNSNames: []string{host},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour), KeyUsage: x509.KeyUsageDigitalSignature}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})),
-		string(pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(k)}))
+	return string(p.CertPEM), string(p.KeyPEM)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"html/template"
 	"io"
 	"log/slog"
 	"net/http"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/openlbaas/lbaas/api"
+	"github.com/openlbaas/lbaas/internal/pki"
 	"github.com/openlbaas/lbaas/internal/server"
 	"github.com/openlbaas/lbaas/store"
 )
@@ -87,6 +89,18 @@ func startServer(t *testing.T) (*server.Server, string) {
 	return srv, "http://" + srv.HTTPAddr.String()
 }
 
+// startConsole starts the server with user alice of account 42, and a
+// browser, signed out; key is alice's API key.
+func startConsole(t *testing.T) (srv *server.Server, b *browser, key string) {
+	t.Helper()
+	srv, base := startServer(t)
+	key, err := srv.Auth.CreateUser(context.Background(), "alice", "42", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv, newBrowser(t, base), key
+}
+
 func newBrowser(t *testing.T, base string) *browser {
 	jar, _ := cookiejar.New(nil)
 	return &browser{t: t, base: base, c: &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error {
@@ -116,13 +130,8 @@ func (b *browser) signIn(user, key string) *http.Cookie {
 // session's CSRF token or from another site, and no way into another
 // tenant's load balancers.
 func TestConsole(t *testing.T) {
-	srv, base := startServer(t)
+	srv, b, key := startConsole(t)
 	ctx := context.Background()
-	key, err := srv.Auth.CreateUser(ctx, "alice", "42", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := newBrowser(t, base)
 
 	if p := b.do("GET", "/console/", nil); p.status != http.StatusSeeOther || p.location != "/console/signin?next=/console/" {
 		t.Fatalf("signed out: %d to %q", p.status, p.location)
@@ -270,7 +279,7 @@ func TestConsole(t *testing.T) {
 	// Another tenant sees none of it, even with its session's account
 	// changed to alice's.
 	key2, _ := srv.Auth.CreateUser(ctx, "mallory", "43", "")
-	m := newBrowser(t, base)
+	m := newBrowser(t, b.base)
 	ck := m.signIn("mallory", key2)
 	if p := m.do("GET", "/console/loadbalancers/"+id, nil); p.status != http.StatusNotFound {
 		t.Errorf("another tenant's load balancer: %d", p.status)
@@ -280,7 +289,7 @@ func TestConsole(t *testing.T) {
 	_ = json.Unmarshal(raw, &sess)
 	sess["a"] = "42"
 	raw, _ = json.Marshal(sess)
-	u, _ := url.Parse(base + "/console/")
+	u, _ := url.Parse(b.base + "/console/")
 	m.c.Jar.SetCookies(u, []*http.Cookie{{Name: "lbaas_console", Value: base64.RawURLEncoding.EncodeToString(raw), Path: "/console"}})
 	if p := m.do("GET", "/console/loadbalancers/"+id, nil); p.status == http.StatusOK || strings.Contains(p.body, "127.0.0.1") {
 		t.Errorf("a session whose account was changed: %d", p.status)
@@ -320,3 +329,261 @@ func mustAtoi(t *testing.T, s string) uint32 {
 }
 
 func itoa(n uint32) string { return strconv.FormatUint(uint64(n), 10) }
+
+// waitSettled waits until the load balancer's change is processed (any
+// status but BUILD and PENDING_UPDATE) and returns it.
+func waitSettled(t *testing.T, srv *server.Server, id string) *store.LoadBalancer {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		lb, err := srv.Store.GetLoadBalancer(context.Background(), "42", mustAtoi(t, id))
+		if err == nil && lb.Status != store.StatusBuild && lb.Status != store.StatusPendingUpdate {
+			return lb
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("load balancer %s: %v %v", id, lb.Status, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// keyLine is a line of a PEM key's body, which no page may show.
+func keyLine(key string) string { return strings.Split(key, "\n")[3] }
+
+// The forms beyond the basics, against the real API: the access list,
+// the error page, metadata, SSL termination and its certificate
+// mappings, deleting a node and a load balancer. Each is refused without
+// the CSRF token; a value the API refuses shows its message beside the
+// field and changes nothing; a good one is applied.
+func TestConsoleFeatures(t *testing.T) {
+	srv, b, key := startConsole(t)
+	ctx := context.Background()
+	b.signIn("alice", key)
+	b.do("GET", "/console/loadbalancers/new", nil)
+	created := b.post("/console/loadbalancers", url.Values{"name": {"web"}, "protocol": {"HTTP"}, "port": {"80"},
+		"algorithm": {"ROUND_ROBIN"}, "vip.type": {"PUBLIC"}, "node.address": {"127.0.0.1"}, "node.port": {"8001"}})
+	if created.status != http.StatusSeeOther {
+		t.Fatalf("create: %d %s", created.status, created.body)
+	}
+	lbPage := created.location
+	id := strings.TrimPrefix(lbPage, "/console/loadbalancers/")
+	get := func() *store.LoadBalancer {
+		t.Helper()
+		lb, err := srv.Store.GetLoadBalancer(ctx, "42", mustAtoi(t, id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return lb
+	}
+	waitActive(t, srv, id)
+	// refusedBeside posts form to path and wants the API's fault with
+	// message (a prefix) beside field, with the form's value kept.
+	refusedBeside := func(path string, form url.Values, status int, field, message string) page {
+		t.Helper()
+		p := b.post(lbPage+path, form)
+		if p.status != status || !strings.Contains(p.body, `id="`+field+`-error">`+message) ||
+			!strings.Contains(p.body, `aria-describedby="`+field+`-error"`) {
+			t.Errorf("POST %s %v: %d, want %d with %q beside %s:\n%s", path, form, p.status, status, message, field, p.body)
+		}
+		return p
+	}
+	applied := func(path string, form url.Values) {
+		t.Helper()
+		if p := b.post(lbPage+path, form); p.status != http.StatusSeeOther || p.location != lbPage {
+			t.Fatalf("POST %s %v: %d to %q\n%s", path, form, p.status, p.location, p.body)
+		}
+		waitSettled(t, srv, id)
+	}
+	show := func() string { t.Helper(); return b.do("GET", lbPage, nil).body }
+	detail := show()
+	if !strings.Contains(detail, "this service does not offer it") {
+		t.Error("content caching is not shown as not offered")
+	}
+
+	pair, err := pki.SelfSignedRSA("www.example.com", 24*time.Hour)
+	mpair, merr := pki.SelfSignedRSA("api.example.com", 24*time.Hour)
+	if err != nil || merr != nil {
+		t.Fatal(err, merr)
+	}
+	cert, certKey, mcert, mkey := string(pair.CertPEM), string(pair.KeyPEM), string(mpair.CertPEM), string(mpair.KeyPEM)
+
+	// Without the session's CSRF token no form does anything.
+	nodeID := itoa(get().Nodes[0].ID)
+	for path, form := range map[string]url.Values{
+		"/accesslist":                  {"address": {"192.0.2.0/24"}, "type": {"DENY"}},
+		"/errorpage":                   {"content": {"<h1>down</h1>"}},
+		"/metadata":                    {"key": {"owner"}, "value": {"web"}},
+		"/ssltermination":              {"securePort": {"443"}, "certificate": {cert}, "privatekey": {certKey}},
+		"/nodes/" + nodeID + "/delete": {},
+		"/delete":                      {},
+	} {
+		if p := b.do("POST", lbPage+path, form); p.status != http.StatusForbidden {
+			t.Errorf("POST %s without the CSRF token: %d", path, p.status)
+		}
+	}
+	if lb := get(); len(lb.AccessList)+len(lb.Metadata) != 0 || lb.ErrorPage != "" || lb.SSLTermination != nil || len(lb.Nodes) != 1 || lb.Status != store.StatusActive {
+		t.Fatalf("forms without the CSRF token changed the load balancer: %+v", lb)
+	}
+
+	// The access list.
+	p := refusedBeside("/accesslist", url.Values{"address": {"192.0.2.0/33"}, "type": {"DENY"}}, http.StatusBadRequest,
+		"accesslist-address", "accessList[0].address: &#34;192.0.2.0/33&#34; is not an IP address or CIDR network")
+	if !strings.Contains(p.body, `value="192.0.2.0/33"`) {
+		t.Error("the refused access-list entry lost its address")
+	}
+	refusedBeside("/accesslist", url.Values{"address": {"192.0.2.0/24"}, "type": {"MAYBE"}}, http.StatusBadRequest,
+		"accesslist-type", "accessList[0].type: must be ALLOW or DENY")
+	if lb := get(); len(lb.AccessList) != 0 {
+		t.Fatalf("refused entries were added: %+v", lb.AccessList)
+	}
+	applied("/accesslist", url.Values{"address": {"192.0.2.0/24"}, "type": {"DENY"}})
+	lb := get()
+	if len(lb.AccessList) != 1 || lb.AccessList[0].Address != "192.0.2.0/24" || lb.AccessList[0].Type != "DENY" {
+		t.Fatalf("access list %+v", lb.AccessList)
+	}
+	item := itoa(lb.AccessList[0].ID)
+	if !strings.Contains(show(), `<tr data-item="`+item+`"><td>DENY</td><td><code>192.0.2.0/24</code></td>`) {
+		t.Error("the access-list entry is not listed")
+	}
+	if p := b.post(lbPage+"/accesslist/999999/delete", url.Values{}); p.status != http.StatusNotFound ||
+		!strings.Contains(p.body, "404 Network item not found") {
+		t.Errorf("deleting an entry that is not there: %d", p.status)
+	}
+	applied("/accesslist/"+item+"/delete", url.Values{})
+	if lb := get(); len(lb.AccessList) != 0 {
+		t.Errorf("the deleted entry is still there: %+v", lb.AccessList)
+	}
+
+	// The error page: shown, set, reset.
+	if !strings.Contains(detail, `name="content" rows="6" spellcheck="false">&lt;!DOCTYPE html&gt;`) {
+		t.Error("the default error page is not shown")
+	}
+	refusedBeside("/errorpage", url.Values{"content": {""}}, http.StatusBadRequest, "errorpage-content", "errorpage.content: is required")
+	if lb := get(); lb.ErrorPage != "" {
+		t.Fatalf("a refused error page was set: %q", lb.ErrorPage)
+	}
+	applied("/errorpage", url.Values{"content": {"<h1>Down for a bit</h1>"}})
+	if lb := get(); lb.ErrorPage != "<h1>Down for a bit</h1>" {
+		t.Fatalf("error page %q", lb.ErrorPage)
+	}
+	if !strings.Contains(show(), `>&lt;h1&gt;Down for a bit&lt;/h1&gt;</textarea>`) {
+		t.Error("the error page set is not shown")
+	}
+	applied("/errorpage", url.Values{"content": {"<h1>Down for a bit</h1>"}, "reset": {"1"}})
+	if lb := get(); lb.ErrorPage != "" {
+		t.Errorf("after a reset the error page is %q", lb.ErrorPage)
+	}
+
+	// Metadata.
+	refusedBeside("/metadata", url.Values{"key": {""}, "value": {"web team"}}, http.StatusBadRequest, "metadata-key", "metadata[0].key: is required")
+	if lb := get(); len(lb.Metadata) != 0 {
+		t.Fatalf("refused metadata was added: %+v", lb.Metadata)
+	}
+	applied("/metadata", url.Values{"key": {"owner"}, "value": {"web team"}})
+	lb = get()
+	if len(lb.Metadata) != 1 || lb.Metadata[0].Key != "owner" || lb.Metadata[0].Value != "web team" {
+		t.Fatalf("metadata %+v", lb.Metadata)
+	}
+	if !strings.Contains(show(), `<td><code>owner</code></td><td>web team</td>`) {
+		t.Error("the metadata is not listed")
+	}
+	applied("/metadata/"+itoa(lb.Metadata[0].ID)+"/delete", url.Values{})
+	if lb := get(); len(lb.Metadata) != 0 {
+		t.Errorf("the deleted metadata is still there: %+v", lb.Metadata)
+	}
+
+	// SSL termination: a refused port, and refused PEM, with the
+	// certificate kept and the key never written back.
+	ssl := url.Values{"securePort": {"80"}, "enabled": {"false", "true"}, "secureTrafficOnly": {"false"},
+		"cipherProfile": {"CLBCipherPolicy2019-05"}, "certificate": {cert}, "privatekey": {certKey}}
+	p = refusedBeside("/ssltermination", ssl, http.StatusBadRequest, "ssltermination-securePort",
+		"sslTermination.securePort: must differ from the load balancer&#39;s port 80")
+	if strings.Contains(p.body, keyLine(certKey)) || !strings.Contains(p.body, strings.Split(cert, "\n")[3]) {
+		t.Error("the refused termination wrote the key back, or lost the certificate")
+	}
+	bad := url.Values{"securePort": {"443"}, "enabled": {"false", "true"}, "certificate": {"not PEM"}, "privatekey": {certKey}}
+	refusedBeside("/ssltermination", bad, http.StatusBadRequest, "ssltermination-certificate", "sslTermination.certificate: is not PEM")
+	if lb := get(); lb.SSLTermination != nil {
+		t.Fatal("a refused termination was set")
+	}
+	ssl.Set("securePort", "443")
+	applied("/ssltermination", ssl)
+	lb = get()
+	if tt := lb.SSLTermination; tt == nil || tt.SecurePort != 443 || !tt.Enabled || tt.SecureTrafficOnly || tt.CipherProfile != "CLBCipherPolicy2019-05" {
+		t.Fatalf("termination %+v", lb.SSLTermination)
+	}
+	// The xDS port of this server is plaintext: the key is not published
+	// and the page shows why, as the API's statusDescription says.
+	detail = show()
+	if lb.Status != store.StatusError || !strings.HasPrefix(lb.StatusDescription, "SSL termination is not published") ||
+		!strings.Contains(detail, `<p class="message">`+template.HTMLEscapeString(lb.StatusDescription)+`</p>`) {
+		t.Errorf("status %s %q; the page:\n%s", lb.Status, lb.StatusDescription, detail)
+	}
+	for _, want := range []string{"TLS is terminated on port <strong>443</strong>, enabled", "<code>www.example.com</code>",
+		"<code>CLBCipherPolicy2019-05</code>", "The profile's 4 ciphers"} {
+		if !strings.Contains(detail, want) {
+			t.Errorf("the termination's part lacks %q", want)
+		}
+	}
+	if strings.Contains(detail, keyLine(certKey)) || strings.Contains(detail, "PRIVATE KEY-----") {
+		t.Error("the page shows a private key")
+	}
+
+	// Certificate mappings.
+	refusedBeside("/certificatemappings", url.Values{"hostName": {"bad host"}, "certificate": {mcert}, "privateKey": {mkey}},
+		http.StatusBadRequest, "certificatemappings-hostName", "certificateMapping.hostName: &#34;bad host&#34; is not a host name")
+	if lb := get(); len(lb.SSLTermination.Mappings) != 0 {
+		t.Fatal("a refused mapping was added")
+	}
+	applied("/certificatemappings", url.Values{"hostName": {"api.example.com"}, "certificate": {mcert}, "privateKey": {mkey}})
+	lb = get()
+	if len(lb.SSLTermination.Mappings) != 1 || lb.SSLTermination.Mappings[0].HostName != "api.example.com" {
+		t.Fatalf("mappings %+v", lb.SSLTermination.Mappings)
+	}
+	mapping := itoa(lb.SSLTermination.Mappings[0].ID)
+	if detail := show(); !strings.Contains(detail, `<tr data-item="`+mapping+`"><td>`+mapping+`</td><td><code>api.example.com</code></td>`) ||
+		strings.Contains(detail, keyLine(mkey)) {
+		t.Error("the mapping is not listed, or its key is shown")
+	}
+	applied("/certificatemappings/"+mapping+"/delete", url.Values{})
+	if lb := get(); len(lb.SSLTermination.Mappings) != 0 {
+		t.Error("the deleted mapping is still there")
+	}
+	// Disabled without pasting the certificate again (the stored one is
+	// kept): the load balancer is served again.
+	applied("/ssltermination", url.Values{"securePort": {"443"}, "enabled": {"false"}, "secureTrafficOnly": {"false"}, "cipherProfile": {"default"}})
+	lb = get()
+	if tt := lb.SSLTermination; tt == nil || tt.Enabled || tt.CipherProfile != "default" || tt.Certificate == "" || lb.Status != store.StatusActive {
+		t.Fatalf("disabled termination: %s %+v", lb.Status, lb.SSLTermination)
+	}
+	applied("/ssltermination", url.Values{"remove": {"1"}})
+	if lb := get(); lb.SSLTermination != nil {
+		t.Error("the deleted termination is still there")
+	}
+
+	// Deleting a node.
+	applied("/nodes", url.Values{"node.address": {"127.0.0.1"}, "node.port": {"8002"}, "node.condition": {"ENABLED"}})
+	if p := b.post(lbPage+"/nodes/999999/delete", url.Values{}); p.status != http.StatusNotFound || !strings.Contains(p.body, `role="alert"`) {
+		t.Errorf("deleting a node that is not there: %d", p.status)
+	}
+	applied("/nodes/"+nodeID+"/delete", url.Values{})
+	if lb := get(); len(lb.Nodes) != 1 || itoa(lb.Nodes[0].ID) == nodeID {
+		t.Errorf("nodes after the delete: %+v", lb.Nodes)
+	}
+
+	// Deleting the load balancer: a confirmation page, then the list.
+	confirm := b.do("GET", lbPage+"/delete", nil)
+	if confirm.status != 200 || !strings.Contains(confirm.body, `<form method="post" action="`+lbPage+`/delete"`) ||
+		!strings.Contains(confirm.body, `<a href="`+lbPage+`">Cancel`) {
+		t.Fatalf("the confirmation page: %d\n%s", confirm.status, confirm.body)
+	}
+	if p := b.post(lbPage+"/delete", url.Values{}); p.status != http.StatusSeeOther || p.location != "/console/" {
+		t.Fatalf("delete: %d to %q\n%s", p.status, p.location, p.body)
+	}
+	if lb, err := srv.Store.GetLoadBalancer(ctx, "42", mustAtoi(t, id)); err == nil && lb.Status != store.StatusPendingDelete {
+		t.Errorf("after the delete the load balancer is %s", lb.Status)
+	}
+	if p := b.post(lbPage+"/delete", url.Values{}); p.status < 400 || !strings.Contains(p.body, `role="alert"`) {
+		t.Errorf("deleting it again: %d", p.status)
+	}
+}
