@@ -232,10 +232,51 @@ func TestConsoleBrowser(t *testing.T) {
 	run("scroll to the nodes", chromedp.ScrollIntoView(chromedp.ID("nodes")))
 	shot("5-node-offline")
 
+	// More features: an access-list entry, listed once added; an error
+	// page, shown once set.
+	run("add an access-list entry",
+		chromedp.SendKeys(chromedp.ID("accesslist-address"), "192.0.2.0/24"),
+		chromedp.SetValue(chromedp.ID("accesslist-type"), "DENY"),
+		chromedp.Submit(chromedp.ID("accesslist-address")),
+		chromedp.WaitVisible(chromedp.CSS("#accesslist tr[data-item]")),
+	)
+	if got := text("#accesslist tr[data-item]"); !strings.Contains(got, "DENY") || !strings.Contains(got, "192.0.2.0/24") {
+		t.Errorf("the access list shows %q", got)
+	}
+	waitFor("ACTIVE with the access list", "#lb-status .status", func(s string) bool { return s == "ACTIVE" })
+	const errorPage = "<h1>Back soon</h1>"
+	// The page is marked, so that the one read after saving is the new one.
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.body.dataset.before = "1"; true`)); err != nil {
+		t.Fatal(err)
+	}
+	run("set an error page",
+		chromedp.SetValue(chromedp.ID("errorpage-content"), errorPage),
+		chromedp.Submit(chromedp.ID("errorpage-content")),
+		chromedp.WaitVisible(chromedp.CSS("body:not([data-before]) #lb-status")),
+	)
+	if got, err := chromedp.Run(ctx, chromedp.Value(chromedp.ID("errorpage-content"))); err != nil || got != errorPage {
+		t.Errorf("the error page after saving: %q (%v)", got, err)
+	}
+	waitFor("ACTIVE with the error page", "#lb-status .status", func(s string) bool { return s == "ACTIVE" })
+	run("scroll to the features", chromedp.ScrollIntoView(chromedp.ID("features-h")))
+	shot("7-features")
+
 	run("the list", chromedp.Navigate(d.httpURL+"/console/"), chromedp.WaitVisible(chromedp.CSS("#lb-list table")))
 	shot("6-list")
 	if got := text("#lb-list td .status"); got != "ACTIVE" {
 		t.Errorf("list status %q", got)
+	}
+
+	// Delete it, through the confirmation page (no script dialog).
+	run("delete the load balancer",
+		chromedp.Navigate(fmt.Sprintf("%s/console/loadbalancers/%d", d.httpURL, lbID)),
+		chromedp.Click(chromedp.CSS(fmt.Sprintf(`a[href="/console/loadbalancers/%d/delete"]`, lbID))),
+		chromedp.WaitVisible(chromedp.CSS("button.danger")),
+	)
+	shot("8-delete")
+	run("confirm", chromedp.Click(chromedp.CSS("button.danger")), chromedp.WaitVisible(chromedp.ID("lb-list")))
+	if got := text("#lb-list"); !strings.Contains(got, "PENDING_DELETE") && !strings.Contains(got, "DELETED") && !strings.Contains(got, "No load balancers yet") {
+		t.Errorf("after the delete the list shows %q", got)
 	}
 }
 
