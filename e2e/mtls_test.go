@@ -55,6 +55,38 @@ func (d tlsFiles) cert(t *testing.T) tls.Certificate {
 	return c
 }
 
+// mutualTLS is a CA minted by `lbaasd cert`, lbaasd's server certificate
+// and a certificate of fleet "default": a daemon started with env() serves
+// REST and gRPC over TLS and xDS with mutual TLS.
+type mutualTLS struct {
+	ca            string // the CA's directory (ca.crt)
+	server, fleet tlsFiles
+}
+
+func newMutualTLS(t *testing.T, bin, dir string) mutualTLS {
+	t.Helper()
+	pki := filepath.Join(dir, "pki")
+	m := mutualTLS{ca: filepath.Join(pki, "ca"), server: tlsFiles(filepath.Join(pki, "server")), fleet: tlsFiles(filepath.Join(pki, "fleet"))}
+	run(t, bin, "cert", "ca", "--out", m.ca)
+	run(t, bin, "cert", "server", "--ca", m.ca, "--out", string(m.server))
+	run(t, bin, "cert", "issue", "--ca", m.ca, "--fleet", "default", "--out", string(m.fleet))
+	return m
+}
+
+// env is the daemon's settings for it (every flag is an environment variable).
+func (m mutualTLS) env() []string {
+	return []string{
+		"LBAASD_TLS_CERT=" + filepath.Join(string(m.server), "tls.crt"),
+		"LBAASD_TLS_KEY=" + filepath.Join(string(m.server), "tls.key"),
+		"LBAASD_XDS_CLIENT_CA=" + filepath.Join(m.ca, "ca.crt"),
+	}
+}
+
+// client is an HTTP client trusting the CA.
+func (m mutualTLS) client(t *testing.T) *http.Client {
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: m.server.roots(t)}}}
+}
+
 func (d tlsFiles) roots(t *testing.T) *x509.CertPool {
 	t.Helper()
 	pem, err := os.ReadFile(filepath.Join(string(d), "ca.crt"))

@@ -176,10 +176,10 @@ type proxyless struct {
 	resolver resolver.Builder
 }
 
-func newProxyless(t *testing.T, bin string, d *daemon, nodeID string) *proxyless {
+func newProxyless(t *testing.T, bin string, d *daemon, nodeID string, bootstrapArgs ...string) *proxyless {
 	t.Helper()
-	boot, err := exec.Command(bin, "envoy-bootstrap", "--proxyless", "--fleet", "default",
-		"--xds-address", d.xdsAddr, "--node-id", nodeID).Output()
+	boot, err := exec.Command(bin, append([]string{"envoy-bootstrap", "--proxyless", "--fleet", "default",
+		"--xds-address", d.xdsAddr, "--node-id", nodeID}, bootstrapArgs...)...).Output()
 	if err != nil {
 		t.Fatalf("envoy-bootstrap: %v", err)
 	}

@@ -30,8 +30,13 @@ func TestRackspaceSDK(t *testing.T) {
 	modules := nodeModules(t, "rackspacesdk", "the Rackspace SDK (pkgcloud) end-to-end test", "SDK_REQUIRED")
 	dir := t.TempDir()
 	bin := buildBinary(t, dir)
-	d := startDaemon(t, bin, dir, []string{"LBAASD_HEALTH_CHECKS=false", "LBAASD_REGION=ORD",
-		"LBAASD_LOAD_REPORT_INTERVAL=200ms", "LBAASD_USAGE_FLUSH_INTERVAL=200ms"})
+	// REST over TLS and xDS with mutual TLS, as a production deployment
+	// runs: SSL termination keys go only to the fleet's authenticated
+	// proxies, so the SDK's SSL calls end ACTIVE here.
+	mtls := newMutualTLS(t, bin, dir)
+	d := startDaemon(t, bin, dir, append(mtls.env(), "LBAASD_HEALTH_CHECKS=false", "LBAASD_REGION=ORD",
+		"LBAASD_LOAD_REPORT_INTERVAL=200ms", "LBAASD_USAGE_FLUSH_INTERVAL=200ms"))
+	d.httpURL = "https://" + strings.TrimPrefix(d.httpURL, "http://")
 	cmd := exec.Command(bin, "user", "create", "--username", "sdk", "--tenant", "5806")
 	cmd.Dir = dir
 	key, err := cmd.Output()
@@ -40,7 +45,7 @@ func TestRackspaceSDK(t *testing.T) {
 	}
 
 	// Real traffic in the SDK's account: 9 calls, 2 of them failing.
-	a := &api{t: t, base: d.httpURL, account: "5806"}
+	a := &api{t: t, base: d.httpURL, account: "5806", client: mtls.client(t)}
 	var token struct {
 		Access struct {
 			Token struct{ ID string } `json:"token"`
@@ -54,7 +59,7 @@ func TestRackspaceSDK(t *testing.T) {
 		"virtualIps":[{"type":"PUBLIC","ipVersion":"IPV4"}],"nodes":[%s]}}`, nodeJSON("127.0.0.1", be.port, ""))).ID
 	a.waitStatus(traffic, "ACTIVE")
 	be.failNext.Store(2)
-	if failed := calls(t, newProxyless(t, bin, d, "sdk-client").dial(traffic), 9); failed != 2 {
+	if failed := calls(t, newProxyless(t, bin, d, "sdk-client", "--tls-dir", string(mtls.fleet)).dial(traffic), 9); failed != 2 {
 		t.Fatalf("%d of 9 calls failed, want 2", failed)
 	}
 	waitStats(t, a, map[int]stats{traffic: {Requests: 9, RequestsSucceeded: 7, RequestErrors: 2}})
@@ -63,7 +68,8 @@ func TestRackspaceSDK(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	run := exec.CommandContext(ctx, "node", filepath.Join(repoRoot(t), "e2e", "rackspacesdk", "sdk.js"))
-	run.Env = append(os.Environ(), "NODE_PATH="+modules, "AUTH_URL="+d.httpURL, "USERNAME=sdk",
+	run.Env = append(os.Environ(), "NODE_PATH="+modules, "NODE_EXTRA_CA_CERTS="+filepath.Join(mtls.ca, "ca.crt"),
+		"AUTH_URL="+d.httpURL, "USERNAME=sdk",
 		"API_KEY="+strings.TrimSpace(string(key)), "REGION=ORD", "NODE_A=127.0.0.1", "NODE_B=127.0.0.2",
 		"TRAFFIC_LB="+strconv.Itoa(traffic), "TRAFFIC_CALLS=9", "TRAFFIC_ERRORS=2")
 	cert, privateKey := selfSigned(t, "sdk.example.com")
