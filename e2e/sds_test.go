@@ -200,18 +200,10 @@ func TestSDSOverMutualTLS(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	bin := buildBinary(t, dir)
-	pki := filepath.Join(dir, "pki")
-	ca := filepath.Join(pki, "ca")
-	server, fleet, other := tlsFiles(filepath.Join(pki, "server")), tlsFiles(filepath.Join(pki, "fleet")), tlsFiles(filepath.Join(pki, "other"))
-	run(t, bin, "cert", "ca", "--out", ca)
-	run(t, bin, "cert", "server", "--ca", ca, "--out", string(server))
-	run(t, bin, "cert", "issue", "--ca", ca, "--fleet", "default", "--out", string(fleet))
-	run(t, bin, "cert", "issue", "--ca", ca, "--fleet", "edge", "--out", string(other))
-	d := startDaemon(t, bin, dir, []string{
-		"LBAASD_TLS_CERT=" + filepath.Join(string(server), "tls.crt"),
-		"LBAASD_TLS_KEY=" + filepath.Join(string(server), "tls.key"),
-		"LBAASD_XDS_CLIENT_CA=" + filepath.Join(ca, "ca.crt"),
-	})
+	mtls := newMutualTLS(t, bin, dir)
+	server, fleet, other := mtls.server, mtls.fleet, tlsFiles(filepath.Join(dir, "pki", "other"))
+	run(t, bin, "cert", "issue", "--ca", mtls.ca, "--fleet", "edge", "--out", string(other))
+	d := startDaemon(t, bin, dir, mtls.env())
 	m := servingLine.FindStringSubmatch(d.stderr.String())
 	roots := server.roots(t)
 	a := signIn(t, bin, dir, "https://"+m[1], &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}})
