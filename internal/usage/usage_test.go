@@ -78,6 +78,10 @@ type replica struct {
 	rec     *usage.Recorder
 	lrs     lrsv3.LoadReportingServiceClient
 	metrics metricsv3.MetricsServiceClient
+	// endStreams ends the last report's streams: they stay open until the
+	// next report, so the flush after a report samples its open
+	// connections (a reporter's gauges stop counting when its stream ends).
+	endStreams context.CancelFunc
 }
 
 func newReplica(t *testing.T, st *store.Store, name string) *replica {
@@ -89,11 +93,21 @@ func newReplica(t *testing.T, st *store.Store, name string) *replica {
 
 // report sends one LRS interval for lb (requests, errors) and one Envoy
 // metrics flush (bytes in and out, open connections), on streams of their
-// own, and waits until the replica absorbed them.
+// own, and waits until the replica absorbed them. The streams of the
+// previous report end first, and their open connections with them.
 func (r *replica) report(t *testing.T, lb uint32, requests, errors, in, out uint64, conns float64) {
 	t.Helper()
+	if r.endStreams != nil {
+		r.endStreams()
+		for deadline := time.Now().Add(5 * time.Second); r.stats.Snapshot(lb).ActiveConnections != 0; time.Sleep(2 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("the previous report's connections still count: %+v", r.stats.Snapshot(lb))
+			}
+		}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	r.endStreams = cancel
+	t.Cleanup(cancel)
 	before := r.stats.Snapshot(lb).Totals
 	l, err := r.lrs.StreamLoadStats(ctx)
 	if err != nil {
