@@ -41,6 +41,38 @@ type UsageSample struct {
 	Connections    int64 `gorm:"not null;default:0"`
 	ConnectionsSSL int64 `gorm:"column:connections_ssl;not null;default:0"`
 	Polls          int64 `gorm:"not null;default:0"`
+	StatsCounters
+}
+
+// StatsCounters are the counters of GET /stats the usage records do not
+// show (migration 202612010002_stats_counters): the rows carry them so
+// that /stats reads the same sums on every replica and across restarts.
+type StatsCounters struct {
+	RequestsSucceeded    int64 `gorm:"not null;default:0"`
+	RequestsDropped      int64 `gorm:"not null;default:0"`
+	ConnectFailures      int64 `gorm:"not null;default:0"`
+	ConnectTimeouts      int64 `gorm:"not null;default:0"`
+	ConnectErrors        int64 `gorm:"not null;default:0"`
+	DataTimeouts         int64 `gorm:"not null;default:0"`
+	KeepAliveTimeouts    int64 `gorm:"not null;default:0"`
+	DataTimeoutsSSL      int64 `gorm:"column:data_timeouts_ssl;not null;default:0"`
+	KeepAliveTimeoutsSSL int64 `gorm:"column:keep_alive_timeouts_ssl;not null;default:0"`
+}
+
+// statsCounterColumns are StatsCounters' columns.
+var statsCounterColumns = []string{"requests_succeeded", "requests_dropped", "connect_failures", "connect_timeouts",
+	"connect_errors", "data_timeouts", "keep_alive_timeouts", "data_timeouts_ssl", "keep_alive_timeouts_ssl"}
+
+func (c *StatsCounters) add(o StatsCounters) {
+	c.RequestsSucceeded += o.RequestsSucceeded
+	c.RequestsDropped += o.RequestsDropped
+	c.ConnectFailures += o.ConnectFailures
+	c.ConnectTimeouts += o.ConnectTimeouts
+	c.ConnectErrors += o.ConnectErrors
+	c.DataTimeouts += o.DataTimeouts
+	c.KeepAliveTimeouts += o.KeepAliveTimeouts
+	c.DataTimeoutsSSL += o.DataTimeoutsSSL
+	c.KeepAliveTimeoutsSSL += o.KeepAliveTimeoutsSSL
 }
 
 // The usage event types (the reference's eventType).
@@ -130,6 +162,7 @@ type UsageDelta struct {
 	BytesInSSL, BytesOutSSL     int64
 	Polled                      bool
 	Connections, ConnectionsSSL int64
+	StatsCounters
 }
 
 // AddUsage adds a replica's deltas to its minute and hour rows.
@@ -153,6 +186,7 @@ func (s *Store) AddUsage(ctx context.Context, replica string, deltas []UsageDelt
 			r.BytesOut += d.BytesOut
 			r.BytesInSSL += d.BytesInSSL
 			r.BytesOutSSL += d.BytesOutSSL
+			r.StatsCounters.add(d.StatsCounters)
 			if d.Polled {
 				r.Connections += d.Connections
 				r.ConnectionsSSL += d.ConnectionsSSL
@@ -165,8 +199,8 @@ func (s *Store) AddUsage(ctx context.Context, replica string, deltas []UsageDelt
 		list = append(list, r)
 	}
 	add := map[string]any{}
-	for _, c := range []string{"requests", "request_errors", "bytes_in", "bytes_out", "bytes_in_ssl", "bytes_out_ssl",
-		"connections", "connections_ssl", "polls"} {
+	for _, c := range append([]string{"requests", "request_errors", "bytes_in", "bytes_out", "bytes_in_ssl", "bytes_out_ssl",
+		"connections", "connections_ssl", "polls"}, statsCounterColumns...) {
 		add[c] = gorm.Expr("usage_samples." + c + " + excluded." + c)
 	}
 	db, cancel := s.bounded(ctx)
@@ -275,7 +309,8 @@ func (s *Store) AccountLoadBalancerIDs(ctx context.Context, account string, to t
 	return ids, names, err
 }
 
-// PruneUsage deletes the minute rows older than minutes, the hour rows
+// PruneUsage deletes the minute rows older than minutes (and the gauges
+// of replicas expired that long ago), the hour rows
 // and events older than retention (keeping each load balancer's last
 // event, the state its later usage starts from). On PostgreSQL one
 // replica at a time does it (an advisory lock; the others skip); it
@@ -296,6 +331,9 @@ func (s *Store) PruneUsage(ctx context.Context, now time.Time, minutes, retentio
 			return err
 		}
 		if err := db.Where("step = ? AND start < ?", UsageStepHour, now.Add(-retention).UTC()).Delete(&UsageSample{}).Error; err != nil {
+			return err
+		}
+		if err := pruneUsageGauges(db, now.Add(-minutes)); err != nil {
 			return err
 		}
 		return db.Where("at < ? AND id NOT IN (SELECT max(id) FROM usage_events GROUP BY load_balancer_id)",
