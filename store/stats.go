@@ -10,9 +10,9 @@ import (
 )
 
 // The numbers of GET /stats, the same on every replica. Counters are the
-// sums of every replica's hour rows (UsageSample, step UsageStepHour), so
-// they count from the load balancer's creation and survive restarts, as
-// far back as --usage-retention (older hour rows are pruned). Gauges are
+// sums of every replica's all-time rows (UsageSample, step
+// UsageStepTotal), so they count from the load balancer's creation and
+// survive restarts; the read touches one row per replica. Gauges are
 // what each replica wrote of its live reporters at its last flush
 // (UsageGauge), summed over the replicas whose last flush is recent
 // enough (UsageReplica.ExpiresAt, set by the replica at each flush).
@@ -127,6 +127,42 @@ func (s *Store) EndUsageReplica(ctx context.Context, replica string) error {
 	})
 }
 
+// foldUsageTotals folds the all-time rows of the replicas that are gone
+// (no UsageReplica row: pruneUsageGauges deleted it, or they never
+// flushed gauges) into the load balancers' row of replica "", so that a
+// read of GET /stats touches a row per live replica and one more.
+// Deleted and added in one transaction: a delta a replica adds meanwhile
+// is in the deleted row (which it then waited for) or in a new row.
+func foldUsageTotals(db *gorm.DB) error {
+	var gone []*UsageSample
+	if err := db.Clauses(clause.Returning{}).
+		Where("step = ? AND replica <> '' AND replica NOT IN (?)", UsageStepTotal, db.Model(&UsageReplica{}).Select("replica")).
+		Delete(&gone).Error; err != nil {
+		return err
+	}
+	byLB := map[uint32]*UsageSample{}
+	var rows []*UsageSample
+	for _, g := range gone {
+		r := byLB[g.LoadBalancerID]
+		if r == nil {
+			r = &UsageSample{LoadBalancerID: g.LoadBalancerID, Step: UsageStepTotal, Start: usageTotalStart}
+			byLB[g.LoadBalancerID] = r
+			rows = append(rows, r)
+		}
+		r.Requests += g.Requests
+		r.RequestErrors += g.RequestErrors
+		r.BytesIn += g.BytesIn
+		r.BytesOut += g.BytesOut
+		r.BytesInSSL += g.BytesInSSL
+		r.BytesOutSSL += g.BytesOutSSL
+		r.StatsCounters.add(g.StatsCounters)
+	}
+	if len(rows) == 0 {
+		return nil
+	}
+	return addUsageRows(db, rows)
+}
+
 // pruneUsageGauges deletes the rows of the replicas expired before
 // before.
 func pruneUsageGauges(db *gorm.DB, before time.Time) error {
@@ -140,20 +176,26 @@ func pruneUsageGauges(db *gorm.DB, before time.Time) error {
 // StatsTotals are a load balancer's numbers of GET /stats in the
 // database, summed over the replicas.
 type StatsTotals struct {
-	// Counters: the sums of every replica's hour rows (retention bound).
+	// Counters: the sums of every replica's all-time rows.
 	Requests, RequestErrors int64
 	StatsCounters
 	// MaxConnections and MaxConnectionsSSL are the highest of the minute
-	// samples of open connections (summed over the replicas) the minute
-	// rows still hold (the last MinuteRetention).
+	// samples of open connections (summed over the replicas) since
+	// MaxSince.
 	MaxConnections, MaxConnectionsSSL int64
 	// The gauges of the replicas live at now but except, from their last
 	// flush.
 	InProgress, Connections, ConnectionsSSL int64
 }
 
+// MaxConnectionsWindow is how far back GET /stats's maxConn looks: the
+// minute samples of the last hour.
+const MaxConnectionsWindow = time.Hour
+
 // LoadBalancerStats reads load balancer id's numbers of GET /stats: two
-// queries on the primary keys of usage_samples and usage_gauges. The
+// queries on the primary keys of usage_samples (a row per replica of the
+// all-time counters, a row per replica and minute of the last
+// MaxConnectionsWindow) and usage_gauges (a row per replica). The
 // gauges of replica except are left out (it adds its own, fresher ones;
 // "" leaves none out).
 func (s *Store) LoadBalancerStats(ctx context.Context, id uint32, now time.Time, except string) (StatsTotals, error) {
@@ -171,8 +213,8 @@ func (s *Store) LoadBalancerStats(ctx context.Context, id uint32, now time.Time,
 			(SELECT `+sums[:len(sums)-2]+` FROM usage_samples WHERE load_balancer_id = ? AND step = ?) h,
 			(SELECT coalesce(max(c), 0) AS max_connections, coalesce(max(cs), 0) AS max_connections_ssl FROM
 				(SELECT sum(`+fmt.Sprintf(sample, "connections")+`) AS c, sum(`+fmt.Sprintf(sample, "connections_ssl")+`) AS cs
-				FROM usage_samples WHERE load_balancer_id = ? AND step = ? GROUP BY start) p) m`,
-		id, UsageStepHour, id, UsageStepMinute).Scan(&t).Error
+				FROM usage_samples WHERE load_balancer_id = ? AND step = ? AND start > ? GROUP BY start) p) m`,
+		id, UsageStepTotal, id, UsageStepMinute, now.Add(-MaxConnectionsWindow).UTC()).Scan(&t).Error
 	if err != nil {
 		return t, err
 	}

@@ -15,13 +15,22 @@ import (
 // written yet; readers sum the rows of every replica, so every replica
 // answers the same totals. Each write adds to two rows: the minute's
 // (UsageStepMinute, kept for the history of the last day) and the hour's
-// (UsageStepHour, kept for --usage-retention, the usage records).
+// (UsageStepHour, kept for --usage-retention, the usage records), and to
+// the all-time row (UsageStepTotal, GET /stats's counters).
 
 // The steps of the usage rows, in seconds.
 const (
 	UsageStepMinute = 60
 	UsageStepHour   = 3600
+	// UsageStepTotal rows (one per replica and load balancer, starting at
+	// the Unix epoch) count since the load balancer was created: GET
+	// /stats reads them. They are never pruned; the pruner folds the rows
+	// of replicas gone for a day into one (replica "").
+	UsageStepTotal = 0
 )
+
+// usageTotalStart is the start of the UsageStepTotal rows.
+var usageTotalStart = time.Unix(0, 0).UTC()
 
 // UsageSample is one replica's traffic numbers of one load balancer over
 // one step (a minute or an hour).
@@ -165,15 +174,18 @@ type UsageDelta struct {
 	StatsCounters
 }
 
-// AddUsage adds a replica's deltas to its minute and hour rows.
+// AddUsage adds a replica's deltas to its minute, hour and all-time rows.
 func (s *Store) AddUsage(ctx context.Context, replica string, deltas []UsageDelta) error {
 	if len(deltas) == 0 {
 		return nil
 	}
-	rows := make(map[[3]int64]*UsageSample, 2*len(deltas))
+	rows := make(map[[3]int64]*UsageSample, 3*len(deltas))
 	for _, d := range deltas {
-		for _, step := range []int32{UsageStepMinute, UsageStepHour} {
-			start := d.Minute.UTC().Truncate(time.Duration(step) * time.Second)
+		for _, step := range []int32{UsageStepMinute, UsageStepHour, UsageStepTotal} {
+			start := usageTotalStart
+			if step != UsageStepTotal {
+				start = d.Minute.UTC().Truncate(time.Duration(step) * time.Second)
+			}
 			k := [3]int64{int64(d.LoadBalancerID), int64(step), start.Unix()}
 			r := rows[k]
 			if r == nil {
@@ -198,17 +210,22 @@ func (s *Store) AddUsage(ctx context.Context, replica string, deltas []UsageDelt
 	for _, r := range rows {
 		list = append(list, r)
 	}
+	db, cancel := s.bounded(ctx)
+	defer cancel()
+	return addUsageRows(db, list)
+}
+
+// addUsageRows adds rows to the ones with their keys (or inserts them).
+func addUsageRows(db *gorm.DB, rows []*UsageSample) error {
 	add := map[string]any{}
 	for _, c := range append([]string{"requests", "request_errors", "bytes_in", "bytes_out", "bytes_in_ssl", "bytes_out_ssl",
 		"connections", "connections_ssl", "polls"}, statsCounterColumns...) {
 		add[c] = gorm.Expr("usage_samples." + c + " + excluded." + c)
 	}
-	db, cancel := s.bounded(ctx)
-	defer cancel()
 	return db.Clauses(clause.OnConflict{
 		Columns:   []clause.Column{{Name: "load_balancer_id"}, {Name: "step"}, {Name: "start"}, {Name: "replica"}},
 		DoUpdates: clause.Assignments(add),
-	}).CreateInBatches(list, 500).Error
+	}).CreateInBatches(rows, 500).Error
 }
 
 // UsageTotals are the sums over every replica of a load balancer's rows
@@ -310,7 +327,8 @@ func (s *Store) AccountLoadBalancerIDs(ctx context.Context, account string, to t
 }
 
 // PruneUsage deletes the minute rows older than minutes (and the gauges
-// of replicas expired that long ago), the hour rows
+// of replicas expired that long ago, whose all-time rows it folds into
+// one per load balancer), the hour rows
 // and events older than retention (keeping each load balancer's last
 // event, the state its later usage starts from). On PostgreSQL one
 // replica at a time does it (an advisory lock; the others skip); it
@@ -334,6 +352,9 @@ func (s *Store) PruneUsage(ctx context.Context, now time.Time, minutes, retentio
 			return err
 		}
 		if err := pruneUsageGauges(db, now.Add(-minutes)); err != nil {
+			return err
+		}
+		if err := foldUsageTotals(db); err != nil {
 			return err
 		}
 		return db.Where("at < ? AND id NOT IN (SELECT max(id) FROM usage_events GROUP BY load_balancer_id)",

@@ -10,8 +10,8 @@ import (
 
 // Stats are load balancer id's numbers of GET /stats, the same whichever
 // replica answers:
-//   - counters: the sums of every replica's hour rows (since the load
-//     balancer was created, as far back as the retention) plus what this
+//   - counters: the sums of every replica's all-time rows (since the load
+//     balancer was created; they are not pruned) plus what this
 //     replica absorbed and has not written yet (stats' PendingUsage), so
 //     its own reporters' traffic shows at once and another replica's
 //     after that replica's next flush;
@@ -19,8 +19,8 @@ import (
 //     that has not flushed for 3 of its flush intervals is left out) plus
 //     this replica's live reporters (stats' Snapshot);
 //   - MaxActiveConnections (and SSL): the highest minute sample of open
-//     connections summed over the replicas the minute rows hold (the last
-//     MinuteRetention), or the current ones when higher.
+//     connections summed over the replicas in the last
+//     store.MaxConnectionsWindow, or the current ones when higher.
 //
 // replica is this replica's rows (the Recorder's Replica); stats may be
 // nil (no reporters: the database's numbers alone).
