@@ -35,6 +35,9 @@ type UsageReplica struct {
 	ExpiresAt time.Time `gorm:"not null;index"`
 }
 
+// migrateStatsCounters adds GET /stats's counters to the usage rows, the
+// all-time rows (from the hour rows so far) and the live gauges of each
+// replica.
 func migrateStatsCounters(tx *gorm.DB) error {
 	type UsageSample struct {
 		RequestsSucceeded    int64 `gorm:"not null;default:0"`
@@ -65,7 +68,19 @@ func migrateStatsCounters(tx *gorm.DB) error {
 		Replica   string    `gorm:"primaryKey;size:64"`
 		ExpiresAt time.Time `gorm:"not null;index"`
 	}
-	return createTables(tx, []table{{"usage_gauges", &UsageGauge{}}, {"usage_replicas", &UsageReplica{}}})
+	if err := createTables(tx, []table{{"usage_gauges", &UsageGauge{}}, {"usage_replicas", &UsageReplica{}}}); err != nil {
+		return err
+	}
+	return seedUsageTotals(tx)
+}
+
+// seedUsageTotals starts the all-time rows from the hour rows kept so far.
+func seedUsageTotals(tx *gorm.DB) error {
+	return tx.Exec(`INSERT INTO usage_samples (load_balancer_id, step, start, replica,
+			requests, request_errors, bytes_in, bytes_out, bytes_in_ssl, bytes_out_ssl, connections, connections_ssl, polls)
+		SELECT load_balancer_id, 0, ?, replica, sum(requests), sum(request_errors), sum(bytes_in), sum(bytes_out),
+			sum(bytes_in_ssl), sum(bytes_out_ssl), sum(connections), sum(connections_ssl), sum(polls)
+		FROM usage_samples WHERE step = ? GROUP BY load_balancer_id, replica`, time.Unix(0, 0).UTC(), UsageStepHour).Error
 }
 
 // SetUsageGauges records a replica's flush: its gauges count until
