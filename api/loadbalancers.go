@@ -40,10 +40,13 @@ type Config struct {
 	// Secrets seals the private keys of SSL termination (nil: SSL
 	// termination cannot be configured, 503).
 	Secrets *secrets.Keyring
-	// LoadStats are the load reports aggregated per load balancer, which
-	// GET /loadbalancers/{id}/stats shows (nil: every load balancer shows
-	// zeros).
+	// LoadStats are the load reports aggregated per load balancer: this
+	// replica's part of GET /loadbalancers/{id}/stats, the usage it has
+	// not written yet and its live gauges (nil: none).
 	LoadStats *loadstats.Service
+	// UsageReplica names this replica's usage rows (usage.Recorder's
+	// Replica): /stats adds its live gauges instead of its written ones.
+	UsageReplica string
 	// UsageRetention is how long usage is kept, the longest window usage
 	// reports may ask for (usage.DefaultRetention when 0).
 	UsageRetention time.Duration
@@ -65,6 +68,8 @@ type LoadBalancers struct {
 	sourceAddresses *lbaasv1.SourceAddresses
 	nodePolicy      NodePolicy
 	loadStats       *loadstats.Service
+	replica         string
+	now             func() time.Time
 	log             *slog.Logger
 }
 
@@ -73,7 +78,7 @@ func NewLoadBalancers(st *store.Store, auth Authorizer, cfg Config) *LoadBalance
 	return &LoadBalancers{
 		store: st, auth: auth, limits: cfg.Limits, fleet: cfg.Fleet,
 		sourceAddresses: cfg.SourceAddresses, nodePolicy: nodePolicy(cfg), loadStats: cfg.LoadStats,
-		log: cfg.Logger,
+		replica: cfg.UsageReplica, now: cfg.Now, log: cfg.Logger,
 	}
 }
 

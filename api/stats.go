@@ -3,15 +3,17 @@ package api
 import (
 	"context"
 	"math"
+	"time"
 
 	lbaasv1 "github.com/openlbaas/lbaas/gen/lbaas/v1"
-	"github.com/openlbaas/lbaas/internal/loadstats"
+	"github.com/openlbaas/lbaas/internal/usage"
 )
 
-// GetStats shows a load balancer's traffic numbers, from the load reports
-// (LRS) and Envoy's metrics (the metrics service sink) this replica
-// aggregated; a load balancer nothing reported shows zeros. Which report
-// feeds each field: README, Statistics (and loadstats' metricsMapping).
+// GetStats shows a load balancer's traffic numbers, the same whichever
+// replica answers (usage.Stats: every replica's flushed rows, plus this
+// replica's unwritten counters and live gauges); a load balancer nothing
+// reported shows zeros. Which report feeds each field, and how fresh it
+// is: README, Statistics (and loadstats' metricsMapping).
 func (s *LoadBalancers) GetStats(ctx context.Context, req *lbaasv1.GetStatsRequest) (*lbaasv1.GetStatsResponse, error) {
 	if err := s.auth.Authorize(ctx, req.GetAccount()); err != nil {
 		return nil, err
@@ -19,9 +21,13 @@ func (s *LoadBalancers) GetStats(ctx context.Context, req *lbaasv1.GetStatsReque
 	if _, err := s.store.GetLoadBalancer(ctx, req.GetAccount(), req.GetLoadBalancerId()); err != nil {
 		return nil, s.lbError(ctx, err)
 	}
-	var snap loadstats.Snapshot
-	if s.loadStats != nil {
-		snap = s.loadStats.Snapshot(req.GetLoadBalancerId())
+	now := time.Now
+	if s.now != nil {
+		now = s.now
+	}
+	snap, err := usage.Stats(ctx, s.store, s.loadStats, s.replica, req.GetLoadBalancerId(), now())
+	if err != nil {
+		return nil, s.lbError(ctx, err)
 	}
 	t := snap.Totals
 	return &lbaasv1.GetStatsResponse{

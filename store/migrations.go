@@ -21,6 +21,7 @@ var migrations = []*gormigrate.Migration{
 	{ID: "202611300005_api_speed", Migrate: migrateAPISpeed},
 	{ID: "202611300006_ssl_termination", Migrate: migrateSSLTermination},
 	{ID: "202612010001_usage", Migrate: migrateUsage},
+	{ID: "202612010002_stats_counters", Migrate: migrateStatsCounters},
 }
 
 // migrateSSLTermination adds the SSL termination of load balancers (its

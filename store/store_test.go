@@ -141,7 +141,7 @@ func TestMigrationsMatchModels(t *testing.T) {
 			&LoadBalancer{}, &Node{}, &VirtualIP{}, &NetworkItem{}, &LoadBalancerMeta{}, &NodeMeta{}, &NodeEvent{},
 			&User{}, &Token{}, &Change{}, &revisionRow{}, &vipPool{}, &AccountRateLimit{},
 			&Replica{}, &ReplicaFleet{}, &ReplicaVerdict{}, &AcceptedConfig{},
-			&UsageSample{}, &UsageEvent{},
+			&UsageSample{}, &UsageEvent{}, &UsageGauge{}, &UsageReplica{},
 		}
 		cache := &sync.Map{}
 		for _, model := range models {

@@ -15,13 +15,22 @@ import (
 // written yet; readers sum the rows of every replica, so every replica
 // answers the same totals. Each write adds to two rows: the minute's
 // (UsageStepMinute, kept for the history of the last day) and the hour's
-// (UsageStepHour, kept for --usage-retention, the usage records).
+// (UsageStepHour, kept for --usage-retention, the usage records), and to
+// the all-time row (UsageStepTotal, GET /stats's counters).
 
 // The steps of the usage rows, in seconds.
 const (
 	UsageStepMinute = 60
 	UsageStepHour   = 3600
+	// UsageStepTotal rows (one per replica and load balancer, starting at
+	// the Unix epoch) count since the load balancer was created: GET
+	// /stats reads them. They are never pruned; the pruner folds the rows
+	// of replicas gone for a day into one (replica "").
+	UsageStepTotal = 0
 )
+
+// usageTotalStart is the start of the UsageStepTotal rows.
+var usageTotalStart = time.Unix(0, 0).UTC()
 
 // UsageSample is one replica's traffic numbers of one load balancer over
 // one step (a minute or an hour).
@@ -41,6 +50,38 @@ type UsageSample struct {
 	Connections    int64 `gorm:"not null;default:0"`
 	ConnectionsSSL int64 `gorm:"column:connections_ssl;not null;default:0"`
 	Polls          int64 `gorm:"not null;default:0"`
+	StatsCounters
+}
+
+// StatsCounters are the counters of GET /stats the usage records do not
+// show (migration 202612010002_stats_counters): the rows carry them so
+// that /stats reads the same sums on every replica and across restarts.
+type StatsCounters struct {
+	RequestsSucceeded    int64 `gorm:"not null;default:0"`
+	RequestsDropped      int64 `gorm:"not null;default:0"`
+	ConnectFailures      int64 `gorm:"not null;default:0"`
+	ConnectTimeouts      int64 `gorm:"not null;default:0"`
+	ConnectErrors        int64 `gorm:"not null;default:0"`
+	DataTimeouts         int64 `gorm:"not null;default:0"`
+	KeepAliveTimeouts    int64 `gorm:"not null;default:0"`
+	DataTimeoutsSSL      int64 `gorm:"column:data_timeouts_ssl;not null;default:0"`
+	KeepAliveTimeoutsSSL int64 `gorm:"column:keep_alive_timeouts_ssl;not null;default:0"`
+}
+
+// statsCounterColumns are StatsCounters' columns.
+var statsCounterColumns = []string{"requests_succeeded", "requests_dropped", "connect_failures", "connect_timeouts",
+	"connect_errors", "data_timeouts", "keep_alive_timeouts", "data_timeouts_ssl", "keep_alive_timeouts_ssl"}
+
+func (c *StatsCounters) add(o StatsCounters) {
+	c.RequestsSucceeded += o.RequestsSucceeded
+	c.RequestsDropped += o.RequestsDropped
+	c.ConnectFailures += o.ConnectFailures
+	c.ConnectTimeouts += o.ConnectTimeouts
+	c.ConnectErrors += o.ConnectErrors
+	c.DataTimeouts += o.DataTimeouts
+	c.KeepAliveTimeouts += o.KeepAliveTimeouts
+	c.DataTimeoutsSSL += o.DataTimeoutsSSL
+	c.KeepAliveTimeoutsSSL += o.KeepAliveTimeoutsSSL
 }
 
 // The usage event types (the reference's eventType).
@@ -130,17 +171,21 @@ type UsageDelta struct {
 	BytesInSSL, BytesOutSSL     int64
 	Polled                      bool
 	Connections, ConnectionsSSL int64
+	StatsCounters
 }
 
-// AddUsage adds a replica's deltas to its minute and hour rows.
+// AddUsage adds a replica's deltas to its minute, hour and all-time rows.
 func (s *Store) AddUsage(ctx context.Context, replica string, deltas []UsageDelta) error {
 	if len(deltas) == 0 {
 		return nil
 	}
-	rows := make(map[[3]int64]*UsageSample, 2*len(deltas))
+	rows := make(map[[3]int64]*UsageSample, 3*len(deltas))
 	for _, d := range deltas {
-		for _, step := range []int32{UsageStepMinute, UsageStepHour} {
-			start := d.Minute.UTC().Truncate(time.Duration(step) * time.Second)
+		for _, step := range []int32{UsageStepMinute, UsageStepHour, UsageStepTotal} {
+			start := usageTotalStart
+			if step != UsageStepTotal {
+				start = d.Minute.UTC().Truncate(time.Duration(step) * time.Second)
+			}
 			k := [3]int64{int64(d.LoadBalancerID), int64(step), start.Unix()}
 			r := rows[k]
 			if r == nil {
@@ -153,6 +198,7 @@ func (s *Store) AddUsage(ctx context.Context, replica string, deltas []UsageDelt
 			r.BytesOut += d.BytesOut
 			r.BytesInSSL += d.BytesInSSL
 			r.BytesOutSSL += d.BytesOutSSL
+			r.StatsCounters.add(d.StatsCounters)
 			if d.Polled {
 				r.Connections += d.Connections
 				r.ConnectionsSSL += d.ConnectionsSSL
@@ -164,17 +210,22 @@ func (s *Store) AddUsage(ctx context.Context, replica string, deltas []UsageDelt
 	for _, r := range rows {
 		list = append(list, r)
 	}
-	add := map[string]any{}
-	for _, c := range []string{"requests", "request_errors", "bytes_in", "bytes_out", "bytes_in_ssl", "bytes_out_ssl",
-		"connections", "connections_ssl", "polls"} {
-		add[c] = gorm.Expr("usage_samples." + c + " + excluded." + c)
-	}
 	db, cancel := s.bounded(ctx)
 	defer cancel()
+	return addUsageRows(db, list)
+}
+
+// addUsageRows adds rows to the ones with their keys (or inserts them).
+func addUsageRows(db *gorm.DB, rows []*UsageSample) error {
+	add := map[string]any{}
+	for _, c := range append([]string{"requests", "request_errors", "bytes_in", "bytes_out", "bytes_in_ssl", "bytes_out_ssl",
+		"connections", "connections_ssl", "polls"}, statsCounterColumns...) {
+		add[c] = gorm.Expr("usage_samples." + c + " + excluded." + c)
+	}
 	return db.Clauses(clause.OnConflict{
 		Columns:   []clause.Column{{Name: "load_balancer_id"}, {Name: "step"}, {Name: "start"}, {Name: "replica"}},
 		DoUpdates: clause.Assignments(add),
-	}).CreateInBatches(list, 500).Error
+	}).CreateInBatches(rows, 500).Error
 }
 
 // UsageTotals are the sums over every replica of a load balancer's rows
@@ -275,7 +326,9 @@ func (s *Store) AccountLoadBalancerIDs(ctx context.Context, account string, to t
 	return ids, names, err
 }
 
-// PruneUsage deletes the minute rows older than minutes, the hour rows
+// PruneUsage deletes the minute rows older than minutes (and the gauges
+// of replicas expired that long ago, whose all-time rows it folds into
+// one per load balancer), the hour rows
 // and events older than retention (keeping each load balancer's last
 // event, the state its later usage starts from). On PostgreSQL one
 // replica at a time does it (an advisory lock; the others skip); it
@@ -296,6 +349,12 @@ func (s *Store) PruneUsage(ctx context.Context, now time.Time, minutes, retentio
 			return err
 		}
 		if err := db.Where("step = ? AND start < ?", UsageStepHour, now.Add(-retention).UTC()).Delete(&UsageSample{}).Error; err != nil {
+			return err
+		}
+		if err := pruneUsageGauges(db, now.Add(-minutes)); err != nil {
+			return err
+		}
+		if err := foldUsageTotals(db); err != nil {
 			return err
 		}
 		return db.Where("at < ? AND id NOT IN (SELECT max(id) FROM usage_events GROUP BY load_balancer_id)",

@@ -91,7 +91,8 @@ type Counts struct {
 	BytesOutSSL          uint64 // BytesOut of the secure listener
 }
 
-func (c *Counts) add(o Counts) {
+// Add adds o to c.
+func (c *Counts) Add(o Counts) {
 	c.Issued += o.Issued
 	c.Succeeded += o.Succeeded
 	c.Errors += o.Errors
@@ -116,7 +117,8 @@ type Gauges struct {
 	ActiveConnectionsSSL uint64 // open connections of the secure listener
 }
 
-func (g *Gauges) add(o Gauges) {
+// Add adds o to g.
+func (g *Gauges) Add(o Gauges) {
 	g.InProgress += o.InProgress
 	g.ActiveConnections += o.ActiveConnections
 	g.ActiveConnectionsSSL += o.ActiveConnectionsSSL
@@ -217,7 +219,7 @@ func (lb *lbState) setReporter(stream uint64, g Gauges, until time.Time) {
 		lb.reporters = map[uint64]latest{}
 	}
 	lb.reporters[stream] = latest{Gauges: g, until: until}
-	lb.sum.add(g)
+	lb.sum.Add(g)
 }
 
 type latest struct {
@@ -350,16 +352,16 @@ func (s *Service) absorbLoads(kind int, stream uint64, node *corev3.Node, n int,
 		}
 		l = load{}
 		fill(i, &l)
-		lb.totals.add(l.counts)
+		lb.totals.Add(l.counts)
 		if l.counts != (Counts{}) {
 			s.pend(id, lb, minute)
-			lb.usage.add(l.counts)
+			lb.usage.Add(l.counts)
 		}
 		if lb.seq != s.seq {
 			lb.seq, lb.pending = s.seq, Gauges{}
 			touched = append(touched, lb)
 		}
-		lb.pending.add(l.gauges)
+		lb.pending.Add(l.gauges)
 		absorbed++
 	}
 	// Only non-zero gauges are kept: memory grows with the pairs of

@@ -96,3 +96,21 @@ func (s *Service) PendingUsage(id uint32) []Usage {
 	}
 	return out
 }
+
+// LiveGauges are the non-zero gauges of every load balancer at now (the
+// sums of the live reporters' latest intervals), for the database's
+// per-replica rows of GET /stats; it sweeps the expired reporters out.
+func (s *Service) LiveGauges(now time.Time) map[uint32]Gauges {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[uint32]Gauges{}
+	for id, lb := range s.lbs {
+		if len(lb.reporters) == 0 {
+			continue
+		}
+		if g := s.gauges(lb, now); g != (Gauges{}) {
+			out[id] = g
+		}
+	}
+	return out
+}

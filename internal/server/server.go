@@ -311,11 +311,12 @@ func (s *Server) listen(cfg Config) error {
 	names := nodedns.New(nodedns.Options{Guard: guard, Resolver: cfg.NodeResolver, Refresh: cfg.NodeNameRefresh, Logger: s.log})
 	reg.MustRegister(names.Collector())
 
+	replica := usageReplica() // names this replica's usage rows
 	apiCfg := api.Config{
 		Limits: cfg.Limits, Fleet: cfg.Fleet, Logger: s.log,
 		SourceAddresses: sourceAddresses(cfg.Source), AllowedDomains: cfg.AllowedDomains, ResolveNode: names.Resolve,
-		Secrets:        s.secrets,
-		LoadStats:      s.LoadStats,
+		Secrets:   s.secrets,
+		LoadStats: s.LoadStats, UsageReplica: replica,
 		UsageRetention: cfg.UsageRetention, Now: cfg.Now,
 	}
 	var rates *ratelimit.Limiter
@@ -385,7 +386,7 @@ func (s *Server) listen(cfg Config) error {
 			rates.Run(ctx)
 		}()
 	}
-	s.Usage = &usage.Recorder{Store: s.Store, Stats: s.LoadStats, Replica: usageReplica(), FlushInterval: cfg.UsageFlushInterval,
+	s.Usage = &usage.Recorder{Store: s.Store, Stats: s.LoadStats, Replica: replica, FlushInterval: cfg.UsageFlushInterval,
 		Retention: cfg.UsageRetention, Now: cfg.Now, Log: s.log}
 	s.wg.Add(1)
 	go func() {

@@ -8,6 +8,7 @@ package usage
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/openlbaas/lbaas/internal/loadstats"
@@ -38,16 +39,15 @@ type Recorder struct {
 	Retention time.Duration
 	Now       func() time.Time // time.Now when nil
 	Log       *slog.Logger
+
+	mu      sync.Mutex                  // one Flush at a time
+	written map[uint32]loadstats.Gauges // the gauges the last Flush wrote (nil: none yet)
 }
 
 // Run flushes every FlushInterval and prunes every PruneInterval until ctx
 // ends, then flushes once more.
 func (r *Recorder) Run(ctx context.Context) {
-	interval := r.FlushInterval
-	if interval <= 0 {
-		interval = DefaultFlushInterval
-	}
-	flush := time.NewTicker(interval)
+	flush := time.NewTicker(r.interval())
 	defer flush.Stop()
 	prune := time.NewTicker(PruneInterval)
 	defer prune.Stop()
@@ -61,6 +61,10 @@ func (r *Recorder) Run(ctx context.Context) {
 			if err := r.Flush(final); err != nil {
 				r.log().Warn("usage: the last numbers were not written", "err", err)
 			}
+			// Its reporters go with it: their gauges stop counting now.
+			if err := r.Store.EndUsageReplica(final, r.Replica); err != nil {
+				r.log().Warn("usage: this replica's gauges were not dropped; they expire", "err", err)
+			}
 			return
 		case <-flush.C:
 			if err := r.Flush(ctx); err != nil {
@@ -72,28 +76,69 @@ func (r *Recorder) Run(ctx context.Context) {
 	}
 }
 
-// Flush writes what the reporters sent since the last flush; on failure
-// it is kept for the next one.
+// Flush writes what the reporters sent since the last flush, and the
+// live gauges of GET /stats (the ones that changed; all of them the first
+// time or after a failure) with this replica's expiry: 3 flush intervals
+// from now. On failure the counters are kept for the next one.
 func (r *Recorder) Flush(ctx context.Context) error {
-	taken := r.Stats.TakeUsage(r.now())
-	if len(taken) == 0 {
-		return nil
-	}
-	deltas := make([]store.UsageDelta, len(taken))
-	for i, u := range taken {
-		deltas[i] = store.UsageDelta{
-			LoadBalancerID: u.LoadBalancerID, Minute: u.Minute,
-			Requests: clamp(u.Issued), RequestErrors: clamp(u.Errors),
-			BytesIn: clamp(u.BytesIn), BytesOut: clamp(u.BytesOut),
-			BytesInSSL: clamp(u.BytesInSSL), BytesOutSSL: clamp(u.BytesOutSSL),
-			Polled: u.Polled, Connections: clamp(u.Connections), ConnectionsSSL: clamp(u.ConnectionsSSL),
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := r.now()
+	if taken := r.Stats.TakeUsage(now); len(taken) > 0 {
+		deltas := make([]store.UsageDelta, len(taken))
+		for i, u := range taken {
+			deltas[i] = delta(u)
+		}
+		if err := r.Store.AddUsage(ctx, r.Replica, deltas); err != nil {
+			r.Stats.ReturnUsage(taken)
+			return err
 		}
 	}
-	if err := r.Store.AddUsage(ctx, r.Replica, deltas); err != nil {
-		r.Stats.ReturnUsage(taken)
+	live := r.Stats.LiveGauges(now)
+	full := r.written == nil
+	var changed []store.UsageGauge
+	for id, g := range live {
+		if old, ok := r.written[id]; full || !ok || old != g {
+			changed = append(changed, store.UsageGauge{LoadBalancerID: id,
+				InProgress: clamp(g.InProgress), Connections: clamp(g.ActiveConnections), ConnectionsSSL: clamp(g.ActiveConnectionsSSL)})
+		}
+	}
+	for id := range r.written {
+		if _, ok := live[id]; !ok {
+			changed = append(changed, store.UsageGauge{LoadBalancerID: id})
+		}
+	}
+	if err := r.Store.SetUsageGauges(ctx, r.Replica, now.Add(3*r.interval()), full, changed); err != nil {
+		r.written = nil
 		return err
 	}
+	r.written = live
 	return nil
+}
+
+// delta is what a replica adds to the rows of a load balancer's minute.
+func delta(u loadstats.Usage) store.UsageDelta {
+	return store.UsageDelta{
+		LoadBalancerID: u.LoadBalancerID, Minute: u.Minute,
+		Requests: clamp(u.Issued), RequestErrors: clamp(u.Errors),
+		BytesIn: clamp(u.BytesIn), BytesOut: clamp(u.BytesOut),
+		BytesInSSL: clamp(u.BytesInSSL), BytesOutSSL: clamp(u.BytesOutSSL),
+		Polled: u.Polled, Connections: clamp(u.Connections), ConnectionsSSL: clamp(u.ConnectionsSSL),
+		StatsCounters: store.StatsCounters{
+			RequestsSucceeded: clamp(u.Succeeded), RequestsDropped: clamp(u.Dropped),
+			ConnectFailures: clamp(u.FailedConnections), ConnectTimeouts: clamp(u.ConnectTimeouts),
+			ConnectErrors: clamp(u.ConnectErrors), DataTimeouts: clamp(u.DataTimeouts),
+			KeepAliveTimeouts: clamp(u.KeepAliveTimeouts), DataTimeoutsSSL: clamp(u.DataTimeoutsSSL),
+			KeepAliveTimeoutsSSL: clamp(u.KeepAliveTimeoutsSSL),
+		},
+	}
+}
+
+func (r *Recorder) interval() time.Duration {
+	if r.FlushInterval <= 0 {
+		return DefaultFlushInterval
+	}
+	return r.FlushInterval
 }
 
 // Prune deletes the rows past their retention (one replica at a time).
