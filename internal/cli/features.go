@@ -168,7 +168,7 @@ func (a *app) contentCachingCommand() *cobra.Command {
 }
 
 func (a *app) connectionThrottleCommand() *cobra.Command {
-	f := feature{use: "throttle", aliases: []string{"connectionthrottle", "connection-throttle"}, short: "Connection throttle", summary: "limit connections per client address",
+	f := feature{use: "throttle", aliases: []string{"connectionthrottle", "connection-throttle"}, short: "Connection throttle", summary: "limit connections (counted per proxy, not per client address)",
 		long: "The connection throttle limits the connections, and their rate, from each client address.",
 		path: "/connectionthrottle", key: "connectionThrottle"}
 	c := a.featureRoot(f)
