@@ -13,6 +13,7 @@ import (
 	"encoding/pem"
 	"flag"
 	"fmt"
+	"io"
 	"math/big"
 	"net"
 	"net/netip"
@@ -536,37 +537,75 @@ func runGRPCClientChild(t *testing.T, bootstrap []byte, ads *adsServer) {
 		}
 	}
 	cmd.Env = append(cmd.Env, childEnv+"=1", "GRPC_XDS_BOOTSTRAP_CONFIG="+string(bootstrap))
-	out, err := cmd.CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "child: SERVING") {
-		t.Fatalf("grpc-go client process: %v\n%s\nADS saw: %s", err, out, ads.report())
+	// The child stays up until its standard input closes: the ACK of its
+	// last response may still be on its way after the call succeeded,
+	// and a process that exits at once never sends it.
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for !strings.Contains(out.String(), "child: SERVING") && ctx.Err() == nil && cmd.ProcessState == nil {
+		time.Sleep(10 * time.Millisecond)
+		if strings.Contains(out.String(), "child: ") && !strings.Contains(out.String(), "child: SERVING") {
+			break // the child said why it failed
+		}
+	}
+	if strings.Contains(out.String(), "child: SERVING") {
+		ads.waitACKs()
+	}
+	stdin.Close()
+	err = cmd.Wait()
+	if err != nil || !strings.Contains(out.String(), "child: SERVING") {
+		t.Fatalf("grpc-go client process: %v\n%s\nADS saw: %s", err, out.String(), ads.report())
 	}
 }
 
-// grpcClientChild runs in the re-executed test binary.
+// syncBuffer is a bytes.Buffer the child's output goes to while it is read.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// grpcClientChild runs in the re-executed test binary; it stays up until
+// its standard input closes.
 func grpcClientChild() int {
 	if os.Getenv("GRPC_XDS_BOOTSTRAP_CONFIG") == "" {
 		fmt.Fprintln(os.Stderr, "child: GRPC_XDS_BOOTSTRAP_CONFIG is not set")
 		return 2
 	}
-	if err := healthCheckThroughXDS(); err != nil {
+	cc, err := healthCheckChannel()
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "child:", err)
+		if cc != nil {
+			cc.Close()
+		}
 		return 1
 	}
+	defer cc.Close()
 	fmt.Println("child: SERVING")
+	_, _ = io.Copy(io.Discard, os.Stdin)
 	return 0
 }
 
-// healthCheckThroughXDS dials xds:///lb_1 and expects the health service
-// behind it to answer SERVING.
-func healthCheckThroughXDS(opts ...grpc.DialOption) error {
-	cc, err := healthCheckChannel(opts...)
-	if cc != nil {
-		cc.Close()
-	}
-	return err
-}
-
-// healthCheckChannel is healthCheckThroughXDS returning the open channel:
+// healthCheckChannel dials xds:///lb_1, expects the health service behind
+// it to answer SERVING, and returns the open channel:
 // the call can succeed before grpc-go has sent the ACK of the last
 // response, and closing the channel ends its xDS stream, so tests that
 // look for the ACKs close it only after.
@@ -700,17 +739,7 @@ func (a *adsServer) clientCN() string {
 // as node.cluster, and ACKed every resource type without a NACK.
 func (a *adsServer) check(t *testing.T, nodeID, fleet string) {
 	t.Helper()
-	// The ACK of the last response can still be in flight after the RPC.
-	deadline := time.Now().Add(testTimeout)
-	for {
-		a.mu.Lock()
-		done := a.acks[resource.ListenerType] && a.acks[resource.ClusterType] && a.acks[resource.EndpointType]
-		a.mu.Unlock()
-		if done || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	a.waitACKs()
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if len(a.nodes) == 0 {
@@ -731,6 +760,22 @@ func (a *adsServer) check(t *testing.T, nodeID, fleet string) {
 	}
 	if len(a.nacks) > 0 {
 		t.Errorf("NACKs: %q", a.nacks)
+	}
+}
+
+// waitACKs waits (at most testTimeout) for the ACKs of listeners,
+// clusters and endpoints: the ACK of the last response can still be in
+// flight after the RPC.
+func (a *adsServer) waitACKs() {
+	deadline := time.Now().Add(testTimeout)
+	for {
+		a.mu.Lock()
+		done := a.acks[resource.ListenerType] && a.acks[resource.ClusterType] && a.acks[resource.EndpointType]
+		a.mu.Unlock()
+		if done || time.Now().After(deadline) {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
