@@ -220,11 +220,7 @@ func (s *Usage) GetStatsHistory(ctx context.Context, req *lbaasv1.GetStatsHistor
 	if _, err := s.loadBalancer(ctx, req.GetAccount(), req.GetLoadBalancerId()); err != nil {
 		return nil, err
 	}
-	var pending []loadstats.Usage
-	if s.loadStats != nil {
-		pending = s.loadStats.PendingUsage(req.GetLoadBalancerId())
-	}
-	points, err := usage.History(ctx, s.store, req.GetLoadBalancerId(), window, s.now(), pending)
+	points, err := usage.History(ctx, s.store, s.loadStats, req.GetLoadBalancerId(), window, s.now())
 	if err != nil {
 		return nil, storeError(ctx, s.log, err)
 	}

@@ -52,7 +52,7 @@ func BenchmarkFlush(b *testing.B) {
 	read := time.Now()
 	const reads = 100
 	for i := range reads {
-		points, err := usage.History(ctx, st, uint32(i*97%lbs+1), "hour", start.Add(59*time.Minute), nil)
+		points, err := usage.History(ctx, st, nil, uint32(i*97%lbs+1), "hour", start.Add(59*time.Minute))
 		if err != nil || len(points) != 60 || points[0].Requests != 10 {
 			b.Fatalf("history: %v %+v", err, points[:1])
 		}

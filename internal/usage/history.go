@@ -28,11 +28,11 @@ type Point struct {
 }
 
 // History is a load balancer's last steps of a window, oldest first, the
-// current step last, steps without numbers as zeros. pending is what this
-// replica has not written yet (loadstats' PendingUsage; nil for none): it
-// is added, so this replica's own traffic shows before its next flush
+// current step last, steps without numbers as zeros. What this replica's
+// reporters (stats; nil for none) sent and it has not written yet is
+// added, as Stats does, so its own traffic shows before its next flush
 // (another replica's shows after that replica's flush).
-func History(ctx context.Context, st *store.Store, id uint32, window string, now time.Time, pending []loadstats.Usage) ([]Point, error) {
+func History(ctx context.Context, st *store.Store, stats *loadstats.Service, id uint32, window string, now time.Time) ([]Point, error) {
 	w := Windows[window]
 	end := now.UTC().Truncate(w.Step).Add(w.Step)
 	begin := end.Add(-time.Duration(w.Steps) * w.Step)
@@ -52,6 +52,10 @@ func History(ctx context.Context, st *store.Store, id uint32, window string, now
 		p.BytesIn += r.BytesIn
 		p.BytesOut += r.BytesOut
 		p.Connections += float64(r.Connections) / minutes
+	}
+	var pending []loadstats.Usage
+	if stats != nil {
+		pending = stats.PendingUsage(id)
 	}
 	for _, u := range pending {
 		if u.Minute.Before(begin) || !u.Minute.Before(end) {

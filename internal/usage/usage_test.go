@@ -217,7 +217,7 @@ func TestRollupAcrossHoursReplicasAndRestart(t *testing.T) {
 				hours[0].BytesOut != 270 || hours[1].Requests != 7 || hours[1].RequestErrors != 2 || hours[1].BytesIn != 31 {
 				t.Errorf("replica %s reads the hours %+v; want 12 requests (1 error, 150 bytes in, 270 out), then 7 (2 errors, 31 bytes in)", name, hours)
 			}
-			points, err := usage.History(ctx, st, lb.ID, "hour", now, nil)
+			points, err := usage.History(ctx, st, nil, lb.ID, "hour", now)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -272,14 +272,14 @@ func TestRollupAcrossHoursReplicasAndRestart(t *testing.T) {
 		}
 		// Until then the replica's own history reads show them, in the
 		// current step, and only there.
-		points, err := usage.History(ctx, a, lb.ID, "hour", now, crashed.stats.PendingUsage(lb.ID))
+		points, err := usage.History(ctx, a, crashed.stats, lb.ID, "hour", now)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if last := points[len(points)-1]; last.Requests != 2 || points[len(points)-2].Requests != 4 {
 			t.Errorf("history with the pending usage: last steps %+v, %+v; want 4 then 2 requests", points[len(points)-2], last)
 		}
-		if p, _ := usage.History(ctx, b, lb.ID, "hour", now, nil); p[len(p)-1].Requests != 0 {
+		if p, _ := usage.History(ctx, b, nil, lb.ID, "hour", now); p[len(p)-1].Requests != 0 {
 			t.Errorf("another replica's history shows the unflushed requests: %+v", p[len(p)-1])
 		}
 
@@ -291,7 +291,7 @@ func TestRollupAcrossHoursReplicasAndRestart(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if p, _ := usage.History(ctx, a, lb.ID, "day", now, nil); anyTraffic(p) {
+		if p, _ := usage.History(ctx, a, nil, lb.ID, "day", now); anyTraffic(p) {
 			t.Error("the minute rows outlived their day")
 		}
 		if hours, _ := a.UsageSeries(ctx, []uint32{lb.ID}, store.UsageStepHour, hour.Add(-time.Hour), now); len(hours) != 2 {
