@@ -463,6 +463,9 @@ func resourceOf(path string) string {
 func TestNegotiation(t *testing.T) {
 	e := newEnv(t)
 	id := e.createLB(simpleLB)
+	// The PUT below must meet validation, not the 422 of a load balancer
+	// still in BUILD.
+	e.waitStatus(id, "ACTIVE")
 	path := "/v1.0/1234/loadbalancers/" + itoa(id)
 	for _, c := range []struct {
 		path, accept, wantType string
