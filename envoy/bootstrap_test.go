@@ -549,17 +549,18 @@ func runGRPCClientChild(t *testing.T, bootstrap []byte, ads *adsServer) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	for !strings.Contains(out.String(), "child: SERVING") && ctx.Err() == nil && cmd.ProcessState == nil {
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	// The child prints "child: SERVING" or why not, or exits (killed at
+	// the context's deadline at the latest).
+	for !strings.Contains(out.String(), "child: ") && len(exited) == 0 {
 		time.Sleep(10 * time.Millisecond)
-		if strings.Contains(out.String(), "child: ") && !strings.Contains(out.String(), "child: SERVING") {
-			break // the child said why it failed
-		}
 	}
 	if strings.Contains(out.String(), "child: SERVING") {
 		ads.waitACKs()
 	}
 	stdin.Close()
-	err = cmd.Wait()
+	err = <-exited
 	if err != nil || !strings.Contains(out.String(), "child: SERVING") {
 		t.Fatalf("grpc-go client process: %v\n%s\nADS saw: %s", err, out.String(), ads.report())
 	}
