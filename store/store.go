@@ -49,10 +49,14 @@ type Store struct {
 	// read serves the queries that change nothing: on SQLite a pool of
 	// its own, so that reads run beside the one writer connection (WAL);
 	// on PostgreSQL the same pool as db.
-	read    *gorm.DB
-	dialect string
-	pools   []Pool
-	log     *slog.Logger
+	read *gorm.DB
+	// writes and reads admit calls to db and read in arrival order, as many
+	// at a time as each pool has connections (one gate on PostgreSQL,
+	// whose pools are one).
+	writes, reads *gate
+	dialect       string
+	pools         []Pool
+	log           *slog.Logger
 	// timeout bounds the database work of each call (see Options.Timeout).
 	timeout time.Duration
 	// host is the callbackHost of the node service events (Options.Host).
@@ -132,23 +136,30 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	writers := pgConnections
 	if dialect == "sqlite" {
 		// One connection serialises writers (see the package comment).
-		sqlDB.SetMaxOpenConns(1)
+		writers = 1
+		sqlDB.SetMaxOpenConns(writers)
 	} else {
-		sqlDB.SetMaxOpenConns(20)
-		sqlDB.SetMaxIdleConns(10)
+		sqlDB.SetMaxOpenConns(writers)
+		// As many kept as open: a pool that closes its spare connections
+		// after a burst opens them again in the next one (a PostgreSQL
+		// backend process each), which under load cost more CPU than the
+		// queries.
+		sqlDB.SetMaxIdleConns(writers)
 		sqlDB.SetConnMaxIdleTime(5 * time.Minute)
 	}
 	host := opts.Host
 	if host == "" {
 		host, _ = os.Hostname()
 	}
-	s := &Store{db: db, read: db, dialect: dialect, pools: opts.Pools, log: log, timeout: timeout, host: host, now: opts.Now,
+	s := &Store{db: db, read: db, writes: newGate(writers), dialect: dialect, pools: opts.Pools, log: log, timeout: timeout, host: host, now: opts.Now,
 		subs: map[chan int64]struct{}{}}
 	if s.now == nil {
 		s.now = time.Now
 	}
+	s.reads = s.writes
 	if err := errors.Join(s.migrate(ctx), s.addPools(ctx)); err != nil {
 		_ = sqlDB.Close()
 		return nil, err
@@ -167,6 +178,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		}
 		readDB.SetMaxOpenConns(sqliteReaders)
 		readDB.SetMaxIdleConns(sqliteReaders)
+		s.reads = newGate(sqliteReaders)
 	}
 	if dialect == "postgres" {
 		listenCtx, cancel := context.WithCancel(context.Background())
@@ -176,6 +188,9 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	}
 	return s, nil
 }
+
+// pgConnections is the size of the PostgreSQL pool.
+const pgConnections = 20
 
 // sqliteReaders is the size of the SQLite read pool.
 var sqliteReaders = max(4, 2*runtime.GOMAXPROCS(0))
@@ -200,15 +215,26 @@ func openGorm(dialector gorm.Dialector, dialect string) (*gorm.DB, error) {
 // method of the store that touches the database goes through it (or
 // through Update), so no request or background job waits on the database
 // for longer than that.
+//
+// The call waits for its turn at the pool's gate (within the timeout) and
+// holds it until cancel: a call must not take a second turn at the same
+// gate while it holds one.
 func (s *Store) bounded(ctx context.Context) (*gorm.DB, context.CancelFunc) {
-	ctx, cancel := s.deadline(ctx)
-	return s.db.WithContext(ctx), cancel
+	return s.turn(ctx, s.db, s.writes)
 }
 
 // boundedRead is bounded for work that changes nothing.
 func (s *Store) boundedRead(ctx context.Context) (*gorm.DB, context.CancelFunc) {
+	return s.turn(ctx, s.read, s.reads)
+}
+
+func (s *Store) turn(ctx context.Context, db *gorm.DB, g *gate) (*gorm.DB, context.CancelFunc) {
 	ctx, cancel := s.deadline(ctx)
-	return s.read.WithContext(ctx), cancel
+	leave := g.enter(ctx)
+	return db.WithContext(ctx), func() {
+		leave()
+		cancel()
+	}
 }
 
 // deadline bounds one call's database work by the store's timeout. Its
@@ -222,6 +248,15 @@ func (s *Store) deadline(ctx context.Context) (context.Context, context.CancelFu
 		}
 		cancel()
 	}
+}
+
+// Waiting returns how many calls wait for a database connection now.
+func (s *Store) Waiting() int64 {
+	n := s.writes.waiting.Load()
+	if s.reads != s.writes {
+		n += s.reads.waiting.Load()
+	}
+	return n
 }
 
 // Timeouts returns how many calls of the store ran out of time: the

@@ -302,6 +302,10 @@ func (s *Server) listen(cfg Config) error {
 		Name: "lbaas_db_timeouts_total",
 		Help: "Database calls, of requests and background jobs, that did not finish within --db-timeout.",
 	}, func() float64 { return float64(s.Store.Timeouts()) }))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "lbaas_db_waiting",
+		Help: "Database calls, of requests and background jobs, waiting for a connection of the pool (in arrival order).",
+	}, func() float64 { return float64(s.Store.Waiting()) }))
 	reg.MustRegister(s.LoadStats)
 
 	guard, err := netguard.New(cfg.DeniedNodeNetworks, netguard.Options{HostAddresses: cfg.DenyHostAddresses, Logger: s.log})
