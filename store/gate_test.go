@@ -2,9 +2,14 @@ package store
 
 import (
 	"context"
+	"log/slog"
 	"sync"
 	"testing"
 	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/openlbaas/lbaas/internal/pgtest"
 )
 
 // Calls waiting at a full gate are admitted in the order they came (what
@@ -57,5 +62,65 @@ func TestGateGivesUpWithItsContext(t *testing.T) {
 	leave()
 	if !g.sem.TryAcquire(1) {
 		t.Fatal("the gate is still taken")
+	}
+}
+
+// Under more concurrent calls than connections, nobody waits inside
+// database/sql's pools (which would serve them in random order): the
+// gates queue them first.
+func TestPoolsNeverQueueCalls(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, open func([]Pool) *Store) {
+		s := open(nil)
+		lb := newLB("acct", "a", newNode("127.0.0.1", 80))
+		createLB(t, s, lb)
+		ctx := context.Background()
+		errs := concurrently(96, func(i int) error {
+			if i%4 == 0 {
+				_, err := s.TouchLoadBalancers(ctx, []uint32{lb.ID})
+				return err
+			}
+			_, err := s.GetLoadBalancer(ctx, "acct", lb.ID)
+			return err
+		})
+		for _, err := range errs {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		for name, db := range map[string]*gorm.DB{"writer": s.db, "reader": s.read} {
+			sqlDB, err := db.DB()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st := sqlDB.Stats(); st.WaitCount != 0 {
+				t.Errorf("%s pool: %d calls waited for a connection inside database/sql (of %d connections)", name, st.WaitCount, st.MaxOpenConnections)
+			}
+		}
+		if s.Waiting() != 0 {
+			t.Errorf("%d calls still waiting", s.Waiting())
+		}
+	})
+}
+
+// The PostgreSQL pool has Options.Connections connections, and the gate as
+// many turns.
+func TestConnectionsOption(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	for _, c := range []struct{ option, want int }{{0, DefaultConnections()}, {3, 3}} {
+		s, err := Open(context.Background(), Options{URL: url, Connections: c.option, Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sqlDB, _ := s.db.DB()
+		if got := sqlDB.Stats().MaxOpenConnections; got != c.want {
+			t.Errorf("Connections %d: pool of %d, want %d", c.option, got, c.want)
+		}
+		if !s.writes.sem.TryAcquire(int64(c.want)) || s.writes.sem.TryAcquire(1) {
+			t.Errorf("Connections %d: the gate does not have %d turns", c.option, c.want)
+		}
+		s.writes.sem.Release(int64(c.want))
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

@@ -10,6 +10,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -99,7 +100,20 @@ type Options struct {
 	// Now is the clock of the usage events it writes (time.Now when nil;
 	// tests set it).
 	Now func() time.Time
+	// Connections is the size of the PostgreSQL connection pool (zero:
+	// DefaultConnections). On SQLite the pools are one writer and
+	// sqliteReaders readers.
+	Connections int
 }
+
+// DefaultConnections is the PostgreSQL pool size when Options.Connections
+// is zero: four per core this process may use, at least eight. A
+// connection in use is a request either running on one of the cores or
+// waiting for the database; more of them than that only add PostgreSQL
+// backends competing for the database host's cores (measured on 2 cores
+// with wrk: 20 connections gave a GET p99 of 31 ms, 8 gave 12.5 ms and
+// 30% more GETs per second). Give more when PostgreSQL is far away.
+func DefaultConnections() int { return max(8, 4*runtime.GOMAXPROCS(0)) }
 
 // DefaultTimeout is Options.Timeout when none is given.
 const DefaultTimeout = 5 * time.Second
@@ -136,7 +150,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	writers := pgConnections
+	writers := cmp.Or(opts.Connections, DefaultConnections())
 	if dialect == "sqlite" {
 		// One connection serialises writers (see the package comment).
 		writers = 1
@@ -188,9 +202,6 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	}
 	return s, nil
 }
-
-// pgConnections is the size of the PostgreSQL pool.
-const pgConnections = 20
 
 // sqliteReaders is the size of the SQLite read pool.
 var sqliteReaders = max(4, 2*runtime.GOMAXPROCS(0))

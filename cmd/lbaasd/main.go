@@ -60,6 +60,7 @@ func main() {
 type common struct {
 	databaseURL string
 	dbTimeout   time.Duration
+	dbConns     int
 	logLevel    string
 	logFormat   string
 }
@@ -69,6 +70,8 @@ func (c *common) register(fs *flag.FlagSet) {
 		"database: a SQLite file path (embedded default) or postgres://user:pass@host:5432/db")
 	fs.DurationVar(&c.dbTimeout, "db-timeout", store.DefaultTimeout,
 		"longest a request's or a background job's database work may take; past it requests get 503 serviceUnavailable")
+	fs.IntVar(&c.dbConns, "db-connections", 0,
+		fmt.Sprintf("PostgreSQL connections of this process (default 4 per core, at least 8: %d here); calls beyond them wait in arrival order", store.DefaultConnections()))
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
 }
@@ -77,6 +80,9 @@ func (c *common) register(fs *flag.FlagSet) {
 func (c *common) logger() (*slog.Logger, error) {
 	if c.dbTimeout <= 0 {
 		return nil, errors.New("--db-timeout must be positive")
+	}
+	if c.dbConns < 0 {
+		return nil, errors.New("--db-connections must not be negative")
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(c.logLevel)); err != nil {
@@ -209,7 +215,7 @@ func serveCommand() *ffcli.Command {
 			if cfg.Pools, err = store.ParsePools(*pools); err != nil {
 				return fmt.Errorf("--vip-pools: %w", err)
 			}
-			cfg.DatabaseURL, cfg.DBTimeout, cfg.Logger = c.databaseURL, c.dbTimeout, log
+			cfg.DatabaseURL, cfg.DBTimeout, cfg.DBConnections, cfg.Logger = c.databaseURL, c.dbTimeout, c.dbConns, log
 			cfg.SecretsKey = os.Getenv(envPrefix + "_SECRETS_KEY")
 			cfg.DisableHealthChecks = !*healthChecks
 			cfg.DisableConsole = !*serveConsole
@@ -330,7 +336,7 @@ func adminCommand(name, usage, help string, flags func(*flag.FlagSet), run func(
 			if err != nil {
 				return err
 			}
-			st, err := store.Open(ctx, store.Options{URL: c.databaseURL, Logger: log, Timeout: c.dbTimeout})
+			st, err := store.Open(ctx, store.Options{URL: c.databaseURL, Logger: log, Timeout: c.dbTimeout, Connections: c.dbConns})
 			if err != nil {
 				return err
 			}
@@ -515,7 +521,7 @@ func migrateCommand() *ffcli.Command {
 			if err != nil {
 				return err
 			}
-			st, err := store.Open(ctx, store.Options{URL: c.databaseURL, Logger: log, Timeout: c.dbTimeout})
+			st, err := store.Open(ctx, store.Options{URL: c.databaseURL, Logger: log, Timeout: c.dbTimeout, Connections: c.dbConns})
 			if err != nil {
 				return err
 			}

@@ -140,6 +140,8 @@ type Config struct {
 	// a request gets 503 serviceUnavailable (gRPC UNAVAILABLE). Zero
 	// means store.DefaultTimeout.
 	DBTimeout time.Duration
+	// DBConnections is the PostgreSQL pool size (store.Options.Connections).
+	DBConnections int
 	// ReplicaLease is how long a replica on PostgreSQL counts for status
 	// without renewing its lease; past it, it stops serving xDS until it
 	// renews (controlplane.DefaultLease when zero).
@@ -263,7 +265,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("TLS: %w", err)
 		}
 	}
-	st, err := store.Open(ctx, store.Options{URL: cfg.DatabaseURL, Pools: cfg.Pools, Logger: log, Timeout: cfg.DBTimeout, Now: cfg.Now})
+	st, err := store.Open(ctx, store.Options{URL: cfg.DatabaseURL, Pools: cfg.Pools, Logger: log, Timeout: cfg.DBTimeout, Connections: cfg.DBConnections, Now: cfg.Now})
 	if err != nil {
 		if certs != nil {
 			certs.Close()
