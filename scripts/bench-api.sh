@@ -18,7 +18,7 @@ conns=${BENCH_CONNECTIONS:-32}
 threads=${BENCH_THREADS:-2}
 fill=${BENCH_FILL:-1000}
 accounts=${BENCH_ACCOUNTS:-8}
-scenarios=${BENCH_SCENARIOS:-get list create node-add node-update}
+scenarios=${BENCH_SCENARIOS:-floor get list create node-add node-update}
 timeout_s=${BENCH_TIMEOUT:-180}
 lbaasd=${LBAASD:-./bin/lbaasd}
 
@@ -137,6 +137,14 @@ dofile("$tmp/common.lua")
 wrk.headers["X-Auth-Token"] = tokens[1]
 wrk.path = account(1) .. "/loadbalancers/$first"
 EOF
+# floor: an authenticated request that reads no database (the algorithms
+# catalogue), through the same server, middleware and gateway: what any
+# request costs on this machine with this tool.
+cat >"$tmp/floor.lua" <<EOF
+dofile("$tmp/common.lua")
+wrk.headers["X-Auth-Token"] = tokens[1]
+wrk.path = account(1) .. "/loadbalancers/algorithms"
+EOF
 cat >"$tmp/list.lua" <<EOF
 dofile("$tmp/common.lua")
 wrk.headers["X-Auth-Token"] = tokens[1]
@@ -173,7 +181,7 @@ end
 EOF
 
 declare -A label=(
-  [get]="GET one load balancer" [list]="list of 100 load balancers"
+  [floor]="no database (algorithms)" [get]="GET one load balancer" [list]="list of 100 load balancers"
   [create]="create with 3 nodes" [node-add]="add a node" [node-update]="update a node"
 )
 db=sqlite; [[ $LBAASD_DATABASE_URL == postgres* ]] && db=postgres
