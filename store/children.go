@@ -3,7 +3,9 @@ package store
 import (
 	"database/sql"
 	"fmt"
+	"strconv"
 	"strings"
+	"sync"
 
 	"gorm.io/gorm"
 )
@@ -36,28 +38,72 @@ const (
 	kindNodeMeta
 )
 
-// childParts are the parts of loadChildren's query. The typed columns
-// (numbers and times) are those of the first parts: PostgreSQL settles
-// the type of a UNION's column pairwise from the left, so a column of
-// NULLs must not come before its typed values.
+// childParts are the parts of loadChildren's query; each selects the rows
+// of the owners in $IDS (the load balancers' ids, $1 to $n). The typed
+// columns (numbers and times) are those of the first parts: PostgreSQL
+// settles the type of a UNION's column pairwise from the left, so a column
+// of NULLs must not come before its typed values.
 var childParts = []struct {
 	kind  int
 	query string
 	want  func(childSet) bool
 }{
 	{kindNode, `SELECT 1 AS kind, id, load_balancer_id AS owner, address AS s1, "condition" AS s2, type AS s3, status AS s4,
-		port AS n1, weight AS n2, created_at AS t1, updated_at AS t2 FROM nodes WHERE load_balancer_id IN ?`,
+		port AS n1, weight AS n2, created_at AS t1, updated_at AS t2 FROM nodes WHERE load_balancer_id IN ($IDS)`,
 		func(w childSet) bool { return w.nodes }},
 	{kindVIP, `SELECT 2, v.id, l.load_balancer_id, v.address, v.type, v.ip_version, v.account, v.released_by, NULL, v.created_at, NULL
-		FROM load_balancer_virtual_ips l JOIN virtual_ips v ON v.id = l.virtual_ip_id WHERE l.load_balancer_id IN ?`,
+		FROM load_balancer_virtual_ips l JOIN virtual_ips v ON v.id = l.virtual_ip_id WHERE l.load_balancer_id IN ($IDS)`,
 		func(w childSet) bool { return w.vips }},
-	{kindAccess, `SELECT 3, id, load_balancer_id, address, type, NULL, NULL, NULL, NULL, NULL, NULL FROM network_items WHERE load_balancer_id IN ?`,
+	{kindAccess, `SELECT 3, id, load_balancer_id, address, type, NULL, NULL, NULL, NULL, NULL, NULL FROM network_items WHERE load_balancer_id IN ($IDS)`,
 		func(w childSet) bool { return w.accessList }},
-	{kindMeta, `SELECT 4, id, load_balancer_id, "key", "value", NULL, NULL, NULL, NULL, NULL, NULL FROM load_balancer_meta WHERE load_balancer_id IN ?`,
+	{kindMeta, `SELECT 4, id, load_balancer_id, "key", "value", NULL, NULL, NULL, NULL, NULL, NULL FROM load_balancer_meta WHERE load_balancer_id IN ($IDS)`,
 		func(w childSet) bool { return w.meta }},
 	{kindNodeMeta, `SELECT 5, id, node_id, "key", "value", NULL, NULL, NULL, NULL, NULL, NULL FROM node_meta
-		WHERE node_id IN (SELECT id FROM nodes WHERE load_balancer_id IN ?)`,
+		WHERE node_id IN (SELECT id FROM nodes WHERE load_balancer_id IN ($IDS))`,
 		func(w childSet) bool { return w.nodeMeta }},
+}
+
+// childQueries keeps the text of loadChildren's queries by parts and
+// number of owners (up to keptChildQuery owners): building it is most of
+// what gorm spent on the query.
+var childQueries sync.Map // childQueryKey → string
+
+type childQueryKey struct {
+	want childSet
+	n    int
+}
+
+const keptChildQuery = 128
+
+// childQuery is the query of the parts want selects for n owners, or ""
+// when want selects none. The ids are parameters $1 to $n, which every
+// part refers to (PostgreSQL and SQLite both number parameters so).
+func childQuery(want childSet, n int) string {
+	key := childQueryKey{want, n}
+	if q, ok := childQueries.Load(key); ok {
+		return q.(string)
+	}
+	var ids strings.Builder
+	for i := range n {
+		if i > 0 {
+			ids.WriteByte(',')
+		}
+		ids.WriteString("$" + strconv.Itoa(i+1))
+	}
+	var parts []string
+	for _, p := range childParts {
+		if p.want(want) {
+			parts = append(parts, strings.ReplaceAll(p.query, "$IDS", ids.String()))
+		}
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	q := strings.Join(parts, " UNION ALL ") + " ORDER BY 1, 2"
+	if n <= keptChildQuery {
+		childQueries.Store(key, q)
+	}
+	return q
 }
 
 // loadChildren fills the parts of lbs that want selects, each in id order.
@@ -72,19 +118,16 @@ func loadChildren(db *gorm.DB, lbs []*LoadBalancer, want childSet) error {
 		byID[lb.ID] = lb
 		lb.Nodes, lb.VirtualIPs, lb.AccessList, lb.Metadata = nil, nil, nil, nil
 	}
-	var parts []string
-	var args []any
-	for _, p := range childParts {
-		if p.want(want) {
-			parts = append(parts, p.query)
-			args = append(args, ids)
-		}
-	}
-	if len(parts) == 0 {
+	query := childQuery(want, len(ids))
+	if query == "" {
 		return nil
 	}
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = int64(id)
+	}
 	var nodeMeta []NodeMeta
-	err := eachRow(db, strings.Join(parts, " UNION ALL ")+" ORDER BY 1, 2", args, func(rows *sql.Rows) error {
+	err := eachRow(db, query, args, func(rows *sql.Rows) error {
 		var (
 			kind           int
 			id, owner      uint32
@@ -150,9 +193,11 @@ func pointers(lbs []LoadBalancer) []*LoadBalancer {
 	return out
 }
 
-// eachRow runs a query and calls scan for each row.
+// eachRow runs a query, written for both dialects, on db's connection (or
+// transaction) and calls scan for each row. It goes around gorm, whose
+// statement building cost more than the query.
 func eachRow(db *gorm.DB, query string, args []any, scan func(*sql.Rows) error) error {
-	rows, err := db.Raw(query, args...).Rows()
+	rows, err := db.Statement.ConnPool.QueryContext(db.Statement.Context, query, args...)
 	if err != nil {
 		return err
 	}

@@ -2,29 +2,50 @@ package store
 
 import (
 	"context"
+	"database/sql"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"gorm.io/gorm"
+	"gorm.io/gorm/schema"
 )
 
-// countStatements counts the statements run through db from now on.
+// countStatements counts the statements run through db's connection pool
+// from now on, whether gorm builds them or the store writes them.
 func countStatements(t *testing.T, db *gorm.DB) *atomic.Int64 {
 	t.Helper()
-	n := &atomic.Int64{}
-	inc := func(*gorm.DB) { n.Add(1) }
-	cb := db.Callback()
-	for _, err := range []error{
-		cb.Query().Before("gorm:query").Register("test:count", inc),
-		cb.Row().Before("gorm:row").Register("test:count", inc),
-		cb.Raw().Before("gorm:raw").Register("test:count", inc),
-	} {
-		if err != nil {
-			t.Fatal(err)
-		}
+	sqlDB, err := db.DB()
+	if err != nil {
+		t.Fatal(err)
 	}
+	n := &atomic.Int64{}
+	db.Statement.ConnPool = &countingPool{ConnPool: db.Statement.ConnPool, db: sqlDB, n: n}
 	return n
 }
+
+// countingPool counts the queries run through a pool.
+type countingPool struct {
+	gorm.ConnPool
+	db *sql.DB
+	n  *atomic.Int64
+}
+
+func (p *countingPool) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	p.n.Add(1)
+	return p.ConnPool.QueryContext(ctx, query, args...)
+}
+
+func (p *countingPool) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	p.n.Add(1)
+	return p.ConnPool.QueryRowContext(ctx, query, args...)
+}
+
+func (p *countingPool) GetDBConn() (*sql.DB, error) { return p.db, nil }
 
 // Reading a load balancer with all it owns takes two queries (its row,
 // then one for nodes, virtual IPs, access list and both kinds of metadata),
@@ -82,6 +103,71 @@ func TestReadQueryCounts(t *testing.T) {
 		}
 		if c := n.Swap(0); c != 2 {
 			t.Errorf("LoadBalancersByID ran %d statements, want 2", c)
+		}
+	})
+}
+
+// The plain read of a load balancer's row reads every column of the model,
+// and what gorm reads: a column added to the model must be added to it.
+func TestLoadBalancerColumns(t *testing.T) {
+	sch, err := schema.Parse(&LoadBalancer{}, &sync.Map{}, schema.NamingStrategy{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var model []string
+	for _, f := range sch.Fields {
+		if f.DBName != "" {
+			model = append(model, f.DBName)
+		}
+	}
+	var read []string
+	for _, c := range strings.Split(lbColumns, ",") {
+		read = append(read, strings.TrimSpace(c))
+	}
+	slices.Sort(model)
+	slices.Sort(read)
+	if !slices.Equal(model, read) {
+		t.Fatalf("lbColumns has %v, the model %v", read, model)
+	}
+
+	forEachBackend(t, func(t *testing.T, open func([]Pool) *Store) {
+		s := open(nil)
+		deleted := time.Date(2026, 1, 2, 3, 4, 5, 6000, time.UTC)
+		lb := &LoadBalancer{Account: "acc", Name: "every column", Protocol: "HTTP", Port: 81, Algorithm: "RANDOM",
+			Status: StatusError, StatusDescription: "why", Timeout: 42, HalfClosed: true, HTTPSRedirect: true,
+			ConnectionLogging: true, ContentCaching: true, ErrorPage: "<html/>", CheckPassive: true,
+			ClientKeepAliveTimeout: 9, BackendKeepAlive: true, Fleet: "f1", DeletedAt: &deleted,
+			SSLTermination: &SSLTermination{Certificate: "c", SealedKey: []byte{1, 2}, Enabled: true, SecurePort: 443,
+				Mappings: []CertificateMapping{{ID: 1, HostName: "h"}}, LastMappingID: 1},
+			HealthMonitor:      &HealthMonitor{Type: "HTTP", Delay: 10, Timeout: 5, AttemptsBeforeDeactivation: 2, Path: "/"},
+			SessionPersistence: &SessionPersistence{PersistenceType: "HTTP_COOKIE"},
+			ConnectionThrottle: &ConnectionThrottle{MaxConnections: 7},
+		}
+		createLB(t, s, lb)
+		var want LoadBalancer
+		if err := s.read.Take(&want, lb.ID).Error; err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.GetLoadBalancer(context.Background(), "acc", lb.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got.Nodes = nil
+		if !reflect.DeepEqual(*got, want) {
+			t.Errorf("read\\n%+v\\ngorm reads\\n%+v", *got, want)
+		}
+		if got.Revision == 0 || got.CreatedAt.IsZero() || got.DeletedAt == nil || !got.DeletedAt.Equal(deleted) {
+			t.Errorf("read %+v", *got)
+		}
+
+		plain := &LoadBalancer{Account: "acc", Name: "none", Protocol: "HTTP", Port: 82, Algorithm: "RANDOM", Status: StatusActive, Fleet: "f1"}
+		createLB(t, s, plain)
+		got, err = s.GetLoadBalancer(context.Background(), "acc", plain.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.SSLTermination != nil || got.HealthMonitor != nil || got.SessionPersistence != nil || got.ConnectionThrottle != nil || got.DeletedAt != nil {
+			t.Errorf("a load balancer without features read as %+v", *got)
 		}
 	})
 }

@@ -2,7 +2,10 @@ package store
 
 import (
 	"context"
+	"database/sql"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -10,16 +13,67 @@ import (
 	"gorm.io/gorm"
 )
 
+// loadBalancer reads a live load balancer of the account with everything
+// it owns: its row, then what it owns (loadChildren), each in one plain
+// query scanned without reflection.
 func loadBalancer(db *gorm.DB, account string, id uint32) (*LoadBalancer, error) {
-	var lb LoadBalancer
-	err := db.Where("account = ? AND id = ? AND status <> ?", account, id, StatusDeleted).Take(&lb).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return nil, ErrNotFound
-	}
+	var lb *LoadBalancer
+	err := eachRow(db, "SELECT "+lbColumns+" FROM load_balancers WHERE account = $1 AND id = $2 AND status <> $3",
+		[]any{account, int64(id), StatusDeleted}, func(rows *sql.Rows) error {
+			lb = &LoadBalancer{}
+			return scanLoadBalancer(rows, lb)
+		})
 	if err != nil {
 		return nil, err
 	}
-	return &lb, loadChildren(db, []*LoadBalancer{&lb}, allChildren)
+	if lb == nil {
+		return nil, ErrNotFound
+	}
+	return lb, loadChildren(db, []*LoadBalancer{lb}, allChildren)
+}
+
+// lbColumns are the columns of load_balancers in scanLoadBalancer's order:
+// every column of the model (TestLoadBalancerColumns).
+const lbColumns = `id, account, name, protocol, port, algorithm, status, status_description, timeout,
+	half_closed, https_redirect, connection_logging, content_caching, error_page, check_passive,
+	client_keep_alive_timeout, backend_keep_alive, fleet, revision,
+	ssl_termination, health_monitor, session_persistence, connection_throttle,
+	created_at, updated_at, deleted_at`
+
+// scanLoadBalancer reads a row of lbColumns into lb; the JSON columns as
+// gorm's json serializer writes them (NULL for none).
+func scanLoadBalancer(rows *sql.Rows, lb *LoadBalancer) error {
+	var ssl, monitor, persistence, throttle sql.NullString
+	var deleted sql.NullTime
+	if err := rows.Scan(&lb.ID, &lb.Account, &lb.Name, &lb.Protocol, &lb.Port, &lb.Algorithm, &lb.Status,
+		&lb.StatusDescription, &lb.Timeout, &lb.HalfClosed, &lb.HTTPSRedirect, &lb.ConnectionLogging,
+		&lb.ContentCaching, &lb.ErrorPage, &lb.CheckPassive, &lb.ClientKeepAliveTimeout, &lb.BackendKeepAlive,
+		&lb.Fleet, &lb.Revision, &ssl, &monitor, &persistence, &throttle,
+		&lb.CreatedAt, &lb.UpdatedAt, &deleted); err != nil {
+		return err
+	}
+	if deleted.Valid {
+		lb.DeletedAt = &deleted.Time
+	}
+	return errors.Join(
+		unmarshalColumn(ssl, &lb.SSLTermination),
+		unmarshalColumn(monitor, &lb.HealthMonitor),
+		unmarshalColumn(persistence, &lb.SessionPersistence),
+		unmarshalColumn(throttle, &lb.ConnectionThrottle))
+}
+
+// unmarshalColumn decodes a JSON column into *dst, leaving it nil when the
+// column is NULL or empty (as gorm's json serializer does).
+func unmarshalColumn[T any](col sql.NullString, dst **T) error {
+	if !col.Valid || col.String == "" {
+		return nil
+	}
+	v := new(T)
+	if err := json.Unmarshal([]byte(col.String), v); err != nil {
+		return fmt.Errorf("store: a load balancer's JSON column: %w", err)
+	}
+	*dst = v
+	return nil
 }
 
 func orderByID(db *gorm.DB) *gorm.DB { return db.Order("id") }
