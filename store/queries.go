@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -108,40 +109,88 @@ type ListedLoadBalancer struct {
 }
 
 // ListLoadBalancers returns one page of the account's load balancers in id
-// order, with their virtual IPs and node counts.
+// order, with their virtual IPs and node counts: one plain query, the
+// page's rows joined with their virtual IPs, scanned without reflection.
 func (s *Store) ListLoadBalancers(ctx context.Context, f ListFilter) ([]ListedLoadBalancer, error) {
 	db, cancel := s.boundedRead(ctx)
 	defer cancel()
-	q := db.Model(&LoadBalancer{}).Where("account = ?", f.Account)
+	var (
+		where []string
+		args  []any
+	)
+	cond := func(c string, v any) {
+		args = append(args, v)
+		where = append(where, strings.Replace(c, "?", "$"+strconv.Itoa(len(args)), 1))
+	}
+	cond("account = ?", f.Account)
 	if f.Status != "" {
-		q = q.Where("status = ?", f.Status)
+		cond("status = ?", f.Status)
 	} else {
-		q = q.Where("status <> ?", StatusDeleted)
+		cond("status <> ?", StatusDeleted)
 	}
 	switch {
 	case f.NodeAddress != "":
-		q = q.Where("id IN (?)", db.Model(&Node{}).Select("load_balancer_id").Where("address = ?", f.NodeAddress))
+		cond("id IN (SELECT load_balancer_id FROM nodes WHERE address = ?)", f.NodeAddress)
 	case f.Name != "":
-		q = q.Where("name = ?", f.Name)
+		cond("name = ?", f.Name)
 	}
 	if !f.ChangesSince.IsZero() {
-		q = q.Where("updated_at >= ?", f.ChangesSince.UTC())
+		cond("updated_at >= ?", f.ChangesSince.UTC())
 	}
 	if f.Marker > 0 {
-		q = q.Where("id >= ?", f.Marker)
+		cond("id >= ?", int64(f.Marker))
 	}
+	page := ""
 	if f.Limit > 0 {
-		q = q.Limit(f.Limit) // gorm renders Limit(0) as LIMIT 0
+		args = append(args, f.Limit)
+		page = " LIMIT $" + strconv.Itoa(len(args))
 	}
-	out, err := listed(q.Order("id").Offset(f.Offset), f.Account)
-	if err != nil {
-		return nil, err
+	if f.Offset > 0 {
+		if page == "" && s.dialect == "sqlite" {
+			page = " LIMIT -1" // SQLite has no OFFSET without LIMIT
+		}
+		args = append(args, f.Offset)
+		page += " OFFSET $" + strconv.Itoa(len(args))
 	}
-	lbs := make([]*LoadBalancer, len(out))
-	for i := range out {
-		lbs[i] = &out[i].LoadBalancer
-	}
-	return out, loadChildren(db, lbs, childSet{vips: true})
+	query := `SELECT lb.id, lb.name, lb.protocol, lb.port, lb.algorithm, lb.status, lb.timeout, lb.created_at, lb.updated_at, lb.nodes,
+		v.id, v.address, v.type, v.ip_version, v.account, v.released_by, v.created_at
+		FROM (SELECT id, name, protocol, port, algorithm, status, timeout, created_at, updated_at,
+			(SELECT count(*) FROM nodes WHERE nodes.load_balancer_id = load_balancers.id) AS nodes
+			FROM load_balancers WHERE ` + strings.Join(where, " AND ") + ` ORDER BY id` + page + `) lb
+		LEFT JOIN load_balancer_virtual_ips l ON l.load_balancer_id = lb.id
+		LEFT JOIN virtual_ips v ON v.id = l.virtual_ip_id
+		ORDER BY lb.id, v.id`
+	var out []ListedLoadBalancer
+	err := eachRow(db, query, args, func(rows *sql.Rows) error {
+		var (
+			lb                    ListedLoadBalancer
+			vipID, releasedBy     sql.NullInt64
+			address, typ, version sql.NullString
+			vipAccount            sql.NullString
+			vipCreated            sql.NullTime
+		)
+		if err := rows.Scan(&lb.ID, &lb.Name, &lb.Protocol, &lb.Port, &lb.Algorithm, &lb.Status, &lb.Timeout,
+			&lb.CreatedAt, &lb.UpdatedAt, &lb.NodeCount,
+			&vipID, &address, &typ, &version, &vipAccount, &releasedBy, &vipCreated); err != nil {
+			return err
+		}
+		if n := len(out); n == 0 || out[n-1].ID != lb.ID {
+			lb.Account = f.Account
+			out = append(out, lb)
+		}
+		if vipID.Valid {
+			v := VirtualIP{ID: uint32(vipID.Int64), Address: address.String, Type: typ.String, IPVersion: version.String,
+				Account: vipAccount.String, CreatedAt: vipCreated.Time}
+			if releasedBy.Valid {
+				r := uint32(releasedBy.Int64)
+				v.ReleasedBy = &r
+			}
+			last := &out[len(out)-1]
+			last.VirtualIPs = append(last.VirtualIPs, v)
+		}
+		return nil
+	})
+	return out, err
 }
 
 // listed runs a query of load balancers in their list form (with their
