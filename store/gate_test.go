@@ -2,7 +2,9 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -102,25 +104,42 @@ func TestPoolsNeverQueueCalls(t *testing.T) {
 	})
 }
 
-// The PostgreSQL pool has Options.Connections connections, and the gate as
-// many turns.
+// The PostgreSQL pool, or SQLite's read pool, has Options.Connections
+// connections, and its gate as many turns; SQLite has one writer.
 func TestConnectionsOption(t *testing.T) {
-	url := pgtest.NewDatabase(t)
-	for _, c := range []struct{ option, want int }{{0, DefaultConnections()}, {3, 3}} {
-		s, err := Open(context.Background(), Options{URL: url, Connections: c.option, Logger: slog.New(slog.DiscardHandler)})
-		if err != nil {
-			t.Fatal(err)
+	check := func(t *testing.T, what string, db *gorm.DB, g *gate, want int) {
+		t.Helper()
+		sqlDB, _ := db.DB()
+		if got := sqlDB.Stats().MaxOpenConnections; got != want {
+			t.Errorf("%s: pool of %d, want %d", what, got, want)
 		}
-		sqlDB, _ := s.db.DB()
-		if got := sqlDB.Stats().MaxOpenConnections; got != c.want {
-			t.Errorf("Connections %d: pool of %d, want %d", c.option, got, c.want)
+		if !g.sem.TryAcquire(int64(want)) || g.sem.TryAcquire(1) {
+			t.Errorf("%s: the gate does not have %d turns", what, want)
 		}
-		if !s.writes.sem.TryAcquire(int64(c.want)) || s.writes.sem.TryAcquire(1) {
-			t.Errorf("Connections %d: the gate does not have %d turns", c.option, c.want)
-		}
-		s.writes.sem.Release(int64(c.want))
-		if err := s.Close(); err != nil {
-			t.Fatal(err)
-		}
+		g.sem.Release(int64(want))
+	}
+	for _, dialect := range []string{"postgres", "sqlite"} {
+		t.Run(dialect, func(t *testing.T) {
+			url := "sqlite://" + filepath.Join(t.TempDir(), "lbaas.db")
+			if dialect == "postgres" {
+				url = pgtest.NewDatabase(t)
+			}
+			for _, c := range []struct{ option, want int }{{0, DefaultConnections(dialect)}, {3, 3}} {
+				s, err := Open(context.Background(), Options{URL: url, Connections: c.option, Logger: slog.New(slog.DiscardHandler)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				what := fmt.Sprintf("Connections %d", c.option)
+				if dialect == "postgres" {
+					check(t, what, s.db, s.writes, c.want)
+				} else {
+					check(t, what+", writer", s.db, s.writes, 1)
+					check(t, what+", readers", s.read, s.reads, c.want)
+				}
+				if err := s.Close(); err != nil {
+					t.Fatal(err)
+				}
+			}
+		})
 	}
 }

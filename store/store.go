@@ -100,20 +100,35 @@ type Options struct {
 	// Now is the clock of the usage events it writes (time.Now when nil;
 	// tests set it).
 	Now func() time.Time
-	// Connections is the size of the PostgreSQL connection pool (zero:
-	// DefaultConnections). On SQLite the pools are one writer and
-	// sqliteReaders readers.
+	// Connections is the size of the PostgreSQL connection pool, or of
+	// the SQLite read pool beside its one writer (zero:
+	// DefaultConnections).
 	Connections int
 }
 
-// DefaultConnections is the PostgreSQL pool size when Options.Connections
-// is zero: four per core this process may use, at least eight. A
+// DefaultConnections is Options.Connections when it is zero, for a
+// database of dialect ("postgres" or "sqlite").
+//
+// PostgreSQL: four per core this process may use, at least eight. A
 // connection in use is a request either running on one of the cores or
-// waiting for the database; more of them than that only add PostgreSQL
-// backends competing for the database host's cores (measured on 2 cores
-// with wrk: 20 connections gave a GET p99 of 31 ms, 8 gave 12.5 ms and
-// 30% more GETs per second). Give more when PostgreSQL is far away.
-func DefaultConnections() int { return max(8, 4*runtime.GOMAXPROCS(0)) }
+// waiting for the database; more of them only add PostgreSQL backends
+// competing for the database host's cores (measured on 2 cores with wrk:
+// 20 connections gave a GET p99 of 31 ms, 8 gave 12.5 ms and 30% more GETs
+// per second). Give more when PostgreSQL is far away.
+//
+// SQLite readers: one per core, at least two. A SQLite query runs on a
+// thread of its own outside the Go scheduler's cores (cgo), so readers
+// beyond the cores only make threads compete for them: with 4 readers on
+// 2 cores a list of 100's p99 was 67-101 ms, with 2 it was 50-56 ms at the
+// same rate. One reader gives the shortest tails of all (GET p99 8-9 ms)
+// but queues every read behind the slowest, such as the data plane's
+// batches.
+func DefaultConnections(dialect string) int {
+	if dialect == "sqlite" {
+		return max(2, runtime.GOMAXPROCS(0))
+	}
+	return max(8, 4*runtime.GOMAXPROCS(0))
+}
 
 // DefaultTimeout is Options.Timeout when none is given.
 const DefaultTimeout = 5 * time.Second
@@ -150,7 +165,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	writers := cmp.Or(opts.Connections, DefaultConnections())
+	writers := cmp.Or(opts.Connections, DefaultConnections(dialect))
 	if dialect == "sqlite" {
 		// One connection serialises writers (see the package comment).
 		writers = 1
@@ -190,9 +205,10 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 			_ = sqlDB.Close()
 			return nil, err
 		}
-		readDB.SetMaxOpenConns(sqliteReaders)
-		readDB.SetMaxIdleConns(sqliteReaders)
-		s.reads = newGate(sqliteReaders)
+		readers := cmp.Or(opts.Connections, DefaultConnections(dialect))
+		readDB.SetMaxOpenConns(readers)
+		readDB.SetMaxIdleConns(readers)
+		s.reads = newGate(readers)
 	}
 	if dialect == "postgres" {
 		listenCtx, cancel := context.WithCancel(context.Background())
@@ -202,9 +218,6 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	}
 	return s, nil
 }
-
-// sqliteReaders is the size of the SQLite read pool.
-var sqliteReaders = max(4, 2*runtime.GOMAXPROCS(0))
 
 func openGorm(dialector gorm.Dialector, dialect string) (*gorm.DB, error) {
 	db, err := gorm.Open(dialector, &gorm.Config{
