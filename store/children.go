@@ -83,17 +83,11 @@ func childQuery(want childSet, n int) string {
 	if q, ok := childQueries.Load(key); ok {
 		return q.(string)
 	}
-	var ids strings.Builder
-	for i := range n {
-		if i > 0 {
-			ids.WriteByte(',')
-		}
-		ids.WriteString("$" + strconv.Itoa(i+1))
-	}
+	ids := placeholders(n)
 	var parts []string
 	for _, p := range childParts {
 		if p.want(want) {
-			parts = append(parts, strings.ReplaceAll(p.query, "$IDS", ids.String()))
+			parts = append(parts, strings.ReplaceAll(p.query, "$IDS", ids))
 		}
 	}
 	if len(parts) == 0 {
@@ -104,6 +98,18 @@ func childQuery(want childSet, n int) string {
 		childQueries.Store(key, q)
 	}
 	return q
+}
+
+// placeholders lists the parameters $1 to $n.
+func placeholders(n int) string {
+	var b strings.Builder
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString("$" + strconv.Itoa(i+1))
+	}
+	return b.String()
 }
 
 // loadChildren fills the parts of lbs that want selects, each in id order.

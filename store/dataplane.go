@@ -13,7 +13,7 @@ import (
 
 // ChangesSince lists the changes committed after revision since, oldest first.
 func (s *Store) ChangesSince(ctx context.Context, since int64) ([]Change, error) {
-	db, cancel := s.boundedRead(ctx)
+	db, cancel := s.boundedScan(ctx)
 	defer cancel()
 	var out []Change
 	err := db.Where("revision > ?", since).Order("revision, load_balancer_id").Find(&out).Error
@@ -33,7 +33,7 @@ func (s *Store) LoadBalancerByID(ctx context.Context, id uint32) (*LoadBalancer,
 // status, with what the data plane needs of them, in batches; one that
 // does not exist is ErrNotFound.
 func (s *Store) LoadBalancersByID(ctx context.Context, ids []uint32) ([]*LoadBalancer, error) {
-	db, cancel := s.boundedRead(ctx)
+	db, cancel := s.boundedScan(ctx)
 	defer cancel()
 	out := make([]*LoadBalancer, 0, len(ids))
 	for batch := range slices.Chunk(ids, liveBatch) {
@@ -64,7 +64,7 @@ func (s *Store) LiveLoadBalancers(ctx context.Context, fn func([]LoadBalancer) e
 	var after uint32
 	for {
 		var batch []LoadBalancer
-		db, cancel := s.boundedRead(ctx)
+		db, cancel := s.boundedScan(ctx)
 		err := db.Where("status <> ? AND id > ?", StatusDeleted, after).
 			Order("id").Limit(liveBatch).Find(&batch).Error
 		if err == nil {

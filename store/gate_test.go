@@ -107,16 +107,21 @@ func TestPoolsNeverQueueCalls(t *testing.T) {
 // The PostgreSQL pool, or SQLite's read pool, has Options.Connections
 // connections, and its gate as many turns; SQLite has one writer.
 func TestConnectionsOption(t *testing.T) {
-	check := func(t *testing.T, what string, db *gorm.DB, g *gate, want int) {
+	check := func(t *testing.T, what string, db *gorm.DB, pool int, gates ...*gate) {
 		t.Helper()
 		sqlDB, _ := db.DB()
-		if got := sqlDB.Stats().MaxOpenConnections; got != want {
-			t.Errorf("%s: pool of %d, want %d", what, got, want)
+		if got := sqlDB.Stats().MaxOpenConnections; got != pool {
+			t.Errorf("%s: pool of %d, want %d", what, got, pool)
 		}
-		if !g.sem.TryAcquire(int64(want)) || g.sem.TryAcquire(1) {
-			t.Errorf("%s: the gate does not have %d turns", what, want)
+		turns := 0
+		for _, g := range gates {
+			for g.sem.TryAcquire(1) {
+				turns++
+			}
 		}
-		g.sem.Release(int64(want))
+		if turns != pool {
+			t.Errorf("%s: the gates have %d turns, want %d", what, turns, pool)
+		}
 	}
 	for _, dialect := range []string{"postgres", "sqlite"} {
 		t.Run(dialect, func(t *testing.T) {
@@ -131,15 +136,44 @@ func TestConnectionsOption(t *testing.T) {
 				}
 				what := fmt.Sprintf("Connections %d", c.option)
 				if dialect == "postgres" {
-					check(t, what, s.db, s.writes, c.want)
+					if s.reads != s.writes || s.scans != s.writes {
+						t.Error("PostgreSQL has more than one gate")
+					}
+					check(t, what, s.db, c.want, s.writes)
 				} else {
-					check(t, what+", writer", s.db, s.writes, 1)
-					check(t, what+", readers", s.read, s.reads, c.want)
+					check(t, what+", writer", s.db, 1, s.writes)
+					check(t, what+", readers", s.read, c.want, s.reads, s.scans)
 				}
 				if err := s.Close(); err != nil {
 					t.Fatal(err)
 				}
 			}
 		})
+	}
+}
+
+// On SQLite a read of one load balancer does not wait behind scans (lists,
+// the data plane's batches): they have lanes of their own.
+func TestReadsDoNotWaitBehindScans(t *testing.T) {
+	s, err := Open(context.Background(), Options{URL: "sqlite://" + filepath.Join(t.TempDir(), "lbaas.db"),
+		Connections: 2, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	lb := newLB("acct", "a", newNode("127.0.0.1", 80))
+	createLB(t, s, lb)
+	leave := s.scans.enter(context.Background()) // the only scan lane (2 readers)
+	defer leave()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := s.GetLoadBalancer(ctx, "acct", lb.ID); err != nil {
+		t.Fatalf("a read behind a scan: %v", err)
+	}
+	short, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := s.ListLoadBalancers(short, ListFilter{Account: "acct"}); err == nil {
+		t.Fatal("a second scan did not wait for the lane")
 	}
 }

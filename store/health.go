@@ -86,7 +86,7 @@ func (s *Store) SetNodeStatus(ctx context.Context, lbID, nodeID uint32, status, 
 // whose configuration is published (every one not being deleted), in id
 // order, with their nodes (without metadata).
 func (s *Store) MonitoredLoadBalancers(ctx context.Context) ([]LoadBalancer, error) {
-	db, cancel := s.boundedRead(ctx)
+	db, cancel := s.boundedScan(ctx)
 	defer cancel()
 	var lbs []LoadBalancer
 	err := db.Preload("Nodes", orderByID).
@@ -119,7 +119,7 @@ type EventPage struct {
 // ListNodeEvents returns a page of a load balancer's node service events,
 // oldest first (the reference's order).
 func (s *Store) ListNodeEvents(ctx context.Context, p EventPage) ([]NodeEvent, error) {
-	db, cancel := s.boundedRead(ctx)
+	db, cancel := s.boundedScan(ctx)
 	defer cancel()
 	q := db.Where("load_balancer_id = ?", p.LoadBalancerID)
 	if p.Marker > 0 {

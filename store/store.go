@@ -51,13 +51,16 @@ type Store struct {
 	// its own, so that reads run beside the one writer connection (WAL);
 	// on PostgreSQL the same pool as db.
 	read *gorm.DB
-	// writes and reads admit calls to db and read in arrival order, as many
-	// at a time as each pool has connections (one gate on PostgreSQL,
-	// whose pools are one).
-	writes, reads *gate
-	dialect       string
-	pools         []Pool
-	log           *slog.Logger
+	// writes, reads and scans admit calls to db and read in arrival order,
+	// as many at a time as each pool has connections (one gate on
+	// PostgreSQL, whose pools are one). On SQLite the read pool has two
+	// lanes: reads of a row or a few (a load balancer, a token), and scans
+	// of many (lists, the data plane's batches, usage), so that the first
+	// never wait behind the second.
+	writes, reads, scans *gate
+	dialect              string
+	pools                []Pool
+	log                  *slog.Logger
 	// timeout bounds the database work of each call (see Options.Timeout).
 	timeout time.Duration
 	// host is the callbackHost of the node service events (Options.Host).
@@ -116,13 +119,14 @@ type Options struct {
 // 20 connections gave a GET p99 of 31 ms, 8 gave 12.5 ms and 30% more GETs
 // per second). Give more when PostgreSQL is far away.
 //
-// SQLite readers: one per core, at least two. A SQLite query runs on a
-// thread of its own outside the Go scheduler's cores (cgo), so readers
-// beyond the cores only make threads compete for them: with 4 readers on
-// 2 cores a list of 100's p99 was 67-101 ms, with 2 it was 50-56 ms at the
-// same rate. One reader gives the shortest tails of all (GET p99 8-9 ms)
-// but queues every read behind the slowest, such as the data plane's
-// batches.
+// SQLite readers: one per core, at least two, half of them for scans
+// (Store.scans). A SQLite query runs on a thread of its own outside the Go
+// scheduler's cores (cgo), so readers beyond the cores only make threads
+// compete for them: on 2 cores with wrk, a GET's p99 was 20-23 ms with two
+// readers serving GETs and 8-9 ms with one; a list's p99 67-101 ms with
+// four readers, 45-52 ms with two and 37-38 ms with one. The lanes give
+// each kind of read one reader there, and keep a GET from waiting behind
+// a list or a batch of the data plane.
 func DefaultConnections(dialect string) int {
 	if dialect == "sqlite" {
 		return max(2, runtime.GOMAXPROCS(0))
@@ -188,7 +192,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
-	s.reads = s.writes
+	s.reads, s.scans = s.writes, s.writes
 	if err := errors.Join(s.migrate(ctx), s.addPools(ctx)); err != nil {
 		_ = sqlDB.Close()
 		return nil, err
@@ -208,7 +212,11 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		readers := cmp.Or(opts.Connections, DefaultConnections(dialect))
 		readDB.SetMaxOpenConns(readers)
 		readDB.SetMaxIdleConns(readers)
-		s.reads = newGate(readers)
+		s.reads = newGate(readers - readers/2)
+		s.scans = s.reads
+		if readers > 1 {
+			s.scans = newGate(readers / 2)
+		}
 	}
 	if dialect == "postgres" {
 		listenCtx, cancel := context.WithCancel(context.Background())
@@ -247,9 +255,16 @@ func (s *Store) bounded(ctx context.Context) (*gorm.DB, context.CancelFunc) {
 	return s.turn(ctx, s.db, s.writes)
 }
 
-// boundedRead is bounded for work that changes nothing.
+// boundedRead is bounded for work that changes nothing and reads a row or
+// a few.
 func (s *Store) boundedRead(ctx context.Context) (*gorm.DB, context.CancelFunc) {
 	return s.turn(ctx, s.read, s.reads)
+}
+
+// boundedScan is bounded for work that changes nothing and reads many
+// rows.
+func (s *Store) boundedScan(ctx context.Context) (*gorm.DB, context.CancelFunc) {
+	return s.turn(ctx, s.read, s.scans)
 }
 
 func (s *Store) turn(ctx context.Context, db *gorm.DB, g *gate) (*gorm.DB, context.CancelFunc) {
@@ -276,9 +291,13 @@ func (s *Store) deadline(ctx context.Context) (context.Context, context.CancelFu
 
 // Waiting returns how many calls wait for a database connection now.
 func (s *Store) Waiting() int64 {
-	n := s.writes.waiting.Load()
-	if s.reads != s.writes {
-		n += s.reads.waiting.Load()
+	var n int64
+	seen := map[*gate]bool{}
+	for _, g := range []*gate{s.writes, s.reads, s.scans} {
+		if !seen[g] {
+			seen[g] = true
+			n += g.waiting.Load()
+		}
 	}
 	return n
 }

@@ -248,7 +248,7 @@ func (s *Store) UsageSeries(ctx context.Context, ids []uint32, step int32, from,
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	db, cancel := s.boundedRead(ctx)
+	db, cancel := s.boundedScan(ctx)
 	defer cancel()
 	var out []UsageTotals
 	err := db.Model(&UsageSample{}).Select(`load_balancer_id, start,
@@ -271,7 +271,7 @@ func (s *Store) UsageEvents(ctx context.Context, ids []uint32, from, to time.Tim
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	db, cancel := s.boundedRead(ctx)
+	db, cancel := s.boundedScan(ctx)
 	defer cancel()
 	var out []UsageEvent
 	err := db.Where(`load_balancer_id IN ? AND at < ? AND (at >= ? OR id IN
@@ -300,7 +300,7 @@ func (s *Store) UsageLoadBalancer(ctx context.Context, account string, id uint32
 // deleted ones too, that existed during [from, to): created before to and
 // not deleted before from. In id order, with their node counts.
 func (s *Store) BillableLoadBalancers(ctx context.Context, account string, from, to time.Time, offset, limit int) ([]ListedLoadBalancer, error) {
-	db, cancel := s.boundedRead(ctx)
+	db, cancel := s.boundedScan(ctx)
 	defer cancel()
 	return listed(db.Model(&LoadBalancer{}).
 		Where(`account = ? AND created_at < ? AND NOT EXISTS (SELECT 1 FROM usage_events e
@@ -312,7 +312,7 @@ func (s *Store) BillableLoadBalancers(ctx context.Context, account string, from,
 // AccountLoadBalancerIDs lists the ids of the account's load balancers,
 // deleted ones too, that had usage events before to, with their names.
 func (s *Store) AccountLoadBalancerIDs(ctx context.Context, account string, to time.Time) ([]uint32, map[uint32]string, error) {
-	db, cancel := s.boundedRead(ctx)
+	db, cancel := s.boundedScan(ctx)
 	defer cancel()
 	var lbs []LoadBalancer
 	err := db.Select("id, name").Where("account = ? AND id IN (?)", account,
