@@ -112,12 +112,14 @@ type Options struct {
 // DefaultConnections is Options.Connections when it is zero, for a
 // database of dialect ("postgres" or "sqlite").
 //
-// PostgreSQL: four per core this process may use, at least eight. A
-// connection in use is a request either running on one of the cores or
-// waiting for the database; more of them only add PostgreSQL backends
-// competing for the database host's cores (measured on 2 cores with wrk:
-// 20 connections gave a GET p99 of 31 ms, 8 gave 12.5 ms and 30% more GETs
-// per second). Give more when PostgreSQL is far away.
+// PostgreSQL: one per core this process may use, at least four (pgxpool's
+// default). A connection in use is a request either running on one of the
+// cores or waiting for the database; more of them only add PostgreSQL
+// backends competing for cores. Measured on 2 cores shared with
+// PostgreSQL and wrk: GET p99 31 ms with 20 connections, 11-12 ms with 8,
+// 8.8 ms with 4, at the same rate or better. Give more when PostgreSQL is
+// far away: a connection then spends most of a write waiting for round
+// trips.
 //
 // SQLite readers: one per core, at least two, half of them for scans
 // (Store.scans). A SQLite query runs on a thread of its own outside the Go
@@ -131,7 +133,7 @@ func DefaultConnections(dialect string) int {
 	if dialect == "sqlite" {
 		return max(2, runtime.GOMAXPROCS(0))
 	}
-	return max(8, 4*runtime.GOMAXPROCS(0))
+	return max(4, runtime.GOMAXPROCS(0))
 }
 
 // DefaultTimeout is Options.Timeout when none is given.

@@ -71,7 +71,7 @@ func (c *common) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.dbTimeout, "db-timeout", store.DefaultTimeout,
 		"longest a request's or a background job's database work may take; past it requests get 503 serviceUnavailable")
 	fs.IntVar(&c.dbConns, "db-connections", 0,
-		fmt.Sprintf("database connections of this process: the PostgreSQL pool (default 4 per core, at least 8: %d here) or SQLite's readers beside its one writer (default one per core, at least 2: %d here); calls beyond them wait in arrival order",
+		fmt.Sprintf("database connections of this process: the PostgreSQL pool (default one per core, at least 4: %d here) or SQLite's readers beside its one writer (default one per core, at least 2: %d here); calls beyond them wait in arrival order",
 			store.DefaultConnections("postgres"), store.DefaultConnections("sqlite")))
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
