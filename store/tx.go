@@ -3,6 +3,7 @@ package store
 import (
 	"errors"
 	"slices"
+	"strings"
 
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
@@ -16,6 +17,8 @@ type Tx struct {
 	// touched are the load balancers changed in this transaction, by id;
 	// each is locked (written) before the revision is taken.
 	touched map[uint32]*LoadBalancer
+	// created are those of them it created: they have no usage event yet.
+	created map[uint32]bool
 }
 
 // touch records that lb changed in this transaction. Its row must be
@@ -107,12 +110,24 @@ func (tx *Tx) CreateLoadBalancer(lb *LoadBalancer) error {
 			return err
 		}
 	}
-	for _, vip := range lb.VirtualIPs {
-		if err := tx.linkVirtualIP(lb.ID, vip.ID); err != nil {
+	if len(lb.VirtualIPs) > 0 {
+		// One statement links them all.
+		values := make([]string, len(lb.VirtualIPs))
+		args := make([]any, 0, 2*len(lb.VirtualIPs))
+		for i, vip := range lb.VirtualIPs {
+			values[i] = "(?, ?)"
+			args = append(args, lb.ID, vip.ID)
+		}
+		if err := tx.db.Exec("INSERT INTO load_balancer_virtual_ips (load_balancer_id, virtual_ip_id) VALUES "+
+			strings.Join(values, ", "), args...).Error; err != nil {
 			return err
 		}
 	}
 	tx.touch(lb)
+	if tx.created == nil {
+		tx.created = map[uint32]bool{}
+	}
+	tx.created[lb.ID] = true
 	return nil
 }
 

@@ -374,13 +374,19 @@ func (tx *Tx) recordUsageEvents() error {
 		return nil
 	}
 	ids := make([]uint32, 0, len(tx.touched))
+	var earlier []uint32 // those created before this transaction
 	for id := range tx.touched {
 		ids = append(ids, id)
+		if !tx.created[id] {
+			earlier = append(earlier, id)
+		}
 	}
 	var last []UsageEvent
-	if err := tx.db.Where("id IN (SELECT max(id) FROM usage_events WHERE load_balancer_id IN ? GROUP BY load_balancer_id)", ids).
-		Find(&last).Error; err != nil {
-		return err
+	if len(earlier) > 0 {
+		if err := tx.db.Where("id IN (SELECT max(id) FROM usage_events WHERE load_balancer_id IN ? GROUP BY load_balancer_id)", earlier).
+			Find(&last).Error; err != nil {
+			return err
+		}
 	}
 	prev := make(map[uint32]UsageEvent, len(last))
 	for _, e := range last {
