@@ -77,7 +77,10 @@ const keptChildQuery = 128
 
 // childQuery is the query of the parts want selects for n owners, or ""
 // when want selects none. The ids are parameters $1 to $n, which every
-// part refers to (PostgreSQL and SQLite both number parameters so).
+// part refers to. (PostgreSQL numbers $k parameters by k; SQLite, for
+// which $k is a name, numbers them in the order they first appear, so a
+// query written for both must bring in $1 to $n in that order:
+// TestPlaceholdersInOrder.)
 func childQuery(want childSet, n int) string {
 	key := childQueryKey{want, n}
 	if q, ok := childQueries.Load(key); ok {

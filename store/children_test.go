@@ -4,7 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"reflect"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -160,6 +162,14 @@ func TestLoadBalancerColumns(t *testing.T) {
 			t.Errorf("read %+v", *got)
 		}
 
+		// A JSON column holding the JSON null reads as none, as gorm reads it.
+		if err := s.db.Exec("UPDATE load_balancers SET health_monitor = 'null' WHERE id = ?", lb.ID).Error; err != nil {
+			t.Fatal(err)
+		}
+		if got, err := s.GetLoadBalancer(context.Background(), "acc", lb.ID); err != nil || got.HealthMonitor != nil {
+			t.Errorf("a health monitor of JSON null read as %+v, %v", got.HealthMonitor, err)
+		}
+
 		plain := &LoadBalancer{Account: "acc", Name: "none", Protocol: "HTTP", Port: 82, Algorithm: "RANDOM", Status: StatusActive, Fleet: "f1"}
 		createLB(t, s, plain)
 		got, err = s.GetLoadBalancer(context.Background(), "acc", plain.ID)
@@ -170,4 +180,29 @@ func TestLoadBalancerColumns(t *testing.T) {
 			t.Errorf("a load balancer without features read as %+v", *got)
 		}
 	})
+}
+
+// The queries written for both dialects bring in their parameters $1 to
+// $n in order of first appearance, which is how SQLite numbers them.
+func TestPlaceholdersInOrder(t *testing.T) {
+	param := regexp.MustCompile(`\$(\d+)`)
+	for _, n := range []int{1, 2, 10, 100, 300} {
+		for name, q := range map[string]string{
+			"children":      childQuery(allChildren, n),
+			"config":        childQuery(configChildren, n),
+			"list's VIPs":   listVIPQuery(n),
+			"load balancer": loadBalancerQuery,
+		} {
+			next := 1
+			for _, m := range param.FindAllStringSubmatch(q, -1) {
+				k, _ := strconv.Atoi(m[1])
+				switch {
+				case k == next:
+					next++
+				case k > next:
+					t.Fatalf("%s query for %d: $%d comes before $%d", name, n, k, next)
+				}
+			}
+		}
+	}
 }

@@ -107,11 +107,13 @@ func TestPoolsNeverQueueCalls(t *testing.T) {
 // The PostgreSQL pool, or SQLite's read pool, has Options.Connections
 // connections, and its gate as many turns; SQLite has one writer.
 func TestConnectionsOption(t *testing.T) {
-	check := func(t *testing.T, what string, db *gorm.DB, pool int, gates ...*gate) {
+	check := func(t *testing.T, what string, db *gorm.DB, pool, want int, gates ...*gate) {
 		t.Helper()
-		sqlDB, _ := db.DB()
-		if got := sqlDB.Stats().MaxOpenConnections; got != pool {
-			t.Errorf("%s: pool of %d, want %d", what, got, pool)
+		if db != nil {
+			sqlDB, _ := db.DB()
+			if got := sqlDB.Stats().MaxOpenConnections; got != pool {
+				t.Errorf("%s: pool of %d, want %d", what, got, pool)
+			}
 		}
 		turns := 0
 		for _, g := range gates {
@@ -119,8 +121,8 @@ func TestConnectionsOption(t *testing.T) {
 				turns++
 			}
 		}
-		if turns != pool {
-			t.Errorf("%s: the gates have %d turns, want %d", what, turns, pool)
+		if turns != want {
+			t.Errorf("%s: the gates have %d turns, want %d", what, turns, want)
 		}
 	}
 	for _, dialect := range []string{"postgres", "sqlite"} {
@@ -139,10 +141,12 @@ func TestConnectionsOption(t *testing.T) {
 					if s.reads != s.writes || s.scans != s.writes {
 						t.Error("PostgreSQL has more than one gate")
 					}
-					check(t, what, s.db, c.want, s.writes)
+					// One connection more than turns: the prober's.
+					check(t, what+", writes", nil, 0, c.want-1, s.writeCap)
+					check(t, what, s.db, c.want+1, c.want, s.writes)
 				} else {
-					check(t, what+", writer", s.db, 1, s.writes)
-					check(t, what+", readers", s.read, c.want, s.reads, s.scans)
+					check(t, what+", writer", s.db, 1, 1, s.writes)
+					check(t, what+", readers", s.read, c.want, c.want, s.reads, s.scans)
 				}
 				if err := s.Close(); err != nil {
 					t.Fatal(err)
@@ -175,5 +179,50 @@ func TestReadsDoNotWaitBehindScans(t *testing.T) {
 	defer cancel()
 	if _, err := s.ListLoadBalancers(short, ListFilter{Account: "acct"}); err == nil {
 		t.Fatal("a second scan did not wait for the lane")
+	}
+}
+
+// On PostgreSQL writes waiting for an account's lock hold at most all but
+// one turn: a read still gets one.
+func TestWritesLeaveReadsATurn(t *testing.T) {
+	s, err := Open(context.Background(), Options{URL: pgtest.NewDatabase(t), Connections: 3, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	lb := newLB("acct", "a", newNode("127.0.0.1", 80))
+	createLB(t, s, lb)
+	// Three writes of one account: the first holds its lock, the others
+	// wait for it, or for a turn.
+	hold := make(chan struct{})
+	locked := make(chan struct{}, 3)
+	errs := make(chan error, 3)
+	for range 3 {
+		go func() {
+			_, err := s.Update(context.Background(), func(tx *Tx) error {
+				if err := tx.LockAccount("acct"); err != nil {
+					return err
+				}
+				locked <- struct{}{}
+				<-hold
+				return nil
+			})
+			errs <- err
+		}()
+	}
+	<-locked
+	for s.writeCap.waiting.Load()+s.writes.waiting.Load() == 0 {
+		time.Sleep(time.Millisecond) // the third write is queued
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if _, err := s.GetLoadBalancer(ctx, "acct", lb.ID); err != nil {
+		t.Errorf("a read while writes wait: %v", err)
+	}
+	close(hold)
+	for range 3 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
 	}
 }

@@ -12,11 +12,13 @@ import (
 // address) of a load balancer that is not being deleted, the ids of the
 // load balancers using it.
 func (s *Store) NodeNames(ctx context.Context) (map[string][]uint32, error) {
+	db, cancel := s.boundedScan(ctx)
+	defer cancel()
 	var rows []struct {
 		Address        string
 		LoadBalancerID uint32
 	}
-	err := s.read.WithContext(ctx).Model(&Node{}).Distinct("nodes.address", "nodes.load_balancer_id").
+	err := db.Model(&Node{}).Distinct("nodes.address", "nodes.load_balancer_id").
 		Joins("JOIN load_balancers ON load_balancers.id = nodes.load_balancer_id").
 		Where("load_balancers.status NOT IN ?", []string{StatusDeleted, StatusPendingDelete}).
 		Order("nodes.address").Order("nodes.load_balancer_id").

@@ -20,8 +20,7 @@ import (
 // query scanned without reflection.
 func loadBalancer(db *gorm.DB, account string, id uint32) (*LoadBalancer, error) {
 	var lb *LoadBalancer
-	err := eachRow(db, "SELECT "+lbColumns+" FROM load_balancers WHERE account = $1 AND id = $2 AND status <> $3",
-		[]any{account, int64(id), StatusDeleted}, func(rows *sql.Rows) error {
+	err := eachRow(db, loadBalancerQuery, []any{account, int64(id), StatusDeleted}, func(rows *sql.Rows) error {
 			lb = &LoadBalancer{}
 			return scanLoadBalancer(rows, lb)
 		})
@@ -33,6 +32,8 @@ func loadBalancer(db *gorm.DB, account string, id uint32) (*LoadBalancer, error)
 	}
 	return lb, loadChildren(db, []*LoadBalancer{lb}, allChildren)
 }
+
+const loadBalancerQuery = "SELECT " + lbColumns + " FROM load_balancers WHERE account = $1 AND id = $2 AND status <> $3"
 
 // lbColumns are the columns of load_balancers in scanLoadBalancer's order:
 // every column of the model (TestLoadBalancerColumns).
@@ -64,17 +65,15 @@ func scanLoadBalancer(rows *sql.Rows, lb *LoadBalancer) error {
 		unmarshalColumn(throttle, &lb.ConnectionThrottle))
 }
 
-// unmarshalColumn decodes a JSON column into *dst, leaving it nil when the
-// column is NULL or empty (as gorm's json serializer does).
+// unmarshalColumn decodes a JSON column into *dst as gorm's json
+// serializer does: nil when the column is NULL, empty or the JSON null.
 func unmarshalColumn[T any](col sql.NullString, dst **T) error {
 	if !col.Valid || col.String == "" {
 		return nil
 	}
-	v := new(T)
-	if err := json.Unmarshal([]byte(col.String), v); err != nil {
+	if err := json.Unmarshal([]byte(col.String), dst); err != nil {
 		return fmt.Errorf("store: a load balancer's JSON column: %w", err)
 	}
-	*dst = v
 	return nil
 }
 

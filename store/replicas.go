@@ -91,7 +91,7 @@ func (s *Store) LiveProbers(ctx context.Context) (int, error) {
 	if s.dialect != "postgres" {
 		return 1, nil
 	}
-	db, cancel := s.bounded(ctx)
+	db, cancel := s.boundedScan(ctx)
 	defer cancel()
 	var n int64
 	err := db.Model(&Replica{}).Where("probes AND expires_at > now()").Count(&n).Error
@@ -274,7 +274,7 @@ func (s *Store) PruneChanges(ctx context.Context, upTo int64) (int64, error) {
 // AcceptedConfigs returns the last accepted configurations kept for the
 // load balancers now in ERROR, by load balancer.
 func (s *Store) AcceptedConfigs(ctx context.Context) (map[uint32][]AcceptedConfig, error) {
-	db, cancel := s.bounded(ctx)
+	db, cancel := s.boundedScan(ctx)
 	defer cancel()
 	var rows []AcceptedConfig
 	err := db.Where("load_balancer_id IN (?)", db.Model(&LoadBalancer{}).Select("id").Where("status = ?", StatusError)).

@@ -36,7 +36,7 @@ func (k SealedKey) Owner() string {
 // deleted (the keys a start-up checks the key-encryption key against and
 // a key rotation re-wraps).
 func (s *Store) SealedKeys(ctx context.Context) ([]SealedKey, error) {
-	db, cancel := s.bounded(ctx)
+	db, cancel := s.boundedScan(ctx)
 	defer cancel()
 	var lbs []LoadBalancer
 	err := db.Select("id", "ssl_termination").Where("ssl_termination IS NOT NULL AND ssl_termination <> '' AND status <> ?", StatusDeleted).

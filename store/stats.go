@@ -214,7 +214,7 @@ const MaxConnectionsWindow = time.Hour
 // gauges of replica except are left out (it adds its own, fresher ones;
 // "" leaves none out).
 func (s *Store) LoadBalancerStats(ctx context.Context, id uint32, now time.Time, except string) (StatsTotals, error) {
-	db, cancel := s.boundedScan(ctx)
+	db, cancel := s.boundedRead(ctx)
 	defer cancel()
 	var sums string
 	for _, c := range append([]string{"requests", "request_errors"}, statsCounterColumns...) {

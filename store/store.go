@@ -58,9 +58,13 @@ type Store struct {
 	// of many (lists, the data plane's batches, usage), so that the first
 	// never wait behind the second.
 	writes, reads, scans *gate
-	dialect              string
-	pools                []Pool
-	log                  *slog.Logger
+	// writeCap (PostgreSQL only) admits writes to at most all but one of
+	// the shared gate's turns: writes waiting there for an account's lock
+	// never hold every turn, so reads go on.
+	writeCap *gate
+	dialect  string
+	pools    []Pool
+	log      *slog.Logger
 	// timeout bounds the database work of each call (see Options.Timeout).
 	timeout time.Duration
 	// host is the callbackHost of the node service events (Options.Host).
@@ -177,12 +181,15 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		writers = 1
 		sqlDB.SetMaxOpenConns(writers)
 	} else {
-		sqlDB.SetMaxOpenConns(writers)
+		// One more connection than the gate admits calls: the health
+		// prober's session keeps one for its advisory locks
+		// (AdvisoryLocks).
+		sqlDB.SetMaxOpenConns(writers + 1)
 		// As many kept as open: a pool that closes its spare connections
 		// after a burst opens them again in the next one (a PostgreSQL
 		// backend process each), which under load cost more CPU than the
 		// queries.
-		sqlDB.SetMaxIdleConns(writers)
+		sqlDB.SetMaxIdleConns(writers + 1)
 		sqlDB.SetConnMaxIdleTime(5 * time.Minute)
 	}
 	host := opts.Host
@@ -195,6 +202,9 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		s.now = time.Now
 	}
 	s.reads, s.scans = s.writes, s.writes
+	if dialect == "postgres" {
+		s.writeCap = newGate(max(1, writers-1))
+	}
 	if err := errors.Join(s.migrate(ctx), s.addPools(ctx)); err != nil {
 		_ = sqlDB.Close()
 		return nil, err
@@ -254,7 +264,7 @@ func openGorm(dialector gorm.Dialector, dialect string) (*gorm.DB, error) {
 // holds it until cancel: a call must not take a second turn at the same
 // gate while it holds one.
 func (s *Store) bounded(ctx context.Context) (*gorm.DB, context.CancelFunc) {
-	return s.turn(ctx, s.db, s.writes)
+	return s.turn(ctx, s.db, s.writeCap, s.writes)
 }
 
 // boundedRead is bounded for work that changes nothing and reads a row or
@@ -269,11 +279,19 @@ func (s *Store) boundedScan(ctx context.Context) (*gorm.DB, context.CancelFunc) 
 	return s.turn(ctx, s.read, s.scans)
 }
 
-func (s *Store) turn(ctx context.Context, db *gorm.DB, g *gate) (*gorm.DB, context.CancelFunc) {
+// turn waits for a turn at each of gates (nil ones skipped), in order.
+func (s *Store) turn(ctx context.Context, db *gorm.DB, gates ...*gate) (*gorm.DB, context.CancelFunc) {
 	ctx, cancel := s.deadline(ctx)
-	leave := g.enter(ctx)
+	var leave []func()
+	for _, g := range gates {
+		if g != nil {
+			leave = append(leave, g.enter(ctx))
+		}
+	}
 	return db.WithContext(ctx), func() {
-		leave()
+		for i := len(leave) - 1; i >= 0; i-- {
+			leave[i]()
+		}
 		cancel()
 	}
 }
@@ -295,8 +313,8 @@ func (s *Store) deadline(ctx context.Context) (context.Context, context.CancelFu
 func (s *Store) Waiting() int64 {
 	var n int64
 	seen := map[*gate]bool{}
-	for _, g := range []*gate{s.writes, s.reads, s.scans} {
-		if !seen[g] {
+	for _, g := range []*gate{s.writeCap, s.writes, s.reads, s.scans} {
+		if g != nil && !seen[g] {
 			seen[g] = true
 			n += g.waiting.Load()
 		}

@@ -46,7 +46,7 @@ func (s *Store) CountUsers(ctx context.Context) (int64, error) {
 
 // Users lists the users of a tenant ("" for every tenant), by username.
 func (s *Store) Users(ctx context.Context, tenant string) ([]User, error) {
-	db, cancel := s.bounded(ctx)
+	db, cancel := s.boundedScan(ctx)
 	defer cancel()
 	q := db.Order("username")
 	if tenant != "" {
@@ -146,7 +146,7 @@ func (s *Store) GrantOf(ctx context.Context, hash string) (*Grant, error) {
 
 // AccountRateLimits lists every account's rate limit overrides.
 func (s *Store) AccountRateLimits(ctx context.Context) ([]AccountRateLimit, error) {
-	db, cancel := s.bounded(ctx)
+	db, cancel := s.boundedScan(ctx)
 	defer cancel()
 	var out []AccountRateLimit
 	return out, db.Order("account, verb, unit").Find(&out).Error

@@ -140,7 +140,8 @@ type Config struct {
 	// a request gets 503 serviceUnavailable (gRPC UNAVAILABLE). Zero
 	// means store.DefaultTimeout.
 	DBTimeout time.Duration
-	// DBConnections is the PostgreSQL pool size (store.Options.Connections).
+	// DBConnections is the PostgreSQL pool size, or the number of SQLite
+	// readers (store.Options.Connections).
 	DBConnections int
 	// ReplicaLease is how long a replica on PostgreSQL counts for status
 	// without renewing its lease; past it, it stops serving xDS until it
