@@ -21,9 +21,9 @@ import (
 func loadBalancer(db *gorm.DB, account string, id uint32) (*LoadBalancer, error) {
 	var lb *LoadBalancer
 	err := eachRow(db, loadBalancerQuery, []any{account, int64(id), StatusDeleted}, func(rows *sql.Rows) error {
-			lb = &LoadBalancer{}
-			return scanLoadBalancer(rows, lb)
-		})
+		lb = &LoadBalancer{}
+		return scanLoadBalancer(rows, lb)
+	})
 	if err != nil {
 		return nil, err
 	}
