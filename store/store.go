@@ -301,9 +301,16 @@ func (s *Store) turn(ctx context.Context, db *gorm.DB, gates ...*gate) (*gorm.DB
 // caller's own deadline).
 func (s *Store) deadline(ctx context.Context) (context.Context, context.CancelFunc) {
 	bounded, cancel := context.WithTimeout(ctx, s.timeout)
+	end, _ := bounded.Deadline()
 	return bounded, func() {
-		if errors.Is(bounded.Err(), context.DeadlineExceeded) && ctx.Err() == nil {
-			s.timeouts.Add(1)
+		// The deadline passed, whether or not the context's timer has
+		// fired yet: under load, pgx's socket deadline (the same instant)
+		// can end a query before the timer closes Done.
+		passed := errors.Is(bounded.Err(), context.DeadlineExceeded) || !time.Now().Before(end)
+		if passed && ctx.Err() == nil {
+			if parent, ok := ctx.Deadline(); !ok || parent.After(end) {
+				s.timeouts.Add(1)
+			}
 		}
 		cancel()
 	}
