@@ -233,6 +233,7 @@ func (tx *Tx) AttachVirtualIP(lb *LoadBalancer, vip *VirtualIP) error {
 	}
 	lb.VirtualIPs = append(lb.VirtualIPs, *vip)
 	tx.touch(lb)
+	delete(tx.created, lb.ID) // its usage event counts its addresses in the database
 	return nil
 }
 
@@ -252,6 +253,7 @@ func (tx *Tx) DetachVirtualIPs(lb *LoadBalancer, ids []uint32) error {
 		return err
 	}
 	lb.VirtualIPs = without(lb.VirtualIPs, ids, func(v VirtualIP) uint32 { return v.ID })
+	delete(tx.created, lb.ID) // its usage event counts its addresses in the database
 	return nil
 }
 

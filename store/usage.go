@@ -392,21 +392,35 @@ func (tx *Tx) recordUsageEvents() error {
 	for _, e := range last {
 		prev[e.LoadBalancerID] = e
 	}
+	// The virtual IPs of a load balancer this transaction created are those
+	// it linked (AttachVirtualIP and DetachVirtualIPs take it out of
+	// created); the others' are counted in the database.
 	var counts []struct {
 		LoadBalancerID uint32
 		Public         bool
 		N              int32
 	}
-	if err := tx.db.Raw(`SELECT l.load_balancer_id, v.type = 'PUBLIC' AS public, count(*) AS n
-		FROM load_balancer_virtual_ips l JOIN virtual_ips v ON v.id = l.virtual_ip_id
-		WHERE l.load_balancer_id IN ? GROUP BY l.load_balancer_id, v.type = 'PUBLIC'`, ids).Scan(&counts).Error; err != nil {
-		return err
+	if len(earlier) > 0 {
+		if err := tx.db.Raw(`SELECT l.load_balancer_id, v.type = 'PUBLIC' AS public, count(*) AS n
+			FROM load_balancer_virtual_ips l JOIN virtual_ips v ON v.id = l.virtual_ip_id
+			WHERE l.load_balancer_id IN ? GROUP BY l.load_balancer_id, v.type = 'PUBLIC'`, earlier).Scan(&counts).Error; err != nil {
+			return err
+		}
 	}
 	now := tx.store.now().UTC()
 	var events []UsageEvent
 	for _, id := range ids {
 		lb := tx.touched[id]
 		e := UsageEvent{LoadBalancerID: id, Account: lb.Account, At: now, SSLMode: sslMode(lb.SSLTermination)}
+		if tx.created[id] {
+			for _, v := range lb.VirtualIPs {
+				if v.Type == "PUBLIC" {
+					e.PublicVIPs++
+				} else {
+					e.ServicenetVIPs++
+				}
+			}
+		}
 		for _, c := range counts {
 			switch {
 			case c.LoadBalancerID != id:
