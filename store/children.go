@@ -63,17 +63,30 @@ var childParts = []struct {
 		func(w childSet) bool { return w.nodeMeta }},
 }
 
-// childQueries keeps the text of loadChildren's queries by parts and
-// number of owners (up to keptChildQuery owners): building it is most of
-// what gorm spent on the query.
-var childQueries sync.Map // childQueryKey → string
+// queryTexts keeps the text of the plain queries built for a number of
+// ids (up to keptQueryIDs ids), by a key naming the query and the number:
+// building it is most of what gorm spent on such a query.
+var queryTexts sync.Map // key → string
+
+const keptQueryIDs = 128
+
+// queryText returns the text build writes for key, a query of n ids, from
+// queryTexts when it is kept there.
+func queryText(key any, n int, build func() string) string {
+	if q, ok := queryTexts.Load(key); ok {
+		return q.(string)
+	}
+	q := build()
+	if n <= keptQueryIDs {
+		queryTexts.Store(key, q)
+	}
+	return q
+}
 
 type childQueryKey struct {
 	want childSet
 	n    int
 }
-
-const keptChildQuery = 128
 
 // childQuery is the query of the parts want selects for n owners, or ""
 // when want selects none. The ids are parameters $1 to $n, which every
@@ -82,25 +95,19 @@ const keptChildQuery = 128
 // query written for both must bring in $1 to $n in that order:
 // TestPlaceholdersInOrder.)
 func childQuery(want childSet, n int) string {
-	key := childQueryKey{want, n}
-	if q, ok := childQueries.Load(key); ok {
-		return q.(string)
-	}
-	ids := placeholders(n)
-	var parts []string
-	for _, p := range childParts {
-		if p.want(want) {
-			parts = append(parts, strings.ReplaceAll(p.query, "$IDS", ids))
+	return queryText(childQueryKey{want, n}, n, func() string {
+		ids := placeholders(n)
+		var parts []string
+		for _, p := range childParts {
+			if p.want(want) {
+				parts = append(parts, strings.ReplaceAll(p.query, "$IDS", ids))
+			}
 		}
-	}
-	if len(parts) == 0 {
-		return ""
-	}
-	q := strings.Join(parts, " UNION ALL ") + " ORDER BY 1, 2"
-	if n <= keptChildQuery {
-		childQueries.Store(key, q)
-	}
-	return q
+		if len(parts) == 0 {
+			return ""
+		}
+		return strings.Join(parts, " UNION ALL ") + " ORDER BY 1, 2"
+	})
 }
 
 // placeholders lists the parameters $1 to $n.

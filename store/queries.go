@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"gorm.io/gorm"
@@ -202,21 +201,16 @@ func listVirtualIPs(db *gorm.DB, lbs []ListedLoadBalancer) error {
 	})
 }
 
-// listVIPQueries keeps listVirtualIPs' query text by number of load
-// balancers (a page has at most a few hundred).
-var listVIPQueries sync.Map // int → string
+// listVIPQueryKey keys listVirtualIPs' query of n load balancers in
+// queryTexts.
+type listVIPQueryKey struct{ n int }
 
 func listVIPQuery(n int) string {
-	if q, ok := listVIPQueries.Load(n); ok {
-		return q.(string)
-	}
-	q := `SELECT l.load_balancer_id, v.id, v.address, v.type, v.ip_version
+	return queryText(listVIPQueryKey{n}, n, func() string {
+		return `SELECT l.load_balancer_id, v.id, v.address, v.type, v.ip_version
 		FROM load_balancer_virtual_ips l JOIN virtual_ips v ON v.id = l.virtual_ip_id
 		WHERE l.load_balancer_id IN (` + placeholders(n) + `) ORDER BY l.load_balancer_id, l.virtual_ip_id`
-	if n <= keptChildQuery {
-		listVIPQueries.Store(n, q)
-	}
-	return q
+	})
 }
 
 // listed runs a query of load balancers in their list form (with their

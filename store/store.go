@@ -175,9 +175,11 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	writers := cmp.Or(opts.Connections, DefaultConnections(dialect))
+	conns := cmp.Or(opts.Connections, DefaultConnections(dialect))
+	writers := conns
 	if dialect == "sqlite" {
-		// One connection serialises writers (see the package comment).
+		// One connection serialises writers (see the package comment);
+		// conns are the readers.
 		writers = 1
 		sqlDB.SetMaxOpenConns(writers)
 	} else {
@@ -221,13 +223,12 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 			_ = sqlDB.Close()
 			return nil, err
 		}
-		readers := cmp.Or(opts.Connections, DefaultConnections(dialect))
-		readDB.SetMaxOpenConns(readers)
-		readDB.SetMaxIdleConns(readers)
-		s.reads = newGate(readers - readers/2)
+		readDB.SetMaxOpenConns(conns)
+		readDB.SetMaxIdleConns(conns)
+		s.reads = newGate(conns - conns/2)
 		s.scans = s.reads
-		if readers > 1 {
-			s.scans = newGate(readers / 2)
+		if conns > 1 {
+			s.scans = newGate(conns / 2)
 		}
 	}
 	if dialect == "postgres" {

@@ -110,18 +110,8 @@ func (tx *Tx) CreateLoadBalancer(lb *LoadBalancer) error {
 			return err
 		}
 	}
-	if len(lb.VirtualIPs) > 0 {
-		// One statement links them all.
-		values := make([]string, len(lb.VirtualIPs))
-		args := make([]any, 0, 2*len(lb.VirtualIPs))
-		for i, vip := range lb.VirtualIPs {
-			values[i] = "(?, ?)"
-			args = append(args, lb.ID, vip.ID)
-		}
-		if err := tx.db.Exec("INSERT INTO load_balancer_virtual_ips (load_balancer_id, virtual_ip_id) VALUES "+
-			strings.Join(values, ", "), args...).Error; err != nil {
-			return err
-		}
+	if err := tx.linkVirtualIPs(lb.ID, lb.VirtualIPs...); err != nil {
+		return err
 	}
 	tx.touch(lb)
 	if tx.created == nil {
@@ -228,7 +218,7 @@ func (tx *Tx) Listeners(vipID uint32) ([]Listener, error) {
 // AttachVirtualIP links an existing virtual IP to lb and marks lb
 // changed; the caller saves lb (a change moves its status).
 func (tx *Tx) AttachVirtualIP(lb *LoadBalancer, vip *VirtualIP) error {
-	if err := tx.linkVirtualIP(lb.ID, vip.ID); err != nil {
+	if err := tx.linkVirtualIPs(lb.ID, *vip); err != nil {
 		return err
 	}
 	lb.VirtualIPs = append(lb.VirtualIPs, *vip)
@@ -237,8 +227,19 @@ func (tx *Tx) AttachVirtualIP(lb *LoadBalancer, vip *VirtualIP) error {
 	return nil
 }
 
-func (tx *Tx) linkVirtualIP(lbID, vipID uint32) error {
-	return tx.db.Exec("INSERT INTO load_balancer_virtual_ips (load_balancer_id, virtual_ip_id) VALUES (?, ?)", lbID, vipID).Error
+// linkVirtualIPs links vips to load balancer lbID, in one statement.
+func (tx *Tx) linkVirtualIPs(lbID uint32, vips ...VirtualIP) error {
+	if len(vips) == 0 {
+		return nil
+	}
+	values := make([]string, len(vips))
+	args := make([]any, 0, 2*len(vips))
+	for i, vip := range vips {
+		values[i] = "(?, ?)"
+		args = append(args, lbID, vip.ID)
+	}
+	return tx.db.Exec("INSERT INTO load_balancer_virtual_ips (load_balancer_id, virtual_ip_id) VALUES "+
+		strings.Join(values, ", "), args...).Error
 }
 
 // DetachVirtualIPs unlinks virtual IPs from lb. An address no load
